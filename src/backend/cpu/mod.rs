@@ -1,0 +1,232 @@
+//! The CPU backend: the host's cores as units computing on host memory.
+//!
+//! GEMM goes to the `gemm` crate (packed, SIMD micro-kernels), the Cholesky
+//! tiles to `faer`, the rest to loops written for the compiler to vectorise.
+//! Half-precision inputs are widened to f32 for everything but GEMM.
+
+mod conv;
+mod elementwise;
+mod gemm;
+mod image;
+mod linalg;
+mod reduce;
+
+use half::{bf16, f16};
+use smallvec::SmallVec;
+
+pub use self::gemm::{gemm, GemmElement, GemmSpec};
+use crate::backend::{Arg, Backend, DeviceBuffer, UnitDesc, UnitMemory};
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
+use crate::kernel::Kernel;
+use crate::unit::UnitKind;
+
+/// Number of cores the runtime may use.
+pub fn core_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Total host RAM in bytes (`/proc/meminfo`), or 0 if unknown.
+pub fn host_memory_bytes() -> usize {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb * 1024)
+        })
+        .unwrap_or(0)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// The host's cores as CPU units.
+pub struct CpuBackend {
+    units: usize,
+    threads: usize,
+    model: String,
+}
+
+impl CpuBackend {
+    /// `units` CPU units sharing the cores; each kernel uses `cores / units` threads.
+    pub fn new(units: usize) -> CpuBackend {
+        CpuBackend {
+            units,
+            threads: (core_count() / units.max(1)).max(1),
+            model: cpu_model(),
+        }
+    }
+
+    /// Threads one kernel uses.
+    pub fn threads(&self) -> usize {
+        self.threads
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &str {
+        "cpu"
+    }
+
+    fn units(&self) -> Vec<UnitDesc> {
+        (0..self.units)
+            .map(|_| UnitDesc {
+                kind: UnitKind::Cpu,
+                device: self.model.clone(),
+                emulated: false,
+                memory: UnitMemory::Host,
+            })
+            .collect()
+    }
+
+    fn alloc(&self, _memory: usize, _bytes: usize) -> Result<DeviceBuffer> {
+        Err(cpu_error("CPU units use host memory; there is no device memory to allocate"))
+    }
+
+    fn upload(&self, _dst: &DeviceBuffer, _src: &[u8]) -> Result<()> {
+        Err(cpu_error("CPU units have no device memory"))
+    }
+
+    fn download(&self, _src: &DeviceBuffer, _dst: &mut [u8]) -> Result<()> {
+        Err(cpu_error("CPU units have no device memory"))
+    }
+
+    fn supports(&self, _unit: usize, kernel: &Kernel, _dtypes: &[DType]) -> bool {
+        match kernel {
+            Kernel::Custom(c) => c.cpu().is_some(),
+            _ => true,
+        }
+    }
+
+    fn launch(&self, _unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
+        run_kernel(kernel, args, self.threads)
+    }
+}
+
+/// Runs a built-in or CPU user kernel on host arguments with `threads` threads.
+///
+/// Arguments must already satisfy [`Kernel::check`].
+pub fn run_kernel(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> Result<()> {
+    match kernel {
+        Kernel::Noop => Ok(()),
+        Kernel::Custom(c) => match c.cpu() {
+            Some(f) => f(args),
+            None => Err(cpu_error(&format!("kernel `{}` has no CPU implementation", c.name()))),
+        },
+        Kernel::Gemm {
+            trans_a,
+            trans_b,
+            alpha,
+            beta,
+        } => {
+            let spec = GemmSpec {
+                trans_a: *trans_a,
+                trans_b: *trans_b,
+                alpha: *alpha,
+                beta: *beta,
+                threads,
+            };
+            gemm::launch(&spec, args)
+        }
+        Kernel::Potrf | Kernel::Trsm | Kernel::Syrk => linalg::launch(kernel, args, threads),
+        Kernel::Resize | Kernel::GaussianBlur { .. } | Kernel::Sobel | Kernel::RgbToGray => {
+            image::launch(kernel, args)
+        }
+        _ => run_float_kernel(kernel, args, threads),
+    }
+}
+
+/// Runs a kernel whose last argument is its only output and whose
+/// arguments all share one float dtype; f16 and bf16 are widened to f32.
+fn run_float_kernel(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> Result<()> {
+    let (out, ins) = args
+        .split_last_mut()
+        .ok_or_else(|| cpu_error("kernel without arguments"))?;
+    let shapes: SmallVec<[&[usize]; 4]> = ins.iter().map(|a| a.shape).collect();
+    let out_shape = out.shape;
+    match out.dtype {
+        DType::F32 => {
+            let ins: SmallVec<[&[f32]; 4]> = ins.iter().map(|a| a.as_slice()).collect::<Result<_>>()?;
+            float_kernel(kernel, &ins, &shapes, out.as_mut_slice()?, out_shape, threads)
+        }
+        DType::F64 => {
+            let ins: SmallVec<[&[f64]; 4]> = ins.iter().map(|a| a.as_slice()).collect::<Result<_>>()?;
+            float_kernel(kernel, &ins, &shapes, out.as_mut_slice()?, out_shape, threads)
+        }
+        DType::F16 => widened::<f16>(kernel, ins, &shapes, out, threads),
+        DType::BF16 => widened::<bf16>(kernel, ins, &shapes, out, threads),
+        DType::U8 => Err(cpu_error(&format!("`{}` has no u8 version", kernel.name()))),
+    }
+}
+
+/// Runs a half-precision kernel in f32 and rounds the result back.
+fn widened<H: Element>(
+    kernel: &Kernel,
+    ins: &[Arg<'_>],
+    shapes: &[&[usize]],
+    out: &mut Arg<'_>,
+    threads: usize,
+) -> Result<()> {
+    let wide: Vec<Vec<f32>> = ins
+        .iter()
+        .map(|a| Ok(a.as_slice::<H>()?.iter().map(|v| v.to_f64() as f32).collect()))
+        .collect::<Result<_>>()?;
+    let refs: SmallVec<[&[f32]; 4]> = wide.iter().map(Vec::as_slice).collect();
+    let mut result = vec![0f32; out.len()];
+    float_kernel(kernel, &refs, shapes, &mut result, out.shape, threads)?;
+    for (o, r) in out.as_mut_slice::<H>()?.iter_mut().zip(result) {
+        *o = H::from_f64(r as f64);
+    }
+    Ok(())
+}
+
+/// The float kernels with one output, on f32 or f64.
+fn float_kernel<F: Float>(
+    kernel: &Kernel,
+    ins: &[&[F]],
+    shapes: &[&[usize]],
+    out: &mut [F],
+    out_shape: &[usize],
+    threads: usize,
+) -> Result<()> {
+    match kernel {
+        Kernel::Unary(op) => elementwise::unary(*op, ins[0], out),
+        Kernel::Binary(op) => elementwise::binary(*op, ins[0], ins[1], out),
+        Kernel::Reduce { op, axis } => reduce::reduce(*op, ins[0], shapes[0], *axis, out),
+        Kernel::Softmax => reduce::softmax(ins[0], shapes[0], out),
+        Kernel::LayerNorm { eps } => {
+            reduce::layer_norm(ins[0], shapes[0], ins[1], ins[2], F::from(*eps).unwrap_or(F::zero()), out)
+        }
+        Kernel::Conv2d { stride, padding } => {
+            let geometry = conv::ConvGeometry::new(shapes[0], shapes[1], out_shape, *stride, *padding);
+            return conv::conv2d(ins[0], ins[1], out, &geometry, threads);
+        }
+        Kernel::Pool2d { op, window, stride } => {
+            conv::pool2d(*op, ins[0], shapes[0], *window, *stride, out, out_shape)
+        }
+        other => return Err(cpu_error(&format!("`{}` is not a float kernel", other.name()))),
+    }
+    Ok(())
+}
+
+/// Float element types the CPU kernels compute in.
+pub(crate) trait Float: num_traits::Float + GemmElement + std::iter::Sum + Default {}
+impl Float for f32 {}
+impl Float for f64 {}
+
+fn cpu_error(message: &str) -> Error {
+    Error::Device {
+        backend: "cpu".into(),
+        message: message.into(),
+    }
+}

@@ -1,0 +1,221 @@
+//! The backend trait: what a device must provide for its units to join the
+//! runtime.
+//!
+//! A backend owns device discovery, buffers on its memory nodes, upload and
+//! download, and the kernels it supports. The runtime owns everything else:
+//! dependencies, placement, replicas, transfers, eviction and accounting.
+//!
+//! An embedder adds a unit kind of its own (a DSP, a new accelerator) by
+//! implementing [`Backend`] and registering it with
+//! [`RuntimeBuilder::backend`](crate::RuntimeBuilder::backend); see
+//! `examples/custom_unit.rs`.
+
+pub mod cpu;
+
+use std::any::Any;
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::kernel::Kernel;
+use crate::unit::UnitKind;
+
+/// Where a unit's data lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitMemory {
+    /// The unit works on host RAM directly (memory node 0).
+    Host,
+    /// The unit has its own memory: the backend's device memory `index`,
+    /// with `capacity` bytes.
+    Device { index: usize, capacity: usize },
+}
+
+/// A unit as its backend describes it.
+#[derive(Debug, Clone)]
+pub struct UnitDesc {
+    pub kind: UnitKind,
+    /// The device's own name (e.g. "AMD EPYC 7B13", "llvmpipe").
+    pub device: String,
+    /// True when the device is not the hardware `kind` names.
+    pub emulated: bool,
+    pub memory: UnitMemory,
+}
+
+/// A buffer in a backend's device memory. The runtime only stores it and
+/// hands it back; the backend puts whatever it needs inside.
+pub struct DeviceBuffer {
+    bytes: usize,
+    handle: Box<dyn Any + Send + Sync>,
+}
+
+impl DeviceBuffer {
+    /// Wraps a backend's buffer of `bytes` bytes.
+    pub fn new<T: Any + Send + Sync>(bytes: usize, handle: T) -> DeviceBuffer {
+        DeviceBuffer {
+            bytes,
+            handle: Box::new(handle),
+        }
+    }
+
+    /// The buffer's size in bytes (may exceed the tensor it holds: buffers
+    /// are reused by size class).
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The backend's handle, if it is a `T`.
+    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
+        self.handle.downcast_ref()
+    }
+
+    /// The backend's handle, or a device error naming the backend.
+    pub fn handle<T: Any>(&self, backend: &str) -> Result<&T> {
+        self.downcast_ref().ok_or_else(|| Error::Device {
+            backend: backend.to_string(),
+            message: "buffer was not made by this backend".to_string(),
+        })
+    }
+}
+
+impl std::fmt::Debug for DeviceBuffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DeviceBuffer({} bytes)", self.bytes)
+    }
+}
+
+/// The data of one kernel argument.
+pub enum ArgData<'a> {
+    /// Host memory, read only.
+    Host(&'a [u8]),
+    /// Host memory, writable.
+    HostMut(&'a mut [u8]),
+    /// A buffer on the unit's device memory.
+    Device(&'a DeviceBuffer),
+}
+
+/// One argument of a kernel launch: the tensor's shape and dtype and where
+/// its valid replica is.
+pub struct Arg<'a> {
+    pub shape: &'a [usize],
+    pub dtype: DType,
+    pub data: ArgData<'a>,
+}
+
+impl<'a> Arg<'a> {
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// True if the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The host bytes, read only.
+    pub fn host(&self) -> Result<&[u8]> {
+        match &self.data {
+            ArgData::Host(b) => Ok(b),
+            ArgData::HostMut(b) => Ok(b),
+            ArgData::Device(_) => Err(not_host()),
+        }
+    }
+
+    /// The host bytes, writable (only for written arguments).
+    pub fn host_mut(&mut self) -> Result<&mut [u8]> {
+        match &mut self.data {
+            ArgData::HostMut(b) => Ok(b),
+            ArgData::Host(_) => Err(Error::Device {
+                backend: "cpu".into(),
+                message: "argument is read-only".into(),
+            }),
+            ArgData::Device(_) => Err(not_host()),
+        }
+    }
+
+    /// The elements as `T`, checking the dtype.
+    pub fn as_slice<T: crate::Element>(&self) -> Result<&[T]> {
+        self.expect_dtype(T::DTYPE)?;
+        bytemuck::try_cast_slice(self.host()?).map_err(cast_err)
+    }
+
+    /// The elements as mutable `T`, checking the dtype.
+    pub fn as_mut_slice<T: crate::Element>(&mut self) -> Result<&mut [T]> {
+        self.expect_dtype(T::DTYPE)?;
+        bytemuck::try_cast_slice_mut(self.host_mut()?).map_err(cast_err)
+    }
+
+    /// Shorthand for `as_slice::<f32>()`.
+    pub fn as_f32(&self) -> Result<&[f32]> {
+        self.as_slice()
+    }
+
+    /// Shorthand for `as_mut_slice::<f32>()`.
+    pub fn as_f32_mut(&mut self) -> Result<&mut [f32]> {
+        self.as_mut_slice()
+    }
+
+    /// The device buffer (for device backends).
+    pub fn device(&self) -> Result<&DeviceBuffer> {
+        match &self.data {
+            ArgData::Device(b) => Ok(b),
+            _ => Err(Error::Device {
+                backend: "device".into(),
+                message: "argument is in host memory, expected a device buffer".into(),
+            }),
+        }
+    }
+
+    fn expect_dtype(&self, want: DType) -> Result<()> {
+        if self.dtype == want {
+            Ok(())
+        } else {
+            Err(Error::Device {
+                backend: "cpu".into(),
+                message: format!("argument has dtype {}, used as {want}", self.dtype),
+            })
+        }
+    }
+}
+
+fn not_host() -> Error {
+    Error::Device {
+        backend: "cpu".into(),
+        message: "argument is a device buffer, expected host memory".into(),
+    }
+}
+
+fn cast_err(e: bytemuck::PodCastError) -> Error {
+    Error::Device {
+        backend: "cpu".into(),
+        message: format!("misaligned host buffer: {e:?}"),
+    }
+}
+
+/// A device API that provides units.
+///
+/// Units are numbered by the backend from 0 in the order of [`Backend::units`];
+/// device memories likewise, by [`UnitMemory::Device::index`].
+pub trait Backend: Send + Sync + 'static {
+    /// Short name used in listings and `XPU_REQUIRE_BACKENDS` (e.g. "cpu").
+    fn name(&self) -> &str;
+
+    /// The units this backend found.
+    fn units(&self) -> Vec<UnitDesc>;
+
+    /// Allocates `bytes` on device memory `memory`.
+    fn alloc(&self, memory: usize, bytes: usize) -> Result<DeviceBuffer>;
+
+    /// Copies `src` into the start of `dst`.
+    fn upload(&self, dst: &DeviceBuffer, src: &[u8]) -> Result<()>;
+
+    /// Copies the start of `src` into `dst`.
+    fn download(&self, src: &DeviceBuffer, dst: &mut [u8]) -> Result<()>;
+
+    /// Whether unit `unit` can run `kernel` on arguments of these dtypes.
+    fn supports(&self, unit: usize, kernel: &Kernel, dtypes: &[DType]) -> bool;
+
+    /// Runs `kernel` on unit `unit`. Arguments are in the kernel's order;
+    /// written arguments are writable. Returns when the results are visible
+    /// to a later `download` or launch.
+    fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()>;
+}

@@ -1,0 +1,120 @@
+//! The one error type of the crate.
+//!
+//! Every fallible call returns [`Result<T>`](crate::Result). Variants carry what
+//! a user needs to fix the problem: the kernel, the argument, the shapes.
+
+use crate::dtype::DType;
+
+/// Everything that can go wrong in xpu.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// A kernel was given the wrong number of tensor accesses.
+    #[error("kernel `{kernel}` takes {expected} tensor accesses, got {got}")]
+    ArgCount {
+        kernel: String,
+        expected: usize,
+        got: usize,
+    },
+    /// An argument has a shape the kernel cannot use.
+    #[error("kernel `{kernel}`: {what}")]
+    Shape { kernel: String, what: String },
+    /// An argument has a dtype the kernel cannot use.
+    #[error("kernel `{kernel}`: argument {arg} has dtype {got}, expected {expected}")]
+    DType {
+        kernel: String,
+        arg: usize,
+        got: DType,
+        expected: String,
+    },
+    /// An argument is accessed with a mode the kernel does not allow.
+    #[error("kernel `{kernel}`: argument {arg} must be accessed as {expected}, got {got}")]
+    AccessMode {
+        kernel: String,
+        arg: usize,
+        expected: &'static str,
+        got: &'static str,
+    },
+    /// Data given to create a tensor does not match its shape.
+    #[error("tensor of shape {shape:?} needs {expected} elements, got {got}")]
+    DataLength {
+        shape: Vec<usize>,
+        expected: usize,
+        got: usize,
+    },
+    /// A tensor was read back with the wrong element type.
+    #[error("tensor {tensor} has dtype {actual}, read as {requested}")]
+    ReadDType {
+        tensor: u64,
+        actual: DType,
+        requested: DType,
+    },
+    /// A tensor handle from another runtime was used.
+    #[error("tensor {tensor} belongs to another runtime")]
+    ForeignTensor { tensor: u64 },
+    /// The same tensor appears twice in one task and at least once written.
+    #[error("tensor {tensor} appears twice in one task and is written: aliasing is not allowed")]
+    AliasedWrite { tensor: u64 },
+    /// No unit can run the kernel with these arguments (or the pin excludes all of them).
+    #[error("no unit can run kernel `{kernel}`{detail}")]
+    NoCapableUnit { kernel: String, detail: String },
+    /// A unit id or kind that does not exist.
+    #[error("unknown unit: {0}")]
+    UnknownUnit(String),
+    /// A tensor was read before any task or constructor wrote it.
+    #[error("tensor {tensor} is read before it was ever written")]
+    Uninitialised { tensor: u64 },
+    /// A kernel failed while running.
+    #[error("task {task} (`{kernel}` on unit {unit}) failed: {reason}")]
+    KernelFailed {
+        task: u64,
+        kernel: String,
+        unit: usize,
+        reason: String,
+    },
+    /// A task did not run because a task it depends on failed.
+    #[error("task {task} did not run: it depends on failed task {failed_task}: {cause}")]
+    DependencyFailed {
+        task: u64,
+        failed_task: u64,
+        cause: Box<Error>,
+    },
+    /// A tensor's content is lost because the task that wrote it failed.
+    #[error("tensor {tensor} is poisoned: task {failed_task} that writes it failed: {cause}")]
+    Poisoned {
+        tensor: u64,
+        failed_task: u64,
+        cause: Box<Error>,
+    },
+    /// A memory node has no room left, even after eviction.
+    #[error("memory node {node} is out of memory: {requested} bytes requested, {used} of {capacity} in use and nothing more can be evicted")]
+    OutOfMemory {
+        node: usize,
+        requested: usize,
+        used: usize,
+        capacity: usize,
+    },
+    /// A device reported an error.
+    #[error("device error on {backend}: {message}")]
+    Device { backend: String, message: String },
+    /// A required backend failed to come up.
+    #[error("backend `{backend}` is required (XPU_REQUIRE_BACKENDS) but unavailable: {reason}")]
+    BackendRequired { backend: String, reason: String },
+    /// An invalid runtime or command-line configuration.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// The runtime was shut down.
+    #[error("the runtime is shut down")]
+    ShutDown,
+    /// Input/output failure (writing a report, reading a file).
+    #[error("i/o error: {0}")]
+    Io(String),
+}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e.to_string())
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,211 @@
+//! Tasks and their implicit dependencies.
+//!
+//! Each tensor keeps its own small dependency state (its last writer and the
+//! readers since); `submit` touches only the tensors a task names. A task
+//! carries an atomic count of unfinished predecessors and a list of
+//! successors; the predecessor that drops a successor's count to zero makes
+//! it ready. Dependency state holds tasks weakly, so a finished task is freed
+//! as soon as nothing else needs it.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::Mutex;
+use smallvec::SmallVec;
+
+use crate::error::Error;
+use crate::kernel::Kernel;
+use crate::tensor::Access;
+use crate::unit::UnitId;
+
+/// A set of units, as a bitmask.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct UnitSet(SmallVec<[u64; 2]>);
+
+impl UnitSet {
+    pub fn insert(&mut self, unit: UnitId) {
+        let (w, b) = (unit / 64, unit % 64);
+        if self.0.len() <= w {
+            self.0.resize(w + 1, 0);
+        }
+        self.0[w] |= 1 << b;
+    }
+    pub fn contains(&self, unit: UnitId) -> bool {
+        self.0.get(unit / 64).is_some_and(|w| w & (1 << (unit % 64)) != 0)
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.iter().all(|w| *w == 0)
+    }
+    pub fn iter(&self) -> impl Iterator<Item = UnitId> + '_ {
+        self.0.iter().enumerate().flat_map(|(w, bits)| {
+            (0..64).filter(move |b| bits & (1 << b) != 0).map(move |b| w * 64 + b)
+        })
+    }
+}
+
+/// Why a task did not run: the first task that failed upstream, and its error.
+pub(crate) type Failure = (u64, Error);
+
+struct Successors {
+    done: bool,
+    list: SmallVec<[Arc<TaskNode>; 4]>,
+}
+
+pub(crate) struct TaskNode {
+    pub id: u64,
+    pub kernel: Kernel,
+    pub accesses: SmallVec<[Access; 4]>,
+    pub priority: i32,
+    pub eligible: UnitSet,
+    /// Unfinished predecessors, plus one while `submit` is still linking.
+    pending: AtomicUsize,
+    successors: Mutex<Successors>,
+    /// Set by a predecessor that failed.
+    pub upstream_failure: Mutex<Option<Failure>>,
+    pub outcome: OnceLock<Result<(), Error>>,
+    /// A task someone is blocked on: its completion must wake them.
+    pub watched: AtomicBool,
+    /// Not scheduled: a thread waits for it to become ready (read-back).
+    pub inline: bool,
+}
+
+impl TaskNode {
+    pub fn new(
+        id: u64,
+        kernel: Kernel,
+        accesses: SmallVec<[Access; 4]>,
+        priority: i32,
+        eligible: UnitSet,
+        inline: bool,
+    ) -> TaskNode {
+        TaskNode {
+            id,
+            kernel,
+            accesses,
+            priority,
+            eligible,
+            pending: AtomicUsize::new(1),
+            successors: Mutex::new(Successors {
+                done: false,
+                list: SmallVec::new(),
+            }),
+            upstream_failure: Mutex::new(None),
+            outcome: OnceLock::new(),
+            watched: AtomicBool::new(false),
+            inline,
+        }
+    }
+
+    /// True once all predecessors finished (for inline tasks).
+    pub fn is_ready(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0
+    }
+
+    /// True once the task finished, successfully or not.
+    pub fn is_done(&self) -> bool {
+        self.outcome.get().is_some()
+    }
+}
+
+/// One tensor's dependency state: its last writer and the readers since.
+#[derive(Default)]
+pub(crate) struct DepState {
+    last_writer: Option<Weak<TaskNode>>,
+    readers: SmallVec<[Weak<TaskNode>; 4]>,
+}
+
+/// Makes `succ` wait for `pred` unless `pred` already finished.
+fn link(pred: &Arc<TaskNode>, succ: &Arc<TaskNode>) {
+    if Arc::ptr_eq(pred, succ) {
+        return;
+    }
+    let mut s = pred.successors.lock();
+    if !s.done {
+        succ.pending.fetch_add(1, Ordering::Relaxed);
+        s.list.push(succ.clone());
+    }
+}
+
+/// Adds the edges that sequential consistency requires for `task` (read
+/// after write, write after read, write after write) and the explicit
+/// ones. The task stays blocked until [`release_submission`] is called.
+pub(crate) fn add_dependencies(task: &Arc<TaskNode>, explicit: &[Arc<TaskNode>]) {
+    for access in &task.accesses {
+        let mut deps = access.tensor.inner.deps.lock();
+        if access.mode.writes() {
+            let mut had_readers = false;
+            for r in deps.readers.drain(..) {
+                if let Some(r) = r.upgrade() {
+                    had_readers = true;
+                    link(&r, task);
+                }
+            }
+            if !had_readers {
+                if let Some(w) = deps.last_writer.as_ref().and_then(Weak::upgrade) {
+                    link(&w, task);
+                }
+            }
+            deps.last_writer = Some(Arc::downgrade(task));
+        } else {
+            if let Some(w) = deps.last_writer.as_ref().and_then(Weak::upgrade) {
+                link(&w, task);
+            }
+            if deps.readers.len() >= 16 {
+                deps.readers.retain(|r| r.upgrade().is_some_and(|r| !r.is_done()));
+            }
+            deps.readers.push(Arc::downgrade(task));
+        }
+    }
+    for pred in explicit {
+        link(pred, task);
+    }
+}
+
+/// Drops the submission's own hold on `task`; true if it is now ready.
+pub(crate) fn release_submission(task: &TaskNode) -> bool {
+    task.pending.fetch_sub(1, Ordering::AcqRel) == 1
+}
+
+/// Records `task`'s outcome and returns the successors that became ready.
+/// A failure is passed on to every successor, naming the first failed task.
+pub(crate) fn finish(task: &TaskNode, outcome: Result<(), Error>) -> SmallVec<[Arc<TaskNode>; 4]> {
+    let failure: Option<Failure> = match &outcome {
+        Ok(()) => None,
+        Err(Error::DependencyFailed {
+            failed_task, cause, ..
+        }) => Some((*failed_task, (**cause).clone())),
+        Err(e) => Some((task.id, e.clone())),
+    };
+    let _ = task.outcome.set(outcome);
+    let list = {
+        let mut s = task.successors.lock();
+        s.done = true;
+        std::mem::take(&mut s.list)
+    };
+    let mut ready = SmallVec::new();
+    for succ in list {
+        if let Some(f) = &failure {
+            succ.upstream_failure.lock().get_or_insert_with(|| f.clone());
+        }
+        if succ.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            ready.push(succ);
+        }
+    }
+    ready
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_set_spans_words() {
+        let mut s = UnitSet::default();
+        assert!(s.is_empty());
+        for u in [0, 5, 63, 64, 130] {
+            s.insert(u);
+        }
+        assert!(s.contains(64) && s.contains(130) && !s.contains(1) && !s.contains(200));
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 5, 63, 64, 130]);
+    }
+}

@@ -1,0 +1,650 @@
+//! The built-in kernel set: what each kernel takes, how it is checked at
+//! submission, and what it costs in FLOPs and bytes.
+//!
+//! A [`Kernel`] is a description, not code: each backend that supports it has
+//! its own implementation (see [`crate::backend`]). User kernels are
+//! [`Kernel::custom`] with a name, an access list and, for CPU units, a closure.
+
+use std::sync::Arc;
+
+use crate::backend::Arg;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+
+/// How a task accesses a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mode {
+    /// Read only: the task needs a valid copy.
+    Read,
+    /// Write only: the previous content is not needed.
+    Write,
+    /// Read and write.
+    ReadWrite,
+}
+
+impl Mode {
+    /// Whether the task reads the previous content.
+    pub const fn reads(self) -> bool {
+        matches!(self, Mode::Read | Mode::ReadWrite)
+    }
+    /// Whether the task changes the content.
+    pub const fn writes(self) -> bool {
+        matches!(self, Mode::Write | Mode::ReadWrite)
+    }
+    /// `R`, `W` or `RW`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Read => "R",
+            Mode::Write => "W",
+            Mode::ReadWrite => "RW",
+        }
+    }
+}
+
+/// Element-wise function of one tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnaryOp {
+    Relu,
+    Gelu,
+    Exp,
+}
+
+/// Element-wise function of two tensors of the same shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Mul,
+}
+
+/// Reduction along one axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+}
+
+/// Pooling window function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolOp {
+    Max,
+    Avg,
+}
+
+/// A user kernel's CPU implementation: it gets the task's arguments in the
+/// order of its access list.
+pub type CpuFn = dyn Fn(&mut [Arg<'_>]) -> Result<()> + Send + Sync;
+
+/// A kernel registered by the user: a name, an access list and implementations.
+pub struct CustomKernel {
+    name: String,
+    modes: Vec<Mode>,
+    cpu: Option<Box<CpuFn>>,
+}
+
+impl CustomKernel {
+    /// The name it was registered under.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// The declared access modes, one per argument.
+    pub fn modes(&self) -> &[Mode] {
+        &self.modes
+    }
+    /// The CPU implementation, if any.
+    pub fn cpu(&self) -> Option<&CpuFn> {
+        self.cpu.as_deref()
+    }
+}
+
+impl std::fmt::Debug for CustomKernel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomKernel")
+            .field("name", &self.name)
+            .field("modes", &self.modes)
+            .field("cpu", &self.cpu.is_some())
+            .finish()
+    }
+}
+
+/// A kernel: what a task computes.
+///
+/// ```
+/// use xpu::Kernel;
+/// let k = Kernel::gemm().transpose_b();
+/// assert_eq!(k.name(), "gemm");
+/// ```
+#[derive(Debug, Clone)]
+pub enum Kernel {
+    /// Does nothing; used to measure the runtime's own overhead.
+    Noop,
+    /// `C = alpha * op(A) * op(B) + beta * C`.
+    Gemm {
+        trans_a: bool,
+        trans_b: bool,
+        alpha: f64,
+        beta: f64,
+    },
+    /// `out = f(x)` element-wise.
+    Unary(UnaryOp),
+    /// `out = a (op) b` element-wise, same shapes.
+    Binary(BinaryOp),
+    /// Reduces `x` along `axis`; `out` has that axis removed.
+    Reduce { op: ReduceOp, axis: usize },
+    /// Softmax along the last axis.
+    Softmax,
+    /// Layer norm over the last axis: `x, gamma, beta -> out`.
+    LayerNorm { eps: f64 },
+    /// 2-D convolution, NCHW input, OIHW weights, no bias.
+    Conv2d { stride: usize, padding: usize },
+    /// 2-D pooling over NCHW with a square window.
+    Pool2d {
+        op: PoolOp,
+        window: usize,
+        stride: usize,
+    },
+    /// Bilinear resize of an `[H, W]` or `[H, W, C]` image to the output's size.
+    Resize,
+    /// Gaussian blur of an `[H, W]` or `[H, W, C]` image (border clamped).
+    GaussianBlur { sigma: f64 },
+    /// Sobel gradient magnitude of an `[H, W]` or `[H, W, C]` image, per channel.
+    Sobel,
+    /// `[H, W, 3]` RGB to `[H, W]` gray (ITU-R BT.601 weights).
+    RgbToGray,
+    /// Cholesky factor of a symmetric positive definite tile, in place (lower).
+    Potrf,
+    /// `B := B * L^-T` with `L` lower triangular (the Cholesky panel update).
+    Trsm,
+    /// `C := C - A * A^T`, lower triangle of `C` (the Cholesky trailing update).
+    Syrk,
+    /// A user kernel.
+    Custom(Arc<CustomKernel>),
+}
+
+/// The shape, dtype and access mode of one argument, as seen at submission.
+#[derive(Debug, Clone, Copy)]
+pub struct ArgMeta<'a> {
+    pub shape: &'a [usize],
+    pub dtype: DType,
+    pub mode: Mode,
+}
+
+impl Kernel {
+    /// `C = A * B` (alpha 1, beta 0): arguments `A (R), B (R), C (W)`.
+    pub fn gemm() -> Kernel {
+        Kernel::Gemm {
+            trans_a: false,
+            trans_b: false,
+            alpha: 1.0,
+            beta: 0.0,
+        }
+    }
+
+    /// Sets `trans_a` on a GEMM (other kernels are returned unchanged).
+    pub fn transpose_a(mut self) -> Kernel {
+        if let Kernel::Gemm { trans_a, .. } = &mut self {
+            *trans_a = true;
+        }
+        self
+    }
+
+    /// Sets `trans_b` on a GEMM (other kernels are returned unchanged).
+    pub fn transpose_b(mut self) -> Kernel {
+        if let Kernel::Gemm { trans_b, .. } = &mut self {
+            *trans_b = true;
+        }
+        self
+    }
+
+    /// Sets alpha and beta on a GEMM; with `beta != 0`, C must be accessed read-write.
+    pub fn scaled(mut self, new_alpha: f64, new_beta: f64) -> Kernel {
+        if let Kernel::Gemm { alpha, beta, .. } = &mut self {
+            *alpha = new_alpha;
+            *beta = new_beta;
+        }
+        self
+    }
+
+    /// A user kernel with a CPU implementation.
+    ///
+    /// ```
+    /// use xpu::{Kernel, Mode, Runtime};
+    /// let double = Kernel::custom("double", &[Mode::ReadWrite], |args| {
+    ///     for v in args[0].as_f32_mut()? { *v *= 2.0; }
+    ///     Ok(())
+    /// });
+    /// let rt = Runtime::builder().build()?;
+    /// let t = rt.tensor(&[3], vec![1.0f32, 2.0, 3.0])?;
+    /// rt.submit(&double, &[t.rw()])?;
+    /// assert_eq!(rt.read::<f32>(&t)?, vec![2.0, 4.0, 6.0]);
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn custom<F>(name: &str, modes: &[Mode], cpu: F) -> Kernel
+    where
+        F: Fn(&mut [Arg<'_>]) -> Result<()> + Send + Sync + 'static,
+    {
+        Kernel::Custom(Arc::new(CustomKernel {
+            name: name.to_string(),
+            modes: modes.to_vec(),
+            cpu: Some(Box::new(cpu)),
+        }))
+    }
+
+    /// A user kernel with no CPU implementation: only a backend that
+    /// recognises it by name (an embedder's own backend) can run it.
+    pub fn named(name: &str, modes: &[Mode]) -> Kernel {
+        Kernel::Custom(Arc::new(CustomKernel {
+            name: name.to_string(),
+            modes: modes.to_vec(),
+            cpu: None,
+        }))
+    }
+
+    /// The kernel's name, as used by `xpu bench --kernel`.
+    pub fn name(&self) -> &str {
+        match self {
+            Kernel::Noop => "noop",
+            Kernel::Gemm { .. } => "gemm",
+            Kernel::Unary(UnaryOp::Relu) => "relu",
+            Kernel::Unary(UnaryOp::Gelu) => "gelu",
+            Kernel::Unary(UnaryOp::Exp) => "exp",
+            Kernel::Binary(BinaryOp::Add) => "add",
+            Kernel::Binary(BinaryOp::Mul) => "mul",
+            Kernel::Reduce {
+                op: ReduceOp::Sum, ..
+            } => "sum",
+            Kernel::Reduce {
+                op: ReduceOp::Max, ..
+            } => "max",
+            Kernel::Softmax => "softmax",
+            Kernel::LayerNorm { .. } => "layer_norm",
+            Kernel::Conv2d { .. } => "conv2d",
+            Kernel::Pool2d {
+                op: PoolOp::Max, ..
+            } => "max_pool2d",
+            Kernel::Pool2d {
+                op: PoolOp::Avg, ..
+            } => "avg_pool2d",
+            Kernel::Resize => "resize",
+            Kernel::GaussianBlur { .. } => "gaussian_blur",
+            Kernel::Sobel => "sobel",
+            Kernel::RgbToGray => "rgb_to_gray",
+            Kernel::Potrf => "potrf",
+            Kernel::Trsm => "trsm",
+            Kernel::Syrk => "syrk",
+            Kernel::Custom(c) => &c.name,
+        }
+    }
+
+    /// The access modes the kernel expects, one per argument (`None`: any list).
+    fn modes(&self) -> Option<Vec<Mode>> {
+        use Mode::*;
+        Some(match self {
+            Kernel::Noop => return None,
+            Kernel::Gemm { beta, .. } if *beta != 0.0 => vec![Read, Read, ReadWrite],
+            Kernel::Gemm { .. } => vec![Read, Read, Write],
+            Kernel::Binary(_) => vec![Read, Read, Write],
+            Kernel::LayerNorm { .. } => vec![Read, Read, Read, Write],
+            Kernel::Conv2d { .. } => vec![Read, Read, Write],
+            Kernel::Unary(_)
+            | Kernel::Reduce { .. }
+            | Kernel::Softmax
+            | Kernel::Pool2d { .. }
+            | Kernel::Resize
+            | Kernel::GaussianBlur { .. }
+            | Kernel::Sobel
+            | Kernel::RgbToGray => vec![Read, Write],
+            Kernel::Potrf => vec![ReadWrite],
+            Kernel::Trsm | Kernel::Syrk => vec![Read, ReadWrite],
+            Kernel::Custom(c) => c.modes.clone(),
+        })
+    }
+
+    fn shape_err(&self, what: String) -> Error {
+        Error::Shape {
+            kernel: self.name().to_string(),
+            what,
+        }
+    }
+
+    /// Checks argument count, modes, dtypes and shapes; called by `submit`.
+    ///
+    /// ```
+    /// use xpu::{ArgMeta, DType, Kernel, Mode};
+    /// let a = ArgMeta { shape: &[2, 3], dtype: DType::F32, mode: Mode::Read };
+    /// let b = ArgMeta { shape: &[4, 5], dtype: DType::F32, mode: Mode::Read };
+    /// let c = ArgMeta { shape: &[2, 5], dtype: DType::F32, mode: Mode::Write };
+    /// let err = Kernel::gemm().check(&[a, b, c]).unwrap_err();
+    /// assert!(err.to_string().contains("inner dimensions"));
+    /// ```
+    pub fn check(&self, args: &[ArgMeta<'_>]) -> Result<()> {
+        if let Some(modes) = self.modes() {
+            if modes.len() != args.len() {
+                return Err(Error::ArgCount {
+                    kernel: self.name().to_string(),
+                    expected: modes.len(),
+                    got: args.len(),
+                });
+            }
+            for (i, (want, arg)) in modes.iter().zip(args).enumerate() {
+                // A read-write access also satisfies a write-only slot.
+                let ok = *want == arg.mode || (*want == Mode::Write && arg.mode == Mode::ReadWrite);
+                if !ok {
+                    return Err(Error::AccessMode {
+                        kernel: self.name().to_string(),
+                        arg: i,
+                        expected: want.as_str(),
+                        got: arg.mode.as_str(),
+                    });
+                }
+            }
+        }
+        self.check_dtypes(args)?;
+        self.check_shapes(args)
+    }
+
+    fn check_dtypes(&self, args: &[ArgMeta<'_>]) -> Result<()> {
+        let allowed: &[DType] = match self {
+            Kernel::Noop | Kernel::Custom(_) => return Ok(()),
+            Kernel::Resize | Kernel::GaussianBlur { .. } | Kernel::Sobel | Kernel::RgbToGray => {
+                &[DType::F32, DType::U8]
+            }
+            Kernel::Potrf | Kernel::Trsm | Kernel::Syrk => &[DType::F32, DType::F64],
+            _ => &[DType::F32, DType::F64, DType::F16, DType::BF16],
+        };
+        let first = args[0].dtype;
+        for (i, a) in args.iter().enumerate() {
+            if !allowed.contains(&a.dtype) || a.dtype != first {
+                let names: Vec<String> = allowed.iter().map(|d| d.to_string()).collect();
+                return Err(Error::DType {
+                    kernel: self.name().to_string(),
+                    arg: i,
+                    got: a.dtype,
+                    expected: if allowed.contains(&first) {
+                        format!("{first} (the same as argument 0)")
+                    } else {
+                        format!("one of {}", names.join(", "))
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_shapes(&self, args: &[ArgMeta<'_>]) -> Result<()> {
+        let s = |i: usize| args[i].shape;
+        let rank = |i: usize, r: usize, name: &str| -> Result<()> {
+            if s(i).len() == r {
+                Ok(())
+            } else {
+                Err(self.shape_err(format!(
+                    "{name} must have rank {r}, got shape {:?}",
+                    s(i)
+                )))
+            }
+        };
+        let same = |i: usize, j: usize| -> Result<()> {
+            if s(i) == s(j) {
+                Ok(())
+            } else {
+                Err(self.shape_err(format!(
+                    "argument {i} has shape {:?} but argument {j} has shape {:?}",
+                    s(i),
+                    s(j)
+                )))
+            }
+        };
+        let image = |i: usize| -> Result<()> {
+            if matches!(s(i).len(), 2 | 3) && s(i).iter().all(|&d| d > 0) {
+                Ok(())
+            } else {
+                Err(self.shape_err(format!(
+                    "images are [H, W] or [H, W, C], got {:?}",
+                    s(i)
+                )))
+            }
+        };
+        match self {
+            Kernel::Noop | Kernel::Custom(_) => Ok(()),
+            Kernel::Gemm {
+                trans_a, trans_b, ..
+            } => {
+                rank(0, 2, "A")?;
+                rank(1, 2, "B")?;
+                rank(2, 2, "C")?;
+                let (m, k) = gemm_dims(s(0), *trans_a);
+                let (k2, n) = gemm_dims(s(1), *trans_b);
+                if k != k2 {
+                    return Err(self.shape_err(format!(
+                        "inner dimensions differ: op(A) is {m}x{k}, op(B) is {k2}x{n}"
+                    )));
+                }
+                if s(2) != [m, n] {
+                    return Err(self.shape_err(format!(
+                        "C must be {m}x{n}, got {:?}",
+                        s(2)
+                    )));
+                }
+                Ok(())
+            }
+            Kernel::Unary(_) | Kernel::Softmax | Kernel::GaussianBlur { .. } | Kernel::Sobel => {
+                if matches!(self, Kernel::GaussianBlur { .. } | Kernel::Sobel) {
+                    image(0)?;
+                }
+                if let Kernel::GaussianBlur { sigma } = self {
+                    if !(sigma.is_finite() && *sigma > 0.0) {
+                        return Err(self.shape_err(format!("sigma must be > 0, got {sigma}")));
+                    }
+                }
+                same(0, 1)
+            }
+            Kernel::Binary(_) => {
+                same(0, 1)?;
+                same(0, 2)
+            }
+            Kernel::Reduce { axis, .. } => {
+                if *axis >= s(0).len() {
+                    return Err(self.shape_err(format!(
+                        "axis {axis} out of range for shape {:?}",
+                        s(0)
+                    )));
+                }
+                let want = reduced_shape(s(0), *axis);
+                if s(1) != want.as_slice() {
+                    return Err(self.shape_err(format!(
+                        "output must have shape {want:?}, got {:?}",
+                        s(1)
+                    )));
+                }
+                Ok(())
+            }
+            Kernel::LayerNorm { .. } => {
+                let n = *s(0).last().ok_or_else(|| {
+                    self.shape_err("input must have at least one axis".to_string())
+                })?;
+                for (i, name) in [(1, "gamma"), (2, "beta")] {
+                    if s(i) != [n] {
+                        return Err(self.shape_err(format!(
+                            "{name} must have shape [{n}], got {:?}",
+                            s(i)
+                        )));
+                    }
+                }
+                same(0, 3)
+            }
+            Kernel::Conv2d { stride, padding } => {
+                rank(0, 4, "input (NCHW)")?;
+                rank(1, 4, "weights (OIHW)")?;
+                rank(2, 4, "output (NCHW)")?;
+                let (x, w) = (s(0), s(1));
+                if x[1] != w[1] {
+                    return Err(self.shape_err(format!(
+                        "input has {} channels, weights expect {}",
+                        x[1], w[1]
+                    )));
+                }
+                let oh = conv_out(x[2], w[2], *stride, *padding)
+                    .ok_or_else(|| self.shape_err(format!("window {}x{} with stride {stride} and padding {padding} does not fit input {}x{}", w[2], w[3], x[2], x[3])))?;
+                let ow = conv_out(x[3], w[3], *stride, *padding)
+                    .ok_or_else(|| self.shape_err(format!("window {}x{} with stride {stride} and padding {padding} does not fit input {}x{}", w[2], w[3], x[2], x[3])))?;
+                let want = [x[0], w[0], oh, ow];
+                if s(2) != want {
+                    return Err(self.shape_err(format!(
+                        "output must be {want:?}, got {:?}",
+                        s(2)
+                    )));
+                }
+                Ok(())
+            }
+            Kernel::Pool2d { window, stride, .. } => {
+                rank(0, 4, "input (NCHW)")?;
+                let x = s(0);
+                let fit = |d: usize| conv_out(d, *window, *stride, 0);
+                let (Some(oh), Some(ow)) = (fit(x[2]), fit(x[3])) else {
+                    return Err(self.shape_err(format!(
+                        "window {window} with stride {stride} does not fit input {}x{}",
+                        x[2], x[3]
+                    )));
+                };
+                let want = [x[0], x[1], oh, ow];
+                if s(1) != want {
+                    return Err(self.shape_err(format!(
+                        "output must be {want:?}, got {:?}",
+                        s(1)
+                    )));
+                }
+                Ok(())
+            }
+            Kernel::Resize => {
+                image(0)?;
+                image(1)?;
+                if s(0).len() != s(1).len() || s(0).get(2) != s(1).get(2) {
+                    return Err(self.shape_err(format!(
+                        "input {:?} and output {:?} must have the same channels",
+                        s(0),
+                        s(1)
+                    )));
+                }
+                Ok(())
+            }
+            Kernel::RgbToGray => {
+                rank(0, 3, "input")?;
+                if s(0)[2] != 3 || s(1) != &s(0)[..2] {
+                    return Err(self.shape_err(format!(
+                        "input must be [H, W, 3] and output [H, W], got {:?} and {:?}",
+                        s(0),
+                        s(1)
+                    )));
+                }
+                Ok(())
+            }
+            Kernel::Potrf => {
+                rank(0, 2, "A")?;
+                square(self, s(0))
+            }
+            Kernel::Trsm => {
+                rank(0, 2, "L")?;
+                rank(1, 2, "B")?;
+                square(self, s(0))?;
+                if s(1)[1] != s(0)[0] {
+                    return Err(self.shape_err(format!(
+                        "B must have {} columns, got shape {:?}",
+                        s(0)[0],
+                        s(1)
+                    )));
+                }
+                Ok(())
+            }
+            Kernel::Syrk => {
+                rank(0, 2, "A")?;
+                rank(1, 2, "C")?;
+                square(self, s(1))?;
+                if s(0)[0] != s(1)[0] {
+                    return Err(self.shape_err(format!(
+                        "A must have {} rows, got shape {:?}",
+                        s(1)[0],
+                        s(0)
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Floating-point operations the kernel performs on these shapes.
+    pub fn flops(&self, shapes: &[&[usize]]) -> f64 {
+        let n = |i: usize| shapes[i].iter().product::<usize>() as f64;
+        match self {
+            Kernel::Noop | Kernel::Custom(_) => 0.0,
+            Kernel::Gemm { trans_a, .. } => {
+                let (m, k) = gemm_dims(shapes[0], *trans_a);
+                2.0 * m as f64 * k as f64 * shapes[2][1] as f64
+            }
+            Kernel::Unary(UnaryOp::Gelu) => 8.0 * n(0),
+            Kernel::Unary(_) | Kernel::Binary(_) | Kernel::Reduce { .. } => n(0),
+            Kernel::Softmax => 4.0 * n(0),
+            Kernel::LayerNorm { .. } => 8.0 * n(0),
+            Kernel::Conv2d { .. } => {
+                let w = shapes[1];
+                2.0 * n(2) * (w[1] * w[2] * w[3]) as f64
+            }
+            Kernel::Pool2d { window, .. } => n(1) * (window * window) as f64,
+            Kernel::Resize => 8.0 * n(1),
+            Kernel::GaussianBlur { sigma } => 4.0 * n(0) * (2 * blur_radius(*sigma) + 1) as f64,
+            Kernel::Sobel => 20.0 * n(0),
+            Kernel::RgbToGray => 5.0 * n(1),
+            Kernel::Potrf => (shapes[0][0] as f64).powi(3) / 3.0,
+            Kernel::Trsm => (shapes[0][0] as f64).powi(2) * shapes[1][0] as f64,
+            Kernel::Syrk => (shapes[1][0] as f64).powi(2) * shapes[0][1] as f64,
+        }
+    }
+
+    /// Whether throughput is better reported in GB/s than GFLOP/s.
+    pub fn is_memory_bound(&self) -> bool {
+        !matches!(
+            self,
+            Kernel::Gemm { .. }
+                | Kernel::Conv2d { .. }
+                | Kernel::Potrf
+                | Kernel::Trsm
+                | Kernel::Syrk
+        )
+    }
+}
+
+/// Rows and columns of `op(X)` for a stored `[r, c]` matrix.
+pub(crate) fn gemm_dims(shape: &[usize], trans: bool) -> (usize, usize) {
+    if trans {
+        (shape[1], shape[0])
+    } else {
+        (shape[0], shape[1])
+    }
+}
+
+/// Output extent of a sliding window, or `None` if it does not fit.
+pub(crate) fn conv_out(input: usize, window: usize, stride: usize, padding: usize) -> Option<usize> {
+    let padded = input + 2 * padding;
+    (stride > 0 && window > 0 && padded >= window).then(|| (padded - window) / stride + 1)
+}
+
+/// The shape of a reduction's output: the axis removed, `[1]` for a vector.
+pub(crate) fn reduced_shape(shape: &[usize], axis: usize) -> Vec<usize> {
+    let mut out: Vec<usize> = shape.to_vec();
+    out.remove(axis);
+    if out.is_empty() {
+        out.push(1);
+    }
+    out
+}
+
+/// The Gaussian kernel's radius for a sigma: three standard deviations.
+pub(crate) fn blur_radius(sigma: f64) -> usize {
+    (3.0 * sigma).ceil().max(1.0) as usize
+}
+
+fn square(k: &Kernel, s: &[usize]) -> Result<()> {
+    if s[0] == s[1] {
+        Ok(())
+    } else {
+        Err(k.shape_err(format!("the tile must be square, got {s:?}")))
+    }
+}

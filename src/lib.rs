@@ -1,0 +1,44 @@
+//! # xpu — a heterogeneous compute runtime
+//!
+//! Submit kernels on tensors; xpu works out the dependencies, places each
+//! task on a processing unit, moves the data that unit needs, runs a real
+//! kernel there, and accounts for time and bytes moved.
+//!
+//! ```
+//! use xpu::{DType, Kernel, Policy, Runtime};
+//!
+//! let rt = Runtime::builder().policy(Policy::WorkStealing).build()?;
+//! let a = rt.tensor(&[64, 64], vec![1.0f32; 64 * 64])?;
+//! let b = rt.tensor(&[64, 64], vec![0.5f32; 64 * 64])?;
+//! let c = rt.zeros(&[64, 64], DType::F32)?;
+//! let d = rt.zeros(&[64, 64], DType::F32)?;
+//! rt.submit(&Kernel::gemm(), &[a.read(), b.read(), c.write()])?;        // c = a b
+//! rt.submit(&Kernel::Unary(xpu::UnaryOp::Relu), &[c.read(), d.write()])?; // waits for the gemm
+//! let out: Vec<f32> = rt.read(&d)?;                                        // waits for the relu
+//! assert!(out.iter().all(|&v| v == 32.0));
+//! # Ok::<(), xpu::Error>(())
+//! ```
+
+pub mod backend;
+pub mod dtype;
+pub mod error;
+mod graph;
+pub mod kernel;
+pub mod memory;
+mod profile;
+mod runtime;
+pub mod sched;
+mod tensor;
+pub mod unit;
+mod worker;
+
+pub use backend::{Arg, ArgData, Backend, DeviceBuffer, UnitDesc, UnitMemory};
+pub use dtype::{DType, Element};
+pub use error::{Error, Result};
+pub use kernel::{ArgMeta, BinaryOp, Kernel, Mode, PoolOp, ReduceOp, UnaryOp};
+pub use memory::{NodeStats, ReplicaState, Transfer};
+pub use profile::UnitReport;
+pub use runtime::{BackendStatus, Runtime, RuntimeBuilder, Task, TaskOptions};
+pub use sched::Policy;
+pub use tensor::{Access, Tensor};
+pub use unit::{NodeId, Placement, UnitId, UnitInfo, UnitKind, HOST};

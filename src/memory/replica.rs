@@ -1,0 +1,208 @@
+//! One tensor's copies across memory nodes and their MSI states.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::cell::UnsafeCell;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
+
+use crate::backend::DeviceBuffer;
+use crate::error::{Error, Result};
+
+/// The state of one replica (StarPU's MSI protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplicaState {
+    /// Stale or absent: must be fetched before use.
+    Invalid,
+    /// Valid; other nodes may also hold valid copies.
+    Shared,
+    /// The only valid copy.
+    Modified,
+}
+
+impl ReplicaState {
+    /// Whether the replica holds the current content.
+    pub fn is_valid(self) -> bool {
+        self != ReplicaState::Invalid
+    }
+}
+
+const HOST_ALIGN: usize = 64;
+
+/// 64-byte aligned host memory shared by the tasks that access a tensor.
+///
+/// Tasks write through it while others may hold the `Arc`: the task graph
+/// guarantees that a writer never overlaps another access of the same tensor,
+/// which is what makes the raw views in [`HostBuffer::bytes`] sound.
+pub struct HostBuffer {
+    ptr: NonNull<u8>,
+    len: usize,
+    _cell: UnsafeCell<()>,
+}
+
+// SAFETY: the buffer is plain bytes; concurrent access is ordered by the task
+// graph (readers share, a writer is exclusive), as documented above.
+unsafe impl Send for HostBuffer {}
+unsafe impl Sync for HostBuffer {}
+
+impl HostBuffer {
+    /// Zeroed memory of `len` bytes.
+    pub fn zeroed(len: usize) -> Result<HostBuffer> {
+        let layout = Layout::from_size_align(len.max(1), HOST_ALIGN)
+            .map_err(|e| Error::Config(format!("cannot allocate {len} bytes: {e}")))?;
+        // SAFETY: the layout has a non-zero size.
+        let raw = unsafe { alloc_zeroed(layout) };
+        let ptr = NonNull::new(raw).ok_or(Error::OutOfMemory {
+            node: 0,
+            requested: len,
+            used: 0,
+            capacity: 0,
+        })?;
+        Ok(HostBuffer {
+            ptr,
+            len,
+            _cell: UnsafeCell::new(()),
+        })
+    }
+
+    /// A buffer holding a copy of `data`.
+    pub fn from_bytes(data: &[u8]) -> Result<HostBuffer> {
+        let buf = HostBuffer::zeroed(data.len())?;
+        // SAFETY: fresh buffer, no other reference exists.
+        unsafe { buf.bytes_mut() }.copy_from_slice(data);
+        Ok(buf)
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for a zero-length buffer.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// A read view.
+    ///
+    /// # Safety
+    /// No writer of this buffer may run while the view lives.
+    pub unsafe fn bytes<'a>(&self) -> &'a [u8] {
+        std::slice::from_raw_parts(self.ptr.as_ptr(), self.len)
+    }
+
+    /// A write view.
+    ///
+    /// # Safety
+    /// No other view of this buffer may exist while the view lives.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn bytes_mut<'a>(&self) -> &'a mut [u8] {
+        std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len)
+    }
+}
+
+impl Drop for HostBuffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this exact layout.
+        unsafe {
+            dealloc(
+                self.ptr.as_ptr(),
+                Layout::from_size_align_unchecked(self.len.max(1), HOST_ALIGN),
+            )
+        }
+    }
+}
+
+/// A replica's storage: host memory or a backend's device buffer.
+#[derive(Clone)]
+pub enum Storage {
+    Host(Arc<HostBuffer>),
+    Device(Arc<DeviceBuffer>),
+}
+
+/// One tensor's copy on one node.
+pub struct Replica {
+    pub state: ReplicaState,
+    pub storage: Option<Storage>,
+    /// Tasks currently using this copy: it cannot be evicted meanwhile.
+    pub in_use: u32,
+}
+
+impl Replica {
+    const EMPTY: Replica = Replica {
+        state: ReplicaState::Invalid,
+        storage: None,
+        in_use: 0,
+    };
+}
+
+/// All replicas of one tensor, indexed by node.
+#[derive(Default)]
+pub struct ReplicaSet {
+    nodes: SmallVec<[Replica; 2]>,
+}
+
+impl ReplicaSet {
+    /// Only a host copy, in the given state.
+    pub fn with_host(host: HostBuffer, state: ReplicaState) -> ReplicaSet {
+        let mut nodes = SmallVec::new();
+        nodes.push(Replica {
+            state,
+            storage: Some(Storage::Host(Arc::new(host))),
+            in_use: 0,
+        });
+        ReplicaSet { nodes }
+    }
+
+    /// The replica on `node`, created Invalid if missing.
+    pub fn at(&mut self, node: usize) -> &mut Replica {
+        while self.nodes.len() <= node {
+            self.nodes.push(Replica::EMPTY);
+        }
+        &mut self.nodes[node]
+    }
+
+    /// The state on `node` (Invalid if never touched).
+    pub fn state(&self, node: usize) -> ReplicaState {
+        self.nodes
+            .get(node)
+            .map_or(ReplicaState::Invalid, |r| r.state)
+    }
+
+    /// A node holding a valid copy, preferring the host.
+    pub fn valid_source(&self) -> Option<usize> {
+        self.nodes.iter().position(|r| r.state.is_valid())
+    }
+
+    /// Number of nodes with a valid copy.
+    pub fn valid_count(&self) -> usize {
+        self.nodes.iter().filter(|r| r.state.is_valid()).count()
+    }
+
+    /// Marks `node` as the only valid copy.
+    pub fn make_exclusive(&mut self, node: usize) {
+        for (i, r) in self.nodes.iter_mut().enumerate() {
+            r.state = if i == node {
+                ReplicaState::Modified
+            } else {
+                ReplicaState::Invalid
+            };
+        }
+    }
+
+    /// After a copy: the source is no longer the only valid copy.
+    pub fn share(&mut self, node: usize) {
+        for r in self.nodes.iter_mut() {
+            if r.state == ReplicaState::Modified {
+                r.state = ReplicaState::Shared;
+            }
+        }
+        self.at(node).state = ReplicaState::Shared;
+    }
+
+    /// Iterates over `(node, replica)`.
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut Replica)> {
+        self.nodes.iter_mut().enumerate()
+    }
+}

@@ -1,0 +1,703 @@
+//! The runtime: building it from backends, registering tensors, submitting
+//! tasks, waiting, reading results back, and shutting down.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::sync::{Parker, Unparker};
+use parking_lot::{Condvar, Mutex};
+use smallvec::SmallVec;
+
+use crate::backend::cpu::CpuBackend;
+use crate::backend::{Backend, UnitMemory};
+use crate::dtype::{DType, Element};
+use crate::error::{Error, Result};
+use crate::graph::{self, TaskNode, UnitSet};
+use crate::kernel::{ArgMeta, Kernel, Mode};
+use crate::memory::{MemoryManager, NodeStats, ReplicaSet, ReplicaState, Storage, Transfer};
+use crate::profile::{UnitCounters, UnitReport};
+use crate::sched::{Policy, SchedPolicy};
+use crate::tensor::{Access, Tensor, TensorInner};
+use crate::unit::{NodeId, Placement, UnitId, UnitInfo, HOST};
+use crate::worker;
+
+static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
+static NEXT_TENSOR: AtomicU64 = AtomicU64::new(1);
+
+/// Whether a backend came up, and why not.
+#[derive(Debug, Clone)]
+pub struct BackendStatus {
+    pub name: String,
+    /// Units it provides (0 when unavailable).
+    pub units: usize,
+    /// Why it has no units, when it has none.
+    pub reason: Option<String>,
+}
+
+/// Configures and builds a [`Runtime`].
+///
+/// ```
+/// use xpu::{Policy, Runtime};
+/// let rt = Runtime::builder().policy(Policy::Eager).cpu_units(2).build()?;
+/// assert_eq!(rt.units().len(), 2);
+/// # Ok::<(), xpu::Error>(())
+/// ```
+pub struct RuntimeBuilder {
+    policy: Policy,
+    cpu_units: Option<usize>,
+    extra: Vec<Arc<dyn Backend>>,
+    unavailable: Vec<BackendStatus>,
+    host_capacity: usize,
+    device_limit: Option<usize>,
+    pools: Vec<(NodeId, usize, usize)>,
+}
+
+impl RuntimeBuilder {
+    /// The scheduling policy (default: work-stealing).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Number of CPU units (default: one per core). Each CPU unit's kernels
+    /// use `cores / units` threads, so `cpu_units(1)` gives one unit whose
+    /// kernels use every core.
+    pub fn cpu_units(mut self, n: usize) -> Self {
+        self.cpu_units = Some(n);
+        self
+    }
+
+    /// Adds a backend of the embedder's own (see `examples/custom_unit.rs`).
+    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.extra.push(backend);
+        self
+    }
+
+    /// Records a backend that was compiled in but could not come up, so
+    /// that listings say why (and `XPU_REQUIRE_BACKENDS` can fail on it).
+    pub fn unavailable_backend(mut self, name: &str, reason: &str) -> Self {
+        self.unavailable.push(BackendStatus {
+            name: name.into(),
+            units: 0,
+            reason: Some(reason.into()),
+        });
+        self
+    }
+
+    /// Caps host memory (node 0) in bytes; allocations beyond fail.
+    pub fn host_capacity(mut self, bytes: usize) -> Self {
+        self.host_capacity = bytes;
+        self
+    }
+
+    /// Caps every device memory node at `bytes` (below what the device has),
+    /// e.g. to exercise eviction.
+    pub fn device_memory_limit(mut self, bytes: usize) -> Self {
+        self.device_limit = Some(bytes);
+        self
+    }
+
+    /// Reserves a static pool on device node `node` at start-up: `count`
+    /// buffers of `bytes` each, reused for tensors of that size class.
+    pub fn static_pool(mut self, node: NodeId, bytes: usize, count: usize) -> Self {
+        self.pools.push((node, bytes, count));
+        self
+    }
+
+    /// Discovers units and starts one worker per unit.
+    ///
+    /// Fails if a backend named in `XPU_REQUIRE_BACKENDS` (comma-separated)
+    /// has no unit.
+    pub fn build(self) -> Result<Runtime> {
+        let cpu_units = self.cpu_units.unwrap_or_else(crate::backend::cpu::core_count);
+        if cpu_units == 0 {
+            return Err(Error::Config("at least one CPU unit is needed".into()));
+        }
+        let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(CpuBackend::new(cpu_units))];
+        backends.extend(self.extra);
+        let mut memory = MemoryManager::new(self.host_capacity);
+        let mut units = Vec::new();
+        let mut unit_backends = Vec::new();
+        let mut statuses = Vec::new();
+        let mut device_nodes: Vec<(usize, usize, NodeId)> = Vec::new();
+        for (bi, backend) in backends.iter().enumerate() {
+            let descs = backend.units();
+            statuses.push(BackendStatus {
+                name: backend.name().to_string(),
+                units: descs.len(),
+                reason: descs.is_empty().then(|| "no device found".to_string()),
+            });
+            for (local, d) in descs.into_iter().enumerate() {
+                let (node, memory_bytes) = match d.memory {
+                    UnitMemory::Host => (HOST, crate::backend::cpu::host_memory_bytes()),
+                    UnitMemory::Device { index, capacity } => {
+                        let cap = self.device_limit.map_or(capacity, |l| l.min(capacity));
+                        let node = match device_nodes.iter().find(|(b, i, _)| *b == bi && *i == index) {
+                            Some(&(_, _, n)) => n,
+                            None => {
+                                let name = format!("{}:{}", backend.name(), index);
+                                let n = memory.add_device_node(name, cap, backend.clone(), index);
+                                device_nodes.push((bi, index, n));
+                                n
+                            }
+                        };
+                        (node, cap)
+                    }
+                };
+                units.push(UnitInfo {
+                    id: units.len(),
+                    kind: d.kind,
+                    backend: backend.name().to_string(),
+                    device: d.device,
+                    emulated: d.emulated,
+                    node,
+                    memory_bytes,
+                });
+                unit_backends.push((backend.clone(), local));
+            }
+        }
+        statuses.extend(self.unavailable);
+        check_required(&statuses)?;
+        for (node, bytes, count) in self.pools {
+            memory.reserve(node, bytes, count)?;
+        }
+        let n = units.len();
+        let parkers: Vec<Parker> = (0..n).map(|_| Parker::new()).collect();
+        let shared = Arc::new(Shared {
+            id: NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed),
+            policy_kind: self.policy,
+            policy: self.policy.build(n),
+            units,
+            unit_backends,
+            statuses,
+            memory: Arc::new(memory),
+            counters: UnitCounters::new(n),
+            next_task: AtomicU64::new(1),
+            in_flight: AtomicUsize::new(0),
+            sleepers: AtomicUsize::new(0),
+            sleeping: (0..n).map(|_| AtomicBool::new(false)).collect(),
+            unparkers: parkers.iter().map(|p| p.unparker().clone()).collect(),
+            shutdown: AtomicBool::new(false),
+            waiters: AtomicUsize::new(0),
+            event_lock: Mutex::new(()),
+            event: Condvar::new(),
+            started: Instant::now(),
+        });
+        let mut workers = Vec::with_capacity(n);
+        for (unit, parker) in parkers.into_iter().enumerate() {
+            let s = shared.clone();
+            let name = format!("xpu-{}{}", s.units[unit].kind, unit);
+            let handle = std::thread::Builder::new()
+                .name(name)
+                .spawn(move || worker::run(s, unit, parker))
+                .map_err(|e| Error::Config(format!("cannot start worker thread: {e}")))?;
+            workers.push(handle);
+        }
+        Ok(Runtime {
+            shared,
+            workers: Mutex::new(workers),
+        })
+    }
+}
+
+fn check_required(statuses: &[BackendStatus]) -> Result<()> {
+    let Ok(list) = std::env::var("XPU_REQUIRE_BACKENDS") else {
+        return Ok(());
+    };
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match statuses.iter().find(|s| s.name == name) {
+            Some(s) if s.units > 0 => {}
+            Some(s) => {
+                return Err(Error::BackendRequired {
+                    backend: name.into(),
+                    reason: s.reason.clone().unwrap_or_else(|| "no units".into()),
+                })
+            }
+            None => {
+                return Err(Error::BackendRequired {
+                    backend: name.into(),
+                    reason: "not compiled into this build".into(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// State shared by the runtime handle and its workers.
+pub(crate) struct Shared {
+    pub id: u64,
+    pub policy_kind: Policy,
+    pub policy: Box<dyn SchedPolicy>,
+    pub units: Vec<UnitInfo>,
+    pub unit_backends: Vec<(Arc<dyn Backend>, usize)>,
+    pub statuses: Vec<BackendStatus>,
+    pub memory: Arc<MemoryManager>,
+    pub counters: UnitCounters,
+    next_task: AtomicU64,
+    in_flight: AtomicUsize,
+    sleepers: AtomicUsize,
+    pub sleeping: Vec<AtomicBool>,
+    unparkers: Vec<Unparker>,
+    pub shutdown: AtomicBool,
+    waiters: AtomicUsize,
+    event_lock: Mutex<()>,
+    event: Condvar,
+    pub started: Instant,
+}
+
+impl Shared {
+    /// Hands a ready task to the policy (or wakes its waiter) and wakes a
+    /// sleeping capable unit if there is one.
+    pub fn make_ready(&self, task: Arc<TaskNode>, from: Option<UnitId>) {
+        if task.inline {
+            self.notify();
+            return;
+        }
+        if self.sleepers.load(Ordering::SeqCst) == 0 {
+            self.policy.push(task, from);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if self.sleepers.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            self.wake_any();
+            return;
+        }
+        let eligible = task.eligible.clone();
+        self.policy.push(task, from);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        self.wake(&eligible);
+    }
+
+    fn wake(&self, eligible: &UnitSet) {
+        for u in eligible.iter() {
+            if self.sleeping[u].swap(false, Ordering::SeqCst) {
+                self.unparkers[u].unpark();
+                return;
+            }
+        }
+    }
+
+    fn wake_any(&self) {
+        for (u, s) in self.sleeping.iter().enumerate() {
+            if s.swap(false, Ordering::SeqCst) {
+                self.unparkers[u].unpark();
+            }
+        }
+    }
+
+    /// A worker is about to park.
+    pub fn going_to_sleep(&self, unit: UnitId) {
+        self.sleeping[unit].store(true, Ordering::SeqCst);
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A worker woke up.
+    pub fn woke_up(&self, unit: UnitId) {
+        self.sleeping[unit].store(false, Ordering::SeqCst);
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Called when a task finishes: wakes whoever waits for it or for all.
+    pub fn task_done(&self, task: &TaskNode) {
+        let left = self.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
+        if (left == 0 || task.watched.load(Ordering::Acquire))
+            && self.waiters.load(Ordering::SeqCst) > 0
+        {
+            self.notify();
+        }
+    }
+
+    fn notify(&self) {
+        let _guard = self.event_lock.lock();
+        self.event.notify_all();
+    }
+
+    /// Blocks until `done()` holds.
+    fn wait_until(&self, done: impl Fn() -> bool) {
+        if done() {
+            return;
+        }
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        let mut guard = self.event_lock.lock();
+        while !done() {
+            // The timeout only guards against a missed notification.
+            self.event.wait_for(&mut guard, Duration::from_millis(20));
+        }
+        drop(guard);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    pub fn wake_all_workers(&self) {
+        for u in &self.unparkers {
+            u.unpark();
+        }
+    }
+}
+
+/// A submitted task: wait for it, or name it as a dependency of another.
+#[derive(Clone)]
+pub struct Task {
+    pub(crate) node: Arc<TaskNode>,
+}
+
+impl Task {
+    /// The task's id.
+    pub fn id(&self) -> u64 {
+        self.node.id
+    }
+    /// True once it finished, successfully or not.
+    pub fn is_done(&self) -> bool {
+        self.node.is_done()
+    }
+}
+
+impl std::fmt::Debug for Task {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Task#{}({})", self.node.id, self.node.kernel.name())
+    }
+}
+
+/// Per-task options for [`Runtime::submit_with`].
+#[derive(Debug, Clone, Default)]
+pub struct TaskOptions {
+    /// Higher runs first among ready tasks (default 0).
+    pub priority: i32,
+    /// Where the task may run.
+    pub placement: Placement,
+    /// Tasks to wait for in addition to the implicit data dependencies.
+    pub after: Vec<Task>,
+}
+
+impl TaskOptions {
+    /// Sets the priority.
+    pub fn priority(mut self, p: i32) -> Self {
+        self.priority = p;
+        self
+    }
+    /// Pins the task to one unit or a kind of unit.
+    pub fn on(mut self, placement: Placement) -> Self {
+        self.placement = placement;
+        self
+    }
+    /// Adds an explicit dependency.
+    pub fn after(mut self, task: &Task) -> Self {
+        self.after.push(task.clone());
+        self
+    }
+}
+
+/// The xpu runtime: units, their workers, and the memory they share.
+///
+/// ```
+/// use xpu::{Kernel, Runtime};
+/// let rt = Runtime::builder().build()?;
+/// let a = rt.tensor(&[2, 2], vec![1.0f32, 2.0, 3.0, 4.0])?;
+/// let b = rt.tensor(&[2, 2], vec![1.0f32, 0.0, 0.0, 1.0])?;
+/// let c = rt.zeros(&[2, 2], xpu::DType::F32)?;
+/// rt.submit(&Kernel::gemm(), &[a.read(), b.read(), c.write()])?;
+/// assert_eq!(rt.read::<f32>(&c)?, vec![1.0, 2.0, 3.0, 4.0]);
+/// # Ok::<(), xpu::Error>(())
+/// ```
+pub struct Runtime {
+    shared: Arc<Shared>,
+    workers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Runtime {
+    /// A builder with the defaults: work-stealing, one CPU unit per core.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder {
+            policy: Policy::default(),
+            cpu_units: None,
+            extra: Vec::new(),
+            unavailable: Vec::new(),
+            host_capacity: usize::MAX,
+            device_limit: None,
+            pools: Vec::new(),
+        }
+    }
+
+    /// Every unit, indexed by [`UnitId`].
+    pub fn units(&self) -> &[UnitInfo] {
+        &self.shared.units
+    }
+
+    /// Each backend and whether it came up.
+    pub fn backends(&self) -> &[BackendStatus] {
+        &self.shared.statuses
+    }
+
+    /// The scheduling policy.
+    pub fn policy(&self) -> Policy {
+        self.shared.policy_kind
+    }
+
+    /// A tensor holding a copy of `data`, registered on host memory.
+    pub fn tensor<T: Element>(&self, shape: &[usize], data: impl AsRef<[T]>) -> Result<Tensor> {
+        let data = data.as_ref();
+        let expected: usize = shape.iter().product();
+        if data.len() != expected {
+            return Err(Error::DataLength {
+                shape: shape.to_vec(),
+                expected,
+                got: data.len(),
+            });
+        }
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let host = self.shared.memory.host_alloc(Some(bytes), bytes.len())?;
+        Ok(self.register(shape, T::DTYPE, ReplicaSet::with_host(host, ReplicaState::Modified)))
+    }
+
+    /// A zero-filled tensor on host memory.
+    pub fn zeros(&self, shape: &[usize], dtype: DType) -> Result<Tensor> {
+        let bytes = shape.iter().product::<usize>() * dtype.size();
+        let host = self.shared.memory.host_alloc(None, bytes)?;
+        Ok(self.register(shape, dtype, ReplicaSet::with_host(host, ReplicaState::Modified)))
+    }
+
+    /// A tensor with no content yet: its memory is allocated where the first
+    /// task writes it. Reading it before a write is an error.
+    pub fn empty(&self, shape: &[usize], dtype: DType) -> Tensor {
+        self.register(shape, dtype, ReplicaSet::default())
+    }
+
+    fn register(&self, shape: &[usize], dtype: DType, replicas: ReplicaSet) -> Tensor {
+        Tensor {
+            inner: Arc::new(TensorInner {
+                id: NEXT_TENSOR.fetch_add(1, Ordering::Relaxed),
+                runtime: self.shared.id,
+                shape: shape.to_vec(),
+                dtype,
+                deps: Default::default(),
+                replicas: Mutex::new(replicas),
+                poison: Mutex::new(None),
+                memory: self.shared.memory.clone(),
+            }),
+        }
+    }
+
+    /// Submits `kernel` on `accesses`; dependencies on earlier tasks that
+    /// touch the same tensors are added automatically.
+    pub fn submit(&self, kernel: &Kernel, accesses: &[Access]) -> Result<Task> {
+        self.submit_inner(kernel, accesses, 0, Placement::Any, &[])
+    }
+
+    /// [`Runtime::submit`] with a priority, a placement and explicit dependencies.
+    ///
+    /// ```
+    /// use xpu::{Kernel, Placement, Runtime, TaskOptions, UnitKind};
+    /// let rt = Runtime::builder().build()?;
+    /// let x = rt.tensor(&[4], vec![-1.0f32, 2.0, -3.0, 4.0])?;
+    /// let y = rt.zeros(&[4], xpu::DType::F32)?;
+    /// let first = rt.submit(&Kernel::Noop, &[])?;
+    /// let opts = TaskOptions::default().priority(5).on(Placement::Kind(UnitKind::Cpu)).after(&first);
+    /// let t = rt.submit_with(&Kernel::Unary(xpu::UnaryOp::Relu), &[x.read(), y.write()], opts)?;
+    /// rt.wait(&t)?;
+    /// assert_eq!(rt.read::<f32>(&y)?, vec![0.0, 2.0, 0.0, 4.0]);
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn submit_with(&self, kernel: &Kernel, accesses: &[Access], opts: TaskOptions) -> Result<Task> {
+        let after: Vec<Arc<TaskNode>> = opts.after.iter().map(|t| t.node.clone()).collect();
+        self.submit_inner(kernel, accesses, opts.priority, opts.placement, &after)
+    }
+
+    fn submit_inner(
+        &self,
+        kernel: &Kernel,
+        accesses: &[Access],
+        priority: i32,
+        placement: Placement,
+        after: &[Arc<TaskNode>],
+    ) -> Result<Task> {
+        let s = &self.shared;
+        if s.shutdown.load(Ordering::Relaxed) {
+            return Err(Error::ShutDown);
+        }
+        self.check_accesses(kernel, accesses)?;
+        let eligible = self.eligible_units(kernel, accesses, placement)?;
+        let id = s.next_task.fetch_add(1, Ordering::Relaxed);
+        let node = Arc::new(TaskNode::new(
+            id,
+            kernel.clone(),
+            accesses.iter().cloned().collect(),
+            priority,
+            eligible,
+            false,
+        ));
+        s.in_flight.fetch_add(1, Ordering::AcqRel);
+        graph::add_dependencies(&node, after);
+        if graph::release_submission(&node) {
+            s.make_ready(node.clone(), None);
+        }
+        Ok(Task { node })
+    }
+
+    fn check_accesses(&self, kernel: &Kernel, accesses: &[Access]) -> Result<()> {
+        let mut metas: SmallVec<[ArgMeta<'_>; 4]> = SmallVec::new();
+        for (i, a) in accesses.iter().enumerate() {
+            let t = &a.tensor.inner;
+            if t.runtime != self.shared.id {
+                return Err(Error::ForeignTensor { tensor: t.id });
+            }
+            for b in &accesses[..i] {
+                if b.tensor.inner.id == t.id && (a.mode.writes() || b.mode.writes()) {
+                    return Err(Error::AliasedWrite { tensor: t.id });
+                }
+            }
+            metas.push(ArgMeta {
+                shape: &t.shape,
+                dtype: t.dtype,
+                mode: a.mode,
+            });
+        }
+        kernel.check(&metas)
+    }
+
+    fn eligible_units(&self, kernel: &Kernel, accesses: &[Access], placement: Placement) -> Result<UnitSet> {
+        let dtypes: SmallVec<[DType; 4]> = accesses.iter().map(|a| a.tensor.inner.dtype).collect();
+        let mut set = UnitSet::default();
+        for (u, info) in self.shared.units.iter().enumerate() {
+            let placed = match placement {
+                Placement::Any => true,
+                Placement::Unit(id) => id == u,
+                Placement::Kind(k) => k == info.kind,
+            };
+            let (backend, local) = &self.shared.unit_backends[u];
+            if placed && backend.supports(*local, kernel, &dtypes) {
+                set.insert(u);
+            }
+        }
+        if set.is_empty() {
+            let detail = match placement {
+                Placement::Any => String::new(),
+                Placement::Unit(u) if u >= self.shared.units.len() => {
+                    return Err(Error::UnknownUnit(format!(
+                        "unit {u} (this runtime has {})",
+                        self.shared.units.len()
+                    )))
+                }
+                Placement::Unit(u) => format!(" on unit {u}"),
+                Placement::Kind(k) => format!(" on a {k} unit"),
+            };
+            let dts: Vec<String> = dtypes.iter().map(|d| d.to_string()).collect();
+            return Err(Error::NoCapableUnit {
+                kernel: kernel.name().to_string(),
+                detail: format!("{detail} with dtypes [{}]", dts.join(", ")),
+            });
+        }
+        Ok(set)
+    }
+
+    /// Waits for `task` and returns its outcome.
+    pub fn wait(&self, task: &Task) -> Result<()> {
+        task.node.watched.store(true, Ordering::SeqCst);
+        self.shared.wait_until(|| task.node.is_done());
+        task.node.outcome.get().cloned().unwrap_or(Ok(()))
+    }
+
+    /// Waits until every submitted task has finished.
+    pub fn wait_all(&self) {
+        let s = &self.shared;
+        s.wait_until(|| s.in_flight.load(Ordering::Acquire) == 0);
+    }
+
+    /// Waits for the last writer of `t` and copies its content to a `Vec`.
+    /// Fails if the tensor is poisoned by a failed task.
+    pub fn read<T: Element>(&self, t: &Tensor) -> Result<Vec<T>> {
+        let inner = &t.inner;
+        if inner.runtime != self.shared.id {
+            return Err(Error::ForeignTensor { tensor: inner.id });
+        }
+        if inner.dtype != T::DTYPE {
+            return Err(Error::ReadDType {
+                tensor: inner.id,
+                actual: inner.dtype,
+                requested: T::DTYPE,
+            });
+        }
+        let node = Arc::new(TaskNode::new(
+            self.shared.next_task.fetch_add(1, Ordering::Relaxed),
+            Kernel::Noop,
+            std::iter::once(t.read()).collect(),
+            0,
+            UnitSet::default(),
+            true,
+        ));
+        graph::add_dependencies(&node, &[]);
+        if !graph::release_submission(&node) {
+            self.shared.wait_until(|| node.is_ready());
+        }
+        let result = self.copy_out(t);
+        // Tasks that wrote after this read was registered wait for it.
+        for ready in graph::finish(&node, Ok(())) {
+            self.shared.make_ready(ready, None);
+        }
+        result
+    }
+
+    fn copy_out<T: Element>(&self, t: &Tensor) -> Result<Vec<T>> {
+        let inner = &t.inner;
+        if let Some((failed_task, cause)) = inner.poison.lock().clone() {
+            return Err(Error::Poisoned {
+                tensor: inner.id,
+                failed_task,
+                cause: Box::new(cause),
+            });
+        }
+        let (storage, _) = self.shared.memory.acquire(&t.inner, HOST, Mode::Read)?;
+        let out = match &storage {
+            Storage::Host(h) => {
+                // SAFETY: this read is registered in the graph, so no writer runs.
+                let bytes = unsafe { &h.bytes()[..inner.nbytes()] };
+                let mut out = vec![T::zeroed(); t.len()];
+                bytemuck::cast_slice_mut(&mut out).copy_from_slice(bytes);
+                Ok(out)
+            }
+            Storage::Device(_) => Err(Error::Config(
+                "the host replica is not in host memory".into(),
+            )),
+        };
+        self.shared.memory.release(inner, HOST);
+        out
+    }
+
+    /// What each unit did so far.
+    pub fn report(&self) -> Vec<UnitReport> {
+        let wall = self.shared.started.elapsed().as_secs_f64();
+        self.shared
+            .units
+            .iter()
+            .map(|u| self.shared.counters.report(u, wall))
+            .collect()
+    }
+
+    /// Accounting of every memory node.
+    pub fn memory_stats(&self) -> Vec<NodeStats> {
+        self.shared.memory.stats()
+    }
+
+    /// Every transfer between memory nodes so far.
+    pub fn transfers(&self) -> Vec<Transfer> {
+        self.shared.memory.transfers()
+    }
+
+    /// Waits for all tasks, then stops the workers. Later submissions fail
+    /// with [`Error::ShutDown`]. Dropping the runtime does the same.
+    pub fn shutdown(&self) {
+        self.wait_all();
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.shared.wake_all_workers();
+        for w in self.workers.lock().drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

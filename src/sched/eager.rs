@@ -1,0 +1,44 @@
+//! `eager`: one shared queue; any capable unit takes the oldest task it can run.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{PriorityQueue, SchedPolicy};
+use crate::graph::TaskNode;
+use crate::unit::UnitId;
+
+/// How far a unit looks past tasks it cannot run.
+const SCAN: usize = 64;
+
+pub(crate) struct Eager {
+    priority: PriorityQueue,
+    queue: Mutex<VecDeque<Arc<TaskNode>>>,
+}
+
+impl Eager {
+    pub fn new() -> Eager {
+        Eager {
+            priority: PriorityQueue::default(),
+            queue: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+impl SchedPolicy for Eager {
+    fn push(&self, task: Arc<TaskNode>, _from: Option<UnitId>) {
+        if let Some(task) = self.priority.offer(task) {
+            self.queue.lock().push_back(task);
+        }
+    }
+
+    fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>> {
+        if let Some(t) = self.priority.pop(unit) {
+            return Some(t);
+        }
+        let mut q = self.queue.lock();
+        let pos = q.iter().take(SCAN).position(|t| t.eligible.contains(unit))?;
+        q.remove(pos)
+    }
+}

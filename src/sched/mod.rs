@@ -1,0 +1,159 @@
+//! Scheduling policies: where a ready task goes and which task an idle unit
+//! takes next.
+//!
+//! A policy is a small trait — [`SchedPolicy::push`] a ready task,
+//! [`SchedPolicy::pop`] work for a unit — so each policy is one file. Tasks
+//! with a non-zero priority go to a shared priority queue that every policy
+//! consults first; the common priority-0 path never touches it.
+
+mod eager;
+mod round_robin;
+mod work_stealing;
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::graph::TaskNode;
+use crate::unit::UnitId;
+
+/// The scheduling policy of a runtime.
+///
+/// ```
+/// let rt = xpu::Runtime::builder().policy(xpu::Policy::RoundRobin).build()?;
+/// assert_eq!(rt.policy(), xpu::Policy::RoundRobin);
+/// # Ok::<(), xpu::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// One shared queue; any capable unit takes the next task.
+    Eager,
+    /// Ready tasks are dealt to capable units in turn; no stealing.
+    RoundRobin,
+    /// A queue per unit; a task made ready by a unit stays there; idle units steal.
+    #[default]
+    WorkStealing,
+}
+
+impl Policy {
+    /// Every policy.
+    pub const ALL: [Policy; 3] = [Policy::Eager, Policy::RoundRobin, Policy::WorkStealing];
+
+    /// The policy's name as the CLI spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Eager => "eager",
+            Policy::RoundRobin => "round-robin",
+            Policy::WorkStealing => "work-stealing",
+        }
+    }
+
+    /// Parses `eager`, `round-robin` or `work-stealing`.
+    pub fn parse(s: &str) -> crate::Result<Policy> {
+        Policy::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                crate::Error::Config(format!(
+                    "unknown policy `{s}` (eager, round-robin, work-stealing)"
+                ))
+            })
+    }
+
+    pub(crate) fn build(self, units: usize) -> Box<dyn SchedPolicy> {
+        match self {
+            Policy::Eager => Box::new(eager::Eager::new()),
+            Policy::RoundRobin => Box::new(round_robin::RoundRobin::new(units)),
+            Policy::WorkStealing => Box::new(work_stealing::WorkStealing::new(units)),
+        }
+    }
+}
+
+/// A scheduling policy.
+pub(crate) trait SchedPolicy: Send + Sync {
+    /// A task became ready; `from` is the unit whose task released it.
+    fn push(&self, task: Arc<TaskNode>, from: Option<UnitId>);
+    /// The next task for `unit`, which must be in the task's eligible set.
+    fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>>;
+}
+
+struct Prioritised {
+    priority: i32,
+    seq: u64,
+    task: Arc<TaskNode>,
+}
+
+impl PartialEq for Prioritised {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+impl Eq for Prioritised {}
+impl PartialOrd for Prioritised {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Prioritised {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.seq.cmp(&self.seq))
+    }
+}
+
+/// Tasks with a non-zero priority, highest first, FIFO among equals.
+#[derive(Default)]
+pub(crate) struct PriorityQueue {
+    len: AtomicUsize,
+    seq: AtomicU64,
+    heap: Mutex<BinaryHeap<Prioritised>>,
+}
+
+impl PriorityQueue {
+    /// Takes `task` if it has a priority; otherwise hands it back.
+    pub fn offer(&self, task: Arc<TaskNode>) -> Option<Arc<TaskNode>> {
+        if task.priority == 0 {
+            return Some(task);
+        }
+        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
+        let mut heap = self.heap.lock();
+        heap.push(Prioritised {
+            priority: task.priority,
+            seq,
+            task,
+        });
+        self.len.store(heap.len(), Ordering::Release);
+        None
+    }
+
+    /// The highest-priority task `unit` can run.
+    pub fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>> {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let mut heap = self.heap.lock();
+        let mut skipped = Vec::new();
+        let mut found = None;
+        while let Some(p) = heap.pop() {
+            if p.task.eligible.contains(unit) {
+                found = Some(p.task);
+                break;
+            }
+            skipped.push(p);
+        }
+        heap.extend(skipped);
+        self.len.store(heap.len(), Ordering::Release);
+        found
+    }
+}
+
+/// Units to try in turn for a task, starting after `start`.
+pub(crate) fn next_eligible(task: &TaskNode, start: usize, units: usize) -> Option<UnitId> {
+    (0..units)
+        .map(|i| (start + i) % units)
+        .find(|&u| task.eligible.contains(u))
+}

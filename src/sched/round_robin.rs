@@ -1,0 +1,55 @@
+//! `round-robin`: ready tasks are dealt to capable units in turn.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crossbeam_deque::{Injector, Steal};
+
+use super::{next_eligible, PriorityQueue, SchedPolicy};
+use crate::graph::TaskNode;
+use crate::unit::UnitId;
+
+pub(crate) struct RoundRobin {
+    priority: PriorityQueue,
+    next: AtomicUsize,
+    queues: Vec<Injector<Arc<TaskNode>>>,
+}
+
+impl RoundRobin {
+    pub fn new(units: usize) -> RoundRobin {
+        RoundRobin {
+            priority: PriorityQueue::default(),
+            next: AtomicUsize::new(0),
+            queues: (0..units).map(|_| Injector::new()).collect(),
+        }
+    }
+}
+
+/// Takes one task from `q`, retrying while the queue is being changed.
+pub(crate) fn steal_one(q: &Injector<Arc<TaskNode>>) -> Option<Arc<TaskNode>> {
+    loop {
+        match q.steal() {
+            Steal::Success(t) => return Some(t),
+            Steal::Empty => return None,
+            Steal::Retry => std::hint::spin_loop(),
+        }
+    }
+}
+
+impl SchedPolicy for RoundRobin {
+    fn push(&self, task: Arc<TaskNode>, _from: Option<UnitId>) {
+        let Some(task) = self.priority.offer(task) else {
+            return;
+        };
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        // Eligibility is checked at submit, so some unit always matches.
+        let unit = next_eligible(&task, start, self.queues.len()).unwrap_or(0);
+        self.queues[unit].push(task);
+    }
+
+    fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>> {
+        self.priority
+            .pop(unit)
+            .or_else(|| steal_one(&self.queues[unit]))
+    }
+}

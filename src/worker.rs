@@ -1,0 +1,165 @@
+//! A unit's worker thread: takes ready tasks from the policy, fetches their
+//! data onto the unit's memory node, launches the kernel, and releases the
+//! tasks that depended on it.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::sync::Parker;
+use smallvec::SmallVec;
+
+use crate::backend::{Arg, ArgData};
+use crate::error::{Error, Result};
+use crate::graph::{self, TaskNode};
+use crate::memory::Storage;
+use crate::runtime::Shared;
+use crate::unit::UnitId;
+
+/// Polls before yielding the core, then yields before parking: a worker
+/// that just finished a task usually finds the next one within microseconds.
+const SPINS: u32 = 256;
+const YIELDS: u32 = 32;
+
+pub(crate) fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
+    let mut idle = 0u32;
+    loop {
+        if let Some(task) = s.policy.pop(unit) {
+            execute(&s, unit, &task);
+            idle = 0;
+            continue;
+        }
+        if s.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        idle += 1;
+        if idle < SPINS {
+            std::hint::spin_loop();
+            continue;
+        }
+        if idle < SPINS + YIELDS {
+            std::thread::yield_now();
+            continue;
+        }
+        s.going_to_sleep(unit);
+        if let Some(task) = s.policy.pop(unit) {
+            s.woke_up(unit);
+            execute(&s, unit, &task);
+            idle = 0;
+            continue;
+        }
+        if !s.shutdown.load(Ordering::Acquire) {
+            parker.park_timeout(Duration::from_millis(50));
+        }
+        s.woke_up(unit);
+        idle = SPINS;
+    }
+}
+
+fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>) {
+    let start = Instant::now();
+    let (outcome, fetched) = match upstream_failure(task) {
+        Some(e) => (Err(e), 0),
+        None => launch(s, unit, task),
+    };
+    let ok = outcome.is_ok();
+    for a in task.accesses.iter().filter(|a| a.mode.writes()) {
+        let mut poison = a.tensor.inner.poison.lock();
+        *poison = match &outcome {
+            Ok(()) => None,
+            Err(Error::DependencyFailed {
+                failed_task, cause, ..
+            }) => Some((*failed_task, (**cause).clone())),
+            Err(e) => Some((task.id, e.clone())),
+        };
+    }
+    let flops = if ok {
+        let shapes: SmallVec<[&[usize]; 4]> =
+            task.accesses.iter().map(|a| a.tensor.shape()).collect();
+        task.kernel.flops(&shapes)
+    } else {
+        0.0
+    };
+    s.counters
+        .record(unit, ok, start.elapsed().as_nanos() as u64, flops, fetched as u64);
+    for ready in graph::finish(task, outcome) {
+        s.make_ready(ready, Some(unit));
+    }
+    s.task_done(task);
+}
+
+/// The error a task ends with when a predecessor failed or an input is poisoned.
+fn upstream_failure(task: &TaskNode) -> Option<Error> {
+    let (failed_task, cause) = task.upstream_failure.lock().clone().or_else(|| {
+        task.accesses
+            .iter()
+            .filter(|a| a.mode.reads())
+            .find_map(|a| a.tensor.inner.poison.lock().clone())
+    })?;
+    Some(Error::DependencyFailed {
+        task: task.id,
+        failed_task,
+        cause: Box::new(cause),
+    })
+}
+
+/// Fetches the task's data onto the unit's node and runs the kernel.
+/// Returns the outcome and the bytes fetched.
+fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> (Result<()>, usize) {
+    let node = s.units[unit].node;
+    let mut storages: SmallVec<[Storage; 4]> = SmallVec::new();
+    let mut fetched = 0;
+    let mut result = Ok(());
+    for a in &task.accesses {
+        match s.memory.acquire(&a.tensor.inner, node, a.mode) {
+            Ok((st, bytes)) => {
+                storages.push(st);
+                fetched += bytes;
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    if result.is_ok() {
+        let mut args: SmallVec<[Arg<'_>; 4]> = task
+            .accesses
+            .iter()
+            .zip(&storages)
+            .map(|(a, st)| {
+                let t = &a.tensor.inner;
+                let data = match st {
+                    // SAFETY: the task graph orders this task after every
+                    // conflicting access of the tensor and before the next one,
+                    // and submit rejects a tensor both read and written by one task.
+                    Storage::Host(h) if a.mode.writes() => {
+                        ArgData::HostMut(unsafe { &mut h.bytes_mut()[..t.nbytes()] })
+                    }
+                    Storage::Host(h) => ArgData::Host(unsafe { &h.bytes()[..t.nbytes()] }),
+                    Storage::Device(d) => ArgData::Device(d),
+                };
+                Arg {
+                    shape: &t.shape,
+                    dtype: t.dtype,
+                    data,
+                }
+            })
+            .collect();
+        let (backend, local) = &s.unit_backends[unit];
+        result = backend.launch(*local, &task.kernel, &mut args);
+    }
+    for a in task.accesses.iter().take(storages.len()) {
+        s.memory.release(&a.tensor.inner, node);
+    }
+    let result = result.map_err(|e| match e {
+        e @ Error::KernelFailed { .. } => e,
+        e => Error::KernelFailed {
+            task: task.id,
+            kernel: task.kernel.name().to_string(),
+            unit,
+            reason: e.to_string(),
+        },
+    });
+    (result, fetched)
+}
