@@ -31,14 +31,18 @@ impl UnitSet {
         self.0[w] |= 1 << b;
     }
     pub fn contains(&self, unit: UnitId) -> bool {
-        self.0.get(unit / 64).is_some_and(|w| w & (1 << (unit % 64)) != 0)
+        self.0
+            .get(unit / 64)
+            .is_some_and(|w| w & (1 << (unit % 64)) != 0)
     }
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|w| *w == 0)
     }
     pub fn iter(&self) -> impl Iterator<Item = UnitId> + '_ {
         self.0.iter().enumerate().flat_map(|(w, bits)| {
-            (0..64).filter(move |b| bits & (1 << b) != 0).map(move |b| w * 64 + b)
+            (0..64)
+                .filter(move |b| bits & (1 << b) != 0)
+                .map(move |b| w * 64 + b)
         })
     }
 }
@@ -151,7 +155,8 @@ pub(crate) fn add_dependencies(task: &Arc<TaskNode>, explicit: &[Arc<TaskNode>])
                 link(&w, task);
             }
             if deps.readers.len() >= 16 {
-                deps.readers.retain(|r| r.upgrade().is_some_and(|r| !r.is_done()));
+                deps.readers
+                    .retain(|r| r.upgrade().is_some_and(|r| !r.is_done()));
             }
             deps.readers.push(Arc::downgrade(task));
         }
@@ -185,7 +190,9 @@ pub(crate) fn finish(task: &TaskNode, outcome: Result<(), Error>) -> SmallVec<[A
     let mut ready = SmallVec::new();
     for succ in list {
         if let Some(f) = &failure {
-            succ.upstream_failure.lock().get_or_insert_with(|| f.clone());
+            succ.upstream_failure
+                .lock()
+                .get_or_insert_with(|| f.clone());
         }
         if succ.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             ready.push(succ);

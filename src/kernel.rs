@@ -276,7 +276,13 @@ impl Kernel {
     }
 
     /// The access modes the kernel expects, one per argument (`None`: any list).
-    fn modes(&self) -> Option<Vec<Mode>> {
+    ///
+    /// ```
+    /// use xpu::{Kernel, Mode};
+    /// assert_eq!(Kernel::Potrf.modes(), Some(vec![Mode::ReadWrite]));
+    /// assert_eq!(Kernel::Noop.modes(), None);
+    /// ```
+    pub fn modes(&self) -> Option<Vec<Mode>> {
         use Mode::*;
         Some(match self {
             Kernel::Noop => return None,
@@ -376,10 +382,7 @@ impl Kernel {
             if s(i).len() == r {
                 Ok(())
             } else {
-                Err(self.shape_err(format!(
-                    "{name} must have rank {r}, got shape {:?}",
-                    s(i)
-                )))
+                Err(self.shape_err(format!("{name} must have rank {r}, got shape {:?}", s(i))))
             }
         };
         let same = |i: usize, j: usize| -> Result<()> {
@@ -397,10 +400,7 @@ impl Kernel {
             if matches!(s(i).len(), 2 | 3) && s(i).iter().all(|&d| d > 0) {
                 Ok(())
             } else {
-                Err(self.shape_err(format!(
-                    "images are [H, W] or [H, W, C], got {:?}",
-                    s(i)
-                )))
+                Err(self.shape_err(format!("images are [H, W] or [H, W, C], got {:?}", s(i))))
             }
         };
         match self {
@@ -419,10 +419,7 @@ impl Kernel {
                     )));
                 }
                 if s(2) != [m, n] {
-                    return Err(self.shape_err(format!(
-                        "C must be {m}x{n}, got {:?}",
-                        s(2)
-                    )));
+                    return Err(self.shape_err(format!("C must be {m}x{n}, got {:?}", s(2))));
                 }
                 Ok(())
             }
@@ -443,17 +440,15 @@ impl Kernel {
             }
             Kernel::Reduce { axis, .. } => {
                 if *axis >= s(0).len() {
-                    return Err(self.shape_err(format!(
-                        "axis {axis} out of range for shape {:?}",
-                        s(0)
-                    )));
+                    return Err(
+                        self.shape_err(format!("axis {axis} out of range for shape {:?}", s(0)))
+                    );
                 }
                 let want = reduced_shape(s(0), *axis);
                 if s(1) != want.as_slice() {
-                    return Err(self.shape_err(format!(
-                        "output must have shape {want:?}, got {:?}",
-                        s(1)
-                    )));
+                    return Err(
+                        self.shape_err(format!("output must have shape {want:?}, got {:?}", s(1)))
+                    );
                 }
                 Ok(())
             }
@@ -463,10 +458,9 @@ impl Kernel {
                 })?;
                 for (i, name) in [(1, "gamma"), (2, "beta")] {
                     if s(i) != [n] {
-                        return Err(self.shape_err(format!(
-                            "{name} must have shape [{n}], got {:?}",
-                            s(i)
-                        )));
+                        return Err(
+                            self.shape_err(format!("{name} must have shape [{n}], got {:?}", s(i)))
+                        );
                     }
                 }
                 same(0, 3)
@@ -488,10 +482,7 @@ impl Kernel {
                     .ok_or_else(|| self.shape_err(format!("window {}x{} with stride {stride} and padding {padding} does not fit input {}x{}", w[2], w[3], x[2], x[3])))?;
                 let want = [x[0], w[0], oh, ow];
                 if s(2) != want {
-                    return Err(self.shape_err(format!(
-                        "output must be {want:?}, got {:?}",
-                        s(2)
-                    )));
+                    return Err(self.shape_err(format!("output must be {want:?}, got {:?}", s(2))));
                 }
                 Ok(())
             }
@@ -507,10 +498,7 @@ impl Kernel {
                 };
                 let want = [x[0], x[1], oh, ow];
                 if s(1) != want {
-                    return Err(self.shape_err(format!(
-                        "output must be {want:?}, got {:?}",
-                        s(1)
-                    )));
+                    return Err(self.shape_err(format!("output must be {want:?}, got {:?}", s(1))));
                 }
                 Ok(())
             }
@@ -621,7 +609,12 @@ pub(crate) fn gemm_dims(shape: &[usize], trans: bool) -> (usize, usize) {
 }
 
 /// Output extent of a sliding window, or `None` if it does not fit.
-pub(crate) fn conv_out(input: usize, window: usize, stride: usize, padding: usize) -> Option<usize> {
+///
+/// ```
+/// assert_eq!(xpu::kernel::conv_out(32, 3, 1, 1), Some(32));
+/// assert_eq!(xpu::kernel::conv_out(2, 3, 1, 0), None);
+/// ```
+pub fn conv_out(input: usize, window: usize, stride: usize, padding: usize) -> Option<usize> {
     let padded = input + 2 * padding;
     (stride > 0 && window > 0 && padded >= window).then(|| (padded - window) / stride + 1)
 }
@@ -637,7 +630,11 @@ pub(crate) fn reduced_shape(shape: &[usize], axis: usize) -> Vec<usize> {
 }
 
 /// The Gaussian kernel's radius for a sigma: three standard deviations.
-pub(crate) fn blur_radius(sigma: f64) -> usize {
+///
+/// ```
+/// assert_eq!(xpu::kernel::blur_radius(1.0), 3);
+/// ```
+pub fn blur_radius(sigma: f64) -> usize {
     (3.0 * sigma).ceil().max(1.0) as usize
 }
 

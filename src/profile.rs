@@ -23,7 +23,11 @@ pub(crate) struct UnitCounters(Vec<CachePadded<Counters>>);
 
 impl UnitCounters {
     pub fn new(units: usize) -> UnitCounters {
-        UnitCounters((0..units).map(|_| CachePadded::new(Counters::default())).collect())
+        UnitCounters(
+            (0..units)
+                .map(|_| CachePadded::new(Counters::default()))
+                .collect(),
+        )
     }
 
     /// Records one finished task on `unit`.
@@ -49,7 +53,11 @@ impl UnitCounters {
             tasks: c.tasks.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
             busy_seconds: busy,
-            utilisation: if wall_seconds > 0.0 { (busy / wall_seconds).min(1.0) } else { 0.0 },
+            utilisation: if wall_seconds > 0.0 {
+                (busy / wall_seconds).min(1.0)
+            } else {
+                0.0
+            },
             gflops: if busy > 0.0 { flops / busy * 1e-9 } else { 0.0 },
             bytes_fetched: c.bytes_fetched.load(Ordering::Relaxed),
         }

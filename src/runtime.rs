@@ -111,7 +111,9 @@ impl RuntimeBuilder {
     /// Fails if a backend named in `XPU_REQUIRE_BACKENDS` (comma-separated)
     /// has no unit.
     pub fn build(self) -> Result<Runtime> {
-        let cpu_units = self.cpu_units.unwrap_or_else(crate::backend::cpu::core_count);
+        let cpu_units = self
+            .cpu_units
+            .unwrap_or_else(crate::backend::cpu::core_count);
         if cpu_units == 0 {
             return Err(Error::Config("at least one CPU unit is needed".into()));
         }
@@ -134,7 +136,10 @@ impl RuntimeBuilder {
                     UnitMemory::Host => (HOST, crate::backend::cpu::host_memory_bytes()),
                     UnitMemory::Device { index, capacity } => {
                         let cap = self.device_limit.map_or(capacity, |l| l.min(capacity));
-                        let node = match device_nodes.iter().find(|(b, i, _)| *b == bi && *i == index) {
+                        let node = match device_nodes
+                            .iter()
+                            .find(|(b, i, _)| *b == bi && *i == index)
+                        {
                             Some(&(_, _, n)) => n,
                             None => {
                                 let name = format!("{}:{}", backend.name(), index);
@@ -448,14 +453,22 @@ impl Runtime {
         }
         let bytes: &[u8] = bytemuck::cast_slice(data);
         let host = self.shared.memory.host_alloc(Some(bytes), bytes.len())?;
-        Ok(self.register(shape, T::DTYPE, ReplicaSet::with_host(host, ReplicaState::Modified)))
+        Ok(self.register(
+            shape,
+            T::DTYPE,
+            ReplicaSet::with_host(host, ReplicaState::Modified),
+        ))
     }
 
     /// A zero-filled tensor on host memory.
     pub fn zeros(&self, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let bytes = shape.iter().product::<usize>() * dtype.size();
         let host = self.shared.memory.host_alloc(None, bytes)?;
-        Ok(self.register(shape, dtype, ReplicaSet::with_host(host, ReplicaState::Modified)))
+        Ok(self.register(
+            shape,
+            dtype,
+            ReplicaSet::with_host(host, ReplicaState::Modified),
+        ))
     }
 
     /// A tensor with no content yet: its memory is allocated where the first
@@ -499,7 +512,12 @@ impl Runtime {
     /// assert_eq!(rt.read::<f32>(&y)?, vec![0.0, 2.0, 0.0, 4.0]);
     /// # Ok::<(), xpu::Error>(())
     /// ```
-    pub fn submit_with(&self, kernel: &Kernel, accesses: &[Access], opts: TaskOptions) -> Result<Task> {
+    pub fn submit_with(
+        &self,
+        kernel: &Kernel,
+        accesses: &[Access],
+        opts: TaskOptions,
+    ) -> Result<Task> {
         let after: Vec<Arc<TaskNode>> = opts.after.iter().map(|t| t.node.clone()).collect();
         self.submit_inner(kernel, accesses, opts.priority, opts.placement, &after)
     }
@@ -556,7 +574,12 @@ impl Runtime {
         kernel.check(&metas)
     }
 
-    fn eligible_units(&self, kernel: &Kernel, accesses: &[Access], placement: Placement) -> Result<UnitSet> {
+    fn eligible_units(
+        &self,
+        kernel: &Kernel,
+        accesses: &[Access],
+        placement: Placement,
+    ) -> Result<UnitSet> {
         let dtypes: SmallVec<[DType; 4]> = accesses.iter().map(|a| a.tensor.inner.dtype).collect();
         let mut set = UnitSet::default();
         for (u, info) in self.shared.units.iter().enumerate() {

@@ -80,8 +80,13 @@ fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>) {
     } else {
         0.0
     };
-    s.counters
-        .record(unit, ok, start.elapsed().as_nanos() as u64, flops, fetched as u64);
+    s.counters.record(
+        unit,
+        ok,
+        start.elapsed().as_nanos() as u64,
+        flops,
+        fetched as u64,
+    );
     for ready in graph::finish(task, outcome) {
         s.make_ready(ready, Some(unit));
     }
@@ -142,6 +147,7 @@ fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> (Result<()>, usize) {
                 Arg {
                     shape: &t.shape,
                     dtype: t.dtype,
+                    mode: a.mode,
                     data,
                 }
             })

@@ -16,7 +16,7 @@ use std::any::Any;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, Mode};
 use crate::unit::UnitKind;
 
 /// Where a unit's data lives.
@@ -97,6 +97,8 @@ pub enum ArgData<'a> {
 pub struct Arg<'a> {
     pub shape: &'a [usize],
     pub dtype: DType,
+    /// How the task accesses it: a backend writes back only written arguments.
+    pub mode: Mode,
     pub data: ArgData<'a>,
 }
 

@@ -197,7 +197,12 @@ impl MemoryManager {
         r.in_use = r.in_use.saturating_sub(1);
     }
 
-    fn ensure_storage(&self, t: &Arc<TensorInner>, reps: &mut ReplicaSet, node: NodeId) -> Result<()> {
+    fn ensure_storage(
+        &self,
+        t: &Arc<TensorInner>,
+        reps: &mut ReplicaSet,
+        node: NodeId,
+    ) -> Result<()> {
         if reps.at(node).storage.is_some() {
             return Ok(());
         }
@@ -298,7 +303,13 @@ impl MemoryManager {
 
     /// Copies `t` from `src` to `dst` (through the host between two devices)
     /// and records each copy.
-    fn copy(&self, t: &Arc<TensorInner>, reps: &mut ReplicaSet, src: NodeId, dst: NodeId) -> Result<()> {
+    fn copy(
+        &self,
+        t: &Arc<TensorInner>,
+        reps: &mut ReplicaSet,
+        src: NodeId,
+        dst: NodeId,
+    ) -> Result<()> {
         if src != HOST && dst != HOST {
             self.ensure_storage(t, reps, HOST)?;
             self.copy(t, reps, src, HOST)?;

@@ -38,7 +38,10 @@ impl SchedPolicy for Eager {
             return Some(t);
         }
         let mut q = self.queue.lock();
-        let pos = q.iter().take(SCAN).position(|t| t.eligible.contains(unit))?;
+        let pos = q
+            .iter()
+            .take(SCAN)
+            .position(|t| t.eligible.contains(unit))?;
         q.remove(pos)
     }
 }

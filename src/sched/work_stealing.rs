@@ -44,7 +44,11 @@ impl SchedPolicy for WorkStealing {
     }
 
     fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>> {
-        if let Some(t) = self.priority.pop(unit).or_else(|| steal_one(&self.queues[unit])) {
+        if let Some(t) = self
+            .priority
+            .pop(unit)
+            .or_else(|| steal_one(&self.queues[unit]))
+        {
             return Some(t);
         }
         let n = self.queues.len();

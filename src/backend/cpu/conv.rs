@@ -21,7 +21,13 @@ pub(super) struct ConvGeometry {
 }
 
 impl ConvGeometry {
-    pub fn new(x: &[usize], w: &[usize], out: &[usize], stride: usize, padding: usize) -> ConvGeometry {
+    pub fn new(
+        x: &[usize],
+        w: &[usize],
+        out: &[usize],
+        stride: usize,
+        padding: usize,
+    ) -> ConvGeometry {
         ConvGeometry {
             batch: x[0],
             channels: x[1],
@@ -50,7 +56,8 @@ fn im2col<F: Float>(img: &[F], g: &ConvGeometry, cols: &mut [F]) {
                     let y = (oy * g.stride + ky) as isize - g.padding as isize;
                     for ox in 0..g.ow {
                         let x = (ox * g.stride + kx) as isize - g.padding as isize;
-                        let inside = y >= 0 && x >= 0 && (y as usize) < g.height && (x as usize) < g.width;
+                        let inside =
+                            y >= 0 && x >= 0 && (y as usize) < g.height && (x as usize) < g.width;
                         dst[oy * g.ow + ox] = if inside {
                             img[(c * g.height + y as usize) * g.width + x as usize]
                         } else {
@@ -63,7 +70,13 @@ fn im2col<F: Float>(img: &[F], g: &ConvGeometry, cols: &mut [F]) {
     }
 }
 
-pub(super) fn conv2d<F: Float>(x: &[F], w: &[F], out: &mut [F], g: &ConvGeometry, threads: usize) -> Result<()> {
+pub(super) fn conv2d<F: Float>(
+    x: &[F],
+    w: &[F],
+    out: &mut [F],
+    g: &ConvGeometry,
+    threads: usize,
+) -> Result<()> {
     let patch = g.channels * g.kh * g.kw;
     let spatial = g.oh * g.ow;
     let mut cols = vec![F::zero(); patch * spatial];
@@ -71,7 +84,14 @@ pub(super) fn conv2d<F: Float>(x: &[F], w: &[F], out: &mut [F], g: &ConvGeometry
     for b in 0..g.batch {
         im2col(&x[b * image..(b + 1) * image], g, &mut cols);
         let dst = &mut out[b * g.outputs * spatial..(b + 1) * g.outputs * spatial];
-        gemm(&GemmSpec::plain(threads), w, &[g.outputs, patch], &cols, &[patch, spatial], dst)?;
+        gemm(
+            &GemmSpec::plain(threads),
+            w,
+            &[g.outputs, patch],
+            &cols,
+            &[patch, spatial],
+            dst,
+        )?;
     }
     Ok(())
 }

@@ -24,7 +24,13 @@ pub(super) fn unary<F: Float>(op: UnaryOp, x: &[F], out: &mut [F]) {
 
 pub(super) fn binary<F: Float>(op: BinaryOp, a: &[F], b: &[F], out: &mut [F]) {
     match op {
-        BinaryOp::Add => out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = x + y),
-        BinaryOp::Mul => out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&x, &y))| *o = x * y),
+        BinaryOp::Add => out
+            .iter_mut()
+            .zip(a.iter().zip(b))
+            .for_each(|(o, (&x, &y))| *o = x + y),
+        BinaryOp::Mul => out
+            .iter_mut()
+            .zip(a.iter().zip(b))
+            .for_each(|(o, (&x, &y))| *o = x * y),
     }
 }

@@ -119,9 +119,30 @@ pub(super) fn launch(spec: &GemmSpec, args: &mut [Arg<'_>]) -> Result<()> {
         return Err(cpu_error("gemm takes three arguments"));
     };
     match c.dtype {
-        DType::F32 => gemm(spec, a.as_slice::<f32>()?, a.shape, b.as_slice()?, b.shape, c.as_mut_slice()?),
-        DType::F64 => gemm(spec, a.as_slice::<f64>()?, a.shape, b.as_slice()?, b.shape, c.as_mut_slice()?),
-        DType::F16 => gemm(spec, a.as_slice::<f16>()?, a.shape, b.as_slice()?, b.shape, c.as_mut_slice()?),
+        DType::F32 => gemm(
+            spec,
+            a.as_slice::<f32>()?,
+            a.shape,
+            b.as_slice()?,
+            b.shape,
+            c.as_mut_slice()?,
+        ),
+        DType::F64 => gemm(
+            spec,
+            a.as_slice::<f64>()?,
+            a.shape,
+            b.as_slice()?,
+            b.shape,
+            c.as_mut_slice()?,
+        ),
+        DType::F16 => gemm(
+            spec,
+            a.as_slice::<f16>()?,
+            a.shape,
+            b.as_slice()?,
+            b.shape,
+            c.as_mut_slice()?,
+        ),
         DType::BF16 => {
             let widen = |x: &[bf16]| -> Vec<f32> { x.iter().map(|v| v.to_f32()).collect() };
             let (wa, wb) = (widen(a.as_slice()?), widen(b.as_slice()?));

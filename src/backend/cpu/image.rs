@@ -41,7 +41,11 @@ fn read(arg: &Arg<'_>) -> Result<Image> {
     let data = match arg.dtype {
         DType::U8 => arg.as_slice::<u8>()?.iter().map(|&v| v as f32).collect(),
         DType::F32 => arg.as_slice::<f32>()?.to_vec(),
-        other => return Err(cpu_error(&format!("image kernels take u8 or f32, got {other}"))),
+        other => {
+            return Err(cpu_error(&format!(
+                "image kernels take u8 or f32, got {other}"
+            )))
+        }
     };
     Ok(Image::new(arg.shape, data))
 }
@@ -68,7 +72,12 @@ pub(super) fn launch(kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
         Kernel::GaussianBlur { sigma } => gaussian_blur(&img, *sigma),
         Kernel::Sobel => sobel(&img),
         Kernel::RgbToGray => rgb_to_gray(&img),
-        other => return Err(cpu_error(&format!("`{}` is not an image kernel", other.name()))),
+        other => {
+            return Err(cpu_error(&format!(
+                "`{}` is not an image kernel",
+                other.name()
+            )))
+        }
     };
     write(output, &result)
 }
@@ -131,7 +140,9 @@ pub(crate) fn gaussian_blur(img: &Image, sigma: f64) -> Vec<f32> {
                 out[(y * w + x) * ch + c] = weights
                     .iter()
                     .enumerate()
-                    .map(|(i, k)| k * horizontal.clamped(y as isize + i as isize - r, x as isize, c))
+                    .map(|(i, k)| {
+                        k * horizontal.clamped(y as isize + i as isize - r, x as isize, c)
+                    })
                     .sum();
             }
         }

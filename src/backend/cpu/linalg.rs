@@ -2,7 +2,9 @@
 //! f32 and f64, through `faer`. Tiles are row-major.
 
 use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch, LltRegularization};
+use faer::linalg::cholesky::llt::factor::{
+    cholesky_in_place, cholesky_in_place_scratch, LltRegularization,
+};
 use faer::linalg::matmul::triangular::{matmul, BlockStructure};
 use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
 use faer::{Accum, MatMut, MatRef, Par};
@@ -23,12 +25,22 @@ fn par(threads: usize) -> Par {
 
 /// Factors the lower triangle of `a` in place and zeroes the strict upper
 /// triangle, so the tile holds exactly `L`.
-pub(crate) fn potrf<F: Float + faer::traits::RealField>(a: &mut [F], n: usize, threads: usize) -> Result<()> {
+pub(crate) fn potrf<F: Float + faer::traits::RealField>(
+    a: &mut [F],
+    n: usize,
+    threads: usize,
+) -> Result<()> {
     let par = par(threads);
     let mut mem = MemBuffer::new(cholesky_in_place_scratch::<F>(n, par, Default::default()));
     let view = MatMut::from_row_major_slice_mut(a, n, n);
-    cholesky_in_place(view, LltRegularization::default(), par, MemStack::new(&mut mem), Default::default())
-        .map_err(|e| cpu_error(&format!("potrf: the tile is not positive definite ({e:?})")))?;
+    cholesky_in_place(
+        view,
+        LltRegularization::default(),
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|e| cpu_error(&format!("potrf: the tile is not positive definite ({e:?})")))?;
     for i in 0..n {
         a[i * n + i + 1..(i + 1) * n].fill(F::zero());
     }
@@ -36,14 +48,26 @@ pub(crate) fn potrf<F: Float + faer::traits::RealField>(a: &mut [F], n: usize, t
 }
 
 /// `b := b * l^-T` for lower triangular `l` (`n x n`) and `b` (`m x n`).
-pub(crate) fn trsm<F: Float + faer::traits::RealField>(l: &[F], n: usize, b: &mut [F], m: usize, threads: usize) {
+pub(crate) fn trsm<F: Float + faer::traits::RealField>(
+    l: &[F],
+    n: usize,
+    b: &mut [F],
+    m: usize,
+    threads: usize,
+) {
     let l = MatRef::from_row_major_slice(l, n, n);
     let bt = MatMut::from_row_major_slice_mut(b, m, n).transpose_mut();
     solve_lower_triangular_in_place(l, bt, par(threads));
 }
 
 /// `c := c - a * a^T` on the lower triangle of `c` (`n x n`), `a` is `n x k`.
-pub(crate) fn syrk<F: Float + faer::traits::RealField>(a: &[F], n: usize, k: usize, c: &mut [F], threads: usize) {
+pub(crate) fn syrk<F: Float + faer::traits::RealField>(
+    a: &[F],
+    n: usize,
+    k: usize,
+    c: &mut [F],
+    threads: usize,
+) {
     let a = MatRef::from_row_major_slice(a, n, k);
     let c = MatMut::from_row_major_slice_mut(c, n, n);
     matmul(
@@ -59,7 +83,11 @@ pub(crate) fn syrk<F: Float + faer::traits::RealField>(a: &[F], n: usize, k: usi
     );
 }
 
-fn run<F: Float + faer::traits::RealField>(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> Result<()> {
+fn run<F: Float + faer::traits::RealField>(
+    kernel: &Kernel,
+    args: &mut [Arg<'_>],
+    threads: usize,
+) -> Result<()> {
     match (kernel, args) {
         (Kernel::Potrf, [a]) => {
             let n = a.shape[0];
@@ -75,7 +103,10 @@ fn run<F: Float + faer::traits::RealField>(kernel: &Kernel, args: &mut [Arg<'_>]
             syrk(a.as_slice::<F>()?, n, k, c.as_mut_slice::<F>()?, threads);
             Ok(())
         }
-        (k, _) => Err(cpu_error(&format!("`{}`: wrong arguments for a Cholesky tile", k.name()))),
+        (k, _) => Err(cpu_error(&format!(
+            "`{}`: wrong arguments for a Cholesky tile",
+            k.name()
+        ))),
     }
 }
 
@@ -83,6 +114,9 @@ pub(super) fn launch(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> R
     match args.first().map(|a| a.dtype) {
         Some(DType::F32) => run::<f32>(kernel, args, threads),
         Some(DType::F64) => run::<f64>(kernel, args, threads),
-        other => Err(cpu_error(&format!("`{}` takes f32 or f64, got {other:?}", kernel.name()))),
+        other => Err(cpu_error(&format!(
+            "`{}` takes f32 or f64, got {other:?}",
+            kernel.name()
+        ))),
     }
 }

@@ -90,7 +90,9 @@ impl Backend for CpuBackend {
     }
 
     fn alloc(&self, _memory: usize, _bytes: usize) -> Result<DeviceBuffer> {
-        Err(cpu_error("CPU units use host memory; there is no device memory to allocate"))
+        Err(cpu_error(
+            "CPU units use host memory; there is no device memory to allocate",
+        ))
     }
 
     fn upload(&self, _dst: &DeviceBuffer, _src: &[u8]) -> Result<()> {
@@ -121,7 +123,10 @@ pub fn run_kernel(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> Resu
         Kernel::Noop => Ok(()),
         Kernel::Custom(c) => match c.cpu() {
             Some(f) => f(args),
-            None => Err(cpu_error(&format!("kernel `{}` has no CPU implementation", c.name()))),
+            None => Err(cpu_error(&format!(
+                "kernel `{}` has no CPU implementation",
+                c.name()
+            ))),
         },
         Kernel::Gemm {
             trans_a,
@@ -156,12 +161,28 @@ fn run_float_kernel(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> Re
     let out_shape = out.shape;
     match out.dtype {
         DType::F32 => {
-            let ins: SmallVec<[&[f32]; 4]> = ins.iter().map(|a| a.as_slice()).collect::<Result<_>>()?;
-            float_kernel(kernel, &ins, &shapes, out.as_mut_slice()?, out_shape, threads)
+            let ins: SmallVec<[&[f32]; 4]> =
+                ins.iter().map(|a| a.as_slice()).collect::<Result<_>>()?;
+            float_kernel(
+                kernel,
+                &ins,
+                &shapes,
+                out.as_mut_slice()?,
+                out_shape,
+                threads,
+            )
         }
         DType::F64 => {
-            let ins: SmallVec<[&[f64]; 4]> = ins.iter().map(|a| a.as_slice()).collect::<Result<_>>()?;
-            float_kernel(kernel, &ins, &shapes, out.as_mut_slice()?, out_shape, threads)
+            let ins: SmallVec<[&[f64]; 4]> =
+                ins.iter().map(|a| a.as_slice()).collect::<Result<_>>()?;
+            float_kernel(
+                kernel,
+                &ins,
+                &shapes,
+                out.as_mut_slice()?,
+                out_shape,
+                threads,
+            )
         }
         DType::F16 => widened::<f16>(kernel, ins, &shapes, out, threads),
         DType::BF16 => widened::<bf16>(kernel, ins, &shapes, out, threads),
@@ -179,7 +200,12 @@ fn widened<H: Element>(
 ) -> Result<()> {
     let wide: Vec<Vec<f32>> = ins
         .iter()
-        .map(|a| Ok(a.as_slice::<H>()?.iter().map(|v| v.to_f64() as f32).collect()))
+        .map(|a| {
+            Ok(a.as_slice::<H>()?
+                .iter()
+                .map(|v| v.to_f64() as f32)
+                .collect())
+        })
         .collect::<Result<_>>()?;
     let refs: SmallVec<[&[f32]; 4]> = wide.iter().map(Vec::as_slice).collect();
     let mut result = vec![0f32; out.len()];
@@ -204,17 +230,28 @@ fn float_kernel<F: Float>(
         Kernel::Binary(op) => elementwise::binary(*op, ins[0], ins[1], out),
         Kernel::Reduce { op, axis } => reduce::reduce(*op, ins[0], shapes[0], *axis, out),
         Kernel::Softmax => reduce::softmax(ins[0], shapes[0], out),
-        Kernel::LayerNorm { eps } => {
-            reduce::layer_norm(ins[0], shapes[0], ins[1], ins[2], F::from(*eps).unwrap_or(F::zero()), out)
-        }
+        Kernel::LayerNorm { eps } => reduce::layer_norm(
+            ins[0],
+            shapes[0],
+            ins[1],
+            ins[2],
+            F::from(*eps).unwrap_or(F::zero()),
+            out,
+        ),
         Kernel::Conv2d { stride, padding } => {
-            let geometry = conv::ConvGeometry::new(shapes[0], shapes[1], out_shape, *stride, *padding);
+            let geometry =
+                conv::ConvGeometry::new(shapes[0], shapes[1], out_shape, *stride, *padding);
             return conv::conv2d(ins[0], ins[1], out, &geometry, threads);
         }
         Kernel::Pool2d { op, window, stride } => {
             conv::pool2d(*op, ins[0], shapes[0], *window, *stride, out, out_shape)
         }
-        other => return Err(cpu_error(&format!("`{}` is not a float kernel", other.name()))),
+        other => {
+            return Err(cpu_error(&format!(
+                "`{}` is not a float kernel",
+                other.name()
+            )))
+        }
     }
     Ok(())
 }

@@ -47,7 +47,14 @@ pub(super) fn softmax<F: Float>(x: &[F], shape: &[usize], out: &mut [F]) {
     }
 }
 
-pub(super) fn layer_norm<F: Float>(x: &[F], shape: &[usize], gamma: &[F], beta: &[F], eps: F, out: &mut [F]) {
+pub(super) fn layer_norm<F: Float>(
+    x: &[F],
+    shape: &[usize],
+    gamma: &[F],
+    beta: &[F],
+    eps: F,
+    out: &mut [F],
+) {
     let n = shape.last().copied().unwrap_or(1).max(1);
     let count = F::from(n).unwrap_or(F::one());
     for (row, dst) in rows(x, shape).zip(out.chunks_mut(n)) {

@@ -1,0 +1,157 @@
+//! A backend an embedder could write for a DSP with its own memory: the
+//! runtime sees a unit of kind `dsp` on a memory node of its own, so every
+//! tensor it touches is really copied in and out of that memory.
+//!
+//! The "device" is emulated on the host: its memory is a separate heap
+//! buffer per allocation, and it runs xpu's CPU kernels on it, plus a kernel
+//! of its own, `fir` (a finite impulse response filter).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use parking_lot::Mutex;
+use xpu::backend::cpu::run_kernel;
+use xpu::{
+    Arg, ArgData, Backend, DType, DeviceBuffer, Error, Kernel, Mode, Result, UnitDesc, UnitKind,
+    UnitMemory,
+};
+
+/// One allocation in the DSP's memory (8-byte words keep every dtype aligned).
+struct DspMemory(Mutex<Vec<u64>>);
+
+/// The DSP backend: `units` DSP cores sharing one memory of `capacity` bytes.
+pub struct DspBackend {
+    units: usize,
+    capacity: usize,
+    launches: AtomicUsize,
+}
+
+impl DspBackend {
+    pub fn new(units: usize, capacity: usize) -> DspBackend {
+        DspBackend {
+            units,
+            capacity,
+            launches: AtomicUsize::new(0),
+        }
+    }
+
+    /// Kernels launched so far.
+    pub fn launches(&self) -> usize {
+        self.launches.load(Ordering::Relaxed)
+    }
+}
+
+/// The DSP's own kernel: `y[i] = sum_k h[k] * x[i - k]` over f32 signals,
+/// arguments `x (R), h (R), y (W)`.
+pub fn fir() -> Kernel {
+    Kernel::named("fir", &[Mode::Read, Mode::Read, Mode::Write])
+}
+
+fn run_fir(args: &mut [Arg<'_>]) -> Result<()> {
+    let [x, h, y] = args else {
+        return Err(dsp_error("fir takes x, h and y"));
+    };
+    if x.shape != y.shape || x.dtype != DType::F32 {
+        return Err(dsp_error("fir: x and y must be f32 signals of one length"));
+    }
+    let (x, h) = (x.as_f32()?, h.as_f32()?);
+    for (i, out) in y.as_f32_mut()?.iter_mut().enumerate() {
+        *out = h
+            .iter()
+            .enumerate()
+            .filter(|(k, _)| *k <= i)
+            .map(|(k, c)| c * x[i - k])
+            .sum();
+    }
+    Ok(())
+}
+
+fn dsp_error(message: &str) -> Error {
+    Error::Device {
+        backend: "dsp".into(),
+        message: message.into(),
+    }
+}
+
+fn words(buf: &DeviceBuffer) -> Result<&Mutex<Vec<u64>>> {
+    Ok(&buf.handle::<DspMemory>("dsp")?.0)
+}
+
+impl Backend for DspBackend {
+    fn name(&self) -> &str {
+        "dsp"
+    }
+
+    fn units(&self) -> Vec<UnitDesc> {
+        (0..self.units)
+            .map(|_| UnitDesc {
+                kind: UnitKind::Custom("dsp"),
+                device: "host-emulated DSP".into(),
+                emulated: true,
+                memory: UnitMemory::Device {
+                    index: 0,
+                    capacity: self.capacity,
+                },
+            })
+            .collect()
+    }
+
+    fn alloc(&self, _memory: usize, bytes: usize) -> Result<DeviceBuffer> {
+        let words = vec![0u64; bytes.div_ceil(8)];
+        Ok(DeviceBuffer::new(bytes, DspMemory(Mutex::new(words))))
+    }
+
+    fn upload(&self, dst: &DeviceBuffer, src: &[u8]) -> Result<()> {
+        let mut w = words(dst)?.lock();
+        bytemuck::cast_slice_mut::<u64, u8>(&mut w)[..src.len()].copy_from_slice(src);
+        Ok(())
+    }
+
+    fn download(&self, src: &DeviceBuffer, dst: &mut [u8]) -> Result<()> {
+        let w = words(src)?.lock();
+        dst.copy_from_slice(&bytemuck::cast_slice::<u64, u8>(&w)[..dst.len()]);
+        Ok(())
+    }
+
+    fn supports(&self, _unit: usize, kernel: &Kernel, _dtypes: &[DType]) -> bool {
+        match kernel {
+            Kernel::Custom(c) => c.name() == "fir" || c.cpu().is_some(),
+            _ => true,
+        }
+    }
+
+    fn launch(&self, _unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
+        self.launches.fetch_add(1, Ordering::Relaxed);
+        // Work on private copies of the buffers, then store the outputs.
+        let mut copies: Vec<Vec<u64>> = Vec::with_capacity(args.len());
+        for a in args.iter() {
+            copies.push(words(a.device()?)?.lock().clone());
+        }
+        {
+            let mut local: Vec<Arg<'_>> = args
+                .iter()
+                .zip(copies.iter_mut())
+                .map(|(a, c)| {
+                    let bytes = a.len() * a.dtype.size();
+                    Arg {
+                        shape: a.shape,
+                        dtype: a.dtype,
+                        mode: a.mode,
+                        data: ArgData::HostMut(
+                            &mut bytemuck::cast_slice_mut::<u64, u8>(c)[..bytes],
+                        ),
+                    }
+                })
+                .collect();
+            match kernel {
+                Kernel::Custom(c) if c.name() == "fir" => run_fir(&mut local)?,
+                _ => run_kernel(kernel, &mut local, 1)?,
+            }
+        }
+        for (a, c) in args.iter().zip(copies) {
+            if a.mode.writes() {
+                *words(a.device()?)?.lock() = c;
+            }
+        }
+        Ok(())
+    }
+}

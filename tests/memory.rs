@@ -1,0 +1,270 @@
+//! Unified memory through a second memory node that really copies bytes:
+//! the DSP backend of `examples/custom_unit`, registered from outside the crate.
+
+#[path = "../examples/custom_unit/dsp.rs"]
+mod dsp;
+
+use std::sync::Arc;
+
+use xpu::memory::size_class;
+use xpu::{DType, Kernel, Placement, Runtime, TaskOptions, UnaryOp, UnitKind, HOST};
+
+const DSP: Placement = Placement::Kind(UnitKind::Custom("dsp"));
+const CPU: Placement = Placement::Kind(UnitKind::Cpu);
+
+fn runtime(capacity: usize) -> (Runtime, Arc<dsp::DspBackend>) {
+    let backend = Arc::new(dsp::DspBackend::new(1, capacity));
+    let rt = Runtime::builder()
+        .cpu_units(2)
+        .backend(backend.clone())
+        .build()
+        .unwrap();
+    (rt, backend)
+}
+
+fn on(p: Placement) -> TaskOptions {
+    TaskOptions::default().on(p)
+}
+
+/// Adds 1 to every element, in place.
+fn increment() -> Kernel {
+    Kernel::custom("increment", &[xpu::Mode::ReadWrite], |args| {
+        args[0].as_f32_mut()?.iter_mut().for_each(|v| *v += 1.0);
+        Ok(())
+    })
+}
+
+#[test]
+fn transfers_happen_only_when_the_needed_copy_is_stale() {
+    let (rt, _) = runtime(1 << 20);
+    let dsp_node = rt
+        .units()
+        .iter()
+        .find(|u| u.kind == UnitKind::Custom("dsp"))
+        .unwrap()
+        .node;
+    let a = rt.tensor(&[256], vec![1.0f32; 256]).unwrap();
+    let b = rt.zeros(&[256], DType::F32).unwrap();
+    let relu = Kernel::Unary(UnaryOp::Relu);
+
+    // Read on the DSP: one upload. Again: none (the copy is Shared there).
+    rt.submit_with(&relu, &[a.read(), b.write()], on(DSP))
+        .unwrap();
+    rt.submit_with(&relu, &[a.read(), b.write()], on(DSP))
+        .unwrap();
+    // Read on the CPU: the host copy is still valid, nothing moves.
+    rt.submit_with(&relu, &[a.read(), b.write()], on(CPU))
+        .unwrap();
+    // Write on the DSP: its copy is valid, nothing moves; the host copy goes stale.
+    rt.submit_with(&increment(), &[a.rw()], on(DSP)).unwrap();
+    rt.wait_all();
+    // The CPU reads it: one download.
+    rt.submit_with(&relu, &[a.read(), b.write()], on(CPU))
+        .unwrap();
+    assert_eq!(rt.read::<f32>(&b).unwrap(), vec![2.0; 256]);
+    assert_eq!(rt.read::<f32>(&a).unwrap(), vec![2.0; 256]);
+
+    let moved: Vec<(u64, usize, usize)> = rt
+        .transfers()
+        .iter()
+        .map(|t| (t.tensor, t.from, t.to))
+        .collect();
+    // b is only ever written, and last on the CPU: it never moves.
+    assert_eq!(
+        moved,
+        vec![(a.id(), HOST, dsp_node), (a.id(), dsp_node, HOST)],
+        "transfers: {:?}",
+        rt.transfers()
+    );
+    let stats = rt.memory_stats();
+    assert_eq!(stats[dsp_node].bytes_in, 1024);
+    assert_eq!(stats[dsp_node].bytes_out, 1024);
+    assert_eq!(stats[HOST].bytes_in, 1024);
+}
+
+#[test]
+fn a_write_only_access_fetches_nothing_and_invalidates_other_copies() {
+    let (rt, _) = runtime(1 << 20);
+    let x = rt.tensor(&[64], vec![3.0f32; 64]).unwrap();
+    let y = rt.tensor(&[64], vec![9.0f32; 64]).unwrap();
+    rt.submit_with(
+        &Kernel::Unary(UnaryOp::Relu),
+        &[x.read(), y.write()],
+        on(DSP),
+    )
+    .unwrap();
+    assert_eq!(rt.read::<f32>(&y).unwrap(), vec![3.0; 64]);
+    let into_dsp: Vec<u64> = rt
+        .transfers()
+        .iter()
+        .filter(|t| t.to != HOST)
+        .map(|t| t.tensor)
+        .collect();
+    assert_eq!(
+        into_dsp,
+        vec![x.id()],
+        "y is written, not read: it must not be uploaded"
+    );
+}
+
+#[test]
+fn eviction_under_a_tiny_capacity_loses_nothing() {
+    let tensor_bytes = 4096 * 4;
+    // Room for three tensors on the DSP; ten are modified there in turn.
+    let (rt, _) = runtime(3 * size_class(tensor_bytes));
+    let tensors: Vec<_> = (0..10)
+        .map(|i| rt.tensor(&[4096], vec![i as f32; 4096]).unwrap())
+        .collect();
+    for round in 0..3 {
+        for t in &tensors {
+            rt.submit_with(&increment(), &[t.rw()], on(DSP)).unwrap();
+        }
+        // Interleave CPU work on half of them so copies move both ways.
+        if round == 1 {
+            for t in tensors.iter().step_by(2) {
+                rt.submit_with(&increment(), &[t.rw()], on(CPU)).unwrap();
+            }
+        }
+    }
+    rt.wait_all();
+    for (i, t) in tensors.iter().enumerate() {
+        let extra = if i % 2 == 0 { 4.0 } else { 3.0 };
+        assert_eq!(
+            rt.read::<f32>(t).unwrap(),
+            vec![i as f32 + extra; 4096],
+            "tensor {i}"
+        );
+    }
+    let dsp = &rt.memory_stats()[1];
+    assert!(dsp.evictions > 0, "expected evictions: {dsp:?}");
+    assert!(
+        dsp.write_backs > 0,
+        "modified copies must be written back: {dsp:?}"
+    );
+    assert!(dsp.peak <= dsp.capacity, "{dsp:?}");
+}
+
+#[test]
+fn a_tensor_larger_than_the_device_is_a_clear_error() {
+    let (rt, _) = runtime(1024);
+    let big = rt.tensor(&[4096], vec![1.0f32; 4096]).unwrap();
+    let out = rt.zeros(&[4096], DType::F32).unwrap();
+    let task = rt
+        .submit_with(
+            &Kernel::Unary(UnaryOp::Exp),
+            &[big.read(), out.write()],
+            on(DSP),
+        )
+        .unwrap();
+    let err = rt.wait(&task).unwrap_err().to_string();
+    assert!(err.contains("out of memory"), "{err}");
+    // The runtime still works, and the input is intact.
+    assert_eq!(rt.read::<f32>(&big).unwrap(), vec![1.0; 4096]);
+}
+
+#[test]
+fn freed_buffers_are_reused_by_size_class() {
+    let (rt, _) = runtime(1 << 20);
+    let run_once = || {
+        let x = rt.tensor(&[1000], vec![1.0f32; 1000]).unwrap();
+        let y = rt.zeros(&[1000], DType::F32).unwrap();
+        rt.submit_with(
+            &Kernel::Unary(UnaryOp::Relu),
+            &[x.read(), y.write()],
+            on(DSP),
+        )
+        .unwrap();
+        rt.read::<f32>(&y).unwrap();
+    };
+    run_once();
+    let after_first = rt.memory_stats()[1].allocated;
+    assert_eq!(after_first, 2 * size_class(4000));
+    for _ in 0..5 {
+        run_once();
+    }
+    assert_eq!(
+        rt.memory_stats()[1].allocated,
+        after_first,
+        "buffers must be reused, not reallocated"
+    );
+}
+
+#[test]
+fn the_static_pool_is_reserved_at_start_and_used_first() {
+    let backend = Arc::new(dsp::DspBackend::new(1, 1 << 20));
+    let rt = Runtime::builder()
+        .cpu_units(1)
+        .backend(backend)
+        .static_pool(1, 4096, 4)
+        .build()
+        .unwrap();
+    assert_eq!(rt.memory_stats()[1].allocated, 4 * 4096);
+    let x = rt.tensor(&[1024], vec![2.0f32; 1024]).unwrap();
+    let y = rt.zeros(&[1024], DType::F32).unwrap();
+    rt.submit_with(
+        &Kernel::Unary(UnaryOp::Relu),
+        &[x.read(), y.write()],
+        on(DSP),
+    )
+    .unwrap();
+    assert_eq!(rt.read::<f32>(&y).unwrap(), vec![2.0; 1024]);
+    assert_eq!(
+        rt.memory_stats()[1].allocated,
+        4 * 4096,
+        "tensors of the pooled class come from the pool"
+    );
+    let too_big = Runtime::builder()
+        .backend(Arc::new(dsp::DspBackend::new(1, 8192)))
+        .static_pool(1, 4096, 4)
+        .build();
+    assert!(too_big.err().unwrap().to_string().contains("static pool"));
+}
+
+#[test]
+fn host_accounting_tracks_allocation_and_peak() {
+    let rt = Runtime::builder().cpu_units(1).build().unwrap();
+    let before = rt.memory_stats()[HOST].allocated;
+    let t = rt.zeros(&[1 << 20], DType::F32).unwrap();
+    assert_eq!(rt.memory_stats()[HOST].allocated, before + (4 << 20));
+    drop(t);
+    let stats = &rt.memory_stats()[HOST];
+    assert_eq!(stats.allocated, before);
+    assert!(stats.peak >= before + (4 << 20));
+    let capped = Runtime::builder()
+        .cpu_units(1)
+        .host_capacity(1000)
+        .build()
+        .unwrap();
+    let err = capped.zeros(&[1000], DType::F32).unwrap_err().to_string();
+    assert!(err.contains("out of memory"), "{err}");
+}
+
+#[test]
+fn a_kernel_only_the_custom_unit_has_runs_there_with_dependencies() {
+    let (rt, backend) = runtime(1 << 20);
+    let x = rt
+        .tensor(&[8], vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0])
+        .unwrap();
+    let h = rt.tensor(&[2], vec![1.0f32, -1.0]).unwrap();
+    let y = rt.zeros(&[8], DType::F32).unwrap();
+    let z = rt.zeros(&[8], DType::F32).unwrap();
+    rt.submit(&dsp::fir(), &[x.read(), h.read(), y.write()])
+        .unwrap();
+    rt.submit(
+        &Kernel::Binary(xpu::BinaryOp::Add),
+        &[y.read(), x.read(), z.write()],
+    )
+    .unwrap();
+    // y = first difference of x: [1, 1, 1, ...]; z = y + x.
+    assert_eq!(rt.read::<f32>(&y).unwrap(), vec![1.0; 8]);
+    assert_eq!(
+        rt.read::<f32>(&z).unwrap(),
+        vec![2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
+    );
+    assert!(backend.launches() >= 1);
+    let pinned = rt.submit_with(&dsp::fir(), &[x.read(), h.read(), y.write()], on(CPU));
+    assert!(pinned
+        .unwrap_err()
+        .to_string()
+        .contains("no unit can run kernel `fir` on a cpu unit"));
+}
