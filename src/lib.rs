@@ -20,6 +20,7 @@
 //! ```
 
 pub mod backend;
+pub mod bench;
 pub mod dtype;
 pub mod error;
 mod graph;
@@ -29,6 +30,7 @@ mod profile;
 mod runtime;
 pub mod sched;
 mod tensor;
+pub mod tiled;
 pub mod unit;
 mod worker;
 
