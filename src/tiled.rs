@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::kernel::Kernel;
 use crate::runtime::{Runtime, TaskOptions};
 use crate::tensor::Tensor;
+use crate::unit::Placement;
 
 /// An `n x n` row-major matrix stored as `t x t` tiles of `tile x tile`.
 ///
@@ -94,19 +95,26 @@ fn tiles_per_side(n: usize, tile: usize) -> Result<usize> {
     Ok(n / tile)
 }
 
-/// Submits `C = A * B` as one GEMM task per tile product; returns the task count.
+/// Submits `C = A * B` as one GEMM task per tile product, each placed by
+/// `placement`; returns the task count.
 ///
 /// ```
-/// use xpu::{tiled::{gemm, TiledMatrix}, DType, Runtime};
+/// use xpu::{tiled::{gemm, TiledMatrix}, DType, Placement, Runtime};
 /// let rt = Runtime::builder().build()?;
 /// let a = TiledMatrix::from_fn(&rt, 8, 4, |i, j| if i == j { 2.0f32 } else { 0.0 })?;
 /// let b = TiledMatrix::from_fn(&rt, 8, 4, |i, j| (i + j) as f32)?;
 /// let c = TiledMatrix::zeros(&rt, 8, 4, DType::F32)?;
-/// assert_eq!(gemm(&rt, &a, &b, &c)?, 8);
+/// assert_eq!(gemm(&rt, &a, &b, &c, Placement::Any)?, 8);
 /// assert_eq!(c.to_vec::<f32>(&rt)?[9], 2.0 * 2.0); // 2 * (1 + 1)
 /// # Ok::<(), xpu::Error>(())
 /// ```
-pub fn gemm(rt: &Runtime, a: &TiledMatrix, b: &TiledMatrix, c: &TiledMatrix) -> Result<usize> {
+pub fn gemm(
+    rt: &Runtime,
+    a: &TiledMatrix,
+    b: &TiledMatrix,
+    c: &TiledMatrix,
+    placement: Placement,
+) -> Result<usize> {
     let t = a.tiles_per_side();
     if b.n != a.n || c.n != a.n || b.tile != a.tile || c.tile != a.tile {
         return Err(Error::Config(
@@ -115,6 +123,7 @@ pub fn gemm(rt: &Runtime, a: &TiledMatrix, b: &TiledMatrix, c: &TiledMatrix) -> 
     }
     let first = Kernel::gemm();
     let accumulate = Kernel::gemm().scaled(1.0, 1.0);
+    let opts = TaskOptions::default().on(placement);
     for i in 0..t {
         for j in 0..t {
             for k in 0..t {
@@ -123,7 +132,11 @@ pub fn gemm(rt: &Runtime, a: &TiledMatrix, b: &TiledMatrix, c: &TiledMatrix) -> 
                 } else {
                     (&accumulate, c.tile(i, j).rw())
                 };
-                rt.submit(kernel, &[a.tile(i, k).read(), b.tile(k, j).read(), out])?;
+                rt.submit_with(
+                    kernel,
+                    &[a.tile(i, k).read(), b.tile(k, j).read(), out],
+                    opts.clone(),
+                )?;
             }
         }
     }

@@ -1,0 +1,8 @@
+//! Measured workloads shared by `xpu bench`, `xpu demo`, the examples and
+//! the criterion benches: each runs real kernels and checks its result.
+
+mod dense;
+mod table;
+
+pub use dense::{cholesky, direct_sgemm, spd_element, tiled_sgemm, CholeskyRun, GemmRun};
+pub use table::{bench_case, measure, BenchCase, BenchRow, BENCH_KERNELS};

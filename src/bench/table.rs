@@ -1,0 +1,248 @@
+//! The kernel x unit x size table of `xpu bench`: one case per kernel and
+//! size, timed through the runtime on one unit.
+
+use std::time::Instant;
+
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::kernel::{BinaryOp, Kernel, Mode, PoolOp, ReduceOp, UnaryOp};
+use crate::runtime::{Runtime, TaskOptions};
+use crate::tensor::Tensor;
+use crate::unit::{Placement, UnitId};
+
+use super::spd_element;
+
+/// Kernels `xpu bench` knows how to size.
+pub const BENCH_KERNELS: [&str; 20] = [
+    "gemm",
+    "add",
+    "mul",
+    "relu",
+    "gelu",
+    "exp",
+    "sum",
+    "max",
+    "softmax",
+    "layer_norm",
+    "conv2d",
+    "max_pool2d",
+    "avg_pool2d",
+    "resize",
+    "gaussian_blur",
+    "sobel",
+    "rgb_to_gray",
+    "potrf",
+    "trsm",
+    "syrk",
+];
+
+/// One benchmark case: a kernel and the shapes of its arguments.
+#[derive(Debug, Clone)]
+pub struct BenchCase {
+    pub kernel: Kernel,
+    pub shapes: Vec<Vec<usize>>,
+    pub dtype: DType,
+    /// The size it was made for.
+    pub size: usize,
+    /// Fills argument `i` at flat index `e` (row-major `n x n` for matrices).
+    fill: fn(usize, usize, usize) -> f64,
+}
+
+fn pattern(_arg: usize, e: usize, _n: usize) -> f64 {
+    ((e * 7919) % 1000) as f64 / 1000.0 - 0.5
+}
+
+fn pixels(_arg: usize, e: usize, _n: usize) -> f64 {
+    ((e * 31) % 256) as f64
+}
+
+/// SPD matrices for POTRF and SYRK's C; a well-conditioned lower factor for TRSM's L.
+fn cholesky_tiles(arg: usize, e: usize, n: usize) -> f64 {
+    let (i, j) = (e / n, e % n);
+    if arg == 0 && j > i {
+        0.0
+    } else {
+        spd_element(n, i, j)
+    }
+}
+
+/// The benchmark case of kernel `name` at `size` (matrices are `size x size`;
+/// images `size x size`; convolutions and pooling 16 channels of `size/4`).
+///
+/// ```
+/// let case = xpu::bench::bench_case("gemm", 256, xpu::DType::F32).unwrap();
+/// assert_eq!(case.shapes, vec![vec![256, 256]; 3]);
+/// assert!(xpu::bench::bench_case("fft", 256, xpu::DType::F32).is_err());
+/// ```
+pub fn bench_case(name: &str, size: usize, dtype: DType) -> Result<BenchCase> {
+    let s = size.max(4);
+    let sq = vec![s, s];
+    let q = (s / 4).max(2);
+    let image = |c: usize| if c == 1 { vec![s, s] } else { vec![s, s, c] };
+    let (kernel, shapes, fill): (Kernel, Vec<Vec<usize>>, fn(usize, usize, usize) -> f64) =
+        match name {
+            "gemm" => (Kernel::gemm(), vec![sq.clone(); 3], pattern),
+            "add" => (Kernel::Binary(BinaryOp::Add), vec![sq.clone(); 3], pattern),
+            "mul" => (Kernel::Binary(BinaryOp::Mul), vec![sq.clone(); 3], pattern),
+            "relu" => (Kernel::Unary(UnaryOp::Relu), vec![sq.clone(); 2], pattern),
+            "gelu" => (Kernel::Unary(UnaryOp::Gelu), vec![sq.clone(); 2], pattern),
+            "exp" => (Kernel::Unary(UnaryOp::Exp), vec![sq.clone(); 2], pattern),
+            "sum" | "max" => {
+                let op = if name == "sum" {
+                    ReduceOp::Sum
+                } else {
+                    ReduceOp::Max
+                };
+                (
+                    Kernel::Reduce { op, axis: 1 },
+                    vec![sq.clone(), vec![s]],
+                    pattern,
+                )
+            }
+            "softmax" => (Kernel::Softmax, vec![sq.clone(); 2], pattern),
+            "layer_norm" => (
+                Kernel::LayerNorm { eps: 1e-5 },
+                vec![sq.clone(), vec![s], vec![s], sq.clone()],
+                pattern,
+            ),
+            "conv2d" => (
+                Kernel::Conv2d {
+                    stride: 1,
+                    padding: 1,
+                },
+                vec![vec![1, 16, q, q], vec![32, 16, 3, 3], vec![1, 32, q, q]],
+                pattern,
+            ),
+            "max_pool2d" | "avg_pool2d" => {
+                let op = if name == "max_pool2d" {
+                    PoolOp::Max
+                } else {
+                    PoolOp::Avg
+                };
+                let half = (q / 2).max(1);
+                (
+                    Kernel::Pool2d {
+                        op,
+                        window: 2,
+                        stride: 2,
+                    },
+                    vec![vec![1, 16, 2 * half, 2 * half], vec![1, 16, half, half]],
+                    pattern,
+                )
+            }
+            "resize" => (
+                Kernel::Resize,
+                vec![image(3), vec![s / 2, s / 2, 3]],
+                pixels,
+            ),
+            "gaussian_blur" => (
+                Kernel::GaussianBlur { sigma: 1.5 },
+                vec![image(3), image(3)],
+                pixels,
+            ),
+            "sobel" => (Kernel::Sobel, vec![image(1), image(1)], pixels),
+            "rgb_to_gray" => (Kernel::RgbToGray, vec![image(3), image(1)], pixels),
+            "potrf" => (Kernel::Potrf, vec![sq.clone()], cholesky_tiles),
+            "trsm" => (Kernel::Trsm, vec![sq.clone(); 2], cholesky_tiles),
+            "syrk" => (Kernel::Syrk, vec![sq.clone(); 2], cholesky_tiles),
+            other => {
+                return Err(Error::Config(format!(
+                    "no benchmark for kernel `{other}` (known: {})",
+                    BENCH_KERNELS.join(", ")
+                )))
+            }
+        };
+    Ok(BenchCase {
+        kernel,
+        shapes,
+        dtype,
+        size,
+        fill,
+    })
+}
+
+/// One row of the benchmark table.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BenchRow {
+    pub kernel: String,
+    pub unit: UnitId,
+    pub kind: String,
+    pub device: String,
+    pub emulated: bool,
+    pub size: usize,
+    pub dtype: DType,
+    /// Best time of one task, from submission to completion.
+    pub seconds: f64,
+    pub gflops: f64,
+    /// Bytes of all arguments over the time.
+    pub gbps: f64,
+}
+
+impl BenchCase {
+    fn tensor(&self, rt: &Runtime, arg: usize) -> Result<Tensor> {
+        let shape = &self.shapes[arg];
+        let n = shape.get(1).copied().unwrap_or(1);
+        let count: usize = shape.iter().product();
+        let values = (0..count).map(|e| (self.fill)(arg, e, n));
+        match self.dtype {
+            DType::F32 => rt.tensor(shape, values.map(|v| v as f32).collect::<Vec<_>>()),
+            DType::F64 => rt.tensor(shape, values.collect::<Vec<_>>()),
+            DType::F16 => rt.tensor(shape, values.map(half::f16::from_f64).collect::<Vec<_>>()),
+            DType::BF16 => rt.tensor(shape, values.map(half::bf16::from_f64).collect::<Vec<_>>()),
+            DType::U8 => rt.tensor(shape, values.map(|v| v as u8).collect::<Vec<_>>()),
+        }
+    }
+}
+
+/// Runs `case` on `unit` once to warm up (and move the inputs there), then
+/// `reps` times; written arguments are fresh for every run, so in-place
+/// kernels always see the same input.
+pub fn measure(rt: &Runtime, unit: UnitId, case: &BenchCase, reps: usize) -> Result<BenchRow> {
+    let info = rt
+        .units()
+        .get(unit)
+        .ok_or_else(|| Error::UnknownUnit(format!("unit {unit}")))?;
+    let modes = case.kernel.modes().unwrap_or_default();
+    let inputs: Vec<Option<Tensor>> = modes
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (*m == Mode::Read).then(|| case.tensor(rt, i)).transpose())
+        .collect::<Result<_>>()?;
+    let opts = TaskOptions::default().on(Placement::Unit(unit));
+    let mut best = f64::INFINITY;
+    for rep in 0..=reps.max(1) {
+        let accesses = modes
+            .iter()
+            .zip(&inputs)
+            .enumerate()
+            .map(|(i, (m, t))| match t {
+                Some(t) => Ok(t.access(*m)),
+                None => Ok(case.tensor(rt, i)?.access(*m)),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let start = Instant::now();
+        let task = rt.submit_with(&case.kernel, &accesses, opts.clone())?;
+        rt.wait(&task)?;
+        if rep > 0 {
+            best = best.min(start.elapsed().as_secs_f64());
+        }
+    }
+    let shapes: Vec<&[usize]> = case.shapes.iter().map(Vec::as_slice).collect();
+    let bytes: usize = case
+        .shapes
+        .iter()
+        .map(|s| s.iter().product::<usize>() * case.dtype.size())
+        .sum();
+    Ok(BenchRow {
+        kernel: case.kernel.name().to_string(),
+        unit,
+        kind: info.kind.to_string(),
+        device: info.device.clone(),
+        emulated: info.emulated,
+        size: case.size,
+        dtype: case.dtype,
+        seconds: best,
+        gflops: case.kernel.flops(&shapes) / best * 1e-9,
+        gbps: bytes as f64 / best * 1e-9,
+    })
+}

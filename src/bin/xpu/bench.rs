@@ -1,0 +1,207 @@
+//! `xpu bench`: kernel x unit x size tables, and whole DAGs.
+
+use clap::Args;
+use xpu::bench::{self, BenchRow, BENCH_KERNELS};
+use xpu::{DType, Error, Runtime, UnitId, UnitKind};
+
+use crate::report::progress;
+use crate::RuntimeArgs;
+
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Kernels to time, comma-separated, or `all`.
+    #[arg(long, value_delimiter = ',', default_value = "gemm")]
+    kernel: Vec<String>,
+    /// Units to time on: ids or kinds (cpu, gpu, fpga, ...), comma-separated.
+    /// Default: every unit.
+    #[arg(long, value_delimiter = ',')]
+    unit: Vec<String>,
+    /// Problem sizes: matrices are n x n, images n x n pixels.
+    #[arg(long, value_delimiter = ',', default_value = "256,512,1024")]
+    sizes: Vec<usize>,
+    /// Element type: f32, f64, f16, bf16 or u8 (kernels without it are skipped).
+    #[arg(long, default_value = "f32", value_parser = parse_dtype)]
+    dtype: DType,
+    /// Timed runs per cell (the best is reported), after one warm-up run.
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Time a whole task graph instead: `cholesky` (tiled Cholesky, n^3/3
+    /// flops) or `gemm` (tiled SGEMM against one direct call of the kernel).
+    #[arg(long)]
+    dag: Option<String>,
+    /// Matrix size for --dag.
+    #[arg(long, default_value_t = 4096)]
+    size: usize,
+    /// Tile size for --dag.
+    #[arg(long, default_value_t = 256)]
+    tile: usize,
+}
+
+fn parse_dtype(s: &str) -> Result<DType, String> {
+    DType::parse(s).map_err(|e| e.to_string())
+}
+
+pub fn run(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
+    match args.dag.as_deref() {
+        Some("cholesky") => dag_cholesky(runtime, args),
+        Some("gemm") => dag_gemm(runtime, args),
+        Some(other) => Err(Error::Config(format!(
+            "unknown --dag `{other}` (cholesky or gemm)"
+        ))),
+        None => kernel_table(runtime, args),
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> xpu::Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Io(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn dag_cholesky(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
+    let rt = runtime.build(None)?;
+    let run = bench::cholesky(&rt, args.size, args.tile, args.dtype)?;
+    if args.json {
+        return print_json(&run);
+    }
+    println!(
+        "xpu cholesky{} {}: {:.1} GFLOP/s ({} tasks, {:.3} s, tile {}, residual {:.2e}, policy {})",
+        run.size,
+        run.dtype,
+        run.gflops,
+        run.tasks,
+        run.seconds,
+        run.tile,
+        run.residual,
+        rt.policy().as_str()
+    );
+    Ok(())
+}
+
+fn dag_gemm(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
+    let rt = runtime.build(None)?;
+    let direct = bench::direct_sgemm(args.size, args.reps)?;
+    let tiled = bench::tiled_sgemm(&rt, args.size, args.tile, args.reps)?;
+    if args.json {
+        return print_json(&serde_json::json!({ "direct": direct, "tiled": tiled }));
+    }
+    println!(
+        "xpu sgemm{} direct: {:.1} GFLOP/s",
+        direct.size, direct.gflops
+    );
+    println!(
+        "xpu sgemm{} tiled DAG (tile {}): {:.1} GFLOP/s = {:.0}% of direct, max error {:.1e}",
+        tiled.size,
+        args.tile,
+        tiled.gflops,
+        100.0 * tiled.gflops / direct.gflops,
+        tiled.max_error
+    );
+    Ok(())
+}
+
+/// The units named on the command line (ids or kinds), or all of them.
+fn select_units(rt: &Runtime, names: &[String]) -> xpu::Result<Vec<UnitId>> {
+    if names.is_empty() {
+        return Ok(rt.units().iter().map(|u| u.id).collect());
+    }
+    let mut ids = Vec::new();
+    for name in names {
+        if let Ok(id) = name.parse::<UnitId>() {
+            if id >= rt.units().len() {
+                return Err(Error::UnknownUnit(format!(
+                    "unit {id} (this machine has {})",
+                    rt.units().len()
+                )));
+            }
+            ids.push(id);
+            continue;
+        }
+        let kind = UnitKind::parse(name)?;
+        let found: Vec<UnitId> = rt
+            .units()
+            .iter()
+            .filter(|u| u.kind == kind)
+            .map(|u| u.id)
+            .collect();
+        if found.is_empty() {
+            return Err(Error::UnknownUnit(format!(
+                "no {kind} unit on this machine (see `xpu info`)"
+            )));
+        }
+        ids.extend(found);
+    }
+    Ok(ids)
+}
+
+fn kernel_table(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
+    // By default one CPU unit using every core, so the CPU row shows the machine.
+    let rt = runtime.build(Some(1))?;
+    let units = select_units(&rt, &args.unit)?;
+    let kernels: Vec<String> = if args.kernel.iter().any(|k| k == "all") {
+        BENCH_KERNELS.iter().map(|s| s.to_string()).collect()
+    } else {
+        args.kernel.clone()
+    };
+    let cases = kernels
+        .iter()
+        .flat_map(|k| args.sizes.iter().map(move |&s| (k.clone(), s)))
+        .map(|(k, s)| bench::bench_case(&k, s, args.dtype))
+        .collect::<xpu::Result<Vec<_>>>()?;
+    let bar = progress((cases.len() * units.len()) as u64, "benchmarking");
+    let mut rows: Vec<BenchRow> = Vec::new();
+    let mut skipped = Vec::new();
+    for case in &cases {
+        for &unit in &units {
+            bar.set_message(format!(
+                "{} {} on unit {unit}",
+                case.kernel.name(),
+                case.size
+            ));
+            match bench::measure(&rt, unit, case, args.reps) {
+                Ok(row) => rows.push(row),
+                Err(e @ (Error::NoCapableUnit { .. } | Error::DType { .. })) => skipped.push(
+                    format!("{} {} on unit {unit}: {e}", case.kernel.name(), case.size),
+                ),
+                Err(e) => return Err(e),
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    if args.json {
+        return print_json(&rows);
+    }
+    println!(
+        "{:<14} {:<5} {:<6} {:>6} {:<5} {:>11} {:>10} {:>9}",
+        "kernel", "unit", "kind", "size", "dtype", "time", "GFLOP/s", "GB/s"
+    );
+    for r in &rows {
+        let kind = if r.emulated {
+            format!("{}*", r.kind)
+        } else {
+            r.kind.clone()
+        };
+        println!(
+            "{:<14} {:<5} {:<6} {:>6} {:<5} {:>9.3}ms {:>10.2} {:>9.2}",
+            r.kernel,
+            r.unit,
+            kind,
+            r.size,
+            r.dtype.to_string(),
+            r.seconds * 1e3,
+            r.gflops,
+            r.gbps
+        );
+    }
+    if rows.iter().any(|r| r.emulated) {
+        println!("* emulated: the device is not the hardware its kind names");
+    }
+    for s in skipped {
+        println!("skipped: {s}");
+    }
+    Ok(())
+}

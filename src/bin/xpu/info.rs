@@ -1,0 +1,33 @@
+//! `xpu info`: the units and backends of this machine.
+
+use crate::report::bytes;
+use crate::RuntimeArgs;
+
+pub fn run(args: &RuntimeArgs) -> xpu::Result<()> {
+    let rt = args.build(None)?;
+    println!(
+        "{:<4} {:<6} {:<8} {:<40} {:>10} {:>5}  emulated",
+        "id", "kind", "backend", "device", "memory", "node"
+    );
+    for u in rt.units() {
+        println!(
+            "{:<4} {:<6} {:<8} {:<40} {:>10} {:>5}  {}",
+            u.id,
+            u.kind,
+            u.backend,
+            u.device,
+            bytes(u.memory_bytes as u64),
+            u.node,
+            if u.emulated { "yes" } else { "no" }
+        );
+    }
+    println!();
+    for b in rt.backends() {
+        match &b.reason {
+            None => println!("backend {:<8} up: {} unit(s)", b.name, b.units),
+            Some(why) => println!("backend {:<8} not available: {why}", b.name),
+        }
+    }
+    println!("policy: {}", rt.policy().as_str());
+    Ok(())
+}
