@@ -44,3 +44,8 @@ pub use runtime::{BackendStatus, Runtime, RuntimeBuilder, Task, TaskOptions};
 pub use sched::Policy;
 pub use tensor::{Access, Tensor};
 pub use unit::{NodeId, Placement, UnitId, UnitInfo, UnitKind, HOST};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

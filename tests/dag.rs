@@ -95,13 +95,15 @@ fn sequential(ops: &[Op], tensors: usize) -> Vec<Vec<f64>> {
     for op in ops {
         match *op {
             Op::Mix1 { x, y } => {
-                for i in 0..LEN {
-                    v[y][i] = (31.0 * v[y][i] + v[x][i] + 7.0) % P;
+                let x = v[x].clone();
+                for (y, x) in v[y].iter_mut().zip(x) {
+                    *y = (31.0 * *y + x + 7.0) % P;
                 }
             }
             Op::Mix2 { a, b, y } => {
-                for i in 0..LEN {
-                    v[y][i] = (17.0 * v[y][i] + 3.0 * v[a][i] + v[b][i] + 1.0) % P;
+                let (a, b) = (v[a].clone(), v[b].clone());
+                for ((y, a), b) in v[y].iter_mut().zip(a).zip(b) {
+                    *y = (17.0 * *y + 3.0 * a + b + 1.0) % P;
                 }
             }
             Op::Set { y, c } => v[y].fill(c as f64),

@@ -2,7 +2,9 @@
 //! the criterion benches: each runs real kernels and checks its result.
 
 mod dense;
+mod overhead;
 mod table;
 
 pub use dense::{cholesky, direct_sgemm, spd_element, tiled_sgemm, CholeskyRun, GemmRun};
+pub use overhead::{overhead, OverheadMode, OverheadRun};
 pub use table::{bench_case, measure, BenchCase, BenchRow, BENCH_KERNELS};

@@ -36,6 +36,9 @@ pub const BENCH_KERNELS: [&str; 20] = [
     "syrk",
 ];
 
+/// Fills argument `arg` at flat index `e` of an argument whose rows have `n` elements.
+type Fill = fn(usize, usize, usize) -> f64;
+
 /// One benchmark case: a kernel and the shapes of its arguments.
 #[derive(Debug, Clone)]
 pub struct BenchCase {
@@ -44,8 +47,7 @@ pub struct BenchCase {
     pub dtype: DType,
     /// The size it was made for.
     pub size: usize,
-    /// Fills argument `i` at flat index `e` (row-major `n x n` for matrices).
-    fill: fn(usize, usize, usize) -> f64,
+    fill: Fill,
 }
 
 fn pattern(_arg: usize, e: usize, _n: usize) -> f64 {
@@ -79,79 +81,78 @@ pub fn bench_case(name: &str, size: usize, dtype: DType) -> Result<BenchCase> {
     let sq = vec![s, s];
     let q = (s / 4).max(2);
     let image = |c: usize| if c == 1 { vec![s, s] } else { vec![s, s, c] };
-    let (kernel, shapes, fill): (Kernel, Vec<Vec<usize>>, fn(usize, usize, usize) -> f64) =
-        match name {
-            "gemm" => (Kernel::gemm(), vec![sq.clone(); 3], pattern),
-            "add" => (Kernel::Binary(BinaryOp::Add), vec![sq.clone(); 3], pattern),
-            "mul" => (Kernel::Binary(BinaryOp::Mul), vec![sq.clone(); 3], pattern),
-            "relu" => (Kernel::Unary(UnaryOp::Relu), vec![sq.clone(); 2], pattern),
-            "gelu" => (Kernel::Unary(UnaryOp::Gelu), vec![sq.clone(); 2], pattern),
-            "exp" => (Kernel::Unary(UnaryOp::Exp), vec![sq.clone(); 2], pattern),
-            "sum" | "max" => {
-                let op = if name == "sum" {
-                    ReduceOp::Sum
-                } else {
-                    ReduceOp::Max
-                };
-                (
-                    Kernel::Reduce { op, axis: 1 },
-                    vec![sq.clone(), vec![s]],
-                    pattern,
-                )
-            }
-            "softmax" => (Kernel::Softmax, vec![sq.clone(); 2], pattern),
-            "layer_norm" => (
-                Kernel::LayerNorm { eps: 1e-5 },
-                vec![sq.clone(), vec![s], vec![s], sq.clone()],
+    let (kernel, shapes, fill): (Kernel, Vec<Vec<usize>>, Fill) = match name {
+        "gemm" => (Kernel::gemm(), vec![sq.clone(); 3], pattern),
+        "add" => (Kernel::Binary(BinaryOp::Add), vec![sq.clone(); 3], pattern),
+        "mul" => (Kernel::Binary(BinaryOp::Mul), vec![sq.clone(); 3], pattern),
+        "relu" => (Kernel::Unary(UnaryOp::Relu), vec![sq.clone(); 2], pattern),
+        "gelu" => (Kernel::Unary(UnaryOp::Gelu), vec![sq.clone(); 2], pattern),
+        "exp" => (Kernel::Unary(UnaryOp::Exp), vec![sq.clone(); 2], pattern),
+        "sum" | "max" => {
+            let op = if name == "sum" {
+                ReduceOp::Sum
+            } else {
+                ReduceOp::Max
+            };
+            (
+                Kernel::Reduce { op, axis: 1 },
+                vec![sq.clone(), vec![s]],
                 pattern,
-            ),
-            "conv2d" => (
-                Kernel::Conv2d {
-                    stride: 1,
-                    padding: 1,
+            )
+        }
+        "softmax" => (Kernel::Softmax, vec![sq.clone(); 2], pattern),
+        "layer_norm" => (
+            Kernel::LayerNorm { eps: 1e-5 },
+            vec![sq.clone(), vec![s], vec![s], sq.clone()],
+            pattern,
+        ),
+        "conv2d" => (
+            Kernel::Conv2d {
+                stride: 1,
+                padding: 1,
+            },
+            vec![vec![1, 16, q, q], vec![32, 16, 3, 3], vec![1, 32, q, q]],
+            pattern,
+        ),
+        "max_pool2d" | "avg_pool2d" => {
+            let op = if name == "max_pool2d" {
+                PoolOp::Max
+            } else {
+                PoolOp::Avg
+            };
+            let half = (q / 2).max(1);
+            (
+                Kernel::Pool2d {
+                    op,
+                    window: 2,
+                    stride: 2,
                 },
-                vec![vec![1, 16, q, q], vec![32, 16, 3, 3], vec![1, 32, q, q]],
+                vec![vec![1, 16, 2 * half, 2 * half], vec![1, 16, half, half]],
                 pattern,
-            ),
-            "max_pool2d" | "avg_pool2d" => {
-                let op = if name == "max_pool2d" {
-                    PoolOp::Max
-                } else {
-                    PoolOp::Avg
-                };
-                let half = (q / 2).max(1);
-                (
-                    Kernel::Pool2d {
-                        op,
-                        window: 2,
-                        stride: 2,
-                    },
-                    vec![vec![1, 16, 2 * half, 2 * half], vec![1, 16, half, half]],
-                    pattern,
-                )
-            }
-            "resize" => (
-                Kernel::Resize,
-                vec![image(3), vec![s / 2, s / 2, 3]],
-                pixels,
-            ),
-            "gaussian_blur" => (
-                Kernel::GaussianBlur { sigma: 1.5 },
-                vec![image(3), image(3)],
-                pixels,
-            ),
-            "sobel" => (Kernel::Sobel, vec![image(1), image(1)], pixels),
-            "rgb_to_gray" => (Kernel::RgbToGray, vec![image(3), image(1)], pixels),
-            "potrf" => (Kernel::Potrf, vec![sq.clone()], cholesky_tiles),
-            "trsm" => (Kernel::Trsm, vec![sq.clone(); 2], cholesky_tiles),
-            "syrk" => (Kernel::Syrk, vec![sq.clone(); 2], cholesky_tiles),
-            other => {
-                return Err(Error::Config(format!(
-                    "no benchmark for kernel `{other}` (known: {})",
-                    BENCH_KERNELS.join(", ")
-                )))
-            }
-        };
+            )
+        }
+        "resize" => (
+            Kernel::Resize,
+            vec![image(3), vec![s / 2, s / 2, 3]],
+            pixels,
+        ),
+        "gaussian_blur" => (
+            Kernel::GaussianBlur { sigma: 1.5 },
+            vec![image(3), image(3)],
+            pixels,
+        ),
+        "sobel" => (Kernel::Sobel, vec![image(1), image(1)], pixels),
+        "rgb_to_gray" => (Kernel::RgbToGray, vec![image(3), image(1)], pixels),
+        "potrf" => (Kernel::Potrf, vec![sq.clone()], cholesky_tiles),
+        "trsm" => (Kernel::Trsm, vec![sq.clone(); 2], cholesky_tiles),
+        "syrk" => (Kernel::Syrk, vec![sq.clone(); 2], cholesky_tiles),
+        other => {
+            return Err(Error::Config(format!(
+                "no benchmark for kernel `{other}` (known: {})",
+                BENCH_KERNELS.join(", ")
+            )))
+        }
+    };
     Ok(BenchCase {
         kernel,
         shapes,

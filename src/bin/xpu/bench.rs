@@ -29,9 +29,14 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Time a whole task graph instead: `cholesky` (tiled Cholesky, n^3/3
-    /// flops) or `gemm` (tiled SGEMM against one direct call of the kernel).
+    /// flops), `gemm` (tiled SGEMM against one direct call of the kernel), or
+    /// the runtime's own cost per empty task: `indep` (no data), `chain` (one
+    /// tensor read-written by every task), `spread` (1,000 tensors in turn).
     #[arg(long)]
     dag: Option<String>,
+    /// Number of empty tasks for --dag indep|chain|spread.
+    #[arg(long, default_value_t = 100_000)]
+    tasks: usize,
     /// Matrix size for --dag.
     #[arg(long, default_value_t = 4096)]
     size: usize,
@@ -48,8 +53,9 @@ pub fn run(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
     match args.dag.as_deref() {
         Some("cholesky") => dag_cholesky(runtime, args),
         Some("gemm") => dag_gemm(runtime, args),
+        Some(mode @ ("indep" | "chain" | "spread")) => dag_overhead(runtime, args, mode),
         Some(other) => Err(Error::Config(format!(
-            "unknown --dag `{other}` (cholesky or gemm)"
+            "unknown --dag `{other}` (cholesky, gemm, indep, chain or spread)"
         ))),
         None => kernel_table(runtime, args),
     }
@@ -76,6 +82,22 @@ fn dag_cholesky(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
         run.seconds,
         run.tile,
         run.residual,
+        rt.policy().as_str()
+    );
+    Ok(())
+}
+
+fn dag_overhead(runtime: &RuntimeArgs, args: &BenchArgs, mode: &str) -> xpu::Result<()> {
+    let rt = runtime.build(None)?;
+    let run = bench::overhead(&rt, bench::OverheadMode::parse(mode)?, args.tasks)?;
+    if args.json {
+        return print_json(&run);
+    }
+    println!(
+        "xpu {mode} {:.3} us/task ({:.2} M tasks/s, {} tasks, policy {})",
+        run.us_per_task,
+        run.tasks_per_second * 1e-6,
+        run.tasks,
         rt.policy().as_str()
     );
     Ok(())

@@ -1,0 +1,141 @@
+//! The `xpu` command-line tool, run as a user would.
+
+use std::process::Command;
+
+fn xpu(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xpu"))
+        .args(args)
+        .output()
+        .expect("xpu runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn info_lists_every_unit_and_backend() {
+    let (ok, out, err) = xpu(&["--cpu-units", "2", "info"]);
+    assert!(ok, "{err}");
+    let unit_rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1) == Some("cpu"))
+        .collect();
+    assert_eq!(unit_rows.len(), 2, "{out}");
+    assert!(
+        unit_rows.iter().all(|l| l.trim_end().ends_with("no")),
+        "CPU units are not emulated: {out}"
+    );
+    assert!(
+        out.contains("backend cpu") && out.contains("up: 2 unit(s)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn demo_checks_results_and_reports_per_unit() {
+    let (ok, out, err) = xpu(&[
+        "demo",
+        "--size",
+        "256",
+        "--tile",
+        "64",
+        "--frames",
+        "2",
+        "--frame-size",
+        "64",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("all results match the CPU reference"), "{out}");
+    // 64 GEMM tiles + 2 frames x 4 + 8 chains x 5.
+    assert!(out.contains("ran 112 tasks"), "{out}");
+    assert!(out.contains("total: 112 tasks (0 failed)"), "{out}");
+}
+
+#[test]
+fn bench_json_has_one_row_per_kernel_unit_and_size() {
+    let (ok, out, err) = xpu(&[
+        "bench",
+        "--kernel",
+        "gemm,relu",
+        "--sizes",
+        "32,64",
+        "--reps",
+        "1",
+        "--json",
+    ]);
+    assert!(ok, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("valid JSON");
+    let rows = rows.as_array().expect("an array");
+    assert_eq!(rows.len(), 4, "{out}");
+    for row in rows {
+        assert!(row["seconds"].as_f64().unwrap() > 0.0, "{row}");
+        assert_eq!(row["kind"], "cpu");
+    }
+    assert!(rows
+        .iter()
+        .any(|r| r["kernel"] == "gemm" && r["size"] == 64 && r["gflops"].as_f64().unwrap() > 0.0));
+}
+
+#[test]
+fn bench_dags_report_their_figures() {
+    let (ok, out, err) = xpu(&[
+        "bench", "--dag", "cholesky", "--size", "256", "--tile", "64", "--dtype", "f64", "--json",
+    ]);
+    assert!(ok, "{err}");
+    let run: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(run["residual"].as_f64().unwrap() < 1e-12, "{run}");
+    assert_eq!(run["tasks"], 20);
+    let (ok, out, err) = xpu(&["bench", "--dag", "chain", "--tasks", "2000"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("xpu chain ") && out.contains("us/task"),
+        "{out}"
+    );
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_a_failing_exit() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["bench", "--kernel", "fft"],
+            "no benchmark for kernel `fft`",
+        ),
+        (&["bench", "--unit", "tpu"], "no tpu unit on this machine"),
+        (
+            &[
+                "bench", "--dag", "cholesky", "--size", "100", "--tile", "64",
+            ],
+            "cannot be split",
+        ),
+        (
+            &["bench", "--dag", "cholesky", "--dtype", "u8"],
+            "f32 or f64",
+        ),
+        (&["--policy", "fastest", "info"], "unknown policy `fastest`"),
+    ];
+    for (args, needle) in cases {
+        let (ok, _, err) = xpu(args);
+        assert!(!ok, "{args:?} must fail");
+        assert!(
+            err.contains(needle),
+            "{args:?}: `{err}` should mention `{needle}`"
+        );
+    }
+}
+
+#[test]
+fn a_required_backend_that_is_missing_fails_start_up() {
+    let out = Command::new(env!("CARGO_BIN_EXE_xpu"))
+        .arg("info")
+        .env("XPU_REQUIRE_BACKENDS", "cpu,warp-drive")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("`warp-drive` is required") && err.contains("not compiled into this build"),
+        "{err}"
+    );
+}
