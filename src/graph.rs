@@ -50,6 +50,43 @@ impl UnitSet {
 /// Why a task did not run: the first task that failed upstream, and its error.
 pub(crate) type Failure = (u64, Error);
 
+/// A failure recorded rarely and checked on every task: an atomic flag
+/// keeps the check off the lock when there is none.
+#[derive(Default)]
+pub(crate) struct FailureSlot {
+    present: AtomicBool,
+    value: Mutex<Option<Failure>>,
+}
+
+impl FailureSlot {
+    /// The recorded failure, if any.
+    pub fn get(&self) -> Option<Failure> {
+        if !self.present.load(Ordering::Acquire) {
+            return None;
+        }
+        self.value.lock().clone()
+    }
+
+    /// Records `failure` unless one is already recorded.
+    pub fn set_if_empty(&self, failure: &Failure) {
+        let mut v = self.value.lock();
+        if v.is_none() {
+            *v = Some(failure.clone());
+            self.present.store(true, Ordering::Release);
+        }
+    }
+
+    /// Replaces the recorded failure (`None` clears it).
+    pub fn replace(&self, failure: Option<Failure>) {
+        if failure.is_none() && !self.present.load(Ordering::Acquire) {
+            return;
+        }
+        let mut v = self.value.lock();
+        self.present.store(failure.is_some(), Ordering::Release);
+        *v = failure;
+    }
+}
+
 struct Successors {
     done: bool,
     list: SmallVec<[Arc<TaskNode>; 4]>,
@@ -65,7 +102,7 @@ pub(crate) struct TaskNode {
     pending: AtomicUsize,
     successors: Mutex<Successors>,
     /// Set by a predecessor that failed.
-    pub upstream_failure: Mutex<Option<Failure>>,
+    pub upstream_failure: FailureSlot,
     pub outcome: OnceLock<Result<(), Error>>,
     /// A task someone is blocked on: its completion must wake them.
     pub watched: AtomicBool,
@@ -93,7 +130,7 @@ impl TaskNode {
                 done: false,
                 list: SmallVec::new(),
             }),
-            upstream_failure: Mutex::new(None),
+            upstream_failure: FailureSlot::default(),
             outcome: OnceLock::new(),
             watched: AtomicBool::new(false),
             inline,
@@ -190,9 +227,7 @@ pub(crate) fn finish(task: &TaskNode, outcome: Result<(), Error>) -> SmallVec<[A
     let mut ready = SmallVec::new();
     for succ in list {
         if let Some(f) = &failure {
-            succ.upstream_failure
-                .lock()
-                .get_or_insert_with(|| f.clone());
+            succ.upstream_failure.set_if_empty(f);
         }
         if succ.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             ready.push(succ);

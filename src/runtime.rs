@@ -486,7 +486,7 @@ impl Runtime {
                 dtype,
                 deps: Default::default(),
                 replicas: Mutex::new(replicas),
-                poison: Mutex::new(None),
+                poison: Default::default(),
                 memory: self.shared.memory.clone(),
             }),
         }
@@ -663,7 +663,7 @@ impl Runtime {
 
     fn copy_out<T: Element>(&self, t: &Tensor) -> Result<Vec<T>> {
         let inner = &t.inner;
-        if let Some((failed_task, cause)) = inner.poison.lock().clone() {
+        if let Some((failed_task, cause)) = inner.poison.get() {
             return Err(Error::Poisoned {
                 tensor: inner.id,
                 failed_task,

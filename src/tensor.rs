@@ -6,8 +6,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::dtype::DType;
-use crate::error::Error;
-use crate::graph::DepState;
+use crate::graph::{DepState, FailureSlot};
 use crate::kernel::Mode;
 use crate::memory::{MemoryManager, ReplicaSet};
 
@@ -19,7 +18,7 @@ pub(crate) struct TensorInner {
     pub deps: Mutex<DepState>,
     pub replicas: Mutex<ReplicaSet>,
     /// Set when the last task that wrote this tensor failed.
-    pub poison: Mutex<Option<(u64, Error)>>,
+    pub poison: FailureSlot,
     pub memory: Arc<MemoryManager>,
 }
 

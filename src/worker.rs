@@ -64,14 +64,13 @@ fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>) {
     };
     let ok = outcome.is_ok();
     for a in task.accesses.iter().filter(|a| a.mode.writes()) {
-        let mut poison = a.tensor.inner.poison.lock();
-        *poison = match &outcome {
+        a.tensor.inner.poison.replace(match &outcome {
             Ok(()) => None,
             Err(Error::DependencyFailed {
                 failed_task, cause, ..
             }) => Some((*failed_task, (**cause).clone())),
             Err(e) => Some((task.id, e.clone())),
-        };
+        });
     }
     let flops = if ok {
         let shapes: SmallVec<[&[usize]; 4]> =
@@ -95,11 +94,11 @@ fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>) {
 
 /// The error a task ends with when a predecessor failed or an input is poisoned.
 fn upstream_failure(task: &TaskNode) -> Option<Error> {
-    let (failed_task, cause) = task.upstream_failure.lock().clone().or_else(|| {
+    let (failed_task, cause) = task.upstream_failure.get().or_else(|| {
         task.accesses
             .iter()
             .filter(|a| a.mode.reads())
-            .find_map(|a| a.tensor.inner.poison.lock().clone())
+            .find_map(|a| a.tensor.inner.poison.get())
     })?;
     Some(Error::DependencyFailed {
         task: task.id,

@@ -1,7 +1,12 @@
-//! Element-wise kernels.
+//! Element-wise kernels, split across the unit's threads for large tensors.
+
+use rayon::prelude::*;
 
 use super::Float;
 use crate::kernel::{BinaryOp, UnaryOp};
+
+/// Below this many elements one thread is faster than several.
+const PARALLEL_MIN: usize = 1 << 16;
 
 /// GELU, tanh approximation (as in GPT-2 and most inference runtimes).
 fn gelu<F: Float>(x: F) -> F {
@@ -11,26 +16,45 @@ fn gelu<F: Float>(x: F) -> F {
     half * x * (F::one() + (c * (x + k * x * x * x)).tanh())
 }
 
-pub(super) fn unary<F: Float>(op: UnaryOp, x: &[F], out: &mut [F]) {
-    let f: fn(F) -> F = match op {
-        UnaryOp::Relu => |v| v.max(F::zero()),
-        UnaryOp::Gelu => gelu,
-        UnaryOp::Exp => F::exp,
-    };
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = f(v);
+/// Applies `f` to matching chunks of `out` and the inputs, on up to `threads` threads.
+fn chunked<F: Float>(out: &mut [F], threads: usize, f: impl Fn(usize, &mut [F]) + Sync) {
+    if threads <= 1 || out.len() < PARALLEL_MIN {
+        f(0, out);
+        return;
     }
+    let chunk = out.len().div_ceil(threads);
+    out.par_chunks_mut(chunk)
+        .enumerate()
+        .for_each(|(i, c)| f(i * chunk, c));
 }
 
-pub(super) fn binary<F: Float>(op: BinaryOp, a: &[F], b: &[F], out: &mut [F]) {
-    match op {
-        BinaryOp::Add => out
-            .iter_mut()
-            .zip(a.iter().zip(b))
-            .for_each(|(o, (&x, &y))| *o = x + y),
-        BinaryOp::Mul => out
-            .iter_mut()
-            .zip(a.iter().zip(b))
-            .for_each(|(o, (&x, &y))| *o = x * y),
-    }
+pub(super) fn unary<F: Float>(op: UnaryOp, x: &[F], out: &mut [F], threads: usize) {
+    // One loop per op, so each is inlined and vectorised.
+    chunked(out, threads, |start, out| {
+        let x = &x[start..start + out.len()];
+        match op {
+            UnaryOp::Relu => out
+                .iter_mut()
+                .zip(x)
+                .for_each(|(o, &v)| *o = if v > F::zero() { v } else { F::zero() }),
+            UnaryOp::Gelu => out.iter_mut().zip(x).for_each(|(o, &v)| *o = gelu(v)),
+            UnaryOp::Exp => out.iter_mut().zip(x).for_each(|(o, &v)| *o = v.exp()),
+        }
+    });
+}
+
+pub(super) fn binary<F: Float>(op: BinaryOp, a: &[F], b: &[F], out: &mut [F], threads: usize) {
+    chunked(out, threads, |start, out| {
+        let (a, b) = (&a[start..start + out.len()], &b[start..start + out.len()]);
+        match op {
+            BinaryOp::Add => out
+                .iter_mut()
+                .zip(a.iter().zip(b))
+                .for_each(|(o, (&x, &y))| *o = x + y),
+            BinaryOp::Mul => out
+                .iter_mut()
+                .zip(a.iter().zip(b))
+                .for_each(|(o, (&x, &y))| *o = x * y),
+        }
+    });
 }

@@ -226,8 +226,8 @@ fn float_kernel<F: Float>(
     threads: usize,
 ) -> Result<()> {
     match kernel {
-        Kernel::Unary(op) => elementwise::unary(*op, ins[0], out),
-        Kernel::Binary(op) => elementwise::binary(*op, ins[0], ins[1], out),
+        Kernel::Unary(op) => elementwise::unary(*op, ins[0], out, threads),
+        Kernel::Binary(op) => elementwise::binary(*op, ins[0], ins[1], out, threads),
         Kernel::Reduce { op, axis } => reduce::reduce(*op, ins[0], shapes[0], *axis, out),
         Kernel::Softmax => reduce::softmax(ins[0], shapes[0], out),
         Kernel::LayerNorm { eps } => reduce::layer_norm(
