@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::sync::{Parker, Unparker};
+use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 use smallvec::SmallVec;
 
@@ -179,13 +180,16 @@ impl RuntimeBuilder {
             statuses,
             memory: Arc::new(memory),
             counters: UnitCounters::new(n),
-            next_task: AtomicU64::new(1),
-            in_flight: AtomicUsize::new(0),
-            sleepers: AtomicUsize::new(0),
+            next_task: CachePadded::new(AtomicU64::new(1)),
+            submitted: CachePadded::new(AtomicU64::new(0)),
+            finished: (0..n)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
+            sleepers: CachePadded::new(AtomicUsize::new(0)),
             sleeping: (0..n).map(|_| AtomicBool::new(false)).collect(),
             unparkers: parkers.iter().map(|p| p.unparker().clone()).collect(),
             shutdown: AtomicBool::new(false),
-            waiters: AtomicUsize::new(0),
+            waiters: CachePadded::new(AtomicUsize::new(0)),
             event_lock: Mutex::new(()),
             event: Condvar::new(),
             started: Instant::now(),
@@ -241,13 +245,17 @@ pub(crate) struct Shared {
     pub statuses: Vec<BackendStatus>,
     pub memory: Arc<MemoryManager>,
     pub counters: UnitCounters,
-    next_task: AtomicU64,
-    in_flight: AtomicUsize,
-    sleepers: AtomicUsize,
+    next_task: CachePadded<AtomicU64>,
+    /// Scheduled tasks submitted so far.
+    submitted: CachePadded<AtomicU64>,
+    /// Tasks each unit finished; only that unit's worker writes its counter,
+    /// so submitting and finishing never contend on one cache line.
+    finished: Vec<CachePadded<AtomicU64>>,
+    sleepers: CachePadded<AtomicUsize>,
     pub sleeping: Vec<AtomicBool>,
     unparkers: Vec<Unparker>,
     pub shutdown: AtomicBool,
-    waiters: AtomicUsize,
+    waiters: CachePadded<AtomicUsize>,
     event_lock: Mutex<()>,
     event: Condvar,
     pub started: Instant,
@@ -305,14 +313,28 @@ impl Shared {
         self.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Called when a task finishes: wakes whoever waits for it or for all.
-    pub fn task_done(&self, task: &TaskNode) {
-        let left = self.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
-        if (left == 0 || task.watched.load(Ordering::Acquire))
-            && self.waiters.load(Ordering::SeqCst) > 0
+    /// Called by `unit`'s worker when a task finished: wakes whoever waits
+    /// for it or for all tasks.
+    pub fn task_done(&self, unit: UnitId, task: &TaskNode) {
+        let count = &self.finished[unit];
+        count.store(count.load(Ordering::Relaxed) + 1, Ordering::Release);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) > 0
+            && (task.watched.load(Ordering::Acquire) || self.all_done())
         {
             self.notify();
         }
+    }
+
+    /// True when every submitted task has finished.
+    fn all_done(&self) -> bool {
+        let submitted = self.submitted.load(Ordering::Acquire);
+        let finished: u64 = self
+            .finished
+            .iter()
+            .map(|c| c.load(Ordering::Acquire))
+            .sum();
+        finished >= submitted
     }
 
     fn notify(&self) {
@@ -545,7 +567,7 @@ impl Runtime {
             eligible,
             false,
         ));
-        s.in_flight.fetch_add(1, Ordering::AcqRel);
+        s.submitted.fetch_add(1, Ordering::AcqRel);
         graph::add_dependencies(&node, after);
         if graph::release_submission(&node) {
             s.make_ready(node.clone(), None);
@@ -624,7 +646,7 @@ impl Runtime {
     /// Waits until every submitted task has finished.
     pub fn wait_all(&self) {
         let s = &self.shared;
-        s.wait_until(|| s.in_flight.load(Ordering::Acquire) == 0);
+        s.wait_until(|| s.all_done());
     }
 
     /// Waits for the last writer of `t` and copies its content to a `Vec`.

@@ -18,8 +18,8 @@ use crate::unit::UnitId;
 
 /// Polls before yielding the core, then yields before parking: a worker
 /// that just finished a task usually finds the next one within microseconds.
-const SPINS: u32 = 256;
-const YIELDS: u32 = 32;
+const SPINS: u32 = 64;
+const YIELDS: u32 = 256;
 
 pub(crate) fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
     let mut idle = 0u32;
@@ -89,7 +89,7 @@ fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>) {
     for ready in graph::finish(task, outcome) {
         s.make_ready(ready, Some(unit));
     }
-    s.task_done(task);
+    s.task_done(unit, task);
 }
 
 /// The error a task ends with when a predecessor failed or an input is poisoned.

@@ -1,5 +1,10 @@
 //! `xpu`: discover processing units, run the demo workload, benchmark kernels.
 
+// Every submission allocates a task node that a worker frees; mimalloc
+// handles that cross-thread pattern much better than glibc's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod bench;
 mod demo;
 mod info;
