@@ -8,9 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests need, one per backend as backends land
-# (the CPU backend needs none).
-packages=()
+# Debian packages the tests need: a Vulkan driver for the GPU tests
+# (lavapipe, a software GPU, when there is no real one).
+packages=(mesa-vulkan-drivers)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -26,7 +26,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ "${CI:-}" = "true" ]; then
-  export XPU_REQUIRE_BACKENDS="cpu"
+  export XPU_REQUIRE_BACKENDS="cpu,wgpu"
   echo "CI: required backends: $XPU_REQUIRE_BACKENDS"
 fi
 

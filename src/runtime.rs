@@ -41,7 +41,7 @@ pub struct BackendStatus {
 ///
 /// ```
 /// use xpu::{Policy, Runtime};
-/// let rt = Runtime::builder().policy(Policy::Eager).cpu_units(2).build()?;
+/// let rt = Runtime::builder().policy(Policy::Eager).cpu_units(2).device_discovery(false).build()?;
 /// assert_eq!(rt.units().len(), 2);
 /// # Ok::<(), xpu::Error>(())
 /// ```
@@ -53,9 +53,18 @@ pub struct RuntimeBuilder {
     host_capacity: usize,
     device_limit: Option<usize>,
     pools: Vec<(NodeId, usize, usize)>,
+    discovery: bool,
 }
 
 impl RuntimeBuilder {
+    /// Whether to look for devices of the built-in backends (GPUs through
+    /// wgpu) besides the CPU (default: yes). Tests that need an exact set
+    /// of units turn it off.
+    pub fn device_discovery(mut self, on: bool) -> Self {
+        self.discovery = on;
+        self
+    }
+
     /// The scheduling policy (default: work-stealing).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
@@ -119,6 +128,17 @@ impl RuntimeBuilder {
             return Err(Error::Config("at least one CPU unit is needed".into()));
         }
         let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(CpuBackend::new(cpu_units))];
+        let mut unavailable = self.unavailable;
+        if self.discovery {
+            match crate::backend::gpu::discover() {
+                Ok(gpu) => backends.push(gpu),
+                Err(reason) => unavailable.push(BackendStatus {
+                    name: "wgpu".into(),
+                    units: 0,
+                    reason: Some(reason),
+                }),
+            }
+        }
         backends.extend(self.extra);
         let mut memory = MemoryManager::new(self.host_capacity);
         let mut units = Vec::new();
@@ -164,8 +184,8 @@ impl RuntimeBuilder {
                 unit_backends.push((backend.clone(), local));
             }
         }
-        statuses.extend(self.unavailable);
-        check_required(&statuses)?;
+        statuses.extend(unavailable);
+        check_required(&statuses, self.discovery)?;
         for (node, bytes, count) in self.pools {
             memory.reserve(node, bytes, count)?;
         }
@@ -211,7 +231,10 @@ impl RuntimeBuilder {
     }
 }
 
-fn check_required(statuses: &[BackendStatus]) -> Result<()> {
+/// Fails if a backend named in `XPU_REQUIRE_BACKENDS` has no unit. With
+/// device discovery turned off, backends that were never asked to come up
+/// are not held against the build.
+fn check_required(statuses: &[BackendStatus], discovery: bool) -> Result<()> {
     let Ok(list) = std::env::var("XPU_REQUIRE_BACKENDS") else {
         return Ok(());
     };
@@ -224,6 +247,7 @@ fn check_required(statuses: &[BackendStatus]) -> Result<()> {
                     reason: s.reason.clone().unwrap_or_else(|| "no units".into()),
                 })
             }
+            None if !discovery => {}
             None => {
                 return Err(Error::BackendRequired {
                     backend: name.into(),
@@ -444,6 +468,7 @@ impl Runtime {
             host_capacity: usize::MAX,
             device_limit: None,
             pools: Vec::new(),
+            discovery: true,
         }
     }
 
@@ -647,6 +672,16 @@ impl Runtime {
     pub fn wait_all(&self) {
         let s = &self.shared;
         s.wait_until(|| s.all_done());
+    }
+
+    /// Waits for every task, then until every device has finished the work
+    /// launched on it (device backends may launch asynchronously). For timing.
+    pub fn synchronize(&self) -> Result<()> {
+        self.wait_all();
+        for (backend, local) in &self.shared.unit_backends {
+            backend.synchronize(*local)?;
+        }
+        Ok(())
     }
 
     /// Waits for the last writer of `t` and copies its content to a `Vec`.

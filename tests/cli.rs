@@ -21,9 +21,9 @@ fn info_lists_every_unit_and_backend() {
     let unit_rows: Vec<&str> = out
         .lines()
         .filter(|l| {
-            l.split_whitespace()
-                .next()
-                .is_some_and(|id| id.parse::<usize>().is_ok())
+            let mut words = l.split_whitespace();
+            words.next().is_some_and(|id| id.parse::<usize>().is_ok())
+                && words.next() == Some("cpu")
         })
         .collect();
     assert_eq!(unit_rows.len(), 2, "{out}");
@@ -65,6 +65,8 @@ fn bench_json_has_one_row_per_kernel_unit_and_size() {
         "gemm,relu",
         "--sizes",
         "32,64",
+        "--unit",
+        "cpu",
         "--reps",
         "1",
         "--json",

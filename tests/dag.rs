@@ -117,6 +117,7 @@ fn run_dag(policy: Policy, ops: &[Op], tensors: usize, seed: u64) -> Vec<Vec<f64
     let rt = Runtime::builder()
         .policy(policy)
         .cpu_units(2)
+        .device_discovery(false)
         .backend(Arc::new(dsp::DspBackend::new(1, 64 * 1024)))
         .build()
         .unwrap();

@@ -14,8 +14,10 @@ const CPU: Placement = Placement::Kind(UnitKind::Cpu);
 
 fn runtime(capacity: usize) -> (Runtime, Arc<dsp::DspBackend>) {
     let backend = Arc::new(dsp::DspBackend::new(1, capacity));
+    // Without the GPUs of the machine, the DSP's memory is node 1.
     let rt = Runtime::builder()
         .cpu_units(2)
+        .device_discovery(false)
         .backend(backend.clone())
         .build()
         .unwrap();
@@ -194,6 +196,7 @@ fn the_static_pool_is_reserved_at_start_and_used_first() {
     let backend = Arc::new(dsp::DspBackend::new(1, 1 << 20));
     let rt = Runtime::builder()
         .cpu_units(1)
+        .device_discovery(false)
         .backend(backend)
         .static_pool(1, 4096, 4)
         .build()
@@ -214,6 +217,7 @@ fn the_static_pool_is_reserved_at_start_and_used_first() {
         "tensors of the pooled class come from the pool"
     );
     let too_big = Runtime::builder()
+        .device_discovery(false)
         .backend(Arc::new(dsp::DspBackend::new(1, 8192)))
         .static_pool(1, 4096, 4)
         .build();

@@ -11,6 +11,11 @@
 //! `examples/custom_unit.rs`.
 
 pub mod cpu;
+#[cfg(not(feature = "wgpu"))]
+#[path = "dummy_gpu.rs"]
+pub mod gpu;
+#[cfg(feature = "wgpu")]
+pub mod gpu;
 
 use std::any::Any;
 
@@ -217,7 +222,14 @@ pub trait Backend: Send + Sync + 'static {
     fn supports(&self, unit: usize, kernel: &Kernel, dtypes: &[DType]) -> bool;
 
     /// Runs `kernel` on unit `unit`. Arguments are in the kernel's order;
-    /// written arguments are writable. Returns when the results are visible
-    /// to a later `download` or launch.
+    /// written arguments are writable. May return before the device has
+    /// finished, as long as a later `download` or launch sees the results.
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()>;
+
+    /// Waits until the work launched on `unit` has finished on the device
+    /// (for timing; ordering never needs it). Backends that launch
+    /// synchronously keep the default.
+    fn synchronize(&self, _unit: usize) -> Result<()> {
+        Ok(())
+    }
 }

@@ -59,7 +59,7 @@ fn cholesky_typed<T: Element + GemmElement>(
     rt.wait_all();
     let start = Instant::now();
     let tasks = tiled::cholesky(rt, &a)?;
-    rt.wait_all();
+    rt.synchronize()?;
     let seconds = start.elapsed().as_secs_f64();
     let mut l: Vec<T> = a.to_vec(rt)?;
     for i in 0..n {
@@ -115,7 +115,7 @@ pub fn tiled_sgemm(rt: &Runtime, n: usize, tile: usize, reps: usize) -> Result<G
     for _ in 0..reps.max(1) {
         let start = Instant::now();
         tiled::gemm(rt, &a, &b, &c, Placement::Any)?;
-        rt.wait_all();
+        rt.synchronize()?;
         seconds = seconds.min(start.elapsed().as_secs_f64());
     }
     let got: Vec<f32> = c.to_vec(rt)?;

@@ -224,6 +224,7 @@ pub fn measure(rt: &Runtime, unit: UnitId, case: &BenchCase, reps: usize) -> Res
         let start = Instant::now();
         let task = rt.submit_with(&case.kernel, &accesses, opts.clone())?;
         rt.wait(&task)?;
+        rt.synchronize()?;
         if rep > 0 {
             best = best.min(start.elapsed().as_secs_f64());
         }

@@ -206,7 +206,7 @@ pub fn run(runtime: &RuntimeArgs, args: &DemoArgs) -> xpu::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    rt.wait_all();
+    rt.synchronize()?;
     let wall = start.elapsed().as_secs_f64();
     bar.finish_and_clear();
     let gemm_flops = 2.0 * (args.size as f64).powi(3);

@@ -1,0 +1,286 @@
+//! Which shader runs each kernel, with what parameters and how many workgroups.
+
+use crate::backend::Arg;
+use crate::error::{Error, Result};
+use crate::kernel::{blur_radius, BinaryOp, Kernel, PoolOp, ReduceOp, UnaryOp};
+
+/// A shader entry point.
+#[derive(Clone, Copy)]
+pub(super) struct Shader {
+    /// Cache key: file and entry point.
+    pub key: &'static str,
+    pub source: &'static str,
+    pub entry: &'static str,
+}
+
+const fn shader(key: &'static str, source: &'static str, entry: &'static str) -> Shader {
+    Shader { key, source, entry }
+}
+
+const GEMM: Shader = shader("gemm", include_str!("../../../shaders/gemm.wgsl"), "main");
+const UNARY: Shader = shader("unary", include_str!("../../../shaders/unary.wgsl"), "main");
+const BINARY: Shader = shader(
+    "binary",
+    include_str!("../../../shaders/binary.wgsl"),
+    "main",
+);
+const REDUCE: Shader = shader(
+    "reduce",
+    include_str!("../../../shaders/reduce.wgsl"),
+    "main",
+);
+const SOFTMAX: Shader = shader(
+    "softmax",
+    include_str!("../../../shaders/softmax.wgsl"),
+    "main",
+);
+const LAYER_NORM: Shader = shader(
+    "layer_norm",
+    include_str!("../../../shaders/layer_norm.wgsl"),
+    "main",
+);
+const CONV2D: Shader = shader(
+    "conv2d",
+    include_str!("../../../shaders/conv2d.wgsl"),
+    "main",
+);
+const POOL2D: Shader = shader(
+    "pool2d",
+    include_str!("../../../shaders/pool2d.wgsl"),
+    "main",
+);
+const IMAGE: &str = include_str!("../../../shaders/image.wgsl");
+const RESIZE: Shader = shader("image/resize", IMAGE, "resize");
+const BLUR: Shader = shader("image/blur", IMAGE, "blur");
+const SOBEL: Shader = shader("image/sobel", IMAGE, "sobel");
+const RGB_TO_GRAY: Shader = shader("image/rgb_to_gray", IMAGE, "rgb_to_gray");
+
+/// A launch: the shader, its uniform parameters (u32 words; f32 by bits)
+/// and the workgroup grid.
+pub(super) struct Plan {
+    pub shader: Shader,
+    pub params: Vec<u32>,
+    pub groups: (u32, u32),
+}
+
+/// Whether a kernel has a shader (in f32).
+pub(super) fn supported(kernel: &Kernel) -> bool {
+    matches!(
+        kernel,
+        Kernel::Gemm { .. }
+            | Kernel::Unary(_)
+            | Kernel::Binary(_)
+            | Kernel::Reduce { .. }
+            | Kernel::Softmax
+            | Kernel::LayerNorm { .. }
+            | Kernel::Conv2d { .. }
+            | Kernel::Pool2d { .. }
+            | Kernel::Resize
+            | Kernel::GaussianBlur { .. }
+            | Kernel::Sobel
+            | Kernel::RgbToGray
+    )
+}
+
+/// Most workgroups per grid dimension every adapter allows.
+const MAX_GROUPS: u32 = 65_535;
+
+/// A grid of `groups` workgroups, folded into two dimensions when needed.
+fn grid(groups: usize) -> Result<(u32, u32)> {
+    let groups = groups.max(1);
+    let x = groups.min(MAX_GROUPS as usize);
+    let y = groups.div_ceil(x);
+    if y > MAX_GROUPS as usize {
+        return Err(Error::Device {
+            backend: "wgpu".into(),
+            message: format!("{groups} workgroups exceed the dispatch limit"),
+        });
+    }
+    Ok((x as u32, y as u32))
+}
+
+fn u(v: usize) -> u32 {
+    v as u32
+}
+
+/// Element-wise style plan: one invocation per element, 256 per workgroup;
+/// `params` gets the grid's x extent where the shader expects it.
+fn per_element(
+    shader: Shader,
+    elements: usize,
+    mut params: Vec<u32>,
+    gx_slot: usize,
+) -> Result<Plan> {
+    let groups = grid(elements.div_ceil(256))?;
+    params[gx_slot] = groups.0;
+    Ok(Plan {
+        shader,
+        params,
+        groups,
+    })
+}
+
+/// One workgroup per row or output.
+fn per_group(shader: Shader, count: usize, mut params: Vec<u32>, gx_slot: usize) -> Result<Plan> {
+    let groups = grid(count)?;
+    params[gx_slot] = groups.0;
+    Ok(Plan {
+        shader,
+        params,
+        groups,
+    })
+}
+
+pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
+    let shape = |i: usize| args[i].shape;
+    let len = |i: usize| args[i].len();
+    let last = |i: usize| shape(i).last().copied().unwrap_or(1).max(1);
+    match kernel {
+        Kernel::Gemm {
+            trans_a,
+            trans_b,
+            alpha,
+            beta,
+        } => {
+            let (m, k) = if *trans_a {
+                (shape(0)[1], shape(0)[0])
+            } else {
+                (shape(0)[0], shape(0)[1])
+            };
+            let n = shape(2)[1];
+            let params = vec![
+                u(m),
+                u(n),
+                u(k),
+                *trans_a as u32,
+                *trans_b as u32,
+                (*alpha as f32).to_bits(),
+                (*beta as f32).to_bits(),
+                0,
+            ];
+            Ok(Plan {
+                shader: GEMM,
+                params,
+                groups: (u(n.div_ceil(64)), u(m.div_ceil(64))),
+            })
+        }
+        Kernel::Unary(op) => {
+            let code = match op {
+                UnaryOp::Relu => 0,
+                UnaryOp::Gelu => 1,
+                UnaryOp::Exp => 2,
+            };
+            per_element(UNARY, len(0), vec![u(len(0)), code, 0, 0], 2)
+        }
+        Kernel::Binary(op) => {
+            let code = match op {
+                BinaryOp::Add => 0,
+                BinaryOp::Mul => 1,
+            };
+            per_element(BINARY, len(0), vec![u(len(0)), code, 0, 0], 2)
+        }
+        Kernel::Reduce { op, axis } => {
+            let s = shape(0);
+            let outer: usize = s[..*axis].iter().product();
+            let inner: usize = s[axis + 1..].iter().product();
+            let code = match op {
+                ReduceOp::Sum => 0,
+                ReduceOp::Max => 1,
+            };
+            per_group(
+                REDUCE,
+                outer * inner,
+                vec![u(outer), u(s[*axis]), u(inner), code, 0, 0, 0, 0],
+                4,
+            )
+        }
+        Kernel::Softmax => {
+            let rows = len(0) / last(0);
+            per_group(SOFTMAX, rows, vec![u(rows), u(last(0)), 0, 0], 2)
+        }
+        Kernel::LayerNorm { eps } => {
+            let rows = len(0) / last(0);
+            per_group(
+                LAYER_NORM,
+                rows,
+                vec![u(rows), u(last(0)), 0, (*eps as f32).to_bits()],
+                2,
+            )
+        }
+        Kernel::Conv2d { stride, padding } => {
+            let (x, w, o) = (shape(0), shape(1), shape(2));
+            let params = vec![
+                u(x[0]),
+                u(x[1]),
+                u(x[2]),
+                u(x[3]),
+                u(w[0]),
+                u(w[2]),
+                u(w[3]),
+                u(o[2]),
+                u(o[3]),
+                u(*stride),
+                u(*padding),
+                0,
+            ];
+            per_element(CONV2D, len(2), params, 11)
+        }
+        Kernel::Pool2d { op, window, stride } => {
+            let (x, o) = (shape(0), shape(1));
+            let code = match op {
+                PoolOp::Max => 0,
+                PoolOp::Avg => 1,
+            };
+            let params = vec![
+                u(x[0] * x[1]),
+                u(x[2]),
+                u(x[3]),
+                u(o[2]),
+                u(o[3]),
+                u(*window),
+                u(*stride),
+                code,
+                0,
+                0,
+                0,
+                0,
+            ];
+            per_element(POOL2D, len(1), params, 8)
+        }
+        Kernel::Resize | Kernel::GaussianBlur { .. } | Kernel::Sobel | Kernel::RgbToGray => {
+            let (x, o) = (shape(0), shape(1));
+            let channels = x.get(2).copied().unwrap_or(1);
+            let (shader, radius, sigma, norm) = match kernel {
+                Kernel::Resize => (RESIZE, 0, 0.0, 0.0),
+                Kernel::GaussianBlur { sigma } => {
+                    let r = blur_radius(*sigma);
+                    let total: f64 = (-(r as i64)..=r as i64)
+                        .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
+                        .sum();
+                    (BLUR, r, *sigma as f32, (1.0 / (total * total)) as f32)
+                }
+                Kernel::Sobel => (SOBEL, 0, 0.0, 0.0),
+                _ => (RGB_TO_GRAY, 0, 0.0, 0.0),
+            };
+            let params = vec![
+                u(x[0]),
+                u(x[1]),
+                u(channels),
+                u(o[0]),
+                u(o[1]),
+                u(radius),
+                0,
+                0,
+                sigma.to_bits(),
+                norm.to_bits(),
+                0,
+                0,
+            ];
+            per_element(shader, len(1), params, 6)
+        }
+        other => Err(Error::Device {
+            backend: "wgpu".into(),
+            message: format!("`{}` has no WGSL kernel", other.name()),
+        }),
+    }
+}

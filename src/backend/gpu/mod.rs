@@ -1,0 +1,340 @@
+//! GPU units on wgpu: every adapter (Vulkan, Metal, DX12, or GL when no
+//! other API is present) becomes a GPU unit with its own memory node. The
+//! kernels are the WGSL compute shaders of `shaders/`, compiled once per
+//! device and cached; shapes travel in a uniform buffer, so one pipeline
+//! serves every size.
+//!
+//! Launches are asynchronous: a kernel is recorded and submitted to the
+//! device's queue and the worker moves on; the queue keeps launches and
+//! copies in order, and a download waits for the work before it.
+
+mod kernels;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::backend::{Arg, Backend, DeviceBuffer, UnitDesc, UnitMemory};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::kernel::Kernel;
+use crate::unit::UnitKind;
+
+/// Device memory assumed when the API does not say (wgpu does not report
+/// it); `XPU_GPU_MEMORY` (bytes) overrides.
+const DEFAULT_DISCRETE_MEMORY: usize = 8 << 30;
+const DEFAULT_SOFTWARE_MEMORY: usize = 2 << 30;
+
+/// One adapter opened as a device.
+struct Gpu {
+    name: String,
+    api: wgpu::Backend,
+    device_type: wgpu::DeviceType,
+    limits: wgpu::Limits,
+    device: wgpu::Device,
+    queue: wgpu::Queue,
+    capacity: usize,
+    pipelines: Mutex<HashMap<&'static str, Arc<wgpu::ComputePipeline>>>,
+    /// Reused read-back buffer, grown as needed.
+    staging: Mutex<Option<wgpu::Buffer>>,
+}
+
+/// A tensor's storage on a GPU.
+struct GpuBuffer {
+    buffer: wgpu::Buffer,
+    /// Index of the GPU whose device made it.
+    gpu: usize,
+}
+
+/// The wgpu backend: one GPU unit per adapter.
+pub struct WgpuBackend {
+    gpus: Vec<Gpu>,
+}
+
+/// Opens every adapter; returns the backend, or why there is none.
+pub fn discover() -> std::result::Result<Arc<dyn Backend>, String> {
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
+    if adapters.is_empty() {
+        adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::SECONDARY));
+    }
+    if adapters.is_empty() {
+        return Err(
+            "no GPU adapter found (no Vulkan, Metal, DX12 or GL driver answered; \
+                    on Debian, `apt-get install mesa-vulkan-drivers` provides a software one)"
+                .into(),
+        );
+    }
+    let memory_override = std::env::var("XPU_GPU_MEMORY")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    let mut gpus = Vec::new();
+    let mut problems = Vec::new();
+    for adapter in adapters {
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("xpu"),
+            required_limits: limits.clone(),
+            ..Default::default()
+        };
+        match pollster::block_on(adapter.request_device(&desc)) {
+            Ok((device, queue)) => {
+                let default = if info.device_type == wgpu::DeviceType::Cpu {
+                    DEFAULT_SOFTWARE_MEMORY
+                } else {
+                    DEFAULT_DISCRETE_MEMORY
+                };
+                gpus.push(Gpu {
+                    name: info.name.clone(),
+                    api: info.backend,
+                    device_type: info.device_type,
+                    limits,
+                    device,
+                    queue,
+                    capacity: memory_override.unwrap_or(default),
+                    pipelines: Mutex::new(HashMap::new()),
+                    staging: Mutex::new(None),
+                });
+            }
+            Err(e) => problems.push(format!("{}: {e}", info.name)),
+        }
+    }
+    if gpus.is_empty() {
+        return Err(format!(
+            "no GPU adapter could be opened: {}",
+            problems.join("; ")
+        ));
+    }
+    Ok(Arc::new(WgpuBackend { gpus }))
+}
+
+fn gpu_error(message: impl Into<String>) -> Error {
+    Error::Device {
+        backend: "wgpu".into(),
+        message: message.into(),
+    }
+}
+
+impl WgpuBackend {
+    fn gpu(&self, index: usize) -> Result<&Gpu> {
+        self.gpus
+            .get(index)
+            .ok_or_else(|| gpu_error(format!("no GPU {index}")))
+    }
+
+    /// A buffer and the GPU that made it.
+    fn resolve<'a>(&'a self, buf: &'a DeviceBuffer) -> Result<(&'a Gpu, &'a wgpu::Buffer)> {
+        let b = buf.handle::<GpuBuffer>("wgpu")?;
+        Ok((self.gpu(b.gpu)?, &b.buffer))
+    }
+}
+
+/// Rounds a copy size up to wgpu's 4-byte copy alignment.
+fn aligned(bytes: usize) -> u64 {
+    (bytes as u64).div_ceil(wgpu::COPY_BUFFER_ALIGNMENT) * wgpu::COPY_BUFFER_ALIGNMENT
+}
+
+impl Backend for WgpuBackend {
+    fn name(&self) -> &str {
+        "wgpu"
+    }
+
+    fn units(&self) -> Vec<UnitDesc> {
+        self.gpus
+            .iter()
+            .enumerate()
+            .map(|(i, g)| UnitDesc {
+                kind: UnitKind::Gpu,
+                device: format!("{} ({:?}, {:?})", g.name, g.api, g.device_type),
+                emulated: g.device_type == wgpu::DeviceType::Cpu,
+                memory: UnitMemory::Device {
+                    index: i,
+                    capacity: g.capacity,
+                },
+            })
+            .collect()
+    }
+
+    fn alloc(&self, memory: usize, bytes: usize) -> Result<DeviceBuffer> {
+        let g = self.gpu(memory)?;
+        let size = aligned(bytes.max(4));
+        let max = g
+            .limits
+            .max_buffer_size
+            .min(g.limits.max_storage_buffer_binding_size);
+        if size > max {
+            return Err(gpu_error(format!(
+                "a tensor of {bytes} bytes exceeds the adapter's largest storage buffer ({max} bytes) on {}",
+                g.name
+            )));
+        }
+        let scope = g.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let buffer = g.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("xpu tensor"),
+            size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(gpu_error(format!(
+                "allocating {bytes} bytes on {}: {e}",
+                g.name
+            )));
+        }
+        Ok(DeviceBuffer::new(
+            bytes,
+            GpuBuffer {
+                buffer,
+                gpu: memory,
+            },
+        ))
+    }
+
+    fn upload(&self, dst: &DeviceBuffer, src: &[u8]) -> Result<()> {
+        let (g, buffer) = self.resolve(dst)?;
+        if src.len() % wgpu::COPY_BUFFER_ALIGNMENT as usize == 0 {
+            g.queue.write_buffer(buffer, 0, src);
+        } else {
+            let mut padded = src.to_vec();
+            padded.resize(aligned(src.len()) as usize, 0);
+            g.queue.write_buffer(buffer, 0, &padded);
+        }
+        g.queue.submit([]);
+        Ok(())
+    }
+
+    fn download(&self, src: &DeviceBuffer, dst: &mut [u8]) -> Result<()> {
+        let (g, buffer) = self.resolve(src)?;
+        let size = aligned(dst.len().max(4));
+        let mut staging = g.staging.lock();
+        if staging.as_ref().is_none_or(|s| s.size() < size) {
+            *staging = Some(g.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("xpu read-back"),
+                size: size.next_power_of_two(),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        let Some(stage) = staging.as_ref() else {
+            return Err(gpu_error("read-back buffer missing"));
+        };
+        let mut encoder = g.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, 0, stage, 0, size);
+        g.queue.submit([encoder.finish()]);
+        let slice = stage.slice(..size);
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        g.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| gpu_error(format!("waiting for {}: {e}", g.name)))?;
+        rx.recv()
+            .map_err(|_| gpu_error("read-back was cancelled"))?
+            .map_err(|e| gpu_error(format!("mapping the read-back buffer: {e}")))?;
+        {
+            let view = slice
+                .get_mapped_range()
+                .map_err(|e| gpu_error(format!("reading the read-back buffer: {e}")))?;
+            dst.copy_from_slice(&view[..dst.len()]);
+        }
+        stage.unmap();
+        Ok(())
+    }
+
+    fn supports(&self, _unit: usize, kernel: &Kernel, dtypes: &[DType]) -> bool {
+        kernels::supported(kernel) && dtypes.iter().all(|d| *d == DType::F32)
+    }
+
+    fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
+        let g = self.gpu(unit)?;
+        let plan = kernels::plan(kernel, args)?;
+        let pipeline = g.pipeline(plan.shader)?;
+        let scope = g.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let params = g.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("xpu params"),
+            size: (plan.params.len() * 4) as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        g.queue
+            .write_buffer(&params, 0, bytemuck::cast_slice(&plan.params));
+        let mut entries = Vec::with_capacity(args.len() + 1);
+        for (i, a) in args.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: self.resolve(a.device()?)?.1.as_entire_binding(),
+            });
+        }
+        entries.push(wgpu::BindGroupEntry {
+            binding: args.len() as u32,
+            resource: params.as_entire_binding(),
+        });
+        let bind_group = g.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(plan.shader.entry),
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        });
+        let mut encoder = g.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&pipeline);
+            pass.set_bind_group(0, &bind_group, &[]);
+            pass.dispatch_workgroups(plan.groups.0, plan.groups.1, 1);
+        }
+        g.queue.submit([encoder.finish()]);
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(gpu_error(format!("`{}` on {}: {e}", kernel.name(), g.name)));
+        }
+        Ok(())
+    }
+
+    fn synchronize(&self, unit: usize) -> Result<()> {
+        let g = self.gpu(unit)?;
+        g.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| gpu_error(format!("waiting for {}: {e}", g.name)))
+    }
+}
+
+impl Gpu {
+    /// The compiled pipeline of a shader entry point, compiled on first use.
+    fn pipeline(&self, shader: kernels::Shader) -> Result<Arc<wgpu::ComputePipeline>> {
+        let mut cache = self.pipelines.lock();
+        if let Some(p) = cache.get(shader.key) {
+            return Ok(p.clone());
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(shader.key),
+                source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(shader.key),
+                layout: None,
+                module: &module,
+                entry_point: Some(shader.entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(gpu_error(format!(
+                "compiling `{}` for {}: {e}",
+                shader.key, self.name
+            )));
+        }
+        let pipeline = Arc::new(pipeline);
+        cache.insert(shader.key, pipeline.clone());
+        Ok(pipeline)
+    }
+}
