@@ -55,6 +55,9 @@ const BLUR: Shader = shader("image/blur", IMAGE, "blur");
 const SOBEL: Shader = shader("image/sobel", IMAGE, "sobel");
 const RGB_TO_GRAY: Shader = shader("image/rgb_to_gray", IMAGE, "rgb_to_gray");
 
+/// Rows and columns of C one GEMM workgroup computes (`TILE` in gemm.wgsl).
+const GEMM_TILE: usize = 64;
+
 /// A launch: the shader, its uniform parameters (u32 words; f32 by bits)
 /// and the workgroup grid.
 pub(super) struct Plan {
@@ -161,7 +164,7 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
             Ok(Plan {
                 shader: GEMM,
                 params,
-                groups: (u(n.div_ceil(64)), u(m.div_ceil(64))),
+                groups: (u(n.div_ceil(GEMM_TILE)), u(m.div_ceil(GEMM_TILE))),
             })
         }
         Kernel::Unary(op) => {

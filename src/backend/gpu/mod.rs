@@ -75,13 +75,19 @@ pub fn discover() -> std::result::Result<Arc<dyn Backend>, String> {
     for adapter in adapters {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let desc = wgpu::DeviceDescriptor {
-            label: Some("xpu"),
-            required_limits: limits.clone(),
-            ..Default::default()
+        // Ask for everything the adapter offers; some drivers (GL) refuse
+        // that, so fall back to the portable limits.
+        let open = |limits: &wgpu::Limits| {
+            let desc = wgpu::DeviceDescriptor {
+                label: Some("xpu"),
+                required_limits: limits.clone(),
+                ..Default::default()
+            };
+            pollster::block_on(adapter.request_device(&desc)).map(|dq| (dq, limits.clone()))
         };
-        match pollster::block_on(adapter.request_device(&desc)) {
-            Ok((device, queue)) => {
+        let opened = open(&limits).or_else(|_| open(&wgpu::Limits::downlevel_defaults()));
+        match opened {
+            Ok(((device, queue), limits)) => {
                 let default = if info.device_type == wgpu::DeviceType::Cpu {
                     DEFAULT_SOFTWARE_MEMORY
                 } else {
