@@ -180,6 +180,17 @@ pub struct BenchRow {
 }
 
 impl BenchCase {
+    /// One tensor per argument, filled with the case's data, with the
+    /// kernel's access modes: ready to submit.
+    pub fn accesses(&self, rt: &Runtime) -> Result<Vec<crate::tensor::Access>> {
+        let modes = self.kernel.modes().unwrap_or_default();
+        modes
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Ok(self.tensor(rt, i)?.access(*m)))
+            .collect()
+    }
+
     fn tensor(&self, rt: &Runtime, arg: usize) -> Result<Tensor> {
         let shape = &self.shapes[arg];
         let n = shape.get(1).copied().unwrap_or(1);
