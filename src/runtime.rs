@@ -180,6 +180,7 @@ impl RuntimeBuilder {
                     emulated: d.emulated,
                     node,
                     memory_bytes,
+                    details: d.details,
                 });
                 unit_backends.push((backend.clone(), local));
             }

@@ -90,6 +90,8 @@ pub struct UnitInfo {
     pub node: NodeId,
     /// Capacity of that node in bytes.
     pub memory_bytes: usize,
+    /// Limits and capabilities the backend reports (free text).
+    pub details: String,
 }
 
 /// Where a task may run: anywhere, one unit, or any unit of a kind.

@@ -258,3 +258,45 @@ fn a_tensor_beyond_the_gpu_memory_limit_fails_cleanly() {
     assert!(err.contains("out of memory"), "{err}");
     assert_eq!(rt.read::<f32>(&big).unwrap()[0], 1.0);
 }
+
+#[test]
+fn eviction_on_the_gpu_node_writes_back_and_loses_nothing() {
+    // Room for three 16 KiB tensors on the GPU; eight are modified there in turn.
+    let rt = Runtime::builder()
+        .cpu_units(1)
+        .device_memory_limit(3 * 16384)
+        .build()
+        .unwrap();
+    let Some(gpu) = rt
+        .units()
+        .iter()
+        .find(|u| u.kind == UnitKind::Gpu)
+        .map(|u| (u.id, u.node))
+    else {
+        eprintln!("no GPU unit, test skipped");
+        return;
+    };
+    let on_gpu = TaskOptions::default().on(Placement::Unit(gpu.0));
+    let tensors: Vec<_> = (0..8)
+        .map(|i| rt.tensor(&[4096], vec![i as f32; 4096]).unwrap())
+        .collect();
+    let doubled: Vec<_> = (0..8).map(|_| rt.empty(&[4096], DType::F32)).collect();
+    for (t, d) in tensors.iter().zip(&doubled) {
+        rt.submit_with(
+            &Kernel::Binary(BinaryOp::Add),
+            &[t.read(), t.read(), d.write()],
+            on_gpu.clone(),
+        )
+        .unwrap();
+    }
+    for (i, d) in doubled.iter().enumerate() {
+        assert_eq!(
+            rt.read::<f32>(d).unwrap(),
+            vec![2.0 * i as f32; 4096],
+            "tensor {i}"
+        );
+    }
+    let node = &rt.memory_stats()[gpu.1];
+    assert!(node.evictions > 0 && node.write_backs > 0, "{node:?}");
+    assert!(node.peak <= node.capacity, "{node:?}");
+}

@@ -91,6 +91,7 @@ impl Backend for DspBackend {
                     index: 0,
                     capacity: self.capacity,
                 },
+                details: String::new(),
             })
             .collect()
     }

@@ -43,6 +43,8 @@ pub struct UnitDesc {
     /// True when the device is not the hardware `kind` names.
     pub emulated: bool,
     pub memory: UnitMemory,
+    /// Limits and capabilities worth listing (free text, may be empty).
+    pub details: String,
 }
 
 /// A buffer in a backend's device memory. The runtime only stores it and

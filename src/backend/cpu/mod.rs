@@ -85,6 +85,7 @@ impl Backend for CpuBackend {
                 device: self.model.clone(),
                 emulated: false,
                 memory: UnitMemory::Host,
+                details: format!("{} thread(s) per kernel", self.threads),
             })
             .collect()
     }

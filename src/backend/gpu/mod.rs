@@ -160,6 +160,12 @@ impl Backend for WgpuBackend {
                     index: i,
                     capacity: g.capacity,
                 },
+                details: format!(
+                    "max buffer {} MiB, {} invocations and {} KiB shared memory per workgroup",
+                    g.limits.max_buffer_size >> 20,
+                    g.limits.max_compute_invocations_per_workgroup,
+                    g.limits.max_compute_workgroup_storage_size >> 10
+                ),
             })
             .collect()
     }

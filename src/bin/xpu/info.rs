@@ -20,6 +20,9 @@ pub fn run(args: &RuntimeArgs) -> xpu::Result<()> {
             u.node,
             if u.emulated { "yes" } else { "no" }
         );
+        if !u.details.is_empty() {
+            println!("     {}", u.details);
+        }
     }
     println!();
     for b in rt.backends() {
