@@ -22,7 +22,11 @@ fn per_task_overhead(c: &mut Criterion) {
         .sample_size(10)
         .throughput(Throughput::Elements(TASKS as u64));
     for policy in Policy::ALL {
-        let rt = Runtime::builder().policy(policy).build().expect("runtime");
+        let rt = Runtime::builder()
+            .policy(policy)
+            .device_discovery(false)
+            .build()
+            .expect("runtime");
         for mode in [
             OverheadMode::Indep,
             OverheadMode::Chain,

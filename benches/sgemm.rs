@@ -9,7 +9,11 @@ use xpu::tiled::{self, TiledMatrix};
 use xpu::{DType, Placement, Runtime};
 
 fn sgemm(c: &mut Criterion) {
-    let rt = Runtime::builder().build().expect("runtime");
+    // CPU units only: this bench compares the tiled DAG with the direct CPU call.
+    let rt = Runtime::builder()
+        .device_discovery(false)
+        .build()
+        .expect("runtime");
     let mut group = c.benchmark_group("sgemm");
     group.sample_size(10);
     for n in [256usize, 512, 1024, 2048] {

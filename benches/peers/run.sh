@@ -21,7 +21,7 @@ xpu=target/release/xpu
 echo "== per-task overhead (100,000 empty tasks, $(nproc) workers) =="
 for mode in indep chain spread; do
   for policy in eager round-robin work-stealing; do
-    "$xpu" --policy "$policy" bench --dag "$mode"
+    "$xpu" --cpu-only --policy "$policy" bench --dag "$mode"
   done
 done
 if [ -x "$peers/run.sh" ] || [ -f "$peers/run.sh" ]; then
@@ -30,13 +30,14 @@ else
   echo "StarPU peer script not found at $peers/run.sh"
 fi
 
+# StarPU runs on the CPU cores only (STARPU_NCPU, no accelerators), and so does xpu here.
 echo "== tiled Cholesky 4096, tile 256 =="
-"$xpu" bench --dag cholesky --size 4096 --tile 256 --dtype f32
-"$xpu" bench --dag cholesky --size 4096 --tile 256 --dtype f64
+"$xpu" --cpu-only bench --dag cholesky --size 4096 --tile 256 --dtype f32
+"$xpu" --cpu-only bench --dag cholesky --size 4096 --tile 256 --dtype f64
 
 echo "== SGEMM =="
 # OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE may be pinned on this machine for old
 # OpenBLAS builds; they slow numpy's, so they are unset for this command only.
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 benches/peers/numpy_sgemm.py 1024 2048
-"$xpu" bench --dag gemm --size 1024 --tile 256 --reps 5
-"$xpu" bench --dag gemm --size 2048 --tile 512 --reps 5
+"$xpu" --cpu-only bench --dag gemm --size 1024 --tile 256 --reps 5
+"$xpu" --cpu-only bench --dag gemm --size 2048 --tile 512 --reps 5

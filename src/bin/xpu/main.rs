@@ -42,6 +42,10 @@ struct RuntimeArgs {
     /// Default: one per core (`bench`: one unit using every core).
     #[arg(long, global = true)]
     cpu_units: Option<usize>,
+    /// Use only the CPU units: do not look for GPUs or other devices (as
+    /// when comparing with a CPU-only run of another runtime).
+    #[arg(long, global = true)]
+    cpu_only: bool,
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
@@ -50,7 +54,9 @@ fn parse_policy(s: &str) -> Result<Policy, String> {
 
 impl RuntimeArgs {
     fn build(&self, default_cpu_units: Option<usize>) -> xpu::Result<Runtime> {
-        let mut builder = Runtime::builder().policy(self.policy);
+        let mut builder = Runtime::builder()
+            .policy(self.policy)
+            .device_discovery(!self.cpu_only);
         if let Some(n) = self.cpu_units.or(default_cpu_units) {
             builder = builder.cpu_units(n);
         }
