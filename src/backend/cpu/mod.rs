@@ -159,36 +159,33 @@ fn run_float_kernel(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> Re
         .split_last_mut()
         .ok_or_else(|| cpu_error("kernel without arguments"))?;
     let shapes: SmallVec<[&[usize]; 4]> = ins.iter().map(|a| a.shape).collect();
-    let out_shape = out.shape;
     match out.dtype {
-        DType::F32 => {
-            let ins: SmallVec<[&[f32]; 4]> =
-                ins.iter().map(|a| a.as_slice()).collect::<Result<_>>()?;
-            float_kernel(
-                kernel,
-                &ins,
-                &shapes,
-                out.as_mut_slice()?,
-                out_shape,
-                threads,
-            )
-        }
-        DType::F64 => {
-            let ins: SmallVec<[&[f64]; 4]> =
-                ins.iter().map(|a| a.as_slice()).collect::<Result<_>>()?;
-            float_kernel(
-                kernel,
-                &ins,
-                &shapes,
-                out.as_mut_slice()?,
-                out_shape,
-                threads,
-            )
-        }
+        DType::F32 => native::<f32>(kernel, ins, &shapes, out, threads),
+        DType::F64 => native::<f64>(kernel, ins, &shapes, out, threads),
         DType::F16 => widened::<f16>(kernel, ins, &shapes, out, threads),
         DType::BF16 => widened::<bf16>(kernel, ins, &shapes, out, threads),
         DType::U8 => Err(cpu_error(&format!("`{}` has no u8 version", kernel.name()))),
     }
+}
+
+/// Runs a kernel on f32 or f64 arguments as they are.
+fn native<F: Float>(
+    kernel: &Kernel,
+    ins: &[Arg<'_>],
+    shapes: &[&[usize]],
+    out: &mut Arg<'_>,
+    threads: usize,
+) -> Result<()> {
+    let ins: SmallVec<[&[F]; 4]> = ins.iter().map(|a| a.as_slice()).collect::<Result<_>>()?;
+    let out_shape = out.shape;
+    float_kernel(
+        kernel,
+        &ins,
+        shapes,
+        out.as_mut_slice()?,
+        out_shape,
+        threads,
+    )
 }
 
 /// Runs a half-precision kernel in f32 and rounds the result back.

@@ -2,7 +2,7 @@
 
 use crate::backend::Arg;
 use crate::error::{Error, Result};
-use crate::kernel::{blur_radius, BinaryOp, Kernel, PoolOp, ReduceOp, UnaryOp};
+use crate::kernel::{blur_radius, gemm_dims, BinaryOp, Kernel, PoolOp, ReduceOp, UnaryOp};
 
 /// A shader entry point.
 #[derive(Clone, Copy)]
@@ -145,11 +145,7 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
             alpha,
             beta,
         } => {
-            let (m, k) = if *trans_a {
-                (shape(0)[1], shape(0)[0])
-            } else {
-                (shape(0)[0], shape(0)[1])
-            };
+            let (m, k) = gemm_dims(shape(0), *trans_a);
             let n = shape(2)[1];
             let params = vec![
                 u(m),
