@@ -9,5 +9,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 xpu=${XPU:-$here/../target/release/xpu}
 python3 "$here/gpu_vs_cublas.py" 1024 2048 4096
 "$xpu" bench --unit gpu --kernel gemm --sizes 1024,2048,4096 --reps 10
-"$xpu" bench --unit gpu --kernel add,mul,relu,exp --sizes 4096,8192 --reps 10
+"$xpu" bench --unit gpu --kernel add,mul,relu,exp --sizes 4096,8192 --reps 5
+"$xpu" bench --unit gpu --kernel add,mul,relu,exp --sizes 4096,8192 --reps 5 --batch 20
 "$xpu" bench --unit gpu --kernel sum,softmax,layer_norm,conv2d,gaussian_blur --sizes 4096 --reps 5

@@ -172,7 +172,9 @@ pub struct BenchRow {
     pub emulated: bool,
     pub size: usize,
     pub dtype: DType,
-    /// Best time of one task, from submission to completion.
+    /// Tasks submitted back to back per timed run.
+    pub batch: usize,
+    /// Best time per task, from submission to completion of the run.
     pub seconds: f64,
     pub gflops: f64,
     /// Bytes of all arguments over the time.
@@ -208,8 +210,11 @@ impl BenchCase {
 
 /// Runs `case` on `unit` once to warm up (and move the inputs there), then
 /// `reps` times; written arguments are fresh for every run, so in-place
-/// kernels always see the same input.
-pub fn measure(rt: &Runtime, unit: UnitId, case: &BenchCase, reps: usize) -> Result<BenchRow> {
+/// kernels always see the same input. Each run submits `batch` tasks back
+/// to back and reports the time per task, which shows a device's
+/// throughput rather than its latency (kernels that update an argument in
+/// place always run one at a time).
+pub fn measure(rt: &Runtime, unit: UnitId, case: &BenchCase, reps: usize, batch: usize) -> Result<BenchRow> {
     let info = rt
         .units()
         .get(unit)
@@ -221,6 +226,7 @@ pub fn measure(rt: &Runtime, unit: UnitId, case: &BenchCase, reps: usize) -> Res
         .map(|(i, m)| (*m == Mode::Read).then(|| case.tensor(rt, i)).transpose())
         .collect::<Result<_>>()?;
     let opts = TaskOptions::default().on(Placement::Unit(unit));
+    let batch = if modes.contains(&Mode::ReadWrite) { 1 } else { batch.max(1) };
     let mut best = f64::INFINITY;
     for rep in 0..=reps.max(1) {
         let accesses = modes
@@ -233,11 +239,15 @@ pub fn measure(rt: &Runtime, unit: UnitId, case: &BenchCase, reps: usize) -> Res
             })
             .collect::<Result<Vec<_>>>()?;
         let start = Instant::now();
-        let task = rt.submit_with(&case.kernel, &accesses, opts.clone())?;
-        rt.wait(&task)?;
+        let tasks = (0..batch)
+            .map(|_| rt.submit_with(&case.kernel, &accesses, opts.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        for task in &tasks {
+            rt.wait(task)?;
+        }
         rt.synchronize()?;
         if rep > 0 {
-            best = best.min(start.elapsed().as_secs_f64());
+            best = best.min(start.elapsed().as_secs_f64() / batch as f64);
         }
     }
     let shapes: Vec<&[usize]> = case.shapes.iter().map(Vec::as_slice).collect();
@@ -254,6 +264,7 @@ pub fn measure(rt: &Runtime, unit: UnitId, case: &BenchCase, reps: usize) -> Res
         emulated: info.emulated,
         size: case.size,
         dtype: case.dtype,
+        batch,
         seconds: best,
         gflops: case.kernel.flops(&shapes) / best * 1e-9,
         gbps: bytes as f64 / best * 1e-9,

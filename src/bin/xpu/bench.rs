@@ -25,6 +25,10 @@ pub struct BenchArgs {
     /// Timed runs per cell (the best is reported), after one warm-up run.
     #[arg(long, default_value_t = 3)]
     reps: usize,
+    /// Tasks submitted back to back per timed run (time is per task):
+    /// shows a device's throughput rather than its latency per launch.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -183,7 +187,7 @@ fn kernel_table(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
                 case.kernel.name(),
                 case.size
             ));
-            match bench::measure(&rt, unit, case, args.reps) {
+            match bench::measure(&rt, unit, case, args.reps, args.batch) {
                 Ok(row) => rows.push(row),
                 Err(e @ (Error::NoCapableUnit { .. } | Error::DType { .. })) => skipped.push(
                     format!("{} {} on unit {unit}: {e}", case.kernel.name(), case.size),
