@@ -300,3 +300,25 @@ fn eviction_on_the_gpu_node_writes_back_and_loses_nothing() {
     assert!(node.evictions > 0 && node.write_backs > 0, "{node:?}");
     assert!(node.peak <= node.capacity, "{node:?}");
 }
+
+#[test]
+fn gemm_on_whole_tiles_takes_the_aligned_kernel_and_agrees() {
+    for (m, n, k) in [(64, 64, 16), (128, 192, 48), (256, 64, 256)] {
+        for beta in [0.0, -0.75] {
+            let kernel = Kernel::gemm().scaled(0.5, beta);
+            check_on_gpus(
+                &kernel,
+                &[ramp(&[m, k], 1.0), ramp(&[k, n], 1.0), ramp(&[m, n], 1.0)],
+            );
+        }
+        // The same sizes with a transpose go through the general kernel.
+        check_on_gpus(
+            &Kernel::gemm().transpose_b(),
+            &[
+                ramp(&[m, k], 1.0),
+                ramp(&[n, k], 1.0),
+                Input::zeros(&[m, n]),
+            ],
+        );
+    }
+}

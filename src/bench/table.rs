@@ -214,7 +214,13 @@ impl BenchCase {
 /// to back and reports the time per task, which shows a device's
 /// throughput rather than its latency (kernels that update an argument in
 /// place always run one at a time).
-pub fn measure(rt: &Runtime, unit: UnitId, case: &BenchCase, reps: usize, batch: usize) -> Result<BenchRow> {
+pub fn measure(
+    rt: &Runtime,
+    unit: UnitId,
+    case: &BenchCase,
+    reps: usize,
+    batch: usize,
+) -> Result<BenchRow> {
     let info = rt
         .units()
         .get(unit)
@@ -226,7 +232,11 @@ pub fn measure(rt: &Runtime, unit: UnitId, case: &BenchCase, reps: usize, batch:
         .map(|(i, m)| (*m == Mode::Read).then(|| case.tensor(rt, i)).transpose())
         .collect::<Result<_>>()?;
     let opts = TaskOptions::default().on(Placement::Unit(unit));
-    let batch = if modes.contains(&Mode::ReadWrite) { 1 } else { batch.max(1) };
+    let batch = if modes.contains(&Mode::ReadWrite) {
+        1
+    } else {
+        batch.max(1)
+    };
     let mut best = f64::INFINITY;
     for rep in 0..=reps.max(1) {
         let accesses = modes

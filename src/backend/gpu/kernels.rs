@@ -18,6 +18,11 @@ const fn shader(key: &'static str, source: &'static str, entry: &'static str) ->
 }
 
 const GEMM: Shader = shader("gemm", include_str!("../../../shaders/gemm.wgsl"), "main");
+const GEMM_ALIGNED: Shader = shader(
+    "gemm_aligned",
+    include_str!("../../../shaders/gemm_aligned.wgsl"),
+    "main",
+);
 const UNARY: Shader = shader("unary", include_str!("../../../shaders/unary.wgsl"), "main");
 const BINARY: Shader = shader(
     "binary",
@@ -157,10 +162,18 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
                 (*beta as f32).to_bits(),
                 0,
             ];
+            // Whole tiles and no transposes: the variant without bounds
+            // checks, loading four floats at a time.
+            let aligned = !trans_a && !trans_b && m % 128 == 0 && n % 64 == 0 && k % 16 == 0;
+            let (shader, rows) = if aligned {
+                (GEMM_ALIGNED, 128)
+            } else {
+                (GEMM, GEMM_TILE)
+            };
             Ok(Plan {
-                shader: GEMM,
+                shader,
                 params,
-                groups: (u(n.div_ceil(GEMM_TILE)), u(m.div_ceil(GEMM_TILE))),
+                groups: (u(n.div_ceil(GEMM_TILE)), u(m.div_ceil(rows))),
             })
         }
         Kernel::Unary(op) => {
