@@ -21,6 +21,7 @@
 
 pub mod backend;
 pub mod bench;
+mod builder;
 pub mod dtype;
 pub mod error;
 mod graph;
@@ -35,12 +36,13 @@ pub mod unit;
 mod worker;
 
 pub use backend::{Arg, ArgData, Backend, DeviceBuffer, UnitDesc, UnitMemory};
+pub use builder::{BackendStatus, RuntimeBuilder};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use kernel::{ArgMeta, BinaryOp, Kernel, Mode, PoolOp, ReduceOp, UnaryOp};
 pub use memory::{NodeStats, ReplicaState, Transfer};
 pub use profile::UnitReport;
-pub use runtime::{BackendStatus, Runtime, RuntimeBuilder, Task, TaskOptions};
+pub use runtime::{Runtime, Task, TaskOptions};
 pub use sched::Policy;
 pub use tensor::{Access, Tensor};
 pub use unit::{NodeId, Placement, UnitId, UnitInfo, UnitKind, HOST};

@@ -261,10 +261,15 @@ fn a_tensor_beyond_the_gpu_memory_limit_fails_cleanly() {
 
 #[test]
 fn eviction_on_the_gpu_node_writes_back_and_loses_nothing() {
-    // Room for three 16 KiB tensors on the GPU; eight are modified there in turn.
+    // Eight 16 KiB tiles are updated in place on the GPU (C += A B), so each
+    // one's only valid copy is there; the node has room for three tiles
+    // besides the small A and B, which every task touches. Every eviction
+    // therefore picks a tile and must write it back.
+    let tile = 64 * 64 * 4;
+    let small = xpu::memory::size_class(64 * 4);
     let rt = Runtime::builder()
         .cpu_units(1)
-        .device_memory_limit(3 * 16384)
+        .device_memory_limit(3 * tile + 2 * small)
         .build()
         .unwrap();
     let Some(gpu) = rt
@@ -277,27 +282,27 @@ fn eviction_on_the_gpu_node_writes_back_and_loses_nothing() {
         return;
     };
     let on_gpu = TaskOptions::default().on(Placement::Unit(gpu.0));
-    let tensors: Vec<_> = (0..8)
-        .map(|i| rt.tensor(&[4096], vec![i as f32; 4096]).unwrap())
+    let a = rt.tensor(&[64, 1], vec![1.0f32; 64]).unwrap();
+    let b = rt.tensor(&[1, 64], vec![1.0f32; 64]).unwrap();
+    let tiles: Vec<_> = (0..8)
+        .map(|i| rt.tensor(&[64, 64], vec![i as f32; 64 * 64]).unwrap())
         .collect();
-    let doubled: Vec<_> = (0..8).map(|_| rt.empty(&[4096], DType::F32)).collect();
-    for (t, d) in tensors.iter().zip(&doubled) {
-        rt.submit_with(
-            &Kernel::Binary(BinaryOp::Add),
-            &[t.read(), t.read(), d.write()],
-            on_gpu.clone(),
-        )
-        .unwrap();
+    let update = Kernel::gemm().scaled(1.0, 1.0);
+    for c in &tiles {
+        rt.submit_with(&update, &[a.read(), b.read(), c.rw()], on_gpu.clone())
+            .unwrap();
     }
-    for (i, d) in doubled.iter().enumerate() {
+    rt.wait_all();
+    let node = rt.memory_stats()[gpu.1].clone();
+    for (i, c) in tiles.iter().enumerate() {
         assert_eq!(
-            rt.read::<f32>(d).unwrap(),
-            vec![2.0 * i as f32; 4096],
-            "tensor {i}"
+            rt.read::<f32>(c).unwrap(),
+            vec![i as f32 + 1.0; 64 * 64],
+            "tile {i}"
         );
     }
-    let node = &rt.memory_stats()[gpu.1];
-    assert!(node.evictions > 0 && node.write_backs > 0, "{node:?}");
+    assert!(node.evictions >= 5, "{node:?}");
+    assert_eq!(node.write_backs, node.evictions, "{node:?}");
     assert!(node.peak <= node.capacity, "{node:?}");
 }
 

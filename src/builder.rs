@@ -1,0 +1,222 @@
+//! Building a runtime: which backends and units, how much memory, which
+//! policy; discovery of the built-in device backends and the
+//! `XPU_REQUIRE_BACKENDS` check.
+
+use std::sync::Arc;
+
+use crate::backend::cpu::CpuBackend;
+use crate::backend::{Backend, UnitMemory};
+use crate::error::{Error, Result};
+use crate::memory::MemoryManager;
+use crate::runtime::Runtime;
+use crate::sched::Policy;
+use crate::unit::{NodeId, UnitInfo, HOST};
+
+/// Whether a backend came up, and why not.
+#[derive(Debug, Clone)]
+pub struct BackendStatus {
+    pub name: String,
+    /// Units it provides (0 when unavailable).
+    pub units: usize,
+    /// Why it has no units, when it has none.
+    pub reason: Option<String>,
+}
+
+/// Configures and builds a [`Runtime`].
+///
+/// ```
+/// use xpu::{Policy, Runtime};
+/// let rt = Runtime::builder().policy(Policy::Eager).cpu_units(2).device_discovery(false).build()?;
+/// assert_eq!(rt.units().len(), 2);
+/// # Ok::<(), xpu::Error>(())
+/// ```
+pub struct RuntimeBuilder {
+    policy: Policy,
+    cpu_units: Option<usize>,
+    extra: Vec<Arc<dyn Backend>>,
+    unavailable: Vec<BackendStatus>,
+    host_capacity: usize,
+    device_limit: Option<usize>,
+    pools: Vec<(NodeId, usize, usize)>,
+    discovery: bool,
+}
+
+impl RuntimeBuilder {
+    /// The defaults: work-stealing, one CPU unit per core, device discovery on.
+    pub(crate) fn new() -> RuntimeBuilder {
+        RuntimeBuilder {
+            policy: Policy::default(),
+            cpu_units: None,
+            extra: Vec::new(),
+            unavailable: Vec::new(),
+            host_capacity: usize::MAX,
+            device_limit: None,
+            pools: Vec::new(),
+            discovery: true,
+        }
+    }
+
+    /// Whether to look for devices of the built-in backends (GPUs through
+    /// wgpu) besides the CPU (default: yes). Tests that need an exact set
+    /// of units turn it off.
+    pub fn device_discovery(mut self, on: bool) -> Self {
+        self.discovery = on;
+        self
+    }
+
+    /// The scheduling policy (default: work-stealing).
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Number of CPU units (default: one per core). Each CPU unit's kernels
+    /// use `cores / units` threads, so `cpu_units(1)` gives one unit whose
+    /// kernels use every core.
+    pub fn cpu_units(mut self, n: usize) -> Self {
+        self.cpu_units = Some(n);
+        self
+    }
+
+    /// Adds a backend of the embedder's own (see `examples/custom_unit.rs`).
+    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.extra.push(backend);
+        self
+    }
+
+    /// Records a backend that was compiled in but could not come up, so
+    /// that listings say why (and `XPU_REQUIRE_BACKENDS` can fail on it).
+    pub fn unavailable_backend(mut self, name: &str, reason: &str) -> Self {
+        self.unavailable.push(BackendStatus {
+            name: name.into(),
+            units: 0,
+            reason: Some(reason.into()),
+        });
+        self
+    }
+
+    /// Caps host memory (node 0) in bytes; allocations beyond fail.
+    pub fn host_capacity(mut self, bytes: usize) -> Self {
+        self.host_capacity = bytes;
+        self
+    }
+
+    /// Caps every device memory node at `bytes` (below what the device has),
+    /// e.g. to exercise eviction.
+    pub fn device_memory_limit(mut self, bytes: usize) -> Self {
+        self.device_limit = Some(bytes);
+        self
+    }
+
+    /// Reserves a static pool on device node `node` at start-up: `count`
+    /// buffers of `bytes` each, reused for tensors of that size class.
+    pub fn static_pool(mut self, node: NodeId, bytes: usize, count: usize) -> Self {
+        self.pools.push((node, bytes, count));
+        self
+    }
+
+    /// Discovers units and starts one worker per unit.
+    ///
+    /// Fails if a backend named in `XPU_REQUIRE_BACKENDS` (comma-separated)
+    /// has no unit.
+    pub fn build(self) -> Result<Runtime> {
+        let cpu_units = self
+            .cpu_units
+            .unwrap_or_else(crate::backend::cpu::core_count);
+        if cpu_units == 0 {
+            return Err(Error::Config("at least one CPU unit is needed".into()));
+        }
+        let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(CpuBackend::new(cpu_units))];
+        let mut unavailable = self.unavailable;
+        if self.discovery {
+            match crate::backend::gpu::discover() {
+                Ok(gpu) => backends.push(gpu),
+                Err(reason) => unavailable.push(BackendStatus {
+                    name: "wgpu".into(),
+                    units: 0,
+                    reason: Some(reason),
+                }),
+            }
+        }
+        backends.extend(self.extra);
+        let mut memory = MemoryManager::new(self.host_capacity);
+        let mut units = Vec::new();
+        let mut unit_backends = Vec::new();
+        let mut statuses = Vec::new();
+        let mut device_nodes: Vec<(usize, usize, NodeId)> = Vec::new();
+        for (bi, backend) in backends.iter().enumerate() {
+            let descs = backend.units();
+            statuses.push(BackendStatus {
+                name: backend.name().to_string(),
+                units: descs.len(),
+                reason: descs.is_empty().then(|| "no device found".to_string()),
+            });
+            for (local, d) in descs.into_iter().enumerate() {
+                let (node, memory_bytes) = match d.memory {
+                    UnitMemory::Host => (HOST, crate::backend::cpu::host_memory_bytes()),
+                    UnitMemory::Device { index, capacity } => {
+                        let cap = self.device_limit.map_or(capacity, |l| l.min(capacity));
+                        let node = match device_nodes
+                            .iter()
+                            .find(|(b, i, _)| *b == bi && *i == index)
+                        {
+                            Some(&(_, _, n)) => n,
+                            None => {
+                                let name = format!("{}:{}", backend.name(), index);
+                                let n = memory.add_device_node(name, cap, backend.clone(), index);
+                                device_nodes.push((bi, index, n));
+                                n
+                            }
+                        };
+                        (node, cap)
+                    }
+                };
+                units.push(UnitInfo {
+                    id: units.len(),
+                    kind: d.kind,
+                    backend: backend.name().to_string(),
+                    device: d.device,
+                    emulated: d.emulated,
+                    node,
+                    memory_bytes,
+                    details: d.details,
+                });
+                unit_backends.push((backend.clone(), local));
+            }
+        }
+        statuses.extend(unavailable);
+        check_required(&statuses, self.discovery)?;
+        for (node, bytes, count) in self.pools {
+            memory.reserve(node, bytes, count)?;
+        }
+        Runtime::start(self.policy, units, unit_backends, statuses, memory)
+    }
+}
+
+/// Fails if a backend named in `XPU_REQUIRE_BACKENDS` has no unit. With
+/// device discovery turned off, backends that were never asked to come up
+/// are not held against the build.
+fn check_required(statuses: &[BackendStatus], discovery: bool) -> Result<()> {
+    let Ok(list) = std::env::var("XPU_REQUIRE_BACKENDS") else {
+        return Ok(());
+    };
+    for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        match statuses.iter().find(|s| s.name == name) {
+            Some(s) if s.units > 0 => {}
+            Some(s) => {
+                return Err(Error::BackendRequired {
+                    backend: name.into(),
+                    reason: s.reason.clone().unwrap_or_else(|| "no units".into()),
+                })
+            }
+            None if !discovery => {}
+            None => {
+                return Err(Error::BackendRequired {
+                    backend: name.into(),
+                    reason: "not compiled into this build".into(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
