@@ -24,6 +24,16 @@ const GEMM_ALIGNED: Shader = shader(
     "main",
 );
 const UNARY: Shader = shader("unary", include_str!("../../../shaders/unary.wgsl"), "main");
+const UNARY_VEC4: Shader = shader(
+    "unary_vec4",
+    include_str!("../../../shaders/unary_vec4.wgsl"),
+    "main",
+);
+const BINARY_VEC4: Shader = shader(
+    "binary_vec4",
+    include_str!("../../../shaders/binary_vec4.wgsl"),
+    "main",
+);
 const BINARY: Shader = shader(
     "binary",
     include_str!("../../../shaders/binary.wgsl"),
@@ -128,6 +138,15 @@ fn per_element(
     })
 }
 
+/// An element-wise op: four elements per invocation when the length allows.
+fn element_wise(scalar: Shader, vec4: Shader, len: usize, op: u32) -> Result<Plan> {
+    if len % 4 == 0 {
+        per_element(vec4, len / 4, vec![u(len / 4), op, 0, 0], 2)
+    } else {
+        per_element(scalar, len, vec![u(len), op, 0, 0], 2)
+    }
+}
+
 /// One workgroup per row or output.
 fn per_group(shader: Shader, count: usize, mut params: Vec<u32>, gx_slot: usize) -> Result<Plan> {
     let groups = grid(count)?;
@@ -182,14 +201,14 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
                 UnaryOp::Gelu => 1,
                 UnaryOp::Exp => 2,
             };
-            per_element(UNARY, len(0), vec![u(len(0)), code, 0, 0], 2)
+            element_wise(UNARY, UNARY_VEC4, len(0), code)
         }
         Kernel::Binary(op) => {
             let code = match op {
                 BinaryOp::Add => 0,
                 BinaryOp::Mul => 1,
             };
-            per_element(BINARY, len(0), vec![u(len(0)), code, 0, 0], 2)
+            element_wise(BINARY, BINARY_VEC4, len(0), code)
         }
         Kernel::Reduce { op, axis } => {
             let s = shape(0);
