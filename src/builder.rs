@@ -34,7 +34,6 @@ pub struct RuntimeBuilder {
     policy: Policy,
     cpu_units: Option<usize>,
     extra: Vec<Arc<dyn Backend>>,
-    unavailable: Vec<BackendStatus>,
     host_capacity: usize,
     device_limit: Option<usize>,
     pools: Vec<(NodeId, usize, usize)>,
@@ -48,7 +47,6 @@ impl RuntimeBuilder {
             policy: Policy::default(),
             cpu_units: None,
             extra: Vec::new(),
-            unavailable: Vec::new(),
             host_capacity: usize::MAX,
             device_limit: None,
             pools: Vec::new(),
@@ -84,17 +82,6 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Records a backend that was compiled in but could not come up, so
-    /// that listings say why (and `XPU_REQUIRE_BACKENDS` can fail on it).
-    pub fn unavailable_backend(mut self, name: &str, reason: &str) -> Self {
-        self.unavailable.push(BackendStatus {
-            name: name.into(),
-            units: 0,
-            reason: Some(reason.into()),
-        });
-        self
-    }
-
     /// Caps host memory (node 0) in bytes; allocations beyond fail.
     pub fn host_capacity(mut self, bytes: usize) -> Self {
         self.host_capacity = bytes;
@@ -127,7 +114,7 @@ impl RuntimeBuilder {
             return Err(Error::Config("at least one CPU unit is needed".into()));
         }
         let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(CpuBackend::new(cpu_units))];
-        let mut unavailable = self.unavailable;
+        let mut unavailable = Vec::new();
         if self.discovery {
             match crate::backend::gpu::discover() {
                 Ok(gpu) => backends.push(gpu),
