@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use wgpu::util::DeviceExt;
 
 use crate::backend::{Arg, Backend, DeviceBuffer, UnitDesc, UnitMemory};
 use crate::dtype::DType;
@@ -35,9 +36,15 @@ struct Gpu {
     device: wgpu::Device,
     queue: wgpu::Queue,
     capacity: usize,
-    pipelines: Mutex<HashMap<&'static str, Arc<wgpu::ComputePipeline>>>,
+    pipelines: Mutex<HashMap<&'static str, Arc<Compiled>>>,
     /// Reused read-back buffer, grown as needed.
     staging: Mutex<Option<wgpu::Buffer>>,
+}
+
+/// A compiled entry point and the layout of its bind group.
+struct Compiled {
+    pipeline: wgpu::ComputePipeline,
+    layout: wgpu::BindGroupLayout,
 }
 
 /// A tensor's storage on a GPU.
@@ -266,16 +273,15 @@ impl Backend for WgpuBackend {
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
         let g = self.gpu(unit)?;
         let plan = kernels::plan(kernel, args)?;
-        let pipeline = g.pipeline(plan.shader)?;
+        let compiled = g.pipeline(plan.shader)?;
         let scope = g.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let params = g.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("xpu params"),
-            size: (plan.params.len() * 4) as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        g.queue
-            .write_buffer(&params, 0, bytemuck::cast_slice(&plan.params));
+        let params = g
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("xpu params"),
+                contents: bytemuck::cast_slice(&plan.params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
         let mut entries = Vec::with_capacity(args.len() + 1);
         for (i, a) in args.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry {
@@ -289,13 +295,13 @@ impl Backend for WgpuBackend {
         });
         let bind_group = g.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(plan.shader.entry),
-            layout: &pipeline.get_bind_group_layout(0),
+            layout: &compiled.layout,
             entries: &entries,
         });
         let mut encoder = g.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&pipeline);
+            pass.set_pipeline(&compiled.pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
             pass.dispatch_workgroups(plan.groups.0, plan.groups.1, 1);
         }
@@ -316,8 +322,9 @@ impl Backend for WgpuBackend {
 }
 
 impl Gpu {
-    /// The compiled pipeline of a shader entry point, compiled on first use.
-    fn pipeline(&self, shader: kernels::Shader) -> Result<Arc<wgpu::ComputePipeline>> {
+    /// The pipeline of a shader entry point and its bind group layout,
+    /// compiled on first use.
+    fn pipeline(&self, shader: kernels::Shader) -> Result<Arc<Compiled>> {
         let mut cache = self.pipelines.lock();
         if let Some(p) = cache.get(shader.key) {
             return Ok(p.clone());
@@ -345,8 +352,9 @@ impl Gpu {
                 shader.key, self.name
             )));
         }
-        let pipeline = Arc::new(pipeline);
-        cache.insert(shader.key, pipeline.clone());
-        Ok(pipeline)
+        let layout = pipeline.get_bind_group_layout(0);
+        let compiled = Arc::new(Compiled { pipeline, layout });
+        cache.insert(shader.key, compiled.clone());
+        Ok(compiled)
     }
 }
