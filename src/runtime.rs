@@ -61,19 +61,16 @@ impl Shared {
             self.notify();
             return;
         }
-        if self.sleepers.load(Ordering::SeqCst) == 0 {
-            self.policy.push(task, from);
-            std::sync::atomic::fence(Ordering::SeqCst);
-            if self.sleepers.load(Ordering::SeqCst) == 0 {
-                return;
-            }
-            self.wake_any();
-            return;
-        }
-        let eligible = task.eligible.clone();
+        // The common case, nobody asleep, copies nothing; a unit that fell
+        // asleep while the task was pushed is woken without knowing the task.
+        let eligible = (self.sleepers.load(Ordering::SeqCst) > 0).then(|| task.eligible.clone());
         self.policy.push(task, from);
         std::sync::atomic::fence(Ordering::SeqCst);
-        self.wake(&eligible);
+        match eligible {
+            Some(units) => self.wake(&units),
+            None if self.sleepers.load(Ordering::SeqCst) > 0 => self.wake_any(),
+            None => {}
+        }
     }
 
     fn wake(&self, eligible: &UnitSet) {

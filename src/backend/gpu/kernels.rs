@@ -123,19 +123,8 @@ fn u(v: usize) -> u32 {
 
 /// Element-wise style plan: one invocation per element, 256 per workgroup;
 /// `params` gets the grid's x extent where the shader expects it.
-fn per_element(
-    shader: Shader,
-    elements: usize,
-    mut params: Vec<u32>,
-    gx_slot: usize,
-) -> Result<Plan> {
-    let groups = grid(elements.div_ceil(256))?;
-    params[gx_slot] = groups.0;
-    Ok(Plan {
-        shader,
-        params,
-        groups,
-    })
+fn per_element(shader: Shader, elements: usize, params: Vec<u32>, gx_slot: usize) -> Result<Plan> {
+    per_group(shader, elements.div_ceil(256), params, gx_slot)
 }
 
 /// An element-wise op: four elements per invocation when the length allows.
