@@ -208,16 +208,22 @@ pub(crate) fn release_submission(task: &TaskNode) -> bool {
     task.pending.fetch_sub(1, Ordering::AcqRel) == 1
 }
 
-/// Records `task`'s outcome and returns the successors that became ready.
-/// A failure is passed on to every successor, naming the first failed task.
-pub(crate) fn finish(task: &TaskNode, outcome: Result<(), Error>) -> SmallVec<[Arc<TaskNode>; 4]> {
-    let failure: Option<Failure> = match &outcome {
+/// The failure that task `id`'s outcome passes on: the first failed task
+/// upstream and its error, or `id` itself with its own error.
+pub(crate) fn failure_of(id: u64, outcome: &Result<(), Error>) -> Option<Failure> {
+    match outcome {
         Ok(()) => None,
         Err(Error::DependencyFailed {
             failed_task, cause, ..
         }) => Some((*failed_task, (**cause).clone())),
-        Err(e) => Some((task.id, e.clone())),
-    };
+        Err(e) => Some((id, e.clone())),
+    }
+}
+
+/// Records `task`'s outcome and returns the successors that became ready.
+/// A failure is passed on to every successor, naming the first failed task.
+pub(crate) fn finish(task: &TaskNode, outcome: Result<(), Error>) -> SmallVec<[Arc<TaskNode>; 4]> {
+    let failure = failure_of(task.id, &outcome);
     let _ = task.outcome.set(outcome);
     let list = {
         let mut s = task.successors.lock();

@@ -69,15 +69,12 @@ fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Instant) -> In
     };
     let ok = outcome.is_ok();
     for a in task.accesses.iter().filter(|a| a.mode.writes()) {
-        a.tensor.inner.poison.replace(match &outcome {
-            Ok(()) => None,
-            Err(Error::DependencyFailed {
-                failed_task, cause, ..
-            }) => Some((*failed_task, (**cause).clone())),
-            Err(e) => Some((task.id, e.clone())),
-        });
+        a.tensor
+            .inner
+            .poison
+            .replace(graph::failure_of(task.id, &outcome));
     }
-    let flops = if ok && !matches!(task.kernel, crate::kernel::Kernel::Noop) {
+    let flops = if ok {
         let shapes: SmallVec<[&[usize]; 4]> =
             task.accesses.iter().map(|a| a.tensor.shape()).collect();
         task.kernel.flops(&shapes)
