@@ -164,16 +164,20 @@ impl MemoryManager {
         mode: Mode,
     ) -> Result<(Storage, usize)> {
         let mut reps = t.replicas.lock();
+        // Find the source first: a tensor never written gets no storage.
+        let source = if mode.reads() && !reps.state(node).is_valid() {
+            Some(
+                reps.valid_source()
+                    .ok_or(Error::Uninitialised { tensor: t.id })?,
+            )
+        } else {
+            None
+        };
+        self.ensure_storage(t, &mut reps, node)?;
         let mut fetched = 0;
-        if mode.reads() && !reps.state(node).is_valid() {
-            let src = reps
-                .valid_source()
-                .ok_or(Error::Uninitialised { tensor: t.id })?;
-            self.ensure_storage(t, &mut reps, node)?;
+        if let Some(src) = source {
             self.copy(t, &mut reps, src, node)?;
             fetched = t.nbytes();
-        } else {
-            self.ensure_storage(t, &mut reps, node)?;
         }
         if mode.writes() {
             reps.make_exclusive(node);
