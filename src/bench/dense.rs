@@ -102,13 +102,22 @@ pub struct GemmRun {
     pub max_error: f64,
 }
 
+/// Element `(i, j)` of the A operand of the SGEMM workloads: values in
+/// [-0.5, 0.5) with no simple structure a kernel could exploit.
+pub fn gemm_a(i: usize, j: usize) -> f32 {
+    ((i * 7 + j * 3) % 17) as f32 / 17.0 - 0.5
+}
+
+/// Element `(i, j)` of the B operand of the SGEMM workloads.
+pub fn gemm_b(i: usize, j: usize) -> f32 {
+    ((i * 5 + j * 11) % 13) as f32 / 13.0 - 0.5
+}
+
 /// `C = A B` on `n x n` f32 through the runtime as a tiled DAG, best of
 /// `reps` runs; the result is checked against one direct call of the CPU kernel.
 pub fn tiled_sgemm(rt: &Runtime, n: usize, tile: usize, reps: usize) -> Result<GemmRun> {
-    let fa = |i: usize, j: usize| ((i * 7 + j * 3) % 17) as f32 / 17.0 - 0.5;
-    let fb = |i: usize, j: usize| ((i * 5 + j * 11) % 13) as f32 / 13.0 - 0.5;
-    let a = TiledMatrix::from_fn(rt, n, tile, fa)?;
-    let b = TiledMatrix::from_fn(rt, n, tile, fb)?;
+    let a = TiledMatrix::from_fn(rt, n, tile, gemm_a)?;
+    let b = TiledMatrix::from_fn(rt, n, tile, gemm_b)?;
     let c = TiledMatrix::zeros(rt, n, tile, DType::F32)?;
     rt.wait_all();
     let mut seconds = f64::INFINITY;
@@ -125,9 +134,9 @@ pub fn tiled_sgemm(rt: &Runtime, n: usize, tile: usize, reps: usize) -> Result<G
     let mut want = vec![0f32; n * n];
     gemm(
         &GemmSpec::plain(core_count()),
-        &full(&fa),
+        &full(&gemm_a),
         &[n, n],
-        &full(&fb),
+        &full(&gemm_b),
         &[n, n],
         &mut want,
     )?;

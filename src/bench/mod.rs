@@ -5,6 +5,8 @@ mod dense;
 mod overhead;
 mod table;
 
-pub use dense::{cholesky, direct_sgemm, spd_element, tiled_sgemm, CholeskyRun, GemmRun};
+pub use dense::{
+    cholesky, direct_sgemm, gemm_a, gemm_b, spd_element, tiled_sgemm, CholeskyRun, GemmRun,
+};
 pub use overhead::{overhead, OverheadMode, OverheadRun};
 pub use table::{bench_case, measure, BenchCase, BenchRow, BENCH_KERNELS};

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use xpu::bench;
 use xpu::tiled::{self, TiledMatrix};
 use xpu::{
     BinaryOp, DType, Element, Kernel, Placement, Runtime, TaskOptions, Tensor, UnaryOp, UnitKind,
@@ -63,12 +64,8 @@ fn chain_input(e: usize) -> f32 {
 fn submit(rt: &Runtime, args: &DemoArgs, placement: Placement) -> xpu::Result<Outputs> {
     let opts = TaskOptions::default().on(placement);
     let n = args.size;
-    let a = TiledMatrix::from_fn(rt, n, args.tile, |i, j| {
-        ((i * 7 + j * 3) % 17) as f32 / 17.0 - 0.5
-    })?;
-    let b = TiledMatrix::from_fn(rt, n, args.tile, |i, j| {
-        ((i * 5 + j * 11) % 13) as f32 / 13.0 - 0.5
-    })?;
+    let a = TiledMatrix::from_fn(rt, n, args.tile, bench::gemm_a)?;
+    let b = TiledMatrix::from_fn(rt, n, args.tile, bench::gemm_b)?;
     let c = TiledMatrix::zeros(rt, n, args.tile, DType::F32)?;
     let mut tasks = tiled::gemm(rt, &a, &b, &c, placement)? as u64;
     let side = args.frame_size;
