@@ -1,5 +1,6 @@
 // Image kernels on f32 images of [H, W, C] (C = 1 for [H, W]), border
-// replicated: bilinear resize, Gaussian blur, Sobel magnitude, RGB to gray.
+// replicated: bilinear resize, Gaussian blur, Sobel magnitude, RGB to gray,
+// binary threshold.
 // One invocation per output value.
 
 struct Params {
@@ -14,8 +15,9 @@ struct Params {
     sigma: f32,
     // 1 / (sum of the 1-D Gaussian weights)^2
     norm: f32,
-    pad1: f32,
-    pad2: f32,
+    // threshold: values above `level` become `high`, the rest 0
+    level: f32,
+    high: f32,
 }
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
@@ -96,4 +98,13 @@ fn rgb_to_gray(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_i
         return;
     }
     out[i] = 0.299 * x[i * 3u] + 0.587 * x[i * 3u + 1u] + 0.114 * x[i * 3u + 2u];
+}
+
+@compute @workgroup_size(256)
+fn threshold(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let i = index(wg, li);
+    if (i >= p.height * p.width * p.channels) {
+        return;
+    }
+    out[i] = select(0.0, p.high, x[i] > p.level);
 }

@@ -117,6 +117,7 @@ proptest! {
         check_all(&Kernel::Resize, &[img.clone(), Input::zeros(&shape(oh, ow))], &both)?;
         check_all(&Kernel::GaussianBlur { sigma }, &[img.clone(), Input::zeros(&shape(h, w))], &both)?;
         check_all(&Kernel::Sobel, &[img.clone(), Input::zeros(&shape(h, w))], &both)?;
+        check_all(&Kernel::Threshold { value: 127.5, max: 255.0 }, &[img.clone(), Input::zeros(&shape(h, w))], &both)?;
         if channels == 3 {
             check_all(&Kernel::RgbToGray, &[img, Input::zeros(&[h, w])], &both)?;
         }

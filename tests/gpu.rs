@@ -150,6 +150,13 @@ fn image_ops() {
             &[img.clone(), Input::zeros(&shape)],
         );
         check_on_gpus(&Kernel::Sobel, &[img.clone(), Input::zeros(&shape)]);
+        check_on_gpus(
+            &Kernel::Threshold {
+                value: 10.0,
+                max: 255.0,
+            },
+            &[img.clone(), Input::zeros(&shape)],
+        );
     }
     check_on_gpus(
         &Kernel::RgbToGray,

@@ -13,7 +13,7 @@ use crate::unit::{Placement, UnitId};
 use super::spd_element;
 
 /// Kernels `xpu bench` knows how to size.
-pub const BENCH_KERNELS: [&str; 20] = [
+pub const BENCH_KERNELS: [&str; 21] = [
     "gemm",
     "add",
     "mul",
@@ -31,6 +31,7 @@ pub const BENCH_KERNELS: [&str; 20] = [
     "gaussian_blur",
     "sobel",
     "rgb_to_gray",
+    "threshold",
     "potrf",
     "trsm",
     "syrk",
@@ -143,6 +144,14 @@ pub fn bench_case(name: &str, size: usize, dtype: DType) -> Result<BenchCase> {
         ),
         "sobel" => (Kernel::Sobel, vec![image(1), image(1)], pixels),
         "rgb_to_gray" => (Kernel::RgbToGray, vec![image(3), image(1)], pixels),
+        "threshold" => (
+            Kernel::Threshold {
+                value: 0.5,
+                max: 1.0,
+            },
+            vec![image(1), image(1)],
+            pixels,
+        ),
         "potrf" => (Kernel::Potrf, vec![sq.clone()], cholesky_tiles),
         "trsm" => (Kernel::Trsm, vec![sq.clone(); 2], cholesky_tiles),
         "syrk" => (Kernel::Syrk, vec![sq.clone(); 2], cholesky_tiles),

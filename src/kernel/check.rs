@@ -45,9 +45,11 @@ impl Kernel {
     fn check_dtypes(&self, args: &[ArgMeta<'_>]) -> Result<()> {
         let allowed: &[DType] = match self {
             Kernel::Noop | Kernel::Custom(_) => return Ok(()),
-            Kernel::Resize | Kernel::GaussianBlur { .. } | Kernel::Sobel | Kernel::RgbToGray => {
-                &[DType::F32, DType::U8]
-            }
+            Kernel::Resize
+            | Kernel::GaussianBlur { .. }
+            | Kernel::Sobel
+            | Kernel::RgbToGray
+            | Kernel::Threshold { .. } => &[DType::F32, DType::U8],
             Kernel::Potrf | Kernel::Trsm | Kernel::Syrk => &[DType::F32, DType::F64],
             _ => &[DType::F32, DType::F64, DType::F16, DType::BF16],
         };
@@ -117,8 +119,15 @@ impl Kernel {
                 }
                 Ok(())
             }
-            Kernel::Unary(_) | Kernel::Softmax | Kernel::GaussianBlur { .. } | Kernel::Sobel => {
-                if matches!(self, Kernel::GaussianBlur { .. } | Kernel::Sobel) {
+            Kernel::Unary(_)
+            | Kernel::Softmax
+            | Kernel::GaussianBlur { .. }
+            | Kernel::Sobel
+            | Kernel::Threshold { .. } => {
+                if matches!(
+                    self,
+                    Kernel::GaussianBlur { .. } | Kernel::Sobel | Kernel::Threshold { .. }
+                ) {
                     image(0)?;
                 }
                 if let Kernel::GaussianBlur { sigma } = self {

@@ -152,6 +152,9 @@ pub enum Kernel {
     Sobel,
     /// `[H, W, 3]` RGB to `[H, W]` gray (ITU-R BT.601 weights).
     RgbToGray,
+    /// Binary threshold of an `[H, W]` or `[H, W, C]` image: `max` where the
+    /// value is above `value`, 0 elsewhere (OpenCV's THRESH_BINARY).
+    Threshold { value: f64, max: f64 },
     /// Cholesky factor of a symmetric positive definite tile, in place (lower).
     Potrf,
     /// `B := B * L^-T` with `L` lower triangular (the Cholesky panel update).
@@ -270,6 +273,7 @@ impl Kernel {
             Kernel::GaussianBlur { .. } => "gaussian_blur",
             Kernel::Sobel => "sobel",
             Kernel::RgbToGray => "rgb_to_gray",
+            Kernel::Threshold { .. } => "threshold",
             Kernel::Potrf => "potrf",
             Kernel::Trsm => "trsm",
             Kernel::Syrk => "syrk",
@@ -300,7 +304,8 @@ impl Kernel {
             | Kernel::Resize
             | Kernel::GaussianBlur { .. }
             | Kernel::Sobel
-            | Kernel::RgbToGray => vec![Read, Write],
+            | Kernel::RgbToGray
+            | Kernel::Threshold { .. } => vec![Read, Write],
             Kernel::Potrf => vec![ReadWrite],
             Kernel::Trsm | Kernel::Syrk => vec![Read, ReadWrite],
             Kernel::Custom(c) => c.modes.clone(),
@@ -336,6 +341,7 @@ impl Kernel {
             Kernel::GaussianBlur { sigma } => 4.0 * n(0) * (2 * blur_radius(*sigma) + 1) as f64,
             Kernel::Sobel => 20.0 * n(0),
             Kernel::RgbToGray => 5.0 * n(1),
+            Kernel::Threshold { .. } => n(0),
             Kernel::Potrf => (shapes[0][0] as f64).powi(3) / 3.0,
             Kernel::Trsm => (shapes[0][0] as f64).powi(2) * shapes[1][0] as f64,
             Kernel::Syrk => (shapes[1][0] as f64).powi(2) * shapes[0][1] as f64,

@@ -244,6 +244,11 @@ pub fn reference(kernel: &Kernel, args: &[Input]) -> Vec<f64> {
                 }
             }
         }
+        Kernel::Threshold { value, max } => {
+            for (o, v) in y.iter_mut().zip(&x.data) {
+                *o = if *v > *value { *max } else { 0.0 };
+            }
+        }
         Kernel::RgbToGray => {
             for (o, p) in y.iter_mut().zip(x.data.chunks(3)) {
                 *o = 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];

@@ -72,6 +72,7 @@ pub(super) fn launch(kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
         Kernel::GaussianBlur { sigma } => gaussian_blur(&img, *sigma),
         Kernel::Sobel => sobel(&img),
         Kernel::RgbToGray => rgb_to_gray(&img),
+        Kernel::Threshold { value, max } => threshold(&img, *value as f32, *max as f32),
         other => {
             return Err(cpu_error(&format!(
                 "`{}` is not an image kernel",
@@ -172,5 +173,13 @@ pub(crate) fn rgb_to_gray(img: &Image) -> Vec<f32> {
     img.data
         .chunks(3)
         .map(|p| 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2])
+        .collect()
+}
+
+/// Binary threshold: `max` above `value`, 0 elsewhere.
+pub(crate) fn threshold(img: &Image, value: f32, max: f32) -> Vec<f32> {
+    img.data
+        .iter()
+        .map(|&v| if v > value { max } else { 0.0 })
         .collect()
 }

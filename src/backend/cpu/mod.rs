@@ -145,9 +145,11 @@ pub fn run_kernel(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> Resu
             gemm::launch(&spec, args)
         }
         Kernel::Potrf | Kernel::Trsm | Kernel::Syrk => linalg::launch(kernel, args, threads),
-        Kernel::Resize | Kernel::GaussianBlur { .. } | Kernel::Sobel | Kernel::RgbToGray => {
-            image::launch(kernel, args)
-        }
+        Kernel::Resize
+        | Kernel::GaussianBlur { .. }
+        | Kernel::Sobel
+        | Kernel::RgbToGray
+        | Kernel::Threshold { .. } => image::launch(kernel, args),
         _ => run_float_kernel(kernel, args, threads),
     }
 }

@@ -69,6 +69,7 @@ const RESIZE: Shader = shader("image/resize", IMAGE, "resize");
 const BLUR: Shader = shader("image/blur", IMAGE, "blur");
 const SOBEL: Shader = shader("image/sobel", IMAGE, "sobel");
 const RGB_TO_GRAY: Shader = shader("image/rgb_to_gray", IMAGE, "rgb_to_gray");
+const THRESHOLD: Shader = shader("image/threshold", IMAGE, "threshold");
 
 /// Rows and columns of C one GEMM workgroup computes (`TILE` in gemm.wgsl).
 const GEMM_TILE: usize = 64;
@@ -97,6 +98,7 @@ pub(super) fn supported(kernel: &Kernel) -> bool {
             | Kernel::GaussianBlur { .. }
             | Kernel::Sobel
             | Kernel::RgbToGray
+            | Kernel::Threshold { .. }
     )
 }
 
@@ -267,9 +269,17 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
             ];
             per_element(POOL2D, len(1), params, 8)
         }
-        Kernel::Resize | Kernel::GaussianBlur { .. } | Kernel::Sobel | Kernel::RgbToGray => {
+        Kernel::Resize
+        | Kernel::GaussianBlur { .. }
+        | Kernel::Sobel
+        | Kernel::RgbToGray
+        | Kernel::Threshold { .. } => {
             let (x, o) = (shape(0), shape(1));
             let channels = x.get(2).copied().unwrap_or(1);
+            let (level, high) = match kernel {
+                Kernel::Threshold { value, max } => (*value as f32, *max as f32),
+                _ => (0.0, 0.0),
+            };
             let (shader, radius, sigma, norm) = match kernel {
                 Kernel::Resize => (RESIZE, 0, 0.0, 0.0),
                 Kernel::GaussianBlur { sigma } => {
@@ -280,6 +290,7 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
                     (BLUR, r, *sigma as f32, (1.0 / (total * total)) as f32)
                 }
                 Kernel::Sobel => (SOBEL, 0, 0.0, 0.0),
+                Kernel::Threshold { .. } => (THRESHOLD, 0, 0.0, 0.0),
                 _ => (RGB_TO_GRAY, 0, 0.0, 0.0),
             };
             let params = vec![
@@ -293,8 +304,8 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
                 0,
                 sigma.to_bits(),
                 norm.to_bits(),
-                0,
-                0,
+                level.to_bits(),
+                high.to_bits(),
             ];
             per_element(shader, len(1), params, 6)
         }
