@@ -38,6 +38,10 @@ pub struct RuntimeBuilder {
     device_limit: Option<usize>,
     pools: Vec<(NodeId, usize, usize)>,
     discovery: bool,
+    #[cfg(feature = "opencl")]
+    opencl_units: Option<String>,
+    #[cfg(feature = "opencl")]
+    cache_dir: Option<std::path::PathBuf>,
 }
 
 impl RuntimeBuilder {
@@ -51,7 +55,29 @@ impl RuntimeBuilder {
             device_limit: None,
             pools: Vec::new(),
             discovery: true,
+            #[cfg(feature = "opencl")]
+            opencl_units: None,
+            #[cfg(feature = "opencl")]
+            cache_dir: None,
         }
+    }
+
+    /// Which OpenCL devices become FPGA and NPU units, in the form of
+    /// `XPU_OPENCL_UNITS` (which it overrides), e.g. `"fpga=0:0,npu=0:0"`.
+    /// Without it the rule of [`crate::backend::opencl`] decides.
+    #[cfg(feature = "opencl")]
+    pub fn opencl_units(mut self, spec: impl Into<String>) -> Self {
+        self.opencl_units = Some(spec.into());
+        self
+    }
+
+    /// Where the runtime keeps its caches (compiled OpenCL programs).
+    /// Default: `$XPU_CACHE_DIR`, else `$XDG_CACHE_HOME/xpu`, else
+    /// `~/.cache/xpu`.
+    #[cfg(feature = "opencl")]
+    pub fn cache_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
     }
 
     /// Whether to look for devices of the built-in backends (GPUs through
@@ -123,6 +149,25 @@ impl RuntimeBuilder {
                     units: 0,
                     reason: Some(reason),
                 }),
+            }
+            #[cfg(feature = "opencl")]
+            {
+                use crate::backend::opencl;
+                let spec = self.opencl_units.clone().or_else(|| {
+                    std::env::var("XPU_OPENCL_UNITS")
+                        .ok()
+                        .filter(|s| !s.trim().is_empty())
+                });
+                let requests = spec.as_deref().map(opencl::parse_units).transpose()?;
+                let cache = self.cache_dir.clone().or_else(opencl::default_cache_dir);
+                match opencl::discover(requests.as_deref(), cache.as_deref()) {
+                    Ok(backend) => backends.push(backend),
+                    Err(reason) => unavailable.push(BackendStatus {
+                        name: "opencl".into(),
+                        units: 0,
+                        reason: Some(reason),
+                    }),
+                }
             }
         }
         backends.extend(self.extra);

@@ -8,11 +8,10 @@
 
 mod common;
 
+use common::suite::{self, ramp};
 use common::{check_kernel, Input};
 use proptest::prelude::*;
-use xpu::{
-    BinaryOp, DType, Kernel, Placement, PoolOp, ReduceOp, Runtime, TaskOptions, UnaryOp, UnitKind,
-};
+use xpu::{BinaryOp, DType, Kernel, Placement, Runtime, TaskOptions, UnaryOp, UnitKind};
 
 /// A runtime with its GPU units, or `None` (and a note) when there are none.
 fn gpu_runtime() -> Option<(Runtime, Vec<usize>)> {
@@ -38,16 +37,6 @@ fn gpu_runtime() -> Option<(Runtime, Vec<usize>)> {
     Some((rt, gpus))
 }
 
-fn ramp(shape: &[usize], scale: f64) -> Input {
-    let n: usize = shape.iter().product();
-    Input::new(
-        shape,
-        (0..n)
-            .map(|i| ((i * 37 % 101) as f64 / 101.0 - 0.5) * scale)
-            .collect(),
-    )
-}
-
 fn check_on_gpus(kernel: &Kernel, args: &[Input]) {
     let Some((rt, gpus)) = gpu_runtime() else {
         return;
@@ -61,107 +50,17 @@ fn check_on_gpus(kernel: &Kernel, args: &[Input]) {
 
 #[test]
 fn elementwise_reductions_softmax_layer_norm() {
-    for shape in [vec![1], vec![7, 13], vec![3, 5, 300]] {
-        let a = ramp(&shape, 4.0);
-        let b = ramp(&shape, -2.0);
-        let out = Input::zeros(&shape);
-        for op in [UnaryOp::Relu, UnaryOp::Gelu, UnaryOp::Exp] {
-            check_on_gpus(&Kernel::Unary(op), &[a.clone(), out.clone()]);
-        }
-        for op in [BinaryOp::Add, BinaryOp::Mul] {
-            check_on_gpus(&Kernel::Binary(op), &[a.clone(), b.clone(), out.clone()]);
-        }
-        for axis in 0..shape.len() {
-            let mut reduced = shape.clone();
-            reduced.remove(axis);
-            if reduced.is_empty() {
-                reduced.push(1);
-            }
-            for op in [ReduceOp::Sum, ReduceOp::Max] {
-                check_on_gpus(
-                    &Kernel::Reduce { op, axis },
-                    &[a.clone(), Input::zeros(&reduced)],
-                );
-            }
-        }
-        check_on_gpus(&Kernel::Softmax, &[a.clone(), out.clone()]);
-        let n = *shape.last().unwrap();
-        check_on_gpus(
-            &Kernel::LayerNorm { eps: 1e-5 },
-            &[a.clone(), ramp(&[n], 1.0), ramp(&[n], 0.3), out.clone()],
-        );
-    }
+    suite::tensor_kernels(&check_on_gpus);
 }
 
 #[test]
 fn conv_and_pooling() {
-    check_on_gpus(
-        &Kernel::Conv2d {
-            stride: 1,
-            padding: 1,
-        },
-        &[
-            ramp(&[2, 3, 9, 7], 1.0),
-            ramp(&[4, 3, 3, 3], 1.0),
-            Input::zeros(&[2, 4, 9, 7]),
-        ],
-    );
-    check_on_gpus(
-        &Kernel::Conv2d {
-            stride: 2,
-            padding: 0,
-        },
-        &[
-            ramp(&[1, 2, 8, 8], 1.0),
-            ramp(&[3, 2, 2, 3], 1.0),
-            Input::zeros(&[1, 3, 4, 3]),
-        ],
-    );
-    for op in [PoolOp::Max, PoolOp::Avg] {
-        check_on_gpus(
-            &Kernel::Pool2d {
-                op,
-                window: 2,
-                stride: 2,
-            },
-            &[ramp(&[2, 3, 8, 6], 1.0), Input::zeros(&[2, 3, 4, 3])],
-        );
-        check_on_gpus(
-            &Kernel::Pool2d {
-                op,
-                window: 3,
-                stride: 1,
-            },
-            &[ramp(&[1, 1, 5, 5], 1.0), Input::zeros(&[1, 1, 3, 3])],
-        );
-    }
+    suite::conv_and_pooling(&check_on_gpus);
 }
 
 #[test]
 fn image_ops() {
-    for shape in [vec![17, 23], vec![16, 12, 3]] {
-        let img = ramp(&shape, 255.0);
-        let mut half = shape.clone();
-        half[0] = 9;
-        half[1] = 31;
-        check_on_gpus(&Kernel::Resize, &[img.clone(), Input::zeros(&half)]);
-        check_on_gpus(
-            &Kernel::GaussianBlur { sigma: 1.2 },
-            &[img.clone(), Input::zeros(&shape)],
-        );
-        check_on_gpus(&Kernel::Sobel, &[img.clone(), Input::zeros(&shape)]);
-        check_on_gpus(
-            &Kernel::Threshold {
-                value: 10.0,
-                max: 255.0,
-            },
-            &[img.clone(), Input::zeros(&shape)],
-        );
-    }
-    check_on_gpus(
-        &Kernel::RgbToGray,
-        &[ramp(&[5, 7, 3], 255.0), Input::zeros(&[5, 7])],
-    );
+    suite::image_ops(&check_on_gpus);
 }
 
 proptest! {
@@ -169,12 +68,8 @@ proptest! {
 
     #[test]
     fn gemm_with_transposes(m in 1usize..150, n in 1usize..150, k in 1usize..150, ta in any::<bool>(), tb in any::<bool>(), beta in prop::sample::select(vec![0.0, 0.5])) {
-        let a = ramp(&if ta { [k, m] } else { [m, k] }, 1.0);
-        let b = ramp(&if tb { [n, k] } else { [k, n] }, 1.0);
-        let mut kernel = Kernel::gemm().scaled(1.25, beta);
-        if ta { kernel = kernel.transpose_a(); }
-        if tb { kernel = kernel.transpose_b(); }
-        check_on_gpus(&kernel, &[a, b, ramp(&[m, n], 1.0)]);
+        let (kernel, args) = suite::gemm(m, n, k, ta, tb, beta);
+        check_on_gpus(&kernel, &args);
     }
 }
 

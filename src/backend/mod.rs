@@ -16,6 +16,8 @@ pub mod cpu;
 pub mod gpu;
 #[cfg(feature = "wgpu")]
 pub mod gpu;
+#[cfg(feature = "opencl")]
+pub mod opencl;
 
 use std::any::Any;
 

@@ -7,6 +7,8 @@
 // The references index like the formulas they transcribe, on purpose.
 #![allow(clippy::needless_range_loop)]
 
+pub mod suite;
+
 use xpu::kernel::{blur_radius, conv_out};
 use xpu::{BinaryOp, DType, Kernel, Placement, PoolOp, ReduceOp, Runtime, TaskOptions, UnaryOp};
 

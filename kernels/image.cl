@@ -1,0 +1,87 @@
+// Image kernels on [H, W, C] images (C = 1 for [H, W]), u8 or f32, border
+// replicated: bilinear resize, Gaussian blur, Sobel
+// magnitude, RGB to gray, binary threshold. One work-item per output value.
+
+inline float px(__global const T* x, int y, int xx, uint c, uint height, uint width, uint channels) {
+    const uint yy = (uint)clamp(y, 0, (int)height - 1);
+    const uint xc = (uint)clamp(xx, 0, (int)width - 1);
+    return LD(x, (yy * width + xc) * channels + c);
+}
+
+__kernel void resize(__global const T* x, __global T* out, uint height, uint width,
+                     uint channels, uint oh, uint ow) {
+    const uint i = get_global_id(0);
+    if (i >= oh * ow * channels) {
+        return;
+    }
+    const uint c = i % channels;
+    const uint ox = (i / channels) % ow;
+    const uint oy = i / (channels * ow);
+    const float sy = clamp(((float)oy + 0.5f) * (float)height / (float)oh - 0.5f, 0.0f, (float)(height - 1));
+    const float sx = clamp(((float)ox + 0.5f) * (float)width / (float)ow - 0.5f, 0.0f, (float)(width - 1));
+    const int y0 = (int)floor(sy);
+    const int x0 = (int)floor(sx);
+    const float fy = sy - floor(sy);
+    const float fx = sx - floor(sx);
+    const float top = px(x, y0, x0, c, height, width, channels) * (1.0f - fx)
+        + px(x, y0, x0 + 1, c, height, width, channels) * fx;
+    const float bottom = px(x, y0 + 1, x0, c, height, width, channels) * (1.0f - fx)
+        + px(x, y0 + 1, x0 + 1, c, height, width, channels) * fx;
+    ST(out, i, top * (1.0f - fy) + bottom * fy);
+}
+
+// Gaussian blur with taps exp(-d^2 / (2 sigma^2)) for |d| <= radius;
+// `norm` is 1 / (sum of the 1-D taps)^2. Taps are computed in place, so the
+// kernel needs no weight buffer.
+__kernel void blur(__global const T* x, __global T* out, uint height, uint width, uint channels,
+                   uint radius, float sigma, float norm) {
+    const uint i = get_global_id(0);
+    if (i >= height * width * channels) {
+        return;
+    }
+    const uint c = i % channels;
+    const int xx = (int)((i / channels) % width);
+    const int yy = (int)(i / (channels * width));
+    const int r = (int)radius;
+    const float two_s2 = 2.0f * sigma * sigma;
+    float acc = 0.0f;
+    for (int dy = -r; dy <= r; dy++) {
+        float row = 0.0f;
+        for (int dx = -r; dx <= r; dx++) {
+            row = fma(exp(-(float)(dx * dx) / two_s2), px(x, yy + dy, xx + dx, c, height, width, channels), row);
+        }
+        acc = fma(exp(-(float)(dy * dy) / two_s2), row, acc);
+    }
+    ST(out, i, acc * norm);
+}
+
+__kernel void sobel(__global const T* x, __global T* out, uint height, uint width, uint channels) {
+    const uint i = get_global_id(0);
+    if (i >= height * width * channels) {
+        return;
+    }
+    const uint c = i % channels;
+    const int xx = (int)((i / channels) % width);
+    const int yy = (int)(i / (channels * width));
+#define P(dy, dx) px(x, yy + (dy), xx + (dx), c, height, width, channels)
+    const float gx = P(-1, 1) + 2.0f * P(0, 1) + P(1, 1) - P(-1, -1) - 2.0f * P(0, -1) - P(1, -1);
+    const float gy = P(1, -1) + 2.0f * P(1, 0) + P(1, 1) - P(-1, -1) - 2.0f * P(-1, 0) - P(-1, 1);
+#undef P
+    ST(out, i, sqrt(gx * gx + gy * gy));
+}
+
+__kernel void rgb_to_gray(__global const T* x, __global T* out, uint pixels) {
+    const uint i = get_global_id(0);
+    if (i >= pixels) {
+        return;
+    }
+    ST(out, i, 0.299f * LD(x, 3 * i) + 0.587f * LD(x, 3 * i + 1) + 0.114f * LD(x, 3 * i + 2));
+}
+
+__kernel void threshold(__global const T* x, __global T* out, uint n, float level, float high) {
+    const uint i = get_global_id(0);
+    if (i >= n) {
+        return;
+    }
+    ST(out, i, LD(x, i) > level ? high : 0.0f);
+}

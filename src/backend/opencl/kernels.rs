@@ -1,0 +1,294 @@
+//! Which program and entry point of `kernels/*.cl` runs each kernel, with
+//! what scalar arguments and over what range of work-items.
+
+use crate::backend::Arg;
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::kernel::{blur_radius, gemm_dims, BinaryOp, Kernel, PoolOp, ReduceOp, UnaryOp};
+
+/// Prepended to every program: element types and shared helpers.
+const COMMON: &str = include_str!("../../../kernels/common.cl");
+
+/// One `.cl` file; built once per element type it serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Source {
+    Gemm,
+    Elementwise,
+    Reduce,
+    Conv,
+    Image,
+}
+
+/// Every program, for ahead-of-time builds.
+pub const SOURCES: [Source; 5] = [
+    Source::Gemm,
+    Source::Elementwise,
+    Source::Reduce,
+    Source::Conv,
+    Source::Image,
+];
+
+/// Tensor kernels take f32 or f16 (stored as half, computed in float);
+/// image kernels f32 or u8.
+const TENSOR_DTYPES: &[DType] = &[DType::F32, DType::F16];
+const IMAGE_DTYPES: &[DType] = &[DType::F32, DType::U8];
+
+impl Source {
+    /// The file's name without `.cl`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Source::Gemm => "gemm",
+            Source::Elementwise => "elementwise",
+            Source::Reduce => "reduce",
+            Source::Conv => "conv",
+            Source::Image => "image",
+        }
+    }
+
+    fn body(&self) -> &'static str {
+        match self {
+            Source::Gemm => include_str!("../../../kernels/gemm.cl"),
+            Source::Elementwise => include_str!("../../../kernels/elementwise.cl"),
+            Source::Reduce => include_str!("../../../kernels/reduce.cl"),
+            Source::Conv => include_str!("../../../kernels/conv.cl"),
+            Source::Image => include_str!("../../../kernels/image.cl"),
+        }
+    }
+
+    /// The full source handed to the compiler.
+    pub fn text(&self) -> String {
+        format!("{COMMON}\n{}", self.body())
+    }
+
+    /// The element types the program is built for.
+    pub fn dtypes(&self) -> &'static [DType] {
+        match self {
+            Source::Image => IMAGE_DTYPES,
+            _ => TENSOR_DTYPES,
+        }
+    }
+}
+
+/// Build options selecting the element type (see `kernels/common.cl`).
+pub fn options(dtype: DType) -> &'static str {
+    match dtype {
+        DType::F16 => "-cl-mad-enable -DXPU_F16",
+        DType::U8 => "-cl-mad-enable -DXPU_U8",
+        _ => "-cl-mad-enable",
+    }
+}
+
+/// A scalar kernel argument.
+#[derive(Debug, Clone, Copy)]
+pub enum Scalar {
+    U32(u32),
+    F32(f32),
+}
+
+/// A launch: program and entry point, the scalars that follow the buffer
+/// arguments, and the work-item range.
+pub struct Plan {
+    pub source: Source,
+    pub entry: &'static str,
+    pub scalars: Vec<Scalar>,
+    pub global: [usize; 2],
+    /// Work-group size; `None` lets the driver choose.
+    pub local: Option<[usize; 2]>,
+}
+
+/// Work-items per group of the element-wise kernels.
+const GROUP: usize = 256;
+/// `ROW_GROUP` in `kernels/common.cl`.
+const ROW_GROUP: usize = 64;
+
+/// The program that runs `kernel`, if any, and whether it takes `dtypes`.
+pub fn source_of(kernel: &Kernel) -> Option<Source> {
+    Some(match kernel {
+        Kernel::Gemm { .. } => Source::Gemm,
+        Kernel::Unary(_) | Kernel::Binary(_) => Source::Elementwise,
+        Kernel::Reduce { .. } | Kernel::Softmax | Kernel::LayerNorm { .. } => Source::Reduce,
+        Kernel::Conv2d { .. } | Kernel::Pool2d { .. } => Source::Conv,
+        Kernel::Resize
+        | Kernel::GaussianBlur { .. }
+        | Kernel::Sobel
+        | Kernel::RgbToGray
+        | Kernel::Threshold { .. } => Source::Image,
+        _ => return None,
+    })
+}
+
+/// Whether a kernel has an OpenCL version for these element types.
+pub fn supported(kernel: &Kernel, dtypes: &[DType]) -> bool {
+    source_of(kernel).is_some_and(|s| dtypes.iter().all(|d| s.dtypes().contains(d)))
+}
+
+fn u(v: usize) -> Scalar {
+    Scalar::U32(v as u32)
+}
+
+fn f(v: f64) -> Scalar {
+    Scalar::F32(v as f32)
+}
+
+fn per_element(source: Source, entry: &'static str, n: usize, scalars: Vec<Scalar>) -> Plan {
+    Plan {
+        source,
+        entry,
+        scalars,
+        global: [n.max(1).div_ceil(GROUP) * GROUP, 1],
+        local: Some([GROUP, 1]),
+    }
+}
+
+fn per_row(entry: &'static str, rows: usize, scalars: Vec<Scalar>) -> Plan {
+    Plan {
+        source: Source::Reduce,
+        entry,
+        scalars,
+        global: [rows.max(1) * ROW_GROUP, 1],
+        local: Some([ROW_GROUP, 1]),
+    }
+}
+
+/// The launch for `kernel` on these arguments. `local_memory` says whether
+/// the device has dedicated local memory (it picks the GEMM variant).
+pub fn plan(kernel: &Kernel, args: &[Arg<'_>], local_memory: bool) -> Result<Plan> {
+    let shape = |i: usize| args[i].shape;
+    let len = |i: usize| args[i].len();
+    let last = |i: usize| shape(i).last().copied().unwrap_or(1).max(1);
+    let image = |entry, n, scalars| per_element(Source::Image, entry, n, scalars);
+    Ok(match kernel {
+        Kernel::Gemm {
+            trans_a,
+            trans_b,
+            alpha,
+            beta,
+        } => {
+            let (m, k) = gemm_dims(shape(0), *trans_a);
+            let n = shape(2)[1];
+            if !local_memory && !trans_a && !trans_b && m % 8 == 0 && n % 32 == 0 {
+                Plan {
+                    source: Source::Gemm,
+                    entry: "gemm_block",
+                    scalars: vec![u(m), u(n), u(k), f(*alpha), f(*beta)],
+                    global: [n / 32, m / 8],
+                    local: None,
+                }
+            } else {
+                Plan {
+                    source: Source::Gemm,
+                    entry: "gemm_tiled",
+                    scalars: vec![
+                        u(m),
+                        u(n),
+                        u(k),
+                        Scalar::U32(*trans_a as u32),
+                        Scalar::U32(*trans_b as u32),
+                        f(*alpha),
+                        f(*beta),
+                    ],
+                    global: [n.div_ceil(64) * 16, m.div_ceil(64) * 16],
+                    local: Some([16, 16]),
+                }
+            }
+        }
+        Kernel::Unary(op) => {
+            let code = match op {
+                UnaryOp::Relu => 0,
+                UnaryOp::Gelu => 1,
+                UnaryOp::Exp => 2,
+            };
+            per_element(
+                Source::Elementwise,
+                "unary",
+                len(0),
+                vec![u(len(0)), u(code)],
+            )
+        }
+        Kernel::Binary(op) => {
+            let code = match op {
+                BinaryOp::Add => 0,
+                BinaryOp::Mul => 1,
+            };
+            per_element(
+                Source::Elementwise,
+                "binary",
+                len(0),
+                vec![u(len(0)), u(code)],
+            )
+        }
+        Kernel::Reduce { op, axis } => {
+            let s = shape(0);
+            let outer: usize = s[..*axis].iter().product();
+            let inner: usize = s[axis + 1..].iter().product();
+            let code = match op {
+                ReduceOp::Sum => 0,
+                ReduceOp::Max => 1,
+            };
+            per_row(
+                "reduce",
+                outer * inner,
+                vec![u(outer), u(s[*axis]), u(inner), u(code)],
+            )
+        }
+        Kernel::Softmax => per_row("softmax", len(0) / last(0), vec![u(last(0))]),
+        Kernel::LayerNorm { eps } => {
+            per_row("layer_norm", len(0) / last(0), vec![u(last(0)), f(*eps)])
+        }
+        Kernel::Conv2d { stride, padding } => {
+            let (x, w, o) = (shape(0), shape(1), shape(2));
+            let scalars = [x[0], x[1], x[2], x[3], w[0], w[2], w[3], o[2], o[3]]
+                .into_iter()
+                .chain([*stride, *padding])
+                .map(u)
+                .collect();
+            per_element(Source::Conv, "conv2d", len(2), scalars)
+        }
+        Kernel::Pool2d { op, window, stride } => {
+            let (x, o) = (shape(0), shape(1));
+            let code = match op {
+                PoolOp::Max => 0,
+                PoolOp::Avg => 1,
+            };
+            let scalars = [x[0] * x[1], x[2], x[3], o[2], o[3], *window, *stride, code]
+                .into_iter()
+                .map(u)
+                .collect();
+            per_element(Source::Conv, "pool2d", len(1), scalars)
+        }
+        Kernel::Resize => {
+            let (x, o) = (shape(0), shape(1));
+            let channels = x.get(2).copied().unwrap_or(1);
+            let scalars = [x[0], x[1], channels, o[0], o[1]];
+            image("resize", len(1), scalars.into_iter().map(u).collect())
+        }
+        Kernel::GaussianBlur { sigma } => {
+            let x = shape(0);
+            let r = blur_radius(*sigma);
+            let total: f64 = (-(r as i64)..=r as i64)
+                .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
+                .sum();
+            let mut scalars: Vec<Scalar> = [x[0], x[1], x.get(2).copied().unwrap_or(1), r]
+                .into_iter()
+                .map(u)
+                .collect();
+            scalars.extend([f(*sigma), f(1.0 / (total * total))]);
+            image("blur", len(1), scalars)
+        }
+        Kernel::Sobel => {
+            let x = shape(0);
+            let scalars = [x[0], x[1], x.get(2).copied().unwrap_or(1)];
+            image("sobel", len(1), scalars.into_iter().map(u).collect())
+        }
+        Kernel::RgbToGray => image("rgb_to_gray", len(1), vec![u(len(1))]),
+        Kernel::Threshold { value, max } => {
+            image("threshold", len(1), vec![u(len(1)), f(*value), f(*max)])
+        }
+        other => {
+            return Err(Error::Device {
+                backend: "opencl".into(),
+                message: format!("`{}` has no OpenCL kernel", other.name()),
+            })
+        }
+    })
+}

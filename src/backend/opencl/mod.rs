@@ -1,0 +1,534 @@
+//! FPGA and NPU units on OpenCL (cargo feature `opencl`).
+//!
+//! Every OpenCL platform and device is listed; the rule in [`units`] (or
+//! `XPU_OPENCL_UNITS`) says which become FPGA or NPU units. Each unit gets
+//! its own context, in-order command queue and memory node. The kernels are
+//! the OpenCL C files of `kernels/`, built per element type on first use (or
+//! ahead of time with `xpu opencl build`), with binaries cached on disk (see
+//! [`cache`]).
+//!
+//! Launches are asynchronous: a kernel is enqueued and the worker moves on.
+//! The unit's queue is in order, so kernels, uploads and downloads run in
+//! the order the runtime issued them; a download waits for the kernels
+//! before it, and [`Backend::synchronize`] waits for everything.
+
+mod cache;
+mod kernels;
+mod units;
+
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use ocl::core;
+use parking_lot::Mutex;
+
+pub use self::cache::default_cache_dir;
+use self::cache::{Lookup, ProgramCache};
+use self::kernels::{Scalar, Source, SOURCES};
+pub use self::units::{
+    assign, kind_by_rule, parse_units, Assignment, DeviceListing, DeviceType, UnitRequest,
+};
+use crate::backend::{Arg, Backend, DeviceBuffer, UnitDesc, UnitMemory};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::kernel::Kernel;
+use crate::unit::UnitKind;
+
+fn cl_error(message: impl Into<String>) -> Error {
+    Error::Device {
+        backend: "opencl".into(),
+        message: message.into(),
+    }
+}
+
+/// Every OpenCL platform and device, or why there are none.
+pub fn list_devices() -> std::result::Result<Vec<DeviceListing>, String> {
+    Ok(open_devices()?.into_iter().map(|(l, _)| l).collect())
+}
+
+fn open_devices() -> std::result::Result<Vec<(DeviceListing, core::DeviceId)>, String> {
+    let platforms = core::get_platform_ids().map_err(|e| {
+        format!(
+            "no OpenCL platform ({}); on Debian, `apt-get install pocl-opencl-icd` provides a CPU one",
+            first_line(&e.to_string())
+        )
+    })?;
+    let mut found = Vec::new();
+    for (pi, platform) in platforms.iter().enumerate() {
+        let platform_name = match core::get_platform_info(platform, core::PlatformInfo::Name) {
+            Ok(name) => name.to_string(),
+            Err(e) => format!("platform {pi} ({e})"),
+        };
+        // A platform without devices answers with an error; it has none.
+        let ids =
+            core::get_device_ids(platform, Some(core::DeviceType::ALL), None).unwrap_or_default();
+        for (di, id) in ids.into_iter().enumerate() {
+            let text = |what| device_text(&id, what);
+            let device_type = match core::get_device_info(id, core::DeviceInfo::Type) {
+                Ok(core::DeviceInfoResult::Type(t))
+                    if t.contains(core::DeviceType::ACCELERATOR) =>
+                {
+                    DeviceType::Accelerator
+                }
+                Ok(core::DeviceInfoResult::Type(t)) if t.contains(core::DeviceType::CUSTOM) => {
+                    DeviceType::Custom
+                }
+                Ok(core::DeviceInfoResult::Type(t)) if t.contains(core::DeviceType::GPU) => {
+                    DeviceType::Gpu
+                }
+                Ok(core::DeviceInfoResult::Type(t)) if t.contains(core::DeviceType::CPU) => {
+                    DeviceType::Cpu
+                }
+                _ => DeviceType::Other,
+            };
+            found.push((
+                DeviceListing {
+                    platform: pi,
+                    device: di,
+                    platform_name: platform_name.clone(),
+                    name: text(core::DeviceInfo::Name),
+                    vendor: text(core::DeviceInfo::Vendor),
+                    device_type,
+                },
+                id,
+            ));
+        }
+    }
+    if found.is_empty() {
+        return Err(format!(
+            "{} OpenCL platform(s) but no device",
+            platforms.len()
+        ));
+    }
+    Ok(found)
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().find(|l| !l.trim().is_empty()).unwrap_or(s).trim()
+}
+
+fn device_text(id: &core::DeviceId, what: core::DeviceInfo) -> String {
+    core::get_device_info(id, what)
+        .map(|r| r.to_string())
+        .unwrap_or_default()
+}
+
+fn device_number(id: &core::DeviceId, what: core::DeviceInfo) -> u64 {
+    match core::get_device_info(id, what) {
+        Ok(core::DeviceInfoResult::GlobalMemSize(v))
+        | Ok(core::DeviceInfoResult::MaxMemAllocSize(v)) => v,
+        Ok(core::DeviceInfoResult::MaxWorkGroupSize(v)) => v as u64,
+        Ok(core::DeviceInfoResult::MaxComputeUnits(v)) => v as u64,
+        _ => 0,
+    }
+}
+
+/// How a program came to be loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Compiled from source (no cache entry).
+    Compiled,
+    /// Loaded from the on-disk cache.
+    Cached,
+    /// The cache entry was corrupt; compiled from source and stored again.
+    Rebuilt,
+}
+
+/// One program built by [`OpenClBackend::build_all`].
+#[derive(Debug, Clone)]
+pub struct ProgramBuild {
+    /// The backend's unit index.
+    pub unit: usize,
+    /// `kernels/FILE.cl` and element type, e.g. `gemm/f32`.
+    pub program: String,
+    pub origin: Origin,
+    pub seconds: f64,
+}
+
+/// One device opened as a unit.
+struct Unit {
+    listing: DeviceListing,
+    kind: UnitKind,
+    emulated: bool,
+    /// What the cache key depends on: platform, device, driver, versions.
+    identity: String,
+    summary: String,
+    id: core::DeviceId,
+    context: core::Context,
+    queue: core::CommandQueue,
+    capacity: usize,
+    max_alloc: usize,
+    /// Dedicated local memory (picks the GEMM variant).
+    local_memory: bool,
+    programs: Mutex<HashMap<(Source, DType), Arc<core::Program>>>,
+    kernels: Mutex<HashMap<(&'static str, DType), core::Kernel>>,
+}
+
+/// A tensor's storage on a unit.
+struct ClBuffer {
+    mem: core::Mem,
+    unit: usize,
+}
+
+/// The OpenCL backend: one FPGA or NPU unit per assigned device.
+pub struct OpenClBackend {
+    units: Vec<Unit>,
+    cache: ProgramCache,
+}
+
+/// Opens the devices `requests` name (or the rule picks when `None`) and
+/// caches programs under `cache_root` (no cache when `None`). Returns why
+/// there is no unit when there is none.
+pub fn discover(
+    requests: Option<&[UnitRequest]>,
+    cache_root: Option<&Path>,
+) -> std::result::Result<Arc<OpenClBackend>, String> {
+    let devices = open_devices()?;
+    let listings: Vec<DeviceListing> = devices.iter().map(|(l, _)| l.clone()).collect();
+    let chosen = assign(&listings, requests)?;
+    if chosen.is_empty() {
+        let names: Vec<String> = listings
+            .iter()
+            .map(|d| {
+                format!(
+                    "{}:{} {} ({})",
+                    d.platform,
+                    d.device,
+                    d.name,
+                    d.device_type.as_str()
+                )
+            })
+            .collect();
+        return Err(format!(
+            "no accelerator device among {}; to present one as a unit set XPU_OPENCL_UNITS, e.g. fpga=0:0",
+            names.join(", ")
+        ));
+    }
+    let mut opened = Vec::new();
+    for a in chosen {
+        let Some((listing, id)) = devices
+            .iter()
+            .find(|(l, _)| l.platform == a.platform && l.device == a.device)
+        else {
+            return Err(format!("device {}:{} vanished", a.platform, a.device));
+        };
+        opened.push(
+            open_unit(listing.clone(), *id, a)
+                .map_err(|e| format!("opening {} as {}: {e}", listing.name, a.kind))?,
+        );
+    }
+    Ok(Arc::new(OpenClBackend {
+        units: opened,
+        cache: ProgramCache::new(cache_root),
+    }))
+}
+
+fn open_unit(
+    listing: DeviceListing,
+    id: core::DeviceId,
+    a: Assignment,
+) -> std::result::Result<Unit, String> {
+    let context = core::create_context(None, &[id], None, None).map_err(|e| e.to_string())?;
+    let queue = core::create_command_queue(&context, id, None).map_err(|e| e.to_string())?;
+    let driver = device_text(&id, core::DeviceInfo::DriverVersion);
+    let version = device_text(&id, core::DeviceInfo::Version);
+    let local_memory = matches!(
+        core::get_device_info(id, core::DeviceInfo::LocalMemType),
+        Ok(core::DeviceInfoResult::LocalMemType(
+            core::DeviceLocalMemType::Local
+        ))
+    );
+    let max_group = device_number(&id, core::DeviceInfo::MaxWorkGroupSize);
+    if max_group < 256 {
+        return Err(format!(
+            "work-groups of at most {max_group} work-items; the kernels need 256"
+        ));
+    }
+    let fp16 = device_text(&id, core::DeviceInfo::Extensions).contains("cl_khr_fp16");
+    let max_alloc = device_number(&id, core::DeviceInfo::MaxMemAllocSize) as usize;
+    let summary = format!(
+        "OpenCL device {}:{} ({}), {version}, driver {driver}, {} compute units, max buffer {} MiB, \
+         local memory {}, half arithmetic {}",
+        listing.platform,
+        listing.device,
+        listing.device_type.as_str(),
+        device_number(&id, core::DeviceInfo::MaxComputeUnits),
+        max_alloc >> 20,
+        if local_memory { "dedicated" } else { "in global memory" },
+        if fp16 { "yes" } else { "no (f16 stored, computed in f32)" },
+    );
+    Ok(Unit {
+        identity: format!(
+            "{}\n{}\n{}\n{driver}\n{version}",
+            listing.platform_name, listing.name, listing.vendor
+        ),
+        kind: a.kind,
+        emulated: a.emulated,
+        summary,
+        capacity: device_number(&id, core::DeviceInfo::GlobalMemSize) as usize,
+        max_alloc,
+        local_memory,
+        listing,
+        id,
+        context,
+        queue,
+        programs: Mutex::new(HashMap::new()),
+        kernels: Mutex::new(HashMap::new()),
+    })
+}
+
+impl OpenClBackend {
+    fn unit(&self, index: usize) -> Result<&Unit> {
+        self.units
+            .get(index)
+            .ok_or_else(|| cl_error(format!("no OpenCL unit {index}")))
+    }
+
+    fn resolve<'a>(&'a self, buf: &'a DeviceBuffer) -> Result<(&'a Unit, &'a core::Mem)> {
+        let b = buf.handle::<ClBuffer>("opencl")?;
+        Ok((self.unit(b.unit)?, &b.mem))
+    }
+
+    /// Where compiled programs are cached (`None`: not cached).
+    pub fn cache_dir(&self) -> Option<PathBuf> {
+        self.cache.dir().map(Path::to_path_buf)
+    }
+
+    /// Builds (or loads from the cache) every program for every unit, the
+    /// way FPGA flows compile ahead of time; `progress` sees each as it is
+    /// done. Programs already loaded are built again, so the report says
+    /// what a fresh start would do.
+    pub fn build_all(&self, mut progress: impl FnMut(&ProgramBuild)) -> Result<Vec<ProgramBuild>> {
+        let mut report = Vec::new();
+        for (ui, unit) in self.units.iter().enumerate() {
+            for source in SOURCES {
+                for &dtype in source.dtypes() {
+                    let start = Instant::now();
+                    let (program, origin) = self.load(unit, source, dtype)?;
+                    unit.programs
+                        .lock()
+                        .insert((source, dtype), Arc::new(program));
+                    let build = ProgramBuild {
+                        unit: ui,
+                        program: format!("{}/{dtype}", source.name()),
+                        origin,
+                        seconds: start.elapsed().as_secs_f64(),
+                    };
+                    progress(&build);
+                    report.push(build);
+                }
+            }
+        }
+        Ok(report)
+    }
+
+    /// Number of programs `build_all` builds.
+    pub fn program_count(&self) -> usize {
+        self.units.len() * SOURCES.iter().map(|s| s.dtypes().len()).sum::<usize>()
+    }
+
+    /// The program for `source` in `dtype` on `unit`, built on first use.
+    fn program(&self, unit: &Unit, source: Source, dtype: DType) -> Result<Arc<core::Program>> {
+        if let Some(p) = unit.programs.lock().get(&(source, dtype)) {
+            return Ok(p.clone());
+        }
+        let (program, _) = self.load(unit, source, dtype)?;
+        let program = Arc::new(program);
+        unit.programs
+            .lock()
+            .insert((source, dtype), program.clone());
+        Ok(program)
+    }
+
+    /// Loads a program from the cache, or compiles it and stores it.
+    fn load(&self, unit: &Unit, source: Source, dtype: DType) -> Result<(core::Program, Origin)> {
+        let text = source.text();
+        let options = kernels::options(dtype);
+        let key = ProgramCache::key(&unit.identity, options, &text);
+        let c_options =
+            CString::new(options).map_err(|_| cl_error("build options contain a NUL byte"))?;
+        let origin = match self.cache.load(&key) {
+            Lookup::Hit(binary) => {
+                let built = core::create_program_with_binary(&unit.context, &[unit.id], &[&binary])
+                    .and_then(|p| {
+                        core::build_program(&p, Some(&[unit.id]), &c_options, None, None).map(|_| p)
+                    });
+                match built {
+                    Ok(p) => return Ok((p, Origin::Cached)),
+                    // The driver refused a binary that passed the checksum
+                    // (e.g. written by another driver build): rebuild it.
+                    Err(_) => Origin::Rebuilt,
+                }
+            }
+            Lookup::Miss => Origin::Compiled,
+            Lookup::Corrupt => Origin::Rebuilt,
+        };
+        let what = format!(
+            "kernels/{}.cl ({dtype}) for {}",
+            source.name(),
+            unit.listing.name
+        );
+        let c_text =
+            CString::new(text).map_err(|_| cl_error("kernel source contains a NUL byte"))?;
+        let program = core::create_program_with_source(&unit.context, &[c_text])
+            .map_err(|e| cl_error(format!("creating {what}: {e}")))?;
+        core::build_program(&program, Some(&[unit.id]), &c_options, None, None)
+            .map_err(|e| cl_error(format!("building {what} failed; build log:\n{e}")))?;
+        if let Ok(core::ProgramInfoResult::Binaries(bins)) =
+            core::get_program_info(&program, core::ProgramInfo::Binaries)
+        {
+            if let Some(binary) = bins.first().filter(|b| !b.is_empty()) {
+                if let Err(e) = self.cache.store(&key, binary) {
+                    eprintln!("xpu: could not cache {what}: {e}");
+                }
+            }
+        }
+        Ok((program, origin))
+    }
+}
+
+impl Backend for OpenClBackend {
+    fn name(&self) -> &str {
+        "opencl"
+    }
+
+    fn units(&self) -> Vec<UnitDesc> {
+        self.units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| UnitDesc {
+                kind: u.kind,
+                device: format!("{} ({})", u.listing.name, u.listing.platform_name),
+                emulated: u.emulated,
+                memory: UnitMemory::Device {
+                    index: i,
+                    capacity: u.capacity,
+                },
+                details: u.summary.clone(),
+            })
+            .collect()
+    }
+
+    fn alloc(&self, memory: usize, bytes: usize) -> Result<DeviceBuffer> {
+        let u = self.unit(memory)?;
+        if bytes > u.max_alloc {
+            return Err(cl_error(format!(
+                "a tensor of {bytes} bytes exceeds the largest buffer {} allows ({} bytes)",
+                u.listing.name, u.max_alloc
+            )));
+        }
+        // SAFETY: no host pointer is passed, so OpenCL owns the storage.
+        let mem = unsafe {
+            core::create_buffer::<_, u8>(&u.context, core::MEM_READ_WRITE, bytes.max(1), None)
+        }
+        .map_err(|e| {
+            cl_error(format!(
+                "allocating {bytes} bytes on {}: {}",
+                u.listing.name,
+                first_line(&e.to_string())
+            ))
+        })?;
+        Ok(DeviceBuffer::new(bytes, ClBuffer { mem, unit: memory }))
+    }
+
+    fn upload(&self, dst: &DeviceBuffer, src: &[u8]) -> Result<()> {
+        let (u, mem) = self.resolve(dst)?;
+        if src.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: blocking write; `src` outlives the call and fits the
+        // buffer, which was allocated for at least this tensor.
+        unsafe { core::enqueue_write_buffer(&u.queue, mem, true, 0, src, None::<()>, None::<()>) }
+            .map_err(|e| {
+                cl_error(format!(
+                    "upload to {}: {}",
+                    u.listing.name,
+                    first_line(&e.to_string())
+                ))
+            })
+    }
+
+    fn download(&self, src: &DeviceBuffer, dst: &mut [u8]) -> Result<()> {
+        let (u, mem) = self.resolve(src)?;
+        if dst.is_empty() {
+            return Ok(());
+        }
+        // SAFETY: blocking read into `dst`, which is no larger than the buffer.
+        unsafe { core::enqueue_read_buffer(&u.queue, mem, true, 0, dst, None::<()>, None::<()>) }
+            .map_err(|e| {
+                cl_error(format!(
+                    "download from {} (or a kernel before it failed): {}",
+                    u.listing.name,
+                    first_line(&e.to_string())
+                ))
+            })
+    }
+
+    fn supports(&self, _unit: usize, kernel: &Kernel, dtypes: &[DType]) -> bool {
+        kernels::supported(kernel, dtypes)
+    }
+
+    fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
+        let u = self.unit(unit)?;
+        let Some(dtype) = args.first().map(|a| a.dtype) else {
+            return Err(cl_error(format!("`{}` without arguments", kernel.name())));
+        };
+        let plan = kernels::plan(kernel, args, u.local_memory)?;
+        let program = self.program(u, plan.source, dtype)?;
+        let fail = |what: &str, e: core::Error| {
+            cl_error(format!(
+                "`{}` on {}: {what}: {}",
+                kernel.name(),
+                u.listing.name,
+                first_line(&e.to_string())
+            ))
+        };
+        let mut cache = u.kernels.lock();
+        let cl_kernel = match cache.entry((plan.entry, dtype)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                core::create_kernel(&program, plan.entry)
+                    .map_err(|e| fail("creating the kernel", e))?,
+            ),
+        };
+        for (i, a) in args.iter().enumerate() {
+            let (_, mem) = self.resolve(a.device()?)?;
+            core::set_kernel_arg(cl_kernel, i as u32, core::ArgVal::mem(mem))
+                .map_err(|e| fail("setting a buffer argument", e))?;
+        }
+        for (j, s) in plan.scalars.iter().enumerate() {
+            let index = (args.len() + j) as u32;
+            let set = match s {
+                Scalar::U32(v) => core::set_kernel_arg(cl_kernel, index, core::ArgVal::scalar(v)),
+                Scalar::F32(v) => core::set_kernel_arg(cl_kernel, index, core::ArgVal::scalar(v)),
+            };
+            set.map_err(|e| fail("setting a scalar argument", e))?;
+        }
+        let global = [plan.global[0], plan.global[1], 1];
+        let local = plan.local.map(|l| [l[0], l[1], 1]);
+        // SAFETY: every argument is set, and the buffers stay alive while
+        // the kernel runs: the queue retains them, and the runtime reuses a
+        // buffer only for commands issued to this same in-order queue.
+        unsafe {
+            core::enqueue_kernel(
+                &u.queue, cl_kernel, 2, None, &global, local, None::<()>, None::<()>,
+            )
+        }
+        .map_err(|e| fail("enqueueing", e))?;
+        core::flush(&u.queue).map_err(|e| fail("flushing the queue", e))
+    }
+
+    fn synchronize(&self, unit: usize) -> Result<()> {
+        let u = self.unit(unit)?;
+        core::finish(&u.queue).map_err(|e| {
+            cl_error(format!(
+                "waiting for {}: {}",
+                u.listing.name,
+                first_line(&e.to_string())
+            ))
+        })
+    }
+}
