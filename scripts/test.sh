@@ -9,8 +9,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian packages the tests need: a Vulkan driver for the GPU tests
-# (lavapipe, a software GPU, when there is no real one).
-packages=(mesa-vulkan-drivers)
+# (lavapipe, a software GPU, when there is no real one); the OpenCL ICD
+# loader to link against and PoCL, an OpenCL CPU device, for the FPGA and
+# NPU tests.
+packages=(mesa-vulkan-drivers ocl-icd-opencl-dev pocl-opencl-icd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -25,8 +27,12 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# PoCL's device is CPU-typed, so the mapping rule makes no unit of it:
+# present it as both an FPGA and an NPU unit (emulated), unless told otherwise.
+export XPU_OPENCL_UNITS="${XPU_OPENCL_UNITS:-fpga=0:0,npu=0:0}"
+
 if [ "${CI:-}" = "true" ]; then
-  export XPU_REQUIRE_BACKENDS="cpu,wgpu"
+  export XPU_REQUIRE_BACKENDS="cpu,wgpu,opencl"
   echo "CI: required backends: $XPU_REQUIRE_BACKENDS"
 fi
 

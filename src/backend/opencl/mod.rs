@@ -49,7 +49,12 @@ pub fn list_devices() -> std::result::Result<Vec<DeviceListing>, String> {
     Ok(open_devices()?.into_iter().map(|(l, _)| l).collect())
 }
 
+/// Discovery runs one thread at a time: some ICDs (PoCL among them) answer
+/// concurrent first queries with no devices.
+static DISCOVERY: Mutex<()> = Mutex::new(());
+
 fn open_devices() -> std::result::Result<Vec<(DeviceListing, core::DeviceId)>, String> {
+    let _one_at_a_time = DISCOVERY.lock();
     let platforms = core::get_platform_ids().map_err(|e| {
         format!(
             "no OpenCL platform ({}); on Debian, `apt-get install pocl-opencl-icd` provides a CPU one",
@@ -57,14 +62,19 @@ fn open_devices() -> std::result::Result<Vec<(DeviceListing, core::DeviceId)>, S
         )
     })?;
     let mut found = Vec::new();
+    let mut problems = Vec::new();
     for (pi, platform) in platforms.iter().enumerate() {
         let platform_name = match core::get_platform_info(platform, core::PlatformInfo::Name) {
             Ok(name) => name.to_string(),
             Err(e) => format!("platform {pi} ({e})"),
         };
-        // A platform without devices answers with an error; it has none.
-        let ids =
-            core::get_device_ids(platform, Some(core::DeviceType::ALL), None).unwrap_or_default();
+        let ids = match core::get_device_ids(platform, Some(core::DeviceType::ALL), None) {
+            Ok(ids) => ids,
+            Err(e) => {
+                problems.push(format!("{platform_name}: {}", first_line(&e.to_string())));
+                continue;
+            }
+        };
         for (di, id) in ids.into_iter().enumerate() {
             let text = |what| device_text(&id, what);
             let device_type = match core::get_device_info(id, core::DeviceInfo::Type) {
@@ -99,8 +109,9 @@ fn open_devices() -> std::result::Result<Vec<(DeviceListing, core::DeviceId)>, S
     }
     if found.is_empty() {
         return Err(format!(
-            "{} OpenCL platform(s) but no device",
-            platforms.len()
+            "{} OpenCL platform(s) but no device ({})",
+            platforms.len(),
+            problems.join("; ")
         ));
     }
     Ok(found)
@@ -371,12 +382,7 @@ impl OpenClBackend {
             source.name(),
             unit.listing.name
         );
-        let c_text =
-            CString::new(text).map_err(|_| cl_error("kernel source contains a NUL byte"))?;
-        let program = core::create_program_with_source(&unit.context, &[c_text])
-            .map_err(|e| cl_error(format!("creating {what}: {e}")))?;
-        core::build_program(&program, Some(&[unit.id]), &c_options, None, None)
-            .map_err(|e| cl_error(format!("building {what} failed; build log:\n{e}")))?;
+        let program = compile(unit, &what, text, &c_options)?;
         if let Ok(core::ProgramInfoResult::Binaries(bins)) =
             core::get_program_info(&program, core::ProgramInfo::Binaries)
         {
@@ -388,6 +394,16 @@ impl OpenClBackend {
         }
         Ok((program, origin))
     }
+}
+
+/// Compiles `text` for `unit`; a failure carries the compiler's build log.
+fn compile(unit: &Unit, what: &str, text: String, options: &CString) -> Result<core::Program> {
+    let c_text = CString::new(text).map_err(|_| cl_error("kernel source contains a NUL byte"))?;
+    let program = core::create_program_with_source(&unit.context, &[c_text])
+        .map_err(|e| cl_error(format!("creating {what}: {e}")))?;
+    core::build_program(&program, Some(&[unit.id]), options, None, None)
+        .map_err(|e| cl_error(format!("building {what} failed; build log:\n{e}")))?;
+    Ok(program)
 }
 
 impl Backend for OpenClBackend {
@@ -530,5 +546,38 @@ impl Backend for OpenClBackend {
                 first_line(&e.to_string())
             ))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kernel_that_fails_to_build_shows_the_build_log() {
+        let Ok(devices) = open_devices() else {
+            eprintln!("no OpenCL device, test skipped");
+            return;
+        };
+        let (listing, id) = devices[0].clone();
+        let assignment = Assignment {
+            kind: UnitKind::Fpga,
+            platform: listing.platform,
+            device: listing.device,
+            emulated: true,
+        };
+        let unit = open_unit(listing, id, assignment).unwrap();
+        let broken = "__kernel void f(__global float* x) {\n    x[0] = no_such_name;\n}\n";
+        let err = compile(&unit, "broken.cl", broken.into(), &CString::default())
+            .expect_err("the source does not compile")
+            .to_string();
+        assert!(
+            err.contains("building broken.cl failed; build log"),
+            "{err}"
+        );
+        assert!(
+            err.contains("no_such_name"),
+            "the log names the error: {err}"
+        );
     }
 }

@@ -8,6 +8,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod demo;
 mod info;
+#[cfg(feature = "opencl")]
+mod opencl;
 mod report;
 
 use clap::{Args, Parser, Subcommand};
@@ -81,6 +83,11 @@ enum Command {
     ///   xpu bench --kernel softmax --unit cpu --json
     ///   xpu bench --dag cholesky --size 4096 --tile 256 --dtype f32
     Bench(bench::BenchArgs),
+    /// OpenCL devices (FPGA and NPU units): list them and how they map to
+    /// units (`xpu opencl devices`), or compile every kernel ahead of time
+    /// into the program cache (`xpu opencl build`).
+    #[cfg(feature = "opencl")]
+    Opencl(opencl::OpenClArgs),
 }
 
 fn main() {
@@ -89,6 +96,8 @@ fn main() {
         Command::Info => info::run(&cli.runtime),
         Command::Demo(args) => demo::run(&cli.runtime, args),
         Command::Bench(args) => bench::run(&cli.runtime, args),
+        #[cfg(feature = "opencl")]
+        Command::Opencl(args) => opencl::run(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");
