@@ -31,8 +31,11 @@ __kernel void resize(__global const T* x, __global T* out, uint height, uint wid
 }
 
 // Gaussian blur with taps exp(-d^2 / (2 sigma^2)) for |d| <= radius;
-// `norm` is 1 / (sum of the 1-D taps)^2. Taps are computed in place, so the
-// kernel needs no weight buffer.
+// `norm` is 1 / (sum of the 1-D taps)^2. The taps are computed once per
+// work-item into a private table (radius up to 31, sigma up to about 10),
+// or per use beyond that, so the kernel needs no weight buffer.
+#define MAX_TAPS 63
+
 __kernel void blur(__global const T* x, __global T* out, uint height, uint width, uint channels,
                    uint radius, float sigma, float norm) {
     const uint i = get_global_id(0);
@@ -44,13 +47,21 @@ __kernel void blur(__global const T* x, __global T* out, uint height, uint width
     const int yy = (int)(i / (channels * width));
     const int r = (int)radius;
     const float two_s2 = 2.0f * sigma * sigma;
+    const bool tabled = 2 * r + 1 <= MAX_TAPS;
+    float taps[MAX_TAPS];
+    if (tabled) {
+        for (int d = -r; d <= r; d++) {
+            taps[d + r] = exp(-(float)(d * d) / two_s2);
+        }
+    }
     float acc = 0.0f;
     for (int dy = -r; dy <= r; dy++) {
         float row = 0.0f;
         for (int dx = -r; dx <= r; dx++) {
-            row = fma(exp(-(float)(dx * dx) / two_s2), px(x, yy + dy, xx + dx, c, height, width, channels), row);
+            const float wx = tabled ? taps[dx + r] : exp(-(float)(dx * dx) / two_s2);
+            row = fma(wx, px(x, yy + dy, xx + dx, c, height, width, channels), row);
         }
-        acc = fma(exp(-(float)(dy * dy) / two_s2), row, acc);
+        acc = fma(tabled ? taps[dy + r] : exp(-(float)(dy * dy) / two_s2), row, acc);
     }
     ST(out, i, acc * norm);
 }

@@ -11,6 +11,8 @@
 #![cfg(feature = "opencl")]
 
 mod common;
+#[path = "../examples/fpga_pipeline/stream.rs"]
+mod fpga_stream;
 
 use std::path::PathBuf;
 
@@ -370,4 +372,37 @@ fn a_tensor_beyond_the_unit_memory_fails_the_task_not_the_runtime() {
         .unwrap();
     rt.wait(&t).unwrap();
     assert_eq!(rt.read::<f32>(&res).unwrap(), vec![0.0, 2.0, 0.0, 4.0]);
+}
+
+#[test]
+fn the_fpga_pipeline_streams_frames_and_moves_each_once() {
+    let Some((rt, _)) = opencl_runtime() else {
+        return;
+    };
+    let Some(fpga) = rt.units().iter().find(|u| u.kind == UnitKind::Fpga) else {
+        eprintln!("no FPGA unit, test skipped");
+        return;
+    };
+    let (frames, w, h) = (4, 64, 48);
+    let s = fpga_stream::run(&rt, fpga.id, fpga.node, frames, w, h).unwrap();
+    // The first frame went up in the warm-up; each other frame goes up once
+    // and each edge map comes back once; intermediates stay on the FPGA.
+    assert_eq!(s.bytes_in, (frames - 1) * w * h);
+    assert_eq!(s.bytes_out, frames * w * h);
+    assert_eq!(s.transfers, 2 * frames - 1);
+    assert!(
+        s.edge_fraction > 0.0 && s.edge_fraction < 0.5,
+        "{}",
+        s.edge_fraction
+    );
+    assert_eq!(s.last_edges.len(), w * h);
+    assert_eq!(s.frames, frames);
+    assert!(s.seconds > 0.0);
+    // Differences are allowed only on the threshold (`run` checks that);
+    // they must stay rare.
+    assert!(
+        s.differing_edges * 100 < frames * w * h,
+        "{}",
+        s.differing_edges
+    );
 }
