@@ -38,6 +38,7 @@ pub struct RuntimeBuilder {
     device_limit: Option<usize>,
     pools: Vec<(NodeId, usize, usize)>,
     discovery: bool,
+    profiling: bool,
     #[cfg(feature = "opencl")]
     opencl_units: Option<String>,
     #[cfg(feature = "opencl")]
@@ -55,6 +56,7 @@ impl RuntimeBuilder {
             device_limit: None,
             pools: Vec::new(),
             discovery: true,
+            profiling: true,
             #[cfg(feature = "opencl")]
             opencl_units: None,
             #[cfg(feature = "opencl")]
@@ -85,6 +87,15 @@ impl RuntimeBuilder {
     /// of units turn it off.
     pub fn device_discovery(mut self, on: bool) -> Self {
         self.discovery = on;
+        self
+    }
+
+    /// Whether to record every task (submit, ready, start and end, unit),
+    /// transfer and allocation for [`Runtime::profile`] (default: on; the
+    /// cost is a few tens of nanoseconds per task, and memory that grows
+    /// with the number of tasks, which long-running services may not want).
+    pub fn profiling(mut self, on: bool) -> Self {
+        self.profiling = on;
         self
     }
 
@@ -171,7 +182,7 @@ impl RuntimeBuilder {
             }
         }
         backends.extend(self.extra);
-        let mut memory = MemoryManager::new(self.host_capacity);
+        let mut memory = MemoryManager::new(self.host_capacity, self.profiling);
         let mut units = Vec::new();
         let mut unit_backends = Vec::new();
         let mut statuses = Vec::new();
@@ -221,7 +232,14 @@ impl RuntimeBuilder {
         for (node, bytes, count) in self.pools {
             memory.reserve(node, bytes, count)?;
         }
-        Runtime::start(self.policy, units, unit_backends, statuses, memory)
+        Runtime::start(
+            self.policy,
+            units,
+            unit_backends,
+            statuses,
+            memory,
+            self.profiling,
+        )
     }
 }
 

@@ -108,6 +108,9 @@ pub enum Error {
     /// Input/output failure (writing a report, reading a file).
     #[error("i/o error: {0}")]
     Io(String),
+    /// A trace file that is not JSON in the trace-event format xpu writes.
+    #[error("not a valid xpu trace: {0}")]
+    Trace(String),
 }
 
 impl From<std::io::Error> for Error {

@@ -7,7 +7,7 @@
 //! it ready. Dependency state holds tasks weakly, so a finished task is freed
 //! as soon as nothing else needs it.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
@@ -108,6 +108,12 @@ pub(crate) struct TaskNode {
     pub watched: AtomicBool,
     /// Not scheduled: a thread waits for it to become ready (read-back).
     pub inline: bool,
+    /// When it was submitted and became ready (ns since the runtime
+    /// started; 0 when profiling is off), and which predecessor's
+    /// completion made it ready (0: none).
+    pub submitted_ns: u64,
+    pub ready_ns: AtomicU64,
+    pub released_by: AtomicU64,
 }
 
 impl TaskNode {
@@ -118,6 +124,7 @@ impl TaskNode {
         priority: i32,
         eligible: UnitSet,
         inline: bool,
+        submitted_ns: u64,
     ) -> TaskNode {
         TaskNode {
             id,
@@ -134,6 +141,9 @@ impl TaskNode {
             outcome: OnceLock::new(),
             watched: AtomicBool::new(false),
             inline,
+            submitted_ns,
+            ready_ns: AtomicU64::new(submitted_ns),
+            released_by: AtomicU64::new(0),
         }
     }
 

@@ -32,6 +32,7 @@ mod runtime;
 pub mod sched;
 mod tensor;
 pub mod tiled;
+pub mod trace;
 pub mod unit;
 mod worker;
 
@@ -40,7 +41,7 @@ pub use builder::{BackendStatus, RuntimeBuilder};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use kernel::{ArgMeta, BinaryOp, Kernel, Mode, PoolOp, ReduceOp, UnaryOp};
-pub use memory::{NodeStats, ReplicaState, Transfer};
+pub use memory::{MemoryEvent, MemoryEventKind, NodeStats, ReplicaState, Transfer};
 pub use profile::UnitReport;
 pub use runtime::{Runtime, Task, TaskOptions};
 pub use sched::Policy;

@@ -21,6 +21,7 @@ use crate::memory::{MemoryManager, NodeStats, ReplicaSet, ReplicaState, Storage,
 use crate::profile::{UnitCounters, UnitReport};
 use crate::sched::{Policy, SchedPolicy};
 use crate::tensor::{Access, Tensor, TensorInner};
+use crate::trace::{Profile, Recorder, TraceNode, TraceUnit};
 use crate::unit::{Placement, UnitId, UnitInfo, HOST};
 use crate::worker;
 
@@ -37,6 +38,7 @@ pub(crate) struct Shared {
     pub statuses: Vec<BackendStatus>,
     pub memory: Arc<MemoryManager>,
     pub counters: UnitCounters,
+    pub recorder: Recorder,
     next_task: CachePadded<AtomicU64>,
     /// Scheduled tasks submitted so far.
     submitted: CachePadded<AtomicU64>,
@@ -54,6 +56,16 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Nanoseconds since the runtime started.
+    pub fn now_ns(&self) -> u64 {
+        self.ns_since_start(Instant::now())
+    }
+
+    /// `at` as nanoseconds since the runtime started.
+    pub fn ns_since_start(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.started).as_nanos() as u64
+    }
+
     /// Hands a ready task to the policy (or wakes its waiter) and wakes a
     /// sleeping capable unit if there is one.
     pub fn make_ready(&self, task: Arc<TaskNode>, from: Option<UnitId>) {
@@ -230,6 +242,7 @@ impl Runtime {
         unit_backends: Vec<(Arc<dyn Backend>, usize)>,
         statuses: Vec<BackendStatus>,
         memory: MemoryManager,
+        profiling: bool,
     ) -> Result<Runtime> {
         let n = units.len();
         let parkers: Vec<Parker> = (0..n).map(|_| Parker::new()).collect();
@@ -240,8 +253,8 @@ impl Runtime {
             units,
             unit_backends,
             statuses,
-            memory: Arc::new(memory),
             counters: UnitCounters::new(n),
+            recorder: Recorder::new(n, profiling),
             next_task: CachePadded::new(AtomicU64::new(1)),
             submitted: CachePadded::new(AtomicU64::new(0)),
             finished: (0..n)
@@ -254,7 +267,8 @@ impl Runtime {
             waiters: CachePadded::new(AtomicUsize::new(0)),
             event_lock: Mutex::new(()),
             event: Condvar::new(),
-            started: Instant::now(),
+            started: memory.epoch(),
+            memory: Arc::new(memory),
         });
         let mut workers = Vec::with_capacity(n);
         for (unit, parker) in parkers.into_iter().enumerate() {
@@ -389,6 +403,7 @@ impl Runtime {
         self.check_accesses(kernel, accesses)?;
         let eligible = self.eligible_units(kernel, accesses, placement)?;
         let id = s.next_task.fetch_add(1, Ordering::Relaxed);
+        let submitted_ns = if s.recorder.is_on() { s.now_ns() } else { 0 };
         let node = Arc::new(TaskNode::new(
             id,
             kernel.clone(),
@@ -396,6 +411,7 @@ impl Runtime {
             priority,
             eligible,
             false,
+            submitted_ns,
         ));
         s.submitted.fetch_add(1, Ordering::AcqRel);
         graph::add_dependencies(&node, after);
@@ -510,6 +526,7 @@ impl Runtime {
             0,
             UnitSet::default(),
             true,
+            0,
         ));
         graph::add_dependencies(&node, &[]);
         if !graph::release_submission(&node) {
@@ -567,6 +584,42 @@ impl Runtime {
     /// Every transfer between memory nodes so far.
     pub fn transfers(&self) -> Vec<Transfer> {
         self.shared.memory.transfers()
+    }
+
+    /// Everything recorded since the runtime started: tasks (when
+    /// profiling is on, the default), transfers, allocations and evictions.
+    /// Export it with [`Profile::write_chrome_trace`] or
+    /// [`Profile::write_gantt`]; see [`crate::trace`].
+    pub fn profile(&self) -> Profile {
+        let s = &self.shared;
+        let units = s
+            .units
+            .iter()
+            .map(|u| TraceUnit {
+                id: u.id,
+                kind: u.kind.to_string(),
+                device: u.device.clone(),
+                emulated: u.emulated,
+                node: u.node,
+            })
+            .collect();
+        let nodes = s
+            .memory
+            .stats()
+            .into_iter()
+            .map(|n| TraceNode {
+                id: n.node,
+                name: n.name,
+            })
+            .collect();
+        Profile::new(
+            units,
+            nodes,
+            s.recorder.snapshot(),
+            s.memory.transfers(),
+            s.memory.events(),
+            s.started.elapsed().as_secs_f64(),
+        )
     }
 
     /// Waits for all tasks, then stops the workers. Later submissions fail

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::graph::{self, TaskNode};
 use crate::memory::Storage;
 use crate::runtime::Shared;
+use crate::trace::TaskRecord;
 use crate::unit::UnitId;
 
 /// Polls before yielding the core, then yields before parking: a worker
@@ -84,8 +85,29 @@ fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Instant) -> In
     let end = Instant::now();
     let busy = (end - start).as_nanos() as u64;
     s.counters.record(unit, ok, busy, flops, fetched as u64);
+    let recording = s.recorder.is_on();
+    let end_ns = if recording { s.ns_since_start(end) } else { 0 };
     for ready in graph::finish(task, outcome) {
+        if recording {
+            ready.ready_ns.store(end_ns, Ordering::Relaxed);
+            ready.released_by.store(task.id, Ordering::Relaxed);
+        }
         s.make_ready(ready, Some(unit));
+    }
+    if recording {
+        s.recorder.record(TaskRecord {
+            id: task.id,
+            kernel: task.kernel.clone(),
+            unit,
+            submitted_ns: task.submitted_ns,
+            ready_ns: task.ready_ns.load(Ordering::Relaxed),
+            start_ns: s.ns_since_start(start),
+            end_ns,
+            ok,
+            flops,
+            bytes_fetched: fetched as u64,
+            released_by: task.released_by.load(Ordering::Relaxed),
+        });
     }
     s.task_done(unit, task);
     end

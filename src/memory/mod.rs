@@ -26,15 +26,45 @@ use crate::tensor::TensorInner;
 use crate::unit::{NodeId, HOST};
 
 /// One copy between memory nodes.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Transfer {
     /// The tensor's id.
     pub tensor: u64,
     pub from: NodeId,
     pub to: NodeId,
     pub bytes: usize,
+    /// When the copy started, in seconds since the runtime started.
+    pub at: f64,
     /// Wall time of the copy.
     pub seconds: f64,
+}
+
+/// What happened to a memory node's storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryEventKind {
+    /// New storage from the backend (or host RAM).
+    Allocate,
+    /// A pooled buffer of the right size class reused.
+    Reuse,
+    /// A replica dropped to make room.
+    Evict,
+    /// An evicted replica that was the only valid copy, copied to the host first.
+    WriteBack,
+}
+
+/// One allocation or eviction, recorded when profiling is on.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MemoryEvent {
+    /// Seconds since the runtime started.
+    pub at: f64,
+    pub node: NodeId,
+    pub kind: MemoryEventKind,
+    pub bytes: usize,
+    /// The tensor concerned (0 when the allocation is not yet a tensor's).
+    pub tensor: u64,
+    /// Bytes allocated on the node after the event.
+    pub allocated: usize,
 }
 
 /// Accounting of one memory node.
@@ -68,6 +98,8 @@ pub(crate) struct MemoryNode {
     bytes_out: AtomicU64,
     evictions: AtomicU64,
     write_backs: AtomicU64,
+    /// Allocations and evictions, when profiling (this node's own lock).
+    events: Mutex<Vec<MemoryEvent>>,
 }
 
 /// Owns every node's allocations and the transfer log.
@@ -75,15 +107,56 @@ pub(crate) struct MemoryManager {
     nodes: Vec<MemoryNode>,
     tick: AtomicU64,
     transfers: Mutex<Vec<Transfer>>,
+    /// Time zero of transfer and event times (the runtime's start).
+    epoch: Instant,
+    record_events: bool,
 }
 
 impl MemoryManager {
-    pub fn new(host_capacity: usize) -> MemoryManager {
+    pub fn new(host_capacity: usize, record_events: bool) -> MemoryManager {
         MemoryManager {
             nodes: vec![MemoryNode::new("host".into(), host_capacity, None)],
             tick: AtomicU64::new(0),
             transfers: Mutex::new(Vec::new()),
+            epoch: Instant::now(),
+            record_events,
         }
+    }
+
+    /// Time zero of every recorded time.
+    pub fn epoch(&self) -> Instant {
+        self.epoch
+    }
+
+    fn note(
+        &self,
+        node: NodeId,
+        kind: MemoryEventKind,
+        bytes: usize,
+        tensor: u64,
+        allocated: usize,
+    ) {
+        if self.record_events {
+            self.nodes[node].events.lock().push(MemoryEvent {
+                at: self.epoch.elapsed().as_secs_f64(),
+                node,
+                kind,
+                bytes,
+                tensor,
+                allocated,
+            });
+        }
+    }
+
+    /// Every allocation and eviction recorded so far, in time order.
+    pub fn events(&self) -> Vec<MemoryEvent> {
+        let mut all: Vec<MemoryEvent> = self
+            .nodes
+            .iter()
+            .flat_map(|n| n.events.lock().clone())
+            .collect();
+        all.sort_by(|a, b| a.at.total_cmp(&b.at));
+        all
     }
 
     /// Adds a device memory node; returns its id.
@@ -141,6 +214,7 @@ impl MemoryManager {
                 });
             }
             pool.charge(bytes);
+            self.note(HOST, MemoryEventKind::Allocate, bytes, 0, pool.used);
         }
         let buf = match data {
             Some(d) => HostBuffer::from_bytes(d),
@@ -236,10 +310,12 @@ impl MemoryManager {
             let victims = {
                 let mut pool = n.pool.lock();
                 if let Some(buf) = pool.take_free(class) {
+                    self.note(node, MemoryEventKind::Reuse, class, requester, pool.used);
                     return Ok(buf);
                 }
                 if pool.used + class <= n.capacity {
                     pool.charge(class);
+                    self.note(node, MemoryEventKind::Allocate, class, requester, pool.used);
                     drop(pool);
                     return match backend.alloc(*index, class) {
                         Ok(buf) => Ok(Arc::new(buf)),
@@ -289,6 +365,14 @@ impl MemoryManager {
                 return false;
             }
             self.nodes[node].write_backs.fetch_add(1, Ordering::Relaxed);
+            let allocated = self.nodes[node].pool.lock().used;
+            self.note(
+                node,
+                MemoryEventKind::WriteBack,
+                t.nbytes(),
+                t.id,
+                allocated,
+            );
         }
         let r = reps.at(node);
         r.state = ReplicaState::Invalid;
@@ -301,6 +385,7 @@ impl MemoryManager {
         if let Some(Storage::Device(buf)) = storage {
             pool.put_free(buf);
         }
+        self.note(node, MemoryEventKind::Evict, t.nbytes(), t.id, pool.used);
         self.nodes[node].evictions.fetch_add(1, Ordering::Relaxed);
         true
     }
@@ -354,6 +439,7 @@ impl MemoryManager {
             from: src,
             to: dst,
             bytes,
+            at: start.saturating_duration_since(self.epoch).as_secs_f64(),
             seconds,
         });
         reps.share(dst);
@@ -424,6 +510,7 @@ impl MemoryNode {
             bytes_out: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             write_backs: AtomicU64::new(0),
+            events: Mutex::new(Vec::new()),
         }
     }
 }

@@ -1,0 +1,194 @@
+//! The Chrome trace-event format: one process per kind of track — units
+//! (a thread per unit), transfers (a thread per direction between two
+//! memory nodes) and memory (a thread per node, with instant events for
+//! allocations and evictions and a counter of bytes allocated). Everything
+//! a [`Profile`] holds travels in the events' `args` and in `otherData`, so
+//! `xpu trace FILE.json` reads the profile back.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use super::{Profile, TaskEvent, TraceNode, TraceUnit};
+use crate::error::{Error, Result};
+use crate::memory::{MemoryEvent, Transfer};
+
+const UNITS: u64 = 1;
+const TRANSFERS: u64 = 2;
+const MEMORY: u64 = 3;
+
+fn us(seconds: f64) -> f64 {
+    seconds * 1e6
+}
+
+fn metadata(pid: u64, tid: Option<u64>, what: &str, name: &str) -> Value {
+    let mut e = json!({"ph": "M", "pid": pid, "name": what, "args": {"name": name}});
+    if let Some(tid) = tid {
+        e["tid"] = json!(tid);
+    }
+    e
+}
+
+impl Profile {
+    /// The profile as a Chrome trace (JSON object format).
+    pub fn chrome_trace(&self) -> String {
+        let mut events = vec![
+            metadata(UNITS, None, "process_name", "units"),
+            metadata(TRANSFERS, None, "process_name", "transfers"),
+            metadata(MEMORY, None, "process_name", "memory"),
+        ];
+        for u in &self.units {
+            let name = format!(
+                "{} ({}{})",
+                u.label(),
+                u.device,
+                if u.emulated { ", emulated" } else { "" }
+            );
+            events.push(metadata(UNITS, Some(u.id as u64), "thread_name", &name));
+        }
+        for t in &self.tasks {
+            events.push(json!({
+                "ph": "X", "cat": "task", "name": t.kernel, "pid": UNITS, "tid": t.unit,
+                "ts": us(t.start), "dur": us(t.end - t.start),
+                "args": {
+                    "id": t.id, "submitted_us": us(t.submitted), "ready_us": us(t.ready),
+                    "ok": t.ok, "flops": t.flops, "bytes_fetched": t.bytes_fetched,
+                    "released_by": t.released_by,
+                },
+            }));
+        }
+        let mut lanes: BTreeMap<(usize, usize), u64> = BTreeMap::new();
+        for t in &self.transfers {
+            let next = lanes.len() as u64;
+            let lane = *lanes.entry((t.from, t.to)).or_insert(next);
+            events.push(json!({
+                "ph": "X", "cat": "transfer", "name": format!("tensor {}", t.tensor),
+                "pid": TRANSFERS, "tid": lane, "ts": us(t.at), "dur": us(t.seconds),
+                "args": {"tensor": t.tensor, "from": t.from, "to": t.to, "bytes": t.bytes},
+            }));
+        }
+        for (&(from, to), &lane) in &lanes {
+            let name = format!("{} -> {}", self.node_name(from), self.node_name(to));
+            events.push(metadata(TRANSFERS, Some(lane), "thread_name", &name));
+        }
+        for n in &self.nodes {
+            events.push(metadata(MEMORY, Some(n.id as u64), "thread_name", &n.name));
+        }
+        for m in &self.memory {
+            events.push(json!({
+                "ph": "i", "s": "t", "cat": "memory", "name": m.kind, "pid": MEMORY,
+                "tid": m.node, "ts": us(m.at),
+                "args": {"node": m.node, "bytes": m.bytes, "tensor": m.tensor, "allocated": m.allocated},
+            }));
+            events.push(json!({
+                "ph": "C", "name": format!("allocated on {}", self.node_name(m.node)),
+                "pid": MEMORY, "tid": m.node, "ts": us(m.at), "args": {"bytes": m.allocated},
+            }));
+        }
+        json!({
+            "traceEvents": events,
+            "displayTimeUnit": "ms",
+            "otherData": {
+                "generator": format!("xpu {}", env!("CARGO_PKG_VERSION")),
+                "wall_seconds": self.wall,
+                "units": self.units,
+                "nodes": self.nodes,
+            },
+        })
+        .to_string()
+    }
+
+    /// Writes [`Profile::chrome_trace`] to `path`.
+    pub fn write_chrome_trace(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
+        std::fs::write(path, self.chrome_trace())?;
+        Ok(())
+    }
+
+    /// Reads a profile back from a trace written by [`Profile::chrome_trace`].
+    pub fn from_chrome_trace(text: &str) -> Result<Profile> {
+        let bad = |what: String| Error::Trace(what);
+        let root: Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let other = root
+            .get("otherData")
+            .ok_or_else(|| bad("no `otherData` (was it written by xpu?)".into()))?;
+        let field = |name: &str| {
+            other
+                .get(name)
+                .cloned()
+                .ok_or_else(|| bad(format!("`otherData` has no `{name}`")))
+        };
+        let units: Vec<TraceUnit> = serde_json::from_value(field("units")?)
+            .map_err(|e| bad(format!("`otherData.units`: {e}")))?;
+        let nodes: Vec<TraceNode> = serde_json::from_value(field("nodes")?)
+            .map_err(|e| bad(format!("`otherData.nodes`: {e}")))?;
+        let wall = field("wall_seconds")?
+            .as_f64()
+            .ok_or_else(|| bad("`wall_seconds` is not a number".into()))?;
+        let events = root
+            .get("traceEvents")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad("no `traceEvents` array".into()))?;
+        let mut profile = Profile {
+            units,
+            nodes,
+            tasks: Vec::new(),
+            transfers: Vec::new(),
+            memory: Vec::new(),
+            wall,
+        };
+        for (i, e) in events.iter().enumerate() {
+            let at = |what: &str| bad(format!("event {i}: {what}"));
+            let num = |v: &Value, key: &str| {
+                v.get(key)
+                    .and_then(Value::as_f64)
+                    .ok_or_else(|| at(&format!("`{key}` missing or not a number")))
+            };
+            let args = e.get("args").cloned().unwrap_or(Value::Null);
+            match (
+                e.get("ph").and_then(Value::as_str),
+                e.get("cat").and_then(Value::as_str),
+            ) {
+                (Some("X"), Some("task")) => {
+                    let start = num(e, "ts")? * 1e-6;
+                    profile.tasks.push(TaskEvent {
+                        id: num(&args, "id")? as u64,
+                        kernel: e
+                            .get("name")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| at("task without a name"))?
+                            .to_string(),
+                        unit: num(e, "tid")? as usize,
+                        submitted: num(&args, "submitted_us")? * 1e-6,
+                        ready: num(&args, "ready_us")? * 1e-6,
+                        start,
+                        end: start + num(e, "dur")? * 1e-6,
+                        ok: args.get("ok").and_then(Value::as_bool).unwrap_or(true),
+                        flops: num(&args, "flops")?,
+                        bytes_fetched: num(&args, "bytes_fetched")? as u64,
+                        released_by: args.get("released_by").and_then(Value::as_u64),
+                    });
+                }
+                (Some("X"), Some("transfer")) => profile.transfers.push(Transfer {
+                    tensor: num(&args, "tensor")? as u64,
+                    from: num(&args, "from")? as usize,
+                    to: num(&args, "to")? as usize,
+                    bytes: num(&args, "bytes")? as usize,
+                    at: num(e, "ts")? * 1e-6,
+                    seconds: num(e, "dur")? * 1e-6,
+                }),
+                (Some("i"), Some("memory")) => profile.memory.push(MemoryEvent {
+                    at: num(e, "ts")? * 1e-6,
+                    node: num(&args, "node")? as usize,
+                    kind: serde_json::from_value(e.get("name").cloned().unwrap_or(Value::Null))
+                        .map_err(|err| at(&format!("memory event kind: {err}")))?,
+                    bytes: num(&args, "bytes")? as usize,
+                    tensor: num(&args, "tensor")? as u64,
+                    allocated: num(&args, "allocated")? as usize,
+                }),
+                _ => {}
+            }
+        }
+        profile.tasks.sort_by(|a, b| a.start.total_cmp(&b.start));
+        Ok(profile)
+    }
+}

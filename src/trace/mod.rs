@@ -1,0 +1,246 @@
+//! What ran where: a profile of every task (submitted, ready, started,
+//! ended, on which unit), every transfer and every allocation and eviction,
+//! taken with [`Runtime::profile`](crate::Runtime::profile); its per-unit
+//! summary and critical path; and its exports, a Chrome trace (`chrome.rs`,
+//! opens in Perfetto or chrome://tracing) and a Gantt chart (`gantt.rs`).
+//!
+//! ```
+//! use xpu::{DType, Kernel, Runtime, UnaryOp};
+//! let rt = Runtime::builder().cpu_units(2).device_discovery(false).build()?;
+//! let x = rt.tensor(&[4], vec![-1.0f32, 2.0, -3.0, 4.0])?;
+//! let y = rt.empty(&[4], DType::F32);
+//! rt.submit(&Kernel::Unary(UnaryOp::Relu), &[x.read(), y.write()])?;
+//! rt.wait_all();
+//! let profile = rt.profile();
+//! assert_eq!(profile.tasks.len(), 1);
+//! assert_eq!(profile.tasks[0].kernel, "relu");
+//! let again = xpu::trace::Profile::from_chrome_trace(&profile.chrome_trace())?;
+//! assert_eq!(again.tasks.len(), 1);
+//! # Ok::<(), xpu::Error>(())
+//! ```
+
+mod chrome;
+mod gantt;
+mod recorder;
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+pub(crate) use self::recorder::{Recorder, TaskRecord};
+use crate::memory::{MemoryEvent, Transfer};
+use crate::unit::{NodeId, UnitId};
+
+/// One task; times in seconds since the runtime started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEvent {
+    pub id: u64,
+    pub kernel: String,
+    pub unit: UnitId,
+    pub submitted: f64,
+    /// When its last predecessor finished (its submission if it had none).
+    pub ready: f64,
+    pub start: f64,
+    pub end: f64,
+    pub ok: bool,
+    pub flops: f64,
+    /// Bytes copied to the unit's memory node for it.
+    pub bytes_fetched: u64,
+    /// The predecessor whose completion made it ready.
+    pub released_by: Option<u64>,
+}
+
+/// A unit as the profile names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceUnit {
+    pub id: UnitId,
+    pub kind: String,
+    pub device: String,
+    pub emulated: bool,
+    pub node: NodeId,
+}
+
+impl TraceUnit {
+    /// `unit 2 gpu` — the row label in charts and traces.
+    pub fn label(&self) -> String {
+        format!("unit {} {}", self.id, self.kind)
+    }
+}
+
+/// A memory node as the profile names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TraceNode {
+    pub id: NodeId,
+    pub name: String,
+}
+
+/// Everything recorded, from the runtime's start to when it was taken.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Profile {
+    pub units: Vec<TraceUnit>,
+    pub nodes: Vec<TraceNode>,
+    /// Ordered by start time.
+    pub tasks: Vec<TaskEvent>,
+    /// In the order they happened.
+    pub transfers: Vec<Transfer>,
+    pub memory: Vec<MemoryEvent>,
+    /// Seconds from the runtime's start to the profile.
+    pub wall: f64,
+}
+
+/// What one unit did, from a profile.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnitSummary {
+    pub unit: UnitId,
+    pub label: String,
+    pub tasks: usize,
+    pub failed: usize,
+    pub busy_seconds: f64,
+    /// Busy time over the profile's span (first submission to last end).
+    pub utilisation: f64,
+    pub gflops: f64,
+    /// Bytes copied to the unit's node for its tasks.
+    pub bytes_in: u64,
+}
+
+/// The chain of tasks that decided when the work ended: from the task that
+/// ended last, back through the predecessor that released each one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CriticalPath {
+    /// Task ids, first to last.
+    pub tasks: Vec<u64>,
+    /// From the first task's submission to the last one's end.
+    pub span_seconds: f64,
+    /// Time the path's tasks ran (the rest is waiting and scheduling).
+    pub busy_seconds: f64,
+}
+
+impl Profile {
+    pub(crate) fn new(
+        units: Vec<TraceUnit>,
+        nodes: Vec<TraceNode>,
+        records: Vec<TaskRecord>,
+        transfers: Vec<Transfer>,
+        memory: Vec<MemoryEvent>,
+        wall: f64,
+    ) -> Profile {
+        let s = |ns: u64| ns as f64 * 1e-9;
+        let tasks = records
+            .into_iter()
+            .map(|r| TaskEvent {
+                id: r.id,
+                kernel: r.kernel.name().to_string(),
+                unit: r.unit,
+                submitted: s(r.submitted_ns),
+                ready: s(r.ready_ns),
+                start: s(r.start_ns),
+                end: s(r.end_ns),
+                ok: r.ok,
+                flops: r.flops,
+                bytes_fetched: r.bytes_fetched,
+                released_by: (r.released_by != 0).then_some(r.released_by),
+            })
+            .collect();
+        Profile {
+            units,
+            nodes,
+            tasks,
+            transfers,
+            memory,
+            wall,
+        }
+    }
+
+    /// First submission to last end (0 without tasks).
+    pub fn span(&self) -> (f64, f64) {
+        let first = self
+            .tasks
+            .iter()
+            .map(|t| t.submitted)
+            .fold(f64::INFINITY, f64::min);
+        let last = self.tasks.iter().map(|t| t.end).fold(0.0, f64::max);
+        if first.is_finite() {
+            (first, last)
+        } else {
+            (0.0, 0.0)
+        }
+    }
+
+    /// Per-unit tasks, busy time, utilisation, GFLOP/s and bytes in.
+    pub fn summary(&self) -> Vec<UnitSummary> {
+        let (first, last) = self.span();
+        let span = last - first;
+        self.units
+            .iter()
+            .map(|u| {
+                let mine = self.tasks.iter().filter(|t| t.unit == u.id);
+                let (mut tasks, mut failed, mut busy, mut flops, mut bytes) = (0, 0, 0.0, 0.0, 0);
+                for t in mine {
+                    if t.ok {
+                        tasks += 1;
+                    } else {
+                        failed += 1;
+                    }
+                    busy += t.end - t.start;
+                    flops += t.flops;
+                    bytes += t.bytes_fetched;
+                }
+                UnitSummary {
+                    unit: u.id,
+                    label: u.label(),
+                    tasks,
+                    failed,
+                    busy_seconds: busy,
+                    utilisation: if span > 0.0 {
+                        (busy / span).min(1.0)
+                    } else {
+                        0.0
+                    },
+                    gflops: if busy > 0.0 { flops / busy * 1e-9 } else { 0.0 },
+                    bytes_in: bytes,
+                }
+            })
+            .collect()
+    }
+
+    /// The critical path (empty without tasks).
+    pub fn critical_path(&self) -> CriticalPath {
+        let by_id: HashMap<u64, &TaskEvent> = self.tasks.iter().map(|t| (t.id, t)).collect();
+        let Some(mut at) = self.tasks.iter().max_by(|a, b| a.end.total_cmp(&b.end)) else {
+            return CriticalPath {
+                tasks: Vec::new(),
+                span_seconds: 0.0,
+                busy_seconds: 0.0,
+            };
+        };
+        let end = at.end;
+        let mut path = vec![at];
+        while let Some(prev) = at.released_by.and_then(|id| by_id.get(&id)) {
+            // Ids only grow along dependencies, so this cannot cycle.
+            if prev.id >= at.id {
+                break;
+            }
+            at = prev;
+            path.push(at);
+        }
+        path.reverse();
+        CriticalPath {
+            tasks: path.iter().map(|t| t.id).collect(),
+            span_seconds: end - path[0].submitted,
+            busy_seconds: path.iter().map(|t| t.end - t.start).sum(),
+        }
+    }
+
+    /// The unit a task ran on, if the profile knows it.
+    pub fn unit(&self, id: UnitId) -> Option<&TraceUnit> {
+        self.units.iter().find(|u| u.id == id)
+    }
+
+    /// A node's name, or its number.
+    pub fn node_name(&self, id: NodeId) -> String {
+        self.nodes
+            .iter()
+            .find(|n| n.id == id)
+            .map_or_else(|| format!("node {id}"), |n| n.name.clone())
+    }
+}
