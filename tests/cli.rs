@@ -3,8 +3,14 @@
 use std::process::Command;
 
 fn xpu(args: &[&str]) -> (bool, String, String) {
+    xpu_in(&std::env::temp_dir(), args)
+}
+
+/// Runs xpu in `dir` (where the demo writes its trace and chart).
+fn xpu_in(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_xpu"))
         .args(args)
+        .current_dir(dir)
         .output()
         .expect("xpu runs");
     (
@@ -39,22 +45,36 @@ fn info_lists_every_unit_and_backend() {
 
 #[test]
 fn demo_checks_results_and_reports_per_unit() {
-    let (ok, out, err) = xpu(&[
-        "demo",
-        "--size",
-        "256",
-        "--tile",
-        "64",
-        "--frames",
-        "2",
-        "--frame-size",
-        "64",
-    ]);
+    let dir = std::env::temp_dir().join(format!("xpu-cli-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ok, out, err) = xpu_in(
+        &dir,
+        &[
+            "demo",
+            "--size",
+            "256",
+            "--tile",
+            "64",
+            "--frames",
+            "2",
+            "--frame-size",
+            "64",
+        ],
+    );
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("all results match the CPU reference"), "{out}");
     // 64 GEMM tiles + 2 frames x 4 + 8 chains x 5.
     assert!(out.contains("ran 112 tasks"), "{out}");
     assert!(out.contains("total: 112 tasks (0 failed)"), "{out}");
+    // The trace and the chart are written where it says, by default.
+    assert!(err.contains("trace: xpu-trace.json (112 tasks"), "{err}");
+    assert!(err.contains("gantt chart: xpu-gantt.svg"), "{err}");
+    let trace = std::fs::read_to_string(dir.join("xpu-trace.json")).unwrap();
+    assert_eq!(trace.matches("\"cat\":\"task\"").count(), 112);
+    assert!(std::fs::read_to_string(dir.join("xpu-gantt.svg"))
+        .unwrap()
+        .contains("<svg"));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -144,4 +164,52 @@ fn a_required_backend_that_is_missing_fails_start_up() {
         err.contains("`warp-drive` is required") && err.contains("not compiled into this build"),
         "{err}"
     );
+}
+
+#[test]
+fn a_traced_run_can_be_summarised_and_drawn() {
+    let dir = std::env::temp_dir().join(format!("xpu-cli-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (trace, gantt) = (dir.join("run.json"), dir.join("run.svg"));
+    let (ok, _, err) = xpu(&[
+        "--cpu-only",
+        "--cpu-units",
+        "2",
+        "--trace",
+        trace.to_str().unwrap(),
+        "bench",
+        "--dag",
+        "cholesky",
+        "--size",
+        "256",
+        "--tile",
+        "64",
+    ]);
+    assert!(ok, "{err}");
+    assert!(err.contains("trace: "), "{err}");
+    let (ok, out, err) = xpu(&[
+        "--gantt",
+        gantt.to_str().unwrap(),
+        "trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    // Tiled Cholesky 4x4: 4 potrf, 6 trsm, 6 syrk and 4 gemm tasks.
+    assert!(out.contains(": 20 tasks on 2 units"), "{out}");
+    assert!(
+        out.contains("unit 0 cpu") && out.contains("unit 1 cpu"),
+        "{out}"
+    );
+    assert!(out.contains("critical path: "), "{out}");
+    let svg = std::fs::read_to_string(&gantt).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains("potrf"),
+        "not a chart of the run"
+    );
+    let (ok, _, err) = xpu(&["trace", dir.join("missing.json").to_str().unwrap()]);
+    assert!(!ok && err.contains("missing.json"), "{err}");
+    std::fs::write(dir.join("bad.json"), "{}").unwrap();
+    let (ok, _, err) = xpu(&["trace", dir.join("bad.json").to_str().unwrap()]);
+    assert!(!ok && err.contains("not a valid xpu trace"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

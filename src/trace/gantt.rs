@@ -54,8 +54,18 @@ impl Profile {
             .map(|t| t.end)
             .chain(self.transfers.iter().map(|t| t.at + t.seconds))
             .fold(0.0, f64::max)
-            .max(1e-6)
             * 1e3;
+        // Start the axis where the work starts, not at start-up.
+        let begin = self
+            .tasks
+            .iter()
+            .map(|t| t.start)
+            .chain(self.transfers.iter().map(|t| t.at))
+            .fold(f64::INFINITY, f64::min)
+            * 1e3;
+        let begin = if begin.is_finite() { begin } else { 0.0 };
+        let margin = ((end - begin) * 0.01).max(1e-3);
+        let (begin, end) = ((begin - margin).max(0.0), end + margin);
 
         let legend_rows = kernels.len().div_ceil(4) as u32 + 1;
         let height = 110 + ROW_HEIGHT * rows_n as u32 + 24 * legend_rows;
@@ -77,7 +87,7 @@ impl Profile {
                 .margin(12)
                 .x_label_area_size(40)
                 .y_label_area_size(260)
-                .build_cartesian_2d(0.0..end, (0..rows_n).into_segmented())
+                .build_cartesian_2d(begin..end, (0..rows_n - 1).into_segmented())
                 .map_err(draw_error)?;
             // Row 0 (the first unit) at the top.
             let row = |r: usize| rows_n - 1 - r as i32;
@@ -96,7 +106,7 @@ impl Profile {
                 .draw()
                 .map_err(draw_error)?;
             let bar = |r: i32, from: f64, to: f64, style: ShapeStyle| {
-                Rectangle::new(
+                let mut rect = Rectangle::new(
                     [
                         (from * 1e3, SegmentValue::Exact(r)),
                         (
@@ -105,7 +115,10 @@ impl Profile {
                         ),
                     ],
                     style,
-                )
+                );
+                // A gap between rows.
+                rect.set_margin(3, 3, 0, 0);
+                rect
             };
             chart
                 .draw_series(self.tasks.iter().filter_map(|t| {

@@ -54,15 +54,25 @@ fn parse_dtype(s: &str) -> Result<DType, String> {
 }
 
 pub fn run(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
-    match args.dag.as_deref() {
-        Some("cholesky") => dag_cholesky(runtime, args),
-        Some("gemm") => dag_gemm(runtime, args),
-        Some(mode @ ("indep" | "chain" | "spread")) => dag_overhead(runtime, args, mode),
-        Some(other) => Err(Error::Config(format!(
+    if let Some(other) = args
+        .dag
+        .as_deref()
+        .filter(|d| !matches!(*d, "cholesky" | "gemm" | "indep" | "chain" | "spread"))
+    {
+        return Err(Error::Config(format!(
             "unknown --dag `{other}` (cholesky, gemm, indep, chain or spread)"
-        ))),
-        None => kernel_table(runtime, args),
+        )));
     }
+    // Kernel tables default to one CPU unit using every core, so the CPU
+    // row shows the machine.
+    let rt = runtime.build(args.dag.is_none().then_some(1))?;
+    match args.dag.as_deref() {
+        Some("cholesky") => dag_cholesky(&rt, args)?,
+        Some("gemm") => dag_gemm(&rt, args)?,
+        Some(mode) => dag_overhead(&rt, args, mode)?,
+        None => kernel_table(&rt, args)?,
+    }
+    runtime.export(&rt, None, None)
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> xpu::Result<()> {
@@ -71,9 +81,8 @@ fn print_json<T: serde::Serialize>(value: &T) -> xpu::Result<()> {
     Ok(())
 }
 
-fn dag_cholesky(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
-    let rt = runtime.build(None)?;
-    let run = bench::cholesky(&rt, args.size, args.tile, args.dtype)?;
+fn dag_cholesky(rt: &Runtime, args: &BenchArgs) -> xpu::Result<()> {
+    let run = bench::cholesky(rt, args.size, args.tile, args.dtype)?;
     if args.json {
         return print_json(&run);
     }
@@ -91,9 +100,8 @@ fn dag_cholesky(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
     Ok(())
 }
 
-fn dag_overhead(runtime: &RuntimeArgs, args: &BenchArgs, mode: &str) -> xpu::Result<()> {
-    let rt = runtime.build(None)?;
-    let run = bench::overhead(&rt, bench::OverheadMode::parse(mode)?, args.tasks)?;
+fn dag_overhead(rt: &Runtime, args: &BenchArgs, mode: &str) -> xpu::Result<()> {
+    let run = bench::overhead(rt, bench::OverheadMode::parse(mode)?, args.tasks)?;
     if args.json {
         return print_json(&run);
     }
@@ -107,10 +115,9 @@ fn dag_overhead(runtime: &RuntimeArgs, args: &BenchArgs, mode: &str) -> xpu::Res
     Ok(())
 }
 
-fn dag_gemm(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
-    let rt = runtime.build(None)?;
+fn dag_gemm(rt: &Runtime, args: &BenchArgs) -> xpu::Result<()> {
     let direct = bench::direct_sgemm(args.size, args.reps)?;
-    let tiled = bench::tiled_sgemm(&rt, args.size, args.tile, args.reps)?;
+    let tiled = bench::tiled_sgemm(rt, args.size, args.tile, args.reps)?;
     if args.json {
         return print_json(&serde_json::json!({ "direct": direct, "tiled": tiled }));
     }
@@ -163,10 +170,8 @@ fn select_units(rt: &Runtime, names: &[String]) -> xpu::Result<Vec<UnitId>> {
     Ok(ids)
 }
 
-fn kernel_table(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
-    // By default one CPU unit using every core, so the CPU row shows the machine.
-    let rt = runtime.build(Some(1))?;
-    let units = select_units(&rt, &args.unit)?;
+fn kernel_table(rt: &Runtime, args: &BenchArgs) -> xpu::Result<()> {
+    let units = select_units(rt, &args.unit)?;
     let kernels: Vec<String> = if args.kernel.iter().any(|k| k == "all") {
         BENCH_KERNELS.iter().map(|s| s.to_string()).collect()
     } else {
@@ -187,7 +192,7 @@ fn kernel_table(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
                 case.kernel.name(),
                 case.size
             ));
-            match bench::measure(&rt, unit, case, args.reps, args.batch) {
+            match bench::measure(rt, unit, case, args.reps, args.batch) {
                 Ok(row) => rows.push(row),
                 Err(e @ (Error::NoCapableUnit { .. } | Error::DType { .. })) => skipped.push(
                     format!("{} {} on unit {unit}: {e}", case.kernel.name(), case.size),

@@ -215,6 +215,8 @@ pub fn run(runtime: &RuntimeArgs, args: &DemoArgs) -> xpu::Result<()> {
         t = args.tile
     );
     print_unit_report(&rt, wall);
+    println!();
+    runtime.export(&rt, Some("xpu-trace.json"), Some("xpu-gantt.svg"))?;
 
     println!("\nchecking every result against the CPU reference path:");
     let reference = Runtime::builder().build()?;
@@ -247,10 +249,13 @@ pub fn run(runtime: &RuntimeArgs, args: &DemoArgs) -> xpu::Result<()> {
             .unwrap_or(0);
         frame_err = frame_err.max(e as f64);
     }
+    // Each u8 stage may round a value the other way (1 unit); Sobel's
+    // weights sum to 8 in magnitude, so a 1-unit difference in its input
+    // can become 8 in its output, which the final resize only averages.
     verdict(
         &format!("image pipeline, {} frames (u8, in units)", args.frames),
         frame_err,
-        1.0,
+        8.0,
         &mut failures,
     );
     let mut chain_err: f64 = 0.0;

@@ -11,6 +11,9 @@ mod info;
 #[cfg(feature = "opencl")]
 mod opencl;
 mod report;
+mod trace;
+
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 use xpu::{Policy, Runtime};
@@ -48,6 +51,18 @@ struct RuntimeArgs {
     /// when comparing with a CPU-only run of another runtime).
     #[arg(long, global = true)]
     cpu_only: bool,
+    /// Write a Chrome trace of the run (tasks per unit, transfers,
+    /// allocations) to FILE; open it in https://ui.perfetto.dev or
+    /// chrome://tracing, or summarise it with `xpu trace FILE`.
+    #[arg(long, global = true, value_name = "FILE")]
+    trace: Option<PathBuf>,
+    /// Draw a Gantt chart of the run (a row per unit, tasks coloured by
+    /// kernel, transfers) to FILE as SVG.
+    #[arg(long, global = true, value_name = "FILE")]
+    gantt: Option<PathBuf>,
+    /// Do not record tasks for traces (saves a few tens of ns per task).
+    #[arg(long, global = true)]
+    no_profiling: bool,
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
@@ -58,11 +73,45 @@ impl RuntimeArgs {
     fn build(&self, default_cpu_units: Option<usize>) -> xpu::Result<Runtime> {
         let mut builder = Runtime::builder()
             .policy(self.policy)
-            .device_discovery(!self.cpu_only);
+            .device_discovery(!self.cpu_only)
+            .profiling(!self.no_profiling);
         if let Some(n) = self.cpu_units.or(default_cpu_units) {
             builder = builder.cpu_units(n);
         }
         builder.build()
+    }
+
+    /// Writes the trace and Gantt chart asked for (or the given defaults)
+    /// and says where they are.
+    fn export(
+        &self,
+        rt: &Runtime,
+        default_trace: Option<&str>,
+        default_gantt: Option<&str>,
+    ) -> xpu::Result<()> {
+        let trace = self.trace.clone().or(default_trace.map(PathBuf::from));
+        let gantt = self.gantt.clone().or(default_gantt.map(PathBuf::from));
+        if trace.is_none() && gantt.is_none() {
+            return Ok(());
+        }
+        if self.no_profiling {
+            eprintln!("note: --no-profiling: the trace has transfers but no tasks");
+        }
+        let profile = rt.profile();
+        if let Some(path) = trace {
+            profile.write_chrome_trace(&path)?;
+            eprintln!(
+                "trace: {} ({} tasks; open in https://ui.perfetto.dev or summarise with `xpu trace {}`)",
+                path.display(),
+                profile.tasks.len(),
+                path.display()
+            );
+        }
+        if let Some(path) = gantt {
+            profile.write_gantt(&path)?;
+            eprintln!("gantt chart: {}", path.display());
+        }
+        Ok(())
     }
 }
 
@@ -88,6 +137,12 @@ enum Command {
     /// into the program cache (`xpu opencl build`).
     #[cfg(feature = "opencl")]
     Opencl(opencl::OpenClArgs),
+    /// Summarise a trace written with --trace (or by `xpu demo`): per unit
+    /// tasks, busy time, utilisation, GFLOP/s and bytes moved; transfers per
+    /// direction; and the critical path. `--gantt OUT.svg` draws it.
+    ///
+    /// Example: xpu trace xpu-trace.json --gantt xpu-gantt.svg
+    Trace(trace::TraceArgs),
 }
 
 fn main() {
@@ -96,6 +151,7 @@ fn main() {
         Command::Info => info::run(&cli.runtime),
         Command::Demo(args) => demo::run(&cli.runtime, args),
         Command::Bench(args) => bench::run(&cli.runtime, args),
+        Command::Trace(args) => trace::run(args, cli.runtime.gantt.as_deref()),
         #[cfg(feature = "opencl")]
         Command::Opencl(args) => opencl::run(args),
     };

@@ -1,0 +1,116 @@
+//! `xpu trace FILE.json`: what a traced run did, per unit, and its
+//! critical path.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use xpu::trace::Profile;
+
+use crate::report::bytes;
+
+#[derive(Args)]
+pub struct TraceArgs {
+    /// A trace written by `--trace FILE` or `xpu demo`.
+    file: PathBuf,
+}
+
+pub fn run(args: &TraceArgs, gantt: Option<&Path>) -> xpu::Result<()> {
+    let text = std::fs::read_to_string(&args.file)
+        .map_err(|e| xpu::Error::Io(format!("{}: {e}", args.file.display())))?;
+    let profile = Profile::from_chrome_trace(&text)?;
+    let (first, last) = profile.span();
+    println!(
+        "{}: {} tasks on {} units, {} transfers, {:.3} s from the first submission to the last end",
+        args.file.display(),
+        profile.tasks.len(),
+        profile.units.len(),
+        profile.transfers.len(),
+        last - first
+    );
+    println!(
+        "\n{:<14} {:<34} {:>7} {:>7} {:>9} {:>6} {:>9} {:>11}",
+        "unit", "device", "tasks", "failed", "busy s", "util", "GFLOP/s", "bytes in"
+    );
+    for s in profile.summary() {
+        let device: String = profile
+            .unit(s.unit)
+            .map(|u| {
+                format!(
+                    "{}{}",
+                    u.device,
+                    if u.emulated { " (emulated)" } else { "" }
+                )
+            })
+            .unwrap_or_default()
+            .chars()
+            .take(34)
+            .collect();
+        println!(
+            "{:<14} {:<34} {:>7} {:>7} {:>9.3} {:>5.0}% {:>9.1} {:>11}",
+            s.label,
+            device,
+            s.tasks,
+            s.failed,
+            s.busy_seconds,
+            100.0 * s.utilisation,
+            s.gflops,
+            bytes(s.bytes_in)
+        );
+    }
+    let mut directions: BTreeMap<(usize, usize), (usize, u64, f64)> = BTreeMap::new();
+    for t in &profile.transfers {
+        let d = directions.entry((t.from, t.to)).or_default();
+        d.0 += 1;
+        d.1 += t.bytes as u64;
+        d.2 += t.seconds;
+    }
+    if !directions.is_empty() {
+        println!("\ntransfers:");
+        for ((from, to), (count, total, seconds)) in directions {
+            println!(
+                "  {} -> {}: {count} copies, {} in {:.3} s ({:.2} GB/s)",
+                profile.node_name(from),
+                profile.node_name(to),
+                bytes(total),
+                seconds,
+                if seconds > 0.0 {
+                    total as f64 / seconds * 1e-9
+                } else {
+                    0.0
+                }
+            );
+        }
+    }
+    let path = profile.critical_path();
+    if !path.tasks.is_empty() {
+        let kernels: Vec<String> = path
+            .tasks
+            .iter()
+            .filter_map(|id| profile.tasks.iter().find(|t| t.id == *id))
+            .map(|t| format!("{}@{}", t.kernel, t.unit))
+            .collect();
+        let shown = if kernels.len() > 12 {
+            format!(
+                "{} -> ... ({} more) -> {}",
+                kernels[..6].join(" -> "),
+                kernels.len() - 12,
+                kernels[kernels.len() - 6..].join(" -> ")
+            )
+        } else {
+            kernels.join(" -> ")
+        };
+        println!(
+            "\ncritical path: {} tasks, {:.3} s from its first submission to its end, {:.3} s of it running ({:.0}%)\n  {shown}",
+            path.tasks.len(),
+            path.span_seconds,
+            path.busy_seconds,
+            if path.span_seconds > 0.0 { 100.0 * path.busy_seconds / path.span_seconds } else { 0.0 }
+        );
+    }
+    if let Some(out) = gantt {
+        profile.write_gantt(out)?;
+        println!("\ngantt chart: {}", out.display());
+    }
+    Ok(())
+}
