@@ -1,13 +1,16 @@
 //! Per-task overhead of the runtime: 100,000 independent empty tasks, a
 //! 100,000-task dependency chain, and tasks spread over 1,000 tensors, under
-//! every policy. Criterion reports the time per batch and tasks/s; divide the
-//! time by 100,000 for µs per task (`xpu bench --dag indep` prints it).
+//! every policy, with the profiler recording (the default); and the same
+//! under work-stealing with profiling off (`.../unprofiled`), which shows
+//! what recording costs. Criterion reports the time per batch and tasks/s;
+//! divide the time by 100,000 for µs per task (`xpu bench --dag indep`
+//! prints it).
 //!
 //! Each submission allocates one task node that another thread frees; like
 //! the `xpu` binary, this bench uses mimalloc, which handles that pattern
 //! far better than glibc's allocator.
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use xpu::bench::{overhead, OverheadMode};
 use xpu::{Policy, Runtime};
 
@@ -21,10 +24,15 @@ fn per_task_overhead(c: &mut Criterion) {
     group
         .sample_size(10)
         .throughput(Throughput::Elements(TASKS as u64));
-    for policy in Policy::ALL {
+    let configs = Policy::ALL
+        .into_iter()
+        .map(|p| (p, true))
+        .chain([(Policy::WorkStealing, false)]);
+    for (policy, profiling) in configs {
         let rt = Runtime::builder()
             .policy(policy)
             .device_discovery(false)
+            .profiling(profiling)
             .build()
             .expect("runtime");
         for mode in [
@@ -32,9 +40,16 @@ fn per_task_overhead(c: &mut Criterion) {
             OverheadMode::Chain,
             OverheadMode::Spread,
         ] {
-            let name = format!("{:?}/{}", mode, policy.as_str()).to_lowercase();
+            let suffix = if profiling { "" } else { "/unprofiled" };
+            let name = format!("{:?}/{}{suffix}", mode, policy.as_str()).to_lowercase();
             group.bench_function(name, |b| {
-                b.iter(|| overhead(&rt, mode, TASKS).expect("overhead run"));
+                // Each run starts with an empty profile, so records do not
+                // pile up over the iterations.
+                b.iter_batched(
+                    || rt.clear_profile(),
+                    |()| overhead(&rt, mode, TASKS).expect("overhead run"),
+                    BatchSize::PerIteration,
+                );
             });
         }
     }

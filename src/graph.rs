@@ -108,11 +108,11 @@ pub(crate) struct TaskNode {
     pub watched: AtomicBool,
     /// Not scheduled: a thread waits for it to become ready (read-back).
     pub inline: bool,
-    /// When it was submitted and became ready (ns since the runtime
-    /// started; 0 when profiling is off), and which predecessor's
-    /// completion made it ready (0: none).
-    pub submitted_ns: u64,
-    pub ready_ns: AtomicU64,
+    /// When it was submitted and became ready (readings of the runtime's
+    /// clock; 0 when profiling is off), and which predecessor's completion
+    /// made it ready (0: none).
+    pub submitted_at: u64,
+    pub ready_at: AtomicU64,
     pub released_by: AtomicU64,
 }
 
@@ -124,7 +124,7 @@ impl TaskNode {
         priority: i32,
         eligible: UnitSet,
         inline: bool,
-        submitted_ns: u64,
+        submitted_at: u64,
     ) -> TaskNode {
         TaskNode {
             id,
@@ -141,8 +141,8 @@ impl TaskNode {
             outcome: OnceLock::new(),
             watched: AtomicBool::new(false),
             inline,
-            submitted_ns,
-            ready_ns: AtomicU64::new(submitted_ns),
+            submitted_at,
+            ready_at: AtomicU64::new(submitted_at),
             released_by: AtomicU64::new(0),
         }
     }

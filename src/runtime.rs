@@ -21,7 +21,7 @@ use crate::memory::{MemoryManager, NodeStats, ReplicaSet, ReplicaState, Storage,
 use crate::profile::{UnitCounters, UnitReport};
 use crate::sched::{Policy, SchedPolicy};
 use crate::tensor::{Access, Tensor, TensorInner};
-use crate::trace::{Profile, Recorder, TraceNode, TraceUnit};
+use crate::trace::{Clock, Profile, Recorder, TraceNode, TraceUnit};
 use crate::unit::{Placement, UnitId, UnitInfo, HOST};
 use crate::worker;
 
@@ -39,6 +39,8 @@ pub(crate) struct Shared {
     pub memory: Arc<MemoryManager>,
     pub counters: UnitCounters,
     pub recorder: Recorder,
+    /// The clock of every recorded time.
+    pub clock: Clock,
     next_task: CachePadded<AtomicU64>,
     /// Scheduled tasks submitted so far.
     submitted: CachePadded<AtomicU64>,
@@ -56,16 +58,6 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Nanoseconds since the runtime started.
-    pub fn now_ns(&self) -> u64 {
-        self.ns_since_start(Instant::now())
-    }
-
-    /// `at` as nanoseconds since the runtime started.
-    pub fn ns_since_start(&self, at: Instant) -> u64 {
-        at.saturating_duration_since(self.started).as_nanos() as u64
-    }
-
     /// Hands a ready task to the policy (or wakes its waiter) and wakes a
     /// sleeping capable unit if there is one.
     pub fn make_ready(&self, task: Arc<TaskNode>, from: Option<UnitId>) {
@@ -255,6 +247,7 @@ impl Runtime {
             statuses,
             counters: UnitCounters::new(n),
             recorder: Recorder::new(n, profiling),
+            clock: memory.clock(),
             next_task: CachePadded::new(AtomicU64::new(1)),
             submitted: CachePadded::new(AtomicU64::new(0)),
             finished: (0..n)
@@ -267,7 +260,7 @@ impl Runtime {
             waiters: CachePadded::new(AtomicUsize::new(0)),
             event_lock: Mutex::new(()),
             event: Condvar::new(),
-            started: memory.epoch(),
+            started: memory.clock().start(),
             memory: Arc::new(memory),
         });
         let mut workers = Vec::with_capacity(n);
@@ -403,7 +396,11 @@ impl Runtime {
         self.check_accesses(kernel, accesses)?;
         let eligible = self.eligible_units(kernel, accesses, placement)?;
         let id = s.next_task.fetch_add(1, Ordering::Relaxed);
-        let submitted_ns = if s.recorder.is_on() { s.now_ns() } else { 0 };
+        let submitted_at = if s.recorder.is_on() {
+            s.clock.ticks()
+        } else {
+            0
+        };
         let node = Arc::new(TaskNode::new(
             id,
             kernel.clone(),
@@ -411,7 +408,7 @@ impl Runtime {
             priority,
             eligible,
             false,
-            submitted_ns,
+            submitted_at,
         ));
         s.submitted.fetch_add(1, Ordering::AcqRel);
         graph::add_dependencies(&node, after);
@@ -586,6 +583,13 @@ impl Runtime {
         self.shared.memory.transfers()
     }
 
+    /// Forgets the recorded tasks, allocations and evictions (not the
+    /// transfer log), e.g. between runs of a long-lived runtime.
+    pub fn clear_profile(&self) {
+        self.shared.recorder.clear();
+        self.shared.memory.clear_events();
+    }
+
     /// Everything recorded since the runtime started: tasks (when
     /// profiling is on, the default), transfers, allocations and evictions.
     /// Export it with [`Profile::write_chrome_trace`] or
@@ -619,6 +623,7 @@ impl Runtime {
             s.memory.transfers(),
             s.memory.events(),
             s.started.elapsed().as_secs_f64(),
+            s.clock,
         )
     }
 

@@ -26,10 +26,10 @@ pub(crate) fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
     let mut idle = 0u32;
     // When tasks follow each other without a pause, one task's end is the
     // next one's start: one clock read per task instead of two.
-    let mut last_end: Option<Instant> = None;
+    let mut last_end: Option<Stamp> = None;
     loop {
         if let Some(task) = s.policy.pop(unit) {
-            let start = last_end.take().unwrap_or_else(Instant::now);
+            let start = last_end.take().unwrap_or_else(|| Stamp::now(&s));
             last_end = Some(execute(&s, unit, &task, start));
             idle = 0;
             continue;
@@ -50,7 +50,7 @@ pub(crate) fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
         s.going_to_sleep(unit);
         if let Some(task) = s.policy.pop(unit) {
             s.woke_up(unit);
-            execute(&s, unit, &task, Instant::now());
+            execute(&s, unit, &task, Stamp::now(&s));
             idle = 0;
             continue;
         }
@@ -62,8 +62,29 @@ pub(crate) fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
     }
 }
 
+/// A moment: the monotonic clock for the unit counters and, when
+/// profiling, the profiler's clock reading.
+#[derive(Clone, Copy)]
+struct Stamp {
+    instant: Instant,
+    ticks: u64,
+}
+
+impl Stamp {
+    fn now(s: &Shared) -> Stamp {
+        Stamp {
+            instant: Instant::now(),
+            ticks: if s.recorder.is_on() {
+                s.clock.ticks()
+            } else {
+                0
+            },
+        }
+    }
+}
+
 /// Runs one task that was taken at `start`; returns when it ended.
-fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Instant) -> Instant {
+fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Stamp) -> Stamp {
     let (outcome, fetched) = match upstream_failure(task) {
         Some(e) => (Err(e), 0),
         None => launch(s, unit, task),
@@ -82,14 +103,13 @@ fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Instant) -> In
     } else {
         0.0
     };
-    let end = Instant::now();
-    let busy = (end - start).as_nanos() as u64;
+    let end = Stamp::now(s);
+    let busy = (end.instant - start.instant).as_nanos() as u64;
     s.counters.record(unit, ok, busy, flops, fetched as u64);
     let recording = s.recorder.is_on();
-    let end_ns = if recording { s.ns_since_start(end) } else { 0 };
     for ready in graph::finish(task, outcome) {
         if recording {
-            ready.ready_ns.store(end_ns, Ordering::Relaxed);
+            ready.ready_at.store(end.ticks, Ordering::Relaxed);
             ready.released_by.store(task.id, Ordering::Relaxed);
         }
         s.make_ready(ready, Some(unit));
@@ -99,10 +119,10 @@ fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Instant) -> In
             id: task.id,
             kernel: task.kernel.clone(),
             unit,
-            submitted_ns: task.submitted_ns,
-            ready_ns: task.ready_ns.load(Ordering::Relaxed),
-            start_ns: s.ns_since_start(start),
-            end_ns,
+            submitted: task.submitted_at,
+            ready: task.ready_at.load(Ordering::Relaxed),
+            start: start.ticks,
+            end: end.ticks,
             ok,
             flops,
             bytes_fetched: fetched as u64,

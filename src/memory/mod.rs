@@ -23,6 +23,7 @@ use crate::backend::Backend;
 use crate::error::{Error, Result};
 use crate::kernel::Mode;
 use crate::tensor::TensorInner;
+use crate::trace::Clock;
 use crate::unit::{NodeId, HOST};
 
 /// One copy between memory nodes.
@@ -98,17 +99,19 @@ pub(crate) struct MemoryNode {
     bytes_out: AtomicU64,
     evictions: AtomicU64,
     write_backs: AtomicU64,
-    /// Allocations and evictions, when profiling (this node's own lock).
-    events: Mutex<Vec<MemoryEvent>>,
+    /// Allocations and evictions with their clock readings, when
+    /// profiling (this node's own lock).
+    events: Mutex<Vec<(MemoryEvent, u64)>>,
 }
 
 /// Owns every node's allocations and the transfer log.
 pub(crate) struct MemoryManager {
     nodes: Vec<MemoryNode>,
     tick: AtomicU64,
-    transfers: Mutex<Vec<Transfer>>,
-    /// Time zero of transfer and event times (the runtime's start).
-    epoch: Instant,
+    /// Every copy, with the clock reading of its start.
+    transfers: Mutex<Vec<(Transfer, u64)>>,
+    /// The clock of transfer and event times (time zero: the runtime's start).
+    clock: Clock,
     record_events: bool,
 }
 
@@ -118,14 +121,14 @@ impl MemoryManager {
             nodes: vec![MemoryNode::new("host".into(), host_capacity, None)],
             tick: AtomicU64::new(0),
             transfers: Mutex::new(Vec::new()),
-            epoch: Instant::now(),
+            clock: Clock::new(),
             record_events,
         }
     }
 
-    /// Time zero of every recorded time.
-    pub fn epoch(&self) -> Instant {
-        self.epoch
+    /// The clock of every recorded time.
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     fn note(
@@ -137,23 +140,39 @@ impl MemoryManager {
         allocated: usize,
     ) {
         if self.record_events {
-            self.nodes[node].events.lock().push(MemoryEvent {
-                at: self.epoch.elapsed().as_secs_f64(),
+            let event = MemoryEvent {
+                at: 0.0,
                 node,
                 kind,
                 bytes,
                 tensor,
                 allocated,
-            });
+            };
+            self.nodes[node]
+                .events
+                .lock()
+                .push((event, self.clock.ticks()));
+        }
+    }
+
+    /// Forgets the recorded allocations and evictions.
+    pub fn clear_events(&self) {
+        for n in &self.nodes {
+            n.events.lock().clear();
         }
     }
 
     /// Every allocation and eviction recorded so far, in time order.
     pub fn events(&self) -> Vec<MemoryEvent> {
+        let seconds = self.clock.seconds();
         let mut all: Vec<MemoryEvent> = self
             .nodes
             .iter()
             .flat_map(|n| n.events.lock().clone())
+            .map(|(e, ticks)| MemoryEvent {
+                at: seconds(ticks),
+                ..e
+            })
             .collect();
         all.sort_by(|a, b| a.at.total_cmp(&b.at));
         all
@@ -406,6 +425,7 @@ impl MemoryManager {
         }
         let bytes = t.nbytes();
         let start = Instant::now();
+        let start_ticks = self.clock.ticks();
         let src_store = reps.at(src).storage.clone();
         let dst_store = reps.at(dst).storage.clone();
         match (src_store, dst_store) {
@@ -434,14 +454,15 @@ impl MemoryManager {
         self.nodes[dst]
             .bytes_in
             .fetch_add(bytes as u64, Ordering::Relaxed);
-        self.transfers.lock().push(Transfer {
+        let transfer = Transfer {
             tensor: t.id,
             from: src,
             to: dst,
             bytes,
-            at: start.saturating_duration_since(self.epoch).as_secs_f64(),
+            at: 0.0,
             seconds,
-        });
+        };
+        self.transfers.lock().push((transfer, start_ticks));
         reps.share(dst);
         Ok(())
     }
@@ -495,7 +516,15 @@ impl MemoryManager {
 
     /// Every transfer so far, in order.
     pub fn transfers(&self) -> Vec<Transfer> {
-        self.transfers.lock().clone()
+        let seconds = self.clock.seconds();
+        self.transfers
+            .lock()
+            .iter()
+            .map(|&(t, ticks)| Transfer {
+                at: seconds(ticks),
+                ..t
+            })
+            .collect()
     }
 }
 

@@ -20,6 +20,7 @@
 //! ```
 
 mod chrome;
+mod clock;
 mod gantt;
 mod recorder;
 
@@ -27,6 +28,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use self::clock::Clock;
 pub(crate) use self::recorder::{Recorder, TaskRecord};
 use crate::memory::{MemoryEvent, Transfer};
 use crate::unit::{NodeId, UnitId};
@@ -123,18 +125,19 @@ impl Profile {
         transfers: Vec<Transfer>,
         memory: Vec<MemoryEvent>,
         wall: f64,
+        clock: Clock,
     ) -> Profile {
-        let s = |ns: u64| ns as f64 * 1e-9;
+        let s = clock.seconds();
         let tasks = records
             .into_iter()
             .map(|r| TaskEvent {
                 id: r.id,
                 kernel: r.kernel.name().to_string(),
                 unit: r.unit,
-                submitted: s(r.submitted_ns),
-                ready: s(r.ready_ns),
-                start: s(r.start_ns),
-                end: s(r.end_ns),
+                submitted: s(r.submitted),
+                ready: s(r.ready),
+                start: s(r.start),
+                end: s(r.end),
                 ok: r.ok,
                 flops: r.flops,
                 bytes_fetched: r.bytes_fetched,
