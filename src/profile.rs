@@ -58,6 +58,7 @@ impl UnitCounters {
             } else {
                 0.0
             },
+            flops,
             gflops: if busy > 0.0 { flops / busy * 1e-9 } else { 0.0 },
             bytes_fetched: c.bytes_fetched.load(Ordering::Relaxed),
         }
@@ -79,6 +80,8 @@ pub struct UnitReport {
     pub busy_seconds: f64,
     /// Busy time over the wall time of the report.
     pub utilisation: f64,
+    /// FLOPs of the kernels it ran.
+    pub flops: f64,
     /// FLOPs of the kernels it ran over its busy time.
     pub gflops: f64,
     /// Bytes copied to the unit's memory node for its tasks.

@@ -18,8 +18,9 @@ use crate::error::{Error, Result};
 use crate::graph::{self, TaskNode, UnitSet};
 use crate::kernel::{ArgMeta, Kernel, Mode};
 use crate::memory::{MemoryManager, NodeStats, ReplicaSet, ReplicaState, Storage, Transfer};
+use crate::monitor::Monitor;
 use crate::profile::{UnitCounters, UnitReport};
-use crate::sched::{Policy, SchedPolicy};
+use crate::sched::{Policy, QueueLengths, SchedPolicy};
 use crate::tensor::{Access, Tensor, TensorInner};
 use crate::trace::{Clock, Profile, Recorder, TraceNode, TraceUnit};
 use crate::unit::{Placement, UnitId, UnitInfo, HOST};
@@ -117,6 +118,20 @@ impl Shared {
         {
             self.notify();
         }
+    }
+
+    /// Tasks submitted to the policy so far.
+    pub fn submitted(&self) -> u64 {
+        self.submitted.load(Ordering::Acquire)
+    }
+
+    /// What each unit did so far.
+    pub fn unit_reports(&self) -> Vec<UnitReport> {
+        let wall = self.started.elapsed().as_secs_f64();
+        self.units
+            .iter()
+            .map(|u| self.counters.report(u, wall))
+            .collect()
     }
 
     /// True when every submitted task has finished.
@@ -565,12 +580,25 @@ impl Runtime {
 
     /// What each unit did so far.
     pub fn report(&self) -> Vec<UnitReport> {
-        let wall = self.shared.started.elapsed().as_secs_f64();
-        self.shared
-            .units
-            .iter()
-            .map(|u| self.shared.counters.report(u, wall))
-            .collect()
+        self.shared.unit_reports()
+    }
+
+    /// Ready tasks waiting for a unit, per unit queue and in shared queues.
+    pub fn queued(&self) -> QueueLengths {
+        self.shared.policy.queued(self.shared.units.len())
+    }
+
+    /// The runtime's counters in the Prometheus text format (tasks per
+    /// unit, queue lengths, busy time, bytes moved, memory per node); see
+    /// [`crate::monitor`] for host figures beside them.
+    pub fn metrics(&self) -> String {
+        crate::monitor::metrics_text(&self.shared, None)
+    }
+
+    /// Starts sampling host and unit use every `period` on a thread of its
+    /// own (the workers are not disturbed); see [`Monitor`].
+    pub fn monitor(&self, period: Duration) -> Monitor {
+        Monitor::start(self.shared.clone(), period)
     }
 
     /// Accounting of every memory node.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{PriorityQueue, SchedPolicy};
+use super::{PriorityQueue, QueueLengths, SchedPolicy};
 use crate::graph::TaskNode;
 use crate::unit::UnitId;
 
@@ -43,5 +43,12 @@ impl SchedPolicy for Eager {
             .take(SCAN)
             .position(|t| t.eligible.contains(unit))?;
         q.remove(pos)
+    }
+
+    fn queued(&self, units: usize) -> QueueLengths {
+        QueueLengths {
+            per_unit: vec![0; units],
+            shared: self.queue.lock().len() + self.priority.len(),
+        }
     }
 }

@@ -78,6 +78,18 @@ pub(crate) trait SchedPolicy: Send + Sync {
     fn push(&self, task: Arc<TaskNode>, from: Option<UnitId>);
     /// The next task for `unit`, which must be in the task's eligible set.
     fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>>;
+    /// Ready tasks waiting, per unit queue (`units` of them) and in shared
+    /// queues (a snapshot, for monitoring).
+    fn queued(&self, units: usize) -> QueueLengths;
+}
+
+/// Ready tasks not yet taken by a unit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueLengths {
+    /// Waiting in each unit's own queue (all zero for a shared-queue policy).
+    pub per_unit: Vec<usize>,
+    /// Waiting in queues any capable unit takes from (priority tasks too).
+    pub shared: usize,
 }
 
 struct Prioritised {
@@ -114,6 +126,11 @@ pub(crate) struct PriorityQueue {
 }
 
 impl PriorityQueue {
+    /// Tasks waiting.
+    pub fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
     /// Takes `task` if it has a priority; otherwise hands it back.
     pub fn offer(&self, task: Arc<TaskNode>) -> Option<Arc<TaskNode>> {
         if task.priority == 0 {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crossbeam_deque::{Injector, Steal};
 
-use super::{next_eligible, PriorityQueue, SchedPolicy};
+use super::{next_eligible, PriorityQueue, QueueLengths, SchedPolicy};
 use crate::graph::TaskNode;
 use crate::unit::UnitId;
 
@@ -51,5 +51,12 @@ impl SchedPolicy for RoundRobin {
         self.priority
             .pop(unit)
             .or_else(|| steal_one(&self.queues[unit]))
+    }
+
+    fn queued(&self, _units: usize) -> QueueLengths {
+        QueueLengths {
+            per_unit: self.queues.iter().map(Injector::len).collect(),
+            shared: self.priority.len(),
+        }
     }
 }

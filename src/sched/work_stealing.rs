@@ -8,7 +8,7 @@ use std::sync::Arc;
 use crossbeam_deque::Injector;
 
 use super::round_robin::steal_one;
-use super::{next_eligible, PriorityQueue, SchedPolicy};
+use super::{next_eligible, PriorityQueue, QueueLengths, SchedPolicy};
 use crate::graph::TaskNode;
 use crate::unit::UnitId;
 
@@ -62,5 +62,12 @@ impl SchedPolicy for WorkStealing {
             }
         }
         None
+    }
+
+    fn queued(&self, _units: usize) -> QueueLengths {
+        QueueLengths {
+            per_unit: self.queues.iter().map(Injector::len).collect(),
+            shared: self.priority.len(),
+        }
     }
 }

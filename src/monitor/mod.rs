@@ -1,0 +1,213 @@
+//! Resource monitoring: a thread that samples the host (CPU per core,
+//! memory, the process's resident size, through `sysinfo`) and every unit
+//! (tasks done and failed, ready tasks queued, utilisation over the last
+//! period, its memory node's allocation) at a fixed period, keeping the
+//! recent samples; and the runtime's counters as Prometheus text metrics
+//! (`prometheus.rs`).
+//!
+//! The sampler only reads counters the workers already keep, so it does
+//! not disturb them. Device figures come from the runtime's own accounting
+//! (busy time, node memory); none of the current device APIs (wgpu,
+//! OpenCL) reports live device load or free memory.
+//!
+//! ```
+//! use std::time::Duration;
+//! use xpu::Runtime;
+//! let rt = Runtime::builder().cpu_units(1).device_discovery(false).build()?;
+//! let monitor = rt.monitor(Duration::from_millis(10));
+//! std::thread::sleep(Duration::from_millis(50));
+//! let sample = monitor.latest().expect("sampled");
+//! assert!(sample.host.memory_total > 0);
+//! assert!(monitor.metrics().contains("xpu_host_memory_used_bytes"));
+//! # Ok::<(), xpu::Error>(())
+//! ```
+
+mod prometheus;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+
+pub(crate) use self::prometheus::metrics_text;
+use crate::memory::NodeStats;
+use crate::runtime::Shared;
+use crate::unit::UnitId;
+
+/// Samples kept; older ones are dropped.
+const KEEP: usize = 1024;
+
+/// The host at one moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct HostSample {
+    /// All cores, percent of one core each averaged (0 to 100).
+    pub cpu_percent: f32,
+    /// Each core, 0 to 100.
+    pub cores: Vec<f32>,
+    pub memory_used: u64,
+    pub memory_total: u64,
+    /// Resident memory of this process.
+    pub process_resident: u64,
+}
+
+/// One unit at one moment.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitSample {
+    pub unit: UnitId,
+    pub label: String,
+    pub tasks: u64,
+    pub failed: u64,
+    /// Ready tasks in the unit's own queue.
+    pub queued: usize,
+    /// Busy time over the time since the previous sample (0 to 1).
+    pub utilisation: f64,
+    /// Bytes allocated on the unit's memory node.
+    pub node_allocated: usize,
+}
+
+/// Everything one sample saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    /// Seconds since the runtime started.
+    pub at: f64,
+    pub host: HostSample,
+    pub units: Vec<UnitSample>,
+    /// Ready tasks in shared queues (any capable unit takes them).
+    pub shared_queue: usize,
+    pub nodes: Vec<NodeStats>,
+}
+
+/// A running sampler; stops when dropped.
+pub struct Monitor {
+    shared: Arc<Shared>,
+    samples: Arc<Mutex<VecDeque<Sample>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Monitor {
+    pub(crate) fn start(shared: Arc<Shared>, period: Duration) -> Monitor {
+        let samples = Arc::new(Mutex::new(VecDeque::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (shared, samples, stop) = (shared.clone(), samples.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("xpu-monitor".into())
+                .spawn(move || sample_loop(&shared, &samples, &stop, period))
+                .ok()
+        };
+        Monitor {
+            shared,
+            samples,
+            stop,
+            thread,
+        }
+    }
+
+    /// The most recent sample (none before the first period ends).
+    pub fn latest(&self) -> Option<Sample> {
+        self.samples.lock().back().cloned()
+    }
+
+    /// The samples kept (the last 1024), oldest first.
+    pub fn samples(&self) -> Vec<Sample> {
+        self.samples.lock().iter().cloned().collect()
+    }
+
+    /// The runtime's metrics and the latest host sample, in the Prometheus
+    /// text format.
+    pub fn metrics(&self) -> String {
+        metrics_text(&self.shared, self.latest().as_ref().map(|s| &s.host))
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
+}
+
+fn sample_loop(
+    shared: &Shared,
+    samples: &Mutex<VecDeque<Sample>>,
+    stop: &AtomicBool,
+    period: Duration,
+) {
+    use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
+    let mut system = System::new();
+    let pid = sysinfo::get_current_pid().ok();
+    // CPU use is a difference between two readings: take the first now.
+    system.refresh_cpu_usage();
+    let mut previous_busy: Vec<f64> = shared
+        .unit_reports()
+        .iter()
+        .map(|r| r.busy_seconds)
+        .collect();
+    let mut previous = Instant::now();
+    while !stop.load(Ordering::Acquire) {
+        std::thread::park_timeout(period);
+        if stop.load(Ordering::Acquire) {
+            return;
+        }
+        system.refresh_cpu_usage();
+        system.refresh_memory();
+        if let Some(pid) = pid {
+            system.refresh_processes_specifics(
+                ProcessesToUpdate::Some(&[pid]),
+                false,
+                ProcessRefreshKind::nothing().with_memory(),
+            );
+        }
+        let now = Instant::now();
+        let elapsed = (now - previous).as_secs_f64().max(1e-9);
+        previous = now;
+        let reports = shared.unit_reports();
+        let queued = shared.policy.queued(shared.units.len());
+        let nodes = shared.memory.stats();
+        let units = reports
+            .iter()
+            .zip(&shared.units)
+            .map(|(r, u)| {
+                let before = previous_busy.get(u.id).copied().unwrap_or(0.0);
+                UnitSample {
+                    unit: u.id,
+                    label: format!("unit {} {}", u.id, u.kind),
+                    tasks: r.tasks,
+                    failed: r.failed,
+                    queued: queued.per_unit.get(u.id).copied().unwrap_or(0),
+                    utilisation: ((r.busy_seconds - before) / elapsed).clamp(0.0, 1.0),
+                    node_allocated: nodes.get(u.node).map_or(0, |n| n.allocated),
+                }
+            })
+            .collect();
+        previous_busy = reports.iter().map(|r| r.busy_seconds).collect();
+        let host = HostSample {
+            cpu_percent: system.global_cpu_usage(),
+            cores: system.cpus().iter().map(|c| c.cpu_usage()).collect(),
+            memory_used: system.used_memory(),
+            memory_total: system.total_memory(),
+            process_resident: pid
+                .and_then(|p| system.process(p))
+                .map_or(0, |p| p.memory()),
+        };
+        let mut kept = samples.lock();
+        if kept.len() == KEEP {
+            kept.pop_front();
+        }
+        kept.push_back(Sample {
+            at: shared.started.elapsed().as_secs_f64(),
+            host,
+            units,
+            shared_queue: queued.shared,
+            nodes,
+        });
+    }
+}
