@@ -213,3 +213,94 @@ fn a_traced_run_can_be_summarised_and_drawn() {
     assert!(!ok && err.contains("not a valid xpu trace"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn monitor_prints_samples_and_prometheus_metrics() {
+    let (ok, out, err) = xpu(&[
+        "--cpu-only",
+        "--cpu-units",
+        "2",
+        "monitor",
+        "--period-ms",
+        "50",
+        "--workload",
+        "idle",
+        "--seconds",
+        "0.3",
+        "--prometheus",
+    ]);
+    assert!(ok, "{err}");
+    let samples: Vec<&str> = out.lines().filter(|l| l.starts_with("t=")).collect();
+    assert!(samples.len() >= 3, "{out}");
+    assert!(samples
+        .iter()
+        .all(|l| l.contains("unit 0 cpu: ") && l.contains("unit 1 cpu: ")));
+    let metrics: Vec<&str> = out.lines().filter(|l| !l.starts_with("t=")).collect();
+    assert!(
+        metrics
+            .iter()
+            .any(|l| l.starts_with("xpu_host_memory_total_bytes ")),
+        "{out}"
+    );
+    assert!(
+        metrics
+            .iter()
+            .any(|l| l.starts_with("xpu_tasks_completed_total{unit=\"1\",kind=\"cpu\"} 0")),
+        "{out}"
+    );
+    let (ok, _, err) = xpu(&["monitor", "--workload", "nothing"]);
+    assert!(!ok && err.contains("nothing"), "{err}");
+}
+
+#[test]
+fn bench_plot_draws_a_panel_per_kernel_and_a_line_per_unit() {
+    let path = std::env::temp_dir().join(format!("xpu-cli-plot-{}.svg", std::process::id()));
+    let (ok, _, err) = xpu(&[
+        "--cpu-only",
+        "--cpu-units",
+        "2",
+        "bench",
+        "--kernel",
+        "gemm,add",
+        "--sizes",
+        "64,128",
+        "--unit",
+        "0,1",
+        "--reps",
+        "1",
+        "--plot",
+        path.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    let svg = std::fs::read_to_string(&path).unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    for needle in [
+        "gemm (f32)",
+        "add (f32)",
+        "GFLOP/s",
+        "GB/s",
+        "64",
+        "128",
+        "unit 0 cpu",
+        "unit 1 cpu",
+    ] {
+        assert!(texts.contains(&needle), "no `{needle}` in {texts:?}");
+    }
+    // Two panels x two units: a data line (the 2-pixel polylines; the grid
+    // is drawn 1 pixel wide) per unit per panel, two points each.
+    let lines: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke-width") == Some("2"))
+        .collect();
+    assert_eq!(lines.len(), 4);
+    for l in lines {
+        assert_eq!(l.attribute("points").unwrap().split_whitespace().count(), 2);
+    }
+    std::fs::remove_file(&path).unwrap();
+}

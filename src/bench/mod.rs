@@ -3,10 +3,12 @@
 
 mod dense;
 mod overhead;
+mod plot;
 mod table;
 
 pub use dense::{
     cholesky, direct_sgemm, gemm_a, gemm_b, spd_element, tiled_sgemm, CholeskyRun, GemmRun,
 };
 pub use overhead::{overhead, OverheadMode, OverheadRun};
+pub use plot::bench_chart_svg;
 pub use table::{bench_case, measure, BenchCase, BenchRow, BENCH_KERNELS};

@@ -188,6 +188,8 @@ pub struct BenchRow {
     pub gflops: f64,
     /// Bytes of all arguments over the time.
     pub gbps: f64,
+    /// Whether GB/s (rather than GFLOP/s) is the figure that matters.
+    pub memory_bound: bool,
 }
 
 impl BenchCase {
@@ -287,5 +289,6 @@ pub fn measure(
         seconds: best,
         gflops: case.kernel.flops(&shapes) / best * 1e-9,
         gbps: bytes as f64 / best * 1e-9,
+        memory_bound: case.kernel.is_memory_bound(),
     })
 }

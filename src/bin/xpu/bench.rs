@@ -29,6 +29,10 @@ pub struct BenchArgs {
     /// shows a device's throughput rather than its latency per launch.
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Draw the table as a chart to FILE (SVG): throughput against size,
+    /// one panel per kernel, one line per unit.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<std::path::PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -203,6 +207,11 @@ fn kernel_table(rt: &Runtime, args: &BenchArgs) -> xpu::Result<()> {
         }
     }
     bar.finish_and_clear();
+    if let Some(path) = &args.plot {
+        std::fs::write(path, bench::bench_chart_svg(&rows)?)
+            .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+        eprintln!("chart: {}", path.display());
+    }
     if args.json {
         return print_json(&rows);
     }

@@ -29,11 +29,12 @@ pub struct DemoArgs {
 }
 
 /// The workload's outputs, read back for comparison.
-struct Outputs {
+pub struct Outputs {
     gemm: TiledMatrix,
     frames: Vec<Tensor>,
     chains: Vec<Tensor>,
-    tasks: u64,
+    /// Tasks submitted.
+    pub tasks: u64,
 }
 
 /// A synthetic RGB frame: gradients and rings, different per frame.
@@ -61,7 +62,7 @@ fn chain_input(e: usize) -> f32 {
 }
 
 /// Submits the whole workload with `placement` for every task.
-fn submit(rt: &Runtime, args: &DemoArgs, placement: Placement) -> xpu::Result<Outputs> {
+pub fn submit(rt: &Runtime, args: &DemoArgs, placement: Placement) -> xpu::Result<Outputs> {
     let opts = TaskOptions::default().on(placement);
     let n = args.size;
     let a = TiledMatrix::from_fn(rt, n, args.tile, bench::gemm_a)?;

@@ -8,6 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod demo;
 mod info;
+mod monitor;
 #[cfg(feature = "opencl")]
 mod opencl;
 mod report;
@@ -137,6 +138,15 @@ enum Command {
     /// into the program cache (`xpu opencl build`).
     #[cfg(feature = "opencl")]
     Opencl(opencl::OpenClArgs),
+    /// Watch the host (CPU per core, memory) and every unit (tasks done,
+    /// queued, busy, node memory) while a workload runs, refreshed every
+    /// --period-ms; a line per sample when the output is not a terminal.
+    ///
+    /// Examples:
+    ///   xpu monitor                        # the demo workload, live
+    ///   xpu monitor --workload idle --seconds 10
+    ///   xpu monitor --prometheus > metrics.txt
+    Monitor(monitor::MonitorArgs),
     /// Summarise a trace written with --trace (or by `xpu demo`): per unit
     /// tasks, busy time, utilisation, GFLOP/s and bytes moved; transfers per
     /// direction; and the critical path. `--gantt OUT.svg` draws it.
@@ -151,6 +161,7 @@ fn main() {
         Command::Info => info::run(&cli.runtime),
         Command::Demo(args) => demo::run(&cli.runtime, args),
         Command::Bench(args) => bench::run(&cli.runtime, args),
+        Command::Monitor(args) => monitor::run(&cli.runtime, args),
         Command::Trace(args) => trace::run(args, cli.runtime.gantt.as_deref()),
         #[cfg(feature = "opencl")]
         Command::Opencl(args) => opencl::run(args),
