@@ -32,7 +32,7 @@ fi
 export XPU_OPENCL_UNITS="${XPU_OPENCL_UNITS:-fpga=0:0,npu=0:0}"
 
 if [ "${CI:-}" = "true" ]; then
-  export XPU_REQUIRE_BACKENDS="cpu,wgpu,opencl"
+  export XPU_REQUIRE_BACKENDS="cpu,wgpu,opencl,candle"
   echo "CI: required backends: $XPU_REQUIRE_BACKENDS"
 fi
 

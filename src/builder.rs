@@ -161,6 +161,15 @@ impl RuntimeBuilder {
                     reason: Some(reason),
                 }),
             }
+            #[cfg(feature = "candle")]
+            match crate::backend::candle::discover() {
+                Ok(backend) => backends.push(backend),
+                Err(reason) => unavailable.push(BackendStatus {
+                    name: "candle".into(),
+                    units: 0,
+                    reason: Some(reason),
+                }),
+            }
             #[cfg(feature = "opencl")]
             {
                 use crate::backend::opencl;

@@ -128,7 +128,7 @@ fn bad_input_gets_a_clear_error_and_a_failing_exit() {
             &["bench", "--kernel", "fft"],
             "no benchmark for kernel `fft`",
         ),
-        (&["bench", "--unit", "tpu"], "no tpu unit on this machine"),
+        (&["bench", "--unit", "99"], "unit 99 (this machine has"),
         (
             &[
                 "bench", "--dag", "cholesky", "--size", "100", "--tile", "64",

@@ -10,6 +10,8 @@
 //! [`RuntimeBuilder::backend`](crate::RuntimeBuilder::backend); see
 //! `examples/custom_unit.rs`.
 
+#[cfg(feature = "candle")]
+pub mod candle;
 pub mod cpu;
 #[cfg(not(feature = "wgpu"))]
 #[path = "dummy_gpu.rs"]

@@ -38,7 +38,7 @@ pub fn host_memory_bytes() -> usize {
         .unwrap_or(0)
 }
 
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

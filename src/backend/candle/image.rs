@@ -1,0 +1,127 @@
+//! The image kernels as candle ops, on `[H, W]` or `[H, W, C]` images
+//! computed in f32 (the caller rounds u8 results): blur and Sobel as
+//! depthwise convolutions over a border-replicated image, bilinear resize
+//! as row and column gathers blended by their weights.
+
+use candle_core::{DType, Device, Result, Tensor, D};
+
+use crate::kernel::{blur_radius, Kernel};
+
+/// `[H, W]` or `[H, W, C]` as `[1, C, H, W]` f32.
+fn planes(x: &Tensor) -> Result<(Tensor, usize)> {
+    let x = x.to_dtype(DType::F32)?;
+    match *x.dims() {
+        [h, w] => Ok((x.reshape((1, 1, h, w))?, 1)),
+        [_, _, c] => Ok((x.permute((2, 0, 1))?.unsqueeze(0)?.contiguous()?, c)),
+        ref other => Err(candle_core::Error::Msg(format!(
+            "an image is [H, W] or [H, W, C], got {other:?}"
+        ))),
+    }
+}
+
+/// `[1, C, H, W]` back to the image layout of `like`.
+fn image(p: &Tensor, like: &[usize]) -> Result<Tensor> {
+    let p = p.squeeze(0)?;
+    if like.len() == 2 {
+        p.squeeze(0)
+    } else {
+        p.permute((1, 2, 0))?.contiguous()
+    }
+}
+
+/// A depthwise convolution of every plane with `taps` (rows x cols).
+fn depthwise(
+    p: &Tensor,
+    channels: usize,
+    taps: &[f32],
+    rows: usize,
+    cols: usize,
+) -> Result<Tensor> {
+    let k =
+        Tensor::from_slice(taps, (1, 1, rows, cols), p.device())?.repeat((channels, 1, 1, 1))?;
+    p.conv2d(&k, 0, 1, 1, channels)
+}
+
+fn blur(x: &Tensor, sigma: f64) -> Result<Tensor> {
+    let (p, c) = planes(x)?;
+    let r = blur_radius(sigma);
+    let w: Vec<f64> = (-(r as i64)..=r as i64)
+        .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let total: f64 = w.iter().sum();
+    let taps: Vec<f32> = w.iter().map(|v| (v / total) as f32).collect();
+    let horizontal = depthwise(&p.pad_with_same(3, r, r)?, c, &taps, 1, taps.len())?;
+    let both = depthwise(&horizontal.pad_with_same(2, r, r)?, c, &taps, taps.len(), 1)?;
+    image(&both, x.dims())
+}
+
+fn sobel(x: &Tensor) -> Result<Tensor> {
+    let (p, c) = planes(x)?;
+    let padded = p.pad_with_same(2, 1, 1)?.pad_with_same(3, 1, 1)?;
+    let gx = depthwise(&padded, c, &[-1., 0., 1., -2., 0., 2., -1., 0., 1.], 3, 3)?;
+    let gy = depthwise(&padded, c, &[-1., -2., -1., 0., 0., 0., 1., 2., 1.], 3, 3)?;
+    image(&(gx.sqr()? + gy.sqr()?)?.sqrt()?, x.dims())
+}
+
+/// Source rows (or columns) and blend weights of a bilinear resize from
+/// `input` to `output` samples, pixel centres aligned.
+fn bilinear_axis(input: usize, output: usize, device: &Device) -> Result<(Tensor, Tensor, Tensor)> {
+    let (mut first, mut second, mut weight) = (Vec::new(), Vec::new(), Vec::new());
+    for o in 0..output {
+        let f =
+            ((o as f32 + 0.5) * input as f32 / output as f32 - 0.5).clamp(0.0, (input - 1) as f32);
+        let i0 = f.floor() as u32;
+        first.push(i0);
+        second.push((i0 + 1).min(input as u32 - 1));
+        weight.push(f - f.floor());
+    }
+    Ok((
+        Tensor::new(first, device)?,
+        Tensor::new(second, device)?,
+        Tensor::new(weight, device)?,
+    ))
+}
+
+fn resize(x: &Tensor, out: &[usize]) -> Result<Tensor> {
+    let (p, _) = planes(x)?;
+    let (h, w) = (x.dims()[0], x.dims()[1]);
+    let dev = p.device();
+    let (y0, y1, wy) = bilinear_axis(h, out[0], dev)?;
+    let (x0, x1, wx) = bilinear_axis(w, out[1], dev)?;
+    let wy = wy.reshape((1, 1, out[0], 1))?;
+    let wx = wx.reshape((1, 1, 1, out[1]))?;
+    let blend = |a: &Tensor, b: &Tensor, t: &Tensor| -> Result<Tensor> {
+        a.broadcast_mul(&t.affine(-1.0, 1.0)?)?
+            .broadcast_add(&b.broadcast_mul(t)?)
+    };
+    let (top, bottom) = (p.index_select(&y0, 2)?, p.index_select(&y1, 2)?);
+    let top = blend(&top.index_select(&x0, 3)?, &top.index_select(&x1, 3)?, &wx)?;
+    let bottom = blend(
+        &bottom.index_select(&x0, 3)?,
+        &bottom.index_select(&x1, 3)?,
+        &wx,
+    )?;
+    image(&blend(&top, &bottom, &wy)?, x.dims())
+}
+
+/// Runs an image kernel on `x`, giving an f32 result of `out_shape`.
+pub(super) fn run(kernel: &Kernel, x: &Tensor, out_shape: &[usize]) -> Result<Tensor> {
+    match kernel {
+        Kernel::Resize => resize(x, out_shape),
+        Kernel::GaussianBlur { sigma } => blur(x, *sigma),
+        Kernel::Sobel => sobel(x),
+        Kernel::RgbToGray => {
+            let luma = Tensor::new(&[0.299f32, 0.587, 0.114], x.device())?;
+            x.to_dtype(DType::F32)?.broadcast_mul(&luma)?.sum(D::Minus1)
+        }
+        Kernel::Threshold { value, max } => x
+            .to_dtype(DType::F32)?
+            .gt(*value as f32)?
+            .to_dtype(DType::F32)?
+            .affine(*max, 0.0),
+        other => Err(candle_core::Error::Msg(format!(
+            "`{}` is not an image kernel",
+            other.name()
+        ))),
+    }
+}

@@ -1,0 +1,284 @@
+//! TPU and VPU units on candle (cargo feature `candle`).
+//!
+//! The TPU unit runs the tensor kernels (GEMM, element-wise, reductions,
+//! softmax, layer norm, convolution, pooling) as candle ops in f32, f64,
+//! f16 and bf16; the VPU unit runs the image kernels (resize, Gaussian
+//! blur, Sobel, RGB to gray, threshold) on u8 and f32 images, and
+//! convolution and pooling on image batches. Each unit has its own memory
+//! node whose replicas are candle tensors on the unit's candle device.
+//! Here that device is candle's CPU device, so both units are marked
+//! emulated; CUDA and Metal devices would back them where candle is built
+//! with them.
+//!
+//! A replica arrives as bytes (an upload) and becomes a candle tensor of
+//! the tensor's shape and dtype the first time a kernel uses it; kernel
+//! results stay candle tensors until downloaded. Neither step moves data
+//! between memory nodes, so the memory manager's accounting is complete.
+
+mod image;
+mod ops;
+
+use std::sync::Arc;
+
+use candle_core::{Device, Tensor};
+use parking_lot::Mutex;
+
+use crate::backend::{Arg, ArgData, Backend, DeviceBuffer, UnitDesc, UnitMemory};
+use crate::dtype::DType;
+use crate::error::{Error, Result};
+use crate::kernel::Kernel;
+use crate::unit::UnitKind;
+
+/// Device memory a unit on the CPU device may use by default (bytes);
+/// `XPU_CANDLE_MEMORY` overrides.
+const DEFAULT_MEMORY: usize = 4 << 30;
+
+fn candle_error(message: impl Into<String>) -> Error {
+    Error::Device {
+        backend: "candle".into(),
+        message: message.into(),
+    }
+}
+
+/// A candle failure as a device error, with what was being done.
+fn failed(what: &str) -> impl Fn(candle_core::Error) -> Error + '_ {
+    move |e| candle_error(format!("{what}: {e}"))
+}
+
+/// What a replica holds.
+enum Stored {
+    /// Nothing written yet.
+    Empty,
+    /// Uploaded bytes, not yet used by a kernel.
+    Bytes(Vec<u8>),
+    Tensor(Tensor),
+}
+
+struct CandleBuffer {
+    stored: Mutex<Stored>,
+}
+
+/// One unit: its kind and candle device.
+struct Unit {
+    kind: UnitKind,
+    device: Device,
+    name: String,
+    capacity: usize,
+}
+
+/// The candle backend: a TPU and a VPU unit.
+pub struct CandleBackend {
+    units: Vec<Unit>,
+}
+
+/// The candle units of this machine.
+pub fn discover() -> std::result::Result<Arc<CandleBackend>, String> {
+    let capacity = std::env::var("XPU_CANDLE_MEMORY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(DEFAULT_MEMORY);
+    let cpu = crate::backend::cpu::cpu_model();
+    let units = [UnitKind::Tpu, UnitKind::Vpu]
+        .into_iter()
+        .map(|kind| Unit {
+            kind,
+            device: Device::Cpu,
+            name: format!("candle CPU device ({cpu})"),
+            capacity,
+        })
+        .collect();
+    Ok(Arc::new(CandleBackend { units }))
+}
+
+fn candle_dtype(d: DType) -> candle_core::DType {
+    match d {
+        DType::F32 => candle_core::DType::F32,
+        DType::F64 => candle_core::DType::F64,
+        DType::F16 => candle_core::DType::F16,
+        DType::BF16 => candle_core::DType::BF16,
+        DType::U8 => candle_core::DType::U8,
+    }
+}
+
+/// Whether `unit`'s kind runs `kernel` in these dtypes.
+fn runs(kind: UnitKind, kernel: &Kernel, dtypes: &[DType]) -> bool {
+    let floats = [DType::F32, DType::F64, DType::F16, DType::BF16];
+    let image = [DType::F32, DType::U8];
+    let all = |allowed: &[DType]| dtypes.iter().all(|d| allowed.contains(d));
+    match (kind, kernel) {
+        (UnitKind::Tpu | UnitKind::Vpu, Kernel::Conv2d { .. } | Kernel::Pool2d { .. }) => {
+            all(&floats)
+        }
+        (
+            UnitKind::Tpu,
+            Kernel::Gemm { .. }
+            | Kernel::Unary(_)
+            | Kernel::Binary(_)
+            | Kernel::Reduce { .. }
+            | Kernel::Softmax
+            | Kernel::LayerNorm { .. },
+        ) => all(&floats),
+        (
+            UnitKind::Vpu,
+            Kernel::Resize
+            | Kernel::GaussianBlur { .. }
+            | Kernel::Sobel
+            | Kernel::RgbToGray
+            | Kernel::Threshold { .. },
+        ) => all(&image),
+        _ => false,
+    }
+}
+
+impl CandleBackend {
+    fn unit(&self, index: usize) -> Result<&Unit> {
+        self.units
+            .get(index)
+            .ok_or_else(|| candle_error(format!("no candle unit {index}")))
+    }
+
+    /// The argument as a candle tensor of its shape and dtype.
+    fn tensor(&self, unit: &Unit, arg: &Arg<'_>) -> Result<Tensor> {
+        let buf = arg.device()?.handle::<CandleBuffer>("candle")?;
+        let mut stored = buf.stored.lock();
+        let want = candle_dtype(arg.dtype);
+        match &*stored {
+            Stored::Tensor(t) if t.dtype() == want && t.dims() == arg.shape => Ok(t.clone()),
+            Stored::Bytes(bytes) => {
+                let n = arg.len() * arg.dtype.size();
+                let bytes = bytes
+                    .get(..n)
+                    .ok_or_else(|| candle_error("a replica holds fewer bytes than its tensor"))?;
+                let t = Tensor::from_raw_buffer(bytes, want, arg.shape, &unit.device)
+                    .map_err(failed("loading a replica"))?;
+                *stored = Stored::Tensor(t.clone());
+                Ok(t)
+            }
+            Stored::Tensor(_) => Err(candle_error(
+                "a replica holds a tensor of another shape or dtype",
+            )),
+            Stored::Empty => Err(candle_error("a replica was read before it was written")),
+        }
+    }
+}
+
+impl Backend for CandleBackend {
+    fn name(&self) -> &str {
+        "candle"
+    }
+
+    fn units(&self) -> Vec<UnitDesc> {
+        self.units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| UnitDesc {
+                kind: u.kind,
+                device: u.name.clone(),
+                emulated: u.device.is_cpu(),
+                memory: UnitMemory::Device {
+                    index: i,
+                    capacity: u.capacity,
+                },
+                details: match u.kind {
+                    UnitKind::Tpu => "candle ops: GEMM, element-wise, reductions, softmax, layer norm, conv2d, pooling (f32, f64, f16, bf16)".into(),
+                    _ => "candle ops: resize, Gaussian blur, Sobel, RGB to gray, threshold (u8, f32); conv2d and pooling on image batches".into(),
+                },
+            })
+            .collect()
+    }
+
+    fn alloc(&self, memory: usize, bytes: usize) -> Result<DeviceBuffer> {
+        self.unit(memory)?;
+        Ok(DeviceBuffer::new(
+            bytes,
+            CandleBuffer {
+                stored: Mutex::new(Stored::Empty),
+            },
+        ))
+    }
+
+    fn upload(&self, dst: &DeviceBuffer, src: &[u8]) -> Result<()> {
+        let buf = dst.handle::<CandleBuffer>("candle")?;
+        *buf.stored.lock() = Stored::Bytes(src.to_vec());
+        Ok(())
+    }
+
+    fn download(&self, src: &DeviceBuffer, dst: &mut [u8]) -> Result<()> {
+        let buf = src.handle::<CandleBuffer>("candle")?;
+        match &*buf.stored.lock() {
+            Stored::Bytes(b) if b.len() >= dst.len() => {
+                let n = dst.len();
+                dst.copy_from_slice(&b[..n]);
+                Ok(())
+            }
+            Stored::Tensor(t) => {
+                let mut out: &mut [u8] = dst;
+                t.write_bytes(&mut out)
+                    .map_err(failed("reading a tensor back"))?;
+                if out.is_empty() {
+                    Ok(())
+                } else {
+                    Err(candle_error(
+                        "a tensor read back was shorter than its replica",
+                    ))
+                }
+            }
+            _ => Err(candle_error("a replica was read before it was written")),
+        }
+    }
+
+    fn supports(&self, unit: usize, kernel: &Kernel, dtypes: &[DType]) -> bool {
+        self.units
+            .get(unit)
+            .is_some_and(|u| runs(u.kind, kernel, dtypes))
+    }
+
+    fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
+        let u = self.unit(unit)?;
+        let Some((out, inputs)) = args.split_last() else {
+            return Err(candle_error(format!(
+                "`{}` without arguments",
+                kernel.name()
+            )));
+        };
+        let mut tensors = inputs
+            .iter()
+            .map(|a| self.tensor(u, a))
+            .collect::<Result<Vec<_>>>()?;
+        if out.mode.reads() {
+            tensors.push(self.tensor(u, out)?);
+        }
+        let what = format!("`{}` on the {} unit", kernel.name(), u.kind);
+        let result = match kernel {
+            Kernel::Resize
+            | Kernel::GaussianBlur { .. }
+            | Kernel::Sobel
+            | Kernel::RgbToGray
+            | Kernel::Threshold { .. } => image::run(kernel, &tensors[0], out.shape),
+            _ => ops::run(kernel, &tensors, out.shape),
+        }
+        .and_then(|t| {
+            if out.dtype == DType::U8 {
+                // Like the CPU path: round to nearest, saturate.
+                t.round()?
+                    .clamp(0f32, 255f32)?
+                    .to_dtype(candle_core::DType::U8)
+            } else {
+                t.to_dtype(candle_dtype(out.dtype))
+            }
+        })
+        .map_err(failed(&what))?;
+        if result.dims() != out.shape {
+            return Err(candle_error(format!(
+                "{what} produced shape {:?}, expected {:?}",
+                result.dims(),
+                out.shape
+            )));
+        }
+        let ArgData::Device(buf) = &out.data else {
+            return Err(candle_error("the output is not a device buffer"));
+        };
+        *buf.handle::<CandleBuffer>("candle")?.stored.lock() = Stored::Tensor(result);
+        Ok(())
+    }
+}
