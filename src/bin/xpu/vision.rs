@@ -1,0 +1,132 @@
+//! `xpu vision IN.png --out OUT.png`: an image pipeline on a unit, checked
+//! stage by stage against the CPU path.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use clap::Args;
+use xpu::vision::{self, Pixels};
+use xpu::{DType, Error, Placement, Runtime, TaskOptions, Tensor, UnitKind};
+
+use crate::RuntimeArgs;
+
+#[derive(Args)]
+pub struct VisionArgs {
+    /// A PNG image (8-bit gray, RGB or RGBA). `scripts/fetch-models.sh`
+    /// puts sample photographs in the data directory's images/.
+    input: PathBuf,
+    /// Where to write the result, as PNG.
+    #[arg(long)]
+    out: PathBuf,
+    /// Stages, comma-separated: gray, blur[=SIGMA], sobel,
+    /// threshold[=LEVEL], resize=WIDTHxHEIGHT.
+    #[arg(long, default_value = "gray,blur=1.5,sobel,threshold=96")]
+    pipeline: String,
+    /// Unit for every stage: an id or a kind (vpu, gpu, cpu, ...).
+    /// Default: the VPU when there is one, else any unit that can run each
+    /// stage.
+    #[arg(long)]
+    unit: Option<String>,
+}
+
+fn placement(rt: &Runtime, unit: Option<&str>) -> xpu::Result<Placement> {
+    match unit {
+        Some(s) => match s.parse::<usize>() {
+            Ok(id) => Ok(Placement::Unit(id)),
+            Err(_) => Ok(Placement::Kind(UnitKind::parse(s)?)),
+        },
+        None if rt.units().iter().any(|u| u.kind == UnitKind::Vpu) => {
+            Ok(Placement::Kind(UnitKind::Vpu))
+        }
+        None => Ok(Placement::Any),
+    }
+}
+
+pub fn run(runtime: &RuntimeArgs, args: &VisionArgs) -> xpu::Result<()> {
+    let rt = runtime.build(None)?;
+    let image = vision::load_png(&args.input)?;
+    let stages = vision::parse_pipeline(&args.pipeline)?;
+    if stages.is_empty() {
+        return Err(Error::Config("the pipeline has no stages".into()));
+    }
+    let place = placement(&rt, args.unit.as_deref())?;
+    let on = TaskOptions::default().on(place);
+    let input = rt.tensor(&image.shape, &image.data)?;
+    let mut tensors: Vec<Tensor> = vec![input];
+    let start = Instant::now();
+    for stage in &stages {
+        let shape = stage.output_shape(tensors.last().map_or(&[][..], |t| t.shape()))?;
+        let out = rt.empty(&shape, DType::U8);
+        let last = tensors
+            .last()
+            .ok_or_else(|| Error::Config("no input".into()))?;
+        rt.submit_with(&stage.kernel, &[last.read(), out.write()], on.clone())
+            .map_err(|e| Error::Config(format!("stage `{}`: {e}", stage.name)))?;
+        tensors.push(out);
+    }
+    let result = tensors
+        .last()
+        .ok_or_else(|| Error::Config("no output".into()))?;
+    let pixels = rt.read::<u8>(result)?;
+    let seconds = start.elapsed().as_secs_f64();
+
+    let profile = rt.profile();
+    println!(
+        "{}: {}x{}{} through {} stages in {:.2} ms ({:.1} megapixels/s)",
+        args.input.display(),
+        image.shape[1],
+        image.shape[0],
+        if image.shape.len() == 3 {
+            " RGB"
+        } else {
+            " gray"
+        },
+        stages.len(),
+        seconds * 1e3,
+        (image.shape[0] * image.shape[1]) as f64 / seconds * 1e-6
+    );
+    for (stage, task) in stages.iter().zip(&profile.tasks) {
+        let unit = profile
+            .unit(task.unit)
+            .map(|u| u.label())
+            .unwrap_or_default();
+        println!(
+            "  {:<16} on {:<12} {:>8.2} ms",
+            stage.name,
+            unit,
+            (task.end - task.start) * 1e3
+        );
+    }
+
+    // Each stage again on a CPU unit from the same input: within 1 per pixel.
+    let cpu = TaskOptions::default().on(Placement::Kind(UnitKind::Cpu));
+    let mut worst = 0u8;
+    for (stage, pair) in stages.iter().zip(tensors.windows(2)) {
+        let want = rt.empty(pair[1].shape(), DType::U8);
+        rt.submit_with(&stage.kernel, &[pair[0].read(), want.write()], cpu.clone())?;
+        let (got, want) = (rt.read::<u8>(&pair[1])?, rt.read::<u8>(&want)?);
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap_or(0);
+        if diff > 1 {
+            return Err(Error::Config(format!(
+                "stage `{}` differs from the CPU path by {diff} (more than 1)",
+                stage.name
+            )));
+        }
+        worst = worst.max(diff);
+    }
+    println!("checked against the CPU path stage by stage: max difference {worst} (tolerance 1)");
+    vision::save_png(
+        &args.out,
+        &Pixels {
+            shape: result.shape().to_vec(),
+            data: pixels,
+        },
+    )?;
+    println!("wrote {}", args.out.display());
+    runtime.export(&rt, None, None)
+}

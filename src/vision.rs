@@ -1,0 +1,200 @@
+//! Images in and out of the runtime: PNG files as u8 `[H, W]` or
+//! `[H, W, 3]` pixels, and image pipelines written as text
+//! (`gray,blur=1.5,sobel,threshold=96,resize=256x256`) turned into kernels
+//! with the shapes they produce; and where fetched data lives.
+//!
+//! ```
+//! use xpu::vision::parse_pipeline;
+//! let stages = parse_pipeline("gray,blur=2,sobel,resize=64x48")?;
+//! let shapes: Vec<Vec<usize>> = stages.iter().scan(vec![100, 80, 3], |s, st| {
+//!     *s = st.output_shape(s).unwrap();
+//!     Some(s.clone())
+//! }).collect();
+//! assert_eq!(shapes.last().unwrap(), &vec![48, 64]);
+//! assert!(parse_pipeline("gray,sharpen").is_err());
+//! # Ok::<(), xpu::Error>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::kernel::Kernel;
+
+/// Where `scripts/fetch-models.sh` puts models and images:
+/// `$XPU_DATA_DIR`, else `$XDG_DATA_HOME/xpu`, else `~/.local/share/xpu`.
+pub fn data_dir() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    var("XPU_DATA_DIR")
+        .map(PathBuf::from)
+        .or_else(|| var("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("xpu")))
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/share/xpu")))
+        .unwrap_or_else(|| PathBuf::from("xpu-data"))
+}
+
+/// A fetched file (`images/astronaut.png`, ...), or an error that says how
+/// to fetch it.
+pub fn data_file(relative: &str) -> Result<PathBuf> {
+    let path = data_dir().join(relative);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(Error::Io(format!(
+            "{} is missing: run scripts/fetch-models.sh to fetch it",
+            path.display()
+        )))
+    }
+}
+
+/// Pixels of an 8-bit image: `[H, W]` (gray) or `[H, W, 3]` (RGB).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pixels {
+    pub shape: Vec<usize>,
+    pub data: Vec<u8>,
+}
+
+/// Reads a PNG as 8-bit gray or RGB (alpha dropped, 16-bit and palette
+/// images converted).
+pub fn load_png(path: impl AsRef<Path>) -> Result<Pixels> {
+    let path = path.as_ref();
+    let bad = |e: &dyn std::fmt::Display| Error::Io(format!("{}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(|e| bad(&e))?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder.read_info().map_err(|e| bad(&e))?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| bad(&"image too large"))?;
+    let mut buf = vec![0; size];
+    let info = reader.next_frame(&mut buf).map_err(|e| bad(&e))?;
+    let (h, w) = (info.height as usize, info.width as usize);
+    let channels = info.color_type.samples();
+    buf.truncate(h * w * channels);
+    let (shape, data) = match channels {
+        1 => (vec![h, w], buf),
+        2 => (vec![h, w], buf.chunks(2).map(|p| p[0]).collect()),
+        3 => (vec![h, w, 3], buf),
+        _ => (
+            vec![h, w, 3],
+            buf.chunks(4).flat_map(|p| [p[0], p[1], p[2]]).collect(),
+        ),
+    };
+    Ok(Pixels { shape, data })
+}
+
+/// Writes `[H, W]` or `[H, W, 3]` u8 pixels as a PNG.
+pub fn save_png(path: impl AsRef<Path>, pixels: &Pixels) -> Result<()> {
+    let path = path.as_ref();
+    let bad = |e: &dyn std::fmt::Display| Error::Io(format!("{}: {e}", path.display()));
+    let colour = match pixels.shape.as_slice() {
+        [_, _] => png::ColorType::Grayscale,
+        [_, _, 3] => png::ColorType::Rgb,
+        other => {
+            return Err(Error::Config(format!(
+                "a PNG is [H, W] or [H, W, 3] pixels, got {other:?}"
+            )))
+        }
+    };
+    let file = std::fs::File::create(path).map_err(|e| bad(&e))?;
+    let mut encoder = png::Encoder::new(
+        std::io::BufWriter::new(file),
+        pixels.shape[1] as u32,
+        pixels.shape[0] as u32,
+    );
+    encoder.set_color(colour);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(|e| bad(&e))?;
+    writer.write_image_data(&pixels.data).map_err(|e| bad(&e))
+}
+
+/// One stage of an image pipeline.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// As written in the pipeline (`blur=1.5`).
+    pub name: String,
+    pub kernel: Kernel,
+    /// Output size for `resize` (width, height).
+    resize: Option<(usize, usize)>,
+}
+
+impl Stage {
+    /// The shape of the stage's output for an input of `input`.
+    pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
+        let mut out = input.to_vec();
+        match (&self.kernel, self.resize) {
+            (Kernel::RgbToGray, _) => {
+                if input.len() != 3 || input[2] != 3 {
+                    return Err(Error::Config(format!(
+                        "`gray` needs an RGB image, got {input:?}"
+                    )));
+                }
+                out.truncate(2);
+            }
+            (Kernel::Resize, Some((w, h))) => {
+                out[0] = h;
+                out[1] = w;
+            }
+            _ => {}
+        }
+        Ok(out)
+    }
+}
+
+/// Parses stages separated by commas: `gray`, `blur[=SIGMA]` (default 1.5),
+/// `sobel`, `threshold[=LEVEL]` (default 128; to 255 above it),
+/// `resize=WxH`.
+pub fn parse_pipeline(spec: &str) -> Result<Vec<Stage>> {
+    let bad = |stage: &str, why: &str| {
+        Error::Config(format!(
+            "pipeline stage `{stage}`: {why} (stages: gray, blur[=SIGMA], sobel, threshold[=LEVEL], resize=WxH)"
+        ))
+    };
+    spec.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|stage| {
+            let (name, value) = match stage.split_once('=') {
+                Some((n, v)) => (n.trim(), Some(v.trim())),
+                None => (stage, None),
+            };
+            let number = |default: f64| -> Result<f64> {
+                value.map_or(Ok(default), |v| {
+                    v.parse::<f64>()
+                        .ok()
+                        .filter(|x| x.is_finite() && *x > 0.0)
+                        .ok_or_else(|| bad(stage, &format!("`{v}` is not a positive number")))
+                })
+            };
+            let (kernel, resize) = match name {
+                "gray" => (Kernel::RgbToGray, None),
+                "blur" => (
+                    Kernel::GaussianBlur {
+                        sigma: number(1.5)?,
+                    },
+                    None,
+                ),
+                "sobel" => (Kernel::Sobel, None),
+                "threshold" => (
+                    Kernel::Threshold {
+                        value: number(128.0)?,
+                        max: 255.0,
+                    },
+                    None,
+                ),
+                "resize" => {
+                    let size = value
+                        .and_then(|v| v.split_once('x'))
+                        .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)))
+                        .filter(|&(w, h): &(usize, usize)| w > 0 && h > 0)
+                        .ok_or_else(|| bad(stage, "give the size as resize=WIDTHxHEIGHT"))?;
+                    (Kernel::Resize, Some(size))
+                }
+                other => return Err(bad(stage, &format!("unknown stage `{other}`"))),
+            };
+            Ok(Stage {
+                name: stage.to_string(),
+                kernel,
+                resize,
+            })
+        })
+        .collect()
+}
