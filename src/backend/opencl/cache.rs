@@ -13,6 +13,7 @@
 //! `$XDG_CACHE_HOME/xpu/opencl`, else `~/.cache/xpu/opencl`.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -89,7 +90,14 @@ impl ProgramCache {
             return Ok(());
         };
         std::fs::create_dir_all(dir)?;
-        let tmp = dir.join(format!("{key}.{}.tmp", std::process::id()));
+        // A name no other writer uses: units of one process may store the
+        // same program at once.
+        static WRITES: AtomicU64 = AtomicU64::new(0);
+        let tmp = dir.join(format!(
+            "{key}.{}.{}.tmp",
+            std::process::id(),
+            WRITES.fetch_add(1, Ordering::Relaxed)
+        ));
         let mut data = Vec::with_capacity(MAGIC.len() + 32 + binary.len());
         data.extend_from_slice(MAGIC);
         data.extend_from_slice(&Sha256::digest(binary));

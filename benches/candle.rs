@@ -1,0 +1,45 @@
+//! TPU and VPU units on candle beside a CPU unit, in one run: GEMM per
+//! dtype (f32, f16, bf16) on the TPU, and the image kernels on u8 frames on
+//! the VPU (throughput in bytes; megapixels/s = bytes/s / (bytes per pixel
+//! of input + output)).
+//!
+//! `cargo bench --features candle --bench candle`
+
+mod common;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use xpu::{DType, Runtime, UnitKind};
+
+fn candle(c: &mut Criterion) {
+    let rt = Runtime::builder()
+        .cpu_units(1)
+        .device_discovery(true)
+        .build()
+        .expect("runtime");
+    let first = |kind: UnitKind| rt.units().iter().find(|u| u.kind == kind).map(|u| u.id);
+    let (Some(cpu), Some(tpu), Some(vpu)) = (
+        first(UnitKind::Cpu),
+        first(UnitKind::Tpu),
+        first(UnitKind::Vpu),
+    ) else {
+        eprintln!("no TPU and VPU units (build with --features candle): nothing to measure");
+        return;
+    };
+    let mut group = c.benchmark_group("candle");
+    group.sample_size(10);
+    for dtype in [DType::F32, DType::F16, DType::BF16] {
+        for size in [256, 1024] {
+            let label = |kind: &str| format!("{kind}-{dtype}");
+            common::bench_on_unit(&mut group, &rt, cpu, &label("cpu"), "gemm", size, dtype);
+            common::bench_on_unit(&mut group, &rt, tpu, &label("tpu"), "gemm", size, dtype);
+        }
+    }
+    for kernel in ["gaussian_blur", "sobel", "resize", "threshold"] {
+        common::bench_on_unit(&mut group, &rt, cpu, "cpu-u8", kernel, 1024, DType::U8);
+        common::bench_on_unit(&mut group, &rt, vpu, "vpu-u8", kernel, 1024, DType::U8);
+    }
+    group.finish();
+}
+
+criterion_group!(benches, candle);
+criterion_main!(benches);
