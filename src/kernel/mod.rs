@@ -72,6 +72,61 @@ pub enum PoolOp {
     Avg,
 }
 
+impl UnaryOp {
+    /// The op's number in the device kernels (`shaders/`, `kernels/`).
+    pub fn code(self) -> u32 {
+        match self {
+            UnaryOp::Relu => 0,
+            UnaryOp::Gelu => 1,
+            UnaryOp::Exp => 2,
+        }
+    }
+}
+
+impl BinaryOp {
+    /// The op's number in the device kernels.
+    pub fn code(self) -> u32 {
+        match self {
+            BinaryOp::Add => 0,
+            BinaryOp::Mul => 1,
+        }
+    }
+}
+
+impl ReduceOp {
+    /// The op's number in the device kernels.
+    pub fn code(self) -> u32 {
+        match self {
+            ReduceOp::Sum => 0,
+            ReduceOp::Max => 1,
+        }
+    }
+}
+
+impl PoolOp {
+    /// The op's number in the device kernels.
+    pub fn code(self) -> u32 {
+        match self {
+            PoolOp::Max => 0,
+            PoolOp::Avg => 1,
+        }
+    }
+}
+
+/// A reduction of `shape` along `axis` as `[outer, len, inner]`.
+///
+/// ```
+/// assert_eq!(xpu::kernel::reduce_extents(&[2, 3, 4], 1), (2, 3, 4));
+/// assert_eq!(xpu::kernel::reduce_extents(&[5], 0), (1, 5, 1));
+/// ```
+pub fn reduce_extents(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    (
+        shape[..axis].iter().product(),
+        shape[axis],
+        shape[axis + 1..].iter().product(),
+    )
+}
+
 /// A user kernel's CPU implementation: it gets the task's arguments in the
 /// order of its access list.
 pub type CpuFn = dyn Fn(&mut [Arg<'_>]) -> Result<()> + Send + Sync;
@@ -388,4 +443,26 @@ pub fn conv_out(input: usize, window: usize, stride: usize, padding: usize) -> O
 /// ```
 pub fn blur_radius(sigma: f64) -> usize {
     (3.0 * sigma).ceil().max(1.0) as usize
+}
+
+/// The 1-D Gaussian taps `exp(-d^2 / (2 sigma^2))` for `|d| <=
+/// blur_radius(sigma)`, not normalised (divide by their sum).
+///
+/// ```
+/// let taps = xpu::kernel::gaussian_taps(1.0);
+/// assert_eq!(taps.len(), 7);
+/// assert_eq!(taps[3], 1.0);
+/// ```
+pub fn gaussian_taps(sigma: f64) -> Vec<f64> {
+    let r = blur_radius(sigma) as i64;
+    (-r..=r)
+        .map(|d| (-((d * d) as f64) / (2.0 * sigma * sigma)).exp())
+        .collect()
+}
+
+/// The 1-D Gaussian taps for `sigma`, normalised to sum 1.
+pub fn gaussian_weights(sigma: f64) -> Vec<f32> {
+    let taps = gaussian_taps(sigma);
+    let total: f64 = taps.iter().sum();
+    taps.iter().map(|v| (v / total) as f32).collect()
 }

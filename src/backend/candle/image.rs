@@ -5,7 +5,7 @@
 
 use candle_core::{DType, Device, Result, Tensor, D};
 
-use crate::kernel::{blur_radius, Kernel};
+use crate::kernel::{gaussian_weights, Kernel};
 
 /// `[H, W]` or `[H, W, C]` as `[1, C, H, W]` f32.
 fn planes(x: &Tensor) -> Result<(Tensor, usize)> {
@@ -44,12 +44,8 @@ fn depthwise(
 
 fn blur(x: &Tensor, sigma: f64) -> Result<Tensor> {
     let (p, c) = planes(x)?;
-    let r = blur_radius(sigma);
-    let w: Vec<f64> = (-(r as i64)..=r as i64)
-        .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
-        .collect();
-    let total: f64 = w.iter().sum();
-    let taps: Vec<f32> = w.iter().map(|v| (v / total) as f32).collect();
+    let taps = gaussian_weights(sigma);
+    let r = taps.len() / 2;
     let horizontal = depthwise(&p.pad_with_same(3, r, r)?, c, &taps, 1, taps.len())?;
     let both = depthwise(&horizontal.pad_with_same(2, r, r)?, c, &taps, taps.len(), 1)?;
     image(&both, x.dims())

@@ -5,7 +5,7 @@ use super::cpu_error;
 use crate::backend::Arg;
 use crate::dtype::DType;
 use crate::error::Result;
-use crate::kernel::{blur_radius, Kernel};
+use crate::kernel::{gaussian_weights, Kernel};
 
 /// An image in f32: height, width, channels, interleaved pixels.
 pub(crate) struct Image {
@@ -105,16 +105,6 @@ pub(crate) fn resize(img: &Image, oh: usize, ow: usize) -> Vec<f32> {
         }
     }
     out
-}
-
-/// The normalised 1-D Gaussian weights for `sigma`.
-pub(crate) fn gaussian_weights(sigma: f64) -> Vec<f32> {
-    let r = blur_radius(sigma) as isize;
-    let w: Vec<f64> = (-r..=r)
-        .map(|i| (-(i * i) as f64 / (2.0 * sigma * sigma)).exp())
-        .collect();
-    let total: f64 = w.iter().sum();
-    w.iter().map(|v| (v / total) as f32).collect()
 }
 
 /// Separable Gaussian blur, border replicated.

@@ -2,7 +2,7 @@
 
 use crate::backend::Arg;
 use crate::error::{Error, Result};
-use crate::kernel::{blur_radius, gemm_dims, BinaryOp, Kernel, PoolOp, ReduceOp, UnaryOp};
+use crate::kernel::{blur_radius, gaussian_taps, gemm_dims, reduce_extents, Kernel};
 
 /// A shader entry point.
 #[derive(Clone, Copy)]
@@ -186,33 +186,14 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
                 groups: (u(n.div_ceil(GEMM_TILE)), u(m.div_ceil(rows))),
             })
         }
-        Kernel::Unary(op) => {
-            let code = match op {
-                UnaryOp::Relu => 0,
-                UnaryOp::Gelu => 1,
-                UnaryOp::Exp => 2,
-            };
-            element_wise(UNARY, UNARY_VEC4, len(0), code)
-        }
-        Kernel::Binary(op) => {
-            let code = match op {
-                BinaryOp::Add => 0,
-                BinaryOp::Mul => 1,
-            };
-            element_wise(BINARY, BINARY_VEC4, len(0), code)
-        }
+        Kernel::Unary(op) => element_wise(UNARY, UNARY_VEC4, len(0), op.code()),
+        Kernel::Binary(op) => element_wise(BINARY, BINARY_VEC4, len(0), op.code()),
         Kernel::Reduce { op, axis } => {
-            let s = shape(0);
-            let outer: usize = s[..*axis].iter().product();
-            let inner: usize = s[axis + 1..].iter().product();
-            let code = match op {
-                ReduceOp::Sum => 0,
-                ReduceOp::Max => 1,
-            };
+            let (outer, n, inner) = reduce_extents(shape(0), *axis);
             per_group(
                 REDUCE,
                 outer * inner,
-                vec![u(outer), u(s[*axis]), u(inner), code, 0, 0, 0, 0],
+                vec![u(outer), u(n), u(inner), op.code(), 0, 0, 0, 0],
                 4,
             )
         }
@@ -249,10 +230,6 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
         }
         Kernel::Pool2d { op, window, stride } => {
             let (x, o) = (shape(0), shape(1));
-            let code = match op {
-                PoolOp::Max => 0,
-                PoolOp::Avg => 1,
-            };
             let params = vec![
                 u(x[0] * x[1]),
                 u(x[2]),
@@ -261,7 +238,7 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
                 u(o[3]),
                 u(*window),
                 u(*stride),
-                code,
+                op.code(),
                 0,
                 0,
                 0,
@@ -283,11 +260,9 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
             let (shader, radius, sigma, norm) = match kernel {
                 Kernel::Resize => (RESIZE, 0, 0.0, 0.0),
                 Kernel::GaussianBlur { sigma } => {
-                    let r = blur_radius(*sigma);
-                    let total: f64 = (-(r as i64)..=r as i64)
-                        .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
-                        .sum();
-                    (BLUR, r, *sigma as f32, (1.0 / (total * total)) as f32)
+                    let total: f64 = gaussian_taps(*sigma).iter().sum();
+                    let norm = (1.0 / (total * total)) as f32;
+                    (BLUR, blur_radius(*sigma), *sigma as f32, norm)
                 }
                 Kernel::Sobel => (SOBEL, 0, 0.0, 0.0),
                 Kernel::Threshold { .. } => (THRESHOLD, 0, 0.0, 0.0),

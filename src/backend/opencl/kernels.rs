@@ -4,7 +4,7 @@
 use crate::backend::Arg;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kernel::{blur_radius, gemm_dims, BinaryOp, Kernel, PoolOp, ReduceOp, UnaryOp};
+use crate::kernel::{blur_radius, gaussian_taps, gemm_dims, reduce_extents, Kernel};
 
 /// Prepended to every program: element types and shared helpers.
 const COMMON: &str = include_str!("../../../kernels/common.cl");
@@ -192,43 +192,24 @@ pub fn plan(kernel: &Kernel, args: &[Arg<'_>], local_memory: bool) -> Result<Pla
                 }
             }
         }
-        Kernel::Unary(op) => {
-            let code = match op {
-                UnaryOp::Relu => 0,
-                UnaryOp::Gelu => 1,
-                UnaryOp::Exp => 2,
-            };
-            per_element(
-                Source::Elementwise,
-                "unary",
-                len(0),
-                vec![u(len(0)), u(code)],
-            )
-        }
-        Kernel::Binary(op) => {
-            let code = match op {
-                BinaryOp::Add => 0,
-                BinaryOp::Mul => 1,
-            };
-            per_element(
-                Source::Elementwise,
-                "binary",
-                len(0),
-                vec![u(len(0)), u(code)],
-            )
-        }
+        Kernel::Unary(op) => per_element(
+            Source::Elementwise,
+            "unary",
+            len(0),
+            vec![u(len(0)), Scalar::U32(op.code())],
+        ),
+        Kernel::Binary(op) => per_element(
+            Source::Elementwise,
+            "binary",
+            len(0),
+            vec![u(len(0)), Scalar::U32(op.code())],
+        ),
         Kernel::Reduce { op, axis } => {
-            let s = shape(0);
-            let outer: usize = s[..*axis].iter().product();
-            let inner: usize = s[axis + 1..].iter().product();
-            let code = match op {
-                ReduceOp::Sum => 0,
-                ReduceOp::Max => 1,
-            };
+            let (outer, n, inner) = reduce_extents(shape(0), *axis);
             per_row(
                 "reduce",
                 outer * inner,
-                vec![u(outer), u(s[*axis]), u(inner), u(code)],
+                vec![u(outer), u(n), u(inner), Scalar::U32(op.code())],
             )
         }
         Kernel::Softmax => per_row("softmax", len(0) / last(0), vec![u(last(0))]),
@@ -246,14 +227,11 @@ pub fn plan(kernel: &Kernel, args: &[Arg<'_>], local_memory: bool) -> Result<Pla
         }
         Kernel::Pool2d { op, window, stride } => {
             let (x, o) = (shape(0), shape(1));
-            let code = match op {
-                PoolOp::Max => 0,
-                PoolOp::Avg => 1,
-            };
-            let scalars = [x[0] * x[1], x[2], x[3], o[2], o[3], *window, *stride, code]
+            let mut scalars: Vec<Scalar> = [x[0] * x[1], x[2], x[3], o[2], o[3], *window, *stride]
                 .into_iter()
                 .map(u)
                 .collect();
+            scalars.push(Scalar::U32(op.code()));
             per_element(Source::Conv, "pool2d", len(1), scalars)
         }
         Kernel::Resize => {
@@ -264,11 +242,9 @@ pub fn plan(kernel: &Kernel, args: &[Arg<'_>], local_memory: bool) -> Result<Pla
         }
         Kernel::GaussianBlur { sigma } => {
             let x = shape(0);
-            let r = blur_radius(*sigma);
-            let total: f64 = (-(r as i64)..=r as i64)
-                .map(|i| (-((i * i) as f64) / (2.0 * sigma * sigma)).exp())
-                .sum();
-            let mut scalars: Vec<Scalar> = [x[0], x[1], x.get(2).copied().unwrap_or(1), r]
+            let total: f64 = gaussian_taps(*sigma).iter().sum();
+            let channels = x.get(2).copied().unwrap_or(1);
+            let mut scalars: Vec<Scalar> = [x[0], x[1], channels, blur_radius(*sigma)]
                 .into_iter()
                 .map(u)
                 .collect();
