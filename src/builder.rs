@@ -82,18 +82,20 @@ impl RuntimeBuilder {
         self
     }
 
-    /// Whether to look for devices of the built-in backends (GPUs through
-    /// wgpu) besides the CPU (default: yes). Tests that need an exact set
-    /// of units turn it off.
+    /// Whether to look for devices of the built-in backends besides the
+    /// CPU (default: yes): GPUs through wgpu, and with the features
+    /// `opencl` and `candle` the FPGA/NPU and TPU/VPU units. Tests that
+    /// need an exact set of units turn it off.
     pub fn device_discovery(mut self, on: bool) -> Self {
         self.discovery = on;
         self
     }
 
     /// Whether to record every task (submit, ready, start and end, unit),
-    /// transfer and allocation for [`Runtime::profile`] (default: on; the
-    /// cost is a few tens of nanoseconds per task, and memory that grows
-    /// with the number of tasks, which long-running services may not want).
+    /// transfer and allocation for [`Runtime::profile`] (default: on; it
+    /// costs about 10-20 ns per task here, and memory that grows with the
+    /// number of tasks until [`Runtime::clear_profile`], which long-running
+    /// services may not want).
     pub fn profiling(mut self, on: bool) -> Self {
         self.profiling = on;
         self
