@@ -229,3 +229,35 @@ fn gemm_on_whole_tiles_takes_the_aligned_kernel_and_agrees() {
         );
     }
 }
+
+#[test]
+fn the_gpu_reports_its_own_memory_use_beside_the_runtime_accounting() {
+    let Some((rt, gpus)) = gpu_runtime() else {
+        return;
+    };
+    let n = 1 << 20;
+    let x = rt.tensor(&[n], vec![1.0f32; n]).unwrap();
+    let y = rt.empty(&[n], DType::F32);
+    let t = rt
+        .submit_with(
+            &Kernel::Unary(UnaryOp::Relu),
+            &[x.read(), y.write()],
+            TaskOptions::default().on(Placement::Unit(gpus[0])),
+        )
+        .unwrap();
+    rt.wait(&t).unwrap();
+    let node = rt.units()[gpus[0]].node;
+    let prefix = format!("xpu_device_reported_bytes{{node=\"{node}\"");
+    let metrics = rt.metrics();
+    let Some(line) = metrics.lines().find(|l| l.starts_with(&prefix)) else {
+        eprintln!("this adapter's API reports no allocator figures; test skipped");
+        return;
+    };
+    let reported: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    let ours = rt.memory_stats()[node].allocated as f64;
+    assert!(ours >= 2.0 * n as f64 * 4.0, "{ours}");
+    assert!(
+        reported >= ours,
+        "device reports {reported} bytes, runtime holds {ours}"
+    );
+}

@@ -238,4 +238,12 @@ pub trait Backend: Send + Sync + 'static {
     fn synchronize(&self, _unit: usize) -> Result<()> {
         Ok(())
     }
+
+    /// Bytes of device memory `memory` that the device API itself reports
+    /// taken (its allocator's view, which includes blocks reserved beyond
+    /// the runtime's buffers), where the API can tell; `None` otherwise.
+    /// Monitoring only: the runtime's own accounting is in the memory node.
+    fn device_memory_in_use(&self, _memory: usize) -> Option<u64> {
+        None
+    }
 }

@@ -514,6 +514,12 @@ impl MemoryManager {
             .collect()
     }
 
+    /// Bytes the device behind `node` reports taken, where its API tells.
+    pub fn device_reported(&self, node: NodeId) -> Option<u64> {
+        let (backend, index) = self.nodes.get(node)?.device.as_ref()?;
+        backend.device_memory_in_use(*index)
+    }
+
     /// Every transfer so far, in order.
     pub fn transfers(&self) -> Vec<Transfer> {
         let seconds = self.clock.seconds();

@@ -7,8 +7,9 @@
 //!
 //! The sampler only reads counters the workers already keep, so it does
 //! not disturb them. Device figures come from the runtime's own accounting
-//! (busy time, node memory); none of the current device APIs (wgpu,
-//! OpenCL) reports live device load or free memory.
+//! (busy time, node memory) and, where the device API reports it, the
+//! device's own view of its memory (wgpu's allocator report on Vulkan and
+//! DX12); none of the device APIs here reports live device load.
 //!
 //! ```
 //! use std::time::Duration;
@@ -67,6 +68,9 @@ pub struct UnitSample {
     pub utilisation: f64,
     /// Bytes allocated on the unit's memory node.
     pub node_allocated: usize,
+    /// Bytes the device itself reports taken on that node, where its API
+    /// tells (wgpu's Vulkan and DX12 allocators do).
+    pub device_reported: Option<u64>,
 }
 
 /// Everything one sample saw.
@@ -185,6 +189,7 @@ fn sample_loop(
                     queued: queued.per_unit.get(u.id).copied().unwrap_or(0),
                     utilisation: ((r.busy_seconds - before) / elapsed).clamp(0.0, 1.0),
                     node_allocated: nodes.get(u.node).map_or(0, |n| n.allocated),
+                    device_reported: shared.memory.device_reported(u.node),
                 }
             })
             .collect();

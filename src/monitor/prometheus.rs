@@ -188,6 +188,20 @@ pub(crate) fn metrics_text(s: &Shared, host: Option<&HostSample>) -> String {
             }
         }
     }
+    out.family(
+        "xpu_device_reported_bytes",
+        "gauge",
+        "Device memory a node's device reports taken (where its API tells).",
+    );
+    for (n, id) in nodes.iter().zip(&node_ids) {
+        if let Some(v) = s.memory.device_reported(n.node) {
+            out.sample(
+                "xpu_device_reported_bytes",
+                &[("node", id), ("name", &n.name)],
+                v as f64,
+            );
+        }
+    }
     let transfers = s.memory.transfers();
     out.family(
         "xpu_transfers_total",

@@ -312,6 +312,14 @@ impl Backend for WgpuBackend {
         Ok(())
     }
 
+    fn device_memory_in_use(&self, memory: usize) -> Option<u64> {
+        self.gpus
+            .get(memory)?
+            .device
+            .generate_allocator_report()
+            .map(|r| r.total_reserved_bytes)
+    }
+
     fn synchronize(&self, unit: usize) -> Result<()> {
         let g = self.gpu(unit)?;
         g.device
