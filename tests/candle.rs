@@ -8,7 +8,7 @@
 mod common;
 
 use common::suite;
-use common::{check_kernel, Input};
+use common::{check_on_units, Input};
 use proptest::prelude::*;
 use xpu::{DType, Kernel, Placement, Runtime, TaskOptions, UnitKind, HOST};
 
@@ -31,11 +31,7 @@ fn check_on(kind: UnitKind, dtypes: &[DType]) -> impl Fn(&Kernel, &[Input]) {
     move |kernel, args| {
         let rt = runtime();
         let (id, _) = unit(&rt, kind);
-        for &dtype in &dtypes {
-            if let Err(e) = check_kernel(&rt, Placement::Unit(id), kernel, args, dtype) {
-                panic!("{kind} unit: {e}");
-            }
-        }
+        check_on_units(&rt, &[id], kernel, args, &dtypes);
     }
 }
 

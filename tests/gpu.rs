@@ -9,7 +9,7 @@
 mod common;
 
 use common::suite::{self, ramp};
-use common::{check_kernel, Input};
+use common::{check_on_units, Input};
 use proptest::prelude::*;
 use xpu::{BinaryOp, DType, Kernel, Placement, Runtime, TaskOptions, UnaryOp, UnitKind};
 
@@ -41,11 +41,7 @@ fn check_on_gpus(kernel: &Kernel, args: &[Input]) {
     let Some((rt, gpus)) = gpu_runtime() else {
         return;
     };
-    for gpu in gpus {
-        if let Err(e) = check_kernel(&rt, Placement::Unit(gpu), kernel, args, DType::F32) {
-            panic!("unit {gpu} ({}): {e}", rt.units()[gpu].device);
-        }
-    }
+    check_on_units(&rt, &gpus, kernel, args, &[DType::F32]);
 }
 
 #[test]

@@ -17,7 +17,7 @@ mod fpga_stream;
 use std::path::PathBuf;
 
 use common::suite;
-use common::{check_kernel, Input};
+use common::{check_on_units, Input};
 use proptest::prelude::*;
 use xpu::backend::opencl::{self, Origin};
 use xpu::{BinaryOp, DType, Kernel, Placement, ReduceOp, Runtime, TaskOptions, UnaryOp, UnitKind};
@@ -64,26 +64,18 @@ fn opencl_runtime() -> Option<(Runtime, Vec<usize>)> {
     Some((rt, units))
 }
 
-fn check_on_units(kernel: &Kernel, args: &[Input], dtypes: &[DType]) {
-    let Some((rt, units)) = opencl_runtime() else {
-        return;
-    };
-    for unit in units {
-        for &dtype in dtypes {
-            if let Err(e) = check_kernel(&rt, Placement::Unit(unit), kernel, args, dtype) {
-                let u = &rt.units()[unit];
-                panic!("unit {unit} ({} on {}): {e}", u.kind, u.device);
-            }
-        }
+fn check_on_opencl(kernel: &Kernel, args: &[Input], dtypes: &[DType]) {
+    if let Some((rt, units)) = opencl_runtime() {
+        check_on_units(&rt, &units, kernel, args, dtypes);
     }
 }
 
 fn tensor_check(kernel: &Kernel, args: &[Input]) {
-    check_on_units(kernel, args, &[DType::F32, DType::F16]);
+    check_on_opencl(kernel, args, &[DType::F32, DType::F16]);
 }
 
 fn image_check(kernel: &Kernel, args: &[Input]) {
-    check_on_units(kernel, args, &[DType::F32, DType::U8]);
+    check_on_opencl(kernel, args, &[DType::F32, DType::U8]);
 }
 
 #[test]

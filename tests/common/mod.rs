@@ -384,6 +384,25 @@ pub fn tolerance(dtype: DType) -> f64 {
     }
 }
 
+/// Checks `kernel` on each of `units` in each of `dtypes`; panics naming
+/// the unit, its device and the first wrong element.
+pub fn check_on_units(
+    rt: &Runtime,
+    units: &[usize],
+    kernel: &Kernel,
+    args: &[Input],
+    dtypes: &[DType],
+) {
+    for &unit in units {
+        for &dtype in dtypes {
+            if let Err(e) = check_kernel(rt, Placement::Unit(unit), kernel, args, dtype) {
+                let u = &rt.units()[unit];
+                panic!("unit {unit} ({} on {}): {e}", u.kind, u.device);
+            }
+        }
+    }
+}
+
 /// Runs `kernel` on `placement` with `args` (the last is the output, with
 /// its initial content) in `dtype`, and checks the result against the
 /// reference. Returns the worst error found, for reporting.
