@@ -175,12 +175,7 @@ impl RuntimeBuilder {
             #[cfg(feature = "opencl")]
             {
                 use crate::backend::opencl;
-                let spec = self.opencl_units.clone().or_else(|| {
-                    std::env::var("XPU_OPENCL_UNITS")
-                        .ok()
-                        .filter(|s| !s.trim().is_empty())
-                });
-                let requests = spec.as_deref().map(opencl::parse_units).transpose()?;
+                let requests = opencl::unit_requests(self.opencl_units.as_deref())?;
                 let cache = self.cache_dir.clone().or_else(opencl::default_cache_dir);
                 match opencl::discover(requests.as_deref(), cache.as_deref()) {
                     Ok(backend) => backends.push(backend),

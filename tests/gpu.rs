@@ -9,31 +9,14 @@
 mod common;
 
 use common::suite::{self, ramp};
-use common::{check_on_units, Input};
+use common::{backend_units, check_on_units, Input};
 use proptest::prelude::*;
 use xpu::{BinaryOp, DType, Kernel, Placement, Runtime, TaskOptions, UnaryOp, UnitKind};
 
 /// A runtime with its GPU units, or `None` (and a note) when there are none.
 fn gpu_runtime() -> Option<(Runtime, Vec<usize>)> {
     let rt = Runtime::builder().cpu_units(1).build().expect("runtime");
-    let gpus: Vec<usize> = rt
-        .units()
-        .iter()
-        .filter(|u| u.kind == UnitKind::Gpu)
-        .map(|u| u.id)
-        .collect();
-    if gpus.is_empty() {
-        let why = rt
-            .backends()
-            .iter()
-            .find(|b| b.name == "wgpu")
-            .and_then(|b| b.reason.clone());
-        eprintln!(
-            "no GPU unit, GPU tests skipped: {}",
-            why.unwrap_or_default()
-        );
-        return None;
-    }
+    let gpus = backend_units(&rt, "wgpu")?;
     Some((rt, gpus))
 }
 

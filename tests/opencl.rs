@@ -17,7 +17,7 @@ mod fpga_stream;
 use std::path::PathBuf;
 
 use common::suite;
-use common::{check_on_units, Input};
+use common::{backend_units, check_on_units, Input};
 use proptest::prelude::*;
 use xpu::backend::opencl::{self, Origin};
 use xpu::{BinaryOp, DType, Kernel, Placement, ReduceOp, Runtime, TaskOptions, UnaryOp, UnitKind};
@@ -46,21 +46,7 @@ fn opencl_runtime() -> Option<(Runtime, Vec<usize>)> {
         .cache_dir(test_cache())
         .build()
         .expect("runtime");
-    let units: Vec<usize> = rt
-        .units()
-        .iter()
-        .filter(|u| u.backend == "opencl")
-        .map(|u| u.id)
-        .collect();
-    if units.is_empty() {
-        let why = rt
-            .backends()
-            .iter()
-            .find(|b| b.name == "opencl")
-            .and_then(|b| b.reason.clone());
-        eprintln!("no OpenCL unit, tests skipped: {}", why.unwrap_or_default());
-        return None;
-    }
+    let units = backend_units(&rt, "opencl")?;
     Some((rt, units))
 }
 

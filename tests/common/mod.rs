@@ -384,6 +384,30 @@ pub fn tolerance(dtype: DType) -> f64 {
     }
 }
 
+/// The ids of `rt`'s units from `backend`, or `None` after a note saying
+/// why the backend has none.
+pub fn backend_units(rt: &Runtime, backend: &str) -> Option<Vec<usize>> {
+    let units: Vec<usize> = rt
+        .units()
+        .iter()
+        .filter(|u| u.backend == backend)
+        .map(|u| u.id)
+        .collect();
+    if units.is_empty() {
+        let why = rt
+            .backends()
+            .iter()
+            .find(|b| b.name == backend)
+            .and_then(|b| b.reason.clone());
+        eprintln!(
+            "no {backend} unit, tests skipped: {}",
+            why.unwrap_or_default()
+        );
+        return None;
+    }
+    Some(units)
+}
+
 /// Checks `kernel` on each of `units` in each of `dtypes`; panics naming
 /// the unit, its device and the first wrong element.
 pub fn check_on_units(

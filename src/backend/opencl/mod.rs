@@ -29,7 +29,8 @@ pub use self::cache::default_cache_dir;
 use self::cache::{Lookup, ProgramCache};
 use self::kernels::{Scalar, Source, SOURCES};
 pub use self::units::{
-    assign, kind_by_rule, parse_units, Assignment, DeviceListing, DeviceType, UnitRequest,
+    assign, kind_by_rule, parse_units, unit_requests, Assignment, DeviceListing, DeviceType,
+    UnitRequest,
 };
 use crate::backend::{Arg, Backend, DeviceBuffer, UnitDesc, UnitMemory};
 use crate::dtype::DType;

@@ -137,6 +137,15 @@ pub fn parse_units(spec: &str) -> Result<Vec<UnitRequest>> {
         .collect()
 }
 
+/// The unit list to use: `spec` when given, else `XPU_OPENCL_UNITS` when
+/// set and not empty, else none (the rule decides).
+pub fn unit_requests(spec: Option<&str>) -> Result<Option<Vec<UnitRequest>>> {
+    let from_env = std::env::var("XPU_OPENCL_UNITS")
+        .ok()
+        .filter(|s| !s.trim().is_empty());
+    spec.or(from_env.as_deref()).map(parse_units).transpose()
+}
+
 /// The units for these devices: by the rule, or as `requests` say when
 /// given. A request naming a device that does not exist is an error that
 /// lists the devices there are.

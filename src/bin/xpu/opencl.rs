@@ -49,18 +49,9 @@ pub fn run(args: &OpenClArgs) -> xpu::Result<()> {
     }
 }
 
-fn env_units() -> Option<String> {
-    std::env::var("XPU_OPENCL_UNITS")
-        .ok()
-        .filter(|s| !s.trim().is_empty())
-}
-
 fn devices() -> xpu::Result<()> {
     let listing = opencl::list_devices().map_err(xpu::Error::Config)?;
-    let requests = env_units()
-        .as_deref()
-        .map(opencl::parse_units)
-        .transpose()?;
+    let requests = opencl::unit_requests(None)?;
     println!(
         "{:<6} {:<12} {:<40} {:<28} unit",
         "id", "type", "device", "platform"
@@ -99,8 +90,7 @@ fn devices() -> xpu::Result<()> {
 }
 
 fn build(args: &BuildArgs) -> xpu::Result<()> {
-    let spec = args.units.clone().or_else(env_units);
-    let requests = spec.as_deref().map(opencl::parse_units).transpose()?;
+    let requests = opencl::unit_requests(args.units.as_deref())?;
     let cache = args.cache_dir.clone().or_else(opencl::default_cache_dir);
     let backend = opencl::discover(requests.as_deref(), cache.as_deref()).map_err(|reason| {
         xpu::Error::BackendRequired {
