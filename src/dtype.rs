@@ -17,6 +17,8 @@ pub enum DType {
     F16,
     BF16,
     U8,
+    /// Unsigned 32-bit integers: token ids for language models.
+    U32,
 }
 
 impl DType {
@@ -24,7 +26,7 @@ impl DType {
     pub const fn size(self) -> usize {
         match self {
             DType::F64 => 8,
-            DType::F32 => 4,
+            DType::F32 | DType::U32 => 4,
             DType::F16 | DType::BF16 => 2,
             DType::U8 => 1,
         }
@@ -32,10 +34,10 @@ impl DType {
 
     /// Whether this is a floating-point type.
     pub const fn is_float(self) -> bool {
-        !matches!(self, DType::U8)
+        !matches!(self, DType::U8 | DType::U32)
     }
 
-    /// Parses `f32`, `f64`, `f16`, `bf16` or `u8`.
+    /// Parses `f32`, `f64`, `f16`, `bf16`, `u8` or `u32`.
     ///
     /// ```
     /// assert_eq!(xpu::DType::parse("bf16").unwrap(), xpu::DType::BF16);
@@ -48,9 +50,10 @@ impl DType {
             "f16" => DType::F16,
             "bf16" => DType::BF16,
             "u8" => DType::U8,
+            "u32" => DType::U32,
             other => {
                 return Err(crate::Error::Config(format!(
-                    "unknown dtype `{other}` (expected f32, f64, f16, bf16 or u8)"
+                    "unknown dtype `{other}` (expected f32, f64, f16, bf16, u8 or u32)"
                 )))
             }
         })
@@ -65,6 +68,7 @@ impl std::fmt::Display for DType {
             DType::F16 => "f16",
             DType::BF16 => "bf16",
             DType::U8 => "u8",
+            DType::U32 => "u32",
         })
     }
 }
@@ -126,5 +130,15 @@ impl Element for u8 {
     }
     fn from_f64(v: f64) -> Self {
         v.round().clamp(0.0, 255.0) as u8
+    }
+}
+
+impl Element for u32 {
+    const DTYPE: DType = DType::U32;
+    fn to_f64(self) -> f64 {
+        self as f64
+    }
+    fn from_f64(v: f64) -> Self {
+        v.round().clamp(0.0, u32::MAX as f64) as u32
     }
 }

@@ -108,6 +108,10 @@ pub enum Error {
     /// Input/output failure (writing a report, reading a file).
     #[error("i/o error: {0}")]
     Io(String),
+    /// A model file that cannot be used: not GGUF, truncated, or a model
+    /// this runtime does not run.
+    #[error("model file {path}: {what}")]
+    Model { path: String, what: String },
     /// A trace file that is not JSON in the trace-event format xpu writes.
     #[error("not a valid xpu trace: {0}")]
     Trace(String),

@@ -26,6 +26,8 @@ pub mod dtype;
 pub mod error;
 mod graph;
 pub mod kernel;
+#[cfg(feature = "candle")]
+pub mod llm;
 pub mod memory;
 pub mod monitor;
 mod profile;

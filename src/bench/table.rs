@@ -215,6 +215,7 @@ impl BenchCase {
             DType::F16 => rt.tensor(shape, values.map(half::f16::from_f64).collect::<Vec<_>>()),
             DType::BF16 => rt.tensor(shape, values.map(half::bf16::from_f64).collect::<Vec<_>>()),
             DType::U8 => rt.tensor(shape, values.map(|v| v as u8).collect::<Vec<_>>()),
+            DType::U32 => rt.tensor(shape, values.map(|v| v as u32).collect::<Vec<_>>()),
         }
     }
 }

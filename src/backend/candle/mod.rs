@@ -1,10 +1,12 @@
-//! TPU and VPU units on candle (cargo feature `candle`).
+//! TPU, VPU and LPU units on candle (cargo feature `candle`).
 //!
 //! The TPU unit runs the tensor kernels (GEMM, element-wise, reductions,
 //! softmax, layer norm, convolution, pooling) as candle ops in f32, f64,
 //! f16 and bf16; the VPU unit runs the image kernels (resize, Gaussian
 //! blur, Sobel, RGB to gray, threshold) on u8 and f32 images, and
-//! convolution and pooling on image batches. Each unit has its own memory
+//! convolution and pooling on image batches; the LPU unit runs decode
+//! steps of a language model ([`crate::llm`]) on its memory node, the KV
+//! cache kept there between steps. Each unit has its own memory
 //! node whose replicas are candle tensors on the unit's candle device.
 //! Here that device is candle's CPU device, so both units are marked
 //! emulated; CUDA and Metal devices would back them where candle is built
@@ -12,8 +14,11 @@
 //!
 //! A replica arrives as bytes (an upload) and becomes a candle tensor of
 //! the tensor's shape and dtype the first time a kernel uses it; kernel
-//! results stay candle tensors until downloaded. Neither step moves data
-//! between memory nodes, so the memory manager's accounting is complete.
+//! results stay candle tensors until downloaded. The decode step works on
+//! the node's memory in place (the candle CPU device's memory is host
+//! memory): the cache and logits are kept as f32 arrays there. None of
+//! these steps moves data between memory nodes, so the memory manager's
+//! accounting is complete.
 
 mod image;
 mod ops;
@@ -52,6 +57,8 @@ enum Stored {
     /// Uploaded bytes, not yet used by a kernel.
     Bytes(Vec<u8>),
     Tensor(Tensor),
+    /// f32 values a decode step works on in place.
+    Floats(Vec<f32>),
 }
 
 struct CandleBuffer {
@@ -66,7 +73,7 @@ struct Unit {
     capacity: usize,
 }
 
-/// The candle backend: a TPU and a VPU unit.
+/// The candle backend: a TPU, a VPU and an LPU unit.
 pub struct CandleBackend {
     units: Vec<Unit>,
 }
@@ -78,7 +85,7 @@ pub fn discover() -> std::result::Result<Arc<CandleBackend>, String> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_MEMORY);
     let cpu = crate::backend::cpu::cpu_model();
-    let units = [UnitKind::Tpu, UnitKind::Vpu]
+    let units = [UnitKind::Tpu, UnitKind::Vpu, UnitKind::Lpu]
         .into_iter()
         .map(|kind| Unit {
             kind,
@@ -97,6 +104,7 @@ fn candle_dtype(d: DType) -> candle_core::DType {
         DType::F16 => candle_core::DType::F16,
         DType::BF16 => candle_core::DType::BF16,
         DType::U8 => candle_core::DType::U8,
+        DType::U32 => candle_core::DType::U32,
     }
 }
 
@@ -126,6 +134,7 @@ fn runs(kind: UnitKind, kernel: &Kernel, dtypes: &[DType]) -> bool {
             | Kernel::RgbToGray
             | Kernel::Threshold { .. },
         ) => all(&image),
+        (UnitKind::Lpu, Kernel::Decode(_)) => true,
         _ => false,
     }
 }
@@ -154,7 +163,13 @@ impl CandleBackend {
                 *stored = Stored::Tensor(t.clone());
                 Ok(t)
             }
-            Stored::Tensor(_) => Err(candle_error(
+            Stored::Floats(values) if want == candle_core::DType::F32 => {
+                let t = Tensor::from_slice(values, arg.shape, &unit.device)
+                    .map_err(failed("loading a replica"))?;
+                *stored = Stored::Tensor(t.clone());
+                Ok(t)
+            }
+            Stored::Tensor(_) | Stored::Floats(_) => Err(candle_error(
                 "a replica holds a tensor of another shape or dtype",
             )),
             Stored::Empty => Err(candle_error("a replica was read before it was written")),
@@ -181,6 +196,7 @@ impl Backend for CandleBackend {
                 },
                 details: match u.kind {
                     UnitKind::Tpu => "candle ops: GEMM, element-wise, reductions, softmax, layer norm, conv2d, pooling (f32, f64, f16, bf16)".into(),
+                    UnitKind::Lpu => "language-model decode steps (GGUF llama, quantized mat-vec kernels), KV cache on the unit's node".into(),
                     _ => "candle ops: resize, Gaussian blur, Sobel, RGB to gray, threshold (u8, f32); conv2d and pooling on image batches".into(),
                 },
             })
@@ -211,6 +227,11 @@ impl Backend for CandleBackend {
                 dst.copy_from_slice(&b[..n]);
                 Ok(())
             }
+            Stored::Floats(values) if values.len() * 4 >= dst.len() => {
+                let n = dst.len();
+                dst.copy_from_slice(&bytemuck::cast_slice(values)[..n]);
+                Ok(())
+            }
             Stored::Tensor(t) => {
                 let mut out: &mut [u8] = dst;
                 t.write_bytes(&mut out)
@@ -235,6 +256,9 @@ impl Backend for CandleBackend {
 
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
         let u = self.unit(unit)?;
+        if let Kernel::Decode(step) = kernel {
+            return decode(step, args);
+        }
         let Some((out, inputs)) = args.split_last() else {
             return Err(candle_error(format!(
                 "`{}` without arguments",
@@ -281,4 +305,74 @@ impl Backend for CandleBackend {
         *buf.handle::<CandleBuffer>("candle")?.stored.lock() = Stored::Tensor(result);
         Ok(())
     }
+}
+
+/// A replica's buffer.
+fn buffer<'a>(arg: &'a Arg<'_>) -> Result<&'a CandleBuffer> {
+    arg.device()?.handle::<CandleBuffer>("candle")
+}
+
+/// Token ids from a replica.
+fn token_ids(arg: &Arg<'_>) -> Result<Vec<u32>> {
+    let n = arg.len();
+    let ids: Vec<u32> = match &*buffer(arg)?.stored.lock() {
+        Stored::Bytes(bytes) => bytes
+            .chunks_exact(4)
+            .take(n)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Stored::Tensor(t) => t
+            .flatten_all()
+            .and_then(|t| t.to_vec1::<u32>())
+            .map_err(failed("reading token ids"))?,
+        _ => return Err(candle_error("the token ids were read before they were written")),
+    };
+    if ids.len() == n {
+        Ok(ids)
+    } else {
+        Err(candle_error("a replica holds fewer token ids than its tensor"))
+    }
+}
+
+/// The replica as `len` f32 values to work on in place (`Empty`: zeros).
+fn floats_in_place(stored: &mut Stored, len: usize) -> Result<&mut Vec<f32>> {
+    let values = match std::mem::replace(stored, Stored::Empty) {
+        Stored::Empty => vec![0f32; len],
+        Stored::Floats(v) => v,
+        Stored::Bytes(b) => b
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Stored::Tensor(t) => t
+            .flatten_all()
+            .and_then(|t| t.to_dtype(candle_core::DType::F32))
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(failed("reading a tensor"))?,
+    };
+    if values.len() < len {
+        return Err(candle_error("a replica holds fewer values than its tensor"));
+    }
+    *stored = Stored::Floats(values);
+    match stored {
+        Stored::Floats(v) => Ok(v),
+        _ => Err(candle_error("a replica changed while in use")),
+    }
+}
+
+/// A decode step on the LPU: the cache and logits updated where they are.
+fn decode(step: &crate::llm::DecodeStep, args: &[Arg<'_>]) -> Result<()> {
+    let [tokens, cache, logits] = args else {
+        return Err(candle_error("a decode step takes three arguments"));
+    };
+    let ids = token_ids(tokens)?;
+    let mut cache_stored = buffer(cache)?.stored.lock();
+    let mut logits_stored = buffer(logits)?.stored.lock();
+    let cache_values = floats_in_place(&mut cache_stored, cache.len())?;
+    let logit_values = floats_in_place(&mut logits_stored, logits.len())?;
+    step.weights.forward(
+        &ids,
+        step.position,
+        &mut cache_values[..cache.len()],
+        &mut logit_values[..logits.len()],
+    )
 }

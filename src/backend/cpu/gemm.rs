@@ -154,6 +154,6 @@ pub(super) fn launch(spec: &GemmSpec, args: &mut [Arg<'_>]) -> Result<()> {
             }
             Ok(())
         }
-        DType::U8 => Err(cpu_error("gemm has no u8 version")),
+        DType::U8 | DType::U32 => Err(cpu_error(&format!("gemm has no {} version", c.dtype))),
     }
 }

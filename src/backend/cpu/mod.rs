@@ -122,6 +122,16 @@ impl Backend for CpuBackend {
 pub fn run_kernel(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> Result<()> {
     match kernel {
         Kernel::Noop => Ok(()),
+        #[cfg(feature = "candle")]
+        Kernel::Decode(step) => match args {
+            [tokens, cache, logits] => step.weights.forward(
+                tokens.as_slice::<u32>()?,
+                step.position,
+                cache.as_mut_slice::<f32>()?,
+                logits.as_mut_slice::<f32>()?,
+            ),
+            _ => Err(cpu_error("a decode step takes three arguments")),
+        },
         Kernel::Custom(c) => match c.cpu() {
             Some(f) => f(args),
             None => Err(cpu_error(&format!(
@@ -166,7 +176,11 @@ fn run_float_kernel(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> Re
         DType::F64 => native::<f64>(kernel, ins, &shapes, out, threads),
         DType::F16 => widened::<f16>(kernel, ins, &shapes, out, threads),
         DType::BF16 => widened::<bf16>(kernel, ins, &shapes, out, threads),
-        DType::U8 => Err(cpu_error(&format!("`{}` has no u8 version", kernel.name()))),
+        DType::U8 | DType::U32 => Err(cpu_error(&format!(
+            "`{}` has no {} version",
+            kernel.name(),
+            out.dtype
+        ))),
     }
 }
 
