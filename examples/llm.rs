@@ -28,7 +28,11 @@ fn main() -> xpu::Result<()> {
         .iter()
         .find(|u| u.kind == UnitKind::Lpu)
         .ok_or_else(|| xpu::Error::Config("no LPU unit: build with --features candle".into()))?;
-    println!("LPU: {}{}", lpu.device, if lpu.emulated { " (emulated)" } else { "" });
+    println!(
+        "LPU: {}{}",
+        lpu.device,
+        if lpu.emulated { " (emulated)" } else { "" }
+    );
 
     let model = LanguageModel::load(&LanguageModel::default_path()?)?;
     let c = model.config();

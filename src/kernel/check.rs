@@ -292,7 +292,8 @@ impl Kernel {
                 if cache != c.cache_shape(context) {
                     return Err(self.shape_err(format!(
                         "the KV cache must be {:?} for some context, got {cache:?}",
-                        c.cache_shape(context).map(|d| if d == context { 0 } else { d })
+                        c.cache_shape(context)
+                            .map(|d| if d == context { 0 } else { d })
                     )));
                 }
                 if step.position + tokens > context {

@@ -104,7 +104,9 @@ impl<'a> Session<'a> {
     /// Runs `tokens` as one decode step and returns the last one's logits.
     pub fn feed(&mut self, tokens: &[u32]) -> Result<Vec<f32>> {
         if tokens.is_empty() {
-            return Err(Error::Config("a decode step needs at least one token".into()));
+            return Err(Error::Config(
+                "a decode step needs at least one token".into(),
+            ));
         }
         if self.position + tokens.len() > self.context {
             return Err(Error::Config(format!(

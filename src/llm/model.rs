@@ -188,10 +188,10 @@ impl<'p> Gguf<'p> {
             hidden: self.usize(&key("feed_forward_length"))?,
             heads,
             kv_heads,
-            head_dim: if heads > 0 { dim / heads } else { 0 },
-            vocab: self.value("tokenizer.ggml.tokens").map_or(0, |v| {
-                v.to_vec().map_or(0, |tokens| tokens.len())
-            }),
+            head_dim: dim.checked_div(heads).unwrap_or(0),
+            vocab: self
+                .value("tokenizer.ggml.tokens")
+                .map_or(0, |v| v.to_vec().map_or(0, |tokens| tokens.len())),
             context: self.usize(&key("context_length"))?,
             rope_base: self.f32_or(&key("rope.freq_base"), 10_000.0)?,
             norm_eps: self.f32_or(&key("attention.layer_norm_rms_epsilon"), 1e-5)?,
@@ -238,16 +238,15 @@ impl<'p> Gguf<'p> {
         if types.len() != tokens.len() {
             return Err(model_error(
                 self.path,
-                format!(
-                    "{} token types for {} tokens",
-                    types.len(),
-                    tokens.len()
-                ),
+                format!("{} token types for {} tokens", types.len(), tokens.len()),
             ));
         }
         let merges = self.strings("tokenizer.ggml.merges")?;
         let pre = match self.content.metadata.get("tokenizer.ggml.pre") {
-            Some(v) => v.to_string().map_err(|e| model_error(self.path, e))?.clone(),
+            Some(v) => v
+                .to_string()
+                .map_err(|e| model_error(self.path, e))?
+                .clone(),
             None => "gpt2".to_string(),
         };
         Tokenizer::new(
@@ -472,7 +471,8 @@ impl Weights {
                 for g in 0..c.kv_heads {
                     let at = (g * context + pos) * hd;
                     keys[at..at + hd].copy_from_slice(&kv[g * hd..(g + 1) * hd]);
-                    values[at..at + hd].copy_from_slice(&kv[kv_dim + g * hd..kv_dim + (g + 1) * hd]);
+                    values[at..at + hd]
+                        .copy_from_slice(&kv[kv_dim + g * hd..kv_dim + (g + 1) * hd]);
                 }
             }
             for (t, row) in qkv.chunks_exact(dim + 2 * kv_dim).enumerate() {

@@ -430,7 +430,11 @@ mod tests {
             for t in 0..tokens {
                 let xt = &x[t * w.cols..(t + 1) * w.cols];
                 let want: f64 = row.iter().zip(xt).map(|(a, b)| *a as f64 * *b as f64).sum();
-                let norm: f64 = row.iter().zip(xt).map(|(a, b)| (*a * *b).abs() as f64).sum();
+                let norm: f64 = row
+                    .iter()
+                    .zip(xt)
+                    .map(|(a, b)| (*a * *b).abs() as f64)
+                    .sum();
                 let got = out[t * w.rows() + r] as f64;
                 // 8-bit activations: relative error about 1/254 per term.
                 assert!(

@@ -67,9 +67,7 @@ impl Sampler {
                 .0 as u32
         };
         let Sampling::TopP {
-            temperature,
-            top_p,
-            ..
+            temperature, top_p, ..
         } = self.sampling
         else {
             return argmax();

@@ -33,8 +33,7 @@ pub struct Tokenizer {
 /// GPT-2's map of bytes to printable characters: printable Latin-1 bytes
 /// stand for themselves, the others for 256, 257, ... in byte order.
 fn byte_chars() -> [char; 256] {
-    let printable =
-        |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || b >= 0xAE;
+    let printable = |b: u8| (b'!'..=b'~').contains(&b) || (0xA1..=0xAC).contains(&b) || b >= 0xAE;
     let mut next = 256u32;
     let mut map = ['\0'; 256];
     for b in 0..=255u8 {
@@ -149,7 +148,9 @@ impl Tokenizer {
         let mut ranks = HashMap::with_capacity(merges.len());
         for (rank, line) in merges.iter().enumerate() {
             let (a, b) = line.split_once(' ').ok_or_else(|| {
-                Error::Config(format!("tokenizer merge {rank} (`{line}`) is not two tokens"))
+                Error::Config(format!(
+                    "tokenizer merge {rank} (`{line}`) is not two tokens"
+                ))
             })?;
             ranks.insert((a.to_string(), b.to_string()), rank);
         }
@@ -303,8 +304,14 @@ mod tests {
             words("The capital of France is", false),
             ["The", " capital", " of", " France", " is"]
         );
-        assert_eq!(words("it's  done!\n", false), ["it", "'s", " ", " done", "!", "\n"]);
-        assert_eq!(words("a 2024 b", true), ["a", " ", "2", "0", "2", "4", " b"]);
+        assert_eq!(
+            words("it's  done!\n", false),
+            ["it", "'s", " ", " done", "!", "\n"]
+        );
+        assert_eq!(
+            words("a 2024 b", true),
+            ["a", " ", "2", "0", "2", "4", " b"]
+        );
         assert_eq!(words("a 2024", false), ["a", " 2024"]);
         assert_eq!(words("x\n\ny", false), ["x", "\n", "\n", "y"]);
     }

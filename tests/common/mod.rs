@@ -10,7 +10,9 @@
 pub mod suite;
 
 use xpu::kernel::{blur_radius, conv_out};
-use xpu::{BinaryOp, DType, Kernel, Placement, PoolOp, ReduceOp, Runtime, TaskOptions, UnaryOp};
+use xpu::{
+    BinaryOp, DType, Element, Kernel, Placement, PoolOp, ReduceOp, Runtime, TaskOptions, UnaryOp,
+};
 
 /// One argument: its shape and (initial) content.
 #[derive(Debug, Clone)]
@@ -34,12 +36,16 @@ impl Input {
 
 /// Rounds a value to what `dtype` can hold.
 pub fn quantize(v: f64, dtype: DType) -> f64 {
+    fn round<T: Element>(v: f64) -> f64 {
+        T::from_f64(v).to_f64()
+    }
     match dtype {
-        DType::F32 => v as f32 as f64,
+        DType::F32 => round::<f32>(v),
         DType::F64 => v,
-        DType::F16 => half::f16::from_f64(v).to_f64(),
-        DType::BF16 => half::bf16::from_f64(v).to_f64(),
-        DType::U8 => v.round().clamp(0.0, 255.0),
+        DType::F16 => round::<half::f16>(v),
+        DType::BF16 => round::<half::bf16>(v),
+        DType::U8 => round::<u8>(v),
+        DType::U32 => round::<u32>(v),
     }
 }
 
@@ -319,56 +325,36 @@ pub fn window_out(input: usize, window: usize, stride: usize, padding: usize) ->
 
 /// Creates a tensor of `dtype` from f64 values on `rt`.
 pub fn make_tensor(rt: &Runtime, input: &Input, dtype: DType) -> xpu::Tensor {
-    let d = &input.data;
-    let shape = &input.shape;
-    match dtype {
-        DType::F32 => rt.tensor(shape, d.iter().map(|&v| v as f32).collect::<Vec<_>>()),
-        DType::F64 => rt.tensor(shape, d.clone()),
-        DType::F16 => rt.tensor(
-            shape,
-            d.iter()
-                .map(|&v| half::f16::from_f64(v))
-                .collect::<Vec<_>>(),
-        ),
-        DType::BF16 => rt.tensor(
-            shape,
-            d.iter()
-                .map(|&v| half::bf16::from_f64(v))
-                .collect::<Vec<_>>(),
-        ),
-        DType::U8 => rt.tensor(shape, d.iter().map(|&v| v as u8).collect::<Vec<_>>()),
+    fn make<T: Element>(rt: &Runtime, input: &Input) -> xpu::Tensor {
+        let values: Vec<T> = input.data.iter().map(|&v| T::from_f64(v)).collect();
+        rt.tensor(&input.shape, values).unwrap()
     }
-    .unwrap()
+    match dtype {
+        DType::F32 => make::<f32>(rt, input),
+        DType::F64 => make::<f64>(rt, input),
+        DType::F16 => make::<half::f16>(rt, input),
+        DType::BF16 => make::<half::bf16>(rt, input),
+        DType::U8 => make::<u8>(rt, input),
+        DType::U32 => make::<u32>(rt, input),
+    }
 }
 
 /// Reads any tensor back as f64.
 pub fn read_f64(rt: &Runtime, t: &xpu::Tensor) -> Vec<f64> {
+    fn read<T: Element>(rt: &Runtime, t: &xpu::Tensor) -> Vec<f64> {
+        rt.read::<T>(t)
+            .unwrap()
+            .into_iter()
+            .map(T::to_f64)
+            .collect()
+    }
     match t.dtype() {
-        DType::F32 => rt
-            .read::<f32>(t)
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
-        DType::F64 => rt.read::<f64>(t).unwrap(),
-        DType::F16 => rt
-            .read::<half::f16>(t)
-            .unwrap()
-            .into_iter()
-            .map(|v| v.to_f64())
-            .collect(),
-        DType::BF16 => rt
-            .read::<half::bf16>(t)
-            .unwrap()
-            .into_iter()
-            .map(|v| v.to_f64())
-            .collect(),
-        DType::U8 => rt
-            .read::<u8>(t)
-            .unwrap()
-            .into_iter()
-            .map(f64::from)
-            .collect(),
+        DType::F32 => read::<f32>(rt, t),
+        DType::F64 => read::<f64>(rt, t),
+        DType::F16 => read::<half::f16>(rt, t),
+        DType::BF16 => read::<half::bf16>(rt, t),
+        DType::U8 => read::<u8>(rt, t),
+        DType::U32 => read::<u32>(rt, t),
     }
 }
 
@@ -380,7 +366,7 @@ pub fn tolerance(dtype: DType) -> f64 {
         DType::F32 => 1e-4,
         DType::F16 => 2e-2,
         DType::BF16 => 6e-2,
-        DType::U8 => 1.0,
+        DType::U8 | DType::U32 => 1.0,
     }
 }
 

@@ -325,12 +325,18 @@ fn token_ids(arg: &Arg<'_>) -> Result<Vec<u32>> {
             .flatten_all()
             .and_then(|t| t.to_vec1::<u32>())
             .map_err(failed("reading token ids"))?,
-        _ => return Err(candle_error("the token ids were read before they were written")),
+        _ => {
+            return Err(candle_error(
+                "the token ids were read before they were written",
+            ))
+        }
     };
     if ids.len() == n {
         Ok(ids)
     } else {
-        Err(candle_error("a replica holds fewer token ids than its tensor"))
+        Err(candle_error(
+            "a replica holds fewer token ids than its tensor",
+        ))
     }
 }
 

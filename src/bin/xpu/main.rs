@@ -7,6 +7,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
 mod demo;
+mod generate;
 mod info;
 mod monitor;
 #[cfg(feature = "opencl")]
@@ -18,7 +19,7 @@ mod vision;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use xpu::{Policy, Runtime};
+use xpu::{Placement, Policy, Runtime, UnitKind};
 
 /// xpu — a heterogeneous compute runtime.
 ///
@@ -65,6 +66,14 @@ struct RuntimeArgs {
     /// Do not record tasks for traces (saves a few tens of ns per task).
     #[arg(long, global = true)]
     no_profiling: bool,
+}
+
+/// A unit id (`3`) or kind (`lpu`, `gpu`, ...) as a placement.
+fn placement(unit: &str) -> xpu::Result<Placement> {
+    match unit.parse::<usize>() {
+        Ok(id) => Ok(Placement::Unit(id)),
+        Err(_) => Ok(Placement::Kind(UnitKind::parse(unit)?)),
+    }
 }
 
 fn parse_policy(s: &str) -> Result<Policy, String> {
@@ -154,6 +163,16 @@ enum Command {
     /// Example:
     ///   xpu vision astronaut.png --out edges.png --pipeline gray,blur=2,sobel,threshold=64
     Vision(vision::VisionArgs),
+    /// Continue a prompt with a language model on the LPU (SmolLM2-135M
+    /// from `scripts/fetch-models.sh` by default), streaming the tokens and
+    /// ending with tokens/s for the prompt and for the generation. Needs
+    /// the candle feature.
+    ///
+    /// Examples:
+    ///   xpu generate "The capital of France is" --max-tokens 16
+    ///   xpu generate "Write a haiku about rust" --chat --temperature 0.7 --seed 1
+    ///   xpu generate "Hello" --unit cpu
+    Generate(generate::GenerateArgs),
     /// Summarise a trace written with --trace (or by `xpu demo`): per unit
     /// tasks, busy time, utilisation, GFLOP/s and bytes moved; transfers per
     /// direction; and the critical path. `--gantt OUT.svg` draws it.
@@ -169,6 +188,7 @@ fn main() {
         Command::Demo(args) => demo::run(&cli.runtime, args),
         Command::Bench(args) => bench::run(&cli.runtime, args),
         Command::Vision(args) => vision::run(&cli.runtime, args),
+        Command::Generate(args) => generate::run(&cli.runtime, args),
         Command::Monitor(args) => monitor::run(&cli.runtime, args),
         Command::Trace(args) => trace::run(args, cli.runtime.gantt.as_deref()),
         #[cfg(feature = "opencl")]

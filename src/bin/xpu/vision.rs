@@ -31,10 +31,7 @@ pub struct VisionArgs {
 
 fn placement(rt: &Runtime, unit: Option<&str>) -> xpu::Result<Placement> {
     match unit {
-        Some(s) => match s.parse::<usize>() {
-            Ok(id) => Ok(Placement::Unit(id)),
-            Err(_) => Ok(Placement::Kind(UnitKind::parse(s)?)),
-        },
+        Some(s) => crate::placement(s),
         None if rt.units().iter().any(|u| u.kind == UnitKind::Vpu) => {
             Ok(Placement::Kind(UnitKind::Vpu))
         }
