@@ -26,6 +26,7 @@ mod generate;
 mod model;
 mod quant;
 mod sample;
+mod team;
 mod tokenizer;
 
 use std::path::{Path, PathBuf};

@@ -7,15 +7,21 @@
 //! takes every other GGUF type after candle dequantizes it). Activations
 //! are quantized to 8 bits per block before a product, so the inner loop is
 //! integer multiply-adds: AVX2 where the CPU has it (checked at run time),
-//! plain Rust elsewhere. Rows are split over the rayon thread pool.
+//! plain Rust elsewhere. Rows are split over the decode team
+//! ([`super::team`]).
 
-use rayon::prelude::*;
+use parking_lot::Mutex;
+
+use super::team::Team;
 
 /// Values per quantization block.
 pub const BLOCK: usize = 32;
 
 /// Rows computed per parallel work item.
 const ROWS_PER_ITEM: usize = 64;
+
+/// Rows computed together, sharing the activation loads.
+const GROUP: usize = 4;
 
 /// How a matrix's blocks are stored.
 enum Blocks {
@@ -169,64 +175,113 @@ impl QMatrix {
     pub fn matmul(&self, x: &QActivations, out: &mut [f32]) {
         let tokens = x.tokens;
         let simd = Simd::detect();
-        if tokens == 1 {
-            out.par_chunks_mut(ROWS_PER_ITEM)
-                .enumerate()
-                .for_each(|(item, chunk)| {
-                    for (i, o) in chunk.iter_mut().enumerate() {
-                        *o = self.dot(simd, item * ROWS_PER_ITEM + i, x, 0);
-                    }
-                });
-            return;
-        }
         // Rows outer, tokens inner: each row is read once for all tokens.
-        let mut by_row = vec![0f32; self.rows * tokens];
-        by_row
-            .par_chunks_mut(ROWS_PER_ITEM * tokens)
-            .enumerate()
-            .for_each(|(item, chunk)| {
-                for (i, row) in chunk.chunks_exact_mut(tokens).enumerate() {
-                    for (t, o) in row.iter_mut().enumerate() {
-                        *o = self.dot(simd, item * ROWS_PER_ITEM + i, x, t);
+        let mut by_row = vec![0f32; if tokens == 1 { 0 } else { self.rows * tokens }];
+        let target = if tokens == 1 {
+            &mut *out
+        } else {
+            &mut by_row[..]
+        };
+        let items: Vec<Mutex<&mut [f32]>> = target
+            .chunks_mut(ROWS_PER_ITEM * tokens)
+            .map(Mutex::new)
+            .collect();
+        Team::global().run(items.len(), &|item| {
+            let mut chunk = items[item].lock();
+            let first = item * ROWS_PER_ITEM;
+            let rows = chunk.len() / tokens;
+            let mut r = 0;
+            while r < rows {
+                let group = if rows - r >= GROUP { GROUP } else { 1 };
+                for t in 0..tokens {
+                    let sums = self.dot_rows(simd, first + r, group, x, t);
+                    for (k, v) in sums.iter().take(group).enumerate() {
+                        chunk[(r + k) * tokens + t] = *v;
                     }
                 }
-            });
-        for (r, row) in by_row.chunks_exact(tokens).enumerate() {
-            for (t, &v) in row.iter().enumerate() {
-                out[t * self.rows + r] = v;
+                r += group;
+            }
+        });
+        drop(items);
+        if tokens > 1 {
+            for (r, row) in by_row.chunks_exact(tokens).enumerate() {
+                for (t, &v) in row.iter().enumerate() {
+                    out[t * self.rows + r] = v;
+                }
             }
         }
     }
 
-    /// Row `r` dotted with token `t` of `x`.
-    fn dot(&self, simd: Simd, r: usize, x: &QActivations, t: usize) -> f32 {
+    /// Rows `r..r + count` (`count` 1 or [`GROUP`]) dotted with token `t`
+    /// of `x`, in the first `count` entries.
+    fn dot_rows(
+        &self,
+        simd: Simd,
+        r: usize,
+        count: usize,
+        x: &QActivations,
+        t: usize,
+    ) -> [f32; GROUP] {
         let nb = self.cols / BLOCK;
-        let w = r * nb..(r + 1) * nb;
+        let w = r * nb..(r + count) * nb;
         let a = t * nb..(t + 1) * nb;
+        let (xd, xs) = (&x.d[a.clone()], &x.s[a.clone()]);
         let xq = &x.qs[a.start * BLOCK..a.end * BLOCK];
+        let mut out = [0f32; GROUP];
         match &self.blocks {
             Blocks::Q4_1 { d, m, qs } => {
-                let q = &qs[w.start * 16..w.end * 16];
+                let (d, m, q) = (&d[w.clone()], &m[w.clone()], &qs[w.start * 16..w.end * 16]);
                 #[cfg(target_arch = "x86_64")]
                 if simd == Simd::Avx2 {
                     // SAFETY: AVX2 and FMA were detected at run time, and
-                    // the slices hold `nb` blocks each.
-                    return unsafe {
-                        avx2::dot_q4_1(&d[w.clone()], &m[w], q, &x.d[a.clone()], &x.s[a], xq)
-                    };
+                    // the slices hold `count` rows of `nb` blocks.
+                    unsafe {
+                        if count == GROUP {
+                            out = avx2::dot_q4_1::<GROUP>(nb, d, m, q, xd, xs, xq);
+                        } else {
+                            out[0] = avx2::dot_q4_1::<1>(nb, d, m, q, xd, xs, xq)[0];
+                        }
+                    }
+                    return out;
                 }
-                dot_q4_1(&d[w.clone()], &m[w], q, &x.d[a.clone()], &x.s[a], xq)
+                for (k, o) in out.iter_mut().take(count).enumerate() {
+                    let row = k * nb..(k + 1) * nb;
+                    *o = dot_q4_1(
+                        &d[row.clone()],
+                        &m[row.clone()],
+                        &q[row.start * 16..row.end * 16],
+                        xd,
+                        xs,
+                        xq,
+                    );
+                }
             }
             Blocks::Q8_0 { d, qs } => {
-                let q = &qs[w.start * BLOCK..w.end * BLOCK];
+                let (d, q) = (&d[w.clone()], &qs[w.start * BLOCK..w.end * BLOCK]);
                 #[cfg(target_arch = "x86_64")]
                 if simd == Simd::Avx2 {
                     // SAFETY: as above.
-                    return unsafe { avx2::dot_q8_0(&d[w], q, &x.d[a], xq) };
+                    unsafe {
+                        if count == GROUP {
+                            out = avx2::dot_q8_0::<GROUP>(nb, d, q, xd, xq);
+                        } else {
+                            out[0] = avx2::dot_q8_0::<1>(nb, d, q, xd, xq)[0];
+                        }
+                    }
+                    return out;
                 }
-                dot_q8_0(&d[w], q, &x.d[a], xq)
+                for (k, o) in out.iter_mut().take(count).enumerate() {
+                    let row = k * nb..(k + 1) * nb;
+                    *o = dot_q8_0(
+                        &d[row.clone()],
+                        &q[row.start * BLOCK..row.end * BLOCK],
+                        xd,
+                        xq,
+                    );
+                }
             }
         }
+        out
     }
 }
 
@@ -325,66 +380,76 @@ mod avx2 {
         _mm_cvtss_f32(s)
     }
 
-    /// Q4_1 row . Q8 activations: unsigned nibbles times signed bytes
-    /// with `maddubs`, pairs summed to i32, scaled in f32.
+    /// `R` consecutive Q4_1 rows of `nb` blocks . Q8 activations:
+    /// unsigned nibbles times signed bytes with `maddubs`, pairs summed to
+    /// i32, scaled in f32; the rows share each activation load and keep
+    /// independent accumulators.
     ///
     /// # Safety
-    /// The CPU must have AVX2 and FMA; `wq` holds 16 and `xq` 32 bytes per
-    /// block of `wd`.
+    /// The CPU must have AVX2 and FMA; `wd` and `wm` hold `R * nb` scales,
+    /// `wq` 16 bytes per block, `xd` and `xs` `nb` and `xq` 32 per block.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_q4_1(
+    pub unsafe fn dot_q4_1<const R: usize>(
+        nb: usize,
         wd: &[f32],
         wm: &[f32],
         wq: &[u8],
         xd: &[f32],
         xs: &[f32],
         xq: &[i8],
-    ) -> f32 {
+    ) -> [f32; R] {
         let nibble = _mm_set1_epi8(0x0F);
         let ones = _mm256_set1_epi16(1);
-        let mut acc = _mm256_setzero_ps();
-        let mut minimum = 0f32;
-        for b in 0..wd.len() {
-            // SAFETY: in bounds by the caller's contract; unaligned loads.
-            let (raw, x) = unsafe {
-                (
-                    _mm_loadu_si128(wq.as_ptr().add(b * 16) as *const __m128i),
-                    _mm256_loadu_si256(xq.as_ptr().add(b * BLOCK) as *const __m256i),
-                )
-            };
-            let lo = _mm_and_si128(raw, nibble);
-            let hi = _mm_and_si128(_mm_srli_epi16::<4>(raw), nibble);
-            let w = _mm256_set_m128i(hi, lo);
-            let pairs = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
-            let scale = _mm256_set1_ps(wd[b] * xd[b]);
-            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(pairs), acc);
-            minimum += wm[b] * xs[b];
+        let mut acc = [_mm256_setzero_ps(); R];
+        let mut minimum = [0f32; R];
+        for b in 0..nb {
+            // SAFETY: in bounds by the caller's contract; unaligned load.
+            let x = unsafe { _mm256_loadu_si256(xq.as_ptr().add(b * BLOCK) as *const __m256i) };
+            for k in 0..R {
+                let i = k * nb + b;
+                // SAFETY: as above.
+                let raw = unsafe { _mm_loadu_si128(wq.as_ptr().add(i * 16) as *const __m128i) };
+                let lo = _mm_and_si128(raw, nibble);
+                let hi = _mm_and_si128(_mm_srli_epi16::<4>(raw), nibble);
+                let w = _mm256_set_m128i(hi, lo);
+                let pairs = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
+                let scale = _mm256_set1_ps(wd[i] * xd[b]);
+                acc[k] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(pairs), acc[k]);
+                minimum[k] += wm[i] * xs[b];
+            }
         }
-        horizontal_sum(acc) + minimum
+        std::array::from_fn(|k| horizontal_sum(acc[k]) + minimum[k])
     }
 
-    /// Q8_0 row . Q8 activations: `|w|` times `x` with `w`'s sign.
+    /// `R` consecutive Q8_0 rows . Q8 activations: `|w|` times `x` with
+    /// `w`'s sign.
     ///
     /// # Safety
     /// As [`dot_q4_1`], with 32 bytes per block in `wq`.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_q8_0(wd: &[f32], wq: &[i8], xd: &[f32], xq: &[i8]) -> f32 {
+    pub unsafe fn dot_q8_0<const R: usize>(
+        nb: usize,
+        wd: &[f32],
+        wq: &[i8],
+        xd: &[f32],
+        xq: &[i8],
+    ) -> [f32; R] {
         let ones = _mm256_set1_epi16(1);
-        let mut acc = _mm256_setzero_ps();
-        for b in 0..wd.len() {
-            // SAFETY: in bounds by the caller's contract; unaligned loads.
-            let (w, x) = unsafe {
-                (
-                    _mm256_loadu_si256(wq.as_ptr().add(b * BLOCK) as *const __m256i),
-                    _mm256_loadu_si256(xq.as_ptr().add(b * BLOCK) as *const __m256i),
-                )
-            };
-            let products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-            let pairs = _mm256_madd_epi16(products, ones);
-            let scale = _mm256_set1_ps(wd[b] * xd[b]);
-            acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(pairs), acc);
+        let mut acc = [_mm256_setzero_ps(); R];
+        for b in 0..nb {
+            // SAFETY: in bounds by the caller's contract; unaligned load.
+            let x = unsafe { _mm256_loadu_si256(xq.as_ptr().add(b * BLOCK) as *const __m256i) };
+            for k in 0..R {
+                let i = k * nb + b;
+                // SAFETY: as above.
+                let w = unsafe { _mm256_loadu_si256(wq.as_ptr().add(i * BLOCK) as *const __m256i) };
+                let products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+                let pairs = _mm256_madd_epi16(products, ones);
+                let scale = _mm256_set1_ps(wd[i] * xd[b]);
+                acc[k] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(pairs), acc[k]);
+            }
         }
-        horizontal_sum(acc)
+        std::array::from_fn(|k| horizontal_sum(acc[k]))
     }
 }
 
@@ -468,10 +533,15 @@ mod tests {
         let q8 = QMatrix::from_f32(rows, cols, &values(rows * cols, 4)).unwrap();
         let x = QActivations::quantize(&values(cols, 6), 1);
         for w in [&q4, &q8] {
-            for r in 0..rows {
-                let a = w.dot(Simd::detect(), r, &x, 0);
-                let b = w.dot(Simd::Portable, r, &x, 0);
-                assert!((a - b).abs() <= 1e-4 * a.abs().max(1.0), "{a} vs {b}");
+            for (r, count) in [(0, GROUP), (4, GROUP), (7, 1)] {
+                let a = w.dot_rows(Simd::detect(), r, count, &x, 0);
+                let b = w.dot_rows(Simd::Portable, r, count, &x, 0);
+                for k in 0..count {
+                    assert!(
+                        (a[k] - b[k]).abs() <= 1e-4 * a[k].abs().max(1.0),
+                        "{a:?} vs {b:?}"
+                    );
+                }
             }
         }
     }
