@@ -87,7 +87,7 @@ impl TiledMatrix {
 }
 
 fn tiles_per_side(n: usize, tile: usize) -> Result<usize> {
-    if tile == 0 || n == 0 || n % tile != 0 {
+    if tile == 0 || n == 0 || !n.is_multiple_of(tile) {
         return Err(Error::Config(format!(
             "a {n}x{n} matrix cannot be split into {tile}x{tile} tiles (the size must be a positive multiple of the tile)"
         )));

@@ -107,13 +107,8 @@ fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Stamp) -> Stam
     let busy = (end.instant - start.instant).as_nanos() as u64;
     s.counters.record(unit, ok, busy, flops, fetched as u64);
     let recording = s.recorder.is_on();
-    for ready in graph::finish(task, outcome) {
-        if recording {
-            ready.ready_at.store(end.ticks, Ordering::Relaxed);
-            ready.released_by.store(task.id, Ordering::Relaxed);
-        }
-        s.make_ready(ready, Some(unit));
-    }
+    // Recorded before the task counts as finished, so that whoever waits
+    // for it finds it in the profile.
     if recording {
         s.recorder.record(TaskRecord {
             id: task.id,
@@ -128,6 +123,13 @@ fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Stamp) -> Stam
             bytes_fetched: fetched as u64,
             released_by: task.released_by.load(Ordering::Relaxed),
         });
+    }
+    for ready in graph::finish(task, outcome) {
+        if recording {
+            ready.ready_at.store(end.ticks, Ordering::Relaxed);
+            ready.released_by.store(task.id, Ordering::Relaxed);
+        }
+        s.make_ready(ready, Some(unit));
     }
     s.task_done(unit, task);
     end

@@ -128,7 +128,7 @@ fn run_dag(policy: Policy, ops: &[Op], tensors: usize, seed: u64) -> Vec<Vec<f64
     for (i, op) in ops.iter().enumerate() {
         // Every seventh task (shifted by the seed) goes to the DSP, so copies
         // move between memory nodes while other tasks run.
-        let placement = if (i as u64 + seed) % 7 == 0 {
+        let placement = if (i as u64 + seed).is_multiple_of(7) {
             Placement::Kind(UnitKind::Custom("dsp"))
         } else {
             Placement::Any

@@ -200,9 +200,9 @@ impl<'p> Gguf<'p> {
             && kv_heads > 0
             && heads % kv_heads == 0
             && dim % heads == 0
-            && config.head_dim % 2 == 0
+            && config.head_dim.is_multiple_of(2)
             && dim % BLOCK == 0
-            && config.hidden % BLOCK == 0
+            && config.hidden.is_multiple_of(BLOCK)
             && config.vocab > 0;
         if !fits {
             return Err(model_error(
@@ -361,6 +361,24 @@ impl<'p> Gguf<'p> {
     }
 }
 
+/// `a . b` in eight independent partial sums, so that it vectorizes.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (a8, b8) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f32 = a8
+        .remainder()
+        .iter()
+        .zip(b8.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (a, b) in a8.zip(b8) {
+        for i in 0..8 {
+            lanes[i] += a[i] * b[i];
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
 /// `x / rms(x) * weight`.
 fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     let mean = x.iter().map(|v| v * v).sum::<f32>() / x.len() as f32;
@@ -370,13 +388,23 @@ fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     }
 }
 
-/// Rotates adjacent pairs of each head by the token's position (GGUF
-/// llama files store Q and K for this "normal" rotary layout).
-fn rope(x: &mut [f32], head_dim: usize, position: usize, base: f32) {
-    for head in x.chunks_exact_mut(head_dim) {
-        for (i, pair) in head.chunks_exact_mut(2).enumerate() {
+/// The rotary embedding of one position: `(cos, sin)` of the angle of
+/// each pair of a head's dimensions.
+fn rotation(position: usize, head_dim: usize, base: f32) -> Vec<(f32, f32)> {
+    (0..head_dim / 2)
+        .map(|i| {
             let theta = position as f32 * base.powf(-2.0 * i as f32 / head_dim as f32);
             let (sin, cos) = theta.sin_cos();
+            (cos, sin)
+        })
+        .collect()
+}
+
+/// Rotates adjacent pairs of each head by a position's rotation (GGUF
+/// llama files store Q and K for this "normal" rotary layout).
+fn rope(x: &mut [f32], rotation: &[(f32, f32)]) {
+    for head in x.chunks_exact_mut(2 * rotation.len()) {
+        for (pair, &(cos, sin)) in head.chunks_exact_mut(2).zip(rotation) {
             let (a, b) = (pair[0], pair[1]);
             pair[0] = a * cos - b * sin;
             pair[1] = a * sin + b * cos;
@@ -456,6 +484,9 @@ impl Weights {
         let group = c.heads / c.kv_heads;
         let scale = 1.0 / (hd as f32).sqrt();
         let mut scores = vec![0f32; position + n];
+        let rotations: Vec<_> = (position..position + n)
+            .map(|p| rotation(p, hd, c.rope_base))
+            .collect();
         for (l, layer) in self.layers.iter().enumerate() {
             for (x, h) in x.chunks_exact(dim).zip(h.chunks_exact_mut(dim)) {
                 rms_norm(x, &layer.attn_norm, c.norm_eps, h);
@@ -466,8 +497,8 @@ impl Weights {
             for (t, row) in qkv.chunks_exact_mut(dim + 2 * kv_dim).enumerate() {
                 let pos = position + t;
                 let (q, kv) = row.split_at_mut(dim);
-                rope(q, hd, pos, c.rope_base);
-                rope(&mut kv[..kv_dim], hd, pos, c.rope_base);
+                rope(q, &rotations[t]);
+                rope(&mut kv[..kv_dim], &rotations[t]);
                 for g in 0..c.kv_heads {
                     let at = (g * context + pos) * hd;
                     keys[at..at + hd].copy_from_slice(&kv[g * hd..(g + 1) * hd]);
@@ -484,7 +515,7 @@ impl Weights {
                     let v = &values[g * context * hd..(g * context + seen) * hd];
                     let s = &mut scores[..seen];
                     for (s, k) in s.iter_mut().zip(k.chunks_exact(hd)) {
-                        *s = q.iter().zip(k).map(|(a, b)| a * b).sum::<f32>() * scale;
+                        *s = dot(q, k) * scale;
                     }
                     let max = s.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
                     let mut total = 0f32;

@@ -10,6 +10,8 @@
 //! plain Rust elsewhere. Rows are split over the decode team
 //! ([`super::team`]).
 
+use std::sync::OnceLock;
+
 use parking_lot::Mutex;
 
 use super::team::Team;
@@ -21,7 +23,7 @@ pub const BLOCK: usize = 32;
 const ROWS_PER_ITEM: usize = 64;
 
 /// Rows computed together, sharing the activation loads.
-const GROUP: usize = 4;
+const GROUP: usize = 8;
 
 /// How a matrix's blocks are stored.
 enum Blocks {
@@ -133,7 +135,7 @@ impl QMatrix {
     }
 
     fn block_count(rows: usize, cols: usize) -> Option<usize> {
-        (cols % BLOCK == 0).then(|| rows * cols / BLOCK)
+        cols.is_multiple_of(BLOCK).then(|| rows * cols / BLOCK)
     }
 
     pub fn rows(&self) -> usize {
@@ -174,7 +176,7 @@ impl QMatrix {
     /// `x.tokens() x rows`.
     pub fn matmul(&self, x: &QActivations, out: &mut [f32]) {
         let tokens = x.tokens;
-        let simd = Simd::detect();
+        let kernels = Kernels::detect();
         // Rows outer, tokens inner: each row is read once for all tokens.
         let mut by_row = vec![0f32; if tokens == 1 { 0 } else { self.rows * tokens }];
         let target = if tokens == 1 {
@@ -194,7 +196,7 @@ impl QMatrix {
             while r < rows {
                 let group = if rows - r >= GROUP { GROUP } else { 1 };
                 for t in 0..tokens {
-                    let sums = self.dot_rows(simd, first + r, group, x, t);
+                    let sums = self.dot_rows(kernels, first + r, group, x, t);
                     for (k, v) in sums.iter().take(group).enumerate() {
                         chunk[(r + k) * tokens + t] = *v;
                     }
@@ -216,7 +218,7 @@ impl QMatrix {
     /// of `x`, in the first `count` entries.
     fn dot_rows(
         &self,
-        simd: Simd,
+        kernels: Kernels,
         r: usize,
         count: usize,
         x: &QActivations,
@@ -228,56 +230,25 @@ impl QMatrix {
         let (xd, xs) = (&x.d[a.clone()], &x.s[a.clone()]);
         let xq = &x.qs[a.start * BLOCK..a.end * BLOCK];
         let mut out = [0f32; GROUP];
-        match &self.blocks {
-            Blocks::Q4_1 { d, m, qs } => {
-                let (d, m, q) = (&d[w.clone()], &m[w.clone()], &qs[w.start * 16..w.end * 16]);
-                #[cfg(target_arch = "x86_64")]
-                if simd == Simd::Avx2 {
-                    // SAFETY: AVX2 and FMA were detected at run time, and
-                    // the slices hold `count` rows of `nb` blocks.
-                    unsafe {
-                        if count == GROUP {
-                            out = avx2::dot_q4_1::<GROUP>(nb, d, m, q, xd, xs, xq);
-                        } else {
-                            out[0] = avx2::dot_q4_1::<1>(nb, d, m, q, xd, xs, xq)[0];
-                        }
+        // SAFETY: `Kernels::detect` picked kernels this CPU runs, and the
+        // slices hold `count` rows of `nb` blocks and one token's activations.
+        unsafe {
+            match &self.blocks {
+                Blocks::Q4_1 { d, m, qs } => {
+                    let (d, m, q) = (&d[w.clone()], &m[w.clone()], &qs[w.start * 16..w.end * 16]);
+                    if count == GROUP {
+                        out = (kernels.q4_1.0)(nb, d, m, q, xd, xs, xq);
+                    } else {
+                        out[0] = (kernels.q4_1.1)(nb, d, m, q, xd, xs, xq)[0];
                     }
-                    return out;
                 }
-                for (k, o) in out.iter_mut().take(count).enumerate() {
-                    let row = k * nb..(k + 1) * nb;
-                    *o = dot_q4_1(
-                        &d[row.clone()],
-                        &m[row.clone()],
-                        &q[row.start * 16..row.end * 16],
-                        xd,
-                        xs,
-                        xq,
-                    );
-                }
-            }
-            Blocks::Q8_0 { d, qs } => {
-                let (d, q) = (&d[w.clone()], &qs[w.start * BLOCK..w.end * BLOCK]);
-                #[cfg(target_arch = "x86_64")]
-                if simd == Simd::Avx2 {
-                    // SAFETY: as above.
-                    unsafe {
-                        if count == GROUP {
-                            out = avx2::dot_q8_0::<GROUP>(nb, d, q, xd, xq);
-                        } else {
-                            out[0] = avx2::dot_q8_0::<1>(nb, d, q, xd, xq)[0];
-                        }
+                Blocks::Q8_0 { d, qs } => {
+                    let (d, q) = (&d[w.clone()], &qs[w.start * BLOCK..w.end * BLOCK]);
+                    if count == GROUP {
+                        out = (kernels.q8_0.0)(nb, d, q, xd, xq);
+                    } else {
+                        out[0] = (kernels.q8_0.1)(nb, d, q, xd, xq)[0];
                     }
-                    return out;
-                }
-                for (k, o) in out.iter_mut().take(count).enumerate() {
-                    let row = k * nb..(k + 1) * nb;
-                    *o = dot_q8_0(
-                        &d[row.clone()],
-                        &q[row.start * BLOCK..row.end * BLOCK],
-                        xd,
-                        xq,
-                    );
                 }
             }
         }
@@ -321,136 +292,197 @@ impl QActivations {
     }
 }
 
-/// Which inner loops this CPU runs.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Simd {
-    #[cfg(target_arch = "x86_64")]
-    Avx2,
-    Portable,
+type Q4_1Dot<const R: usize> =
+    unsafe fn(usize, &[f32], &[f32], &[u8], &[f32], &[f32], &[i8]) -> [f32; R];
+type Q8_0Dot<const R: usize> = unsafe fn(usize, &[f32], &[i8], &[f32], &[i8]) -> [f32; R];
+
+/// The inner loops this CPU runs, for a group of rows and for one row.
+#[derive(Clone, Copy)]
+struct Kernels {
+    q4_1: (Q4_1Dot<GROUP>, Q4_1Dot<1>),
+    q8_0: (Q8_0Dot<GROUP>, Q8_0Dot<1>),
 }
 
-impl Simd {
-    fn detect() -> Simd {
+impl Kernels {
+    /// Plain Rust, for any CPU.
+    fn portable() -> Kernels {
+        Kernels {
+            q4_1: (dot_q4_1::<GROUP>, dot_q4_1::<1>),
+            q8_0: (dot_q8_0::<GROUP>, dot_q8_0::<1>),
+        }
+    }
+
+    /// Every set this CPU runs (checked at run time), the best last.
+    fn available() -> Vec<Kernels> {
+        let mut all = vec![Kernels::portable()];
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-            return Simd::Avx2;
+        {
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                use x86::avx2 as k;
+                all.push(Kernels {
+                    q4_1: (k::dot_q4_1::<GROUP>, k::dot_q4_1::<1>),
+                    q8_0: (k::dot_q8_0::<GROUP>, k::dot_q8_0::<1>),
+                });
+                if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
+                    use x86::vnni as k;
+                    all.push(Kernels {
+                        q4_1: (k::dot_q4_1::<GROUP>, k::dot_q4_1::<1>),
+                        q8_0: (k::dot_q8_0::<GROUP>, k::dot_q8_0::<1>),
+                    });
+                }
+            }
         }
-        Simd::Portable
+        all
+    }
+
+    /// The best set this CPU runs.
+    fn detect() -> Kernels {
+        static BEST: OnceLock<Kernels> = OnceLock::new();
+        *BEST.get_or_init(|| Kernels::available().pop().unwrap_or_else(Kernels::portable))
     }
 }
 
-fn dot_q4_1(wd: &[f32], wm: &[f32], wq: &[u8], xd: &[f32], xs: &[f32], xq: &[i8]) -> f32 {
-    let mut sum = 0f32;
-    for b in 0..wd.len() {
-        let q = &wq[b * 16..b * 16 + 16];
-        let x = &xq[b * BLOCK..(b + 1) * BLOCK];
-        let mut acc = 0i32;
-        for j in 0..16 {
-            acc += (q[j] & 0x0F) as i32 * x[j] as i32 + (q[j] >> 4) as i32 * x[j + 16] as i32;
+fn dot_q4_1<const R: usize>(
+    nb: usize,
+    wd: &[f32],
+    wm: &[f32],
+    wq: &[u8],
+    xd: &[f32],
+    xs: &[f32],
+    xq: &[i8],
+) -> [f32; R] {
+    std::array::from_fn(|k| {
+        let mut sum = 0f32;
+        for b in 0..nb {
+            let i = k * nb + b;
+            let q = &wq[i * 16..i * 16 + 16];
+            let x = &xq[b * BLOCK..(b + 1) * BLOCK];
+            let mut acc = 0i32;
+            for j in 0..16 {
+                acc += (q[j] & 0x0F) as i32 * x[j] as i32 + (q[j] >> 4) as i32 * x[j + 16] as i32;
+            }
+            sum += wd[i] * xd[b] * acc as f32 + wm[i] * xs[b];
         }
-        sum += wd[b] * xd[b] * acc as f32 + wm[b] * xs[b];
-    }
-    sum
+        sum
+    })
 }
 
-fn dot_q8_0(wd: &[f32], wq: &[i8], xd: &[f32], xq: &[i8]) -> f32 {
-    let mut sum = 0f32;
-    for b in 0..wd.len() {
-        let w = &wq[b * BLOCK..(b + 1) * BLOCK];
-        let x = &xq[b * BLOCK..(b + 1) * BLOCK];
-        let acc: i32 = w.iter().zip(x).map(|(&w, &x)| w as i32 * x as i32).sum();
-        sum += wd[b] * xd[b] * acc as f32;
-    }
-    sum
+fn dot_q8_0<const R: usize>(nb: usize, wd: &[f32], wq: &[i8], xd: &[f32], xq: &[i8]) -> [f32; R] {
+    std::array::from_fn(|k| {
+        let mut sum = 0f32;
+        for b in 0..nb {
+            let i = k * nb + b;
+            let w = &wq[i * BLOCK..(i + 1) * BLOCK];
+            let x = &xq[b * BLOCK..(b + 1) * BLOCK];
+            let acc: i32 = w.iter().zip(x).map(|(&w, &x)| w as i32 * x as i32).sum();
+            sum += wd[i] * xd[b] * acc as f32;
+        }
+        sum
+    })
+}
+
+/// The x86-64 kernels: one body, instantiated for AVX2 (`maddubs` then
+/// `madd` to sum byte products into i32) and for AVX-512 VNNI (`dpbusd`,
+/// one instruction, on 256-bit registers).
+#[cfg(target_arch = "x86_64")]
+macro_rules! x86_kernels {
+    ($module:ident, $features:literal, |$w:ident, $x:ident| $byte_dot:block) => {
+        pub mod $module {
+            use std::arch::x86_64::*;
+
+            use super::super::BLOCK;
+
+            /// Unsigned bytes of `w` times signed bytes of `x`, summed by
+            /// fours into i32 lanes.
+            #[target_feature(enable = $features)]
+            fn byte_dot($w: __m256i, $x: __m256i) -> __m256i $byte_dot
+
+            #[target_feature(enable = $features)]
+            fn horizontal_sum(v: __m256) -> f32 {
+                let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+                let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+                _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+            }
+
+            /// `R` consecutive Q4_1 rows of `nb` blocks . Q8 activations:
+            /// unsigned nibbles times signed bytes, scaled in f32; the rows
+            /// share each activation load and keep independent accumulators.
+            ///
+            /// # Safety
+            /// The CPU must have the module's features; `wd` and `wm` hold
+            /// `R * nb` scales, `wq` 16 bytes per block, `xd` and `xs` `nb`
+            /// values and `xq` 32 bytes per block.
+            #[target_feature(enable = $features)]
+            pub unsafe fn dot_q4_1<const R: usize>(
+                nb: usize,
+                wd: &[f32],
+                wm: &[f32],
+                wq: &[u8],
+                xd: &[f32],
+                xs: &[f32],
+                xq: &[i8],
+            ) -> [f32; R] {
+                let nibble = _mm_set1_epi8(0x0F);
+                let mut acc = [_mm256_setzero_ps(); R];
+                let mut minimum = [0f32; R];
+                for b in 0..nb {
+                    // SAFETY: in bounds by the caller's contract; unaligned.
+                    let x = unsafe { _mm256_loadu_si256(xq.as_ptr().add(b * BLOCK).cast()) };
+                    for k in 0..R {
+                        let i = k * nb + b;
+                        // SAFETY: as above.
+                        let raw = unsafe { _mm_loadu_si128(wq.as_ptr().add(i * 16).cast()) };
+                        let lo = _mm_and_si128(raw, nibble);
+                        let hi = _mm_and_si128(_mm_srli_epi16::<4>(raw), nibble);
+                        let sums = byte_dot(_mm256_set_m128i(hi, lo), x);
+                        let scale = _mm256_set1_ps(wd[i] * xd[b]);
+                        acc[k] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc[k]);
+                        minimum[k] += wm[i] * xs[b];
+                    }
+                }
+                std::array::from_fn(|k| horizontal_sum(acc[k]) + minimum[k])
+            }
+
+            /// `R` consecutive Q8_0 rows . Q8 activations: `|w|` times `x`
+            /// with `w`'s sign.
+            ///
+            /// # Safety
+            /// As [`dot_q4_1`], with 32 bytes per block in `wq`.
+            #[target_feature(enable = $features)]
+            pub unsafe fn dot_q8_0<const R: usize>(
+                nb: usize,
+                wd: &[f32],
+                wq: &[i8],
+                xd: &[f32],
+                xq: &[i8],
+            ) -> [f32; R] {
+                let mut acc = [_mm256_setzero_ps(); R];
+                for b in 0..nb {
+                    // SAFETY: in bounds by the caller's contract; unaligned.
+                    let x = unsafe { _mm256_loadu_si256(xq.as_ptr().add(b * BLOCK).cast()) };
+                    for k in 0..R {
+                        let i = k * nb + b;
+                        // SAFETY: as above.
+                        let w = unsafe { _mm256_loadu_si256(wq.as_ptr().add(i * BLOCK).cast()) };
+                        let sums = byte_dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
+                        let scale = _mm256_set1_ps(wd[i] * xd[b]);
+                        acc[k] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc[k]);
+                    }
+                }
+                std::array::from_fn(|k| horizontal_sum(acc[k]))
+            }
+        }
+    };
 }
 
 #[cfg(target_arch = "x86_64")]
-mod avx2 {
-    use std::arch::x86_64::*;
-
-    use super::BLOCK;
-
-    #[target_feature(enable = "avx2,fma")]
-    fn horizontal_sum(v: __m256) -> f32 {
-        let lo = _mm256_castps256_ps128(v);
-        let hi = _mm256_extractf128_ps::<1>(v);
-        let s = _mm_add_ps(lo, hi);
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        let s = _mm_add_ss(s, _mm_movehdup_ps(s));
-        _mm_cvtss_f32(s)
-    }
-
-    /// `R` consecutive Q4_1 rows of `nb` blocks . Q8 activations:
-    /// unsigned nibbles times signed bytes with `maddubs`, pairs summed to
-    /// i32, scaled in f32; the rows share each activation load and keep
-    /// independent accumulators.
-    ///
-    /// # Safety
-    /// The CPU must have AVX2 and FMA; `wd` and `wm` hold `R * nb` scales,
-    /// `wq` 16 bytes per block, `xd` and `xs` `nb` and `xq` 32 per block.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_q4_1<const R: usize>(
-        nb: usize,
-        wd: &[f32],
-        wm: &[f32],
-        wq: &[u8],
-        xd: &[f32],
-        xs: &[f32],
-        xq: &[i8],
-    ) -> [f32; R] {
-        let nibble = _mm_set1_epi8(0x0F);
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_ps(); R];
-        let mut minimum = [0f32; R];
-        for b in 0..nb {
-            // SAFETY: in bounds by the caller's contract; unaligned load.
-            let x = unsafe { _mm256_loadu_si256(xq.as_ptr().add(b * BLOCK) as *const __m256i) };
-            for k in 0..R {
-                let i = k * nb + b;
-                // SAFETY: as above.
-                let raw = unsafe { _mm_loadu_si128(wq.as_ptr().add(i * 16) as *const __m128i) };
-                let lo = _mm_and_si128(raw, nibble);
-                let hi = _mm_and_si128(_mm_srli_epi16::<4>(raw), nibble);
-                let w = _mm256_set_m128i(hi, lo);
-                let pairs = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
-                let scale = _mm256_set1_ps(wd[i] * xd[b]);
-                acc[k] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(pairs), acc[k]);
-                minimum[k] += wm[i] * xs[b];
-            }
-        }
-        std::array::from_fn(|k| horizontal_sum(acc[k]) + minimum[k])
-    }
-
-    /// `R` consecutive Q8_0 rows . Q8 activations: `|w|` times `x` with
-    /// `w`'s sign.
-    ///
-    /// # Safety
-    /// As [`dot_q4_1`], with 32 bytes per block in `wq`.
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn dot_q8_0<const R: usize>(
-        nb: usize,
-        wd: &[f32],
-        wq: &[i8],
-        xd: &[f32],
-        xq: &[i8],
-    ) -> [f32; R] {
-        let ones = _mm256_set1_epi16(1);
-        let mut acc = [_mm256_setzero_ps(); R];
-        for b in 0..nb {
-            // SAFETY: in bounds by the caller's contract; unaligned load.
-            let x = unsafe { _mm256_loadu_si256(xq.as_ptr().add(b * BLOCK) as *const __m256i) };
-            for k in 0..R {
-                let i = k * nb + b;
-                // SAFETY: as above.
-                let w = unsafe { _mm256_loadu_si256(wq.as_ptr().add(i * BLOCK) as *const __m256i) };
-                let products = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-                let pairs = _mm256_madd_epi16(products, ones);
-                let scale = _mm256_set1_ps(wd[i] * xd[b]);
-                acc[k] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(pairs), acc[k]);
-            }
-        }
-        std::array::from_fn(|k| horizontal_sum(acc[k]))
-    }
+mod x86 {
+    x86_kernels!(avx2, "avx2,fma", |w, x| {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1))
+    });
+    x86_kernels!(vnni, "avx2,fma,avx512vnni,avx512vl", |w, x| {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
+    });
 }
 
 #[cfg(test)]
@@ -527,20 +559,22 @@ mod tests {
     }
 
     #[test]
-    fn simd_and_portable_loops_agree() {
-        let (rows, cols) = (8, 128);
+    fn every_kernel_set_agrees_with_plain_rust() {
+        let (rows, cols) = (2 * GROUP + 1, 128);
         let q4 = QMatrix::from_q4_1(rows, cols, &q4_1_bytes(&values(rows * cols, 2))).unwrap();
         let q8 = QMatrix::from_f32(rows, cols, &values(rows * cols, 4)).unwrap();
         let x = QActivations::quantize(&values(cols, 6), 1);
         for w in [&q4, &q8] {
-            for (r, count) in [(0, GROUP), (4, GROUP), (7, 1)] {
-                let a = w.dot_rows(Simd::detect(), r, count, &x, 0);
-                let b = w.dot_rows(Simd::Portable, r, count, &x, 0);
-                for k in 0..count {
-                    assert!(
-                        (a[k] - b[k]).abs() <= 1e-4 * a[k].abs().max(1.0),
-                        "{a:?} vs {b:?}"
-                    );
+            for kernels in Kernels::available() {
+                for (r, count) in [(0, GROUP), (GROUP, GROUP), (2 * GROUP, 1)] {
+                    let a = w.dot_rows(kernels, r, count, &x, 0);
+                    let b = w.dot_rows(Kernels::portable(), r, count, &x, 0);
+                    for k in 0..count {
+                        assert!(
+                            (a[k] - b[k]).abs() <= 1e-4 * a[k].abs().max(1.0),
+                            "{a:?} vs {b:?}"
+                        );
+                    }
                 }
             }
         }

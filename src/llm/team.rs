@@ -154,7 +154,7 @@ fn helper(s: &Shared) {
                 break g;
             }
             spins += 1;
-            if spins % 1024 == 0 && idle_since.elapsed() > SPIN_FOR {
+            if spins.is_multiple_of(1024) && idle_since.elapsed() > SPIN_FOR {
                 let mut lock = s.sleep.lock();
                 if s.generation.load(Ordering::Acquire) == seen {
                     s.wake.wait_for(&mut lock, Duration::from_millis(100));

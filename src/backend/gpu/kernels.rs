@@ -131,7 +131,7 @@ fn per_element(shader: Shader, elements: usize, params: Vec<u32>, gx_slot: usize
 
 /// An element-wise op: four elements per invocation when the length allows.
 fn element_wise(scalar: Shader, vec4: Shader, len: usize, op: u32) -> Result<Plan> {
-    if len % 4 == 0 {
+    if len.is_multiple_of(4) {
         per_element(vec4, len / 4, vec![u(len / 4), op, 0, 0], 2)
     } else {
         per_element(scalar, len, vec![u(len), op, 0, 0], 2)

@@ -216,7 +216,10 @@ impl Backend for WgpuBackend {
 
     fn upload(&self, dst: &DeviceBuffer, src: &[u8]) -> Result<()> {
         let (g, buffer) = self.resolve(dst)?;
-        if src.len() % wgpu::COPY_BUFFER_ALIGNMENT as usize == 0 {
+        if src
+            .len()
+            .is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT as usize)
+        {
             g.queue.write_buffer(buffer, 0, src);
         } else {
             let mut padded = src.to_vec();

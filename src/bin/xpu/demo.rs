@@ -44,7 +44,7 @@ fn frame(index: usize, side: usize) -> Vec<u8> {
     for y in 0..side {
         for x in 0..side {
             let r = ((x as f32 - c).powi(2) + (y as f32 - c).powi(2)).sqrt();
-            let ring = if ((r as usize + index * 7) / 16) % 2 == 0 {
+            let ring = if ((r as usize + index * 7) / 16).is_multiple_of(2) {
                 200
             } else {
                 40
