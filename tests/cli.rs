@@ -304,3 +304,28 @@ fn bench_plot_draws_a_panel_per_kernel_and_a_line_per_unit() {
     }
     std::fs::remove_file(&path).unwrap();
 }
+
+#[cfg(feature = "candle")]
+#[test]
+fn generate_streams_an_answer_with_tokens_per_second() {
+    if xpu::llm::LanguageModel::default_path().is_err() {
+        assert!(std::env::var("CI").is_err(), "the model is not fetched");
+        eprintln!("model not fetched: skipped");
+        return;
+    }
+    let (ok, out, err) = xpu(&["generate", "The capital of France is", "--max-tokens", "6"]);
+    assert!(ok, "{err}");
+    assert!(out.starts_with("The capital of France is Paris."), "{out}");
+    assert!(out.contains("unit: lpu"), "{out}");
+    for line in ["prompt: 5 tokens in", "generation: 6 tokens in"] {
+        assert!(out.contains(line), "{out}");
+    }
+    assert!(out.contains("tokens/s"), "{out}");
+
+    let (ok, _, err) = xpu(&["generate", "Hi", "--temperature=-1"]);
+    assert!(!ok);
+    assert!(err.contains("--temperature must be above 0"), "{err}");
+    let (ok, _, err) = xpu(&["generate", "Hi", "--model", "/nonexistent/model.gguf"]);
+    assert!(!ok);
+    assert!(err.contains("/nonexistent/model.gguf"), "{err}");
+}

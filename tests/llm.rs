@@ -8,6 +8,9 @@
 //! (outside CI) the tests that need it say so and pass.
 #![cfg(feature = "candle")]
 
+#[path = "../examples/llm/ask.rs"]
+mod ask;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -294,4 +297,18 @@ fn bad_decode_steps_are_refused_and_the_unit_keeps_working() {
     )
     .unwrap();
     assert!(report.text.starts_with(" Paris"), "{:?}", report.text);
+}
+
+#[test]
+fn the_llm_example_answers_on_the_lpu() {
+    let Some(model) = model() else { return };
+    let rt = runtime();
+    let mut streamed = String::new();
+    let answer = ask::ask(&rt, model, PROMPT, 6, |piece| streamed.push_str(piece)).unwrap();
+    assert_eq!(answer.lpu.kind, UnitKind::Lpu);
+    assert!(streamed.starts_with(" Paris."), "{streamed:?}");
+    // Six steps: token ids in (4 bytes each, 5 for the prompt), logits out.
+    let logits = 4 * model.config().vocab;
+    assert_eq!(answer.report.tokens.len(), 6);
+    assert_eq!(answer.bytes_moved, 4 * (5 + 5) + 6 * logits);
 }

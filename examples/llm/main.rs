@@ -6,10 +6,12 @@
 //! cargo run --release --features candle --example llm -- ["PROMPT"] [MAX_TOKENS]
 //! ```
 
+mod ask;
+
 use std::io::Write;
 
-use xpu::llm::{generate, GenerateOptions, LanguageModel};
-use xpu::{Runtime, UnitKind};
+use xpu::llm::LanguageModel;
+use xpu::Runtime;
 
 fn main() -> xpu::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -23,17 +25,6 @@ fn main() -> xpu::Result<()> {
         None => 24,
     };
     let rt = Runtime::builder().build()?;
-    let lpu = rt
-        .units()
-        .iter()
-        .find(|u| u.kind == UnitKind::Lpu)
-        .ok_or_else(|| xpu::Error::Config("no LPU unit: build with --features candle".into()))?;
-    println!(
-        "LPU: {}{}",
-        lpu.device,
-        if lpu.emulated { " (emulated)" } else { "" }
-    );
-
     let model = LanguageModel::load(&LanguageModel::default_path()?)?;
     let c = model.config();
     println!(
@@ -46,25 +37,27 @@ fn main() -> xpu::Result<()> {
         model.weights.bytes() as f64 / 1e6
     );
     print!("\n{prompt}");
-    let options = GenerateOptions {
-        max_tokens,
-        ..GenerateOptions::default()
-    };
-    let report = generate(&rt, &model, &prompt, &options, |piece| {
+    let answer = ask::ask(&rt, &model, &prompt, max_tokens, |piece| {
         print!("{piece}");
         let _ = std::io::stdout().flush();
     })?;
+    let (lpu, report) = (&answer.lpu, &answer.report);
     println!(
-        "\n\nprompt: {} tokens in {:.1} ms ({:.1} tokens/s); generation: {} tokens, {:.1} tokens/s",
+        "\n\nLPU: {}{}",
+        lpu.device,
+        if lpu.emulated { " (emulated)" } else { "" }
+    );
+    println!(
+        "prompt: {} tokens in {:.1} ms ({:.1} tokens/s); generation: {} tokens, {:.1} tokens/s",
         report.prompt_tokens,
         report.prompt_seconds * 1e3,
         report.prompt_tokens_per_second(),
         report.tokens.len(),
         report.generation_tokens_per_second()
     );
-    let moved: u64 = rt.transfers().iter().map(|t| t.bytes as u64).sum();
     println!(
-        "bytes moved between memory nodes: {moved} (token ids in, logits out; the KV cache stays on the LPU)"
+        "bytes moved between memory nodes: {} (token ids in, logits out; the KV cache stays on the LPU)",
+        answer.bytes_moved
     );
     Ok(())
 }
