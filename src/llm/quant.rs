@@ -1,17 +1,22 @@
 //! Quantized matrices and the matrix-vector products of the decode step.
 //!
-//! Weights are kept in blocks of 32 values along a row, as in GGUF files,
-//! but repacked at load time so that the scales are `f32` arrays beside the
-//! quants: Q4_1 (4-bit values with a scale and a minimum per block, as
-//! SmolLM2's files hold) and Q8_0 (8-bit values with a scale, which also
-//! takes every other GGUF type after candle dequantizes it). Activations
-//! are quantized to 8 bits per block before a product, so the inner loop is
-//! integer multiply-adds: AVX2 where the CPU has it (checked at run time),
-//! plain Rust elsewhere. Rows are split over the decode team
+//! Weights are kept in blocks of 32 values along a row, as in GGUF files:
+//! Q4_1 (4-bit values with a scale and a minimum per block, as SmolLM2's
+//! files hold) and Q8_0 (8-bit values with a scale, which also takes every
+//! other GGUF type after candle dequantizes it), with half-precision
+//! scales, so a matrix is no bigger than in the file. At load time the
+//! rows are interleaved by groups of [`GROUP`]: for each block, the group's
+//! eight scales, eight minimums and eight quant blocks lie side by side, so
+//! a product reads each group as one sequential stream and converts eight
+//! scales with one instruction. Activations are quantized to 8 bits per
+//! block before a product, so the inner loop is integer multiply-adds:
+//! AVX-512 VNNI or AVX2 where the CPU has them (checked at run time),
+//! plain Rust elsewhere. Groups are split over the decode team
 //! ([`super::team`]).
 
 use std::sync::OnceLock;
 
+use half::f16;
 use parking_lot::Mutex;
 
 use super::team::Team;
@@ -19,52 +24,73 @@ use super::team::Team;
 /// Values per quantization block.
 pub const BLOCK: usize = 32;
 
-/// Rows computed per parallel work item.
-const ROWS_PER_ITEM: usize = 64;
-
-/// Rows computed together, sharing the activation loads.
+/// Rows interleaved and computed together, sharing the activation loads.
 const GROUP: usize = 8;
 
-/// How a matrix's blocks are stored.
+/// Groups per parallel work item.
+const GROUPS_PER_ITEM: usize = 8;
+
+/// How a matrix's blocks are stored; block `b` of row `GROUP * g + k` is
+/// entry `(g * nb + b) * GROUP + k` of each array (`nb` blocks per row).
 enum Blocks {
     /// `value = d * q + m`, `q` in 0..16; a block's 16 bytes hold values
     /// 0..16 in their low nibbles and 16..32 in their high nibbles.
     Q4_1 {
-        d: Vec<f32>,
-        m: Vec<f32>,
+        d: Vec<f16>,
+        m: Vec<f16>,
         qs: Vec<u8>,
     },
     /// `value = d * q`, `q` in -127..=127.
-    Q8_0 { d: Vec<f32>, qs: Vec<i8> },
+    Q8_0 { d: Vec<f16>, qs: Vec<i8> },
 }
 
-/// A `rows x cols` weight matrix, row-major, quantized by blocks of 32.
+/// A `rows x cols` weight matrix quantized by blocks of 32, its rows
+/// interleaved by groups (the last group padded with zero rows).
 pub struct QMatrix {
     rows: usize,
     cols: usize,
     blocks: Blocks,
 }
 
-/// Half-precision bits to f32.
-fn f16_at(bytes: &[u8], at: usize) -> f32 {
-    half::f16::from_le_bytes([bytes[at], bytes[at + 1]]).to_f32()
+/// Where block `b` of row `r` goes in the interleaved arrays.
+fn slot(r: usize, b: usize, nb: usize) -> usize {
+    ((r / GROUP) * nb + b) * GROUP + r % GROUP
+}
+
+/// Quantizes 32 values to `q` (in -127..=127) and returns the scale.
+fn quantize_block(values: &[f32], q: &mut [i8]) -> f32 {
+    let max = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = max / 127.0;
+    let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
+    for (q, v) in q.iter_mut().zip(values) {
+        *q = (v * inv).round() as i8;
+    }
+    d
 }
 
 impl QMatrix {
+    /// Blocks per row, and slots in the padded arrays; `None` unless the
+    /// rows are whole blocks.
+    fn layout(rows: usize, cols: usize) -> Option<(usize, usize)> {
+        let nb = cols / BLOCK;
+        (cols.is_multiple_of(BLOCK) && cols > 0).then(|| (nb, rows.div_ceil(GROUP) * GROUP * nb))
+    }
+
     /// Repacks GGUF Q4_1 blocks (20 bytes each: f16 scale, f16 minimum,
     /// 16 bytes of nibbles); `None` if the data is not `rows x cols` of them.
     pub fn from_q4_1(rows: usize, cols: usize, data: &[u8]) -> Option<QMatrix> {
-        let n = Self::block_count(rows, cols)?;
-        if data.len() != n * 20 {
+        let (nb, slots) = Self::layout(rows, cols)?;
+        if data.len() != rows * nb * 20 {
             return None;
         }
-        let mut d = Vec::with_capacity(n);
-        let mut m = Vec::with_capacity(n);
-        let mut qs = Vec::with_capacity(n * 16);
-        for block in data.chunks_exact(20) {
-            d.push(f16_at(block, 0));
-            m.push(f16_at(block, 2));
-            qs.extend_from_slice(&block[4..]);
+        let mut d = vec![f16::ZERO; slots];
+        let mut m = vec![f16::ZERO; slots];
+        let mut qs = vec![0u8; slots * 16];
+        for (i, block) in data.chunks_exact(20).enumerate() {
+            let s = slot(i / nb, i % nb, nb);
+            d[s] = f16::from_le_bytes([block[0], block[1]]);
+            m[s] = f16::from_le_bytes([block[2], block[3]]);
+            qs[s * 16..s * 16 + 16].copy_from_slice(&block[4..]);
         }
         Some(QMatrix {
             rows,
@@ -75,14 +101,15 @@ impl QMatrix {
 
     /// Quantizes a row-major f32 matrix to Q8_0; `None` if the sizes do not fit.
     pub fn from_f32(rows: usize, cols: usize, values: &[f32]) -> Option<QMatrix> {
-        let n = Self::block_count(rows, cols)?;
-        if values.len() != n * BLOCK {
+        let (nb, slots) = Self::layout(rows, cols)?;
+        if values.len() != rows * cols {
             return None;
         }
-        let mut d = Vec::with_capacity(n);
-        let mut qs = vec![0i8; n * BLOCK];
-        for (block, q) in values.chunks_exact(BLOCK).zip(qs.chunks_exact_mut(BLOCK)) {
-            d.push(quantize_block(block, q));
+        let mut d = vec![f16::ZERO; slots];
+        let mut qs = vec![0i8; slots * BLOCK];
+        for (i, block) in values.chunks_exact(BLOCK).enumerate() {
+            let s = slot(i / nb, i % nb, nb);
+            d[s] = f16::from_f32(quantize_block(block, &mut qs[s * BLOCK..(s + 1) * BLOCK]));
         }
         Some(QMatrix {
             rows,
@@ -91,51 +118,63 @@ impl QMatrix {
         })
     }
 
-    /// The rows of `parts` one after the other (all of one width); kept
-    /// as they are when all share a format, else requantized to Q8_0.
+    /// The rows of `parts` one after the other (all of one width); kept as
+    /// they are when all share a format and fill their groups, else
+    /// requantized to Q8_0.
     pub fn stack(parts: Vec<QMatrix>) -> Option<QMatrix> {
         let rows = parts.iter().map(|p| p.rows).sum();
         let cols = parts.first().map_or(0, |p| p.cols);
-        let mut d = Vec::new();
-        let mut m = Vec::new();
-        let mut q4 = Vec::new();
-        let mut q8 = Vec::new();
-        let (mut fours, mut eights) = (0, 0);
-        for p in &parts {
-            match &p.blocks {
-                Blocks::Q4_1 { d: pd, m: pm, qs } => {
-                    fours += 1;
+        let whole = parts
+            .iter()
+            .all(|p| p.cols == cols && p.rows.is_multiple_of(GROUP));
+        let all = |q4: bool| {
+            parts
+                .iter()
+                .all(|p| matches!(p.blocks, Blocks::Q4_1 { .. }) == q4)
+        };
+        if whole && all(true) {
+            let (mut d, mut m, mut qs) = (Vec::new(), Vec::new(), Vec::new());
+            for p in &parts {
+                if let Blocks::Q4_1 {
+                    d: pd,
+                    m: pm,
+                    qs: pq,
+                } = &p.blocks
+                {
                     d.extend_from_slice(pd);
                     m.extend_from_slice(pm);
-                    q4.extend_from_slice(qs);
+                    qs.extend_from_slice(pq);
                 }
-                Blocks::Q8_0 { d: pd, qs } => {
-                    eights += 1;
+            }
+            return Some(QMatrix {
+                rows,
+                cols,
+                blocks: Blocks::Q4_1 { d, m, qs },
+            });
+        }
+        if whole && all(false) {
+            let (mut d, mut qs) = (Vec::new(), Vec::new());
+            for p in &parts {
+                if let Blocks::Q8_0 { d: pd, qs: pq } = &p.blocks {
                     d.extend_from_slice(pd);
-                    q8.extend_from_slice(qs);
+                    qs.extend_from_slice(pq);
                 }
+            }
+            return Some(QMatrix {
+                rows,
+                cols,
+                blocks: Blocks::Q8_0 { d, qs },
+            });
+        }
+        let mut values = vec![0f32; rows * cols];
+        let mut at = 0;
+        for p in &parts {
+            for r in 0..p.rows {
+                p.row(r, &mut values[at..at + cols]);
+                at += cols;
             }
         }
-        let blocks = if eights == 0 {
-            Blocks::Q4_1 { d, m, qs: q4 }
-        } else if fours == 0 {
-            Blocks::Q8_0 { d, qs: q8 }
-        } else {
-            let mut values = vec![0f32; rows * cols];
-            let mut at = 0;
-            for p in &parts {
-                for r in 0..p.rows {
-                    p.row(r, &mut values[at..at + cols]);
-                    at += cols;
-                }
-            }
-            return QMatrix::from_f32(rows, cols, &values);
-        };
-        Some(QMatrix { rows, cols, blocks })
-    }
-
-    fn block_count(rows: usize, cols: usize) -> Option<usize> {
-        cols.is_multiple_of(BLOCK).then(|| rows * cols / BLOCK)
+        QMatrix::from_f32(rows, cols, &values)
     }
 
     pub fn rows(&self) -> usize {
@@ -145,8 +184,8 @@ impl QMatrix {
     /// Bytes the matrix occupies.
     pub fn bytes(&self) -> usize {
         match &self.blocks {
-            Blocks::Q4_1 { d, m, qs } => 4 * (d.len() + m.len()) + qs.len(),
-            Blocks::Q8_0 { d, qs } => 4 * d.len() + qs.len(),
+            Blocks::Q4_1 { d, m, qs } => 2 * (d.len() + m.len()) + qs.len(),
+            Blocks::Q8_0 { d, qs } => 2 * d.len() + qs.len(),
         }
     }
 
@@ -154,18 +193,20 @@ impl QMatrix {
     pub fn row(&self, r: usize, out: &mut [f32]) {
         let nb = self.cols / BLOCK;
         for (b, values) in out.chunks_exact_mut(BLOCK).enumerate().take(nb) {
-            let i = r * nb + b;
+            let s = slot(r, b, nb);
             match &self.blocks {
                 Blocks::Q4_1 { d, m, qs } => {
-                    let q = &qs[i * 16..i * 16 + 16];
+                    let (d, m) = (d[s].to_f32(), m[s].to_f32());
+                    let q = &qs[s * 16..s * 16 + 16];
                     for j in 0..16 {
-                        values[j] = d[i] * (q[j] & 0x0F) as f32 + m[i];
-                        values[j + 16] = d[i] * (q[j] >> 4) as f32 + m[i];
+                        values[j] = d * (q[j] & 0x0F) as f32 + m;
+                        values[j + 16] = d * (q[j] >> 4) as f32 + m;
                     }
                 }
                 Blocks::Q8_0 { d, qs } => {
-                    for (v, &q) in values.iter_mut().zip(&qs[i * BLOCK..(i + 1) * BLOCK]) {
-                        *v = d[i] * q as f32;
+                    let d = d[s].to_f32();
+                    for (v, &q) in values.iter_mut().zip(&qs[s * BLOCK..(s + 1) * BLOCK]) {
+                        *v = d * q as f32;
                     }
                 }
             }
@@ -177,31 +218,32 @@ impl QMatrix {
     pub fn matmul(&self, x: &QActivations, out: &mut [f32]) {
         let tokens = x.tokens;
         let kernels = Kernels::detect();
-        // Rows outer, tokens inner: each row is read once for all tokens.
+        // Groups outer, tokens inner: each group is read once for all tokens.
         let mut by_row = vec![0f32; if tokens == 1 { 0 } else { self.rows * tokens }];
         let target = if tokens == 1 {
             &mut *out
         } else {
             &mut by_row[..]
         };
+        let rows_per_item = GROUPS_PER_ITEM * GROUP;
         let items: Vec<Mutex<&mut [f32]>> = target
-            .chunks_mut(ROWS_PER_ITEM * tokens)
+            .chunks_mut(rows_per_item * tokens)
             .map(Mutex::new)
             .collect();
         Team::global().run(items.len(), &|item| {
             let mut chunk = items[item].lock();
-            let first = item * ROWS_PER_ITEM;
-            let rows = chunk.len() / tokens;
-            let mut r = 0;
-            while r < rows {
-                let group = if rows - r >= GROUP { GROUP } else { 1 };
+            let first = item * rows_per_item;
+            let groups = (chunk.len() / tokens).div_ceil(GROUP);
+            for g in 0..groups {
                 for t in 0..tokens {
-                    let sums = self.dot_rows(kernels, first + r, group, x, t);
-                    for (k, v) in sums.iter().take(group).enumerate() {
-                        chunk[(r + k) * tokens + t] = *v;
+                    let sums = self.dot_group(kernels, first / GROUP + g, x, t);
+                    for (k, v) in sums.iter().enumerate() {
+                        let row = g * GROUP + k;
+                        if first + row < self.rows {
+                            chunk[row * tokens + t] = *v;
+                        }
                     }
                 }
-                r += group;
             }
         });
         drop(items);
@@ -214,57 +256,36 @@ impl QMatrix {
         }
     }
 
-    /// Rows `r..r + count` (`count` 1 or [`GROUP`]) dotted with token `t`
-    /// of `x`, in the first `count` entries.
-    fn dot_rows(
-        &self,
-        kernels: Kernels,
-        r: usize,
-        count: usize,
-        x: &QActivations,
-        t: usize,
-    ) -> [f32; GROUP] {
+    /// The rows of group `g` dotted with token `t` of `x`.
+    fn dot_group(&self, kernels: Kernels, g: usize, x: &QActivations, t: usize) -> [f32; GROUP] {
         let nb = self.cols / BLOCK;
-        let w = r * nb..(r + count) * nb;
+        let w = g * nb * GROUP..(g + 1) * nb * GROUP;
         let a = t * nb..(t + 1) * nb;
         let (xd, xs) = (&x.d[a.clone()], &x.s[a.clone()]);
         let xq = &x.qs[a.start * BLOCK..a.end * BLOCK];
-        let mut out = [0f32; GROUP];
         // SAFETY: `Kernels::detect` picked kernels this CPU runs, and the
-        // slices hold `count` rows of `nb` blocks and one token's activations.
+        // slices hold one group of `nb` blocks and one token's activations.
         unsafe {
             match &self.blocks {
-                Blocks::Q4_1 { d, m, qs } => {
-                    let (d, m, q) = (&d[w.clone()], &m[w.clone()], &qs[w.start * 16..w.end * 16]);
-                    if count == GROUP {
-                        out = (kernels.q4_1.0)(nb, d, m, q, xd, xs, xq);
-                    } else {
-                        out[0] = (kernels.q4_1.1)(nb, d, m, q, xd, xs, xq)[0];
-                    }
-                }
-                Blocks::Q8_0 { d, qs } => {
-                    let (d, q) = (&d[w.clone()], &qs[w.start * BLOCK..w.end * BLOCK]);
-                    if count == GROUP {
-                        out = (kernels.q8_0.0)(nb, d, q, xd, xq);
-                    } else {
-                        out[0] = (kernels.q8_0.1)(nb, d, q, xd, xq)[0];
-                    }
-                }
+                Blocks::Q4_1 { d, m, qs } => (kernels.q4_1)(
+                    nb,
+                    &d[w.clone()],
+                    &m[w.clone()],
+                    &qs[w.start * 16..w.end * 16],
+                    xd,
+                    xs,
+                    xq,
+                ),
+                Blocks::Q8_0 { d, qs } => (kernels.q8_0)(
+                    nb,
+                    &d[w.clone()],
+                    &qs[w.start * BLOCK..w.end * BLOCK],
+                    xd,
+                    xq,
+                ),
             }
         }
-        out
     }
-}
-
-/// Quantizes 32 values to `q` (in -127..=127) and returns the scale.
-fn quantize_block(values: &[f32], q: &mut [i8]) -> f32 {
-    let max = values.iter().fold(0f32, |m, v| m.max(v.abs()));
-    let d = max / 127.0;
-    let inv = if d > 0.0 { 1.0 / d } else { 0.0 };
-    for (q, v) in q.iter_mut().zip(values) {
-        *q = (v * inv).round() as i8;
-    }
-    d
 }
 
 /// Activations of some tokens quantized to 8 bits by blocks of 32, with
@@ -283,32 +304,39 @@ impl QActivations {
         let mut d = Vec::with_capacity(n);
         let mut s = Vec::with_capacity(n);
         let mut qs = vec![0i8; n * BLOCK];
+        // The scale and sum are rounded to half precision, as GGML's Q8_1
+        // blocks store them, so that products match llama.cpp's.
+        let half = |v: f32| f16::from_f32(v).to_f32();
         for (block, q) in values.chunks_exact(BLOCK).zip(qs.chunks_exact_mut(BLOCK)) {
             let scale = quantize_block(block, q);
-            d.push(scale);
-            s.push(scale * q.iter().map(|&v| v as i32).sum::<i32>() as f32);
+            d.push(half(scale));
+            s.push(half(
+                scale * q.iter().map(|&v| v as i32).sum::<i32>() as f32,
+            ));
         }
         QActivations { tokens, d, s, qs }
     }
 }
 
-type Q4_1Dot<const R: usize> =
-    unsafe fn(usize, &[f32], &[f32], &[u8], &[f32], &[f32], &[i8]) -> [f32; R];
-type Q8_0Dot<const R: usize> = unsafe fn(usize, &[f32], &[i8], &[f32], &[i8]) -> [f32; R];
+/// A group of Q4_1 rows (`nb` blocks each, interleaved) dotted with one
+/// token's activations.
+type Q4_1Dot = unsafe fn(usize, &[f16], &[f16], &[u8], &[f32], &[f32], &[i8]) -> [f32; GROUP];
+/// A group of Q8_0 rows dotted with one token's activations.
+type Q8_0Dot = unsafe fn(usize, &[f16], &[i8], &[f32], &[i8]) -> [f32; GROUP];
 
-/// The inner loops this CPU runs, for a group of rows and for one row.
+/// The inner loops this CPU runs.
 #[derive(Clone, Copy)]
 struct Kernels {
-    q4_1: (Q4_1Dot<GROUP>, Q4_1Dot<1>),
-    q8_0: (Q8_0Dot<GROUP>, Q8_0Dot<1>),
+    q4_1: Q4_1Dot,
+    q8_0: Q8_0Dot,
 }
 
 impl Kernels {
     /// Plain Rust, for any CPU.
     fn portable() -> Kernels {
         Kernels {
-            q4_1: (dot_q4_1::<GROUP>, dot_q4_1::<1>),
-            q8_0: (dot_q8_0::<GROUP>, dot_q8_0::<1>),
+            q4_1: dot_q4_1,
+            q8_0: dot_q8_0,
         }
     }
 
@@ -317,17 +345,22 @@ impl Kernels {
         let mut all = vec![Kernels::portable()];
         #[cfg(target_arch = "x86_64")]
         {
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-                use x86::avx2 as k;
+            let has = |f: &str| match f {
+                "avx2" => is_x86_feature_detected!("avx2"),
+                "fma" => is_x86_feature_detected!("fma"),
+                "f16c" => is_x86_feature_detected!("f16c"),
+                "avx512vnni" => is_x86_feature_detected!("avx512vnni"),
+                _ => is_x86_feature_detected!("avx512vl"),
+            };
+            if ["avx2", "fma", "f16c"].iter().all(|f| has(f)) {
                 all.push(Kernels {
-                    q4_1: (k::dot_q4_1::<GROUP>, k::dot_q4_1::<1>),
-                    q8_0: (k::dot_q8_0::<GROUP>, k::dot_q8_0::<1>),
+                    q4_1: x86::avx2::dot_q4_1,
+                    q8_0: x86::avx2::dot_q8_0,
                 });
-                if is_x86_feature_detected!("avx512vnni") && is_x86_feature_detected!("avx512vl") {
-                    use x86::vnni as k;
+                if has("avx512vnni") && has("avx512vl") {
                     all.push(Kernels {
-                        q4_1: (k::dot_q4_1::<GROUP>, k::dot_q4_1::<1>),
-                        q8_0: (k::dot_q8_0::<GROUP>, k::dot_q8_0::<1>),
+                        q4_1: x86::vnni::dot_q4_1,
+                        q8_0: x86::vnni::dot_q8_0,
                     });
                 }
             }
@@ -342,40 +375,40 @@ impl Kernels {
     }
 }
 
-fn dot_q4_1<const R: usize>(
+fn dot_q4_1(
     nb: usize,
-    wd: &[f32],
-    wm: &[f32],
+    wd: &[f16],
+    wm: &[f16],
     wq: &[u8],
     xd: &[f32],
     xs: &[f32],
     xq: &[i8],
-) -> [f32; R] {
+) -> [f32; GROUP] {
     std::array::from_fn(|k| {
         let mut sum = 0f32;
         for b in 0..nb {
-            let i = k * nb + b;
+            let i = b * GROUP + k;
             let q = &wq[i * 16..i * 16 + 16];
             let x = &xq[b * BLOCK..(b + 1) * BLOCK];
             let mut acc = 0i32;
             for j in 0..16 {
                 acc += (q[j] & 0x0F) as i32 * x[j] as i32 + (q[j] >> 4) as i32 * x[j + 16] as i32;
             }
-            sum += wd[i] * xd[b] * acc as f32 + wm[i] * xs[b];
+            sum += wd[i].to_f32() * xd[b] * acc as f32 + wm[i].to_f32() * xs[b];
         }
         sum
     })
 }
 
-fn dot_q8_0<const R: usize>(nb: usize, wd: &[f32], wq: &[i8], xd: &[f32], xq: &[i8]) -> [f32; R] {
+fn dot_q8_0(nb: usize, wd: &[f16], wq: &[i8], xd: &[f32], xq: &[i8]) -> [f32; GROUP] {
     std::array::from_fn(|k| {
         let mut sum = 0f32;
         for b in 0..nb {
-            let i = k * nb + b;
+            let i = b * GROUP + k;
             let w = &wq[i * BLOCK..(i + 1) * BLOCK];
             let x = &xq[b * BLOCK..(b + 1) * BLOCK];
             let acc: i32 = w.iter().zip(x).map(|(&w, &x)| w as i32 * x as i32).sum();
-            sum += wd[i] * xd[b] * acc as f32;
+            sum += wd[i].to_f32() * xd[b] * acc as f32;
         }
         sum
     })
@@ -390,7 +423,9 @@ macro_rules! x86_kernels {
         pub mod $module {
             use std::arch::x86_64::*;
 
-            use super::super::BLOCK;
+            use half::f16;
+
+            use super::super::{BLOCK, GROUP};
 
             /// Unsigned bytes of `w` times signed bytes of `x`, summed by
             /// fours into i32 lanes.
@@ -404,69 +439,96 @@ macro_rules! x86_kernels {
                 _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
             }
 
-            /// `R` consecutive Q4_1 rows of `nb` blocks . Q8 activations:
-            /// unsigned nibbles times signed bytes, scaled in f32; the rows
-            /// share each activation load and keep independent accumulators.
+            /// The group's eight half-precision values at `at`, as f32.
+            ///
+            /// # Safety
+            /// `v` holds eight values from `at`.
+            #[target_feature(enable = $features)]
+            unsafe fn eight(v: &[f16], at: usize) -> __m256 {
+                // SAFETY: by the caller's contract; unaligned load.
+                _mm256_cvtph_ps(unsafe { _mm_loadu_si128(v.as_ptr().add(at).cast()) })
+            }
+
+            /// A group of Q4_1 rows . Q8 activations: unsigned nibbles
+            /// times signed bytes, scaled in f32; the rows share each
+            /// activation load, their scales and minimums come eight at a
+            /// time.
             ///
             /// # Safety
             /// The CPU must have the module's features; `wd` and `wm` hold
-            /// `R * nb` scales, `wq` 16 bytes per block, `xd` and `xs` `nb`
-            /// values and `xq` 32 bytes per block.
+            /// `GROUP * nb` values, `wq` 16 bytes per block, `xd` and `xs`
+            /// `nb` values and `xq` 32 bytes per block.
             #[target_feature(enable = $features)]
-            pub unsafe fn dot_q4_1<const R: usize>(
+            pub unsafe fn dot_q4_1(
                 nb: usize,
-                wd: &[f32],
-                wm: &[f32],
+                wd: &[f16],
+                wm: &[f16],
                 wq: &[u8],
                 xd: &[f32],
                 xs: &[f32],
                 xq: &[i8],
-            ) -> [f32; R] {
+            ) -> [f32; GROUP] {
                 let nibble = _mm_set1_epi8(0x0F);
-                let mut acc = [_mm256_setzero_ps(); R];
-                let mut minimum = [0f32; R];
+                let mut acc = [_mm256_setzero_ps(); GROUP];
+                let mut minimum = _mm256_setzero_ps();
                 for b in 0..nb {
                     // SAFETY: in bounds by the caller's contract; unaligned.
-                    let x = unsafe { _mm256_loadu_si256(xq.as_ptr().add(b * BLOCK).cast()) };
-                    for k in 0..R {
-                        let i = k * nb + b;
+                    let (x, d, m) = unsafe {
+                        (
+                            _mm256_loadu_si256(xq.as_ptr().add(b * BLOCK).cast()),
+                            eight(wd, b * GROUP),
+                            eight(wm, b * GROUP),
+                        )
+                    };
+                    let scales = _mm256_mul_ps(d, _mm256_set1_ps(xd[b]));
+                    minimum = _mm256_fmadd_ps(m, _mm256_set1_ps(xs[b]), minimum);
+                    for (k, acc) in acc.iter_mut().enumerate() {
+                        let i = b * GROUP + k;
                         // SAFETY: as above.
                         let raw = unsafe { _mm_loadu_si128(wq.as_ptr().add(i * 16).cast()) };
                         let lo = _mm_and_si128(raw, nibble);
                         let hi = _mm_and_si128(_mm_srli_epi16::<4>(raw), nibble);
                         let sums = byte_dot(_mm256_set_m128i(hi, lo), x);
-                        let scale = _mm256_set1_ps(wd[i] * xd[b]);
-                        acc[k] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc[k]);
-                        minimum[k] += wm[i] * xs[b];
+                        let scale = _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(k as i32));
+                        *acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), *acc);
                     }
                 }
-                std::array::from_fn(|k| horizontal_sum(acc[k]) + minimum[k])
+                let mut minimums = [0f32; GROUP];
+                // SAFETY: eight f32 lanes into eight floats.
+                unsafe { _mm256_storeu_ps(minimums.as_mut_ptr(), minimum) };
+                std::array::from_fn(|k| horizontal_sum(acc[k]) + minimums[k])
             }
 
-            /// `R` consecutive Q8_0 rows . Q8 activations: `|w|` times `x`
-            /// with `w`'s sign.
+            /// A group of Q8_0 rows . Q8 activations: `|w|` times `x` with
+            /// `w`'s sign.
             ///
             /// # Safety
             /// As [`dot_q4_1`], with 32 bytes per block in `wq`.
             #[target_feature(enable = $features)]
-            pub unsafe fn dot_q8_0<const R: usize>(
+            pub unsafe fn dot_q8_0(
                 nb: usize,
-                wd: &[f32],
+                wd: &[f16],
                 wq: &[i8],
                 xd: &[f32],
                 xq: &[i8],
-            ) -> [f32; R] {
-                let mut acc = [_mm256_setzero_ps(); R];
+            ) -> [f32; GROUP] {
+                let mut acc = [_mm256_setzero_ps(); GROUP];
                 for b in 0..nb {
                     // SAFETY: in bounds by the caller's contract; unaligned.
-                    let x = unsafe { _mm256_loadu_si256(xq.as_ptr().add(b * BLOCK).cast()) };
-                    for k in 0..R {
-                        let i = k * nb + b;
+                    let (x, d) = unsafe {
+                        (
+                            _mm256_loadu_si256(xq.as_ptr().add(b * BLOCK).cast()),
+                            eight(wd, b * GROUP),
+                        )
+                    };
+                    let scales = _mm256_mul_ps(d, _mm256_set1_ps(xd[b]));
+                    for (k, acc) in acc.iter_mut().enumerate() {
+                        let i = b * GROUP + k;
                         // SAFETY: as above.
                         let w = unsafe { _mm256_loadu_si256(wq.as_ptr().add(i * BLOCK).cast()) };
                         let sums = byte_dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-                        let scale = _mm256_set1_ps(wd[i] * xd[b]);
-                        acc[k] = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), acc[k]);
+                        let scale = _mm256_permutevar8x32_ps(scales, _mm256_set1_epi32(k as i32));
+                        *acc = _mm256_fmadd_ps(scale, _mm256_cvtepi32_ps(sums), *acc);
                     }
                 }
                 std::array::from_fn(|k| horizontal_sum(acc[k]))
@@ -477,10 +539,10 @@ macro_rules! x86_kernels {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    x86_kernels!(avx2, "avx2,fma", |w, x| {
+    x86_kernels!(avx2, "avx2,fma,f16c", |w, x| {
         _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1))
     });
-    x86_kernels!(vnni, "avx2,fma,avx512vnni,avx512vl", |w, x| {
+    x86_kernels!(vnni, "avx2,fma,f16c,avx512vnni,avx512vl", |w, x| {
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
     });
 }
@@ -560,22 +622,46 @@ mod tests {
 
     #[test]
     fn every_kernel_set_agrees_with_plain_rust() {
-        let (rows, cols) = (2 * GROUP + 1, 128);
+        let (rows, cols) = (2 * GROUP + 3, 128);
         let q4 = QMatrix::from_q4_1(rows, cols, &q4_1_bytes(&values(rows * cols, 2))).unwrap();
         let q8 = QMatrix::from_f32(rows, cols, &values(rows * cols, 4)).unwrap();
         let x = QActivations::quantize(&values(cols, 6), 1);
         for w in [&q4, &q8] {
             for kernels in Kernels::available() {
-                for (r, count) in [(0, GROUP), (GROUP, GROUP), (2 * GROUP, 1)] {
-                    let a = w.dot_rows(kernels, r, count, &x, 0);
-                    let b = w.dot_rows(Kernels::portable(), r, count, &x, 0);
-                    for k in 0..count {
+                for group in 0..rows.div_ceil(GROUP) {
+                    let a = w.dot_group(kernels, group, &x, 0);
+                    let b = w.dot_group(Kernels::portable(), group, &x, 0);
+                    for k in 0..GROUP {
                         assert!(
                             (a[k] - b[k]).abs() <= 1e-4 * a[k].abs().max(1.0),
                             "{a:?} vs {b:?}"
                         );
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn rows_come_back_as_they_went_in() {
+        let (rows, cols) = (GROUP + 5, 64);
+        let v = values(rows * cols, 8);
+        let w = QMatrix::from_f32(rows, cols, &v).unwrap();
+        let stacked = QMatrix::stack(vec![
+            QMatrix::from_f32(GROUP, cols, &v[..GROUP * cols]).unwrap(),
+            QMatrix::from_f32(rows - GROUP, cols, &v[GROUP * cols..]).unwrap(),
+        ])
+        .unwrap();
+        let (mut a, mut b) = (vec![0f32; cols], vec![0f32; cols]);
+        for r in 0..rows {
+            w.row(r, &mut a);
+            stacked.row(r, &mut b);
+            assert_eq!(a, b);
+            for (got, want) in a.iter().zip(&v[r * cols..(r + 1) * cols]) {
+                assert!(
+                    (got - want).abs() <= 1.0 / 127.0,
+                    "row {r}: {got} vs {want}"
+                );
             }
         }
     }
