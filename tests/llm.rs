@@ -271,6 +271,15 @@ fn bad_decode_steps_are_refused_and_the_unit_keeps_working() {
         .unwrap_err();
     assert!(e.to_string().contains("do not fit a cache of 8"), "{e}");
 
+    let flat = rt.empty(&[c.layers * 2 * c.kv_dim() * 8], DType::F32);
+    let e = rt
+        .submit(&step(0), &[ids.read(), flat.write(), logits.write()])
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("the KV cache must be [layers"),
+        "{e}"
+    );
+
     let small = rt.empty(&[c.vocab - 1], DType::F32);
     let e = rt
         .submit(&step(0), &[ids.read(), cache.write(), small.write()])

@@ -291,9 +291,8 @@ impl Kernel {
                 }
                 if cache != c.cache_shape(context) {
                     return Err(self.shape_err(format!(
-                        "the KV cache must be {:?} for some context, got {cache:?}",
-                        c.cache_shape(context)
-                            .map(|d| if d == context { 0 } else { d })
+                        "the KV cache must be [layers {}, 2, KV heads {}, context, head size {}], got {cache:?}",
+                        c.layers, c.kv_heads, c.head_dim
                     )));
                 }
                 if step.position + tokens > context {

@@ -56,6 +56,8 @@ impl LanguageModel {
         let mut file = model::Gguf::open(path)?;
         let tokenizer = file.tokenizer()?;
         let weights = file.weights()?;
+        // Start the decode threads now rather than inside the first step.
+        team::Team::global();
         Ok(LanguageModel {
             weights: Arc::new(weights),
             tokenizer,

@@ -8,8 +8,8 @@
 //! steps of a language model ([`crate::llm`]) on its memory node, the KV
 //! cache kept there between steps. Each unit has its own memory
 //! node whose replicas are candle tensors on the unit's candle device.
-//! Here that device is candle's CPU device, so both units are marked
-//! emulated; CUDA and Metal devices would back them where candle is built
+//! Here that device is candle's CPU device, so all three units are
+//! marked emulated; CUDA and Metal devices would back them where candle is built
 //! with them.
 //!
 //! A replica arrives as bytes (an upload) and becomes a candle tensor of
