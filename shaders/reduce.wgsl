@@ -1,6 +1,10 @@
 // Sum or max of x viewed as [outer, n, inner] along the middle axis.
-// One workgroup per output: each invocation folds a strided share of the
-// axis, then a tree in workgroup memory combines the 256 partial results.
+// `main`: one workgroup per output; each invocation folds a strided share
+// of the axis, then a tree in workgroup memory combines the 256 partial
+// results. For a long axis and few outputs, `partial` runs first with
+// `chunks` workgroups per output, each folding one stretch of the axis into
+// out[output * chunks + chunk]; `main` then reduces those partial results
+// (outer = outputs, n = chunks, inner = 1).
 
 struct Params {
     outer: u32,
@@ -8,7 +12,7 @@ struct Params {
     inner: u32,
     op: u32,      // 0 sum, 1 max
     groups_x: u32,
-    pad0: u32,
+    chunks: u32,  // `partial` only
     pad1: u32,
     pad2: u32,
 }
@@ -17,7 +21,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read_write> out: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-var<workgroup> partial: array<f32, 256>;
+var<workgroup> partial_results: array<f32, 256>;
 
 fn combine(u: f32, v: f32) -> f32 {
     if (p.op == 0u) {
@@ -26,30 +30,54 @@ fn combine(u: f32, v: f32) -> f32 {
     return max(u, v);
 }
 
+fn identity() -> f32 {
+    if (p.op == 1u) {
+        return -3.4028235e38;
+    }
+    return 0.0;
+}
+
+// Folds x[(oo * n + j) * inner + ii] for j in [start, end) over the
+// workgroup; every invocation gets the result.
+fn fold(li: u32, oo: u32, ii: u32, start: u32, end: u32) -> f32 {
+    var acc = identity();
+    for (var j = start + li; j < end; j += 256u) {
+        acc = combine(acc, x[(oo * p.n + j) * p.inner + ii]);
+    }
+    partial_results[li] = acc;
+    workgroupBarrier();
+    for (var s = 128u; s > 0u; s = s >> 1u) {
+        if (li < s) {
+            partial_results[li] = combine(partial_results[li], partial_results[li + s]);
+        }
+        workgroupBarrier();
+    }
+    return partial_results[0];
+}
+
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
     let o = wg.y * p.groups_x + wg.x;
     if (o >= p.outer * p.inner) {
         return;
     }
-    let oo = o / p.inner;
-    let ii = o % p.inner;
-    var acc = 0.0;
-    if (p.op == 1u) {
-        acc = -3.4028235e38;
-    }
-    for (var j = li; j < p.n; j += 256u) {
-        acc = combine(acc, x[(oo * p.n + j) * p.inner + ii]);
-    }
-    partial[li] = acc;
-    workgroupBarrier();
-    for (var s = 128u; s > 0u; s = s >> 1u) {
-        if (li < s) {
-            partial[li] = combine(partial[li], partial[li + s]);
-        }
-        workgroupBarrier();
-    }
+    let result = fold(li, o / p.inner, o % p.inner, 0u, p.n);
     if (li == 0u) {
-        out[o] = partial[0];
+        out[o] = result;
+    }
+}
+
+@compute @workgroup_size(256)
+fn partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let g = wg.y * p.groups_x + wg.x;
+    if (g >= p.outer * p.inner * p.chunks) {
+        return;
+    }
+    let o = g / p.chunks;
+    let stretch = (p.n + p.chunks - 1u) / p.chunks;
+    let start = (g % p.chunks) * stretch;
+    let result = fold(li, o / p.inner, o % p.inner, start, min(start + stretch, p.n));
+    if (li == 0u) {
+        out[g] = result;
     }
 }

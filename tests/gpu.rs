@@ -33,6 +33,11 @@ fn elementwise_reductions_softmax_layer_norm() {
 }
 
 #[test]
+fn long_reductions_in_two_passes() {
+    suite::long_reductions(&check_on_gpus);
+}
+
+#[test]
 fn conv_and_pooling() {
     suite::conv_and_pooling(&check_on_gpus);
 }

@@ -50,6 +50,23 @@ pub fn tensor_kernels(check: &dyn Fn(&Kernel, &[Input])) {
     }
 }
 
+/// Reductions along axes long enough for devices to split them over
+/// several workgroups (the GPU backend's two-pass reduction).
+pub fn long_reductions(check: &dyn Fn(&Kernel, &[Input])) {
+    for (shape, axis, reduced) in [
+        (vec![40_000], 0, vec![1]),
+        (vec![3, 20_000], 1, vec![3]),
+        (vec![17_000, 2], 0, vec![2]),
+    ] {
+        for op in [ReduceOp::Sum, ReduceOp::Max] {
+            check(
+                &Kernel::Reduce { op, axis },
+                &[ramp(&shape, 1.0), Input::zeros(&reduced)],
+            );
+        }
+    }
+}
+
 /// Convolutions with and without padding and stride, max and average pooling.
 pub fn conv_and_pooling(check: &dyn Fn(&Kernel, &[Input])) {
     check(

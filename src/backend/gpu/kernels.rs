@@ -39,11 +39,16 @@ const BINARY: Shader = shader(
     include_str!("../../../shaders/binary.wgsl"),
     "main",
 );
-const REDUCE: Shader = shader(
-    "reduce",
-    include_str!("../../../shaders/reduce.wgsl"),
-    "main",
-);
+const REDUCE_SOURCE: &str = include_str!("../../../shaders/reduce.wgsl");
+const REDUCE: Shader = shader("reduce", REDUCE_SOURCE, "main");
+const REDUCE_PARTIAL: Shader = shader("reduce/partial", REDUCE_SOURCE, "partial");
+
+/// A reduction axis at least this long, with fewer outputs than
+/// [`FEW_OUTPUTS`], is reduced in two passes.
+const LONG_AXIS: usize = 16_384;
+const FEW_OUTPUTS: usize = 256;
+/// Axis elements each first-pass workgroup folds.
+const STRETCH: usize = 4_096;
 const SOFTMAX: Shader = shader(
     "softmax",
     include_str!("../../../shaders/softmax.wgsl"),
@@ -75,11 +80,22 @@ const THRESHOLD: Shader = shader("image/threshold", IMAGE, "threshold");
 const GEMM_TILE: usize = 64;
 
 /// A launch: the shader, its uniform parameters (u32 words; f32 by bits)
-/// and the workgroup grid.
+/// and the workgroup grid; possibly after a first pass.
 pub(super) struct Plan {
     pub shader: Shader,
     pub params: Vec<u32>,
     pub groups: (u32, u32),
+    pub first: Option<FirstPass>,
+}
+
+/// A pass that reads the first argument and writes `scratch` f32 partial
+/// results to a scratch buffer, which the plan's own pass then reads in
+/// place of its first argument (a multi-pass reduction).
+pub(super) struct FirstPass {
+    pub shader: Shader,
+    pub params: Vec<u32>,
+    pub groups: (u32, u32),
+    pub scratch: usize,
 }
 
 /// Whether a kernel has a shader (in f32).
@@ -146,6 +162,7 @@ fn per_group(shader: Shader, count: usize, mut params: Vec<u32>, gx_slot: usize)
         shader,
         params,
         groups,
+        first: None,
     })
 }
 
@@ -184,18 +201,44 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
                 shader,
                 params,
                 groups: (u(n.div_ceil(GEMM_TILE)), u(m.div_ceil(rows))),
+                first: None,
             })
         }
         Kernel::Unary(op) => element_wise(UNARY, UNARY_VEC4, len(0), op.code()),
         Kernel::Binary(op) => element_wise(BINARY, BINARY_VEC4, len(0), op.code()),
         Kernel::Reduce { op, axis } => {
             let (outer, n, inner) = reduce_extents(shape(0), *axis);
-            per_group(
-                REDUCE,
-                outer * inner,
-                vec![u(outer), u(n), u(inner), op.code(), 0, 0, 0, 0],
+            let outputs = outer * inner;
+            if n < LONG_AXIS || outputs >= FEW_OUTPUTS {
+                return per_group(
+                    REDUCE,
+                    outputs,
+                    vec![u(outer), u(n), u(inner), op.code(), 0, 0, 0, 0],
+                    4,
+                );
+            }
+            // Two passes: `chunks` workgroups per output fold stretches of
+            // the axis, then one workgroup per output folds their results.
+            let chunks = n.div_ceil(STRETCH);
+            let first = per_group(
+                REDUCE_PARTIAL,
+                outputs * chunks,
+                vec![u(outer), u(n), u(inner), op.code(), 0, u(chunks), 0, 0],
                 4,
-            )
+            )?;
+            let mut second = per_group(
+                REDUCE,
+                outputs,
+                vec![u(outputs), u(chunks), 1, op.code(), 0, 0, 0, 0],
+                4,
+            )?;
+            second.first = Some(FirstPass {
+                shader: first.shader,
+                params: first.params,
+                groups: first.groups,
+                scratch: outputs * chunks,
+            });
+            Ok(second)
         }
         Kernel::Softmax => {
             let rows = len(0) / last(0);

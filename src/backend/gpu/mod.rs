@@ -276,38 +276,38 @@ impl Backend for WgpuBackend {
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
         let g = self.gpu(unit)?;
         let plan = kernels::plan(kernel, args)?;
-        let compiled = g.pipeline(plan.shader)?;
         let scope = g.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let params = g
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("xpu params"),
-                contents: bytemuck::cast_slice(&plan.params),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        let mut entries = Vec::with_capacity(args.len() + 1);
-        for (i, a) in args.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: self.resolve(a.device()?)?.1.as_entire_binding(),
-            });
+        let mut buffers = Vec::with_capacity(args.len());
+        for a in args.iter() {
+            buffers.push(self.resolve(a.device()?)?.1);
         }
-        entries.push(wgpu::BindGroupEntry {
-            binding: args.len() as u32,
-            resource: params.as_entire_binding(),
-        });
-        let bind_group = g.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(plan.shader.entry),
-            layout: &compiled.layout,
-            entries: &entries,
-        });
         let mut encoder = g.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&compiled.pipeline);
-            pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(plan.groups.0, plan.groups.1, 1);
+        let scratch;
+        if let Some(first) = &plan.first {
+            // Partial results: transient, on the device, never a replica.
+            scratch = g.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("xpu partial results"),
+                size: (first.scratch * 4) as u64,
+                usage: wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+            let inputs = [buffers[0], &scratch];
+            g.encode(
+                &mut encoder,
+                first.shader,
+                &first.params,
+                first.groups,
+                &inputs,
+            )?;
+            buffers[0] = &scratch;
         }
+        g.encode(
+            &mut encoder,
+            plan.shader,
+            &plan.params,
+            plan.groups,
+            &buffers,
+        )?;
         g.queue.submit([encoder.finish()]);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(gpu_error(format!("`{}` on {}: {e}", kernel.name(), g.name)));
@@ -333,6 +333,48 @@ impl Backend for WgpuBackend {
 }
 
 impl Gpu {
+    /// Records one dispatch of `shader` on `buffers` (bindings 0, 1, ...)
+    /// and its parameters (the binding after them).
+    fn encode(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        shader: kernels::Shader,
+        params: &[u32],
+        groups: (u32, u32),
+        buffers: &[&wgpu::Buffer],
+    ) -> Result<()> {
+        let compiled = self.pipeline(shader)?;
+        let params = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("xpu params"),
+                contents: bytemuck::cast_slice(params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect();
+        entries.push(wgpu::BindGroupEntry {
+            binding: buffers.len() as u32,
+            resource: params.as_entire_binding(),
+        });
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(shader.entry),
+            layout: &compiled.layout,
+            entries: &entries,
+        });
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&compiled.pipeline);
+        pass.set_bind_group(0, &bind_group, &[]);
+        pass.dispatch_workgroups(groups.0, groups.1, 1);
+        Ok(())
+    }
+
     /// The pipeline of a shader entry point and its bind group layout,
     /// compiled on first use.
     fn pipeline(&self, shader: kernels::Shader) -> Result<Arc<Compiled>> {
