@@ -3,6 +3,9 @@
 
 use std::path::Path;
 
+#[path = "src/backend/gpu/variant.rs"]
+mod variant;
+
 fn main() {
     println!("cargo:rerun-if-changed=shaders");
     let dir = Path::new("shaders");
@@ -26,34 +29,43 @@ fn main() {
                 continue;
             }
         };
-        let module = match naga::front::wgsl::parse_str(&source) {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("{}", e.emit_to_string_with_path(&source, &name));
-                println!(
-                    "cargo:warning={name}: {}",
-                    first_line(&e.emit_to_string_with_path(&source, &name))
-                );
-                failed = true;
-                continue;
-            }
-        };
-        let mut validator = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::all(),
-        );
-        if let Err(e) = validator.validate(&module) {
-            eprintln!("{}", e.emit_to_string_with_path(&source, &name));
-            println!(
-                "cargo:warning={name}: {}",
-                first_line(&e.emit_to_string_with_path(&source, &name))
-            );
-            failed = true;
+        let f16 = variant::with_f16_elements(&source);
+        failed |= !valid(&name, &source);
+        if let Some(f16) = f16 {
+            failed |= !valid(&format!("{name} (f16 variant)"), &f16);
         }
     }
     if failed {
         panic!("WGSL validation failed; the messages above give the file, line and error");
     }
+}
+
+/// Parses and validates one shader, printing what is wrong.
+fn valid(name: &str, source: &str) -> bool {
+    let module = match naga::front::wgsl::parse_str(source) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("{}", e.emit_to_string_with_path(source, name));
+            println!(
+                "cargo:warning={name}: {}",
+                first_line(&e.emit_to_string_with_path(source, name))
+            );
+            return false;
+        }
+    };
+    let mut validator = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::all(),
+    );
+    if let Err(e) = validator.validate(&module) {
+        eprintln!("{}", e.emit_to_string_with_path(source, name));
+        println!(
+            "cargo:warning={name}: {}",
+            first_line(&e.emit_to_string_with_path(source, name))
+        );
+        return false;
+    }
+    true
 }
 
 fn first_line(s: &str) -> String {

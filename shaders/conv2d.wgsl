@@ -1,6 +1,10 @@
 // Direct 2-D convolution, NCHW input, OIHW weights, zero padding: one
 // invocation per output element.
 
+// The element type in memory: f32, or f16 in the variant built where the
+// adapter has SHADER_F16 (arithmetic stays f32).
+alias T = f32;
+
 struct Params {
     batch: u32,
     channels: u32,
@@ -16,9 +20,9 @@ struct Params {
     groups_x: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<T>;
+@group(0) @binding(1) var<storage, read> w: array<T>;
+@group(0) @binding(2) var<storage, read_write> out: array<T>;
 @group(0) @binding(3) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
@@ -43,10 +47,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
                 if (ix < 0 || ix >= i32(p.width)) {
                     continue;
                 }
-                let xv = x[((bi * p.channels + c) * p.height + u32(iy)) * p.width + u32(ix)];
-                acc = fma(xv, w[((o * p.channels + c) * p.kh + ky) * p.kw + kx], acc);
+                let xv = f32(x[((bi * p.channels + c) * p.height + u32(iy)) * p.width + u32(ix)]);
+                acc = fma(xv, f32(w[((o * p.channels + c) * p.kh + ky) * p.kw + kx]), acc);
             }
         }
     }
-    out[i] = acc;
+    out[i] = T(acc);
 }

@@ -5,6 +5,10 @@
 // invocations read neighbouring addresses whatever the transposes, and read
 // back four values to a load.
 
+// The element type in memory: f32, or f16 in the variant built where the
+// adapter has SHADER_F16 (arithmetic stays f32).
+alias T = f32;
+
 struct Params {
     m: u32,
     n: u32,
@@ -16,9 +20,9 @@ struct Params {
     pad: u32,
 }
 
-@group(0) @binding(0) var<storage, read> a: array<f32>;
-@group(0) @binding(1) var<storage, read> b: array<f32>;
-@group(0) @binding(2) var<storage, read_write> c: array<f32>;
+@group(0) @binding(0) var<storage, read> a: array<T>;
+@group(0) @binding(1) var<storage, read> b: array<T>;
+@group(0) @binding(2) var<storage, read_write> c: array<T>;
 @group(0) @binding(3) var<uniform> p: Params;
 
 const TILE: u32 = 64u;
@@ -34,9 +38,9 @@ fn op_a(row: u32, kk: u32) -> f32 {
         return 0.0;
     }
     if (p.trans_a == 0u) {
-        return a[row * p.k + kk];
+        return f32(a[row * p.k + kk]);
     }
-    return a[kk * p.m + row];
+    return f32(a[kk * p.m + row]);
 }
 
 fn op_b(kk: u32, col: u32) -> f32 {
@@ -44,9 +48,9 @@ fn op_b(kk: u32, col: u32) -> f32 {
         return 0.0;
     }
     if (p.trans_b == 0u) {
-        return b[kk * p.n + col];
+        return f32(b[kk * p.n + col]);
     }
-    return b[col * p.k + kk];
+    return f32(b[col * p.k + kk]);
 }
 
 fn store_c(r: u32, col0: u32, v: vec4<f32>) {
@@ -59,9 +63,9 @@ fn store_c(r: u32, col0: u32, v: vec4<f32>) {
             let idx = r * p.n + col;
             var out = p.alpha * v[j];
             if (p.beta != 0.0) {
-                out = out + p.beta * c[idx];
+                out = out + p.beta * f32(c[idx]);
             }
-            c[idx] = out;
+            c[idx] = T(out);
         }
     }
 }

@@ -4,6 +4,10 @@
 // block in eight vec4 registers; no bounds checks, and every global load
 // and store is four floats wide.
 
+// The element type in memory: f32, or f16 in the variant built where the
+// adapter has SHADER_F16 (arithmetic stays f32).
+alias T = f32;
+
 struct Params {
     m: u32,
     n: u32,
@@ -15,9 +19,9 @@ struct Params {
     pad: u32,
 }
 
-@group(0) @binding(0) var<storage, read> a: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> b: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> c: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> a: array<vec4<T>>;
+@group(0) @binding(1) var<storage, read> b: array<vec4<T>>;
+@group(0) @binding(2) var<storage, read_write> c: array<vec4<T>>;
 @group(0) @binding(3) var<uniform> p: Params;
 
 const ROWS: u32 = 128u;
@@ -33,9 +37,9 @@ fn store_row(r: u32, col: u32, v: vec4<f32>) {
     let idx = (r * p.n + col) / 4u;
     var out = p.alpha * v;
     if (p.beta != 0.0) {
-        out = out + p.beta * c[idx];
+        out = out + p.beta * vec4<f32>(c[idx]);
     }
-    c[idx] = out;
+    c[idx] = vec4<T>(out);
 }
 
 @compute @workgroup_size(16, 16)
@@ -62,12 +66,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var t = 0u; t < p.k; t += TK) {
         for (var h = 0u; h < 2u; h++) {
             let row = a_row + h * 64u;
-            let av = a[(row0 + row) * k4 + t / 4u + a_kv];
+            let av = vec4<f32>(a[(row0 + row) * k4 + t / 4u + a_kv]);
             for (var j = 0u; j < 4u; j++) {
                 a_tile[(a_kv * 4u + j) * 32u + row / 4u][row % 4u] = av[j];
             }
         }
-        b_tile[b_k * 16u + b_cv] = b[(t + b_k) * n4 + col0 / 4u + b_cv];
+        b_tile[b_k * 16u + b_cv] = vec4<f32>(b[(t + b_k) * n4 + col0 / 4u + b_cv]);
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
             let x0 = a_tile[kk * 32u + lid.y * 2u];

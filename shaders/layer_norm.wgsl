@@ -1,6 +1,10 @@
 // Layer norm over the last axis: one workgroup per row; tree reductions for
 // the mean and the variance; then (x - mean) / sqrt(var + eps) * gamma + beta.
 
+// The element type in memory: f32, or f16 in the variant built where the
+// adapter has SHADER_F16 (arithmetic stays f32).
+alias T = f32;
+
 struct Params {
     rows: u32,
     n: u32,
@@ -8,10 +12,10 @@ struct Params {
     eps: f32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> gamma: array<f32>;
-@group(0) @binding(2) var<storage, read> beta: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<T>;
+@group(0) @binding(1) var<storage, read> gamma: array<T>;
+@group(0) @binding(2) var<storage, read> beta: array<T>;
+@group(0) @binding(3) var<storage, read_write> out: array<T>;
 @group(0) @binding(4) var<uniform> p: Params;
 
 var<workgroup> partial: array<f32, 256>;
@@ -39,18 +43,18 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let count = f32(p.n);
     var s = 0.0;
     for (var j = li; j < p.n; j += 256u) {
-        s += x[base + j];
+        s += f32(x[base + j]);
     }
     partial[li] = s;
     let mean = row_sum(li) / count;
     var v = 0.0;
     for (var j = li; j < p.n; j += 256u) {
-        let d = x[base + j] - mean;
+        let d = f32(x[base + j]) - mean;
         v += d * d;
     }
     partial[li] = v;
     let inv = 1.0 / sqrt(row_sum(li) / count + p.eps);
     for (var j = li; j < p.n; j += 256u) {
-        out[base + j] = (x[base + j] - mean) * inv * gamma[j] + beta[j];
+        out[base + j] = T((f32(x[base + j]) - mean) * inv * f32(gamma[j]) + f32(beta[j]));
     }
 }

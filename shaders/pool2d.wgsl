@@ -1,6 +1,10 @@
 // Max or average pooling over NCHW with a square window, no padding: one
 // invocation per output element.
 
+// The element type in memory: f32, or f16 in the variant built where the
+// adapter has SHADER_F16 (arithmetic stays f32).
+alias T = f32;
+
 struct Params {
     planes: u32,   // batch * channels
     height: u32,
@@ -16,8 +20,8 @@ struct Params {
     pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<T>;
+@group(0) @binding(1) var<storage, read_write> out: array<T>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 @compute @workgroup_size(256)
@@ -35,7 +39,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     for (var ky = 0u; ky < p.window; ky++) {
         for (var kx = 0u; kx < p.window; kx++) {
-            let v = x[(plane * p.height + oy * p.stride + ky) * p.width + ox * p.stride + kx];
+            let v = f32(x[(plane * p.height + oy * p.stride + ky) * p.width + ox * p.stride + kx]);
             if (p.op == 0u) {
                 acc = max(acc, v);
             } else {
@@ -46,5 +50,5 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (p.op == 1u) {
         acc = acc / f32(p.window * p.window);
     }
-    out[i] = acc;
+    out[i] = T(acc);
 }

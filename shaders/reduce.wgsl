@@ -6,6 +6,10 @@
 // out[output * chunks + chunk]; `main` then reduces those partial results
 // (outer = outputs, n = chunks, inner = 1).
 
+// The element type in memory: f32, or f16 in the variant built where the
+// adapter has SHADER_F16 (arithmetic stays f32).
+alias T = f32;
+
 struct Params {
     outer: u32,
     n: u32,
@@ -17,8 +21,8 @@ struct Params {
     pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<T>;
+@group(0) @binding(1) var<storage, read_write> out: array<T>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 var<workgroup> partial_results: array<f32, 256>;
@@ -42,7 +46,7 @@ fn identity() -> f32 {
 fn fold(li: u32, oo: u32, ii: u32, start: u32, end: u32) -> f32 {
     var acc = identity();
     for (var j = start + li; j < end; j += 256u) {
-        acc = combine(acc, x[(oo * p.n + j) * p.inner + ii]);
+        acc = combine(acc, f32(x[(oo * p.n + j) * p.inner + ii]));
     }
     partial_results[li] = acc;
     workgroupBarrier();
@@ -63,7 +67,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     let result = fold(li, o / p.inner, o % p.inner, 0u, p.n);
     if (li == 0u) {
-        out[o] = result;
+        out[o] = T(result);
     }
 }
 
@@ -78,6 +82,6 @@ fn partial(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
     let start = (g % p.chunks) * stretch;
     let result = fold(li, o / p.inner, o % p.inner, start, min(start + stretch, p.n));
     if (li == 0u) {
-        out[g] = result;
+        out[g] = T(result);
     }
 }

@@ -1,6 +1,10 @@
 // Softmax along the last axis: one workgroup per row, with tree reductions
 // for the row's maximum and for the sum of exponentials.
 
+// The element type in memory: f32, or f16 in the variant built where the
+// adapter has SHADER_F16 (arithmetic stays f32).
+alias T = f32;
+
 struct Params {
     rows: u32,
     n: u32,
@@ -8,8 +12,8 @@ struct Params {
     pad: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<T>;
+@group(0) @binding(1) var<storage, read_write> out: array<T>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 var<workgroup> partial: array<f32, 256>;
@@ -23,7 +27,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let base = row * p.n;
     var m = -3.4028235e38;
     for (var j = li; j < p.n; j += 256u) {
-        m = max(m, x[base + j]);
+        m = max(m, f32(x[base + j]));
     }
     partial[li] = m;
     workgroupBarrier();
@@ -37,9 +41,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     workgroupBarrier();
     var total = 0.0;
     for (var j = li; j < p.n; j += 256u) {
-        let e = exp(x[base + j] - row_max);
-        out[base + j] = e;
-        total += e;
+        total += exp(f32(x[base + j]) - row_max);
     }
     partial[li] = total;
     workgroupBarrier();
@@ -51,6 +53,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     }
     let inv = 1.0 / partial[0];
     for (var j = li; j < p.n; j += 256u) {
-        out[base + j] = out[base + j] * inv;
+        out[base + j] = T(exp(f32(x[base + j]) - row_max) * inv);
     }
 }

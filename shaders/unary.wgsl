@@ -1,5 +1,9 @@
 // Unary element-wise kernels on f32: relu, gelu (tanh approximation), exp.
 
+// The element type in memory: f32, or f16 in the variant built where the
+// adapter has SHADER_F16 (arithmetic stays f32).
+alias T = f32;
+
 struct Params {
     n: u32,
     op: u32,      // 0 relu, 1 gelu, 2 exp
@@ -7,8 +11,8 @@ struct Params {
     pad: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read_write> out: array<f32>;
+@group(0) @binding(0) var<storage, read> x: array<T>;
+@group(0) @binding(1) var<storage, read_write> out: array<T>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 fn gelu(v: f32) -> f32 {
@@ -22,12 +26,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (i >= p.n) {
         return;
     }
-    let v = x[i];
+    let v = f32(x[i]);
     if (p.op == 0u) {
-        out[i] = max(v, 0.0);
+        out[i] = T(max(v, 0.0));
     } else if (p.op == 1u) {
-        out[i] = gelu(v);
+        out[i] = T(gelu(v));
     } else {
-        out[i] = exp(v);
+        out[i] = T(exp(v));
     }
 }

@@ -2,6 +2,10 @@
 // tensors whose length is a multiple of four: relu, gelu (tanh
 // approximation), exp.
 
+// The element type in memory: f32, or f16 in the variant built where the
+// adapter has SHADER_F16 (arithmetic stays f32).
+alias T = f32;
+
 struct Params {
     n: u32,       // length in vec4
     op: u32,      // 0 relu, 1 gelu, 2 exp
@@ -9,8 +13,8 @@ struct Params {
     pad: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read_write> out: array<vec4<f32>>;
+@group(0) @binding(0) var<storage, read> x: array<vec4<T>>;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<T>>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 fn gelu(v: vec4<f32>) -> vec4<f32> {
@@ -24,12 +28,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     if (i >= p.n) {
         return;
     }
-    let v = x[i];
+    let v = vec4<f32>(x[i]);
     if (p.op == 0u) {
-        out[i] = max(v, vec4<f32>(0.0));
+        out[i] = vec4<T>(max(v, vec4<f32>(0.0)));
     } else if (p.op == 1u) {
-        out[i] = gelu(v);
+        out[i] = vec4<T>(gelu(v));
     } else {
-        out[i] = exp(v);
+        out[i] = vec4<T>(exp(v));
     }
 }

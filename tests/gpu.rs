@@ -1,6 +1,7 @@
 //! GPU units (wgpu): the kernel suite on every GPU unit found against the
-//! naive f32 reference of `tests/common` (tolerance 1e-4 relative, as for
-//! the CPU), and a task graph that ping-pongs tensors between CPU and GPU
+//! naive reference of `tests/common` in f32 (tolerance 1e-4 relative, as
+//! for the CPU) and, where the adapter has SHADER_F16, in f16 (2e-2), and
+//! a task graph that ping-pongs tensors between CPU and GPU
 //! with an exact transfer count.
 //!
 //! Without a GPU adapter the tests say so and pass; CI sets
@@ -20,11 +21,32 @@ fn gpu_runtime() -> Option<(Runtime, Vec<usize>)> {
     Some((rt, gpus))
 }
 
-fn check_on_gpus(kernel: &Kernel, args: &[Input]) {
+/// Checks a kernel on every GPU unit in f32, and in f16 on the units whose
+/// adapter has SHADER_F16 when `f16` (lavapipe has it).
+fn check_on_gpus_in(kernel: &Kernel, args: &[Input], f16: bool) {
     let Some((rt, gpus)) = gpu_runtime() else {
         return;
     };
-    check_on_units(&rt, &gpus, kernel, args, &[DType::F32]);
+    for gpu in gpus {
+        let has_f16 = rt.units()[gpu].details.contains("f32 and f16");
+        let dtypes: &[DType] = if f16 && has_f16 {
+            &[DType::F32, DType::F16]
+        } else {
+            &[DType::F32]
+        };
+        check_on_units(&rt, &[gpu], kernel, args, dtypes);
+    }
+}
+
+/// Tensor kernels: f32, and f16 where the GPU has it.
+fn check_on_gpus(kernel: &Kernel, args: &[Input]) {
+    check_on_gpus_in(kernel, args, true);
+}
+
+/// Kernels that run in f32 only on GPUs (the image kernels), and long
+/// reductions, whose partial sums f16 would round.
+fn check_f32_on_gpus(kernel: &Kernel, args: &[Input]) {
+    check_on_gpus_in(kernel, args, false);
 }
 
 #[test]
@@ -34,7 +56,7 @@ fn elementwise_reductions_softmax_layer_norm() {
 
 #[test]
 fn long_reductions_in_two_passes() {
-    suite::long_reductions(&check_on_gpus);
+    suite::long_reductions(&check_f32_on_gpus);
 }
 
 #[test]
@@ -44,7 +66,7 @@ fn conv_and_pooling() {
 
 #[test]
 fn image_ops() {
-    suite::image_ops(&check_on_gpus);
+    suite::image_ops(&check_f32_on_gpus);
 }
 
 proptest! {

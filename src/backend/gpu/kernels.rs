@@ -79,22 +79,26 @@ const THRESHOLD: Shader = shader("image/threshold", IMAGE, "threshold");
 /// Rows and columns of C one GEMM workgroup computes (`TILE` in gemm.wgsl).
 const GEMM_TILE: usize = 64;
 
-/// A launch: the shader, its uniform parameters (u32 words; f32 by bits)
-/// and the workgroup grid; possibly after a first pass.
-pub(super) struct Plan {
+/// One dispatch: the shader, its uniform parameters (u32 words; f32 by
+/// bits) and the workgroup grid.
+pub(super) struct Pass {
     pub shader: Shader,
     pub params: Vec<u32>,
     pub groups: (u32, u32),
+}
+
+/// A launch: its pass on the arguments, possibly after a first pass.
+pub(super) struct Plan {
+    pub pass: Pass,
     pub first: Option<FirstPass>,
 }
 
-/// A pass that reads the first argument and writes `scratch` f32 partial
-/// results to a scratch buffer, which the plan's own pass then reads in
-/// place of its first argument (a multi-pass reduction).
+/// A pass that reads the first argument and writes `scratch` partial
+/// results (in the arguments' element type) to a scratch buffer, which the
+/// plan's own pass then reads in place of its first argument (a multi-pass
+/// reduction).
 pub(super) struct FirstPass {
-    pub shader: Shader,
-    pub params: Vec<u32>,
-    pub groups: (u32, u32),
+    pub pass: Pass,
     pub scratch: usize,
 }
 
@@ -116,6 +120,20 @@ pub(super) fn supported(kernel: &Kernel) -> bool {
             | Kernel::RgbToGray
             | Kernel::Threshold { .. }
     )
+}
+
+/// Whether a kernel's shader has an f16 variant (the tensor kernels; the
+/// image kernels are f32 only).
+pub(super) fn has_f16(kernel: &Kernel) -> bool {
+    supported(kernel)
+        && !matches!(
+            kernel,
+            Kernel::Resize
+                | Kernel::GaussianBlur { .. }
+                | Kernel::Sobel
+                | Kernel::RgbToGray
+                | Kernel::Threshold { .. }
+        )
 }
 
 /// Most workgroups per grid dimension every adapter allows.
@@ -159,9 +177,11 @@ fn per_group(shader: Shader, count: usize, mut params: Vec<u32>, gx_slot: usize)
     let groups = grid(count)?;
     params[gx_slot] = groups.0;
     Ok(Plan {
-        shader,
-        params,
-        groups,
+        pass: Pass {
+            shader,
+            params,
+            groups,
+        },
         first: None,
     })
 }
@@ -198,9 +218,11 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
                 (GEMM, GEMM_TILE)
             };
             Ok(Plan {
-                shader,
-                params,
-                groups: (u(n.div_ceil(GEMM_TILE)), u(m.div_ceil(rows))),
+                pass: Pass {
+                    shader,
+                    params,
+                    groups: (u(n.div_ceil(GEMM_TILE)), u(m.div_ceil(rows))),
+                },
                 first: None,
             })
         }
@@ -233,9 +255,7 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
                 4,
             )?;
             second.first = Some(FirstPass {
-                shader: first.shader,
-                params: first.params,
-                groups: first.groups,
+                pass: first.pass,
                 scratch: outputs * chunks,
             });
             Ok(second)

@@ -1,14 +1,16 @@
 //! GPU units on wgpu: every adapter (Vulkan, Metal, DX12, or GL when no
 //! other API is present) becomes a GPU unit with its own memory node. The
 //! kernels are the WGSL compute shaders of `shaders/`, compiled once per
-//! device and cached; shapes travel in a uniform buffer, so one pipeline
-//! serves every size.
+//! device and element type (f32; f16 too where the adapter has
+//! SHADER_F16) and cached; shapes travel in a uniform buffer, so one
+//! pipeline serves every size.
 //!
 //! Launches are asynchronous: a kernel is recorded and submitted to the
 //! device's queue and the worker moves on; the queue keeps launches and
 //! copies in order, and a download waits for the work before it.
 
 mod kernels;
+mod variant;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,7 +38,9 @@ struct Gpu {
     device: wgpu::Device,
     queue: wgpu::Queue,
     capacity: usize,
-    pipelines: Mutex<HashMap<&'static str, Arc<Compiled>>>,
+    /// Whether the device runs shaders with f16 elements (SHADER_F16).
+    f16: bool,
+    pipelines: Mutex<HashMap<(&'static str, DType), Arc<Compiled>>>,
     /// Reused read-back buffer, grown as needed.
     staging: Mutex<Option<wgpu::Buffer>>,
 }
@@ -82,12 +86,14 @@ pub fn discover() -> std::result::Result<Arc<dyn Backend>, String> {
     for adapter in adapters {
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let features = adapter.features() & wgpu::Features::SHADER_F16;
         // Ask for everything the adapter offers; some drivers (GL) refuse
         // that, so fall back to the portable limits.
         let open = |limits: &wgpu::Limits| {
             let desc = wgpu::DeviceDescriptor {
                 label: Some("xpu"),
                 required_limits: limits.clone(),
+                required_features: features,
                 ..Default::default()
             };
             pollster::block_on(adapter.request_device(&desc)).map(|dq| (dq, limits.clone()))
@@ -95,6 +101,7 @@ pub fn discover() -> std::result::Result<Arc<dyn Backend>, String> {
         let opened = open(&limits).or_else(|_| open(&wgpu::Limits::downlevel_defaults()));
         match opened {
             Ok(((device, queue), limits)) => {
+                let f16 = device.features().contains(wgpu::Features::SHADER_F16);
                 let default = if info.device_type == wgpu::DeviceType::Cpu {
                     DEFAULT_SOFTWARE_MEMORY
                 } else {
@@ -108,6 +115,7 @@ pub fn discover() -> std::result::Result<Arc<dyn Backend>, String> {
                     device,
                     queue,
                     capacity: memory_override.unwrap_or(default),
+                    f16,
                     pipelines: Mutex::new(HashMap::new()),
                     staging: Mutex::new(None),
                 });
@@ -168,7 +176,8 @@ impl Backend for WgpuBackend {
                     capacity: g.capacity,
                 },
                 details: format!(
-                    "max buffer {} MiB, {} invocations and {} KiB shared memory per workgroup",
+                    "kernels in {}; max buffer {} MiB, {} invocations and {} KiB shared memory per workgroup",
+                    if g.f16 { "f32 and f16" } else { "f32 (no SHADER_F16)" },
                     g.limits.max_buffer_size >> 20,
                     g.limits.max_compute_invocations_per_workgroup,
                     g.limits.max_compute_workgroup_storage_size >> 10
@@ -269,13 +278,17 @@ impl Backend for WgpuBackend {
         Ok(())
     }
 
-    fn supports(&self, _unit: usize, kernel: &Kernel, dtypes: &[DType]) -> bool {
-        kernels::supported(kernel) && dtypes.iter().all(|d| *d == DType::F32)
+    fn supports(&self, unit: usize, kernel: &Kernel, dtypes: &[DType]) -> bool {
+        let f16 = self.gpus.get(unit).is_some_and(|g| g.f16);
+        kernels::supported(kernel)
+            && (dtypes.iter().all(|d| *d == DType::F32)
+                || (f16 && kernels::has_f16(kernel) && dtypes.iter().all(|d| *d == DType::F16)))
     }
 
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
         let g = self.gpu(unit)?;
         let plan = kernels::plan(kernel, args)?;
+        let dtype = args.first().map_or(DType::F32, |a| a.dtype);
         let scope = g.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut buffers = Vec::with_capacity(args.len());
         for a in args.iter() {
@@ -287,27 +300,15 @@ impl Backend for WgpuBackend {
             // Partial results: transient, on the device, never a replica.
             scratch = g.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("xpu partial results"),
-                size: (first.scratch * 4) as u64,
+                size: (first.scratch * dtype.size()) as u64,
                 usage: wgpu::BufferUsages::STORAGE,
                 mapped_at_creation: false,
             });
             let inputs = [buffers[0], &scratch];
-            g.encode(
-                &mut encoder,
-                first.shader,
-                &first.params,
-                first.groups,
-                &inputs,
-            )?;
+            g.encode(&mut encoder, &first.pass, dtype, &inputs)?;
             buffers[0] = &scratch;
         }
-        g.encode(
-            &mut encoder,
-            plan.shader,
-            &plan.params,
-            plan.groups,
-            &buffers,
-        )?;
+        g.encode(&mut encoder, &plan.pass, dtype, &buffers)?;
         g.queue.submit([encoder.finish()]);
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(gpu_error(format!("`{}` on {}: {e}", kernel.name(), g.name)));
@@ -333,22 +334,21 @@ impl Backend for WgpuBackend {
 }
 
 impl Gpu {
-    /// Records one dispatch of `shader` on `buffers` (bindings 0, 1, ...)
+    /// Records one dispatch of a pass on `buffers` (bindings 0, 1, ...)
     /// and its parameters (the binding after them).
     fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
-        shader: kernels::Shader,
-        params: &[u32],
-        groups: (u32, u32),
+        pass: &kernels::Pass,
+        dtype: DType,
         buffers: &[&wgpu::Buffer],
     ) -> Result<()> {
-        let compiled = self.pipeline(shader)?;
+        let compiled = self.pipeline(pass.shader, dtype)?;
         let params = self
             .device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some("xpu params"),
-                contents: bytemuck::cast_slice(params),
+                contents: bytemuck::cast_slice(&pass.params),
                 usage: wgpu::BufferUsages::UNIFORM,
             });
         let mut entries: Vec<wgpu::BindGroupEntry> = buffers
@@ -364,30 +364,35 @@ impl Gpu {
             resource: params.as_entire_binding(),
         });
         let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(shader.entry),
+            label: Some(pass.shader.entry),
             layout: &compiled.layout,
             entries: &entries,
         });
-        let mut pass = encoder.begin_compute_pass(&Default::default());
-        pass.set_pipeline(&compiled.pipeline);
-        pass.set_bind_group(0, &bind_group, &[]);
-        pass.dispatch_workgroups(groups.0, groups.1, 1);
+        let mut compute = encoder.begin_compute_pass(&Default::default());
+        compute.set_pipeline(&compiled.pipeline);
+        compute.set_bind_group(0, &bind_group, &[]);
+        compute.dispatch_workgroups(pass.groups.0, pass.groups.1, 1);
         Ok(())
     }
 
-    /// The pipeline of a shader entry point and its bind group layout,
-    /// compiled on first use.
-    fn pipeline(&self, shader: kernels::Shader) -> Result<Arc<Compiled>> {
+    /// The pipeline of a shader entry point for an element type and its
+    /// bind group layout, compiled on first use.
+    fn pipeline(&self, shader: kernels::Shader, dtype: DType) -> Result<Arc<Compiled>> {
         let mut cache = self.pipelines.lock();
-        if let Some(p) = cache.get(shader.key) {
+        if let Some(p) = cache.get(&(shader.key, dtype)) {
             return Ok(p.clone());
         }
+        let source = match dtype {
+            DType::F16 => variant::with_f16_elements(shader.source)
+                .ok_or_else(|| gpu_error(format!("`{}` has no f16 variant", shader.key)))?,
+            _ => shader.source.to_string(),
+        };
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
                 label: Some(shader.key),
-                source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
             });
         let pipeline = self
             .device
@@ -407,7 +412,7 @@ impl Gpu {
         }
         let layout = pipeline.get_bind_group_layout(0);
         let compiled = Arc::new(Compiled { pipeline, layout });
-        cache.insert(shader.key, compiled.clone());
+        cache.insert((shader.key, dtype), compiled.clone());
         Ok(compiled)
     }
 }
