@@ -142,6 +142,7 @@ enum Command {
     ///   xpu bench --kernel gemm --sizes 256,512,1024
     ///   xpu bench --kernel softmax --unit cpu --json
     ///   xpu bench --dag cholesky --size 4096 --tile 256 --dtype f32
+    #[command(verbatim_doc_comment)]
     Bench(bench::BenchArgs),
     /// OpenCL devices (FPGA and NPU units): list them and how they map to
     /// units (`xpu opencl devices`), or compile every kernel ahead of time
@@ -156,12 +157,14 @@ enum Command {
     ///   xpu monitor                        # the demo workload, live
     ///   xpu monitor --workload idle --seconds 10
     ///   xpu monitor --prometheus > metrics.txt
+    #[command(verbatim_doc_comment)]
     Monitor(monitor::MonitorArgs),
     /// Run an image pipeline on a PNG, on the VPU by default, check each
     /// stage against the CPU path and write the result as PNG.
     ///
     /// Example:
     ///   xpu vision astronaut.png --out edges.png --pipeline gray,blur=2,sobel,threshold=64
+    #[command(verbatim_doc_comment)]
     Vision(vision::VisionArgs),
     /// Continue a prompt with a language model on the LPU (SmolLM2-135M
     /// from `scripts/fetch-models.sh` by default), streaming the tokens and
@@ -172,12 +175,14 @@ enum Command {
     ///   xpu generate "The capital of France is" --max-tokens 16
     ///   xpu generate "Write a haiku about rust" --chat --temperature 0.7 --seed 1
     ///   xpu generate "Hello" --unit cpu
+    #[command(verbatim_doc_comment)]
     Generate(generate::GenerateArgs),
     /// Summarise a trace written with --trace (or by `xpu demo`): per unit
     /// tasks, busy time, utilisation, GFLOP/s and bytes moved; transfers per
     /// direction; and the critical path. `--gantt OUT.svg` draws it.
     ///
     /// Example: xpu trace xpu-trace.json --gantt xpu-gantt.svg
+    #[command(verbatim_doc_comment)]
     Trace(trace::TraceArgs),
 }
 
