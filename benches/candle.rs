@@ -3,7 +3,7 @@
 //! the VPU (throughput in bytes; megapixels/s = bytes/s / (bytes per pixel
 //! of input + output)).
 //!
-//! `cargo bench --features candle --bench candle`
+//! `cargo bench --bench candle`
 
 mod common;
 
@@ -22,7 +22,7 @@ fn candle(c: &mut Criterion) {
         first(UnitKind::Tpu),
         first(UnitKind::Vpu),
     ) else {
-        eprintln!("no TPU and VPU units (build with --features candle): nothing to measure");
+        eprintln!("no TPU and VPU units (this build has no candle feature): nothing to measure");
         return;
     };
     let mut group = c.benchmark_group("candle");

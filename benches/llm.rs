@@ -4,7 +4,7 @@
 //! and the decode step called directly (what the runtime adds is the
 //! difference). llama.cpp on the same model: `benches/llm_vs_llamacpp.sh`.
 //!
-//! `cargo bench --features candle --bench llm` (after scripts/fetch-models.sh)
+//! `cargo bench --bench llm` (after scripts/fetch-models.sh)
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use xpu::llm::{DecodeStep, LanguageModel};

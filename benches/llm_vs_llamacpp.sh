@@ -25,7 +25,7 @@ if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import llama_cpp' 2>/
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet llama-cpp-python
 fi
-cargo build --release --features candle --quiet
+cargo build --release --quiet
 
 median() { sort -g | awk '{v[NR]=$1} END {print (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2)}'; }
 xpu_prompt=() xpu_gen=() cpp_prompt=() cpp_gen=()

@@ -63,6 +63,15 @@ fn demo_checks_results_and_reports_per_unit() {
     );
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("all results match the CPU reference"), "{out}");
+    #[cfg(feature = "candle")]
+    if xpu::llm::LanguageModel::default_path().is_ok() {
+        // The LPU's answer, the same tokens as on a CPU unit.
+        assert!(
+            out.contains("language model, 16 greedy tokens (differing) max error 0.00e0"),
+            "{out}"
+        );
+        assert!(out.contains("-> \" Paris."), "{out}");
+    }
     // 64 GEMM tiles + 2 frames x 4 + 8 chains x 5.
     assert!(out.contains("ran 112 tasks"), "{out}");
     assert!(out.contains("total: 112 tasks (0 failed)"), "{out}");

@@ -26,7 +26,9 @@ pub fn ask(
         .iter()
         .find(|u| u.kind == UnitKind::Lpu)
         .cloned()
-        .ok_or_else(|| xpu::Error::Config("no LPU unit: build with --features candle".into()))?;
+        .ok_or_else(|| {
+            xpu::Error::Config("no LPU unit: this build has no candle feature".into())
+        })?;
     let options = GenerateOptions {
         max_tokens,
         ..GenerateOptions::default()

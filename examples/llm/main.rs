@@ -3,7 +3,7 @@
 //! LPU's memory node, the answer streamed as it is generated.
 //!
 //! ```text
-//! cargo run --release --features candle --example llm -- ["PROMPT"] [MAX_TOKENS]
+//! cargo run --release --example llm -- ["PROMPT"] [MAX_TOKENS]
 //! ```
 
 mod ask;

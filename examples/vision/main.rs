@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! scripts/fetch-models.sh
-//! cargo run --release --features candle --example vision [-- PHOTO.png]
+//! cargo run --release --example vision [-- PHOTO.png]
 //! ```
 //!
 //! Without a VPU (feature `candle`) or a GPU, those stages run on a CPU unit.

@@ -269,6 +269,8 @@ pub fn run(runtime: &RuntimeArgs, args: &DemoArgs) -> xpu::Result<()> {
         1e-4,
         &mut failures,
     );
+    #[cfg(feature = "candle")]
+    language_model(&rt, &reference, &mut failures)?;
     if failures.is_empty() {
         println!("all results match the CPU reference");
         Ok(())
@@ -278,4 +280,52 @@ pub fn run(runtime: &RuntimeArgs, args: &DemoArgs) -> xpu::Result<()> {
             failures.join(", ")
         )))
     }
+}
+
+/// A short greedy answer from the language model on the LPU, checked token
+/// for token against the same model on a CPU unit; skipped, saying how to
+/// enable it, when the model is not fetched.
+#[cfg(feature = "candle")]
+fn language_model(
+    rt: &Runtime,
+    reference: &Runtime,
+    failures: &mut Vec<String>,
+) -> xpu::Result<()> {
+    use xpu::llm::{generate, GenerateOptions, LanguageModel};
+
+    let name = "language model, 16 greedy tokens (differing)";
+    let path = match LanguageModel::default_path() {
+        Ok(path) => path,
+        Err(e) => {
+            println!("  {name:<44} skipped: {e}");
+            return Ok(());
+        }
+    };
+    if !rt.units().iter().any(|u| u.kind == UnitKind::Lpu) {
+        println!("  {name:<44} skipped: no LPU unit");
+        return Ok(());
+    }
+    let model = LanguageModel::load(&path)?;
+    let prompt = "The capital of France is";
+    let on = |kind| GenerateOptions {
+        max_tokens: 16,
+        placement: Placement::Kind(kind),
+        ..GenerateOptions::default()
+    };
+    let got = generate(rt, &model, prompt, &on(UnitKind::Lpu), |_| {})?;
+    let want = generate(reference, &model, prompt, &on(UnitKind::Cpu), |_| {})?;
+    let differing = got.tokens.len().abs_diff(want.tokens.len())
+        + got
+            .tokens
+            .iter()
+            .zip(&want.tokens)
+            .filter(|(a, b)| a != b)
+            .count();
+    verdict(name, differing as f64, 0.0, failures);
+    println!(
+        "    LPU: {prompt:?} -> {:?} ({:.0} tokens/s)",
+        got.text,
+        got.generation_tokens_per_second()
+    );
+    Ok(())
 }

@@ -47,8 +47,8 @@ pub struct GenerateArgs {
 #[cfg(not(feature = "candle"))]
 pub fn run(_runtime: &RuntimeArgs, _args: &GenerateArgs) -> xpu::Result<()> {
     Err(xpu::Error::Config(
-        "`xpu generate` runs on the LPU, which needs the candle feature: \
-         cargo run --release --features candle -- generate \"...\""
+        "`xpu generate` runs on the LPU, which needs the candle feature \
+         (on by default; this build left it out)"
             .into(),
     ))
 }

@@ -168,8 +168,7 @@ enum Command {
     Vision(vision::VisionArgs),
     /// Continue a prompt with a language model on the LPU (SmolLM2-135M
     /// from `scripts/fetch-models.sh` by default), streaming the tokens and
-    /// ending with tokens/s for the prompt and for the generation. Needs
-    /// the candle feature.
+    /// ending with tokens/s for the prompt and for the generation.
     ///
     /// Examples:
     ///   xpu generate "The capital of France is" --max-tokens 16
