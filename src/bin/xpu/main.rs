@@ -133,7 +133,8 @@ enum Command {
     Info,
     /// Run a mixed workload on every unit found — a tiled GEMM DAG, an image
     /// pipeline and an element-wise chain — check each result against the
-    /// CPU reference, and print a per-unit report.
+    /// CPU reference, and print a per-unit report; then, when the model is
+    /// fetched, a short answer from the language model on the LPU.
     Demo(demo::DemoArgs),
     /// Time kernels on units: a kernel x unit x size table of time and
     /// GFLOP/s (or GB/s for memory-bound kernels); or a whole DAG with --dag.
