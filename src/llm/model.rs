@@ -136,9 +136,9 @@ impl<'p> Gguf<'p> {
 
     fn usize(&self, key: &str) -> Result<usize> {
         let v = self.value(key)?;
+        // `to_u64` takes every unsigned width; some writers use i32.
         v.to_u64()
             .map(|v| v as usize)
-            .or_else(|_| v.to_u32().map(|v| v as usize))
             .or_else(|_| v.to_i32().map(|v| v.max(0) as usize))
             .map_err(|e| model_error(self.path, format!("metadata `{key}`: {e}")))
     }
@@ -484,6 +484,7 @@ impl Weights {
         let group = c.heads / c.kv_heads;
         let scale = 1.0 / (hd as f32).sqrt();
         let mut scores = vec![0f32; position + n];
+        let mut act = vec![0f32; n * c.hidden];
         let rotations: Vec<_> = (position..position + n)
             .map(|p| rotation(p, hd, c.rope_base))
             .collect();
@@ -540,7 +541,6 @@ impl Weights {
                 rms_norm(x, &layer.ffn_norm, c.norm_eps, h);
             }
             let gate_up = project(&layer.gate_up, &h, n);
-            let mut act = vec![0f32; n * c.hidden];
             for (a, gu) in act
                 .chunks_exact_mut(c.hidden)
                 .zip(gate_up.chunks_exact(2 * c.hidden))

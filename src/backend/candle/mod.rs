@@ -355,13 +355,10 @@ fn floats_in_place(stored: &mut Stored, len: usize) -> Result<&mut Vec<f32>> {
             .and_then(|t| t.to_vec1::<f32>())
             .map_err(failed("reading a tensor"))?,
     };
-    if values.len() < len {
-        return Err(candle_error("a replica holds fewer values than its tensor"));
-    }
     *stored = Stored::Floats(values);
     match stored {
-        Stored::Floats(v) => Ok(v),
-        _ => Err(candle_error("a replica changed while in use")),
+        Stored::Floats(v) if v.len() >= len => Ok(v),
+        _ => Err(candle_error("a replica holds fewer values than its tensor")),
     }
 }
 
