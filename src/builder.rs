@@ -12,6 +12,10 @@ use crate::runtime::Runtime;
 use crate::sched::Policy;
 use crate::unit::{NodeId, UnitInfo, HOST};
 
+/// The records the profile keeps of each stream by default (see
+/// [`RuntimeBuilder::profile_capacity`]).
+pub const DEFAULT_PROFILE_CAPACITY: usize = 65_536;
+
 /// Whether a backend came up, and why not.
 #[derive(Debug, Clone)]
 pub struct BackendStatus {
@@ -39,6 +43,7 @@ pub struct RuntimeBuilder {
     pools: Vec<(NodeId, usize, usize)>,
     discovery: bool,
     profiling: bool,
+    profile_capacity: usize,
     #[cfg(feature = "opencl")]
     opencl_units: Option<String>,
     #[cfg(feature = "opencl")]
@@ -57,6 +62,7 @@ impl RuntimeBuilder {
             pools: Vec::new(),
             discovery: true,
             profiling: true,
+            profile_capacity: DEFAULT_PROFILE_CAPACITY,
             #[cfg(feature = "opencl")]
             opencl_units: None,
             #[cfg(feature = "opencl")]
@@ -93,11 +99,36 @@ impl RuntimeBuilder {
 
     /// Whether to record every task (submit, ready, start and end, unit),
     /// transfer and allocation for [`Runtime::profile`] (default: on; it
-    /// costs about 10-20 ns per task here, and memory that grows with the
-    /// number of tasks until [`Runtime::clear_profile`], which long-running
-    /// services may not want).
+    /// costs about 10-20 ns per task here). The records are bounded: see
+    /// [`RuntimeBuilder::profile_capacity`]. With profiling off nothing is
+    /// kept per task or transfer; the totals per unit and node (tasks,
+    /// busy time, bytes moved) are counters either way.
     pub fn profiling(mut self, on: bool) -> Self {
         self.profiling = on;
+        self
+    }
+
+    /// How many records the profile keeps of each stream: task records per
+    /// unit, transfers, and allocation events per memory node (default
+    /// [`DEFAULT_PROFILE_CAPACITY`], 65,536; a task record is about 150
+    /// bytes). When a stream is full its oldest records are dropped, a
+    /// chunk at a time, and [`Profile::dropped`](crate::trace::Profile)
+    /// counts them, so a long-running process stays within a fixed size.
+    ///
+    /// ```
+    /// use xpu::{Kernel, Runtime};
+    /// let rt = Runtime::builder().cpu_units(1).device_discovery(false).profile_capacity(100).build()?;
+    /// for _ in 0..250 {
+    ///     rt.submit(&Kernel::Noop, &[])?;
+    /// }
+    /// rt.wait_all();
+    /// let profile = rt.profile();
+    /// assert!(profile.tasks.len() <= 100 && profile.tasks.len() >= 50);
+    /// assert_eq!(profile.tasks.len() as u64 + profile.dropped.tasks, 250);
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn profile_capacity(mut self, records: usize) -> Self {
+        self.profile_capacity = records.max(1);
         self
     }
 
@@ -188,7 +219,8 @@ impl RuntimeBuilder {
             }
         }
         backends.extend(self.extra);
-        let mut memory = MemoryManager::new(self.host_capacity, self.profiling);
+        let recording = self.profiling.then_some(self.profile_capacity);
+        let mut memory = MemoryManager::new(self.host_capacity, recording);
         let mut units = Vec::new();
         let mut unit_backends = Vec::new();
         let mut statuses = Vec::new();
@@ -229,6 +261,7 @@ impl RuntimeBuilder {
                     node,
                     memory_bytes,
                     details: d.details,
+                    status: Default::default(),
                 });
                 unit_backends.push((backend.clone(), local));
             }
@@ -244,7 +277,7 @@ impl RuntimeBuilder {
             unit_backends,
             statuses,
             memory,
-            self.profiling,
+            recording,
         )
     }
 }

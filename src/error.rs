@@ -4,12 +4,13 @@
 //! a user needs to fix the problem: the kernel, the argument, the shapes.
 
 use crate::dtype::DType;
+use crate::tensor::TensorLabel;
 
 /// Everything that can go wrong in xpu.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A kernel was given the wrong number of tensor accesses.
-    #[error("kernel `{kernel}` takes {expected} tensor accesses, got {got}")]
+    #[error("kernel `{kernel}` takes {expected} tensor {}, got {got}", plural(*expected, "access", "accesses"))]
     ArgCount {
         kernel: String,
         expected: usize,
@@ -42,18 +43,18 @@ pub enum Error {
         got: usize,
     },
     /// A tensor was read back with the wrong element type.
-    #[error("tensor {tensor} has dtype {actual}, read as {requested}")]
+    #[error("{tensor} has dtype {actual}, read as {requested}")]
     ReadDType {
-        tensor: u64,
+        tensor: TensorLabel,
         actual: DType,
         requested: DType,
     },
     /// A tensor handle from another runtime was used.
-    #[error("tensor {tensor} belongs to another runtime")]
-    ForeignTensor { tensor: u64 },
+    #[error("{tensor} belongs to another runtime")]
+    ForeignTensor { tensor: TensorLabel },
     /// The same tensor appears twice in one task and at least once written.
-    #[error("tensor {tensor} appears twice in one task and is written: aliasing is not allowed")]
-    AliasedWrite { tensor: u64 },
+    #[error("{tensor} appears twice in one task and is written: aliasing is not allowed")]
+    AliasedWrite { tensor: TensorLabel },
     /// No unit can run the kernel with these arguments (or the pin excludes all of them).
     #[error("no unit can run kernel `{kernel}`{detail}")]
     NoCapableUnit { kernel: String, detail: String },
@@ -61,8 +62,8 @@ pub enum Error {
     #[error("unknown unit: {0}")]
     UnknownUnit(String),
     /// A tensor was read before any task or constructor wrote it.
-    #[error("tensor {tensor} is read before it was ever written")]
-    Uninitialised { tensor: u64 },
+    #[error("{tensor} is read before it was ever written")]
+    Uninitialised { tensor: TensorLabel },
     /// A kernel failed while running.
     #[error("task {task} (`{kernel}` on unit {unit}) failed: {reason}")]
     KernelFailed {
@@ -79,19 +80,42 @@ pub enum Error {
         cause: Box<Error>,
     },
     /// A tensor's content is lost because the task that wrote it failed.
-    #[error("tensor {tensor} is poisoned: task {failed_task} that writes it failed: {cause}")]
+    #[error("{tensor} is poisoned: task {failed_task} that writes it failed: {cause}")]
     Poisoned {
-        tensor: u64,
+        tensor: TensorLabel,
         failed_task: u64,
         cause: Box<Error>,
     },
-    /// A memory node has no room left, even after eviction.
-    #[error("memory node {node} is out of memory: {requested} bytes requested, {used} of {capacity} in use and nothing more can be evicted")]
+    /// A memory node has no room for a request even with every replica
+    /// that no task pins evicted: the replicas pinned by running and
+    /// fetching tasks (`pinned` bytes, by `pinned_by`) leave too little.
+    #[error("memory node {node} is out of memory: {requested} bytes requested, {pinned} of {capacity} bytes are pinned by running or fetching tasks{}", pinned_by_text(pinned_by))]
     OutOfMemory {
         node: usize,
         requested: usize,
-        used: usize,
+        pinned: usize,
         capacity: usize,
+        /// The tasks pinning replicas on the node (empty: none, or host memory).
+        pinned_by: Vec<u64>,
+    },
+    /// A task was cancelled before it started, or reads data that a
+    /// cancelled task should have written (`cancelled_task` names it).
+    #[error("{}", cancelled_text(*task, *cancelled_task))]
+    Cancelled { task: u64, cancelled_task: u64 },
+    /// A device stopped working (driver reset, device removed): its unit is
+    /// taken out of service and the replicas on its memory are lost.
+    #[error("device lost on {backend}: {message}")]
+    DeviceLost { backend: String, message: String },
+    /// A unit is out of service because its device was lost.
+    #[error("unit {unit} is down: {reason}")]
+    UnitDown { unit: usize, reason: String },
+    /// A kernel found one of its arguments unusable (wrong dtype, not
+    /// writable, on the wrong memory).
+    #[error("argument {arg}{}: {what}", name.as_ref().map(|n| format!(" `{n}`")).unwrap_or_default())]
+    Argument {
+        arg: usize,
+        name: Option<String>,
+        what: String,
     },
     /// A device reported an error.
     #[error("device error on {backend}: {message}")]
@@ -115,6 +139,38 @@ pub enum Error {
     /// A trace file that is not JSON in the trace-event format xpu writes.
     #[error("not a valid xpu trace: {0}")]
     Trace(String),
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+fn pinned_by_text(tasks: &[u64]) -> String {
+    const SHOWN: usize = 8;
+    if tasks.is_empty() {
+        return String::new();
+    }
+    let mut ids: Vec<String> = tasks.iter().take(SHOWN).map(u64::to_string).collect();
+    if tasks.len() > SHOWN {
+        ids.push(format!("and {} more", tasks.len() - SHOWN));
+    }
+    format!(
+        " ({} {})",
+        plural(tasks.len(), "task", "tasks"),
+        ids.join(", ")
+    )
+}
+
+fn cancelled_text(task: u64, cancelled_task: u64) -> String {
+    if task == cancelled_task {
+        format!("task {task} was cancelled before it started")
+    } else {
+        format!("task {task} did not run: it reads data of task {cancelled_task}, which was cancelled")
+    }
 }
 
 impl From<std::io::Error> for Error {

@@ -6,14 +6,25 @@
 //! successors; the predecessor that drops a successor's count to zero makes
 //! it ready. Dependency state holds tasks weakly, so a finished task is freed
 //! as soon as nothing else needs it.
+//!
+//! Failure travels with data only. A task that fails (or does not run)
+//! poisons the tensors it writes; the next successful writer clears the
+//! poison. A task fails as a dependency failure only if it reads a poisoned
+//! tensor, or if a task it names in
+//! [`TaskOptions::after`](crate::TaskOptions::after) failed: an explicit
+//! edge says "needs that one to have happened", so it passes the failure on.
+//! Write-after-read and write-after-write edges only order tasks. Since a
+//! reader always runs after the writer it reads and before the next one,
+//! the outcome never depends on how fast tasks ran.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
 use crate::error::Error;
+use crate::job::JobState;
 use crate::kernel::Kernel;
 use crate::tensor::Access;
 use crate::unit::UnitId;
@@ -87,10 +98,23 @@ impl FailureSlot {
     }
 }
 
+/// A successor, and whether a failure of its predecessor fails it too
+/// (explicit edges) or only orders it (data edges: poison carries those).
+struct Edge {
+    to: Arc<TaskNode>,
+    passes_failure: bool,
+}
+
 struct Successors {
     done: bool,
-    list: SmallVec<[Arc<TaskNode>; 4]>,
+    list: SmallVec<[Edge; 4]>,
 }
+
+/// Where a task is in its life: waiting (not yet taken by a worker),
+/// running, or cancelled before it started.
+const WAITING: u8 = 0;
+const RUNNING: u8 = 1;
+const CANCELLED: u8 = 2;
 
 pub(crate) struct TaskNode {
     pub id: u64,
@@ -101,8 +125,12 @@ pub(crate) struct TaskNode {
     /// Unfinished predecessors, plus one while `submit` is still linking.
     pending: AtomicUsize,
     successors: Mutex<Successors>,
-    /// Set by a predecessor that failed.
+    /// Set by a predecessor named by an explicit edge that failed.
     pub upstream_failure: FailureSlot,
+    /// WAITING, RUNNING or CANCELLED.
+    run_state: AtomicU8,
+    /// The job the task belongs to, if any.
+    pub job: Option<Arc<JobState>>,
     pub outcome: OnceLock<Result<(), Error>>,
     /// A task someone is blocked on: its completion must wake them.
     pub watched: AtomicBool,
@@ -125,6 +153,7 @@ impl TaskNode {
         eligible: UnitSet,
         inline: bool,
         submitted_at: u64,
+        job: Option<Arc<JobState>>,
     ) -> TaskNode {
         TaskNode {
             id,
@@ -138,6 +167,8 @@ impl TaskNode {
                 list: SmallVec::new(),
             }),
             upstream_failure: FailureSlot::default(),
+            run_state: AtomicU8::new(WAITING),
+            job,
             outcome: OnceLock::new(),
             watched: AtomicBool::new(false),
             inline,
@@ -156,6 +187,31 @@ impl TaskNode {
     pub fn is_done(&self) -> bool {
         self.outcome.get().is_some()
     }
+
+    /// Marks the task cancelled unless a worker already took it; true if
+    /// it will not run.
+    pub fn cancel(&self) -> bool {
+        match self.run_state.compare_exchange(
+            WAITING,
+            CANCELLED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => true,
+            Err(state) => state == CANCELLED,
+        }
+    }
+
+    /// Called by the worker that took the task: true if it may run, false
+    /// if it (or its job) was cancelled first.
+    pub fn start(&self) -> bool {
+        if self.job.as_ref().is_some_and(|j| j.is_cancelled()) {
+            self.cancel();
+        }
+        self.run_state
+            .compare_exchange(WAITING, RUNNING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
 }
 
 /// One tensor's dependency state: its last writer and the readers since.
@@ -165,15 +221,23 @@ pub(crate) struct DepState {
     readers: SmallVec<[Weak<TaskNode>; 4]>,
 }
 
-/// Makes `succ` wait for `pred` unless `pred` already finished.
-fn link(pred: &Arc<TaskNode>, succ: &Arc<TaskNode>) {
+/// Makes `succ` wait for `pred` unless `pred` already finished. An
+/// explicit edge to a predecessor that already failed fails `succ` at once.
+fn link(pred: &Arc<TaskNode>, succ: &Arc<TaskNode>, passes_failure: bool) {
     if Arc::ptr_eq(pred, succ) {
         return;
     }
     let mut s = pred.successors.lock();
     if !s.done {
         succ.pending.fetch_add(1, Ordering::Relaxed);
-        s.list.push(succ.clone());
+        s.list.push(Edge {
+            to: succ.clone(),
+            passes_failure,
+        });
+    } else if passes_failure {
+        if let Some(f) = pred.outcome.get().and_then(|o| failure_of(pred.id, o)) {
+            succ.upstream_failure.set_if_empty(&f);
+        }
     }
 }
 
@@ -188,18 +252,18 @@ pub(crate) fn add_dependencies(task: &Arc<TaskNode>, explicit: &[Arc<TaskNode>])
             for r in deps.readers.drain(..) {
                 if let Some(r) = r.upgrade() {
                     had_readers = true;
-                    link(&r, task);
+                    link(&r, task, false);
                 }
             }
             if !had_readers {
                 if let Some(w) = deps.last_writer.as_ref().and_then(Weak::upgrade) {
-                    link(&w, task);
+                    link(&w, task, false);
                 }
             }
             deps.last_writer = Some(Arc::downgrade(task));
         } else {
             if let Some(w) = deps.last_writer.as_ref().and_then(Weak::upgrade) {
-                link(&w, task);
+                link(&w, task, false);
             }
             if deps.readers.len() >= 16 {
                 deps.readers
@@ -209,7 +273,7 @@ pub(crate) fn add_dependencies(task: &Arc<TaskNode>, explicit: &[Arc<TaskNode>])
         }
     }
     for pred in explicit {
-        link(pred, task);
+        link(pred, task, true);
     }
 }
 
@@ -218,20 +282,50 @@ pub(crate) fn release_submission(task: &TaskNode) -> bool {
     task.pending.fetch_sub(1, Ordering::AcqRel) == 1
 }
 
-/// The failure that task `id`'s outcome passes on: the first failed task
-/// upstream and its error, or `id` itself with its own error.
+/// The failure that task `id`'s outcome passes on: the first failed (or
+/// cancelled) task upstream and its error, or `id` itself with its own error.
 pub(crate) fn failure_of(id: u64, outcome: &Result<(), Error>) -> Option<Failure> {
     match outcome {
         Ok(()) => None,
         Err(Error::DependencyFailed {
             failed_task, cause, ..
         }) => Some((*failed_task, (**cause).clone())),
+        Err(Error::Cancelled { cancelled_task, .. }) => Some((
+            *cancelled_task,
+            Error::Cancelled {
+                task: *cancelled_task,
+                cancelled_task: *cancelled_task,
+            },
+        )),
         Err(e) => Some((id, e.clone())),
     }
 }
 
+/// The error `task` ends with without running: a failed explicit
+/// predecessor, or an input whose last writer failed or did not run.
+pub(crate) fn inherited_failure(task: &TaskNode) -> Option<Error> {
+    let (failed_task, cause) = task.upstream_failure.get().or_else(|| {
+        task.accesses
+            .iter()
+            .filter(|a| a.mode.reads())
+            .find_map(|a| a.tensor.inner.poison.get())
+    })?;
+    Some(match cause {
+        Error::Cancelled { .. } => Error::Cancelled {
+            task: task.id,
+            cancelled_task: failed_task,
+        },
+        cause => Error::DependencyFailed {
+            task: task.id,
+            failed_task,
+            cause: Box::new(cause),
+        },
+    })
+}
+
 /// Records `task`'s outcome and returns the successors that became ready.
-/// A failure is passed on to every successor, naming the first failed task.
+/// A failure is passed on along explicit edges only; data edges carry it
+/// through the poison of the tensors the task writes (set by the caller).
 pub(crate) fn finish(task: &TaskNode, outcome: Result<(), Error>) -> SmallVec<[Arc<TaskNode>; 4]> {
     let failure = failure_of(task.id, &outcome);
     let _ = task.outcome.set(outcome);
@@ -241,12 +335,12 @@ pub(crate) fn finish(task: &TaskNode, outcome: Result<(), Error>) -> SmallVec<[A
         std::mem::take(&mut s.list)
     };
     let mut ready = SmallVec::new();
-    for succ in list {
-        if let Some(f) = &failure {
-            succ.upstream_failure.set_if_empty(f);
+    for edge in list {
+        if let (true, Some(f)) = (edge.passes_failure, &failure) {
+            edge.to.upstream_failure.set_if_empty(f);
         }
-        if succ.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
-            ready.push(succ);
+        if edge.to.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            ready.push(edge.to);
         }
     }
     ready

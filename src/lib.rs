@@ -25,6 +25,7 @@ mod builder;
 pub mod dtype;
 pub mod error;
 mod graph;
+mod job;
 pub mod kernel;
 #[cfg(feature = "candle")]
 pub mod llm;
@@ -41,16 +42,17 @@ pub mod vision;
 mod worker;
 
 pub use backend::{Arg, ArgData, Backend, DeviceBuffer, UnitDesc, UnitMemory};
-pub use builder::{BackendStatus, RuntimeBuilder};
+pub use builder::{BackendStatus, RuntimeBuilder, DEFAULT_PROFILE_CAPACITY};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
+pub use job::Job;
 pub use kernel::{ArgMeta, BinaryOp, Kernel, Mode, PoolOp, ReduceOp, UnaryOp};
 pub use memory::{MemoryEvent, MemoryEventKind, NodeStats, ReplicaState, Transfer};
 pub use monitor::Monitor;
 pub use profile::UnitReport;
 pub use runtime::{Runtime, Task, TaskOptions};
 pub use sched::{Policy, QueueLengths};
-pub use tensor::{Access, Tensor};
+pub use tensor::{Access, Tensor, TensorLabel};
 pub use unit::{NodeId, Placement, UnitId, UnitInfo, UnitKind, HOST};
 
 /// The README's examples, compiled and run as doctests.

@@ -16,6 +16,7 @@ use crate::builder::{BackendStatus, RuntimeBuilder};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::graph::{self, TaskNode, UnitSet};
+use crate::job::{Job, JobState};
 use crate::kernel::{ArgMeta, Kernel, Mode};
 use crate::memory::{MemoryManager, NodeStats, ReplicaSet, ReplicaState, Storage, Transfer};
 use crate::monitor::Monitor;
@@ -23,7 +24,7 @@ use crate::profile::{UnitCounters, UnitReport};
 use crate::sched::{Policy, QueueLengths, SchedPolicy};
 use crate::tensor::{Access, Tensor, TensorInner};
 use crate::trace::{Clock, Profile, Recorder, TraceNode, TraceUnit};
-use crate::unit::{Placement, UnitId, UnitInfo, HOST};
+use crate::unit::{Placement, UnitHealth, UnitId, UnitInfo, HOST};
 use crate::worker;
 
 static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
@@ -35,6 +36,8 @@ pub(crate) struct Shared {
     pub policy_kind: Policy,
     pub policy: Box<dyn SchedPolicy>,
     pub units: Vec<UnitInfo>,
+    /// Which units are out of service.
+    pub health: Arc<UnitHealth>,
     pub unit_backends: Vec<(Arc<dyn Backend>, usize)>,
     pub statuses: Vec<BackendStatus>,
     pub memory: Arc<MemoryManager>,
@@ -170,6 +173,23 @@ impl Shared {
             u.unpark();
         }
     }
+
+    /// `unit`'s device reported itself lost while running `task`: the unit
+    /// takes no more tasks, its memory's replicas are given up, and every
+    /// worker is woken so that the queued tasks move elsewhere.
+    pub fn take_out_of_service(&self, unit: UnitId, task: u64, cause: &Error) {
+        if self.health.mark_down(unit, cause.to_string()) {
+            let node = self.units[unit].node;
+            let shares_node = self
+                .units
+                .iter()
+                .any(|u| u.id != unit && u.node == node && !self.health.is_down(u.id));
+            if !shares_node {
+                self.memory.lose_node(node, task, cause);
+            }
+            self.wake_all_workers();
+        }
+    }
 }
 
 /// A submitted task: wait for it, or name it as a dependency of another.
@@ -203,7 +223,11 @@ pub struct TaskOptions {
     /// Where the task may run.
     pub placement: Placement,
     /// Tasks to wait for in addition to the implicit data dependencies.
+    /// Unlike data dependencies, these pass a failure on: if one of them
+    /// fails (or is cancelled), this task fails without running.
     pub after: Vec<Task>,
+    /// The job the task belongs to (cancelled together).
+    pub job: Option<Job>,
 }
 
 impl TaskOptions {
@@ -217,9 +241,16 @@ impl TaskOptions {
         self.placement = placement;
         self
     }
-    /// Adds an explicit dependency.
+    /// Adds an explicit dependency: this task runs after `task` and fails
+    /// if `task` fails (data dependencies fail a task only through the
+    /// tensors it reads).
     pub fn after(mut self, task: &Task) -> Self {
         self.after.push(task.clone());
+        self
+    }
+    /// Puts the task in `job`, to be cancelled with it ([`Job::cancel`]).
+    pub fn job(mut self, job: &Job) -> Self {
+        self.job = Some(job.clone());
         self
     }
 }
@@ -249,19 +280,21 @@ impl Runtime {
         unit_backends: Vec<(Arc<dyn Backend>, usize)>,
         statuses: Vec<BackendStatus>,
         memory: MemoryManager,
-        profiling: bool,
+        recording: Option<usize>,
     ) -> Result<Runtime> {
         let n = units.len();
+        let health = Arc::new(UnitHealth::new(&units));
         let parkers: Vec<Parker> = (0..n).map(|_| Parker::new()).collect();
         let shared = Arc::new(Shared {
             id: NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed),
             policy_kind: policy,
-            policy: policy.build(n),
+            policy: policy.build(health.clone()),
             units,
+            health,
             unit_backends,
             statuses,
             counters: UnitCounters::new(n),
-            recorder: Recorder::new(n, profiling),
+            recorder: Recorder::new(n, recording),
             clock: memory.clock(),
             next_task: CachePadded::new(AtomicU64::new(1)),
             submitted: CachePadded::new(AtomicU64::new(0)),
@@ -299,7 +332,8 @@ impl Runtime {
         RuntimeBuilder::new()
     }
 
-    /// Every unit, indexed by [`UnitId`].
+    /// Every unit, indexed by [`UnitId`]; [`UnitInfo::is_down`] says
+    /// which are out of service now.
     pub fn units(&self) -> &[UnitInfo] {
         &self.shared.units
     }
@@ -359,6 +393,7 @@ impl Runtime {
                 shape: shape.to_vec(),
                 dtype,
                 deps: Default::default(),
+                name: Default::default(),
                 replicas: Mutex::new(replicas),
                 poison: Default::default(),
                 memory: self.shared.memory.clone(),
@@ -369,7 +404,7 @@ impl Runtime {
     /// Submits `kernel` on `accesses`; dependencies on earlier tasks that
     /// touch the same tensors are added automatically.
     pub fn submit(&self, kernel: &Kernel, accesses: &[Access]) -> Result<Task> {
-        self.submit_inner(kernel, accesses, 0, Placement::Any, &[])
+        self.submit_inner(kernel, accesses, 0, Placement::Any, &[], None)
     }
 
     /// [`Runtime::submit`] with a priority, a placement and explicit dependencies.
@@ -393,7 +428,8 @@ impl Runtime {
         opts: TaskOptions,
     ) -> Result<Task> {
         let after: Vec<Arc<TaskNode>> = opts.after.iter().map(|t| t.node.clone()).collect();
-        self.submit_inner(kernel, accesses, opts.priority, opts.placement, &after)
+        let job = opts.job.map(|j| j.state);
+        self.submit_inner(kernel, accesses, opts.priority, opts.placement, &after, job)
     }
 
     fn submit_inner(
@@ -403,6 +439,7 @@ impl Runtime {
         priority: i32,
         placement: Placement,
         after: &[Arc<TaskNode>],
+        job: Option<Arc<JobState>>,
     ) -> Result<Task> {
         let s = &self.shared;
         if s.shutdown.load(Ordering::Relaxed) {
@@ -424,7 +461,11 @@ impl Runtime {
             eligible,
             false,
             submitted_at,
+            job,
         ));
+        if let Some(job) = &node.job {
+            job.enroll(&node)?;
+        }
         s.submitted.fetch_add(1, Ordering::AcqRel);
         graph::add_dependencies(&node, after);
         if graph::release_submission(&node) {
@@ -438,11 +479,11 @@ impl Runtime {
         for (i, a) in accesses.iter().enumerate() {
             let t = &a.tensor.inner;
             if t.runtime != self.shared.id {
-                return Err(Error::ForeignTensor { tensor: t.id });
+                return Err(Error::ForeignTensor { tensor: t.label() });
             }
             for b in &accesses[..i] {
                 if b.tensor.inner.id == t.id && (a.mode.writes() || b.mode.writes()) {
-                    return Err(Error::AliasedWrite { tensor: t.id });
+                    return Err(Error::AliasedWrite { tensor: t.label() });
                 }
             }
             metas.push(ArgMeta {
@@ -462,6 +503,7 @@ impl Runtime {
     ) -> Result<UnitSet> {
         let dtypes: SmallVec<[DType; 4]> = accesses.iter().map(|a| a.tensor.inner.dtype).collect();
         let mut set = UnitSet::default();
+        let mut down = Vec::new();
         for (u, info) in self.shared.units.iter().enumerate() {
             let placed = match placement {
                 Placement::Any => true,
@@ -470,7 +512,10 @@ impl Runtime {
             };
             let (backend, local) = &self.shared.unit_backends[u];
             if placed && backend.supports(*local, kernel, &dtypes) {
-                set.insert(u);
+                match self.shared.health.reason(u) {
+                    Some(reason) => down.push(format!("unit {u} is down: {reason}")),
+                    None => set.insert(u),
+                }
             }
         }
         if set.is_empty() {
@@ -486,12 +531,49 @@ impl Runtime {
                 Placement::Kind(k) => format!(" on a {k} unit"),
             };
             let dts: Vec<String> = dtypes.iter().map(|d| d.to_string()).collect();
+            let down = if down.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", down.join("; "))
+            };
             return Err(Error::NoCapableUnit {
                 kernel: kernel.name().to_string(),
-                detail: format!("{detail} with dtypes [{}]", dts.join(", ")),
+                detail: format!("{detail} with dtypes [{}]{down}", dts.join(", ")),
             });
         }
         Ok(set)
+    }
+
+    /// Cancels `task` if no worker has taken it yet: it will not run, and
+    /// the tasks that read what it writes fail with [`Error::Cancelled`]
+    /// (tasks that only write after it run as usual). Returns true if it
+    /// will not run; false if it is running or finished, in which case it
+    /// completes and its results are kept.
+    ///
+    /// A cancelled task still waits for its own predecessors, so that the
+    /// tasks ordered after it keep the order of submission; then it ends
+    /// without running. See [`Job`] to cancel a group of tasks.
+    ///
+    /// ```
+    /// use xpu::{DType, Error, Kernel, Mode, Runtime, TaskOptions};
+    /// let rt = Runtime::builder().cpu_units(1).device_discovery(false).build()?;
+    /// let x = rt.tensor(&[1], vec![1.0f32])?;
+    /// let slow = Kernel::custom("slow", &[Mode::ReadWrite], |_| {
+    ///     std::thread::sleep(std::time::Duration::from_millis(50));
+    ///     Ok(())
+    /// });
+    /// let double = Kernel::custom("double", &[Mode::ReadWrite], |args| {
+    ///     args[0].as_f32_mut()?[0] *= 2.0;
+    ///     Ok(())
+    /// });
+    /// rt.submit(&slow, &[x.rw()])?;
+    /// let t = rt.submit(&double, &[x.rw()])?;
+    /// assert!(rt.cancel(&t));
+    /// assert!(matches!(rt.wait(&t), Err(Error::Cancelled { .. })));
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn cancel(&self, task: &Task) -> bool {
+        !task.node.is_done() && task.node.cancel()
     }
 
     /// Waits for `task` and returns its outcome.
@@ -522,11 +604,13 @@ impl Runtime {
     pub fn read<T: Element>(&self, t: &Tensor) -> Result<Vec<T>> {
         let inner = &t.inner;
         if inner.runtime != self.shared.id {
-            return Err(Error::ForeignTensor { tensor: inner.id });
+            return Err(Error::ForeignTensor {
+                tensor: inner.label(),
+            });
         }
         if inner.dtype != T::DTYPE {
             return Err(Error::ReadDType {
-                tensor: inner.id,
+                tensor: inner.label(),
                 actual: inner.dtype,
                 requested: T::DTYPE,
             });
@@ -539,12 +623,13 @@ impl Runtime {
             UnitSet::default(),
             true,
             0,
+            None,
         ));
         graph::add_dependencies(&node, &[]);
         if !graph::release_submission(&node) {
             self.shared.wait_until(|| node.is_ready());
         }
-        let result = self.copy_out(t);
+        let result = self.copy_out(t, node.id);
         // Tasks that wrote after this read was registered wait for it.
         for ready in graph::finish(&node, Ok(())) {
             self.shared.make_ready(ready, None);
@@ -552,16 +637,19 @@ impl Runtime {
         result
     }
 
-    fn copy_out<T: Element>(&self, t: &Tensor) -> Result<Vec<T>> {
+    fn copy_out<T: Element>(&self, t: &Tensor, reader: u64) -> Result<Vec<T>> {
         let inner = &t.inner;
         if let Some((failed_task, cause)) = inner.poison.get() {
             return Err(Error::Poisoned {
-                tensor: inner.id,
+                tensor: inner.label(),
                 failed_task,
                 cause: Box::new(cause),
             });
         }
-        let (storage, _) = self.shared.memory.acquire(&t.inner, HOST, Mode::Read)?;
+        let (storage, _) = self
+            .shared
+            .memory
+            .acquire(&t.inner, HOST, Mode::Read, reader)?;
         let out = match &storage {
             Storage::Host(h) => {
                 // SAFETY: this read is registered in the graph, so no writer runs.
@@ -574,7 +662,7 @@ impl Runtime {
                 "the host replica is not in host memory".into(),
             )),
         };
-        self.shared.memory.release(inner, HOST);
+        self.shared.memory.release(inner, HOST, reader);
         out
     }
 
@@ -606,16 +694,20 @@ impl Runtime {
         self.shared.memory.stats()
     }
 
-    /// Every transfer between memory nodes so far.
+    /// The transfers between memory nodes that the profile kept, in order:
+    /// every one since the start or the last [`Runtime::clear_profile`],
+    /// up to the profile's capacity; none with profiling off. The totals
+    /// per node are in [`Runtime::memory_stats`] either way.
     pub fn transfers(&self) -> Vec<Transfer> {
         self.shared.memory.transfers()
     }
 
-    /// Forgets the recorded tasks, allocations and evictions (not the
-    /// transfer log), e.g. between runs of a long-lived runtime.
+    /// Forgets the recorded tasks, transfers, allocations and evictions and
+    /// returns their memory, e.g. between runs of a long-lived runtime.
+    /// Counters (per unit and per node) are kept.
     pub fn clear_profile(&self) {
         self.shared.recorder.clear();
-        self.shared.memory.clear_events();
+        self.shared.memory.clear_log();
     }
 
     /// Everything recorded since the runtime started: tasks (when
@@ -648,8 +740,7 @@ impl Runtime {
             units,
             nodes,
             s.recorder.snapshot(),
-            s.memory.transfers(),
-            s.memory.events(),
+            s.memory.log(),
             s.started.elapsed().as_secs_f64(),
             s.clock,
         )

@@ -1,7 +1,7 @@
 //! Tensor handles: logical tensors whose data lives in replicas on memory
 //! nodes, with the dependency state that orders the tasks touching them.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 
@@ -12,6 +12,8 @@ use crate::memory::{MemoryManager, ReplicaSet};
 
 pub(crate) struct TensorInner {
     pub id: u64,
+    /// A name given by the caller, shown in errors and traces.
+    pub name: OnceLock<Arc<str>>,
     pub runtime: u64,
     pub shape: Vec<usize>,
     pub dtype: DType,
@@ -25,6 +27,38 @@ pub(crate) struct TensorInner {
 impl TensorInner {
     pub fn nbytes(&self) -> usize {
         self.shape.iter().product::<usize>() * self.dtype.size()
+    }
+
+    /// How errors name this tensor.
+    pub fn label(&self) -> TensorLabel {
+        TensorLabel {
+            id: self.id,
+            name: self.name.get().map(|n| n.to_string()),
+        }
+    }
+}
+
+/// A tensor as errors and traces name it: its id and, when it was given
+/// one with [`Tensor::named`], its name.
+///
+/// ```
+/// let label = xpu::TensorLabel { id: 7, name: Some("weights".into()) };
+/// assert_eq!(label.to_string(), "tensor 7 `weights`");
+/// let anonymous = xpu::TensorLabel { id: 8, name: None };
+/// assert_eq!(anonymous.to_string(), "tensor 8");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorLabel {
+    pub id: u64,
+    pub name: Option<String>,
+}
+
+impl std::fmt::Display for TensorLabel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "tensor {} `{name}`", self.id),
+            None => write!(f, "tensor {}", self.id),
+        }
     }
 }
 
@@ -55,6 +89,31 @@ impl Tensor {
     /// A unique id within the process.
     pub fn id(&self) -> u64 {
         self.inner.id
+    }
+    /// Gives the tensor a name, shown in every error and trace that
+    /// mentions it. A tensor is named once: a second name is ignored.
+    ///
+    /// ```
+    /// let rt = xpu::Runtime::builder().build()?;
+    /// let w = rt.tensor(&[2], vec![1.0f32, 2.0])?.named("weights");
+    /// assert_eq!(w.name(), Some("weights"));
+    /// let err = rt.read::<f64>(&w).unwrap_err();
+    /// assert!(err.to_string().contains("`weights`"), "{err}");
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn named(self, name: &str) -> Tensor {
+        if self.inner.name.set(Arc::from(name)).is_ok() {
+            self.inner.memory.name_tensor(self.inner.id, name);
+        }
+        self
+    }
+    /// The name given with [`Tensor::named`].
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.get().map(|n| &**n)
+    }
+    /// How errors and traces name it.
+    pub fn label(&self) -> TensorLabel {
+        self.inner.label()
     }
     /// The shape.
     pub fn shape(&self) -> &[usize] {
@@ -99,11 +158,11 @@ impl Tensor {
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Tensor#{}({:?}, {})",
-            self.inner.id, self.inner.shape, self.inner.dtype
-        )
+        write!(f, "Tensor#{}", self.inner.id)?;
+        if let Some(name) = self.name() {
+            write!(f, " `{name}`")?;
+        }
+        write!(f, "({:?}, {})", self.inner.shape, self.inner.dtype)
     }
 }
 

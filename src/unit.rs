@@ -1,4 +1,10 @@
-//! Processing units: their kinds and what the runtime knows about each.
+//! Processing units: their kinds, what the runtime knows about each, and
+//! which are out of service.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
 
 /// The kind of processing unit a task can run on.
 ///
@@ -92,6 +98,84 @@ pub struct UnitInfo {
     pub memory_bytes: usize,
     /// Limits and capabilities the backend reports (free text).
     pub details: String,
+    /// Whether it is in service (shared with the runtime, which takes the
+    /// unit out of service when its device is lost).
+    pub(crate) status: Arc<UnitStatus>,
+}
+
+impl UnitInfo {
+    /// Whether the unit is out of service: its device reported itself
+    /// lost, so it takes no more tasks.
+    pub fn is_down(&self) -> bool {
+        self.status.is_down()
+    }
+
+    /// Why the unit is out of service, or `None` while it takes tasks.
+    pub fn down_reason(&self) -> Option<String> {
+        self.status.reason()
+    }
+}
+
+/// One unit's service state: a flag read on every placement decision, and
+/// the reason beside it.
+#[derive(Debug, Default)]
+pub(crate) struct UnitStatus {
+    down: AtomicBool,
+    reason: Mutex<Option<String>>,
+}
+
+impl UnitStatus {
+    pub fn is_down(&self) -> bool {
+        self.down.load(Ordering::Acquire)
+    }
+
+    pub fn reason(&self) -> Option<String> {
+        if !self.is_down() {
+            return None;
+        }
+        self.reason.lock().clone()
+    }
+}
+
+/// Which units are out of service, by unit id.
+pub(crate) struct UnitHealth {
+    units: Vec<Arc<UnitStatus>>,
+}
+
+impl UnitHealth {
+    pub fn new(units: &[UnitInfo]) -> UnitHealth {
+        UnitHealth {
+            units: units.iter().map(|u| u.status.clone()).collect(),
+        }
+    }
+
+    /// Number of units.
+    pub fn len(&self) -> usize {
+        self.units.len()
+    }
+
+    pub fn is_down(&self, unit: UnitId) -> bool {
+        self.units.get(unit).is_some_and(|u| u.is_down())
+    }
+
+    /// Takes `unit` out of service; true the first time.
+    pub fn mark_down(&self, unit: UnitId, why: String) -> bool {
+        let Some(status) = self.units.get(unit) else {
+            return false;
+        };
+        let mut reason = status.reason.lock();
+        if status.is_down() {
+            return false;
+        }
+        *reason = Some(why);
+        status.down.store(true, Ordering::Release);
+        true
+    }
+
+    /// Why `unit` is down.
+    pub fn reason(&self, unit: UnitId) -> Option<String> {
+        self.units.get(unit).and_then(|u| u.reason())
+    }
 }
 
 /// Where a task may run: anywhere, one unit, or any unit of a kind.

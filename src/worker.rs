@@ -1,7 +1,10 @@
 //! A unit's worker thread: takes ready tasks from the policy, fetches their
-//! data onto the unit's memory node, launches the kernel, and releases the
-//! tasks that depended on it.
+//! data onto the unit's memory node, launches the kernel inside a panic
+//! boundary, and releases the tasks that depended on it. A unit whose
+//! device was lost keeps its worker only to hand its queue to other units.
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +31,10 @@ pub(crate) fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
     // next one's start: one clock read per task instead of two.
     let mut last_end: Option<Stamp> = None;
     loop {
+        if s.health.is_down(unit) {
+            serve_while_down(&s, unit, &parker);
+            return;
+        }
         if let Some(task) = s.policy.pop(unit) {
             let start = last_end.take().unwrap_or_else(|| Stamp::now(&s));
             last_end = Some(execute(&s, unit, &task, start));
@@ -62,6 +69,30 @@ pub(crate) fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
     }
 }
 
+/// A unit out of service runs nothing: its worker hands the tasks queued
+/// for it to units in service, and fails those that no unit in service can
+/// run, until the runtime shuts down.
+fn serve_while_down(s: &Shared, unit: UnitId, parker: &Parker) {
+    let reason = s.health.reason(unit).unwrap_or_default();
+    loop {
+        for task in s.policy.drain(unit) {
+            if crate::sched::stranded(&task, &s.health) {
+                let down = Error::UnitDown {
+                    unit,
+                    reason: reason.clone(),
+                };
+                complete(s, unit, &task, Stamp::now(s), Stamp::now(s), Err(down), 0);
+            } else {
+                s.make_ready(task, None);
+            }
+        }
+        if s.shutdown.load(Ordering::Acquire) {
+            return;
+        }
+        parker.park_timeout(Duration::from_millis(1));
+    }
+}
+
 /// A moment: the monotonic clock for the unit counters and, when
 /// profiling, the profiler's clock reading.
 #[derive(Clone, Copy)]
@@ -85,10 +116,34 @@ impl Stamp {
 
 /// Runs one task that was taken at `start`; returns when it ended.
 fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Stamp) -> Stamp {
-    let (outcome, fetched) = match upstream_failure(task) {
-        Some(e) => (Err(e), 0),
-        None => launch(s, unit, task),
+    let (outcome, fetched) = if !task.start() {
+        let cancelled = Error::Cancelled {
+            task: task.id,
+            cancelled_task: task.id,
+        };
+        (Err(cancelled), 0)
+    } else {
+        match graph::inherited_failure(task) {
+            Some(e) => (Err(e), 0),
+            None => launch(s, unit, task),
+        }
     };
+    let end = Stamp::now(s);
+    complete(s, unit, task, start, end, outcome, fetched);
+    end
+}
+
+/// Records how `task` ended, poisons or clears what it writes, and
+/// releases the tasks that waited for it.
+fn complete(
+    s: &Shared,
+    unit: UnitId,
+    task: &Arc<TaskNode>,
+    start: Stamp,
+    end: Stamp,
+    outcome: Result<()>,
+    fetched: usize,
+) {
     let ok = outcome.is_ok();
     for a in task.accesses.iter().filter(|a| a.mode.writes()) {
         a.tensor
@@ -103,7 +158,6 @@ fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Stamp) -> Stam
     } else {
         0.0
     };
-    let end = Stamp::now(s);
     let busy = (end.instant - start.instant).as_nanos() as u64;
     s.counters.record(unit, ok, busy, flops, fetched as u64);
     let recording = s.recorder.is_on();
@@ -122,6 +176,7 @@ fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Stamp) -> Stam
             flops,
             bytes_fetched: fetched as u64,
             released_by: task.released_by.load(Ordering::Relaxed),
+            tensors: task.accesses.iter().map(|a| a.tensor.id()).collect(),
         });
     }
     for ready in graph::finish(task, outcome) {
@@ -132,33 +187,18 @@ fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Stamp) -> Stam
         s.make_ready(ready, Some(unit));
     }
     s.task_done(unit, task);
-    end
 }
 
-/// The error a task ends with when a predecessor failed or an input is poisoned.
-fn upstream_failure(task: &TaskNode) -> Option<Error> {
-    let (failed_task, cause) = task.upstream_failure.get().or_else(|| {
-        task.accesses
-            .iter()
-            .filter(|a| a.mode.reads())
-            .find_map(|a| a.tensor.inner.poison.get())
-    })?;
-    Some(Error::DependencyFailed {
-        task: task.id,
-        failed_task,
-        cause: Box::new(cause),
-    })
-}
-
-/// Fetches the task's data onto the unit's node and runs the kernel.
-/// Returns the outcome and the bytes fetched.
+/// Fetches the task's data onto the unit's node and runs the kernel
+/// inside a panic boundary. Returns the outcome and the bytes fetched. A
+/// device that reports itself lost takes the unit out of service.
 fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> (Result<()>, usize) {
     let node = s.units[unit].node;
     let mut storages: SmallVec<[Storage; 4]> = SmallVec::new();
     let mut fetched = 0;
     let mut result = Ok(());
     for a in &task.accesses {
-        match s.memory.acquire(&a.tensor.inner, node, a.mode) {
+        match s.memory.acquire(&a.tensor.inner, node, a.mode, task.id) {
             Ok((st, bytes)) => {
                 storages.push(st);
                 fetched += bytes;
@@ -174,7 +214,8 @@ fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> (Result<()>, usize) {
             .accesses
             .iter()
             .zip(&storages)
-            .map(|(a, st)| {
+            .enumerate()
+            .map(|(index, (a, st))| {
                 let t = &a.tensor.inner;
                 let data = match st {
                     // SAFETY: the task graph orders this task after every
@@ -187,6 +228,8 @@ fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> (Result<()>, usize) {
                     Storage::Device(d) => ArgData::Device(d),
                 };
                 Arg {
+                    index,
+                    name: t.name.get().map(|n| &**n),
                     shape: &t.shape,
                     dtype: t.dtype,
                     mode: a.mode,
@@ -195,10 +238,23 @@ fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> (Result<()>, usize) {
             })
             .collect();
         let (backend, local) = &s.unit_backends[unit];
-        result = backend.launch(*local, &task.kernel, &mut args);
+        result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            backend.launch(*local, &task.kernel, &mut args)
+        }))
+        .unwrap_or_else(|payload| {
+            Err(Error::KernelFailed {
+                task: task.id,
+                kernel: task.kernel.name().to_string(),
+                unit,
+                reason: panic_message(payload.as_ref()),
+            })
+        });
     }
     for a in task.accesses.iter().take(storages.len()) {
-        s.memory.release(&a.tensor.inner, node);
+        s.memory.release(&a.tensor.inner, node, task.id);
+    }
+    if let Err(lost @ Error::DeviceLost { .. }) = &result {
+        s.take_out_of_service(unit, task.id, lost);
     }
     let result = result.map_err(|e| match e {
         e @ Error::KernelFailed { .. } => e,
@@ -210,4 +266,15 @@ fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> (Result<()>, usize) {
         },
     });
     (result, fetched)
+}
+
+/// The text a panic was raised with.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        format!("panicked: {s}")
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        format!("panicked: {s}")
+    } else {
+        "panicked (with a value that is not text)".to_string()
+    }
 }

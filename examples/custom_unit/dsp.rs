@@ -133,14 +133,9 @@ impl Backend for DspBackend {
                 .zip(copies.iter_mut())
                 .map(|(a, c)| {
                     let bytes = a.len() * a.dtype.size();
-                    Arg {
-                        shape: a.shape,
-                        dtype: a.dtype,
-                        mode: a.mode,
-                        data: ArgData::HostMut(
-                            &mut bytemuck::cast_slice_mut::<u64, u8>(c)[..bytes],
-                        ),
-                    }
+                    a.with_data(ArgData::HostMut(
+                        &mut bytemuck::cast_slice_mut::<u64, u8>(c)[..bytes],
+                    ))
                 })
                 .collect();
             match kernel {

@@ -103,9 +103,13 @@ pub enum ArgData<'a> {
     Device(&'a DeviceBuffer),
 }
 
-/// One argument of a kernel launch: the tensor's shape and dtype and where
-/// its valid replica is.
+/// One argument of a kernel launch: its position, the tensor's name, shape
+/// and dtype, and where its valid replica is.
 pub struct Arg<'a> {
+    /// Its position in the task's access list.
+    pub index: usize,
+    /// The tensor's name, if it was given one.
+    pub name: Option<&'a str>,
     pub shape: &'a [usize],
     pub dtype: DType,
     /// How the task accesses it: a backend writes back only written arguments.
@@ -124,37 +128,68 @@ impl<'a> Arg<'a> {
         self.len() == 0
     }
 
+    /// The same argument over other data, e.g. a backend's private copy
+    /// of a device buffer in host memory.
+    pub fn with_data<'b>(&self, data: ArgData<'b>) -> Arg<'b>
+    where
+        'a: 'b,
+    {
+        Arg {
+            index: self.index,
+            name: self.name,
+            shape: self.shape,
+            dtype: self.dtype,
+            mode: self.mode,
+            data,
+        }
+    }
+
+    /// An error about this argument: `argument 1 \`weights\`: what`.
+    ///
+    /// ```
+    /// use xpu::{Arg, ArgData, DType, Mode};
+    /// let bytes = [0u8; 8];
+    /// let arg = Arg { index: 1, name: Some("weights"), shape: &[2], dtype: DType::F32, mode: Mode::Read, data: ArgData::Host(&bytes) };
+    /// let err = arg.as_slice::<f64>().unwrap_err();
+    /// assert_eq!(err.to_string(), "argument 1 `weights`: has dtype f32, used as f64");
+    /// ```
+    pub fn error(&self, what: impl Into<String>) -> Error {
+        argument_error(self.index, self.name, what.into())
+    }
+
     /// The host bytes, read only.
     pub fn host(&self) -> Result<&[u8]> {
         match &self.data {
             ArgData::Host(b) => Ok(b),
             ArgData::HostMut(b) => Ok(b),
-            ArgData::Device(_) => Err(not_host()),
+            ArgData::Device(_) => Err(self.error("is a device buffer, expected host memory")),
         }
     }
 
     /// The host bytes, writable (only for written arguments).
     pub fn host_mut(&mut self) -> Result<&mut [u8]> {
+        let (index, name) = (self.index, self.name);
+        let error = |what: &str| argument_error(index, name, what.to_string());
         match &mut self.data {
             ArgData::HostMut(b) => Ok(b),
-            ArgData::Host(_) => Err(Error::Device {
-                backend: "cpu".into(),
-                message: "argument is read-only".into(),
-            }),
-            ArgData::Device(_) => Err(not_host()),
+            ArgData::Host(_) => Err(error("is read-only: the task does not write it")),
+            ArgData::Device(_) => Err(error("is a device buffer, expected host memory")),
         }
     }
 
     /// The elements as `T`, checking the dtype.
     pub fn as_slice<T: crate::Element>(&self) -> Result<&[T]> {
         self.expect_dtype(T::DTYPE)?;
-        bytemuck::try_cast_slice(self.host()?).map_err(cast_err)
+        bytemuck::try_cast_slice(self.host()?).map_err(|e| self.cast_error(e))
     }
 
     /// The elements as mutable `T`, checking the dtype.
     pub fn as_mut_slice<T: crate::Element>(&mut self) -> Result<&mut [T]> {
         self.expect_dtype(T::DTYPE)?;
-        bytemuck::try_cast_slice_mut(self.host_mut()?).map_err(cast_err)
+        let (index, name) = (self.index, self.name);
+        bytemuck::try_cast_slice_mut(self.host_mut()?).map_err(|e| {
+            argument_error(index, name, format!("is misaligned host memory: {e:?}"))
+        })
     }
 
     /// Shorthand for `as_slice::<f32>()`.
@@ -171,10 +206,7 @@ impl<'a> Arg<'a> {
     pub fn device(&self) -> Result<&DeviceBuffer> {
         match &self.data {
             ArgData::Device(b) => Ok(b),
-            _ => Err(Error::Device {
-                backend: "device".into(),
-                message: "argument is in host memory, expected a device buffer".into(),
-            }),
+            _ => Err(self.error("is in host memory, expected a device buffer")),
         }
     }
 
@@ -182,25 +214,20 @@ impl<'a> Arg<'a> {
         if self.dtype == want {
             Ok(())
         } else {
-            Err(Error::Device {
-                backend: "cpu".into(),
-                message: format!("argument has dtype {}, used as {want}", self.dtype),
-            })
+            Err(self.error(format!("has dtype {}, used as {want}", self.dtype)))
         }
     }
-}
 
-fn not_host() -> Error {
-    Error::Device {
-        backend: "cpu".into(),
-        message: "argument is a device buffer, expected host memory".into(),
+    fn cast_error(&self, e: bytemuck::PodCastError) -> Error {
+        self.error(format!("is misaligned host memory: {e:?}"))
     }
 }
 
-fn cast_err(e: bytemuck::PodCastError) -> Error {
-    Error::Device {
-        backend: "cpu".into(),
-        message: format!("misaligned host buffer: {e:?}"),
+fn argument_error(arg: usize, name: Option<&str>, what: String) -> Error {
+    Error::Argument {
+        arg,
+        name: name.map(str::to_string),
+        what,
     }
 }
 
@@ -230,6 +257,11 @@ pub trait Backend: Send + Sync + 'static {
     /// Runs `kernel` on unit `unit`. Arguments are in the kernel's order;
     /// written arguments are writable. May return before the device has
     /// finished, as long as a later `download` or launch sees the results.
+    ///
+    /// The runtime calls it inside a panic boundary: a panic fails the task
+    /// and the unit goes on. Return [`Error::DeviceLost`] when the device
+    /// itself is gone: the unit is taken out of service, later tasks go to
+    /// other units, and replicas on its memory are given up.
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()>;
 
     /// Waits until the work launched on `unit` has finished on the device

@@ -5,21 +5,24 @@
 //!
 //! Host RAM is node 0. Each device memory of a backend is one more node.
 
+mod log;
 mod pool;
 mod replica;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
+pub(crate) use log::MemoryLog;
+use log::Recording;
 pub use pool::size_class;
 use pool::NodePool;
 pub use replica::{HostBuffer, ReplicaState};
 pub(crate) use replica::{ReplicaSet, Storage};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, DeviceBuffer};
 use crate::error::{Error, Result};
 use crate::kernel::Mode;
 use crate::tensor::TensorInner;
@@ -87,6 +90,12 @@ pub struct NodeStats {
     pub evictions: u64,
     /// Evicted replicas that were the only valid copy and were written back first.
     pub write_backs: u64,
+    /// Copies into this node.
+    pub transfers_in: u64,
+    /// Bytes of replicas pinned now by running and fetching tasks.
+    pub pinned: usize,
+    /// True once the device behind the node was lost.
+    pub lost: bool,
 }
 
 pub(crate) struct MemoryNode {
@@ -95,34 +104,40 @@ pub(crate) struct MemoryNode {
     /// The backend and its memory index; `None` for host RAM.
     device: Option<(Arc<dyn Backend>, usize)>,
     pool: Mutex<NodePool>,
+    /// Signalled when room may have appeared: a replica unpinned, a
+    /// buffer freed.
+    room: Condvar,
+    lost: AtomicBool,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
+    transfers_in: AtomicU64,
     evictions: AtomicU64,
     write_backs: AtomicU64,
-    /// Allocations and evictions with their clock readings, when
-    /// profiling (this node's own lock).
-    events: Mutex<Vec<(MemoryEvent, u64)>>,
 }
 
-/// Owns every node's allocations and the transfer log.
+/// How long an allocation waits for room before looking again; room is
+/// also signalled, this only bounds a missed signal.
+const ROOM_POLL: Duration = Duration::from_millis(1);
+
+/// Owns every node's allocations and what the profile records of them.
 pub(crate) struct MemoryManager {
     nodes: Vec<MemoryNode>,
     tick: AtomicU64,
-    /// Every copy, with the clock reading of its start.
-    transfers: Mutex<Vec<(Transfer, u64)>>,
     /// The clock of transfer and event times (time zero: the runtime's start).
     clock: Clock,
-    record_events: bool,
+    /// Transfers, events and tensor names, when profiling.
+    recording: Option<Recording>,
 }
 
 impl MemoryManager {
-    pub fn new(host_capacity: usize, record_events: bool) -> MemoryManager {
+    /// Host memory of `host_capacity` bytes; with `recording`, the profile
+    /// keeps that many records of each stream.
+    pub fn new(host_capacity: usize, recording: Option<usize>) -> MemoryManager {
         MemoryManager {
             nodes: vec![MemoryNode::new("host".into(), host_capacity, None)],
             tick: AtomicU64::new(0),
-            transfers: Mutex::new(Vec::new()),
             clock: Clock::new(),
-            record_events,
+            recording: recording.map(Recording::new),
         }
     }
 
@@ -139,7 +154,7 @@ impl MemoryManager {
         tensor: u64,
         allocated: usize,
     ) {
-        if self.record_events {
+        if let Some(r) = &self.recording {
             let event = MemoryEvent {
                 at: 0.0,
                 node,
@@ -148,34 +163,37 @@ impl MemoryManager {
                 tensor,
                 allocated,
             };
-            self.nodes[node]
-                .events
-                .lock()
-                .push((event, self.clock.ticks()));
+            r.event(event, self.clock.ticks());
         }
     }
 
-    /// Forgets the recorded allocations and evictions.
-    pub fn clear_events(&self) {
-        for n in &self.nodes {
-            n.events.lock().clear();
+    /// Forgets the recorded transfers, allocations and evictions and
+    /// returns their memory; the counters stay.
+    pub fn clear_log(&self) {
+        if let Some(r) = &self.recording {
+            r.clear();
         }
     }
 
-    /// Every allocation and eviction recorded so far, in time order.
-    pub fn events(&self) -> Vec<MemoryEvent> {
-        let seconds = self.clock.seconds();
-        let mut all: Vec<MemoryEvent> = self
-            .nodes
-            .iter()
-            .flat_map(|n| n.events.lock().clone())
-            .map(|(e, ticks)| MemoryEvent {
-                at: seconds(ticks),
-                ..e
-            })
-            .collect();
-        all.sort_by(|a, b| a.at.total_cmp(&b.at));
-        all
+    /// What the profile recorded of memory so far.
+    pub fn log(&self) -> MemoryLog {
+        match &self.recording {
+            Some(r) => r.log(self.clock),
+            None => MemoryLog {
+                transfers: Vec::new(),
+                events: Vec::new(),
+                dropped_transfers: 0,
+                dropped_events: 0,
+                tensor_names: Default::default(),
+            },
+        }
+    }
+
+    /// Records a tensor's name for profiles (nothing without profiling).
+    pub fn name_tensor(&self, tensor: u64, name: &str) {
+        if let Some(r) = &self.recording {
+            r.name(tensor, name);
+        }
     }
 
     /// Adds a device memory node; returns its id.
@@ -188,6 +206,9 @@ impl MemoryManager {
     ) -> NodeId {
         self.nodes
             .push(MemoryNode::new(name, capacity, Some((backend, index))));
+        if let Some(r) = &mut self.recording {
+            r.add_node();
+        }
         self.nodes.len() - 1
     }
 
@@ -225,11 +246,13 @@ impl MemoryManager {
         {
             let mut pool = host.pool.lock();
             if pool.used + bytes > host.capacity {
+                // Host replicas are never evicted: all of it is pinned.
                 return Err(Error::OutOfMemory {
                     node: HOST,
                     requested: bytes,
-                    used: pool.used,
+                    pinned: pool.used,
                     capacity: host.capacity,
+                    pinned_by: Vec::new(),
                 });
             }
             pool.charge(bytes);
@@ -245,81 +268,136 @@ impl MemoryManager {
         buf
     }
 
-    /// Makes `tensor` usable on `node` for `mode`: fetches a valid copy if
-    /// the task reads and the local one is stale, allocates if needed, and
-    /// invalidates the other copies if the task writes. The replica stays
-    /// pinned (not evictable) until [`MemoryManager::release`].
+    /// Makes `tensor` usable on `node` for `mode` by `task`: fetches a
+    /// valid copy if the task reads and the local one is stale, allocates if
+    /// needed, and invalidates the other copies if the task writes. The
+    /// replica stays pinned (not evictable) until [`MemoryManager::release`].
     /// Returns the storage and the bytes copied to `node` for it.
+    ///
+    /// Device memory is allocated without holding the tensor's lock, so that
+    /// eviction may wait for any other tensor's lock without a cycle.
     pub fn acquire(
         &self,
         t: &Arc<TensorInner>,
         node: NodeId,
         mode: Mode,
+        task: u64,
     ) -> Result<(Storage, usize)> {
+        if self.nodes[node].lost.load(Ordering::Acquire) {
+            return Err(self.lost_error(node));
+        }
+        let mut fresh: Option<Arc<DeviceBuffer>> = None;
         let mut reps = t.replicas.lock();
-        // Find the source first: a tensor never written gets no storage.
+        loop {
+            if mode.reads() && !reps.state(node).is_valid() && reps.valid_source().is_none() {
+                drop(reps);
+                if let Some(buf) = fresh {
+                    self.give_back(node, buf);
+                }
+                return Err(Error::Uninitialised { tensor: t.label() });
+            }
+            if node == HOST || reps.at(node).storage.is_some() {
+                break;
+            }
+            match fresh.take() {
+                Some(buf) => {
+                    reps.at(node).storage = Some(Storage::Device(buf));
+                    break;
+                }
+                None => {
+                    drop(reps);
+                    fresh = Some(self.device_alloc(node, t.nbytes(), t.id)?);
+                    reps = t.replicas.lock();
+                }
+            }
+        }
+        // Another task put storage here while this one allocated.
+        if let Some(buf) = fresh {
+            self.give_back(node, buf);
+        }
+        if node != HOST {
+            let tick = self.tick.fetch_add(1, Ordering::Relaxed);
+            self.nodes[node].pool.lock().touch(t, tick);
+        }
+        let fetched = self.fill(t, &mut reps, node, mode)?;
+        let replica = reps.at(node);
+        let storage = replica
+            .storage
+            .clone()
+            .ok_or_else(|| Error::Uninitialised { tensor: t.label() })?;
+        replica.in_use += 1;
+        if node != HOST {
+            self.nodes[node]
+                .pool
+                .lock()
+                .pin(t.id, storage.bytes(), task);
+        }
+        Ok((storage, fetched))
+    }
+
+    /// Host storage where needed, the copy a read needs, the states a
+    /// write leaves; returns the bytes copied.
+    fn fill(
+        &self,
+        t: &Arc<TensorInner>,
+        reps: &mut ReplicaSet,
+        node: NodeId,
+        mode: Mode,
+    ) -> Result<usize> {
         let source = if mode.reads() && !reps.state(node).is_valid() {
-            Some(
-                reps.valid_source()
-                    .ok_or(Error::Uninitialised { tensor: t.id })?,
-            )
+            reps.valid_source()
         } else {
             None
         };
-        self.ensure_storage(t, &mut reps, node)?;
+        if node == HOST {
+            self.ensure_host_storage(t, reps)?;
+        }
         let mut fetched = 0;
         if let Some(src) = source {
-            self.copy(t, &mut reps, src, node)?;
+            self.copy(t, reps, src, node)?;
             fetched = t.nbytes();
         }
         if mode.writes() {
             reps.make_exclusive(node);
         }
-        let replica = reps.at(node);
-        replica.in_use += 1;
-        let storage = replica.storage.clone();
+        Ok(fetched)
+    }
+
+    /// Unpins a replica that `task` acquired with [`MemoryManager::acquire`].
+    pub fn release(&self, t: &TensorInner, node: NodeId, task: u64) {
+        {
+            let mut reps = t.replicas.lock();
+            let r = reps.at(node);
+            r.in_use = r.in_use.saturating_sub(1);
+        }
         if node != HOST {
-            let tick = self.tick.fetch_add(1, Ordering::Relaxed);
-            self.nodes[node].pool.lock().touch(t, tick);
+            let n = &self.nodes[node];
+            n.pool.lock().unpin(t.id, task);
+            n.room.notify_all();
         }
-        storage
-            .map(|s| (s, fetched))
-            .ok_or(Error::Uninitialised { tensor: t.id })
     }
 
-    /// Unpins a replica acquired by [`MemoryManager::acquire`].
-    pub fn release(&self, t: &TensorInner, node: NodeId) {
-        let mut reps = t.replicas.lock();
-        let r = reps.at(node);
-        r.in_use = r.in_use.saturating_sub(1);
+    /// A device buffer allocated for a replica that another task provided
+    /// meanwhile goes back to the free lists.
+    fn give_back(&self, node: NodeId, buf: Arc<DeviceBuffer>) {
+        let n = &self.nodes[node];
+        n.pool.lock().put_free(buf);
+        n.room.notify_all();
     }
 
-    fn ensure_storage(
-        &self,
-        t: &Arc<TensorInner>,
-        reps: &mut ReplicaSet,
-        node: NodeId,
-    ) -> Result<()> {
-        if reps.at(node).storage.is_some() {
-            return Ok(());
+    fn ensure_host_storage(&self, t: &Arc<TensorInner>, reps: &mut ReplicaSet) -> Result<()> {
+        if reps.at(HOST).storage.is_none() {
+            let host = self.host_alloc(None, t.nbytes())?;
+            reps.at(HOST).storage = Some(Storage::Host(Arc::new(host)));
         }
-        let storage = if node == HOST {
-            Storage::Host(Arc::new(self.host_alloc(None, t.nbytes())?))
-        } else {
-            Storage::Device(self.device_alloc(node, t.nbytes(), t.id)?)
-        };
-        reps.at(node).storage = Some(storage);
         Ok(())
     }
 
-    /// A device buffer of at least `bytes`, reusing pooled buffers and
-    /// evicting least-recently-used replicas when the node is full.
-    fn device_alloc(
-        &self,
-        node: NodeId,
-        bytes: usize,
-        requester: u64,
-    ) -> Result<Arc<crate::backend::DeviceBuffer>> {
+    /// A device buffer of at least `bytes` for tensor `requester`, reusing
+    /// pooled buffers and evicting least-recently-used replicas that no
+    /// task pins. While other tasks hold replicas for a moment it waits for
+    /// them; it fails only when the pinned replicas alone leave no room.
+    fn device_alloc(&self, node: NodeId, bytes: usize, requester: u64) -> Result<Arc<DeviceBuffer>> {
         let n = &self.nodes[node];
         let Some((backend, index)) = &n.device else {
             return Err(Error::Config(format!("node {node} is not a device node")));
@@ -347,38 +425,42 @@ impl MemoryManager {
                 if pool.release_largest_free().is_some() {
                     continue;
                 }
+                if pool.pinned + class > n.capacity {
+                    return Err(Error::OutOfMemory {
+                        node,
+                        requested: class,
+                        pinned: pool.pinned,
+                        capacity: n.capacity,
+                        pinned_by: pool.pinning_tasks(),
+                    });
+                }
                 pool.lru_order()
             };
             let evicted = victims
                 .iter()
                 .filter_map(|w| w.upgrade())
                 .filter(|v| v.id != requester)
-                .any(|v| self.try_evict(&v, node));
+                .any(|v| self.evict(&v, node));
             if !evicted {
-                let used = n.pool.lock().used;
-                return Err(Error::OutOfMemory {
-                    node,
-                    requested: class,
-                    used,
-                    capacity: n.capacity,
-                });
+                // What is neither pinned nor evictable is on its way: a
+                // buffer being installed, a tensor being dropped.
+                let mut pool = n.pool.lock();
+                n.room.wait_for(&mut pool, ROOM_POLL);
             }
         }
     }
 
     /// Drops `t`'s copy on `node` unless a task uses it; writes it back to
     /// the host first when it is the only valid copy. True if evicted.
-    fn try_evict(&self, t: &Arc<TensorInner>, node: NodeId) -> bool {
-        let Some(mut reps) = t.replicas.try_lock() else {
-            return false;
-        };
+    fn evict(&self, t: &Arc<TensorInner>, node: NodeId) -> bool {
+        let mut reps = t.replicas.lock();
         let r = reps.at(node);
         if r.in_use > 0 || r.storage.is_none() {
             return false;
         }
         let sole_copy = r.state.is_valid() && reps.valid_count() == 1;
         if sole_copy {
-            if self.ensure_storage(t, &mut reps, HOST).is_err()
+            if self.ensure_host_storage(t, &mut reps).is_err()
                 || self.copy(t, &mut reps, node, HOST).is_err()
             {
                 return false;
@@ -409,6 +491,36 @@ impl MemoryManager {
         true
     }
 
+    /// The device behind `node` is gone: every replica there is invalid
+    /// and its buffers are forgotten. A tensor whose only valid copy was
+    /// there is poisoned with `cause`, charged to `task`; tensors with a
+    /// valid copy elsewhere stay readable.
+    pub fn lose_node(&self, node: NodeId, task: u64, cause: &Error) {
+        let n = &self.nodes[node];
+        if node == HOST || n.lost.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let residents = n.pool.lock().lose_everything();
+        for t in residents.iter().filter_map(|w| w.upgrade()) {
+            let mut reps = t.replicas.lock();
+            let r = reps.at(node);
+            let was_valid = r.state.is_valid();
+            r.state = ReplicaState::Invalid;
+            r.storage = None;
+            if was_valid && reps.valid_count() == 0 {
+                t.poison.replace(Some((task, cause.clone())));
+            }
+        }
+        n.room.notify_all();
+    }
+
+    fn lost_error(&self, node: NodeId) -> Error {
+        Error::DeviceLost {
+            backend: self.nodes[node].name.clone(),
+            message: format!("memory node {node} is gone"),
+        }
+    }
+
     /// Copies `t` from `src` to `dst` (through the host between two devices)
     /// and records each copy.
     fn copy(
@@ -419,7 +531,7 @@ impl MemoryManager {
         dst: NodeId,
     ) -> Result<()> {
         if src != HOST && dst != HOST {
-            self.ensure_storage(t, reps, HOST)?;
+            self.ensure_host_storage(t, reps)?;
             self.copy(t, reps, src, HOST)?;
             return self.copy(t, reps, HOST, dst);
         }
@@ -462,7 +574,10 @@ impl MemoryManager {
             at: 0.0,
             seconds,
         };
-        self.transfers.lock().push((transfer, start_ticks));
+        self.nodes[dst].transfers_in.fetch_add(1, Ordering::Relaxed);
+        if let Some(r) = &self.recording {
+            r.transfer(transfer, start_ticks);
+        }
         reps.share(dst);
         Ok(())
     }
@@ -483,12 +598,17 @@ impl MemoryManager {
                     pool.used = pool.used.saturating_sub(h.len());
                 }
                 Some(Storage::Device(d)) => {
-                    let mut pool = self.nodes[node].pool.lock();
+                    let n = &self.nodes[node];
+                    let mut pool = n.pool.lock();
                     pool.forget(id);
                     pool.put_free(d);
+                    n.room.notify_all();
                 }
                 None => {}
             }
+        }
+        if let Some(r) = &self.recording {
+            r.forget(id);
         }
     }
 
@@ -509,6 +629,9 @@ impl MemoryManager {
                     bytes_out: n.bytes_out.load(Ordering::Relaxed),
                     evictions: n.evictions.load(Ordering::Relaxed),
                     write_backs: n.write_backs.load(Ordering::Relaxed),
+                    transfers_in: n.transfers_in.load(Ordering::Relaxed),
+                    pinned: pool.pinned,
+                    lost: n.lost.load(Ordering::Relaxed),
                 }
             })
             .collect()
@@ -520,17 +643,12 @@ impl MemoryManager {
         backend.device_memory_in_use(*index)
     }
 
-    /// Every transfer so far, in order.
+    /// The transfers the profile kept, in order (none without profiling).
     pub fn transfers(&self) -> Vec<Transfer> {
-        let seconds = self.clock.seconds();
-        self.transfers
-            .lock()
-            .iter()
-            .map(|&(t, ticks)| Transfer {
-                at: seconds(ticks),
-                ..t
-            })
-            .collect()
+        self.recording
+            .as_ref()
+            .map(|r| r.transfers(self.clock).0)
+            .unwrap_or_default()
     }
 }
 
@@ -541,11 +659,13 @@ impl MemoryNode {
             capacity,
             device,
             pool: Mutex::new(NodePool::default()),
+            room: Condvar::new(),
+            lost: AtomicBool::new(false),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
+            transfers_in: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             write_backs: AtomicU64::new(0),
-            events: Mutex::new(Vec::new()),
         }
     }
 }

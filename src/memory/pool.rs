@@ -4,6 +4,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Weak};
 
+use smallvec::SmallVec;
+
 use crate::backend::DeviceBuffer;
 use crate::tensor::TensorInner;
 
@@ -34,6 +36,17 @@ pub struct NodePool {
     free: BTreeMap<usize, Vec<Arc<DeviceBuffer>>>,
     /// Tensors with storage on this node and the tick of their last use.
     resident: HashMap<u64, (Weak<TensorInner>, u64)>,
+    /// Replicas pinned by running and fetching tasks: by tensor, the
+    /// buffer's bytes and the tasks that pin it.
+    pins: HashMap<u64, Pin>,
+    /// Bytes of the pinned replicas.
+    pub pinned: usize,
+}
+
+/// One pinned replica.
+struct Pin {
+    bytes: usize,
+    tasks: SmallVec<[u64; 2]>,
 }
 
 impl NodePool {
@@ -82,10 +95,63 @@ impl NodePool {
         self.resident.remove(&tensor);
     }
 
-    /// Resident tensors, least recently used first.
+    /// Resident tensors that no task pins, least recently used first.
     pub fn lru_order(&self) -> Vec<Weak<TensorInner>> {
-        let mut v: Vec<_> = self.resident.values().collect();
+        let mut v: Vec<_> = self
+            .resident
+            .iter()
+            .filter(|(id, _)| !self.pins.contains_key(id))
+            .map(|(_, entry)| entry)
+            .collect();
         v.sort_by_key(|(_, tick)| *tick);
         v.into_iter().map(|(w, _)| w.clone()).collect()
+    }
+
+    /// `task` uses `tensor`'s replica of `bytes` here.
+    pub fn pin(&mut self, tensor: u64, bytes: usize, task: u64) {
+        let pin = self.pins.entry(tensor).or_insert_with(|| {
+            self.pinned += bytes;
+            Pin {
+                bytes,
+                tasks: SmallVec::new(),
+            }
+        });
+        pin.tasks.push(task);
+    }
+
+    /// `task` no longer uses `tensor`'s replica here.
+    pub fn unpin(&mut self, tensor: u64, task: u64) {
+        let Some(pin) = self.pins.get_mut(&tensor) else {
+            return;
+        };
+        if let Some(i) = pin.tasks.iter().position(|&t| t == task) {
+            pin.tasks.swap_remove(i);
+        }
+        if pin.tasks.is_empty() {
+            self.pinned -= pin.bytes;
+            self.pins.remove(&tensor);
+        }
+    }
+
+    /// The tasks pinning replicas here, in id order.
+    pub fn pinning_tasks(&self) -> Vec<u64> {
+        let mut tasks: Vec<u64> = self
+            .pins
+            .values()
+            .flat_map(|p| p.tasks.iter().copied())
+            .collect();
+        tasks.sort_unstable();
+        tasks.dedup();
+        tasks
+    }
+
+    /// Forgets every buffer and pin: the device behind the node is gone.
+    /// Returns the tensors that had a replica here.
+    pub fn lose_everything(&mut self) -> Vec<Weak<TensorInner>> {
+        self.free.clear();
+        self.pins.clear();
+        self.pinned = 0;
+        self.used = 0;
+        self.resident.drain().map(|(_, (w, _))| w).collect()
     }
 }

@@ -53,11 +53,9 @@ impl HostBuffer {
             .map_err(|e| Error::Config(format!("cannot allocate {len} bytes: {e}")))?;
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc_zeroed(layout) };
-        let ptr = NonNull::new(raw).ok_or(Error::OutOfMemory {
-            node: 0,
-            requested: len,
-            used: 0,
-            capacity: 0,
+        let ptr = NonNull::new(raw).ok_or_else(|| Error::Device {
+            backend: "host".into(),
+            message: format!("the system refused {len} bytes of host memory"),
         })?;
         Ok(HostBuffer {
             ptr,
@@ -119,6 +117,16 @@ impl Drop for HostBuffer {
 pub enum Storage {
     Host(Arc<HostBuffer>),
     Device(Arc<DeviceBuffer>),
+}
+
+impl Storage {
+    /// Its size in bytes.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Storage::Host(h) => h.len(),
+            Storage::Device(d) => d.bytes(),
+        }
+    }
 }
 
 /// One tensor's copy on one node.

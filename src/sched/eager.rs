@@ -5,21 +5,23 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{PriorityQueue, QueueLengths, SchedPolicy};
+use super::{stranded, PriorityQueue, QueueLengths, SchedPolicy};
 use crate::graph::TaskNode;
-use crate::unit::UnitId;
+use crate::unit::{UnitHealth, UnitId};
 
 /// How far a unit looks past tasks it cannot run.
 const SCAN: usize = 64;
 
 pub(crate) struct Eager {
+    health: Arc<UnitHealth>,
     priority: PriorityQueue,
     queue: Mutex<VecDeque<Arc<TaskNode>>>,
 }
 
 impl Eager {
-    pub fn new() -> Eager {
+    pub fn new(health: Arc<UnitHealth>) -> Eager {
         Eager {
+            health,
             priority: PriorityQueue::default(),
             queue: Mutex::new(VecDeque::new()),
         }
@@ -43,6 +45,21 @@ impl SchedPolicy for Eager {
             .take(SCAN)
             .position(|t| t.eligible.contains(unit))?;
         q.remove(pos)
+    }
+
+    fn drain(&self, _unit: UnitId) -> Vec<Arc<TaskNode>> {
+        // One shared queue: a unit out of service stops taking from it, and
+        // only what no unit in service can run is taken out.
+        let mut gone = self.priority.drain_stranded(&self.health);
+        let mut q = self.queue.lock();
+        if q.iter().any(|t| stranded(t, &self.health)) {
+            let (out, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut *q)
+                .into_iter()
+                .partition(|t| stranded(t, &self.health));
+            *q = kept;
+            gone.extend(out);
+        }
+        gone
     }
 
     fn queued(&self, units: usize) -> QueueLengths {

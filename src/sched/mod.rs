@@ -18,7 +18,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::graph::TaskNode;
-use crate::unit::UnitId;
+use crate::unit::{UnitHealth, UnitId};
 
 /// The scheduling policy of a runtime.
 ///
@@ -63,11 +63,11 @@ impl Policy {
             })
     }
 
-    pub(crate) fn build(self, units: usize) -> Box<dyn SchedPolicy> {
+    pub(crate) fn build(self, health: Arc<UnitHealth>) -> Box<dyn SchedPolicy> {
         match self {
-            Policy::Eager => Box::new(eager::Eager::new()),
-            Policy::RoundRobin => Box::new(round_robin::RoundRobin::new(units)),
-            Policy::WorkStealing => Box::new(work_stealing::WorkStealing::new(units)),
+            Policy::Eager => Box::new(eager::Eager::new(health)),
+            Policy::RoundRobin => Box::new(round_robin::RoundRobin::new(health)),
+            Policy::WorkStealing => Box::new(work_stealing::WorkStealing::new(health)),
         }
     }
 }
@@ -78,6 +78,10 @@ pub(crate) trait SchedPolicy: Send + Sync {
     fn push(&self, task: Arc<TaskNode>, from: Option<UnitId>);
     /// The next task for `unit`, which must be in the task's eligible set.
     fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>>;
+    /// Called for a unit out of service: takes every task waiting in its
+    /// own queue (to be placed elsewhere) and every waiting task that no
+    /// unit in service can run (to be failed).
+    fn drain(&self, unit: UnitId) -> Vec<Arc<TaskNode>>;
     /// Ready tasks waiting, per unit queue (`units` of them) and in shared
     /// queues (a snapshot, for monitoring).
     fn queued(&self, units: usize) -> QueueLengths;
@@ -166,11 +170,36 @@ impl PriorityQueue {
         self.len.store(heap.len(), Ordering::Release);
         found
     }
+
+    /// Takes the tasks that no unit in service can run.
+    pub fn drain_stranded(&self, health: &UnitHealth) -> Vec<Arc<TaskNode>> {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return Vec::new();
+        }
+        let mut heap = self.heap.lock();
+        let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *heap)
+            .into_iter()
+            .partition(|p| stranded(&p.task, health));
+        heap.extend(kept);
+        self.len.store(heap.len(), Ordering::Release);
+        gone.into_iter().map(|p| p.task).collect()
+    }
 }
 
-/// Units to try in turn for a task, starting after `start`.
-pub(crate) fn next_eligible(task: &TaskNode, start: usize, units: usize) -> Option<UnitId> {
+/// True when every unit that could run `task` is out of service.
+pub(crate) fn stranded(task: &TaskNode, health: &UnitHealth) -> bool {
+    task.eligible.iter().all(|u| health.is_down(u))
+}
+
+/// The first unit in service that can run `task`, trying them in turn
+/// from `start`.
+pub(crate) fn next_eligible(
+    task: &TaskNode,
+    start: usize,
+    units: usize,
+    health: &UnitHealth,
+) -> Option<UnitId> {
     (0..units)
         .map(|i| (start + i) % units)
-        .find(|&u| task.eligible.contains(u))
+        .find(|&u| task.eligible.contains(u) && !health.is_down(u))
 }

@@ -7,17 +7,20 @@ use crossbeam_deque::{Injector, Steal};
 
 use super::{next_eligible, PriorityQueue, QueueLengths, SchedPolicy};
 use crate::graph::TaskNode;
-use crate::unit::UnitId;
+use crate::unit::{UnitHealth, UnitId};
 
 pub(crate) struct RoundRobin {
+    health: Arc<UnitHealth>,
     priority: PriorityQueue,
     next: AtomicUsize,
     queues: Vec<Injector<Arc<TaskNode>>>,
 }
 
 impl RoundRobin {
-    pub fn new(units: usize) -> RoundRobin {
+    pub fn new(health: Arc<UnitHealth>) -> RoundRobin {
+        let units = health.len();
         RoundRobin {
+            health,
             priority: PriorityQueue::default(),
             next: AtomicUsize::new(0),
             queues: (0..units).map(|_| Injector::new()).collect(),
@@ -42,8 +45,12 @@ impl SchedPolicy for RoundRobin {
             return;
         };
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        // Eligibility is checked at submit, so some unit always matches.
-        let unit = next_eligible(&task, start, self.queues.len()).unwrap_or(0);
+        // Eligibility is checked at submit, so some unit matches; if all
+        // that match went out of service since, the first one's worker
+        // fails the task.
+        let unit = next_eligible(&task, start, self.queues.len(), &self.health)
+            .or_else(|| task.eligible.iter().next())
+            .unwrap_or(0);
         self.queues[unit].push(task);
     }
 
@@ -51,6 +58,12 @@ impl SchedPolicy for RoundRobin {
         self.priority
             .pop(unit)
             .or_else(|| steal_one(&self.queues[unit]))
+    }
+
+    fn drain(&self, unit: UnitId) -> Vec<Arc<TaskNode>> {
+        let mut gone = self.priority.drain_stranded(&self.health);
+        gone.extend(std::iter::from_fn(|| steal_one(&self.queues[unit])));
+        gone
     }
 
     fn queued(&self, _units: usize) -> QueueLengths {

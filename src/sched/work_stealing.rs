@@ -10,17 +10,20 @@ use crossbeam_deque::Injector;
 use super::round_robin::steal_one;
 use super::{next_eligible, PriorityQueue, QueueLengths, SchedPolicy};
 use crate::graph::TaskNode;
-use crate::unit::UnitId;
+use crate::unit::{UnitHealth, UnitId};
 
 pub(crate) struct WorkStealing {
+    health: Arc<UnitHealth>,
     priority: PriorityQueue,
     next: AtomicUsize,
     queues: Vec<Injector<Arc<TaskNode>>>,
 }
 
 impl WorkStealing {
-    pub fn new(units: usize) -> WorkStealing {
+    pub fn new(health: Arc<UnitHealth>) -> WorkStealing {
+        let units = health.len();
         WorkStealing {
+            health,
             priority: PriorityQueue::default(),
             next: AtomicUsize::new(0),
             queues: (0..units).map(|_| Injector::new()).collect(),
@@ -34,10 +37,12 @@ impl SchedPolicy for WorkStealing {
             return;
         };
         let unit = match from {
-            Some(u) if task.eligible.contains(u) => u,
+            Some(u) if task.eligible.contains(u) && !self.health.is_down(u) => u,
             _ => {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
-                next_eligible(&task, start, self.queues.len()).unwrap_or(0)
+                next_eligible(&task, start, self.queues.len(), &self.health)
+                    .or_else(|| task.eligible.iter().next())
+                    .unwrap_or(0)
             }
         };
         self.queues[unit].push(task);
@@ -62,6 +67,12 @@ impl SchedPolicy for WorkStealing {
             }
         }
         None
+    }
+
+    fn drain(&self, unit: UnitId) -> Vec<Arc<TaskNode>> {
+        let mut gone = self.priority.drain_stranded(&self.health);
+        gone.extend(std::iter::from_fn(|| steal_one(&self.queues[unit])));
+        gone
     }
 
     fn queued(&self, _units: usize) -> QueueLengths {

@@ -54,6 +54,8 @@ impl Profile {
                     "id": t.id, "submitted_us": us(t.submitted), "ready_us": us(t.ready),
                     "ok": t.ok, "flops": t.flops, "bytes_fetched": t.bytes_fetched,
                     "released_by": t.released_by,
+                    "tensors": t.tensors.iter().map(|&id| self.tensor_label(id)).collect::<Vec<_>>(),
+                    "tensor_ids": t.tensors,
                 },
             }));
         }
@@ -62,7 +64,7 @@ impl Profile {
             let next = lanes.len() as u64;
             let lane = *lanes.entry((t.from, t.to)).or_insert(next);
             events.push(json!({
-                "ph": "X", "cat": "transfer", "name": format!("tensor {}", t.tensor),
+                "ph": "X", "cat": "transfer", "name": self.tensor_label(t.tensor),
                 "pid": TRANSFERS, "tid": lane, "ts": us(t.at), "dur": us(t.seconds),
                 "args": {"tensor": t.tensor, "from": t.from, "to": t.to, "bytes": t.bytes},
             }));
@@ -93,6 +95,8 @@ impl Profile {
                 "wall_seconds": self.wall,
                 "units": self.units,
                 "nodes": self.nodes,
+                "tensor_names": self.tensor_names,
+                "dropped": self.dropped,
             },
         })
         .to_string()
@@ -124,6 +128,9 @@ impl Profile {
         let wall = field("wall_seconds")?
             .as_f64()
             .ok_or_else(|| bad("`wall_seconds` is not a number".into()))?;
+        let optional = |name: &str| other.get(name).cloned().unwrap_or(Value::Null);
+        let tensor_names = serde_json::from_value(optional("tensor_names")).unwrap_or_default();
+        let dropped = serde_json::from_value(optional("dropped")).unwrap_or_default();
         let events = root
             .get("traceEvents")
             .and_then(Value::as_array)
@@ -135,6 +142,8 @@ impl Profile {
             transfers: Vec::new(),
             memory: Vec::new(),
             wall,
+            tensor_names,
+            dropped,
         };
         for (i, e) in events.iter().enumerate() {
             let at = |what: &str| bad(format!("event {i}: {what}"));
@@ -166,6 +175,10 @@ impl Profile {
                         flops: num(&args, "flops")?,
                         bytes_fetched: num(&args, "bytes_fetched")? as u64,
                         released_by: args.get("released_by").and_then(Value::as_u64),
+                        tensors: serde_json::from_value(
+                            args.get("tensor_ids").cloned().unwrap_or(Value::Null),
+                        )
+                        .unwrap_or_default(),
                     });
                 }
                 (Some("X"), Some("transfer")) => profile.transfers.push(Transfer {

@@ -23,14 +23,16 @@ mod chrome;
 mod clock;
 mod gantt;
 mod recorder;
+mod ring;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
 pub(crate) use self::clock::Clock;
 pub(crate) use self::recorder::{Recorder, TaskRecord};
-use crate::memory::{MemoryEvent, Transfer};
+pub(crate) use self::ring::RecordRing;
+use crate::memory::{MemoryEvent, MemoryLog, Transfer};
 use crate::unit::{NodeId, UnitId};
 
 /// One task; times in seconds since the runtime started.
@@ -50,6 +52,19 @@ pub struct TaskEvent {
     pub bytes_fetched: u64,
     /// The predecessor whose completion made it ready.
     pub released_by: Option<u64>,
+    /// The ids of the tensors it accessed, in argument order (names in
+    /// [`Profile::tensor_names`]).
+    #[serde(default)]
+    pub tensors: Vec<u64>,
+}
+
+/// Records dropped from a profile's bounded streams (see
+/// [`RuntimeBuilder::profile_capacity`](crate::RuntimeBuilder::profile_capacity)).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DroppedRecords {
+    pub tasks: u64,
+    pub transfers: u64,
+    pub memory_events: u64,
 }
 
 /// A unit as the profile names it.
@@ -88,6 +103,13 @@ pub struct Profile {
     pub memory: Vec<MemoryEvent>,
     /// Seconds from the runtime's start to the profile.
     pub wall: f64,
+    /// Names of the named tensors among those recorded
+    /// ([`Tensor::named`](crate::Tensor::named)).
+    #[serde(default)]
+    pub tensor_names: BTreeMap<u64, String>,
+    /// The oldest records dropped to keep each stream within its capacity.
+    #[serde(default)]
+    pub dropped: DroppedRecords,
 }
 
 /// What one unit did, from a profile.
@@ -121,9 +143,8 @@ impl Profile {
     pub(crate) fn new(
         units: Vec<TraceUnit>,
         nodes: Vec<TraceNode>,
-        records: Vec<TaskRecord>,
-        transfers: Vec<Transfer>,
-        memory: Vec<MemoryEvent>,
+        (records, dropped_tasks): (Vec<TaskRecord>, u64),
+        log: MemoryLog,
         wall: f64,
         clock: Clock,
     ) -> Profile {
@@ -142,15 +163,30 @@ impl Profile {
                 flops: r.flops,
                 bytes_fetched: r.bytes_fetched,
                 released_by: (r.released_by != 0).then_some(r.released_by),
+                tensors: r.tensors.to_vec(),
             })
             .collect();
         Profile {
             units,
             nodes,
             tasks,
-            transfers,
-            memory,
+            transfers: log.transfers,
+            memory: log.events,
             wall,
+            tensor_names: log.tensor_names,
+            dropped: DroppedRecords {
+                tasks: dropped_tasks,
+                transfers: log.dropped_transfers,
+                memory_events: log.dropped_events,
+            },
+        }
+    }
+
+    /// `tensor 5 \`weights\`` for a named tensor, `tensor 5` otherwise.
+    pub fn tensor_label(&self, id: u64) -> String {
+        match self.tensor_names.get(&id) {
+            Some(name) => format!("tensor {id} `{name}`"),
+            None => format!("tensor {id}"),
         }
     }
 

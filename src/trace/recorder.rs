@@ -1,10 +1,12 @@
-//! Where workers write what they ran: one buffer per unit, written only by
-//! that unit's worker (its lock is never contended on the hot path; readers
-//! take it briefly to copy a snapshot).
+//! Where workers write what they ran: one bounded buffer per unit, written
+//! only by that unit's worker (its lock is never contended on the hot path;
+//! readers take it briefly to copy a snapshot).
 
 use crossbeam_utils::CachePadded;
+use smallvec::SmallVec;
 use parking_lot::Mutex;
 
+use super::ring::RecordRing;
 use crate::kernel::Kernel;
 use crate::unit::UnitId;
 
@@ -25,31 +27,22 @@ pub(crate) struct TaskRecord {
     /// The predecessor whose completion made this task ready (0: it was
     /// ready when submitted).
     pub released_by: u64,
-}
-
-/// Records per buffer chunk: chunks are filled and kept, never moved, so
-/// the buffer grows without copying, and clearing keeps them for reuse.
-const CHUNK: usize = 4096;
-
-/// One unit's records: full chunks, then the one being filled.
-#[derive(Default)]
-struct Buffer {
-    chunks: Vec<Vec<TaskRecord>>,
-    /// Index of the chunk being filled.
-    current: usize,
+    /// The tensors it accessed, in argument order.
+    pub tensors: SmallVec<[u64; 4]>,
 }
 
 pub(crate) struct Recorder {
     on: bool,
-    units: Vec<CachePadded<Mutex<Buffer>>>,
+    units: Vec<CachePadded<Mutex<RecordRing<TaskRecord>>>>,
 }
 
 impl Recorder {
-    pub fn new(units: usize, on: bool) -> Recorder {
+    /// A recorder keeping `capacity` records per unit, or none when `None`.
+    pub fn new(units: usize, capacity: Option<usize>) -> Recorder {
         Recorder {
-            on,
+            on: capacity.is_some(),
             units: (0..units)
-                .map(|_| CachePadded::new(Mutex::new(Buffer::default())))
+                .map(|_| CachePadded::new(Mutex::new(RecordRing::new(capacity.unwrap_or(1)))))
                 .collect(),
         }
     }
@@ -61,37 +54,29 @@ impl Recorder {
 
     /// Appends a finished task to its unit's buffer.
     pub fn record(&self, record: TaskRecord) {
-        let Some(buffer) = self.units.get(record.unit) else {
-            return;
-        };
-        let mut b = buffer.lock();
-        if b.chunks.get(b.current).is_some_and(|c| c.len() == CHUNK) {
-            b.current += 1;
+        if let Some(buffer) = self.units.get(record.unit) {
+            buffer.lock().push(record);
         }
-        if b.current == b.chunks.len() {
-            b.chunks.push(Vec::with_capacity(CHUNK));
-        }
-        let current = b.current;
-        b.chunks[current].push(record);
     }
 
-    /// Forgets every record.
+    /// Forgets every record and returns their memory.
     pub fn clear(&self) {
         for b in &self.units {
-            let mut b = b.lock();
-            b.chunks.iter_mut().for_each(Vec::clear);
-            b.current = 0;
+            b.lock().clear();
         }
     }
 
-    /// Every task recorded so far, ordered by start time.
-    pub fn snapshot(&self) -> Vec<TaskRecord> {
-        let mut all: Vec<TaskRecord> = self
-            .units
-            .iter()
-            .flat_map(|b| b.lock().chunks.concat())
-            .collect();
+    /// Every task recorded and kept so far, ordered by start time, and how
+    /// many older ones were dropped to stay within the capacity.
+    pub fn snapshot(&self) -> (Vec<TaskRecord>, u64) {
+        let mut dropped = 0;
+        let mut all = Vec::new();
+        for b in &self.units {
+            let b = b.lock();
+            dropped += b.dropped();
+            all.extend(b.iter().cloned());
+        }
         all.sort_by_key(|r| (r.start, r.id));
-        all
+        (all, dropped)
     }
 }

@@ -23,6 +23,9 @@ pub fn run(args: &RuntimeArgs) -> xpu::Result<()> {
         if !u.details.is_empty() {
             println!("     {}", u.details);
         }
+        if let Some(why) = u.down_reason() {
+            println!("     DOWN (takes no tasks): {why}");
+        }
     }
     println!();
     for b in rt.backends() {

@@ -1,0 +1,128 @@
+//! What the memory manager records for the profile: transfers, allocation
+//! and eviction events, and the names of named tensors. Every stream is
+//! bounded (the profile's capacity) and kept only while profiling is on;
+//! the totals a long-running process needs are counters on the nodes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{MemoryEvent, Transfer};
+use crate::trace::{Clock, RecordRing};
+
+/// The recorded streams, read into a profile.
+pub(crate) struct MemoryLog {
+    pub transfers: Vec<Transfer>,
+    pub events: Vec<MemoryEvent>,
+    pub dropped_transfers: u64,
+    pub dropped_events: u64,
+    pub tensor_names: BTreeMap<u64, String>,
+}
+
+/// The streams as they are written: each behind its own lock, events one
+/// stream per node so that nodes never contend.
+pub(crate) struct Recording {
+    capacity: usize,
+    transfers: Mutex<RecordRing<(Transfer, u64)>>,
+    events: Vec<Mutex<RecordRing<(MemoryEvent, u64)>>>,
+    /// Names of live named tensors.
+    names: Mutex<HashMap<u64, Arc<str>>>,
+    /// Names of named tensors dropped since the last clear, so that a
+    /// profile still names them.
+    dropped_names: Mutex<RecordRing<(u64, Arc<str>)>>,
+}
+
+impl Recording {
+    pub fn new(capacity: usize) -> Recording {
+        Recording {
+            capacity,
+            transfers: Mutex::new(RecordRing::new(capacity)),
+            events: vec![Mutex::new(RecordRing::new(capacity))],
+            names: Mutex::new(HashMap::new()),
+            dropped_names: Mutex::new(RecordRing::new(capacity)),
+        }
+    }
+
+    /// One more memory node.
+    pub fn add_node(&mut self) {
+        self.events.push(Mutex::new(RecordRing::new(self.capacity)));
+    }
+
+    pub fn transfer(&self, transfer: Transfer, ticks: u64) {
+        self.transfers.lock().push((transfer, ticks));
+    }
+
+    pub fn event(&self, event: MemoryEvent, ticks: u64) {
+        if let Some(ring) = self.events.get(event.node) {
+            ring.lock().push((event, ticks));
+        }
+    }
+
+    pub fn name(&self, tensor: u64, name: &str) {
+        self.names.lock().insert(tensor, Arc::from(name));
+    }
+
+    /// A tensor was dropped: its name is kept for the profile until cleared.
+    pub fn forget(&self, tensor: u64) {
+        if let Some(name) = self.names.lock().remove(&tensor) {
+            self.dropped_names.lock().push((tensor, name));
+        }
+    }
+
+    /// Forgets every record and returns their memory.
+    pub fn clear(&self) {
+        self.transfers.lock().clear();
+        for e in &self.events {
+            e.lock().clear();
+        }
+        self.dropped_names.lock().clear();
+    }
+
+    /// Every transfer kept, in order, with times from `clock`.
+    pub fn transfers(&self, clock: Clock) -> (Vec<Transfer>, u64) {
+        let seconds = clock.seconds();
+        let ring = self.transfers.lock();
+        let list = ring
+            .iter()
+            .map(|&(t, ticks)| Transfer {
+                at: seconds(ticks),
+                ..t
+            })
+            .collect();
+        (list, ring.dropped())
+    }
+
+    /// Everything kept, with times from `clock`.
+    pub fn log(&self, clock: Clock) -> MemoryLog {
+        let seconds = clock.seconds();
+        let (transfers, dropped_transfers) = self.transfers(clock);
+        let mut events = Vec::new();
+        let mut dropped_events = 0;
+        for ring in &self.events {
+            let ring = ring.lock();
+            dropped_events += ring.dropped();
+            events.extend(ring.iter().map(|&(e, ticks)| MemoryEvent {
+                at: seconds(ticks),
+                ..e
+            }));
+        }
+        events.sort_by(|a, b| a.at.total_cmp(&b.at));
+        let mut tensor_names: BTreeMap<u64, String> = self
+            .dropped_names
+            .lock()
+            .iter()
+            .map(|(id, name)| (*id, name.to_string()))
+            .collect();
+        for (id, name) in self.names.lock().iter() {
+            tensor_names.insert(*id, name.to_string());
+        }
+        MemoryLog {
+            transfers,
+            events,
+            dropped_transfers,
+            dropped_events,
+            tensor_names,
+        }
+    }
+}
