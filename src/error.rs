@@ -169,7 +169,9 @@ fn cancelled_text(task: u64, cancelled_task: u64) -> String {
     if task == cancelled_task {
         format!("task {task} was cancelled before it started")
     } else {
-        format!("task {task} did not run: it reads data of task {cancelled_task}, which was cancelled")
+        format!(
+            "task {task} did not run: it reads data of task {cancelled_task}, which was cancelled"
+        )
     }
 }
 

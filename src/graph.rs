@@ -78,10 +78,12 @@ impl FailureSlot {
         self.value.lock().clone()
     }
 
-    /// Records `failure` unless one is already recorded.
-    pub fn set_if_empty(&self, failure: &Failure) {
+    /// Records `failure` unless one of an earlier task is recorded: of
+    /// several failed predecessors the earliest one is named, whichever
+    /// finished first.
+    pub fn set_earliest(&self, failure: &Failure) {
         let mut v = self.value.lock();
-        if v.is_none() {
+        if v.as_ref().is_none_or(|(task, _)| failure.0 < *task) {
             *v = Some(failure.clone());
             self.present.store(true, Ordering::Release);
         }
@@ -144,16 +146,66 @@ pub(crate) struct TaskNode {
     pub released_by: AtomicU64,
 }
 
+/// How a scheduled task is to be placed: its priority, the units that may
+/// run it, and the job it belongs to.
+pub(crate) struct Dispatch {
+    pub priority: i32,
+    pub eligible: UnitSet,
+    pub job: Option<Arc<JobState>>,
+}
+
 impl TaskNode {
-    pub fn new(
+    /// A task for the units; `submitted_at` is a clock reading.
+    pub fn scheduled(
+        id: u64,
+        kernel: Kernel,
+        accesses: SmallVec<[Access; 4]>,
+        dispatch: Dispatch,
+        submitted_at: u64,
+    ) -> TaskNode {
+        let Dispatch {
+            priority,
+            eligible,
+            job,
+        } = dispatch;
+        TaskNode::new(
+            id,
+            kernel,
+            accesses,
+            priority,
+            eligible,
+            job,
+            false,
+            submitted_at,
+        )
+    }
+
+    /// A read-back that the calling thread performs itself once the
+    /// tensor's writers are done.
+    pub fn inline_read(id: u64, access: Access) -> TaskNode {
+        let accesses = std::iter::once(access).collect();
+        TaskNode::new(
+            id,
+            Kernel::Noop,
+            accesses,
+            0,
+            UnitSet::default(),
+            None,
+            true,
+            0,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)] // private: the two constructors above name them
+    fn new(
         id: u64,
         kernel: Kernel,
         accesses: SmallVec<[Access; 4]>,
         priority: i32,
         eligible: UnitSet,
+        job: Option<Arc<JobState>>,
         inline: bool,
         submitted_at: u64,
-        job: Option<Arc<JobState>>,
     ) -> TaskNode {
         TaskNode {
             id,
@@ -236,7 +288,7 @@ fn link(pred: &Arc<TaskNode>, succ: &Arc<TaskNode>, passes_failure: bool) {
         });
     } else if passes_failure {
         if let Some(f) = pred.outcome.get().and_then(|o| failure_of(pred.id, o)) {
-            succ.upstream_failure.set_if_empty(&f);
+            succ.upstream_failure.set_earliest(&f);
         }
     }
 }
@@ -302,14 +354,17 @@ pub(crate) fn failure_of(id: u64, outcome: &Result<(), Error>) -> Option<Failure
 }
 
 /// The error `task` ends with without running: a failed explicit
-/// predecessor, or an input whose last writer failed or did not run.
+/// predecessor, or an input whose last writer failed or did not run. Of
+/// several, the earliest failed task is named, so the error never depends
+/// on which finished first.
 pub(crate) fn inherited_failure(task: &TaskNode) -> Option<Error> {
-    let (failed_task, cause) = task.upstream_failure.get().or_else(|| {
-        task.accesses
-            .iter()
-            .filter(|a| a.mode.reads())
-            .find_map(|a| a.tensor.inner.poison.get())
-    })?;
+    let (failed_task, cause) = task
+        .accesses
+        .iter()
+        .filter(|a| a.mode.reads())
+        .filter_map(|a| a.tensor.inner.poison.get())
+        .chain(task.upstream_failure.get())
+        .min_by_key(|(failed_task, _)| *failed_task)?;
     Some(match cause {
         Error::Cancelled { .. } => Error::Cancelled {
             task: task.id,
@@ -337,7 +392,7 @@ pub(crate) fn finish(task: &TaskNode, outcome: Result<(), Error>) -> SmallVec<[A
     let mut ready = SmallVec::new();
     for edge in list {
         if let (true, Some(f)) = (edge.passes_failure, &failure) {
-            edge.to.upstream_failure.set_if_empty(f);
+            edge.to.upstream_failure.set_earliest(f);
         }
         if edge.to.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             ready.push(edge.to);

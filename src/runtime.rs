@@ -15,7 +15,7 @@ use crate::backend::Backend;
 use crate::builder::{BackendStatus, RuntimeBuilder};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
-use crate::graph::{self, TaskNode, UnitSet};
+use crate::graph::{self, Dispatch, TaskNode, UnitSet};
 use crate::job::{Job, JobState};
 use crate::kernel::{ArgMeta, Kernel, Mode};
 use crate::memory::{MemoryManager, NodeStats, ReplicaSet, ReplicaState, Storage, Transfer};
@@ -453,15 +453,17 @@ impl Runtime {
         } else {
             0
         };
-        let node = Arc::new(TaskNode::new(
+        let dispatch = Dispatch {
+            priority,
+            eligible,
+            job,
+        };
+        let node = Arc::new(TaskNode::scheduled(
             id,
             kernel.clone(),
             accesses.iter().cloned().collect(),
-            priority,
-            eligible,
-            false,
+            dispatch,
             submitted_at,
-            job,
         ));
         if let Some(job) = &node.job {
             job.enroll(&node)?;
@@ -615,15 +617,9 @@ impl Runtime {
                 requested: T::DTYPE,
             });
         }
-        let node = Arc::new(TaskNode::new(
+        let node = Arc::new(TaskNode::inline_read(
             self.shared.next_task.fetch_add(1, Ordering::Relaxed),
-            Kernel::Noop,
-            std::iter::once(t.read()).collect(),
-            0,
-            UnitSet::default(),
-            true,
-            0,
-            None,
+            t.read(),
         ));
         graph::add_dependencies(&node, &[]);
         if !graph::release_submission(&node) {

@@ -187,9 +187,8 @@ impl<'a> Arg<'a> {
     pub fn as_mut_slice<T: crate::Element>(&mut self) -> Result<&mut [T]> {
         self.expect_dtype(T::DTYPE)?;
         let (index, name) = (self.index, self.name);
-        bytemuck::try_cast_slice_mut(self.host_mut()?).map_err(|e| {
-            argument_error(index, name, format!("is misaligned host memory: {e:?}"))
-        })
+        bytemuck::try_cast_slice_mut(self.host_mut()?)
+            .map_err(|e| argument_error(index, name, format!("is misaligned host memory: {e:?}")))
     }
 
     /// Shorthand for `as_slice::<f32>()`.

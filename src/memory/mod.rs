@@ -397,7 +397,12 @@ impl MemoryManager {
     /// pooled buffers and evicting least-recently-used replicas that no
     /// task pins. While other tasks hold replicas for a moment it waits for
     /// them; it fails only when the pinned replicas alone leave no room.
-    fn device_alloc(&self, node: NodeId, bytes: usize, requester: u64) -> Result<Arc<DeviceBuffer>> {
+    fn device_alloc(
+        &self,
+        node: NodeId,
+        bytes: usize,
+        requester: u64,
+    ) -> Result<Arc<DeviceBuffer>> {
         let n = &self.nodes[node];
         let Some((backend, index)) = &n.device else {
             return Err(Error::Config(format!("node {node} is not a device node")));

@@ -3,8 +3,8 @@
 //! readers take it briefly to copy a snapshot).
 
 use crossbeam_utils::CachePadded;
-use smallvec::SmallVec;
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 
 use super::ring::RecordRing;
 use crate::kernel::Kernel;

@@ -43,6 +43,8 @@ struct Gpu {
     pipelines: Mutex<HashMap<(&'static str, DType), Arc<Compiled>>>,
     /// Reused read-back buffer, grown as needed.
     staging: Mutex<Option<wgpu::Buffer>>,
+    /// Set by wgpu when the device is lost (driver reset, removal).
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 /// A compiled entry point and the layout of its bind group.
@@ -102,6 +104,11 @@ pub fn discover() -> std::result::Result<Arc<dyn Backend>, String> {
         match opened {
             Ok(((device, queue), limits)) => {
                 let f16 = device.features().contains(wgpu::Features::SHADER_F16);
+                let lost = Arc::new(Mutex::new(None));
+                let flag = lost.clone();
+                device.set_device_lost_callback(move |reason, message| {
+                    *flag.lock() = Some(format!("{reason:?}: {message}"));
+                });
                 let default = if info.device_type == wgpu::DeviceType::Cpu {
                     DEFAULT_SOFTWARE_MEMORY
                 } else {
@@ -118,6 +125,7 @@ pub fn discover() -> std::result::Result<Arc<dyn Backend>, String> {
                     f16,
                     pipelines: Mutex::new(HashMap::new()),
                     staging: Mutex::new(None),
+                    lost,
                 });
             }
             Err(e) => problems.push(format!("{}: {e}", info.name)),
@@ -287,6 +295,12 @@ impl Backend for WgpuBackend {
 
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
         let g = self.gpu(unit)?;
+        if let Some(why) = g.lost.lock().clone() {
+            return Err(Error::DeviceLost {
+                backend: "wgpu".into(),
+                message: format!("{} was lost ({why})", g.name),
+            });
+        }
         let plan = kernels::plan(kernel, args)?;
         let dtype = args.first().map_or(DType::F32, |a| a.dtype);
         let scope = g.device.push_error_scope(wgpu::ErrorFilter::Validation);
