@@ -189,27 +189,20 @@ fn complete(
     s.task_done(unit, task);
 }
 
-/// Fetches the task's data onto the unit's node and runs the kernel
-/// inside a panic boundary. Returns the outcome and the bytes fetched. A
-/// device that reports itself lost takes the unit out of service.
+/// Fetches the task's data onto the unit's node and runs the kernel, all
+/// inside a panic boundary (a backend's upload or allocation may panic as
+/// well as its kernel). Returns the outcome and the bytes fetched. A device
+/// that reports itself lost takes the unit out of service.
 fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> (Result<()>, usize) {
     let node = s.units[unit].node;
     let mut storages: SmallVec<[Storage; 4]> = SmallVec::new();
     let mut fetched = 0;
-    let mut result = Ok(());
-    for a in &task.accesses {
-        match s.memory.acquire(&a.tensor.inner, node, a.mode, task.id) {
-            Ok((st, bytes)) => {
-                storages.push(st);
-                fetched += bytes;
-            }
-            Err(e) => {
-                result = Err(e);
-                break;
-            }
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        for a in &task.accesses {
+            let (st, bytes) = s.memory.acquire(&a.tensor.inner, node, a.mode, task.id)?;
+            storages.push(st);
+            fetched += bytes;
         }
-    }
-    if result.is_ok() {
         let mut args: SmallVec<[Arg<'_>; 4]> = task
             .accesses
             .iter()
@@ -238,18 +231,16 @@ fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> (Result<()>, usize) {
             })
             .collect();
         let (backend, local) = &s.unit_backends[unit];
-        result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            backend.launch(*local, &task.kernel, &mut args)
-        }))
-        .unwrap_or_else(|payload| {
-            Err(Error::KernelFailed {
-                task: task.id,
-                kernel: task.kernel.name().to_string(),
-                unit,
-                reason: panic_message(payload.as_ref()),
-            })
-        });
-    }
+        backend.launch(*local, &task.kernel, &mut args)
+    }))
+    .unwrap_or_else(|payload| {
+        Err(Error::KernelFailed {
+            task: task.id,
+            kernel: task.kernel.name().to_string(),
+            unit,
+            reason: panic_message(payload.as_ref()),
+        })
+    });
     for a in task.accesses.iter().take(storages.len()) {
         s.memory.release(&a.tensor.inner, node, task.id);
     }

@@ -9,6 +9,7 @@ mod dsp;
 #[allow(dead_code)] // `rss_bytes` is for the soak
 mod faults;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -178,8 +179,15 @@ fn explicit_edges_pass_a_failure_on() {
 }
 
 /// The DSP backend of `examples/custom_unit`, whose device can be lost: a
-/// kernel named `lose-device` sleeps a moment, then reports the device gone.
-struct FlakyDsp(dsp::DspBackend);
+/// kernel named `lose-device` sleeps a moment, then reports the device gone;
+/// and whose uploads panic while `panic_on_upload` is set.
+struct FlakyDsp(dsp::DspBackend, AtomicBool);
+
+impl FlakyDsp {
+    fn new() -> FlakyDsp {
+        FlakyDsp(dsp::DspBackend::new(1, 1 << 20), AtomicBool::new(false))
+    }
+}
 
 impl Backend for FlakyDsp {
     fn name(&self) -> &str {
@@ -192,6 +200,9 @@ impl Backend for FlakyDsp {
         self.0.alloc(memory, bytes)
     }
     fn upload(&self, dst: &DeviceBuffer, src: &[u8]) -> Result<()> {
+        if self.1.load(Ordering::Relaxed) {
+            panic!("the DMA engine jammed");
+        }
         self.0.upload(dst, src)
     }
     fn download(&self, src: &DeviceBuffer, dst: &mut [u8]) -> Result<()> {
@@ -224,7 +235,7 @@ fn a_lost_device_takes_its_unit_out_of_service() {
             .cpu_units(1)
             .policy(policy)
             .device_discovery(false)
-            .backend(Arc::new(FlakyDsp(dsp::DspBackend::new(1, 1 << 20))))
+            .backend(Arc::new(FlakyDsp::new()))
             .build()
             .unwrap();
         let dsp_unit = rt.units().iter().find(|u| u.backend == "flaky").unwrap().id;
@@ -296,7 +307,7 @@ fn a_lost_device_takes_its_unit_out_of_service() {
 
 #[test]
 fn a_panic_in_a_backend_from_outside_the_crate_fails_only_its_task() {
-    let backend = Arc::new(dsp::DspBackend::new(1, 1 << 20));
+    let backend = Arc::new(FlakyDsp::new());
     let rt = Runtime::builder()
         .cpu_units(1)
         .device_discovery(false)
@@ -304,6 +315,7 @@ fn a_panic_in_a_backend_from_outside_the_crate_fails_only_its_task() {
         .build()
         .unwrap();
     let on_dsp = TaskOptions::default().on(Placement::Kind(UnitKind::Custom("dsp")));
+    // In the kernel.
     let x = rt.tensor(&[2], vec![1.0f32, 2.0]).unwrap();
     let boom = Kernel::custom("boom", &[Mode::ReadWrite], |_| panic!("inside the DSP"));
     let t = rt.submit_with(&boom, &[x.rw()], on_dsp.clone()).unwrap();
@@ -312,12 +324,21 @@ fn a_panic_in_a_backend_from_outside_the_crate_fails_only_its_task() {
         err.contains("inside the DSP") && err.contains("`boom`"),
         "{err}"
     );
+    // In the copy of an input to the device.
+    backend.1.store(true, Ordering::Relaxed);
     let y = rt.tensor(&[2], vec![-1.0f32, 3.0]).unwrap();
     let out = rt.empty(&[2], DType::F32);
+    let t = rt
+        .submit_with(&relu(), &[y.read(), out.write()], on_dsp.clone())
+        .unwrap();
+    let err = rt.wait(&t).unwrap_err().to_string();
+    assert!(err.contains("the DMA engine jammed"), "{err}");
+    backend.1.store(false, Ordering::Relaxed);
+    // The unit goes on.
     rt.submit_with(&relu(), &[y.read(), out.write()], on_dsp)
         .unwrap();
     assert_eq!(rt.read::<f32>(&out).unwrap(), vec![0.0, 3.0]);
-    assert!(backend.launches() >= 2);
+    assert!(backend.0.launches() >= 2);
 }
 
 /// The case: outputs read back as they complete while a pinned
