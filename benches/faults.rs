@@ -17,8 +17,10 @@
 
 #[path = "../tests/common/faults.rs"]
 mod faults;
+#[path = "../tests/common/rng.rs"]
+mod rng;
 
-use xpu::{Kernel, Policy, Runtime};
+use xpu::{Policy, Runtime};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -69,21 +71,10 @@ fn main() {
             .profiling(profiling)
             .build()
             .expect("a CPU runtime");
-        let t = rt.tensor(&[1], vec![0.0f32]).expect("a tensor");
-        let run = |n: usize| {
-            for i in 0..n {
-                let access = if i % 2 == 0 { vec![t.read()] } else { vec![] };
-                rt.submit(&Kernel::Noop, &access).expect("submit");
-                if i % 100_000 == 99_999 {
-                    rt.wait_all();
-                }
-            }
-            rt.wait_all();
-        };
-        run(300_000);
-        let before = faults::rss_bytes().unwrap_or(0);
-        run(soak_tasks);
-        let after = faults::rss_bytes().unwrap_or(0);
+        // Rounds of 100,000, the first three to warm up.
+        let rounds = soak_tasks / 100_000;
+        let rss = faults::soak(&rt, rounds + 3, 100_000);
+        let (before, after) = (rss[2], rss[rss.len() - 1]);
         println!(
             "soak, profiling {:<5}: {soak_tasks} tasks, RSS {:.1} -> {:.1} MB, {:.2} bytes per task",
             if profiling { "on" } else { "off" },

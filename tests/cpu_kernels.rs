@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::rng::Rng;
 use common::{check_kernel, window_out, Input};
 use proptest::prelude::*;
 use xpu::{BinaryOp, DType, Kernel, Placement, PoolOp, ReduceOp, Runtime, UnaryOp, UnitKind};
@@ -138,20 +139,12 @@ proptest! {
     }
 }
 
-/// Deterministic pseudo-random data (splitmix64) from a proptest-chosen seed.
-struct Rng(u64);
+/// Deterministic pseudo-random data from a proptest-chosen seed.
+trait RandomInput {
+    fn input(&mut self, shape: Vec<usize>) -> Input;
+}
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
+impl RandomInput for Rng {
     /// Values in [-1, 1).
     fn input(&mut self, shape: Vec<usize>) -> Input {
         let n = shape.iter().product();

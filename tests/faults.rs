@@ -8,6 +8,8 @@ mod dsp;
 #[path = "common/faults.rs"]
 #[allow(dead_code)] // `rss_bytes` is for the soak
 mod faults;
+#[path = "common/rng.rs"]
+mod rng;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -549,6 +551,27 @@ fn errors_name_tensors_and_arguments() {
     assert!(trace.contains("`weights`"), "the trace names the tensor");
 }
 
+/// One CPU unit and the DSP of `examples/custom_unit`.
+fn dsp_runtime(profiling: bool) -> Runtime {
+    Runtime::builder()
+        .cpu_units(1)
+        .device_discovery(false)
+        .profiling(profiling)
+        .backend(Arc::new(dsp::DspBackend::new(1, 1 << 20)))
+        .build()
+        .unwrap()
+}
+
+/// A relu on the DSP, read back: one copy in, one copy out.
+fn relu_there_and_back(rt: &Runtime) {
+    let x = rt.tensor(&[4], vec![1.0f32; 4]).unwrap();
+    let y = rt.empty(&[4], DType::F32);
+    let on_dsp = TaskOptions::default().on(Placement::Kind(UnitKind::Custom("dsp")));
+    rt.submit_with(&relu(), &[x.read(), y.write()], on_dsp)
+        .unwrap();
+    assert_eq!(rt.read::<f32>(&y).unwrap(), vec![1.0; 4]);
+}
+
 #[test]
 fn profile_streams_are_bounded_and_cleared() {
     let rt = Runtime::builder()
@@ -573,22 +596,8 @@ fn profile_streams_are_bounded_and_cleared() {
     assert!(p.tasks.is_empty() && p.dropped.tasks == 0);
 
     // Without profiling, no transfer is kept, but the counters count.
-    let rt = Runtime::builder()
-        .cpu_units(1)
-        .device_discovery(false)
-        .profiling(false)
-        .backend(Arc::new(dsp::DspBackend::new(1, 1 << 20)))
-        .build()
-        .unwrap();
-    let x = rt.tensor(&[4], vec![1.0f32; 4]).unwrap();
-    let y = rt.empty(&[4], DType::F32);
-    rt.submit_with(
-        &relu(),
-        &[x.read(), y.write()],
-        TaskOptions::default().on(Placement::Kind(UnitKind::Custom("dsp"))),
-    )
-    .unwrap();
-    rt.read::<f32>(&y).unwrap();
+    let rt = dsp_runtime(false);
+    relu_there_and_back(&rt);
     assert!(rt.transfers().is_empty());
     let stats = rt.memory_stats();
     assert_eq!(stats.iter().map(|n| n.transfers_in).sum::<u64>(), 2);
@@ -597,21 +606,8 @@ fn profile_streams_are_bounded_and_cleared() {
 
 #[test]
 fn transfers_are_part_of_the_profile_and_cleared_with_it() {
-    let rt = Runtime::builder()
-        .cpu_units(1)
-        .device_discovery(false)
-        .backend(Arc::new(dsp::DspBackend::new(1, 1 << 20)))
-        .build()
-        .unwrap();
-    let x = rt.tensor(&[4], vec![1.0f32; 4]).unwrap();
-    let y = rt.empty(&[4], DType::F32);
-    rt.submit_with(
-        &relu(),
-        &[x.read(), y.write()],
-        TaskOptions::default().on(Placement::Kind(UnitKind::Custom("dsp"))),
-    )
-    .unwrap();
-    rt.read::<f32>(&y).unwrap();
+    let rt = dsp_runtime(true);
+    relu_there_and_back(&rt);
     assert_eq!(rt.transfers().len(), 2);
     assert_eq!(rt.profile().transfers.len(), 2);
     rt.clear_profile();

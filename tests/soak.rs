@@ -3,26 +3,12 @@
 //! capacity. Alone in its binary, so that no other test's memory counts.
 
 #[path = "common/faults.rs"]
-#[allow(dead_code)] // only `rss_bytes` is used here
+#[allow(dead_code)] // only the soak is used here
 mod faults;
+#[path = "common/rng.rs"]
+mod rng;
 
-use xpu::{Kernel, Runtime};
-
-/// Submits `rounds` rounds of `per_round` tasks (half of them reading one
-/// tensor), waiting after each; returns resident memory after each round.
-fn soak(rt: &Runtime, rounds: usize, per_round: usize) -> Vec<u64> {
-    let t = rt.tensor(&[1], vec![0.0f32]).unwrap();
-    (0..rounds)
-        .map(|_| {
-            for i in 0..per_round {
-                let access = if i % 2 == 0 { vec![t.read()] } else { vec![] };
-                rt.submit(&Kernel::Noop, &access).unwrap();
-            }
-            rt.wait_all();
-            faults::rss_bytes().unwrap()
-        })
-        .collect()
-}
+use xpu::Runtime;
 
 /// A long run keeps nothing per task without profiling, and no more than
 /// the profile's capacity with it: after the first rounds (the allocator
@@ -37,7 +23,7 @@ fn a_million_tasks_keep_resident_memory_flat() {
             .profiling(profiling)
             .build()
             .unwrap();
-        let rss = soak(&rt, 13, 100_000);
+        let rss = faults::soak(&rt, 13, 100_000);
         let (before, after) = (rss[2], rss[12]);
         let growth = after.saturating_sub(before);
         eprintln!(

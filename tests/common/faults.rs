@@ -14,6 +14,7 @@ use std::collections::HashSet;
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+use crate::rng::Rng;
 use xpu::{BinaryOp, Error, Kernel, Mode, Placement, Runtime, Task, TaskOptions, Tensor, UnaryOp};
 
 /// What to generate.
@@ -101,25 +102,6 @@ impl std::fmt::Display for FaultReport {
             self.out_of_memory,
             self.mismatches.len()
         )
-    }
-}
-
-/// SplitMix64: small, fast, and the same sequence everywhere.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p && p > 0.0
     }
 }
 
@@ -541,4 +523,20 @@ pub fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     Some(pages * 4096)
+}
+
+/// Submits `rounds` rounds of `per_round` tasks (half of them reading one
+/// tensor), waiting after each; returns resident memory after each round.
+pub fn soak(rt: &Runtime, rounds: usize, per_round: usize) -> Vec<u64> {
+    let t = rt.tensor(&[1], vec![0.0f32]).unwrap();
+    (0..rounds)
+        .map(|_| {
+            for i in 0..per_round {
+                let access = if i % 2 == 0 { vec![t.read()] } else { vec![] };
+                rt.submit(&Kernel::Noop, &access).unwrap();
+            }
+            rt.wait_all();
+            rss_bytes().unwrap_or(0)
+        })
+        .collect()
 }

@@ -7,6 +7,7 @@
 // The references index like the formulas they transcribe, on purpose.
 #![allow(clippy::needless_range_loop)]
 
+pub mod rng;
 pub mod suite;
 
 use xpu::kernel::{blur_radius, conv_out};
