@@ -20,18 +20,28 @@ pub enum Error {
     #[error("kernel `{kernel}`: {what}")]
     Shape { kernel: String, what: String },
     /// An argument has a dtype the kernel cannot use.
-    #[error("kernel `{kernel}`: argument {arg} has dtype {got}, expected {expected}")]
+    #[error(
+        "kernel `{kernel}`: argument {arg}{} has dtype {got}, expected {expected}",
+        name_text(name)
+    )]
     DType {
         kernel: String,
         arg: usize,
+        /// The tensor's name, if it has one.
+        name: Option<String>,
         got: DType,
         expected: String,
     },
     /// An argument is accessed with a mode the kernel does not allow.
-    #[error("kernel `{kernel}`: argument {arg} must be accessed as {expected}, got {got}")]
+    #[error(
+        "kernel `{kernel}`: argument {arg}{} must be accessed as {expected}, got {got}",
+        name_text(name)
+    )]
     AccessMode {
         kernel: String,
         arg: usize,
+        /// The tensor's name, if it has one.
+        name: Option<String>,
         expected: &'static str,
         got: &'static str,
     },
@@ -111,7 +121,7 @@ pub enum Error {
     UnitDown { unit: usize, reason: String },
     /// A kernel found one of its arguments unusable (wrong dtype, not
     /// writable, on the wrong memory).
-    #[error("argument {arg}{}: {what}", name.as_ref().map(|n| format!(" `{n}`")).unwrap_or_default())]
+    #[error("argument {arg}{}: {what}", name_text(name))]
     Argument {
         arg: usize,
         name: Option<String>,
@@ -146,6 +156,62 @@ fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
         one
     } else {
         many
+    }
+}
+
+fn name_text(name: &Option<String>) -> String {
+    name.as_ref().map(|n| format!(" `{n}`")).unwrap_or_default()
+}
+
+impl Error {
+    /// The error with the names of the arguments' tensors filled in, for
+    /// errors about one argument; `names[i]` is argument `i`'s name. Shape
+    /// errors, whose text may speak of several arguments, list the named
+    /// ones at the end.
+    pub(crate) fn with_argument_names(self, names: &[Option<&str>]) -> Error {
+        let name = |i: usize| names.get(i).copied().flatten().map(str::to_string);
+        match self {
+            Error::DType {
+                kernel,
+                arg,
+                name: None,
+                got,
+                expected,
+            } => Error::DType {
+                kernel,
+                arg,
+                name: name(arg),
+                got,
+                expected,
+            },
+            Error::AccessMode {
+                kernel,
+                arg,
+                name: None,
+                expected,
+                got,
+            } => Error::AccessMode {
+                kernel,
+                arg,
+                name: name(arg),
+                expected,
+                got,
+            },
+            Error::Shape { kernel, what } => {
+                let named: Vec<String> = names
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, n)| n.map(|n| format!("{i} `{n}`")))
+                    .collect();
+                let what = if named.is_empty() {
+                    what
+                } else {
+                    format!("{what} (arguments {})", named.join(", "))
+                };
+                Error::Shape { kernel, what }
+            }
+            e => e,
+        }
     }
 }
 

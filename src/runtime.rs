@@ -494,7 +494,11 @@ impl Runtime {
                 mode: a.mode,
             });
         }
-        kernel.check(&metas)
+        kernel.check(&metas).map_err(|e| {
+            let names: SmallVec<[Option<&str>; 4]> =
+                accesses.iter().map(|a| a.tensor.name()).collect();
+            e.with_argument_names(&names)
+        })
     }
 
     fn eligible_units(

@@ -522,6 +522,30 @@ fn errors_name_tensors_and_arguments() {
     assert!(err.contains("`weights`"), "{err}");
     let err = rt.read::<f64>(&x).unwrap_err().to_string();
     assert!(err.contains("tensor") && err.contains("`weights`"), "{err}");
+    let half = rt.zeros(&[2], DType::F16).unwrap().named("half");
+    let out = rt.empty(&[2], DType::F32);
+    let err = rt
+        .submit(&add(), &[x.read(), half.read(), out.write()])
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("argument 1 `half` has dtype f16"),
+        "{err}"
+    );
+    assert!(matches!(err, Error::DType { arg: 1, .. }));
+    let err = rt
+        .submit(&relu(), &[x.write(), out.write()])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("argument 0 `weights` must be accessed as R"),
+        "{err}"
+    );
+    let long = rt.empty(&[3], DType::F32).named("long");
+    let err = rt
+        .submit(&relu(), &[x.read(), long.write()])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("(arguments 0 `weights`, 1 `long`)"), "{err}");
     // A user kernel that misuses an argument: the error says which.
     let y = rt.tensor(&[2], vec![0.0f32; 2]).unwrap().named("bias");
     let wrong = Kernel::custom("wrong", &[Mode::Read, Mode::ReadWrite], |args| {

@@ -32,6 +32,7 @@ impl Kernel {
                     return Err(Error::AccessMode {
                         kernel: self.name().to_string(),
                         arg: i,
+                        name: None,
                         expected: want.as_str(),
                         got: arg.mode.as_str(),
                     });
@@ -64,6 +65,7 @@ impl Kernel {
                 return Err(Error::DType {
                     kernel: self.name().to_string(),
                     arg: i,
+                    name: None,
                     got: a.dtype,
                     expected: if allowed.contains(&first) {
                         format!("{first} (the same as argument 0)")
@@ -84,6 +86,7 @@ impl Kernel {
                 return Err(Error::DType {
                     kernel: self.name().to_string(),
                     arg: i,
+                    name: None,
                     got: a.dtype,
                     expected: want.to_string(),
                 });
