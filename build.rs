@@ -1,43 +1,291 @@
-//! Validates every WGSL shader in `shaders/` with naga at build time, so a
-//! shader error fails the build with the file, line and message.
+//! Generates the device side of the op tables and validates every shader.
+//!
+//! From the op tables of `src/kernel/ops.rs` (included here) it writes the
+//! op-code constants and the `apply_unary` / `apply_binary` dispatch
+//! functions in WGSL and OpenCL C, and fails the build, naming the op and
+//! the file, when `shaders/ops.wgsl` or `kernels/ops.cl` lacks an op's
+//! expression. Each WGSL shader of `shaders/` is composed with the
+//! generated code and `shaders/ops.wgsl` into `$OUT_DIR/shaders/`, and the
+//! composition (and its f16 variant) is validated with naga, so a shader
+//! error fails the build with the file, line and message. The OpenCL
+//! prelude (generated constants, `kernels/common.cl`, `kernels/ops.cl`,
+//! dispatch) goes to `$OUT_DIR/kernels/prelude.cl`.
 
-use std::path::Path;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
+#[path = "src/kernel/ops.rs"]
+#[allow(dead_code)] // the crate uses the rest of the table
+mod ops;
 #[path = "src/backend/gpu/variant.rs"]
 mod variant;
 
+use ops::{BinaryOp, PoolOp, ReduceOp, UnaryOp};
+
+/// An op as the device code sees it: a constant name and a code.
+struct DeviceOp {
+    constant: String,
+    name: &'static str,
+    code: u32,
+}
+
+/// The ops of every table: (table prefix, ops).
+fn tables() -> Vec<(&'static str, Vec<DeviceOp>)> {
+    fn ops<T: Copy>(
+        prefix: &str,
+        all: &[T],
+        variant: fn(T) -> &'static str,
+        name: fn(T) -> &'static str,
+        code: fn(T) -> u32,
+    ) -> Vec<DeviceOp> {
+        all.iter()
+            .map(|&op| DeviceOp {
+                constant: format!("{prefix}_{}", variant(op).to_uppercase()),
+                name: name(op),
+                code: code(op),
+            })
+            .collect()
+    }
+    vec![
+        (
+            "unary",
+            ops(
+                "UNARY",
+                UnaryOp::ALL,
+                UnaryOp::variant_name,
+                UnaryOp::name,
+                UnaryOp::code,
+            ),
+        ),
+        (
+            "binary",
+            ops(
+                "BINARY",
+                BinaryOp::ALL,
+                BinaryOp::variant_name,
+                BinaryOp::name,
+                BinaryOp::code,
+            ),
+        ),
+        (
+            "reduce",
+            ops(
+                "REDUCE",
+                ReduceOp::ALL,
+                ReduceOp::variant_name,
+                ReduceOp::name,
+                ReduceOp::code,
+            ),
+        ),
+        (
+            "pool",
+            ops(
+                "POOL",
+                PoolOp::ALL,
+                PoolOp::variant_name,
+                PoolOp::name,
+                PoolOp::code,
+            ),
+        ),
+    ]
+}
+
+/// An element-wise table with a dispatch function, and its operands.
+struct Dispatched {
+    table: &'static str,
+    args: &'static str,
+    wgsl_params: &'static str,
+    cl_params: &'static str,
+}
+
+const DISPATCHED: [Dispatched; 2] = [
+    Dispatched {
+        table: "unary",
+        args: "v",
+        wgsl_params: "v: f32",
+        cl_params: "float v",
+    },
+    Dispatched {
+        table: "binary",
+        args: "a, b",
+        wgsl_params: "a: f32, b: f32",
+        cl_params: "float a, float b",
+    },
+];
+
+/// The ops of a dispatched table.
+fn table_ops<'a>(tables: &'a [(&str, Vec<DeviceOp>)], table: &str) -> &'a [DeviceOp] {
+    tables
+        .iter()
+        .find(|(t, _)| *t == table)
+        .map(|(_, ops)| ops.as_slice())
+        .unwrap_or_default()
+}
+
 fn main() {
     println!("cargo:rerun-if-changed=shaders");
-    let dir = Path::new("shaders");
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut files: Vec<_> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "wgsl"))
-        .collect();
-    files.sort();
+    println!("cargo:rerun-if-changed=kernels");
+    println!("cargo:rerun-if-changed=src/kernel/ops.rs");
+    println!("cargo:rerun-if-changed=src/backend/gpu/variant.rs");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let tables = tables();
     let mut failed = false;
+
+    let wgsl_ops = read("shaders/ops.wgsl");
+    let cl_ops = read("kernels/ops.cl");
+    for Dispatched { table, .. } in DISPATCHED {
+        for op in table_ops(&tables, table) {
+            failed |= !has_expression(
+                &wgsl_ops,
+                "shaders/ops.wgsl",
+                &format!("fn {table}_{}(", op.name),
+                op.name,
+            );
+            failed |= !has_expression(
+                &cl_ops,
+                "kernels/ops.cl",
+                &format!("{table}_{}(", op.name),
+                op.name,
+            );
+        }
+    }
+    if failed {
+        panic!("an op of src/kernel/ops.rs has no expression in a device language; see the messages above");
+    }
+
+    let prelude = format!(
+        "// Generated by build.rs from src/kernel/ops.rs and shaders/ops.wgsl.\n{}\n{wgsl_ops}\n{}\n",
+        wgsl_constants(&tables),
+        wgsl_dispatch(&tables)
+    );
+    let shader_dir = out.join("shaders");
+    write_dir(&shader_dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir("shaders")
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|x| x == "wgsl") && !p.ends_with("ops.wgsl"));
+    files.sort();
     for path in files {
-        println!("cargo:rerun-if-changed={}", path.display());
         let name = path.display().to_string();
-        let source = match std::fs::read_to_string(&path) {
-            Ok(s) => s,
-            Err(e) => {
-                println!("cargo:warning={name}: cannot read: {e}");
-                failed = true;
-                continue;
-            }
-        };
-        let f16 = variant::with_f16_elements(&source);
-        failed |= !valid(&name, &source);
-        if let Some(f16) = f16 {
+        let composed = format!("{prelude}\n// {name}\n{}", read(&name));
+        failed |= !valid(&name, &composed);
+        if let Some(f16) = variant::with_f16_elements(&composed) {
             failed |= !valid(&format!("{name} (f16 variant)"), &f16);
         }
+        let file = path.file_name().expect("a shader file name");
+        write(&shader_dir.join(file), &composed);
     }
     if failed {
         panic!("WGSL validation failed; the messages above give the file, line and error");
     }
+
+    let kernel_dir = out.join("kernels");
+    write_dir(&kernel_dir);
+    let cl = format!(
+        "// Generated by build.rs from src/kernel/ops.rs, kernels/common.cl and kernels/ops.cl.\n{}\n{}\n{cl_ops}\n{}",
+        cl_constants(&tables),
+        read("kernels/common.cl"),
+        cl_dispatch(&tables)
+    );
+    write(&kernel_dir.join("prelude.cl"), &cl);
+}
+
+fn read(path: &str) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
+}
+
+fn write(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
+fn write_dir(path: &Path) {
+    std::fs::create_dir_all(path)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", path.display()));
+}
+
+fn has_expression(source: &str, file: &str, signature: &str, op: &str) -> bool {
+    let found = source.contains(signature);
+    if !found {
+        println!("cargo:warning={file} has no expression for the op `{op}` of src/kernel/ops.rs: add `{signature}...`");
+        eprintln!(
+            "{file} has no expression for the op `{op}` of src/kernel/ops.rs: add `{signature}...`"
+        );
+    }
+    found
+}
+
+fn wgsl_constants(tables: &[(&str, Vec<DeviceOp>)]) -> String {
+    let mut s = String::new();
+    for (_, ops) in tables {
+        for op in ops {
+            let _ = writeln!(s, "const {}: u32 = {}u;", op.constant, op.code);
+        }
+    }
+    s
+}
+
+/// `apply_unary(op, v)` and `apply_binary(op, a, b)`: a case per op; an
+/// unknown code gives NaN, never another op.
+fn wgsl_dispatch(tables: &[(&str, Vec<DeviceOp>)]) -> String {
+    let mut s = String::new();
+    for Dispatched {
+        table,
+        args,
+        wgsl_params,
+        ..
+    } in DISPATCHED
+    {
+        let _ = writeln!(s, "fn apply_{table}(op: u32, {wgsl_params}) -> f32 {{");
+        let _ = writeln!(s, "    var r = bitcast<f32>(0x7fc00000u);");
+        let _ = writeln!(s, "    switch op {{");
+        for op in table_ops(tables, table) {
+            let _ = writeln!(
+                s,
+                "        case {}u: {{ r = {table}_{}({args}); }} // {}",
+                op.code, op.name, op.constant
+            );
+        }
+        let _ = writeln!(s, "        default: {{}}");
+        let _ = writeln!(s, "    }}");
+        let _ = writeln!(s, "    return r;");
+        let _ = writeln!(s, "}}");
+    }
+    s
+}
+
+fn cl_constants(tables: &[(&str, Vec<DeviceOp>)]) -> String {
+    let mut s = String::new();
+    for (_, ops) in tables {
+        for op in ops {
+            let _ = writeln!(s, "#define {} {}u", op.constant, op.code);
+        }
+    }
+    s
+}
+
+fn cl_dispatch(tables: &[(&str, Vec<DeviceOp>)]) -> String {
+    let mut s = String::new();
+    for Dispatched {
+        table,
+        args,
+        cl_params,
+        ..
+    } in DISPATCHED
+    {
+        let _ = writeln!(s, "inline float apply_{table}(uint op, {cl_params}) {{");
+        let _ = writeln!(s, "    switch (op) {{");
+        for op in table_ops(tables, table) {
+            let _ = writeln!(
+                s,
+                "        case {}: return {table}_{}({args});",
+                op.constant, op.name
+            );
+        }
+        let _ = writeln!(s, "        default: return NAN;");
+        let _ = writeln!(s, "    }}");
+        let _ = writeln!(s, "}}");
+    }
+    s
 }
 
 /// Parses and validates one shader, printing what is wrong.

@@ -28,14 +28,14 @@
 #define ROW_GROUP 64
 
 // Tree reduction of one float per work-item over a ROW_GROUP-wide group;
-// every work-item gets the result. `op` 0 sums, 1 takes the maximum.
+// every work-item gets the result. `op` REDUCE_SUM sums, REDUCE_MAX takes the maximum.
 inline float group_reduce(__local float* scratch, float v, uint op) {
     const uint li = get_local_id(0);
     scratch[li] = v;
     barrier(CLK_LOCAL_MEM_FENCE);
     for (uint s = ROW_GROUP / 2; s > 0; s >>= 1) {
         if (li < s) {
-            scratch[li] = op == 0 ? scratch[li] + scratch[li + s] : fmax(scratch[li], scratch[li + s]);
+            scratch[li] = op == REDUCE_SUM ? scratch[li] + scratch[li + s] : fmax(scratch[li], scratch[li + s]);
         }
         barrier(CLK_LOCAL_MEM_FENCE);
     }

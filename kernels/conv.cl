@@ -32,7 +32,7 @@ __kernel void conv2d(__global const T* x, __global const T* w, __global T* out,
     ST(out, i, acc);
 }
 
-// Pooling over planes (N*C of them) with a square window; op 0 max, 1 average.
+// Pooling over planes (N*C of them) with a square window; op POOL_MAX or POOL_AVG.
 __kernel void pool2d(__global const T* x, __global T* out, uint planes, uint height, uint width,
                      uint oh, uint ow, uint window, uint stride, uint op) {
     const uint i = get_global_id(0);
@@ -42,14 +42,14 @@ __kernel void pool2d(__global const T* x, __global T* out, uint planes, uint hei
     const uint ox = i % ow;
     const uint oy = (i / ow) % oh;
     const uint plane = i / (ow * oh);
-    float acc = op == 0 ? -INFINITY : 0.0f;
+    float acc = op == POOL_MAX ? -INFINITY : 0.0f;
     for (uint ky = 0; ky < window; ky++) {
         for (uint kx = 0; kx < window; kx++) {
             const float v = LD(x, (plane * height + oy * stride + ky) * width + ox * stride + kx);
-            acc = op == 0 ? fmax(acc, v) : acc + v;
+            acc = op == POOL_MAX ? fmax(acc, v) : acc + v;
         }
     }
-    if (op == 1) {
+    if (op == POOL_AVG) {
         acc /= (float)(window * window);
     }
     ST(out, i, acc);

@@ -1,30 +1,19 @@
 // Element-wise kernels, one work-item per element.
 
-// op: 0 relu, 1 gelu (tanh approximation), 2 exp.
+// op: a UNARY_* code; the expressions are in ops.cl.
 __kernel void unary(__global const T* x, __global T* out, uint n, uint op) {
     const uint i = get_global_id(0);
     if (i >= n) {
         return;
     }
-    const float v = LD(x, i);
-    float r;
-    if (op == 0) {
-        r = fmax(v, 0.0f);
-    } else if (op == 1) {
-        r = 0.5f * v * (1.0f + tanh(0.7978845608f * (v + 0.044715f * v * v * v)));
-    } else {
-        r = exp(v);
-    }
-    ST(out, i, r);
+    ST(out, i, apply_unary(op, LD(x, i)));
 }
 
-// op: 0 add, 1 mul.
+// op: a BINARY_* code.
 __kernel void binary(__global const T* a, __global const T* b, __global T* out, uint n, uint op) {
     const uint i = get_global_id(0);
     if (i >= n) {
         return;
     }
-    const float x = LD(a, i);
-    const float y = LD(b, i);
-    ST(out, i, op == 0 ? x + y : x * y);
+    ST(out, i, apply_binary(op, LD(a, i), LD(b, i)));
 }

@@ -1,17 +1,17 @@
 // Kernels that reduce along an axis, one work-group of ROW_GROUP work-items
 // per output (reduce) or per row (softmax, layer norm).
 
-// x viewed as [outer, len, inner], reduced along len; op 0 sum, 1 max.
+// x viewed as [outer, len, inner], reduced along len; op REDUCE_SUM or REDUCE_MAX.
 __kernel __attribute__((reqd_work_group_size(ROW_GROUP, 1, 1)))
 void reduce(__global const T* x, __global T* out, uint outer, uint len, uint inner, uint op) {
     __local float scratch[ROW_GROUP];
     const uint o = get_group_id(0);
     const uint li = get_local_id(0);
     const uint base = (o / inner) * len * inner + o % inner;
-    float acc = op == 0 ? 0.0f : -INFINITY;
+    float acc = op == REDUCE_SUM ? 0.0f : -INFINITY;
     for (uint j = li; j < len; j += ROW_GROUP) {
         const float v = LD(x, base + j * inner);
-        acc = op == 0 ? acc + v : fmax(acc, v);
+        acc = op == REDUCE_SUM ? acc + v : fmax(acc, v);
     }
     acc = group_reduce(scratch, acc, op);
     if (li == 0) {

@@ -13,7 +13,7 @@ struct Params {
     ow: u32,
     window: u32,
     stride: u32,
-    op: u32,       // 0 max, 1 average
+    op: u32,       // POOL_MAX or POOL_AVG
     groups_x: u32,
     pad0: u32,
     pad1: u32,
@@ -34,20 +34,20 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
     let oy = (i / p.ow) % p.oh;
     let plane = i / (p.ow * p.oh);
     var acc = 0.0;
-    if (p.op == 0u) {
+    if (p.op == POOL_MAX) {
         acc = -3.4028235e38;
     }
     for (var ky = 0u; ky < p.window; ky++) {
         for (var kx = 0u; kx < p.window; kx++) {
             let v = f32(x[(plane * p.height + oy * p.stride + ky) * p.width + ox * p.stride + kx]);
-            if (p.op == 0u) {
+            if (p.op == POOL_MAX) {
                 acc = max(acc, v);
             } else {
                 acc += v;
             }
         }
     }
-    if (p.op == 1u) {
+    if (p.op == POOL_AVG) {
         acc = acc / f32(p.window * p.window);
     }
     out[i] = T(acc);

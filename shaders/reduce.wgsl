@@ -14,7 +14,7 @@ struct Params {
     outer: u32,
     n: u32,
     inner: u32,
-    op: u32,      // 0 sum, 1 max
+    op: u32,      // REDUCE_SUM or REDUCE_MAX
     groups_x: u32,
     chunks: u32,  // `partial` only
     pad1: u32,
@@ -28,14 +28,14 @@ struct Params {
 var<workgroup> partial_results: array<f32, 256>;
 
 fn combine(u: f32, v: f32) -> f32 {
-    if (p.op == 0u) {
+    if (p.op == REDUCE_SUM) {
         return u + v;
     }
     return max(u, v);
 }
 
 fn identity() -> f32 {
-    if (p.op == 1u) {
+    if (p.op == REDUCE_MAX) {
         return -3.4028235e38;
     }
     return 0.0;

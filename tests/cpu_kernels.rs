@@ -48,10 +48,10 @@ proptest! {
         let a = rng.input(shape.clone());
         let b = rng.input(shape.clone());
         let out = Input::zeros(&shape);
-        for op in [UnaryOp::Relu, UnaryOp::Gelu, UnaryOp::Exp] {
+        for &op in UnaryOp::ALL {
             check_all(&Kernel::Unary(op), &[a.clone(), out.clone()], &FLOATS)?;
         }
-        for op in [BinaryOp::Add, BinaryOp::Mul] {
+        for &op in BinaryOp::ALL {
             check_all(&Kernel::Binary(op), &[a.clone(), b.clone(), out.clone()], &FLOATS)?;
         }
     }
@@ -64,7 +64,7 @@ proptest! {
         let mut reduced = shape.clone();
         reduced.remove(axis);
         if reduced.is_empty() { reduced.push(1); }
-        for op in [ReduceOp::Sum, ReduceOp::Max] {
+        for &op in ReduceOp::ALL {
             check_all(&Kernel::Reduce { op, axis }, &[x.clone(), Input::zeros(&reduced)], &FLOATS)?;
         }
         check_all(&Kernel::Softmax, &[x.clone(), Input::zeros(&shape)], &FLOATS)?;
@@ -100,7 +100,7 @@ proptest! {
         };
         let mut rng = Rng(seed);
         let x = rng.input(vec![batch, c, h, w]);
-        for op in [PoolOp::Max, PoolOp::Avg] {
+        for &op in PoolOp::ALL {
             check_all(&Kernel::Pool2d { op, window, stride }, &[x.clone(), Input::zeros(&[batch, c, oh, ow])], &FLOATS)?;
         }
     }

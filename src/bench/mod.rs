@@ -11,4 +11,4 @@ pub use dense::{
 };
 pub use overhead::{overhead, OverheadMode, OverheadRun};
 pub use plot::bench_chart_svg;
-pub use table::{bench_case, measure, BenchCase, BenchRow, BENCH_KERNELS};
+pub use table::{bench_case, bench_kernels, measure, BenchCase, BenchRow};

@@ -12,30 +12,27 @@ use crate::unit::{Placement, UnitId};
 
 use super::spd_element;
 
-/// Kernels `xpu bench` knows how to size.
-pub const BENCH_KERNELS: [&str; 21] = [
-    "gemm",
-    "add",
-    "mul",
-    "relu",
-    "gelu",
-    "exp",
-    "sum",
-    "max",
-    "softmax",
-    "layer_norm",
-    "conv2d",
-    "max_pool2d",
-    "avg_pool2d",
-    "resize",
-    "gaussian_blur",
-    "sobel",
-    "rgb_to_gray",
-    "threshold",
-    "potrf",
-    "trsm",
-    "syrk",
-];
+/// Kernels `xpu bench` knows how to size: the element-wise, reduction and
+/// pooling ops come from their tables, so a new op is benchmarked at once.
+pub fn bench_kernels() -> Vec<&'static str> {
+    let mut names = vec!["gemm"];
+    names.extend(BinaryOp::ALL.iter().map(|op| op.name()));
+    names.extend(UnaryOp::ALL.iter().map(|op| op.name()));
+    names.extend(ReduceOp::ALL.iter().map(|op| op.name()));
+    names.extend(["softmax", "layer_norm", "conv2d"]);
+    names.extend(PoolOp::ALL.iter().map(|op| op.name()));
+    names.extend([
+        "resize",
+        "gaussian_blur",
+        "sobel",
+        "rgb_to_gray",
+        "threshold",
+        "potrf",
+        "trsm",
+        "syrk",
+    ]);
+    names
+}
 
 /// Fills argument `arg` at flat index `e` of an argument whose rows have `n` elements.
 type Fill = fn(usize, usize, usize) -> f64;
@@ -82,45 +79,18 @@ pub fn bench_case(name: &str, size: usize, dtype: DType) -> Result<BenchCase> {
     let sq = vec![s, s];
     let q = (s / 4).max(2);
     let image = |c: usize| if c == 1 { vec![s, s] } else { vec![s, s, c] };
-    let (kernel, shapes, fill): (Kernel, Vec<Vec<usize>>, Fill) = match name {
-        "gemm" => (Kernel::gemm(), vec![sq.clone(); 3], pattern),
-        "add" => (Kernel::Binary(BinaryOp::Add), vec![sq.clone(); 3], pattern),
-        "mul" => (Kernel::Binary(BinaryOp::Mul), vec![sq.clone(); 3], pattern),
-        "relu" => (Kernel::Unary(UnaryOp::Relu), vec![sq.clone(); 2], pattern),
-        "gelu" => (Kernel::Unary(UnaryOp::Gelu), vec![sq.clone(); 2], pattern),
-        "exp" => (Kernel::Unary(UnaryOp::Exp), vec![sq.clone(); 2], pattern),
-        "sum" | "max" => {
-            let op = if name == "sum" {
-                ReduceOp::Sum
-            } else {
-                ReduceOp::Max
-            };
+    let (kernel, shapes, fill): (Kernel, Vec<Vec<usize>>, Fill) =
+        if let Some(op) = BinaryOp::from_name(name) {
+            (Kernel::Binary(op), vec![sq.clone(); 3], pattern)
+        } else if let Some(op) = UnaryOp::from_name(name) {
+            (Kernel::Unary(op), vec![sq.clone(); 2], pattern)
+        } else if let Some(op) = ReduceOp::from_name(name) {
             (
                 Kernel::Reduce { op, axis: 1 },
                 vec![sq.clone(), vec![s]],
                 pattern,
             )
-        }
-        "softmax" => (Kernel::Softmax, vec![sq.clone(); 2], pattern),
-        "layer_norm" => (
-            Kernel::LayerNorm { eps: 1e-5 },
-            vec![sq.clone(), vec![s], vec![s], sq.clone()],
-            pattern,
-        ),
-        "conv2d" => (
-            Kernel::Conv2d {
-                stride: 1,
-                padding: 1,
-            },
-            vec![vec![1, 16, q, q], vec![32, 16, 3, 3], vec![1, 32, q, q]],
-            pattern,
-        ),
-        "max_pool2d" | "avg_pool2d" => {
-            let op = if name == "max_pool2d" {
-                PoolOp::Max
-            } else {
-                PoolOp::Avg
-            };
+        } else if let Some(op) = PoolOp::from_name(name) {
             let half = (q / 2).max(1);
             (
                 Kernel::Pool2d {
@@ -131,37 +101,50 @@ pub fn bench_case(name: &str, size: usize, dtype: DType) -> Result<BenchCase> {
                 vec![vec![1, 16, 2 * half, 2 * half], vec![1, 16, half, half]],
                 pattern,
             )
-        }
-        "resize" => (
-            Kernel::Resize,
-            vec![image(3), vec![s / 2, s / 2, 3]],
-            pixels,
-        ),
-        "gaussian_blur" => (
-            Kernel::GaussianBlur { sigma: 1.5 },
-            vec![image(3), image(3)],
-            pixels,
-        ),
-        "sobel" => (Kernel::Sobel, vec![image(1), image(1)], pixels),
-        "rgb_to_gray" => (Kernel::RgbToGray, vec![image(3), image(1)], pixels),
-        "threshold" => (
-            Kernel::Threshold {
-                value: 0.5,
-                max: 1.0,
-            },
-            vec![image(1), image(1)],
-            pixels,
-        ),
-        "potrf" => (Kernel::Potrf, vec![sq.clone()], cholesky_tiles),
-        "trsm" => (Kernel::Trsm, vec![sq.clone(); 2], cholesky_tiles),
-        "syrk" => (Kernel::Syrk, vec![sq.clone(); 2], cholesky_tiles),
-        other => {
-            return Err(Error::Config(format!(
-                "no benchmark for kernel `{other}` (known: {})",
-                BENCH_KERNELS.join(", ")
-            )))
-        }
-    };
+        } else {
+            let case: (Kernel, Vec<Vec<usize>>, Fill) = match name {
+                "gemm" => (Kernel::gemm(), vec![sq.clone(); 3], pattern),
+                "softmax" => (Kernel::Softmax, vec![sq.clone(); 2], pattern),
+                "layer_norm" => (
+                    Kernel::LayerNorm { eps: 1e-5 },
+                    vec![sq.clone(), vec![s], vec![s], sq.clone()],
+                    pattern,
+                ),
+                "conv2d" => (
+                    Kernel::Conv2d {
+                        stride: 1,
+                        padding: 1,
+                    },
+                    vec![vec![1, 16, q, q], vec![32, 16, 3, 3], vec![1, 32, q, q]],
+                    pattern,
+                ),
+                "resize" => (
+                    Kernel::Resize,
+                    vec![image(3), vec![s / 2, s / 2, 3]],
+                    pixels,
+                ),
+                "gaussian_blur" => (
+                    Kernel::GaussianBlur { sigma: 1.5 },
+                    vec![image(3), image(3)],
+                    pixels,
+                ),
+                "sobel" => (Kernel::Sobel, vec![image(1), image(1)], pixels),
+                "rgb_to_gray" => (Kernel::RgbToGray, vec![image(3), image(1)], pixels),
+                "threshold" => (
+                    Kernel::Threshold {
+                        value: 0.5,
+                        max: 1.0,
+                    },
+                    vec![image(1), image(1)],
+                    pixels,
+                ),
+                "potrf" => (Kernel::Potrf, vec![sq.clone()], cholesky_tiles),
+                "trsm" => (Kernel::Trsm, vec![sq.clone(); 2], cholesky_tiles),
+                "syrk" => (Kernel::Syrk, vec![sq.clone(); 2], cholesky_tiles),
+                other => return Err(unknown(other)),
+            };
+            case
+        };
     Ok(BenchCase {
         kernel,
         shapes,
@@ -169,6 +152,13 @@ pub fn bench_case(name: &str, size: usize, dtype: DType) -> Result<BenchCase> {
         size,
         fill,
     })
+}
+
+fn unknown(name: &str) -> Error {
+    Error::Config(format!(
+        "no benchmark for kernel `{name}` (known: {})",
+        bench_kernels().join(", ")
+    ))
 }
 
 /// One row of the benchmark table.

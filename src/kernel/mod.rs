@@ -8,6 +8,9 @@
 use std::sync::Arc;
 
 mod check;
+mod ops;
+
+pub use ops::{BinaryOp, PoolOp, ReduceOp, UnaryOp};
 
 use crate::backend::Arg;
 use crate::dtype::DType;
@@ -39,76 +42,6 @@ impl Mode {
             Mode::Read => "R",
             Mode::Write => "W",
             Mode::ReadWrite => "RW",
-        }
-    }
-}
-
-/// Element-wise function of one tensor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnaryOp {
-    Relu,
-    Gelu,
-    Exp,
-}
-
-/// Element-wise function of two tensors of the same shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BinaryOp {
-    Add,
-    Mul,
-}
-
-/// Reduction along one axis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReduceOp {
-    Sum,
-    Max,
-}
-
-/// Pooling window function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PoolOp {
-    Max,
-    Avg,
-}
-
-impl UnaryOp {
-    /// The op's number in the device kernels (`shaders/`, `kernels/`).
-    pub fn code(self) -> u32 {
-        match self {
-            UnaryOp::Relu => 0,
-            UnaryOp::Gelu => 1,
-            UnaryOp::Exp => 2,
-        }
-    }
-}
-
-impl BinaryOp {
-    /// The op's number in the device kernels.
-    pub fn code(self) -> u32 {
-        match self {
-            BinaryOp::Add => 0,
-            BinaryOp::Mul => 1,
-        }
-    }
-}
-
-impl ReduceOp {
-    /// The op's number in the device kernels.
-    pub fn code(self) -> u32 {
-        match self {
-            ReduceOp::Sum => 0,
-            ReduceOp::Max => 1,
-        }
-    }
-}
-
-impl PoolOp {
-    /// The op's number in the device kernels.
-    pub fn code(self) -> u32 {
-        match self {
-            PoolOp::Max => 0,
-            PoolOp::Avg => 1,
         }
     }
 }
@@ -309,26 +242,13 @@ impl Kernel {
         match self {
             Kernel::Noop => "noop",
             Kernel::Gemm { .. } => "gemm",
-            Kernel::Unary(UnaryOp::Relu) => "relu",
-            Kernel::Unary(UnaryOp::Gelu) => "gelu",
-            Kernel::Unary(UnaryOp::Exp) => "exp",
-            Kernel::Binary(BinaryOp::Add) => "add",
-            Kernel::Binary(BinaryOp::Mul) => "mul",
-            Kernel::Reduce {
-                op: ReduceOp::Sum, ..
-            } => "sum",
-            Kernel::Reduce {
-                op: ReduceOp::Max, ..
-            } => "max",
+            Kernel::Unary(op) => op.name(),
+            Kernel::Binary(op) => op.name(),
+            Kernel::Reduce { op, .. } => op.name(),
             Kernel::Softmax => "softmax",
             Kernel::LayerNorm { .. } => "layer_norm",
             Kernel::Conv2d { .. } => "conv2d",
-            Kernel::Pool2d {
-                op: PoolOp::Max, ..
-            } => "max_pool2d",
-            Kernel::Pool2d {
-                op: PoolOp::Avg, ..
-            } => "avg_pool2d",
+            Kernel::Pool2d { op, .. } => op.name(),
             Kernel::Resize => "resize",
             Kernel::GaussianBlur { .. } => "gaussian_blur",
             Kernel::Sobel => "sobel",
@@ -394,8 +314,9 @@ impl Kernel {
                 let (m, k) = gemm_dims(shapes[0], *trans_a);
                 2.0 * m as f64 * k as f64 * shapes[2][1] as f64
             }
-            Kernel::Unary(UnaryOp::Gelu) => 8.0 * n(0),
-            Kernel::Unary(_) | Kernel::Binary(_) | Kernel::Reduce { .. } => n(0),
+            Kernel::Unary(op) => op.flops_per_element() * n(0),
+            Kernel::Binary(op) => op.flops_per_element() * n(0),
+            Kernel::Reduce { op, .. } => op.flops_per_element() * n(0),
             Kernel::Softmax => 4.0 * n(0),
             Kernel::LayerNorm { .. } => 8.0 * n(0),
             Kernel::Conv2d { .. } => {

@@ -96,6 +96,8 @@ pub fn reference(kernel: &Kernel, args: &[Input]) -> Vec<f64> {
                     UnaryOp::Relu => v.max(0.0),
                     UnaryOp::Gelu => gelu(v),
                     UnaryOp::Exp => v.exp(),
+                    UnaryOp::Tanh => v.tanh(),
+                    UnaryOp::Sigmoid => 1.0 / (1.0 + (-v).exp()),
                 };
             }
         }

@@ -22,10 +22,10 @@ pub fn tensor_kernels(check: &dyn Fn(&Kernel, &[Input])) {
         let a = ramp(&shape, 4.0);
         let b = ramp(&shape, -2.0);
         let out = Input::zeros(&shape);
-        for op in [UnaryOp::Relu, UnaryOp::Gelu, UnaryOp::Exp] {
+        for &op in UnaryOp::ALL {
             check(&Kernel::Unary(op), &[a.clone(), out.clone()]);
         }
-        for op in [BinaryOp::Add, BinaryOp::Mul] {
+        for &op in BinaryOp::ALL {
             check(&Kernel::Binary(op), &[a.clone(), b.clone(), out.clone()]);
         }
         for axis in 0..shape.len() {
@@ -34,7 +34,7 @@ pub fn tensor_kernels(check: &dyn Fn(&Kernel, &[Input])) {
             if reduced.is_empty() {
                 reduced.push(1);
             }
-            for op in [ReduceOp::Sum, ReduceOp::Max] {
+            for &op in ReduceOp::ALL {
                 check(
                     &Kernel::Reduce { op, axis },
                     &[a.clone(), Input::zeros(&reduced)],
@@ -58,7 +58,7 @@ pub fn long_reductions(check: &dyn Fn(&Kernel, &[Input])) {
         (vec![3, 20_000], 1, vec![3]),
         (vec![17_000, 2], 0, vec![2]),
     ] {
-        for op in [ReduceOp::Sum, ReduceOp::Max] {
+        for &op in ReduceOp::ALL {
             check(
                 &Kernel::Reduce { op, axis },
                 &[ramp(&shape, 1.0), Input::zeros(&reduced)],
@@ -91,7 +91,7 @@ pub fn conv_and_pooling(check: &dyn Fn(&Kernel, &[Input])) {
             Input::zeros(&[1, 3, 4, 3]),
         ],
     );
-    for op in [PoolOp::Max, PoolOp::Avg] {
+    for &op in PoolOp::ALL {
         check(
             &Kernel::Pool2d {
                 op,

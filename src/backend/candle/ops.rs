@@ -54,6 +54,8 @@ pub(super) fn run(kernel: &Kernel, t: &[Tensor], out_shape: &[usize]) -> Result<
                 // candle's gelu is the tanh approximation, as everywhere here.
                 UnaryOp::Gelu => x.gelu(),
                 UnaryOp::Exp => x.exp(),
+                UnaryOp::Tanh => x.tanh(),
+                UnaryOp::Sigmoid => x.neg()?.exp()?.affine(1.0, 1.0)?.recip(),
             }
         }
         Kernel::Binary(op) => {

@@ -39,6 +39,11 @@ pub(super) fn unary<F: Float>(op: UnaryOp, x: &[F], out: &mut [F], threads: usiz
                 .for_each(|(o, &v)| *o = if v > F::zero() { v } else { F::zero() }),
             UnaryOp::Gelu => out.iter_mut().zip(x).for_each(|(o, &v)| *o = gelu(v)),
             UnaryOp::Exp => out.iter_mut().zip(x).for_each(|(o, &v)| *o = v.exp()),
+            UnaryOp::Tanh => out.iter_mut().zip(x).for_each(|(o, &v)| *o = v.tanh()),
+            UnaryOp::Sigmoid => out
+                .iter_mut()
+                .zip(x)
+                .for_each(|(o, &v)| *o = F::one() / (F::one() + (-v).exp())),
         }
     });
 }

@@ -4,7 +4,8 @@ use crate::backend::Arg;
 use crate::error::{Error, Result};
 use crate::kernel::{blur_radius, gaussian_taps, gemm_dims, reduce_extents, Kernel};
 
-/// A shader entry point.
+/// A shader entry point. Sources are the shaders of `shaders/` as
+/// `build.rs` composed them with the op tables' generated code.
 #[derive(Clone, Copy)]
 pub(super) struct Shader {
     /// Cache key: file and entry point.
@@ -17,29 +18,37 @@ const fn shader(key: &'static str, source: &'static str, entry: &'static str) ->
     Shader { key, source, entry }
 }
 
-const GEMM: Shader = shader("gemm", include_str!("../../../shaders/gemm.wgsl"), "main");
-const GEMM_ALIGNED: Shader = shader(
-    "gemm_aligned",
-    include_str!("../../../shaders/gemm_aligned.wgsl"),
+const GEMM: Shader = shader(
+    "gemm",
+    include_str!(concat!(env!("OUT_DIR"), "/shaders/gemm.wgsl")),
     "main",
 );
-const UNARY: Shader = shader("unary", include_str!("../../../shaders/unary.wgsl"), "main");
+const GEMM_ALIGNED: Shader = shader(
+    "gemm_aligned",
+    include_str!(concat!(env!("OUT_DIR"), "/shaders/gemm_aligned.wgsl")),
+    "main",
+);
+const UNARY: Shader = shader(
+    "unary",
+    include_str!(concat!(env!("OUT_DIR"), "/shaders/unary.wgsl")),
+    "main",
+);
 const UNARY_VEC4: Shader = shader(
     "unary_vec4",
-    include_str!("../../../shaders/unary_vec4.wgsl"),
+    include_str!(concat!(env!("OUT_DIR"), "/shaders/unary_vec4.wgsl")),
     "main",
 );
 const BINARY_VEC4: Shader = shader(
     "binary_vec4",
-    include_str!("../../../shaders/binary_vec4.wgsl"),
+    include_str!(concat!(env!("OUT_DIR"), "/shaders/binary_vec4.wgsl")),
     "main",
 );
 const BINARY: Shader = shader(
     "binary",
-    include_str!("../../../shaders/binary.wgsl"),
+    include_str!(concat!(env!("OUT_DIR"), "/shaders/binary.wgsl")),
     "main",
 );
-const REDUCE_SOURCE: &str = include_str!("../../../shaders/reduce.wgsl");
+const REDUCE_SOURCE: &str = include_str!(concat!(env!("OUT_DIR"), "/shaders/reduce.wgsl"));
 const REDUCE: Shader = shader("reduce", REDUCE_SOURCE, "main");
 const REDUCE_PARTIAL: Shader = shader("reduce/partial", REDUCE_SOURCE, "partial");
 
@@ -51,25 +60,25 @@ const FEW_OUTPUTS: usize = 256;
 const STRETCH: usize = 4_096;
 const SOFTMAX: Shader = shader(
     "softmax",
-    include_str!("../../../shaders/softmax.wgsl"),
+    include_str!(concat!(env!("OUT_DIR"), "/shaders/softmax.wgsl")),
     "main",
 );
 const LAYER_NORM: Shader = shader(
     "layer_norm",
-    include_str!("../../../shaders/layer_norm.wgsl"),
+    include_str!(concat!(env!("OUT_DIR"), "/shaders/layer_norm.wgsl")),
     "main",
 );
 const CONV2D: Shader = shader(
     "conv2d",
-    include_str!("../../../shaders/conv2d.wgsl"),
+    include_str!(concat!(env!("OUT_DIR"), "/shaders/conv2d.wgsl")),
     "main",
 );
 const POOL2D: Shader = shader(
     "pool2d",
-    include_str!("../../../shaders/pool2d.wgsl"),
+    include_str!(concat!(env!("OUT_DIR"), "/shaders/pool2d.wgsl")),
     "main",
 );
-const IMAGE: &str = include_str!("../../../shaders/image.wgsl");
+const IMAGE: &str = include_str!(concat!(env!("OUT_DIR"), "/shaders/image.wgsl"));
 const RESIZE: Shader = shader("image/resize", IMAGE, "resize");
 const BLUR: Shader = shader("image/blur", IMAGE, "blur");
 const SOBEL: Shader = shader("image/sobel", IMAGE, "sobel");

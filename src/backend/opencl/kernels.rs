@@ -6,8 +6,10 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernel::{blur_radius, gaussian_taps, gemm_dims, reduce_extents, Kernel};
 
-/// Prepended to every program: element types and shared helpers.
-const COMMON: &str = include_str!("../../../kernels/common.cl");
+/// Prepended to every program: the op-code constants, element types and
+/// shared helpers (`kernels/common.cl`), the element-wise expressions
+/// (`kernels/ops.cl`) and their dispatch, as `build.rs` composed them.
+const COMMON: &str = include_str!(concat!(env!("OUT_DIR"), "/kernels/prelude.cl"));
 
 /// One `.cl` file; built once per element type it serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,7 +1,7 @@
 //! `xpu bench`: kernel x unit x size tables, and whole DAGs.
 
 use clap::Args;
-use xpu::bench::{self, BenchRow, BENCH_KERNELS};
+use xpu::bench::{self, bench_kernels, BenchRow};
 use xpu::{DType, Error, Runtime, UnitId, UnitKind};
 
 use crate::report::progress;
@@ -177,7 +177,7 @@ fn select_units(rt: &Runtime, names: &[String]) -> xpu::Result<Vec<UnitId>> {
 fn kernel_table(rt: &Runtime, args: &BenchArgs) -> xpu::Result<()> {
     let units = select_units(rt, &args.unit)?;
     let kernels: Vec<String> = if args.kernel.iter().any(|k| k == "all") {
-        BENCH_KERNELS.iter().map(|s| s.to_string()).collect()
+        bench_kernels().iter().map(|s| s.to_string()).collect()
     } else {
         args.kernel.clone()
     };

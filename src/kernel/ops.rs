@@ -1,0 +1,116 @@
+//! The op tables of the element-wise, reduction and pooling kernels: for
+//! each op its stable name, its code (its place in the table) and its
+//! FLOPs per output element, defined once here.
+//!
+//! Everything else follows from these tables: `build.rs` (which includes
+//! this file) generates the op-code constants and the dispatch functions of
+//! the WGSL shaders and OpenCL kernels, and fails the build when
+//! `shaders/ops.wgsl` or `kernels/ops.cl` lacks an op's expression; the CPU
+//! and candle backends match on the ops exhaustively; the kernel tests and
+//! the bench table iterate `ALL`. Adding an element-wise op is one line
+//! here plus one expression per device language.
+//!
+//! ```
+//! use xpu::UnaryOp;
+//! assert_eq!(UnaryOp::from_name("tanh"), Some(UnaryOp::Tanh));
+//! assert_eq!(UnaryOp::Tanh.code() as usize, UnaryOp::ALL.iter().position(|&o| o == UnaryOp::Tanh).unwrap());
+//! ```
+
+/// Declares an op enum with its table: names, codes, FLOPs per element.
+macro_rules! op_table {
+    (
+        $(#[$doc:meta])*
+        $name:ident {
+            $( $(#[$vdoc:meta])* $variant:ident = $text:literal, $flops:literal; )+
+        }
+    ) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $( $(#[$vdoc])* $variant, )+
+        }
+
+        impl $name {
+            /// Every op, in the order of their codes.
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The op's stable name (the name of its kernel).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $( $name::$variant => $text, )+
+                }
+            }
+
+            /// The variant as written in Rust (`Max`): device constants
+            /// are named after it (`POOL_MAX`).
+            pub const fn variant_name(self) -> &'static str {
+                match self {
+                    $( $name::$variant => stringify!($variant), )+
+                }
+            }
+
+            /// The op's number in the device kernels: its place in [`Self::ALL`].
+            pub const fn code(self) -> u32 {
+                self as u32
+            }
+
+            /// Floating-point operations per output element.
+            pub const fn flops_per_element(self) -> f64 {
+                match self {
+                    $( $name::$variant => $flops, )+
+                }
+            }
+
+            /// The op called `name`, if there is one.
+            pub fn from_name(name: &str) -> Option<$name> {
+                Self::ALL.iter().copied().find(|op| op.name() == name)
+            }
+        }
+    };
+}
+
+op_table! {
+    /// Element-wise function of one tensor.
+    UnaryOp {
+        /// `max(x, 0)`.
+        Relu = "relu", 1.0;
+        /// GELU, tanh approximation (GPT-2's).
+        Gelu = "gelu", 8.0;
+        /// `e^x`.
+        Exp = "exp", 1.0;
+        /// Hyperbolic tangent.
+        Tanh = "tanh", 1.0;
+        /// `1 / (1 + e^-x)`.
+        Sigmoid = "sigmoid", 3.0;
+    }
+}
+
+op_table! {
+    /// Element-wise function of two tensors of the same shape.
+    BinaryOp {
+        /// `a + b`.
+        Add = "add", 1.0;
+        /// `a * b`.
+        Mul = "mul", 1.0;
+    }
+}
+
+op_table! {
+    /// Reduction along one axis.
+    ReduceOp {
+        /// The sum.
+        Sum = "sum", 1.0;
+        /// The largest element.
+        Max = "max", 1.0;
+    }
+}
+
+op_table! {
+    /// Pooling window function.
+    PoolOp {
+        /// The largest element of the window.
+        Max = "max_pool2d", 1.0;
+        /// The mean of the window.
+        Avg = "avg_pool2d", 1.0;
+    }
+}
