@@ -1,23 +1,71 @@
 //! The op tables of the element-wise, reduction and pooling kernels: for
-//! each op its stable name, its code (its place in the table) and its
-//! FLOPs per output element, defined once here.
+//! each op its stable name, its code (its place in the table), its FLOPs
+//! per output element and, for element-wise ops, its host expression,
+//! defined once here.
 //!
 //! Everything else follows from these tables: `build.rs` (which includes
 //! this file) generates the op-code constants and the dispatch functions of
 //! the WGSL shaders and OpenCL kernels, and fails the build when
 //! `shaders/ops.wgsl` or `kernels/ops.cl` lacks an op's expression; the CPU
-//! and candle backends match on the ops exhaustively; the kernel tests and
-//! the bench table iterate `ALL`. Adding an element-wise op is one line
-//! here plus one expression per device language.
+//! backend runs `map`; the candle backend matches on the ops exhaustively;
+//! the kernel tests and the bench table iterate `ALL`. Adding an
+//! element-wise op is one line here plus one expression per device
+//! language (WGSL, OpenCL C, candle).
 //!
 //! ```
 //! use xpu::UnaryOp;
+//! let mut out = [0.0f32; 3];
+//! UnaryOp::Relu.map(&[-1.0, 0.5, 2.0], &mut out);
+//! assert_eq!(out, [0.0, 0.5, 2.0]);
 //! assert_eq!(UnaryOp::from_name("tanh"), Some(UnaryOp::Tanh));
 //! assert_eq!(UnaryOp::Tanh.code() as usize, UnaryOp::ALL.iter().position(|&o| o == UnaryOp::Tanh).unwrap());
 //! ```
 
-/// Declares an op enum with its table: names, codes, FLOPs per element.
+use num_traits::Float;
+
+/// Declares an op enum with its table: names, codes, FLOPs per element
+/// and, for element-wise ops, the host expression (`map`, generic over the
+/// float type, one loop per op so that each is vectorised).
 macro_rules! op_table {
+    (
+        $(#[$doc:meta])*
+        $name:ident ($a:ident) {
+            $( $(#[$vdoc:meta])* $variant:ident = $text:literal, $flops:literal, $body:expr; )+
+        }
+    ) => {
+        op_table! { $(#[$doc])* $name { $( $(#[$vdoc])* $variant = $text, $flops; )+ } }
+
+        impl $name {
+            /// Applies the op element by element: `out[i] = op(x[i])`.
+            pub fn map<F: Float>(self, x: &[F], out: &mut [F]) {
+                match self {
+                    $( $name::$variant => out.iter_mut().zip(x).for_each(|(o, &$a)| *o = $body), )+
+                }
+            }
+        }
+    };
+    (
+        $(#[$doc:meta])*
+        $name:ident ($a:ident, $b:ident) {
+            $( $(#[$vdoc:meta])* $variant:ident = $text:literal, $flops:literal, $body:expr; )+
+        }
+    ) => {
+        op_table! { $(#[$doc])* $name { $( $(#[$vdoc])* $variant = $text, $flops; )+ } }
+
+        impl $name {
+            /// Applies the op element by element: `out[i] = op(a[i], b[i])`.
+            pub fn map<F: Float>(self, a: &[F], b: &[F], out: &mut [F]) {
+                match self {
+                    $(
+                        $name::$variant => out
+                            .iter_mut()
+                            .zip(a.iter().zip(b))
+                            .for_each(|(o, (&$a, &$b))| *o = $body),
+                    )+
+                }
+            }
+        }
+    };
     (
         $(#[$doc:meta])*
         $name:ident {
@@ -69,29 +117,35 @@ macro_rules! op_table {
     };
 }
 
+/// A constant in the float type at hand.
+fn k<F: Float>(x: f64) -> F {
+    F::from(x).unwrap_or_else(F::nan)
+}
+
 op_table! {
     /// Element-wise function of one tensor.
-    UnaryOp {
+    UnaryOp(v) {
         /// `max(x, 0)`.
-        Relu = "relu", 1.0;
+        Relu = "relu", 1.0, v.max(F::zero());
         /// GELU, tanh approximation (GPT-2's).
-        Gelu = "gelu", 8.0;
+        Gelu = "gelu", 8.0,
+            v * k(0.5) * (((v + v * v * v * k(0.044_715)) * k(0.797_884_560_802_865_4)).tanh() + F::one());
         /// `e^x`.
-        Exp = "exp", 1.0;
+        Exp = "exp", 1.0, v.exp();
         /// Hyperbolic tangent.
-        Tanh = "tanh", 1.0;
+        Tanh = "tanh", 1.0, v.tanh();
         /// `1 / (1 + e^-x)`.
-        Sigmoid = "sigmoid", 3.0;
+        Sigmoid = "sigmoid", 3.0, ((-v).exp() + F::one()).recip();
     }
 }
 
 op_table! {
     /// Element-wise function of two tensors of the same shape.
-    BinaryOp {
+    BinaryOp(a, b) {
         /// `a + b`.
-        Add = "add", 1.0;
+        Add = "add", 1.0, a + b;
         /// `a * b`.
-        Mul = "mul", 1.0;
+        Mul = "mul", 1.0, a * b;
     }
 }
 
