@@ -119,6 +119,10 @@ pub enum Error {
     /// A unit is out of service because its device was lost.
     #[error("unit {unit} is down: {reason}")]
     UnitDown { unit: usize, reason: String },
+    /// A kernel spec (JSON) that names no built-in kernel or has a bad
+    /// parameter; `field` is the offending field.
+    #[error("kernel spec: field `{field}`: {what}")]
+    KernelSpec { field: String, what: String },
     /// A kernel found one of its arguments unusable (wrong dtype, not
     /// writable, on the wrong memory).
     #[error("argument {arg}{}: {what}", name_text(name))]

@@ -5,32 +5,19 @@ use std::time::Instant;
 
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kernel::{BinaryOp, Kernel, Mode, PoolOp, ReduceOp, UnaryOp};
+use crate::kernel::{spec_names, BinaryOp, Kernel, Mode, PoolOp, ReduceOp, UnaryOp};
 use crate::runtime::{Runtime, TaskOptions};
 use crate::tensor::Tensor;
 use crate::unit::{Placement, UnitId};
 
 use super::spd_element;
 
-/// Kernels `xpu bench` knows how to size: the element-wise, reduction and
-/// pooling ops come from their tables, so a new op is benchmarked at once.
+/// Kernels `xpu bench` knows how to size: every built-in kernel with a
+/// spec but `noop` (the element-wise, reduction and pooling ops come from
+/// their tables, so a new op is benchmarked at once).
 pub fn bench_kernels() -> Vec<&'static str> {
-    let mut names = vec!["gemm"];
-    names.extend(BinaryOp::ALL.iter().map(|op| op.name()));
-    names.extend(UnaryOp::ALL.iter().map(|op| op.name()));
-    names.extend(ReduceOp::ALL.iter().map(|op| op.name()));
-    names.extend(["softmax", "layer_norm", "conv2d"]);
-    names.extend(PoolOp::ALL.iter().map(|op| op.name()));
-    names.extend([
-        "resize",
-        "gaussian_blur",
-        "sobel",
-        "rgb_to_gray",
-        "threshold",
-        "potrf",
-        "trsm",
-        "syrk",
-    ]);
+    let mut names = spec_names();
+    names.retain(|n| *n != "noop");
     names
 }
 

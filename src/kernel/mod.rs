@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 mod check;
 mod ops;
+mod spec;
 
 pub use ops::{BinaryOp, PoolOp, ReduceOp, UnaryOp};
+pub use spec::spec_names;
 
 use crate::backend::Arg;
 use crate::dtype::DType;
