@@ -1,5 +1,7 @@
 //! The built-in kernel set: what each kernel takes, how it is checked at
-//! submission, and what it costs in FLOPs and bytes.
+//! submission (`check.rs`), what it costs in FLOPs and bytes, the op
+//! tables of the element-wise, reduction and pooling kernels (`ops.rs`),
+//! and kernels as JSON specs (`spec.rs`).
 //!
 //! A [`Kernel`] is a description, not code: each backend that supports it has
 //! its own implementation (see [`crate::backend`]). User kernels are
