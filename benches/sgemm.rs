@@ -4,7 +4,8 @@
 //! in "elements" = floating-point operations, so its elem/s are FLOP/s.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use xpu::backend::cpu::{core_count, gemm, GemmSpec};
+use xpu::backend::cpu::{gemm, GemmSpec};
+use xpu::host::core_count;
 use xpu::tiled::{self, TiledMatrix};
 use xpu::{DType, Placement, Runtime};
 

@@ -1,11 +1,12 @@
 //! Building a runtime: which backends and units, how much memory, which
-//! policy; discovery of the built-in device backends and the
-//! `XPU_REQUIRE_BACKENDS` check.
+//! policy, what to record; the `XPU_REQUIRE_BACKENDS` check. The built-in
+//! backends come from the registry ([`crate::backend::discover`]); this
+//! module names none of them.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::backend::cpu::CpuBackend;
-use crate::backend::{Backend, UnitMemory};
+use crate::backend::{self, Backend, BackendStatus, DiscoveryOptions, UnitMemory};
 use crate::error::{Error, Result};
 use crate::memory::MemoryManager;
 use crate::runtime::Runtime;
@@ -15,16 +16,6 @@ use crate::unit::{NodeId, UnitInfo, HOST};
 /// The records the profile keeps of each stream by default (see
 /// [`RuntimeBuilder::profile_capacity`]).
 pub const DEFAULT_PROFILE_CAPACITY: usize = 65_536;
-
-/// Whether a backend came up, and why not.
-#[derive(Debug, Clone)]
-pub struct BackendStatus {
-    pub name: String,
-    /// Units it provides (0 when unavailable).
-    pub units: usize,
-    /// Why it has no units, when it has none.
-    pub reason: Option<String>,
-}
 
 /// Configures and builds a [`Runtime`].
 ///
@@ -44,10 +35,7 @@ pub struct RuntimeBuilder {
     discovery: bool,
     profiling: bool,
     profile_capacity: usize,
-    #[cfg(feature = "opencl")]
-    opencl_units: Option<String>,
-    #[cfg(feature = "opencl")]
-    cache_dir: Option<std::path::PathBuf>,
+    options: DiscoveryOptions,
 }
 
 impl RuntimeBuilder {
@@ -63,28 +51,32 @@ impl RuntimeBuilder {
             discovery: true,
             profiling: true,
             profile_capacity: DEFAULT_PROFILE_CAPACITY,
-            #[cfg(feature = "opencl")]
-            opencl_units: None,
-            #[cfg(feature = "opencl")]
-            cache_dir: None,
+            options: DiscoveryOptions::default(),
         }
     }
 
     /// Which OpenCL devices become FPGA and NPU units, in the form of
     /// `XPU_OPENCL_UNITS` (which it overrides), e.g. `"fpga=0:0,npu=0:0"`.
-    /// Without it the rule of [`crate::backend::opencl`] decides.
-    #[cfg(feature = "opencl")]
+    /// Without it the rule of the OpenCL backend decides (see the README);
+    /// a build without the `opencl` feature ignores it.
     pub fn opencl_units(mut self, spec: impl Into<String>) -> Self {
-        self.opencl_units = Some(spec.into());
+        self.options.opencl_units = Some(spec.into());
         self
     }
 
     /// Where the runtime keeps its caches (compiled OpenCL programs).
     /// Default: `$XPU_CACHE_DIR`, else `$XDG_CACHE_HOME/xpu`, else
     /// `~/.cache/xpu`.
-    #[cfg(feature = "opencl")]
-    pub fn cache_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
-        self.cache_dir = Some(dir.into());
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.options.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// The memory of each GPU in bytes, where the device API does not tell
+    /// (wgpu does not): overrides `XPU_GPU_MEMORY` and the default (8 GiB,
+    /// 2 GiB for a software adapter).
+    pub fn gpu_memory(mut self, bytes: usize) -> Self {
+        self.options.gpu_memory = Some(bytes);
         self
     }
 
@@ -177,47 +169,11 @@ impl RuntimeBuilder {
     /// Fails if a backend named in `XPU_REQUIRE_BACKENDS` (comma-separated)
     /// has no unit.
     pub fn build(self) -> Result<Runtime> {
-        let cpu_units = self
-            .cpu_units
-            .unwrap_or_else(crate::backend::cpu::core_count);
-        if cpu_units == 0 {
-            return Err(Error::Config("at least one CPU unit is needed".into()));
-        }
-        let mut backends: Vec<Arc<dyn Backend>> = vec![Arc::new(CpuBackend::new(cpu_units))];
-        let mut unavailable = Vec::new();
-        if self.discovery {
-            match crate::backend::gpu::discover() {
-                Ok(gpu) => backends.push(gpu),
-                Err(reason) => unavailable.push(BackendStatus {
-                    name: "wgpu".into(),
-                    units: 0,
-                    reason: Some(reason),
-                }),
-            }
-            #[cfg(feature = "candle")]
-            match crate::backend::candle::discover() {
-                Ok(backend) => backends.push(backend),
-                Err(reason) => unavailable.push(BackendStatus {
-                    name: "candle".into(),
-                    units: 0,
-                    reason: Some(reason),
-                }),
-            }
-            #[cfg(feature = "opencl")]
-            {
-                use crate::backend::opencl;
-                let requests = opencl::unit_requests(self.opencl_units.as_deref())?;
-                let cache = self.cache_dir.clone().or_else(opencl::default_cache_dir);
-                match opencl::discover(requests.as_deref(), cache.as_deref()) {
-                    Ok(backend) => backends.push(backend),
-                    Err(reason) => unavailable.push(BackendStatus {
-                        name: "opencl".into(),
-                        units: 0,
-                        reason: Some(reason),
-                    }),
-                }
-            }
-        }
+        let cpu_units = self.cpu_units.unwrap_or_else(crate::host::core_count);
+        let backend::Discovery {
+            mut backends,
+            unavailable,
+        } = backend::discover(cpu_units, self.discovery, &self.options)?;
         backends.extend(self.extra);
         let recording = self.profiling.then_some(self.profile_capacity);
         let mut memory = MemoryManager::new(self.host_capacity, recording);
@@ -234,7 +190,7 @@ impl RuntimeBuilder {
             });
             for (local, d) in descs.into_iter().enumerate() {
                 let (node, memory_bytes) = match d.memory {
-                    UnitMemory::Host => (HOST, crate::backend::cpu::host_memory_bytes()),
+                    UnitMemory::Host => (HOST, crate::host::memory_bytes()),
                     UnitMemory::Device { index, capacity } => {
                         let cap = self.device_limit.map_or(capacity, |l| l.min(capacity));
                         let node = match device_nodes

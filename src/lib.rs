@@ -25,6 +25,7 @@ mod builder;
 pub mod dtype;
 pub mod error;
 mod graph;
+pub mod host;
 mod job;
 pub mod kernel;
 #[cfg(feature = "candle")]
@@ -41,8 +42,10 @@ pub mod unit;
 pub mod vision;
 mod worker;
 
-pub use backend::{Arg, ArgData, Backend, DeviceBuffer, UnitDesc, UnitMemory};
-pub use builder::{BackendStatus, RuntimeBuilder, DEFAULT_PROFILE_CAPACITY};
+pub use backend::{
+    Arg, ArgData, Backend, BackendStatus, DeviceBuffer, DiscoveryOptions, UnitDesc, UnitMemory,
+};
+pub use builder::{RuntimeBuilder, DEFAULT_PROFILE_CAPACITY};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use job::Job;

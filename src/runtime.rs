@@ -12,7 +12,8 @@ use parking_lot::{Condvar, Mutex};
 use smallvec::SmallVec;
 
 use crate::backend::Backend;
-use crate::builder::{BackendStatus, RuntimeBuilder};
+use crate::backend::BackendStatus;
+use crate::builder::RuntimeBuilder;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::graph::{self, Dispatch, TaskNode, UnitSet};

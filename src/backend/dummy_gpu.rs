@@ -1,11 +1,9 @@
 //! Stands in for the wgpu backend when the crate is built without the
 //! `wgpu` feature: discovery says so, and nothing else changes.
 
-use std::sync::Arc;
-
-use crate::backend::Backend;
+use super::registry::{Discovered, DiscoveryOptions};
 
 /// Always answers that the feature is off.
-pub fn discover() -> std::result::Result<Arc<dyn Backend>, String> {
-    Err("not compiled with the `wgpu` feature".into())
+pub fn discover_units(_options: &DiscoveryOptions) -> Discovered {
+    Ok(Err("not compiled in (feature `wgpu`)".into()))
 }

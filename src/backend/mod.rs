@@ -5,6 +5,11 @@
 //! download, and the kernels it supports. The runtime owns everything else:
 //! dependencies, placement, replicas, transfers, eviction and accounting.
 //!
+//! The built-in backends come up through one entry, [`discover`] (see
+//! `registry.rs`); each feature-gated backend has a stub twin
+//! (`dummy_*.rs`) that answers "not compiled in", so no call site needs a
+//! `cfg`.
+//!
 //! An embedder adds a unit kind of its own (a DSP, a new accelerator) by
 //! implementing [`Backend`] and registering it with
 //! [`RuntimeBuilder::backend`](crate::RuntimeBuilder::backend); see
@@ -12,14 +17,23 @@
 
 #[cfg(feature = "candle")]
 pub mod candle;
+#[cfg(not(feature = "candle"))]
+#[path = "dummy_candle.rs"]
+pub mod candle;
 pub mod cpu;
+#[cfg(feature = "wgpu")]
+pub mod gpu;
 #[cfg(not(feature = "wgpu"))]
 #[path = "dummy_gpu.rs"]
 pub mod gpu;
-#[cfg(feature = "wgpu")]
-pub mod gpu;
 #[cfg(feature = "opencl")]
 pub mod opencl;
+#[cfg(not(feature = "opencl"))]
+#[path = "dummy_opencl.rs"]
+pub mod opencl;
+mod registry;
+
+pub use registry::{discover, BackendStatus, Discovered, Discovery, DiscoveryOptions};
 
 use std::any::Any;
 

@@ -2,9 +2,10 @@
 
 use std::time::Instant;
 
-use crate::backend::cpu::{core_count, gemm, GemmElement, GemmSpec};
+use crate::backend::cpu::{gemm, GemmElement, GemmSpec};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
+use crate::host::core_count;
 use crate::runtime::Runtime;
 use crate::tiled::{self, TiledMatrix};
 use crate::unit::Placement;

@@ -28,7 +28,9 @@ use std::sync::Arc;
 use candle_core::{Device, Tensor};
 use parking_lot::Mutex;
 
-use crate::backend::{Arg, ArgData, Backend, DeviceBuffer, UnitDesc, UnitMemory};
+use crate::backend::{
+    Arg, ArgData, Backend, DeviceBuffer, Discovered, DiscoveryOptions, UnitDesc, UnitMemory,
+};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
@@ -78,13 +80,18 @@ pub struct CandleBackend {
     units: Vec<Unit>,
 }
 
+/// The candle backend for the registry (see [`crate::backend::discover`]).
+pub fn discover_units(_options: &DiscoveryOptions) -> Discovered {
+    Ok(discover().map(|b| b as Arc<dyn Backend>))
+}
+
 /// The candle units of this machine.
 pub fn discover() -> std::result::Result<Arc<CandleBackend>, String> {
     let capacity = std::env::var("XPU_CANDLE_MEMORY")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_MEMORY);
-    let cpu = crate::backend::cpu::cpu_model();
+    let cpu = crate::host::cpu_model();
     let units = [UnitKind::Tpu, UnitKind::Vpu, UnitKind::Lpu]
         .into_iter()
         .map(|kind| Unit {

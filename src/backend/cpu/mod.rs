@@ -18,37 +18,9 @@ pub use self::gemm::{gemm, GemmElement, GemmSpec};
 use crate::backend::{Arg, Backend, DeviceBuffer, UnitDesc, UnitMemory};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
+use crate::host;
 use crate::kernel::Kernel;
 use crate::unit::UnitKind;
-
-/// Number of cores the runtime may use.
-pub fn core_count() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// Total host RAM in bytes (`/proc/meminfo`), or 0 if unknown.
-pub fn host_memory_bytes() -> usize {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kb * 1024)
-        })
-        .unwrap_or(0)
-}
-
-pub(crate) fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
-}
 
 /// The host's cores as CPU units.
 pub struct CpuBackend {
@@ -62,8 +34,8 @@ impl CpuBackend {
     pub fn new(units: usize) -> CpuBackend {
         CpuBackend {
             units,
-            threads: (core_count() / units.max(1)).max(1),
-            model: cpu_model(),
+            threads: (host::core_count() / units.max(1)).max(1),
+            model: host::cpu_model(),
         }
     }
 

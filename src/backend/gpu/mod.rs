@@ -18,7 +18,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use wgpu::util::DeviceExt;
 
-use crate::backend::{Arg, Backend, DeviceBuffer, UnitDesc, UnitMemory};
+use crate::backend::{
+    Arg, Backend, DeviceBuffer, Discovered, DiscoveryOptions, UnitDesc, UnitMemory,
+};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
@@ -65,8 +67,15 @@ pub struct WgpuBackend {
     gpus: Vec<Gpu>,
 }
 
-/// Opens every adapter; returns the backend, or why there is none.
-pub fn discover() -> std::result::Result<Arc<dyn Backend>, String> {
+/// The wgpu backend for the registry (see [`crate::backend::discover`]).
+pub fn discover_units(options: &DiscoveryOptions) -> Discovered {
+    Ok(discover(options.gpu_memory))
+}
+
+/// Opens every adapter, with `memory` bytes per GPU where the API does not
+/// tell (else `XPU_GPU_MEMORY`, else a default); returns the backend, or
+/// why there is none.
+pub fn discover(memory: Option<usize>) -> std::result::Result<Arc<dyn Backend>, String> {
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
@@ -80,9 +89,11 @@ pub fn discover() -> std::result::Result<Arc<dyn Backend>, String> {
                 .into(),
         );
     }
-    let memory_override = std::env::var("XPU_GPU_MEMORY")
-        .ok()
-        .and_then(|v| v.parse().ok());
+    let memory_override = memory.or_else(|| {
+        std::env::var("XPU_GPU_MEMORY")
+            .ok()
+            .and_then(|v| v.parse().ok())
+    });
     let mut gpus = Vec::new();
     let mut problems = Vec::new();
     for adapter in adapters {

@@ -32,7 +32,9 @@ pub use self::units::{
     assign, kind_by_rule, parse_units, unit_requests, Assignment, DeviceListing, DeviceType,
     UnitRequest,
 };
-use crate::backend::{Arg, Backend, DeviceBuffer, UnitDesc, UnitMemory};
+use crate::backend::{
+    Arg, Backend, DeviceBuffer, Discovered, DiscoveryOptions, UnitDesc, UnitMemory,
+};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
@@ -194,6 +196,15 @@ pub struct OpenClBackend {
 /// Opens the devices `requests` name (or the rule picks when `None`) and
 /// caches programs under `cache_root` (no cache when `None`). Returns why
 /// there is no unit when there is none.
+/// The OpenCL backend for the registry (see [`crate::backend::discover`]):
+/// the unit list from the options (else `XPU_OPENCL_UNITS`, else the
+/// mapping rule), programs cached under the options' cache directory.
+pub fn discover_units(options: &DiscoveryOptions) -> Discovered {
+    let requests = unit_requests(options.opencl_units.as_deref())?;
+    let cache = options.cache_dir.clone().or_else(default_cache_dir);
+    Ok(discover(requests.as_deref(), cache.as_deref()).map(|b| b as Arc<dyn Backend>))
+}
+
 pub fn discover(
     requests: Option<&[UnitRequest]>,
     cache_root: Option<&Path>,
