@@ -17,6 +17,13 @@ use crate::unit::{NodeId, UnitInfo, HOST};
 /// [`RuntimeBuilder::profile_capacity`]).
 pub const DEFAULT_PROFILE_CAPACITY: usize = 65_536;
 
+impl Runtime {
+    /// A builder with the defaults: work-stealing, one CPU unit per core.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::new()
+    }
+}
+
 /// Configures and builds a [`Runtime`].
 ///
 /// ```
@@ -40,7 +47,7 @@ pub struct RuntimeBuilder {
 
 impl RuntimeBuilder {
     /// The defaults: work-stealing, one CPU unit per core, device discovery on.
-    pub(crate) fn new() -> RuntimeBuilder {
+    fn new() -> RuntimeBuilder {
         RuntimeBuilder {
             policy: Policy::default(),
             cpu_units: None,

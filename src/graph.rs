@@ -23,8 +23,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
-use crate::error::Error;
-use crate::job::JobState;
+use crate::error::{Error, Result};
 use crate::kernel::Kernel;
 use crate::tensor::Access;
 use crate::unit::UnitId;
@@ -99,6 +98,66 @@ impl FailureSlot {
         *v = failure;
     }
 }
+
+/// The state a job's tasks share (the public handle is [`crate::Job`]).
+pub(crate) struct JobState {
+    id: u64,
+    cancelled: AtomicBool,
+    /// The job's tasks, weakly: a finished task is freed as usual.
+    tasks: Mutex<Vec<Weak<TaskNode>>>,
+}
+
+impl JobState {
+    pub fn new() -> JobState {
+        JobState {
+            id: NEXT_JOB.fetch_add(1, Ordering::Relaxed),
+            cancelled: AtomicBool::new(false),
+            tasks: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Cancels every task not started and refuses later ones; returns how
+    /// many were dropped now.
+    pub fn cancel(&self) -> usize {
+        let tasks = {
+            let mut tasks = self.tasks.lock();
+            self.cancelled.store(true, Ordering::Release);
+            std::mem::take(&mut *tasks)
+        };
+        tasks
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|t| !t.is_done() && t.cancel())
+            .count()
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::Acquire)
+    }
+
+    /// Adds a task; refused once the job is cancelled.
+    pub fn enroll(&self, task: &Arc<TaskNode>) -> Result<()> {
+        let mut tasks = self.tasks.lock();
+        if self.is_cancelled() {
+            return Err(Error::Cancelled {
+                task: task.id,
+                cancelled_task: task.id,
+            });
+        }
+        // Forget finished tasks now and then, so a long job stays small.
+        if tasks.len() >= 64 && tasks.len().is_power_of_two() {
+            tasks.retain(|t| t.upgrade().is_some_and(|t| !t.is_done()));
+        }
+        tasks.push(Arc::downgrade(task));
+        Ok(())
+    }
+}
+
+static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
 
 /// A successor, and whether a failure of its predecessor fails it too
 /// (explicit edges) or only orders it (data edges: poison carries those).

@@ -10,46 +10,9 @@
 //! that the tasks ordered after it still run in submission order; only then
 //! does it end, without running, and release them.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use parking_lot::Mutex;
-
-use crate::error::{Error, Result};
-use crate::graph::TaskNode;
-
-static NEXT_JOB: AtomicU64 = AtomicU64::new(1);
-
-/// The state a job's tasks share.
-pub(crate) struct JobState {
-    id: u64,
-    cancelled: AtomicBool,
-    /// The job's tasks, weakly: a finished task is freed as usual.
-    tasks: Mutex<Vec<Weak<TaskNode>>>,
-}
-
-impl JobState {
-    pub fn is_cancelled(&self) -> bool {
-        self.cancelled.load(Ordering::Acquire)
-    }
-
-    /// Adds a task; refused once the job is cancelled.
-    pub fn enroll(&self, task: &Arc<TaskNode>) -> Result<()> {
-        let mut tasks = self.tasks.lock();
-        if self.is_cancelled() {
-            return Err(Error::Cancelled {
-                task: task.id,
-                cancelled_task: task.id,
-            });
-        }
-        // Forget finished tasks now and then, so a long job stays small.
-        if tasks.len() >= 64 && tasks.len().is_power_of_two() {
-            tasks.retain(|t| t.upgrade().is_some_and(|t| !t.is_done()));
-        }
-        tasks.push(Arc::downgrade(task));
-        Ok(())
-    }
-}
+use crate::graph::JobState;
 
 /// A group of tasks cancelled together.
 ///
@@ -83,17 +46,13 @@ impl Job {
     /// A new, empty job.
     pub fn new() -> Job {
         Job {
-            state: Arc::new(JobState {
-                id: NEXT_JOB.fetch_add(1, Ordering::Relaxed),
-                cancelled: AtomicBool::new(false),
-                tasks: Mutex::new(Vec::new()),
-            }),
+            state: Arc::new(JobState::new()),
         }
     }
 
     /// A unique id within the process.
     pub fn id(&self) -> u64 {
-        self.state.id
+        self.state.id()
     }
 
     /// Whether [`Job::cancel`] was called.
@@ -105,16 +64,7 @@ impl Job {
     /// submissions to it. Returns how many tasks were dropped now; running
     /// tasks finish and keep their results.
     pub fn cancel(&self) -> usize {
-        let tasks = {
-            let mut tasks = self.state.tasks.lock();
-            self.state.cancelled.store(true, Ordering::Release);
-            std::mem::take(&mut *tasks)
-        };
-        tasks
-            .iter()
-            .filter_map(Weak::upgrade)
-            .filter(|t| !t.is_done() && t.cancel())
-            .count()
+        self.state.cancel()
     }
 }
 
@@ -126,7 +76,7 @@ impl Default for Job {
 
 impl std::fmt::Debug for Job {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Job#{}", self.state.id)?;
+        write!(f, "Job#{}", self.state.id())?;
         if self.is_cancelled() {
             write!(f, " (cancelled)")?;
         }

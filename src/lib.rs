@@ -18,6 +18,43 @@
 //! assert!(out.iter().all(|&v| v == 32.0));
 //! # Ok::<(), xpu::Error>(())
 //! ```
+//!
+//! ## The path of a task
+//!
+//! [`Runtime::submit`] checks the accesses against the kernel
+//! ([`Kernel::check`]), finds the units whose backend can run it
+//! (`Backend::supports`, minus units out of service) and links the task
+//! into the graph (`graph`: read after write, write after read, write
+//! after write, plus explicit `after` edges). When its last predecessor
+//! finishes, the task goes to the scheduling policy (`sched`); a unit's
+//! worker (`worker`) pops it, asks the memory manager (`memory`) for a
+//! valid replica of each argument on the unit's memory node (copying only
+//! stale ones, evicting what no task pins), and calls `Backend::launch`
+//! inside a panic boundary. Its outcome poisons or clears the tensors it
+//! wrote, releases its successors, and is recorded (`trace`) and counted.
+//!
+//! ## Module map
+//!
+//! Each line: what the module owns; what it may import from the crate.
+//!
+//! | module | owns | may import |
+//! | --- | --- | --- |
+//! | `error`, `dtype`, `host` | the error enum; element types; host facts (cores, memory, CPU model) | (leaves) |
+//! | `unit` | unit kinds, unit listings, which units are out of service | (leaf) |
+//! | `kernel` | the built-in kernels: op tables, checks, FLOPs, JSON specs; launch arguments ([`Arg`], [`DeviceBuffer`]) | `dtype`, `error` (and `llm` for the decode step until it becomes a user kernel) |
+//! | `backend` | the [`Backend`] trait, the registry of built-in backends and their stub twins; `cpu/`, `gpu/`, `opencl/`, `candle/` | `kernel`, `unit`, `dtype`, `host`, `error` |
+//! | `trace` | the profile: task records, transfer and memory logs (bounded), the clock, Chrome trace, Gantt chart | `kernel`, `unit`, `error` |
+//! | `graph` | tasks, their dependencies and how failures travel; job state | `kernel`, `tensor`, `unit`, `error` |
+//! | `tensor` | tensor handles, names, their dependency and replica state | `graph`, `memory`, `kernel`, `dtype` |
+//! | `memory` | replicas (MSI), node pools, pins, eviction, transfers | `backend`, `trace`, `tensor`, `kernel`, `unit`, `error` |
+//! | `sched` | the policies (`push` a ready task, `pop` one for a unit) | `graph`, `unit` |
+//! | `monitor` | host sampling and Prometheus metrics from runtime snapshots | `memory`, `sched`, `unit` (no runtime internals) |
+//! | `worker` | the state the workers share and their loop: fetch, launch, release | `graph`, `memory`, `sched`, `backend`, `trace`, `monitor` (snapshot type), `unit` |
+//! | `job` | [`Job`], the public handle of a group of tasks | `graph` |
+//! | `runtime` | [`Runtime`]: tensors, submit, wait, read, cancel, shut down | everything above |
+//! | `builder` | [`RuntimeBuilder`]: options, building a runtime | `backend`, `memory`, `runtime`, `sched`, `unit` |
+//! | `llm`, `vision`, `tiled`, `bench` | applications on the public API | the public API |
+//! | `bin/xpu` | the command-line tool | the public API |
 
 pub mod backend;
 pub mod bench;

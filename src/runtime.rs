@@ -1,197 +1,31 @@
 //! The runtime: registering tensors, submitting tasks, waiting, reading
-//! results back, and shutting down; and the state its workers share.
+//! results back, cancelling, and shutting down.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crossbeam_utils::sync::{Parker, Unparker};
-use crossbeam_utils::CachePadded;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use smallvec::SmallVec;
 
 use crate::backend::Backend;
 use crate::backend::BackendStatus;
-use crate::builder::RuntimeBuilder;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
-use crate::graph::{self, Dispatch, TaskNode, UnitSet};
-use crate::job::{Job, JobState};
+use crate::graph::{self, Dispatch, JobState, TaskNode, UnitSet};
+use crate::job::Job;
 use crate::kernel::{ArgMeta, Kernel, Mode};
 use crate::memory::{MemoryManager, NodeStats, ReplicaSet, ReplicaState, Storage, Transfer};
 use crate::monitor::Monitor;
-use crate::profile::{UnitCounters, UnitReport};
-use crate::sched::{Policy, QueueLengths, SchedPolicy};
+use crate::profile::UnitReport;
+use crate::sched::{Policy, QueueLengths};
 use crate::tensor::{Access, Tensor, TensorInner};
-use crate::trace::{Clock, Profile, Recorder, TraceNode, TraceUnit};
-use crate::unit::{Placement, UnitHealth, UnitId, UnitInfo, HOST};
-use crate::worker;
+use crate::trace::{Profile, TraceNode, TraceUnit};
+use crate::unit::{Placement, UnitInfo, HOST};
+use crate::worker::{self, Shared};
 
-static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
 static NEXT_TENSOR: AtomicU64 = AtomicU64::new(1);
-
-/// State shared by the runtime handle and its workers.
-pub(crate) struct Shared {
-    pub id: u64,
-    pub policy_kind: Policy,
-    pub policy: Box<dyn SchedPolicy>,
-    pub units: Vec<UnitInfo>,
-    /// Which units are out of service.
-    pub health: Arc<UnitHealth>,
-    pub unit_backends: Vec<(Arc<dyn Backend>, usize)>,
-    pub statuses: Vec<BackendStatus>,
-    pub memory: Arc<MemoryManager>,
-    pub counters: UnitCounters,
-    pub recorder: Recorder,
-    /// The clock of every recorded time.
-    pub clock: Clock,
-    next_task: CachePadded<AtomicU64>,
-    /// Scheduled tasks submitted so far.
-    submitted: CachePadded<AtomicU64>,
-    /// Tasks each unit finished; only that unit's worker writes its counter,
-    /// so submitting and finishing never contend on one cache line.
-    finished: Vec<CachePadded<AtomicU64>>,
-    sleepers: CachePadded<AtomicUsize>,
-    pub sleeping: Vec<AtomicBool>,
-    unparkers: Vec<Unparker>,
-    pub shutdown: AtomicBool,
-    waiters: CachePadded<AtomicUsize>,
-    event_lock: Mutex<()>,
-    event: Condvar,
-    pub started: Instant,
-}
-
-impl Shared {
-    /// Hands a ready task to the policy (or wakes its waiter) and wakes a
-    /// sleeping capable unit if there is one.
-    pub fn make_ready(&self, task: Arc<TaskNode>, from: Option<UnitId>) {
-        if task.inline {
-            self.notify();
-            return;
-        }
-        // The common case, nobody asleep, copies nothing; a unit that fell
-        // asleep while the task was pushed is woken without knowing the task.
-        let eligible = (self.sleepers.load(Ordering::SeqCst) > 0).then(|| task.eligible.clone());
-        self.policy.push(task, from);
-        std::sync::atomic::fence(Ordering::SeqCst);
-        match eligible {
-            Some(units) => self.wake(&units),
-            None if self.sleepers.load(Ordering::SeqCst) > 0 => self.wake_any(),
-            None => {}
-        }
-    }
-
-    fn wake(&self, eligible: &UnitSet) {
-        for u in eligible.iter() {
-            if self.sleeping[u].swap(false, Ordering::SeqCst) {
-                self.unparkers[u].unpark();
-                return;
-            }
-        }
-    }
-
-    fn wake_any(&self) {
-        for (u, s) in self.sleeping.iter().enumerate() {
-            if s.swap(false, Ordering::SeqCst) {
-                self.unparkers[u].unpark();
-            }
-        }
-    }
-
-    /// A worker is about to park.
-    pub fn going_to_sleep(&self, unit: UnitId) {
-        self.sleeping[unit].store(true, Ordering::SeqCst);
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// A worker woke up.
-    pub fn woke_up(&self, unit: UnitId) {
-        self.sleeping[unit].store(false, Ordering::SeqCst);
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// Called by `unit`'s worker when a task finished: wakes whoever waits
-    /// for it or for all tasks.
-    pub fn task_done(&self, unit: UnitId, task: &TaskNode) {
-        let count = &self.finished[unit];
-        count.store(count.load(Ordering::Relaxed) + 1, Ordering::Release);
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.waiters.load(Ordering::SeqCst) > 0
-            && (task.watched.load(Ordering::Acquire) || self.all_done())
-        {
-            self.notify();
-        }
-    }
-
-    /// Tasks submitted to the policy so far.
-    pub fn submitted(&self) -> u64 {
-        self.submitted.load(Ordering::Acquire)
-    }
-
-    /// What each unit did so far.
-    pub fn unit_reports(&self) -> Vec<UnitReport> {
-        let wall = self.started.elapsed().as_secs_f64();
-        self.units
-            .iter()
-            .map(|u| self.counters.report(u, wall))
-            .collect()
-    }
-
-    /// True when every submitted task has finished.
-    fn all_done(&self) -> bool {
-        let submitted = self.submitted.load(Ordering::Acquire);
-        let finished: u64 = self
-            .finished
-            .iter()
-            .map(|c| c.load(Ordering::Acquire))
-            .sum();
-        finished >= submitted
-    }
-
-    fn notify(&self) {
-        let _guard = self.event_lock.lock();
-        self.event.notify_all();
-    }
-
-    /// Blocks until `done()` holds.
-    fn wait_until(&self, done: impl Fn() -> bool) {
-        if done() {
-            return;
-        }
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        let mut guard = self.event_lock.lock();
-        while !done() {
-            // The timeout only guards against a missed notification.
-            self.event.wait_for(&mut guard, Duration::from_millis(20));
-        }
-        drop(guard);
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    pub fn wake_all_workers(&self) {
-        for u in &self.unparkers {
-            u.unpark();
-        }
-    }
-
-    /// `unit`'s device reported itself lost while running `task`: the unit
-    /// takes no more tasks, its memory's replicas are given up, and every
-    /// worker is woken so that the queued tasks move elsewhere.
-    pub fn take_out_of_service(&self, unit: UnitId, task: u64, cause: &Error) {
-        if self.health.mark_down(unit, cause.to_string()) {
-            let node = self.units[unit].node;
-            let shares_node = self
-                .units
-                .iter()
-                .any(|u| u.id != unit && u.node == node && !self.health.is_down(u.id));
-            if !shares_node {
-                self.memory.lose_node(node, task, cause);
-            }
-            self.wake_all_workers();
-        }
-    }
-}
 
 /// A submitted task: wait for it, or name it as a dependency of another.
 #[derive(Clone)]
@@ -283,57 +117,16 @@ impl Runtime {
         memory: MemoryManager,
         recording: Option<usize>,
     ) -> Result<Runtime> {
-        let n = units.len();
-        let health = Arc::new(UnitHealth::new(&units));
-        let parkers: Vec<Parker> = (0..n).map(|_| Parker::new()).collect();
-        let shared = Arc::new(Shared {
-            id: NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed),
-            policy_kind: policy,
-            policy: policy.build(health.clone()),
-            units,
-            health,
-            unit_backends,
-            statuses,
-            counters: UnitCounters::new(n),
-            recorder: Recorder::new(n, recording),
-            clock: memory.clock(),
-            next_task: CachePadded::new(AtomicU64::new(1)),
-            submitted: CachePadded::new(AtomicU64::new(0)),
-            finished: (0..n)
-                .map(|_| CachePadded::new(AtomicU64::new(0)))
-                .collect(),
-            sleepers: CachePadded::new(AtomicUsize::new(0)),
-            sleeping: (0..n).map(|_| AtomicBool::new(false)).collect(),
-            unparkers: parkers.iter().map(|p| p.unparker().clone()).collect(),
-            shutdown: AtomicBool::new(false),
-            waiters: CachePadded::new(AtomicUsize::new(0)),
-            event_lock: Mutex::new(()),
-            event: Condvar::new(),
-            started: memory.clock().start(),
-            memory: Arc::new(memory),
-        });
-        let mut workers = Vec::with_capacity(n);
-        for (unit, parker) in parkers.into_iter().enumerate() {
-            let s = shared.clone();
-            let name = format!("xpu-{}{}", s.units[unit].kind, unit);
-            let handle = std::thread::Builder::new()
-                .name(name)
-                .spawn(move || worker::run(s, unit, parker))
-                .map_err(|e| Error::Config(format!("cannot start worker thread: {e}")))?;
-            workers.push(handle);
-        }
+        let (shared, parkers) =
+            Shared::new(policy, units, unit_backends, statuses, memory, recording);
+        let workers = worker::spawn(&shared, parkers)?;
         Ok(Runtime {
             shared,
             workers: Mutex::new(workers),
         })
     }
 
-    /// A builder with the defaults: work-stealing, one CPU unit per core.
-    pub fn builder() -> RuntimeBuilder {
-        RuntimeBuilder::new()
-    }
-
-    /// Every unit, indexed by [`UnitId`]; [`UnitInfo::is_down`] says
+    /// Every unit, indexed by [`UnitId`](crate::UnitId); [`UnitInfo::is_down`] says
     /// which are out of service now.
     pub fn units(&self) -> &[UnitInfo] {
         &self.shared.units
@@ -448,7 +241,7 @@ impl Runtime {
         }
         self.check_accesses(kernel, accesses)?;
         let eligible = self.eligible_units(kernel, accesses, placement)?;
-        let id = s.next_task.fetch_add(1, Ordering::Relaxed);
+        let id = s.next_task_id();
         let submitted_at = if s.recorder.is_on() {
             s.clock.ticks()
         } else {
@@ -469,7 +262,7 @@ impl Runtime {
         if let Some(job) = &node.job {
             job.enroll(&node)?;
         }
-        s.submitted.fetch_add(1, Ordering::AcqRel);
+        s.count_submission();
         graph::add_dependencies(&node, after);
         if graph::release_submission(&node) {
             s.make_ready(node.clone(), None);
@@ -622,10 +415,7 @@ impl Runtime {
                 requested: T::DTYPE,
             });
         }
-        let node = Arc::new(TaskNode::inline_read(
-            self.shared.next_task.fetch_add(1, Ordering::Relaxed),
-            t.read(),
-        ));
+        let node = Arc::new(TaskNode::inline_read(self.shared.next_task_id(), t.read()));
         graph::add_dependencies(&node, &[]);
         if !graph::release_submission(&node) {
             self.shared.wait_until(|| node.is_ready());
@@ -681,13 +471,14 @@ impl Runtime {
     /// unit, queue lengths, busy time, bytes moved, memory per node); see
     /// [`crate::monitor`] for host figures beside them.
     pub fn metrics(&self) -> String {
-        crate::monitor::metrics_text(&self.shared, None)
+        crate::monitor::metrics_text(&self.shared.snapshot(), None)
     }
 
     /// Starts sampling host and unit use every `period` on a thread of its
     /// own (the workers are not disturbed); see [`Monitor`].
     pub fn monitor(&self, period: Duration) -> Monitor {
-        Monitor::start(self.shared.clone(), period)
+        let shared = self.shared.clone();
+        Monitor::start(Arc::new(move || shared.snapshot()), period)
     }
 
     /// Accounting of every memory node.

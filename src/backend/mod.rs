@@ -35,11 +35,10 @@ mod registry;
 
 pub use registry::{discover, BackendStatus, Discovered, Discovery, DiscoveryOptions};
 
-use std::any::Any;
-
 use crate::dtype::DType;
-use crate::error::{Error, Result};
-use crate::kernel::{Kernel, Mode};
+use crate::error::Result;
+use crate::kernel::Kernel;
+pub use crate::kernel::{Arg, ArgData, DeviceBuffer};
 use crate::unit::UnitKind;
 
 /// Where a unit's data lives.
@@ -63,185 +62,6 @@ pub struct UnitDesc {
     pub memory: UnitMemory,
     /// Limits and capabilities worth listing (free text, may be empty).
     pub details: String,
-}
-
-/// A buffer in a backend's device memory. The runtime only stores it and
-/// hands it back; the backend puts whatever it needs inside.
-pub struct DeviceBuffer {
-    bytes: usize,
-    handle: Box<dyn Any + Send + Sync>,
-}
-
-impl DeviceBuffer {
-    /// Wraps a backend's buffer of `bytes` bytes.
-    pub fn new<T: Any + Send + Sync>(bytes: usize, handle: T) -> DeviceBuffer {
-        DeviceBuffer {
-            bytes,
-            handle: Box::new(handle),
-        }
-    }
-
-    /// The buffer's size in bytes (may exceed the tensor it holds: buffers
-    /// are reused by size class).
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    /// The backend's handle, if it is a `T`.
-    pub fn downcast_ref<T: Any>(&self) -> Option<&T> {
-        self.handle.downcast_ref()
-    }
-
-    /// The backend's handle, or a device error naming the backend.
-    pub fn handle<T: Any>(&self, backend: &str) -> Result<&T> {
-        self.downcast_ref().ok_or_else(|| Error::Device {
-            backend: backend.to_string(),
-            message: "buffer was not made by this backend".to_string(),
-        })
-    }
-}
-
-impl std::fmt::Debug for DeviceBuffer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "DeviceBuffer({} bytes)", self.bytes)
-    }
-}
-
-/// The data of one kernel argument.
-pub enum ArgData<'a> {
-    /// Host memory, read only.
-    Host(&'a [u8]),
-    /// Host memory, writable.
-    HostMut(&'a mut [u8]),
-    /// A buffer on the unit's device memory.
-    Device(&'a DeviceBuffer),
-}
-
-/// One argument of a kernel launch: its position, the tensor's name, shape
-/// and dtype, and where its valid replica is.
-pub struct Arg<'a> {
-    /// Its position in the task's access list.
-    pub index: usize,
-    /// The tensor's name, if it was given one.
-    pub name: Option<&'a str>,
-    pub shape: &'a [usize],
-    pub dtype: DType,
-    /// How the task accesses it: a backend writes back only written arguments.
-    pub mode: Mode,
-    pub data: ArgData<'a>,
-}
-
-impl<'a> Arg<'a> {
-    /// Number of elements.
-    pub fn len(&self) -> usize {
-        self.shape.iter().product()
-    }
-
-    /// True if the tensor has no elements.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The same argument over other data, e.g. a backend's private copy
-    /// of a device buffer in host memory.
-    pub fn with_data<'b>(&self, data: ArgData<'b>) -> Arg<'b>
-    where
-        'a: 'b,
-    {
-        Arg {
-            index: self.index,
-            name: self.name,
-            shape: self.shape,
-            dtype: self.dtype,
-            mode: self.mode,
-            data,
-        }
-    }
-
-    /// An error about this argument: `argument 1 \`weights\`: what`.
-    ///
-    /// ```
-    /// use xpu::{Arg, ArgData, DType, Mode};
-    /// let bytes = [0u8; 8];
-    /// let arg = Arg { index: 1, name: Some("weights"), shape: &[2], dtype: DType::F32, mode: Mode::Read, data: ArgData::Host(&bytes) };
-    /// let err = arg.as_slice::<f64>().unwrap_err();
-    /// assert_eq!(err.to_string(), "argument 1 `weights`: has dtype f32, used as f64");
-    /// ```
-    pub fn error(&self, what: impl Into<String>) -> Error {
-        argument_error(self.index, self.name, what.into())
-    }
-
-    /// The host bytes, read only.
-    pub fn host(&self) -> Result<&[u8]> {
-        match &self.data {
-            ArgData::Host(b) => Ok(b),
-            ArgData::HostMut(b) => Ok(b),
-            ArgData::Device(_) => Err(self.error("is a device buffer, expected host memory")),
-        }
-    }
-
-    /// The host bytes, writable (only for written arguments).
-    pub fn host_mut(&mut self) -> Result<&mut [u8]> {
-        let (index, name) = (self.index, self.name);
-        let error = |what: &str| argument_error(index, name, what.to_string());
-        match &mut self.data {
-            ArgData::HostMut(b) => Ok(b),
-            ArgData::Host(_) => Err(error("is read-only: the task does not write it")),
-            ArgData::Device(_) => Err(error("is a device buffer, expected host memory")),
-        }
-    }
-
-    /// The elements as `T`, checking the dtype.
-    pub fn as_slice<T: crate::Element>(&self) -> Result<&[T]> {
-        self.expect_dtype(T::DTYPE)?;
-        bytemuck::try_cast_slice(self.host()?).map_err(|e| self.cast_error(e))
-    }
-
-    /// The elements as mutable `T`, checking the dtype.
-    pub fn as_mut_slice<T: crate::Element>(&mut self) -> Result<&mut [T]> {
-        self.expect_dtype(T::DTYPE)?;
-        let (index, name) = (self.index, self.name);
-        bytemuck::try_cast_slice_mut(self.host_mut()?)
-            .map_err(|e| argument_error(index, name, format!("is misaligned host memory: {e:?}")))
-    }
-
-    /// Shorthand for `as_slice::<f32>()`.
-    pub fn as_f32(&self) -> Result<&[f32]> {
-        self.as_slice()
-    }
-
-    /// Shorthand for `as_mut_slice::<f32>()`.
-    pub fn as_f32_mut(&mut self) -> Result<&mut [f32]> {
-        self.as_mut_slice()
-    }
-
-    /// The device buffer (for device backends).
-    pub fn device(&self) -> Result<&DeviceBuffer> {
-        match &self.data {
-            ArgData::Device(b) => Ok(b),
-            _ => Err(self.error("is in host memory, expected a device buffer")),
-        }
-    }
-
-    fn expect_dtype(&self, want: DType) -> Result<()> {
-        if self.dtype == want {
-            Ok(())
-        } else {
-            Err(self.error(format!("has dtype {}, used as {want}", self.dtype)))
-        }
-    }
-
-    fn cast_error(&self, e: bytemuck::PodCastError) -> Error {
-        self.error(format!("is misaligned host memory: {e:?}"))
-    }
-}
-
-fn argument_error(arg: usize, name: Option<&str>, what: String) -> Error {
-    Error::Argument {
-        arg,
-        name: name.map(str::to_string),
-        what,
-    }
 }
 
 /// A device API that provides units.
@@ -272,7 +92,7 @@ pub trait Backend: Send + Sync + 'static {
     /// finished, as long as a later `download` or launch sees the results.
     ///
     /// The runtime calls it inside a panic boundary: a panic fails the task
-    /// and the unit goes on. Return [`Error::DeviceLost`] when the device
+    /// and the unit goes on. Return [`Error::DeviceLost`](crate::Error::DeviceLost) when the device
     /// itself is gone: the unit is taken out of service, later tasks go to
     /// other units, and replicas on its memory are given up.
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()>;

@@ -9,14 +9,15 @@
 
 use std::sync::Arc;
 
+mod arg;
 mod check;
 mod ops;
 mod spec;
 
+pub use arg::{Arg, ArgData, DeviceBuffer};
 pub use ops::{BinaryOp, PoolOp, ReduceOp, UnaryOp};
 pub use spec::spec_names;
 
-use crate::backend::Arg;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 

@@ -5,7 +5,6 @@
 //!
 //! Host RAM is node 0. Each device memory of a backend is one more node.
 
-mod log;
 mod pool;
 mod replica;
 
@@ -15,8 +14,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
-pub(crate) use log::MemoryLog;
-use log::Recording;
+pub use crate::trace::{MemoryEvent, MemoryEventKind, Transfer};
 pub use pool::size_class;
 use pool::NodePool;
 pub use replica::{HostBuffer, ReplicaState};
@@ -26,50 +24,8 @@ use crate::backend::{Backend, DeviceBuffer};
 use crate::error::{Error, Result};
 use crate::kernel::Mode;
 use crate::tensor::TensorInner;
-use crate::trace::Clock;
+use crate::trace::{Clock, MemoryLog, Recording};
 use crate::unit::{NodeId, HOST};
-
-/// One copy between memory nodes.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Transfer {
-    /// The tensor's id.
-    pub tensor: u64,
-    pub from: NodeId,
-    pub to: NodeId,
-    pub bytes: usize,
-    /// When the copy started, in seconds since the runtime started.
-    pub at: f64,
-    /// Wall time of the copy.
-    pub seconds: f64,
-}
-
-/// What happened to a memory node's storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum MemoryEventKind {
-    /// New storage from the backend (or host RAM).
-    Allocate,
-    /// A pooled buffer of the right size class reused.
-    Reuse,
-    /// A replica dropped to make room.
-    Evict,
-    /// An evicted replica that was the only valid copy, copied to the host first.
-    WriteBack,
-}
-
-/// One allocation or eviction, recorded when profiling is on.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct MemoryEvent {
-    /// Seconds since the runtime started.
-    pub at: f64,
-    pub node: NodeId,
-    pub kind: MemoryEventKind,
-    pub bytes: usize,
-    /// The tensor concerned (0 when the allocation is not yet a tensor's).
-    pub tensor: u64,
-    /// Bytes allocated on the node after the event.
-    pub allocated: usize,
-}
 
 /// Accounting of one memory node.
 #[derive(Debug, Clone, serde::Serialize)]

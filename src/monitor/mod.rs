@@ -5,8 +5,10 @@
 //! recent samples; and the runtime's counters as Prometheus text metrics
 //! (`prometheus.rs`).
 //!
-//! The sampler only reads counters the workers already keep, so it does
-//! not disturb them. Device figures come from the runtime's own accounting
+//! The sampler only reads snapshots of counters the workers already keep
+//! (taken through a function the runtime hands over), so it does not
+//! disturb them and knows nothing of the runtime's insides. Device figures
+//! come from the runtime's own accounting
 //! (busy time, node memory) and, where the device API reports it, the
 //! device's own view of its memory (wgpu's allocator report on Vulkan and
 //! DX12); none of the device APIs here reports live device load.
@@ -36,8 +38,28 @@ use serde::Serialize;
 
 pub(crate) use self::prometheus::metrics_text;
 use crate::memory::NodeStats;
-use crate::runtime::Shared;
-use crate::unit::UnitId;
+use crate::profile::UnitReport;
+use crate::sched::QueueLengths;
+use crate::unit::{UnitId, UnitInfo};
+
+/// The runtime at one moment, as observers see it.
+#[derive(Debug, Clone)]
+pub(crate) struct RuntimeSnapshot {
+    pub units: Vec<UnitInfo>,
+    /// What each unit did so far, by unit.
+    pub reports: Vec<UnitReport>,
+    pub queued: QueueLengths,
+    pub nodes: Vec<NodeStats>,
+    /// Bytes each node's device reports taken, by node, where it tells.
+    pub device_reported: Vec<Option<u64>>,
+    /// Tasks submitted to the units so far.
+    pub submitted: u64,
+    /// Seconds since the runtime started.
+    pub at: f64,
+}
+
+/// How the monitor takes a snapshot.
+pub(crate) type SnapshotFn = Arc<dyn Fn() -> RuntimeSnapshot + Send + Sync>;
 
 /// Samples kept; older ones are dropped.
 const KEEP: usize = 1024;
@@ -87,25 +109,25 @@ pub struct Sample {
 
 /// A running sampler; stops when dropped.
 pub struct Monitor {
-    shared: Arc<Shared>,
+    snapshot: SnapshotFn,
     samples: Arc<Mutex<VecDeque<Sample>>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Monitor {
-    pub(crate) fn start(shared: Arc<Shared>, period: Duration) -> Monitor {
+    pub(crate) fn start(snapshot: SnapshotFn, period: Duration) -> Monitor {
         let samples = Arc::new(Mutex::new(VecDeque::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (shared, samples, stop) = (shared.clone(), samples.clone(), stop.clone());
+            let (snapshot, samples, stop) = (snapshot.clone(), samples.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("xpu-monitor".into())
-                .spawn(move || sample_loop(&shared, &samples, &stop, period))
+                .spawn(move || sample_loop(&*snapshot, &samples, &stop, period))
                 .ok()
         };
         Monitor {
-            shared,
+            snapshot,
             samples,
             stop,
             thread,
@@ -125,7 +147,7 @@ impl Monitor {
     /// The runtime's metrics and the latest host sample, in the Prometheus
     /// text format.
     pub fn metrics(&self) -> String {
-        metrics_text(&self.shared, self.latest().as_ref().map(|s| &s.host))
+        metrics_text(&(self.snapshot)(), self.latest().as_ref().map(|s| &s.host))
     }
 }
 
@@ -140,7 +162,7 @@ impl Drop for Monitor {
 }
 
 fn sample_loop(
-    shared: &Shared,
+    snapshot: &(dyn Fn() -> RuntimeSnapshot + Send + Sync),
     samples: &Mutex<VecDeque<Sample>>,
     stop: &AtomicBool,
     period: Duration,
@@ -150,11 +172,7 @@ fn sample_loop(
     let pid = sysinfo::get_current_pid().ok();
     // CPU use is a difference between two readings: take the first now.
     system.refresh_cpu_usage();
-    let mut previous_busy: Vec<f64> = shared
-        .unit_reports()
-        .iter()
-        .map(|r| r.busy_seconds)
-        .collect();
+    let mut previous_busy: Vec<f64> = snapshot().reports.iter().map(|r| r.busy_seconds).collect();
     let mut previous = Instant::now();
     while !stop.load(Ordering::Acquire) {
         std::thread::park_timeout(period);
@@ -173,12 +191,18 @@ fn sample_loop(
         let now = Instant::now();
         let elapsed = (now - previous).as_secs_f64().max(1e-9);
         previous = now;
-        let reports = shared.unit_reports();
-        let queued = shared.policy.queued(shared.units.len());
-        let nodes = shared.memory.stats();
+        let RuntimeSnapshot {
+            units: infos,
+            reports,
+            queued,
+            nodes,
+            device_reported,
+            at,
+            ..
+        } = snapshot();
         let units = reports
             .iter()
-            .zip(&shared.units)
+            .zip(&infos)
             .map(|(r, u)| {
                 let before = previous_busy.get(u.id).copied().unwrap_or(0.0);
                 UnitSample {
@@ -189,7 +213,7 @@ fn sample_loop(
                     queued: queued.per_unit.get(u.id).copied().unwrap_or(0),
                     utilisation: ((r.busy_seconds - before) / elapsed).clamp(0.0, 1.0),
                     node_allocated: nodes.get(u.node).map_or(0, |n| n.allocated),
-                    device_reported: shared.memory.device_reported(u.node),
+                    device_reported: device_reported.get(u.node).copied().flatten(),
                 }
             })
             .collect();
@@ -208,7 +232,7 @@ fn sample_loop(
             kept.pop_front();
         }
         kept.push_back(Sample {
-            at: shared.started.elapsed().as_secs_f64(),
+            at,
             host,
             units,
             shared_queue: queued.shared,

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::HostSample;
-use crate::runtime::Shared;
+use super::RuntimeSnapshot;
 
 struct Exposition(String);
 
@@ -34,10 +34,10 @@ fn escape(v: &str) -> String {
 }
 
 /// The runtime's metrics, and the host's when a sample is given.
-pub(crate) fn metrics_text(s: &Shared, host: Option<&HostSample>) -> String {
+pub(crate) fn metrics_text(s: &RuntimeSnapshot, host: Option<&HostSample>) -> String {
     let mut out = Exposition(String::new());
-    let reports = s.unit_reports();
-    let queued = s.policy.queued(s.units.len());
+    let reports = &s.reports;
+    let queued = &s.queued;
     let ids: Vec<String> = s.units.iter().map(|u| u.id.to_string()).collect();
     let kinds: Vec<String> = s.units.iter().map(|u| u.kind.to_string()).collect();
     let unit = |i: usize| [("unit", ids[i].as_str()), ("kind", kinds[i].as_str())];
@@ -67,13 +67,13 @@ pub(crate) fn metrics_text(s: &Shared, host: Option<&HostSample>) -> String {
         "gauge",
         "Seconds since the runtime started.",
     );
-    out.sample("xpu_uptime_seconds", &[], s.started.elapsed().as_secs_f64());
+    out.sample("xpu_uptime_seconds", &[], s.at);
     out.family(
         "xpu_tasks_submitted_total",
         "counter",
         "Tasks submitted for scheduling.",
     );
-    out.sample("xpu_tasks_submitted_total", &[], s.submitted() as f64);
+    out.sample("xpu_tasks_submitted_total", &[], s.submitted as f64);
 
     type Field = fn(&crate::UnitReport) -> f64;
     let per_unit: [(&str, &str, &str, Field); 5] = [
@@ -133,7 +133,7 @@ pub(crate) fn metrics_text(s: &Shared, host: Option<&HostSample>) -> String {
     );
     out.sample("xpu_shared_queue_length", &[], queued.shared as f64);
 
-    let nodes = s.memory.stats();
+    let nodes = &s.nodes;
     let node_ids: Vec<String> = nodes.iter().map(|n| n.node.to_string()).collect();
     type NodeField = fn(&crate::NodeStats) -> Option<f64>;
     let per_node: [(&str, &str, &str, NodeField); 7] = [
@@ -194,7 +194,7 @@ pub(crate) fn metrics_text(s: &Shared, host: Option<&HostSample>) -> String {
         "Device memory a node's device reports taken (where its API tells).",
     );
     for (n, id) in nodes.iter().zip(&node_ids) {
-        if let Some(v) = s.memory.device_reported(n.node) {
+        if let Some(v) = s.device_reported.get(n.node).copied().flatten() {
             out.sample(
                 "xpu_device_reported_bytes",
                 &[("node", id), ("name", &n.name)],
@@ -202,13 +202,18 @@ pub(crate) fn metrics_text(s: &Shared, host: Option<&HostSample>) -> String {
             );
         }
     }
-    let transfers = s.memory.transfers();
+    // From the nodes' counters: the profile's transfer log is bounded
+    // and absent without profiling.
     out.family(
         "xpu_transfers_total",
         "counter",
         "Copies between memory nodes.",
     );
-    out.sample("xpu_transfers_total", &[], transfers.len() as f64);
+    out.sample(
+        "xpu_transfers_total",
+        &[],
+        nodes.iter().map(|n| n.transfers_in as f64).sum(),
+    );
     out.family(
         "xpu_transfer_bytes_total",
         "counter",
@@ -217,7 +222,7 @@ pub(crate) fn metrics_text(s: &Shared, host: Option<&HostSample>) -> String {
     out.sample(
         "xpu_transfer_bytes_total",
         &[],
-        transfers.iter().map(|t| t.bytes as f64).sum(),
+        nodes.iter().map(|n| n.bytes_in as f64).sum(),
     );
 
     if let Some(h) = host {

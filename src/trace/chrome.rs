@@ -9,9 +9,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::{Profile, TaskEvent, TraceNode, TraceUnit};
+use super::{MemoryEvent, Profile, TaskEvent, TraceNode, TraceUnit, Transfer};
 use crate::error::{Error, Result};
-use crate::memory::{MemoryEvent, Transfer};
 
 const UNITS: u64 = 1;
 const TRANSFERS: u64 = 2;

@@ -22,6 +22,7 @@
 mod chrome;
 mod clock;
 mod gantt;
+mod memory_log;
 mod recorder;
 mod ring;
 
@@ -30,9 +31,10 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 pub(crate) use self::clock::Clock;
+pub use self::memory_log::{MemoryEvent, MemoryEventKind, Transfer};
+pub(crate) use self::memory_log::{MemoryLog, Recording};
 pub(crate) use self::recorder::{Recorder, TaskRecord};
-pub(crate) use self::ring::RecordRing;
-use crate::memory::{MemoryEvent, MemoryLog, Transfer};
+use self::ring::RecordRing;
 use crate::unit::{NodeId, UnitId};
 
 /// One task; times in seconds since the runtime started.

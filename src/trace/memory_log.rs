@@ -1,15 +1,57 @@
-//! What the memory manager records for the profile: transfers, allocation
-//! and eviction events, and the names of named tensors. Every stream is
-//! bounded (the profile's capacity) and kept only while profiling is on;
-//! the totals a long-running process needs are counters on the nodes.
+//! What the profile records of memory: every copy between memory nodes,
+//! every allocation and eviction, and the names of named tensors; and the
+//! bounded streams the memory manager writes them to while profiling (the
+//! totals a long-running process needs are counters on the nodes).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{MemoryEvent, Transfer};
-use crate::trace::{Clock, RecordRing};
+use super::{Clock, RecordRing};
+use crate::unit::NodeId;
+
+/// One copy between memory nodes.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Transfer {
+    /// The tensor's id.
+    pub tensor: u64,
+    pub from: NodeId,
+    pub to: NodeId,
+    pub bytes: usize,
+    /// When the copy started, in seconds since the runtime started.
+    pub at: f64,
+    /// Wall time of the copy.
+    pub seconds: f64,
+}
+
+/// What happened to a memory node's storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MemoryEventKind {
+    /// New storage from the backend (or host RAM).
+    Allocate,
+    /// A pooled buffer of the right size class reused.
+    Reuse,
+    /// A replica dropped to make room.
+    Evict,
+    /// An evicted replica that was the only valid copy, copied to the host first.
+    WriteBack,
+}
+
+/// One allocation or eviction, recorded when profiling is on.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MemoryEvent {
+    /// Seconds since the runtime started.
+    pub at: f64,
+    pub node: NodeId,
+    pub kind: MemoryEventKind,
+    pub bytes: usize,
+    /// The tensor concerned (0 when the allocation is not yet a tensor's).
+    pub tensor: u64,
+    /// Bytes allocated on the node after the event.
+    pub allocated: usize,
+}
 
 /// The recorded streams, read into a profile.
 pub(crate) struct MemoryLog {

@@ -7,25 +7,44 @@ use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::sync::Parker;
 use smallvec::SmallVec;
 
+pub(crate) use self::shared::Shared;
 use crate::backend::{Arg, ArgData};
 use crate::error::{Error, Result};
 use crate::graph::{self, TaskNode};
 use crate::memory::Storage;
-use crate::runtime::Shared;
 use crate::trace::TaskRecord;
 use crate::unit::UnitId;
+
+mod shared;
 
 /// Polls before yielding the core, then yields before parking: a worker
 /// that just finished a task usually finds the next one within microseconds.
 const SPINS: u32 = 64;
 const YIELDS: u32 = 256;
 
-pub(crate) fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
+/// Starts a worker thread per unit.
+pub(crate) fn spawn(shared: &Arc<Shared>, parkers: Vec<Parker>) -> Result<Vec<JoinHandle<()>>> {
+    parkers
+        .into_iter()
+        .enumerate()
+        .map(|(unit, parker)| {
+            let s = shared.clone();
+            let name = format!("xpu-{}{}", s.units[unit].kind, unit);
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(move || run(s, unit, parker))
+                .map_err(|e| Error::Config(format!("cannot start worker thread: {e}")))
+        })
+        .collect()
+}
+
+fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
     let mut idle = 0u32;
     // When tasks follow each other without a pause, one task's end is the
     // next one's start: one clock read per task instead of two.
