@@ -222,50 +222,34 @@ impl TaskNode {
         dispatch: Dispatch,
         submitted_at: u64,
     ) -> TaskNode {
-        let Dispatch {
-            priority,
-            eligible,
-            job,
-        } = dispatch;
-        TaskNode::new(
-            id,
-            kernel,
-            accesses,
-            priority,
-            eligible,
-            job,
-            false,
-            submitted_at,
-        )
+        TaskNode::new(id, kernel, accesses, dispatch, false, submitted_at)
     }
 
     /// A read-back that the calling thread performs itself once the
     /// tensor's writers are done.
     pub fn inline_read(id: u64, access: Access) -> TaskNode {
+        let dispatch = Dispatch {
+            priority: 0,
+            eligible: UnitSet::default(),
+            job: None,
+        };
         let accesses = std::iter::once(access).collect();
-        TaskNode::new(
-            id,
-            Kernel::Noop,
-            accesses,
-            0,
-            UnitSet::default(),
-            None,
-            true,
-            0,
-        )
+        TaskNode::new(id, Kernel::Noop, accesses, dispatch, true, 0)
     }
 
-    #[allow(clippy::too_many_arguments)] // private: the two constructors above name them
     fn new(
         id: u64,
         kernel: Kernel,
         accesses: SmallVec<[Access; 4]>,
-        priority: i32,
-        eligible: UnitSet,
-        job: Option<Arc<JobState>>,
+        dispatch: Dispatch,
         inline: bool,
         submitted_at: u64,
     ) -> TaskNode {
+        let Dispatch {
+            priority,
+            eligible,
+            job,
+        } = dispatch;
         TaskNode {
             id,
             kernel,

@@ -100,7 +100,8 @@ fn serve_while_down(s: &Shared, unit: UnitId, parker: &Parker) {
                     unit,
                     reason: reason.clone(),
                 };
-                complete(s, unit, &task, Stamp::now(s), Stamp::now(s), Err(down), 0);
+                let now = Stamp::now(s);
+                complete(s, unit, &task, now, now, Err(down), 0);
             } else {
                 s.make_ready(task, None);
             }
