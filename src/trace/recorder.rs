@@ -53,6 +53,7 @@ impl Recorder {
     }
 
     /// Appends a finished task to its unit's buffer.
+    #[inline]
     pub fn record(&self, record: TaskRecord) {
         if let Some(buffer) = self.units.get(record.unit) {
             buffer.lock().push(record);

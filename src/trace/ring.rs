@@ -29,6 +29,7 @@ impl<T> RecordRing<T> {
     }
 
     /// Appends a record, dropping the oldest chunk when full.
+    #[inline]
     pub fn push(&mut self, record: T) {
         if self.chunks.back().is_none_or(|c| c.len() == self.chunk) {
             let reused = if self.chunks.len() == self.max_chunks {
