@@ -12,6 +12,7 @@ use crate::memory::MemoryManager;
 use crate::runtime::Runtime;
 use crate::sched::Policy;
 use crate::unit::{NodeId, UnitInfo, HOST};
+use crate::worker::Shared;
 
 /// The records the profile keeps of each stream by default (see
 /// [`RuntimeBuilder::profile_capacity`]).
@@ -234,14 +235,15 @@ impl RuntimeBuilder {
         for (node, bytes, count) in self.pools {
             memory.reserve(node, bytes, count)?;
         }
-        Runtime::start(
+        let (shared, parkers) = Shared::new(
             self.policy,
             units,
             unit_backends,
             statuses,
             memory,
             recording,
-        )
+        );
+        Runtime::start(shared, parkers)
     }
 }
 

@@ -6,17 +6,17 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crossbeam_utils::sync::Parker;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
-use crate::backend::Backend;
 use crate::backend::BackendStatus;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::graph::{self, Dispatch, JobState, TaskNode, UnitSet};
 use crate::job::Job;
 use crate::kernel::{ArgMeta, Kernel, Mode};
-use crate::memory::{MemoryManager, NodeStats, ReplicaSet, ReplicaState, Storage, Transfer};
+use crate::memory::{NodeStats, ReplicaSet, ReplicaState, Storage, Transfer};
 use crate::monitor::Monitor;
 use crate::profile::UnitReport;
 use crate::sched::{Policy, QueueLengths};
@@ -108,17 +108,8 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Starts one worker per unit over the discovered units and memory.
-    pub(crate) fn start(
-        policy: Policy,
-        units: Vec<UnitInfo>,
-        unit_backends: Vec<(Arc<dyn Backend>, usize)>,
-        statuses: Vec<BackendStatus>,
-        memory: MemoryManager,
-        recording: Option<usize>,
-    ) -> Result<Runtime> {
-        let (shared, parkers) =
-            Shared::new(policy, units, unit_backends, statuses, memory, recording);
+    /// Starts one worker per unit over `shared`, each with its parker.
+    pub(crate) fn start(shared: Arc<Shared>, parkers: Vec<Parker>) -> Result<Runtime> {
         let workers = worker::spawn(&shared, parkers)?;
         Ok(Runtime {
             shared,
