@@ -36,7 +36,7 @@ fn main() {
     for (i, policy) in Policy::ALL.into_iter().enumerate() {
         let rt = match Runtime::builder()
             .policy(policy)
-            .device_memory_limit(2 * 3 * 256)
+            .device_memory_limit(faults::DEVICE_CAPACITY)
             .build()
         {
             Ok(rt) => rt,
@@ -65,12 +65,7 @@ fn main() {
     }
     let soak_tasks = if soak { 10_000_000 } else { 1_000_000 };
     for profiling in [false, true] {
-        let rt = Runtime::builder()
-            .cpu_units(2)
-            .device_discovery(false)
-            .profiling(profiling)
-            .build()
-            .expect("a CPU runtime");
+        let rt = faults::soak_runtime(profiling);
         // Rounds of 100,000, the first three to warm up.
         let rounds = soak_tasks / 100_000;
         let rss = faults::soak(&rt, rounds + 3, 100_000);

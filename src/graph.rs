@@ -131,7 +131,7 @@ impl JobState {
         tasks
             .iter()
             .filter_map(Weak::upgrade)
-            .filter(|t| !t.is_done() && t.cancel())
+            .filter(|t| t.cancel())
             .count()
     }
 
@@ -283,9 +283,12 @@ impl TaskNode {
         self.outcome.get().is_some()
     }
 
-    /// Marks the task cancelled unless a worker already took it; true if
-    /// it will not run.
+    /// Marks the task cancelled unless a worker already took it or it
+    /// ended; true if it will not run.
     pub fn cancel(&self) -> bool {
+        if self.is_done() {
+            return false;
+        }
         match self.run_state.compare_exchange(
             WAITING,
             CANCELLED,

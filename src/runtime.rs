@@ -364,7 +364,7 @@ impl Runtime {
     /// # Ok::<(), xpu::Error>(())
     /// ```
     pub fn cancel(&self, task: &Task) -> bool {
-        !task.node.is_done() && task.node.cancel()
+        task.node.cancel()
     }
 
     /// Waits for `task` and returns its outcome.

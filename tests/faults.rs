@@ -653,10 +653,9 @@ fn transfers_are_part_of_the_profile_and_cleared_with_it() {
 #[test]
 fn random_graphs_with_faults_match_a_sequential_replay() {
     for (i, policy) in Policy::ALL.into_iter().enumerate() {
-        // Tensors have at most 64 f32 (256 bytes); a task touches three.
         let rt = Runtime::builder()
             .policy(policy)
-            .device_memory_limit(2 * 3 * 256)
+            .device_memory_limit(faults::DEVICE_CAPACITY)
             .build()
             .unwrap();
         let mut cfg = faults::FaultConfig::new(0x5eed + i as u64, 3, 40_000);

@@ -8,8 +8,6 @@ mod faults;
 #[path = "common/rng.rs"]
 mod rng;
 
-use xpu::Runtime;
-
 /// A long run keeps nothing per task without profiling, and no more than
 /// the profile's capacity with it: after the first rounds (the allocator
 /// and, with profiling, the record rings fill up), a million more tasks
@@ -17,12 +15,7 @@ use xpu::Runtime;
 #[test]
 fn a_million_tasks_keep_resident_memory_flat() {
     for profiling in [false, true] {
-        let rt = Runtime::builder()
-            .cpu_units(2)
-            .device_discovery(false)
-            .profiling(profiling)
-            .build()
-            .unwrap();
+        let rt = faults::soak_runtime(profiling);
         let rss = faults::soak(&rt, 13, 100_000);
         let (before, after) = (rss[2], rss[12]);
         let growth = after.saturating_sub(before);

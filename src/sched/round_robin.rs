@@ -28,6 +28,18 @@ impl RoundRobin {
     }
 }
 
+/// For a unit out of service: the tasks no unit in service can run, and
+/// everything in its own queue.
+pub(crate) fn drain_unit(
+    priority: &PriorityQueue,
+    health: &UnitHealth,
+    own: &Injector<Arc<TaskNode>>,
+) -> Vec<Arc<TaskNode>> {
+    let mut gone = priority.drain_stranded(health);
+    gone.extend(std::iter::from_fn(|| steal_one(own)));
+    gone
+}
+
 /// Takes one task from `q`, retrying while the queue is being changed.
 pub(crate) fn steal_one(q: &Injector<Arc<TaskNode>>) -> Option<Arc<TaskNode>> {
     loop {
@@ -61,9 +73,7 @@ impl SchedPolicy for RoundRobin {
     }
 
     fn drain(&self, unit: UnitId) -> Vec<Arc<TaskNode>> {
-        let mut gone = self.priority.drain_stranded(&self.health);
-        gone.extend(std::iter::from_fn(|| steal_one(&self.queues[unit])));
-        gone
+        drain_unit(&self.priority, &self.health, &self.queues[unit])
     }
 
     fn queued(&self, _units: usize) -> QueueLengths {

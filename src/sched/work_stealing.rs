@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use crossbeam_deque::Injector;
 
-use super::round_robin::steal_one;
+use super::round_robin::{drain_unit, steal_one};
 use super::{next_eligible, PriorityQueue, QueueLengths, SchedPolicy};
 use crate::graph::TaskNode;
 use crate::unit::{UnitHealth, UnitId};
@@ -70,9 +70,7 @@ impl SchedPolicy for WorkStealing {
     }
 
     fn drain(&self, unit: UnitId) -> Vec<Arc<TaskNode>> {
-        let mut gone = self.priority.drain_stranded(&self.health);
-        gone.extend(std::iter::from_fn(|| steal_one(&self.queues[unit])));
-        gone
+        drain_unit(&self.priority, &self.health, &self.queues[unit])
     }
 
     fn queued(&self, _units: usize) -> QueueLengths {

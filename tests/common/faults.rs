@@ -518,6 +518,21 @@ pub fn run(rt: &Runtime, cfg: &FaultConfig) -> FaultReport {
     total
 }
 
+/// Device memory for the random suite: twice the largest working set
+/// (three tensors of at most 64 f32), so eviction runs often and no task
+/// may fail for lack of room.
+pub const DEVICE_CAPACITY: usize = 2 * 3 * 256;
+
+/// Two CPU units, no devices: the runtime the soak measures.
+pub fn soak_runtime(profiling: bool) -> Runtime {
+    Runtime::builder()
+        .cpu_units(2)
+        .device_discovery(false)
+        .profiling(profiling)
+        .build()
+        .expect("a CPU runtime")
+}
+
 /// Resident memory of this process in bytes (Linux), for soak checks.
 pub fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
