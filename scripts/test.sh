@@ -37,6 +37,9 @@ export XPU_OPENCL_UNITS="${XPU_OPENCL_UNITS:-fpga=0:0,npu=0:0}"
 if [ "${CI:-}" = "true" ]; then
   export XPU_REQUIRE_BACKENDS="cpu,wgpu,opencl,candle"
   echo "CI: required backends: $XPU_REQUIRE_BACKENDS"
+  # A fresh clone builds everything once: incremental state would only
+  # double the target directory on a disk that may be small.
+  export CARGO_INCREMENTAL=0
 fi
 
 echo "== cargo fmt --check"
@@ -45,3 +48,4 @@ echo "== cargo clippy"
 cargo clippy --all-targets --all-features -- -D warnings
 echo "== cargo test"
 cargo test --all-features
+echo "== target directory: $(du -sh target 2>/dev/null | cut -f1)"
