@@ -137,6 +137,12 @@ pub enum Error {
     /// A required backend failed to come up.
     #[error("backend `{backend}` is required (XPU_REQUIRE_BACKENDS) but unavailable: {reason}")]
     BackendRequired { backend: String, reason: String },
+    /// A part of the library left out of this build by its cargo features.
+    #[error("{what} is not compiled in (feature `{feature}`)")]
+    NotCompiled {
+        what: &'static str,
+        feature: &'static str,
+    },
     /// An invalid runtime or command-line configuration.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -1,5 +1,6 @@
 //! Facts about the host machine that several parts of the runtime need:
-//! its cores, its memory and its processor's name. Owns nothing else and
+//! its cores, its memory and its processor's name, and their use (CPU
+//! time, memory in use, this process's resident size) for the monitor. Owns nothing else and
 //! imports nothing from the crate.
 
 /// Number of cores the runtime may use.
@@ -11,16 +12,90 @@ pub fn core_count() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// A `Name: N kB` line of a `/proc` file, in bytes.
+fn proc_kb_field(file: &str, name: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let line = text.lines().find(|l| l.split(':').next() == Some(name))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
 /// Total host RAM in bytes (`/proc/meminfo`), or 0 if unknown.
 pub fn memory_bytes() -> usize {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            let line = s.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kb * 1024)
-        })
-        .unwrap_or(0)
+    proc_kb_field("/proc/meminfo", "MemTotal").unwrap_or(0) as usize
+}
+
+/// Host RAM in use, in bytes: total less what the kernel reports available
+/// (`/proc/meminfo`), or 0 if unknown.
+pub fn memory_used_bytes() -> u64 {
+    let total = proc_kb_field("/proc/meminfo", "MemTotal").unwrap_or(0);
+    let available = proc_kb_field("/proc/meminfo", "MemAvailable").unwrap_or(total);
+    total.saturating_sub(available)
+}
+
+/// Resident memory of this process in bytes (`/proc/self/status`), or 0 if
+/// unknown.
+///
+/// ```
+/// if cfg!(target_os = "linux") {
+///     assert!(xpu::host::process_resident_bytes() > 0);
+/// }
+/// ```
+pub fn process_resident_bytes() -> u64 {
+    proc_kb_field("/proc/self/status", "VmRSS").unwrap_or(0)
+}
+
+/// Busy and total time of every core since boot (`/proc/stat`), in clock
+/// ticks; utilisation is the difference of two readings.
+#[derive(Debug, Clone, Default)]
+pub struct CpuTimes {
+    /// `(busy, total)` per core.
+    cores: Vec<(u64, u64)>,
+}
+
+impl CpuTimes {
+    /// The current reading; empty where `/proc/stat` cannot be read.
+    pub fn now() -> CpuTimes {
+        let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let cores = text
+            .lines()
+            .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+            .map(|l| {
+                let ticks: Vec<u64> = l
+                    .split_whitespace()
+                    .skip(1)
+                    .filter_map(|v| v.parse().ok())
+                    .collect();
+                let total: u64 = ticks.iter().take(8).sum();
+                // idle and iowait are the fourth and fifth fields.
+                let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+                (total - idle.min(total), total)
+            })
+            .collect();
+        CpuTimes { cores }
+    }
+
+    /// Percent busy of each core (0 to 100) between `earlier` and `self`.
+    ///
+    /// ```
+    /// let before = xpu::host::CpuTimes::now();
+    /// let after = xpu::host::CpuTimes::now();
+    /// assert!(after.percent_since(&before).iter().all(|p| (0.0..=100.0).contains(p)));
+    /// ```
+    pub fn percent_since(&self, earlier: &CpuTimes) -> Vec<f32> {
+        self.cores
+            .iter()
+            .zip(&earlier.cores)
+            .map(|(&(busy, total), &(busy0, total0))| {
+                let dt = total.saturating_sub(total0);
+                if dt == 0 {
+                    0.0
+                } else {
+                    (busy.saturating_sub(busy0) as f64 * 100.0 / dt as f64).min(100.0) as f32
+                }
+            })
+            .collect()
+    }
 }
 
 /// The processor's model name (`/proc/cpuinfo`), or the architecture.

@@ -39,7 +39,7 @@
 //!
 //! | module | owns | may import |
 //! | --- | --- | --- |
-//! | `error`, `dtype`, `host` | the error enum; element types; host facts (cores, memory, CPU model) | (leaves) |
+//! | `error`, `dtype`, `host` | the error enum; element types; host facts (cores, memory, CPU model) and their use, from `/proc` | (leaves) |
 //! | `unit` | unit kinds, unit listings, which units are out of service | (leaf) |
 //! | `kernel` | the built-in kernels: op tables, checks, FLOPs, JSON specs; launch arguments ([`Arg`], [`DeviceBuffer`]) | `dtype`, `error` (and `llm` for the decode step until it becomes a user kernel) |
 //! | `backend` | the [`Backend`] trait, the registry of built-in backends and their stub twins; `cpu/`, `gpu/`, `opencl/`, `candle/` | `kernel`, `unit`, `dtype`, `host`, `error` |
@@ -48,7 +48,7 @@
 //! | `tensor` | tensor handles, names, their dependency and replica state | `graph`, `memory`, `kernel`, `dtype` |
 //! | `memory` | replicas (MSI), node pools, pins, eviction, transfers | `backend`, `trace`, `tensor`, `kernel`, `unit`, `error` |
 //! | `sched` | the policies (`push` a ready task, `pop` one for a unit) | `graph`, `unit` |
-//! | `monitor` | host sampling and Prometheus metrics from runtime snapshots | `memory`, `sched`, `unit` (no runtime internals) |
+//! | `monitor` | host sampling and Prometheus metrics from runtime snapshots | `memory`, `sched`, `unit`, `host` (no runtime internals) |
 //! | `worker` | the state the workers share and their loop: fetch, launch, release | `graph`, `memory`, `sched`, `backend`, `trace`, `monitor` (snapshot type), `unit` |
 //! | `job` | [`Job`], the public handle of a group of tasks | `graph` |
 //! | `runtime` | [`Runtime`]: tensors, submit, wait, read, cancel, shut down | everything above |

@@ -3,6 +3,10 @@
 
 mod dense;
 mod overhead;
+#[cfg(feature = "svg")]
+mod plot;
+#[cfg(not(feature = "svg"))]
+#[path = "no_plot.rs"]
 mod plot;
 mod table;
 

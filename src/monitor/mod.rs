@@ -1,5 +1,5 @@
 //! Resource monitoring: a thread that samples the host (CPU per core,
-//! memory, the process's resident size, through `sysinfo`) and every unit
+//! memory, the process's resident size, read by [`crate::host`]) and every unit
 //! (tasks done and failed, ready tasks queued, utilisation over the last
 //! period, its memory node's allocation) at a fixed period, keeping the
 //! recent samples; and the runtime's counters as Prometheus text metrics
@@ -37,6 +37,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 pub(crate) use self::prometheus::metrics_text;
+use crate::host::{self, CpuTimes};
 use crate::memory::NodeStats;
 use crate::profile::UnitReport;
 use crate::sched::QueueLengths;
@@ -167,11 +168,8 @@ fn sample_loop(
     stop: &AtomicBool,
     period: Duration,
 ) {
-    use sysinfo::{ProcessRefreshKind, ProcessesToUpdate, System};
-    let mut system = System::new();
-    let pid = sysinfo::get_current_pid().ok();
     // CPU use is a difference between two readings: take the first now.
-    system.refresh_cpu_usage();
+    let mut cpu_before = CpuTimes::now();
     let mut previous_busy: Vec<f64> = snapshot().reports.iter().map(|r| r.busy_seconds).collect();
     let mut previous = Instant::now();
     while !stop.load(Ordering::Acquire) {
@@ -179,15 +177,9 @@ fn sample_loop(
         if stop.load(Ordering::Acquire) {
             return;
         }
-        system.refresh_cpu_usage();
-        system.refresh_memory();
-        if let Some(pid) = pid {
-            system.refresh_processes_specifics(
-                ProcessesToUpdate::Some(&[pid]),
-                false,
-                ProcessRefreshKind::nothing().with_memory(),
-            );
-        }
+        let cpu_now = CpuTimes::now();
+        let cores = cpu_now.percent_since(&cpu_before);
+        cpu_before = cpu_now;
         let now = Instant::now();
         let elapsed = (now - previous).as_secs_f64().max(1e-9);
         previous = now;
@@ -219,13 +211,11 @@ fn sample_loop(
             .collect();
         previous_busy = reports.iter().map(|r| r.busy_seconds).collect();
         let host = HostSample {
-            cpu_percent: system.global_cpu_usage(),
-            cores: system.cpus().iter().map(|c| c.cpu_usage()).collect(),
-            memory_used: system.used_memory(),
-            memory_total: system.total_memory(),
-            process_resident: pid
-                .and_then(|p| system.process(p))
-                .map_or(0, |p| p.memory()),
+            cpu_percent: cores.iter().sum::<f32>() / cores.len().max(1) as f32,
+            cores,
+            memory_used: host::memory_used_bytes(),
+            memory_total: host::memory_bytes() as u64,
+            process_resident: host::process_resident_bytes(),
         };
         let mut kept = samples.lock();
         if kept.len() == KEEP {

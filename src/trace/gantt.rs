@@ -155,10 +155,4 @@ impl Profile {
         }
         Ok(svg)
     }
-
-    /// Writes [`Profile::gantt_svg`] to `path`.
-    pub fn write_gantt(&self, path: impl AsRef<std::path::Path>) -> Result<()> {
-        std::fs::write(path, self.gantt_svg()?)?;
-        Ok(())
-    }
 }

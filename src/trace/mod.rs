@@ -2,7 +2,7 @@
 //! ended, on which unit), every transfer and every allocation and eviction,
 //! taken with [`Runtime::profile`](crate::Runtime::profile); its per-unit
 //! summary and critical path; and its exports, a Chrome trace (`chrome.rs`,
-//! opens in Perfetto or chrome://tracing) and a Gantt chart (`gantt.rs`).
+//! opens in Perfetto or chrome://tracing) and a Gantt chart (`gantt.rs`; feature `svg`).
 //!
 //! ```
 //! use xpu::{DType, Kernel, Runtime, UnaryOp};
@@ -21,6 +21,10 @@
 
 mod chrome;
 mod clock;
+#[cfg(feature = "svg")]
+mod gantt;
+#[cfg(not(feature = "svg"))]
+#[path = "no_gantt.rs"]
 mod gantt;
 mod memory_log;
 mod recorder;
@@ -142,6 +146,12 @@ pub struct CriticalPath {
 }
 
 impl Profile {
+    /// Writes [`Profile::gantt_svg`] to `path`.
+    pub fn write_gantt(&self, path: impl AsRef<std::path::Path>) -> crate::Result<()> {
+        std::fs::write(path, self.gantt_svg()?)?;
+        Ok(())
+    }
+
     pub(crate) fn new(
         units: Vec<TraceUnit>,
         nodes: Vec<TraceNode>,
