@@ -86,7 +86,7 @@ pub use builder::{RuntimeBuilder, DEFAULT_PROFILE_CAPACITY};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use job::Job;
-pub use kernel::{ArgMeta, BinaryOp, Kernel, Mode, PoolOp, ReduceOp, UnaryOp};
+pub use kernel::{ArgMeta, BinaryOp, Kernel, KernelDef, Launch, Mode, PoolOp, ReduceOp, UnaryOp};
 pub use memory::{MemoryEvent, MemoryEventKind, NodeStats, ReplicaState, Transfer};
 pub use monitor::Monitor;
 pub use profile::UnitReport;

@@ -10,12 +10,12 @@ use crossbeam_utils::sync::Parker;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
-use crate::backend::BackendStatus;
+use crate::backend::{Backend, BackendStatus};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::graph::{self, Dispatch, JobState, TaskNode, UnitSet};
 use crate::job::Job;
-use crate::kernel::{ArgMeta, Kernel, Mode};
+use crate::kernel::{ArgMeta, Kernel, KernelDef, Mode};
 use crate::memory::{NodeStats, ReplicaSet, ReplicaState, Storage, Transfer};
 use crate::monitor::Monitor;
 use crate::profile::UnitReport;
@@ -117,6 +117,50 @@ impl Runtime {
         })
     }
 
+    /// Registers a user kernel ([`Kernel::define`]): builds it, checks its
+    /// WGSL with naga, and has every backend build its device programs on
+    /// its units now, so that source that does not compile is reported
+    /// here, with the compiler's message, and not by the first task. The
+    /// kernel then runs on every unit whose backend has an implementation.
+    /// A name of a built-in kernel is refused.
+    ///
+    /// ```
+    /// use xpu::{Kernel, Launch, Mode, Runtime};
+    /// let rt = Runtime::builder().build()?;
+    /// let bad = Kernel::define("broken", &[Mode::ReadWrite])
+    ///     .cpu(|_| Ok(()))
+    ///     .wgsl("fn main( {", "main", |_| Launch::per_element(1, 64));
+    /// let err = rt.register(bad).unwrap_err().to_string();
+    /// if cfg!(feature = "wgpu") {
+    ///     assert!(err.contains("WGSL does not parse"), "{err}");
+    /// }
+    /// let err = rt.register(Kernel::define("gemm", &[]).cpu(|_| Ok(()))).unwrap_err();
+    /// assert!(err.to_string().contains("built-in kernel"));
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn register(&self, def: KernelDef) -> Result<Kernel> {
+        if crate::kernel::spec_names().contains(&def.name()) {
+            return Err(Error::KernelSpec {
+                field: "name".into(),
+                what: format!("`{}` is the name of a built-in kernel", def.name()),
+            });
+        }
+        let kernel = def.build()?;
+        if let Kernel::Custom(c) = &kernel {
+            if let Some(program) = c.wgsl() {
+                crate::backend::gpu::validate_wgsl(c.name(), program.source(), program.entry())?;
+            }
+        }
+        let mut prepared: Vec<&Arc<dyn Backend>> = Vec::new();
+        for (backend, _) in &self.shared.unit_backends {
+            if !prepared.iter().any(|b| Arc::ptr_eq(b, backend)) {
+                backend.prepare(&kernel)?;
+                prepared.push(backend);
+            }
+        }
+        Ok(kernel)
+    }
+
     /// Every unit, indexed by [`UnitId`](crate::UnitId); [`UnitInfo::is_down`] says
     /// which are out of service now.
     pub fn units(&self) -> &[UnitInfo] {
@@ -146,7 +190,7 @@ impl Runtime {
         }
         let bytes: &[u8] = bytemuck::cast_slice(data);
         let host = self.shared.memory.host_alloc(Some(bytes), bytes.len())?;
-        Ok(self.register(
+        Ok(self.new_tensor(
             shape,
             T::DTYPE,
             ReplicaSet::with_host(host, ReplicaState::Modified),
@@ -157,7 +201,7 @@ impl Runtime {
     pub fn zeros(&self, shape: &[usize], dtype: DType) -> Result<Tensor> {
         let bytes = shape.iter().product::<usize>() * dtype.size();
         let host = self.shared.memory.host_alloc(None, bytes)?;
-        Ok(self.register(
+        Ok(self.new_tensor(
             shape,
             dtype,
             ReplicaSet::with_host(host, ReplicaState::Modified),
@@ -167,10 +211,10 @@ impl Runtime {
     /// A tensor with no content yet: its memory is allocated where the first
     /// task writes it. Reading it before a write is an error.
     pub fn empty(&self, shape: &[usize], dtype: DType) -> Tensor {
-        self.register(shape, dtype, ReplicaSet::default())
+        self.new_tensor(shape, dtype, ReplicaSet::default())
     }
 
-    fn register(&self, shape: &[usize], dtype: DType, replicas: ReplicaSet) -> Tensor {
+    fn new_tensor(&self, shape: &[usize], dtype: DType, replicas: ReplicaSet) -> Tensor {
         Tensor {
             inner: Arc::new(TensorInner {
                 id: NEXT_TENSOR.fetch_add(1, Ordering::Relaxed),
@@ -292,7 +336,14 @@ impl Runtime {
         accesses: &[Access],
         placement: Placement,
     ) -> Result<UnitSet> {
-        let dtypes: SmallVec<[DType; 4]> = accesses.iter().map(|a| a.tensor.inner.dtype).collect();
+        let metas: SmallVec<[ArgMeta<'_>; 4]> = accesses
+            .iter()
+            .map(|a| ArgMeta {
+                shape: &a.tensor.inner.shape,
+                dtype: a.tensor.inner.dtype,
+                mode: a.mode,
+            })
+            .collect();
         let mut set = UnitSet::default();
         let mut down = Vec::new();
         for (u, info) in self.shared.units.iter().enumerate() {
@@ -302,7 +353,7 @@ impl Runtime {
                 Placement::Kind(k) => k == info.kind,
             };
             let (backend, local) = &self.shared.unit_backends[u];
-            if placed && backend.supports(*local, kernel, &dtypes) {
+            if placed && backend.supports(*local, kernel, &metas) {
                 match self.shared.health.reason(u) {
                     Some(reason) => down.push(format!("unit {u} is down: {reason}")),
                     None => set.insert(u),
@@ -321,7 +372,7 @@ impl Runtime {
                 Placement::Unit(u) => format!(" on unit {u}"),
                 Placement::Kind(k) => format!(" on a {k} unit"),
             };
-            let dts: Vec<String> = dtypes.iter().map(|d| d.to_string()).collect();
+            let dts: Vec<String> = metas.iter().map(|a| a.dtype.to_string()).collect();
             let down = if down.is_empty() {
                 String::new()
             } else {

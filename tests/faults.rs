@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use xpu::{
-    Arg, Backend, BinaryOp, DType, DeviceBuffer, Error, Job, Kernel, Mode, Placement, Policy,
+    Arg, ArgMeta, Backend, BinaryOp, DType, DeviceBuffer, Error, Job, Kernel, Mode, Placement, Policy,
     Result, Runtime, TaskOptions, UnaryOp, UnitDesc, UnitKind,
 };
 
@@ -210,8 +210,8 @@ impl Backend for FlakyDsp {
     fn download(&self, src: &DeviceBuffer, dst: &mut [u8]) -> Result<()> {
         self.0.download(src, dst)
     }
-    fn supports(&self, unit: usize, kernel: &Kernel, dtypes: &[DType]) -> bool {
-        self.0.supports(unit, kernel, dtypes)
+    fn supports(&self, unit: usize, kernel: &Kernel, args: &[ArgMeta<'_>]) -> bool {
+        self.0.supports(unit, kernel, args)
     }
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
         if kernel.name() == "lose-device" {

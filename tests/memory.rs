@@ -252,7 +252,7 @@ fn a_kernel_only_the_custom_unit_has_runs_there_with_dependencies() {
     let h = rt.tensor(&[2], vec![1.0f32, -1.0]).unwrap();
     let y = rt.zeros(&[8], DType::F32).unwrap();
     let z = rt.zeros(&[8], DType::F32).unwrap();
-    rt.submit(&dsp::fir(), &[x.read(), h.read(), y.write()])
+    rt.submit(&dsp::fir().unwrap(), &[x.read(), h.read(), y.write()])
         .unwrap();
     rt.submit(
         &Kernel::Binary(xpu::BinaryOp::Add),
@@ -266,7 +266,7 @@ fn a_kernel_only_the_custom_unit_has_runs_there_with_dependencies() {
         vec![2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
     );
     assert!(backend.launches() >= 1);
-    let pinned = rt.submit_with(&dsp::fir(), &[x.read(), h.read(), y.write()], on(CPU));
+    let pinned = rt.submit_with(&dsp::fir().unwrap(), &[x.read(), h.read(), y.write()], on(CPU));
     assert!(pinned
         .unwrap_err()
         .to_string()

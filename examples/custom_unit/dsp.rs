@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use xpu::backend::cpu::run_kernel;
 use xpu::{
-    Arg, ArgData, Backend, DType, DeviceBuffer, Error, Kernel, Mode, Result, UnitDesc, UnitKind,
+    Arg, ArgData, ArgMeta, Backend, DType, DeviceBuffer, Error, Kernel, Mode, Result, UnitDesc, UnitKind,
     UnitMemory,
 };
 
@@ -40,19 +40,37 @@ impl DspBackend {
     }
 }
 
+/// A program in the DSP's own form: what a user kernel gives this backend
+/// (`KernelDef::backend("dsp", DspProgram(...))`), found again at launch
+/// with `CustomKernel::implementation`.
+pub struct DspProgram(pub fn(&mut [Arg<'_>]) -> Result<()>);
+
 /// The DSP's own kernel: `y[i] = sum_k h[k] * x[i - k]` over f32 signals,
-/// arguments `x (R), h (R), y (W)`.
-pub fn fir() -> Kernel {
-    Kernel::named("fir", &[Mode::Read, Mode::Read, Mode::Write])
+/// arguments `x (R), h (R), y (W)`. Only the DSP has an implementation,
+/// so the runtime places it nowhere else.
+pub fn fir() -> Result<Kernel> {
+    Kernel::define("fir", &[Mode::Read, Mode::Read, Mode::Write])
+        .check(|args| {
+            let [x, h, y] = args else {
+                return Err(dsp_error("fir takes x, h and y"));
+            };
+            if x.shape != y.shape || [x.dtype, h.dtype, y.dtype] != [DType::F32; 3] {
+                return Err(Error::Shape {
+                    kernel: "fir".into(),
+                    what: "x and y must be f32 signals of one length, h f32 taps".into(),
+                });
+            }
+            Ok(())
+        })
+        .flops(|shapes| 2.0 * shapes[0].iter().product::<usize>() as f64 * shapes[1][0] as f64)
+        .backend("dsp", DspProgram(run_fir))
+        .build()
 }
 
 fn run_fir(args: &mut [Arg<'_>]) -> Result<()> {
     let [x, h, y] = args else {
         return Err(dsp_error("fir takes x, h and y"));
     };
-    if x.shape != y.shape || x.dtype != DType::F32 {
-        return Err(dsp_error("fir: x and y must be f32 signals of one length"));
-    }
     let (x, h) = (x.as_f32()?, h.as_f32()?);
     for (i, out) in y.as_f32_mut()?.iter_mut().enumerate() {
         *out = h
@@ -113,9 +131,9 @@ impl Backend for DspBackend {
         Ok(())
     }
 
-    fn supports(&self, _unit: usize, kernel: &Kernel, _dtypes: &[DType]) -> bool {
+    fn supports(&self, _unit: usize, kernel: &Kernel, _args: &[ArgMeta<'_>]) -> bool {
         match kernel {
-            Kernel::Custom(c) => c.name() == "fir" || c.cpu().is_some(),
+            Kernel::Custom(c) => c.implementation::<DspProgram>("dsp").is_some() || c.cpu().is_some(),
             _ => true,
         }
     }
@@ -138,9 +156,13 @@ impl Backend for DspBackend {
                     ))
                 })
                 .collect();
-            match kernel {
-                Kernel::Custom(c) if c.name() == "fir" => run_fir(&mut local)?,
-                _ => run_kernel(kernel, &mut local, 1)?,
+            let own = match kernel {
+                Kernel::Custom(c) => c.implementation::<DspProgram>("dsp"),
+                _ => None,
+            };
+            match own {
+                Some(DspProgram(run)) => run(&mut local)?,
+                None => run_kernel(kernel, &mut local, 1)?,
             }
         }
         for (a, c) in args.iter().zip(copies) {

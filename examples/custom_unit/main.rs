@@ -30,7 +30,7 @@ fn main() -> xpu::Result<()> {
 
     // The filter can only run on the DSP; the ReLU is pinned to a CPU unit,
     // so the filtered signal must come back to host memory in between.
-    rt.submit(&dsp::fir(), &[x.read(), taps.read(), filtered.write()])?;
+    rt.submit(&dsp::fir()?, &[x.read(), taps.read(), filtered.write()])?;
     let on_cpu = TaskOptions::default().on(Placement::Kind(UnitKind::Cpu));
     rt.submit_with(
         &Kernel::Unary(UnaryOp::Relu),

@@ -7,3 +7,8 @@ use super::registry::{Discovered, DiscoveryOptions};
 pub fn discover_units(_options: &DiscoveryOptions) -> Discovered {
     Ok(Err("not compiled in (feature `wgpu`)".into()))
 }
+
+/// Without the wgpu backend no WGSL runs, so none is checked.
+pub fn validate_wgsl(_kernel: &str, _source: &str, _entry: &str) -> crate::Result<()> {
+    Ok(())
+}

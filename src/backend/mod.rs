@@ -35,9 +35,8 @@ mod registry;
 
 pub use registry::{discover, BackendStatus, Discovered, Discovery, DiscoveryOptions};
 
-use crate::dtype::DType;
 use crate::error::Result;
-use crate::kernel::Kernel;
+use crate::kernel::{ArgMeta, Kernel};
 pub use crate::kernel::{Arg, ArgData, DeviceBuffer};
 use crate::unit::UnitKind;
 
@@ -84,8 +83,19 @@ pub trait Backend: Send + Sync + 'static {
     /// Copies the start of `src` into `dst`.
     fn download(&self, src: &DeviceBuffer, dst: &mut [u8]) -> Result<()>;
 
-    /// Whether unit `unit` can run `kernel` on arguments of these dtypes.
-    fn supports(&self, unit: usize, kernel: &Kernel, dtypes: &[DType]) -> bool;
+    /// Whether unit `unit` can run `kernel` on arguments of these shapes,
+    /// dtypes and modes (already accepted by [`Kernel::check`]). The
+    /// built-in backends answer from the same plan their launch follows.
+    fn supports(&self, unit: usize, kernel: &Kernel, args: &[ArgMeta<'_>]) -> bool;
+
+    /// Gets a user kernel ready on this backend's units before its first
+    /// task (compiles its device program), so that a program that does not
+    /// build is reported when it is registered
+    /// (`Runtime::register`), not when a task runs. Backends with nothing
+    /// to prepare keep the default.
+    fn prepare(&self, _kernel: &Kernel) -> Result<()> {
+        Ok(())
+    }
 
     /// Runs `kernel` on unit `unit`. Arguments are in the kernel's order;
     /// written arguments are writable. May return before the device has

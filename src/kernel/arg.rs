@@ -4,7 +4,7 @@
 
 use std::any::Any;
 
-use super::Mode;
+use super::{ArgMeta, Mode};
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 
@@ -83,6 +83,16 @@ impl<'a> Arg<'a> {
     /// True if the tensor has no elements.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Its shape, dtype and mode, as [`Kernel::check`](super::Kernel::check)
+    /// and `Backend::supports` see them.
+    pub fn meta(&self) -> ArgMeta<'a> {
+        ArgMeta {
+            shape: self.shape,
+            dtype: self.dtype,
+            mode: self.mode,
+        }
     }
 
     /// The same argument over other data, e.g. a backend's private copy

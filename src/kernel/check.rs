@@ -49,7 +49,8 @@ impl Kernel {
             return self.check_each_dtype(args, &[DType::U32, DType::F32, DType::F32]);
         }
         let allowed: &[DType] = match self {
-            Kernel::Noop | Kernel::Custom(_) => return Ok(()),
+            Kernel::Noop => return Ok(()),
+            Kernel::Custom(c) => return c.check(args),
             Kernel::Resize
             | Kernel::GaussianBlur { .. }
             | Kernel::Sobel

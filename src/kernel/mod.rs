@@ -4,17 +4,23 @@
 //! and kernels as JSON specs (`spec.rs`).
 //!
 //! A [`Kernel`] is a description, not code: each backend that supports it has
-//! its own implementation (see [`crate::backend`]). User kernels are
-//! [`Kernel::custom`] with a name, an access list and, for CPU units, a closure.
+//! its own implementation (see [`crate::backend`]). User kernels
+//! (`custom.rs`) are [`Kernel::define`]d with a name, an access list, a
+//! check, a cost and implementations for any of CPU, WGSL, OpenCL C or a
+//! named backend; [`Kernel::custom`] is the short form for a CPU closure.
 
 use std::sync::Arc;
 
 mod arg;
 mod check;
+mod custom;
 mod ops;
 mod spec;
 
 pub use arg::{Arg, ArgData, DeviceBuffer};
+pub use custom::{
+    CheckFn, CpuFn, CustomKernel, DeviceProgram, FlopsFn, KernelDef, Launch, LaunchFn,
+};
 pub use ops::{BinaryOp, PoolOp, ReduceOp, UnaryOp};
 pub use spec::spec_names;
 
@@ -63,42 +69,6 @@ pub fn reduce_extents(shape: &[usize], axis: usize) -> (usize, usize, usize) {
         shape[axis],
         shape[axis + 1..].iter().product(),
     )
-}
-
-/// A user kernel's CPU implementation: it gets the task's arguments in the
-/// order of its access list.
-pub type CpuFn = dyn Fn(&mut [Arg<'_>]) -> Result<()> + Send + Sync;
-
-/// A kernel registered by the user: a name, an access list and implementations.
-pub struct CustomKernel {
-    name: String,
-    modes: Vec<Mode>,
-    cpu: Option<Box<CpuFn>>,
-}
-
-impl CustomKernel {
-    /// The name it was registered under.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-    /// The declared access modes, one per argument.
-    pub fn modes(&self) -> &[Mode] {
-        &self.modes
-    }
-    /// The CPU implementation, if any.
-    pub fn cpu(&self) -> Option<&CpuFn> {
-        self.cpu.as_deref()
-    }
-}
-
-impl std::fmt::Debug for CustomKernel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CustomKernel")
-            .field("name", &self.name)
-            .field("modes", &self.modes)
-            .field("cpu", &self.cpu.is_some())
-            .finish()
-    }
 }
 
 /// A kernel: what a task computes.
@@ -207,7 +177,40 @@ impl Kernel {
         self
     }
 
-    /// A user kernel with a CPU implementation.
+    /// Starts the definition of a user kernel with these access modes;
+    /// add implementations, then [`KernelDef::build`] it (or
+    /// `Runtime::register` it, which also validates and builds its device
+    /// programs). See `examples/custom_kernel.rs`.
+    ///
+    /// ```
+    /// use xpu::{DType, Error, Kernel, Mode, Runtime};
+    /// let scale = Kernel::define("scale3", &[Mode::Read, Mode::Write])
+    ///     .check(|args| match args[0].dtype {
+    ///         DType::F32 => Ok(()),
+    ///         other => Err(Error::Config(format!("scale3 takes f32, got {other}"))),
+    ///     })
+    ///     .flops(|shapes| shapes[0].iter().product::<usize>() as f64)
+    ///     .cpu(|args| {
+    ///         let x = args[0].as_slice::<f32>()?.to_vec();
+    ///         for (o, v) in args[1].as_mut_slice::<f32>()?.iter_mut().zip(x) {
+    ///             *o = 3.0 * v;
+    ///         }
+    ///         Ok(())
+    ///     })
+    ///     .build()?;
+    /// let rt = Runtime::builder().device_discovery(false).build()?;
+    /// let x = rt.tensor(&[2], vec![1.0f32, 2.0])?;
+    /// let y = rt.empty(&[2], DType::F32);
+    /// rt.submit(&scale, &[x.read(), y.write()])?;
+    /// assert_eq!(rt.read::<f32>(&y)?, vec![3.0, 6.0]);
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn define(name: &str, modes: &[Mode]) -> KernelDef {
+        KernelDef::new(name, modes)
+    }
+
+    /// A user kernel with only a CPU implementation (the short form of
+    /// [`Kernel::define`]).
     ///
     /// ```
     /// use xpu::{Kernel, Mode, Runtime};
@@ -225,21 +228,13 @@ impl Kernel {
     where
         F: Fn(&mut [Arg<'_>]) -> Result<()> + Send + Sync + 'static,
     {
-        Kernel::Custom(Arc::new(CustomKernel {
-            name: name.to_string(),
-            modes: modes.to_vec(),
-            cpu: Some(Box::new(cpu)),
-        }))
+        KernelDef::new(name, modes).cpu(cpu).into_kernel()
     }
 
-    /// A user kernel with no CPU implementation: only a backend that
+    /// A user kernel with no implementation of its own: only a backend that
     /// recognises it by name (an embedder's own backend) can run it.
     pub fn named(name: &str, modes: &[Mode]) -> Kernel {
-        Kernel::Custom(Arc::new(CustomKernel {
-            name: name.to_string(),
-            modes: modes.to_vec(),
-            cpu: None,
-        }))
+        KernelDef::new(name, modes).into_kernel()
     }
 
     /// The kernel's name, as used by `xpu bench --kernel`.
@@ -264,7 +259,7 @@ impl Kernel {
             Kernel::Syrk => "syrk",
             #[cfg(feature = "candle")]
             Kernel::Decode(_) => "decode",
-            Kernel::Custom(c) => &c.name,
+            Kernel::Custom(c) => c.name(),
         }
     }
 
@@ -299,7 +294,7 @@ impl Kernel {
             Kernel::Decode(step) if step.position == 0 => vec![Read, Write, Write],
             #[cfg(feature = "candle")]
             Kernel::Decode(_) => vec![Read, ReadWrite, Write],
-            Kernel::Custom(c) => c.modes.clone(),
+            Kernel::Custom(c) => c.modes().to_vec(),
         })
     }
 
@@ -314,7 +309,8 @@ impl Kernel {
     pub fn flops(&self, shapes: &[&[usize]]) -> f64 {
         let n = |i: usize| shapes[i].iter().product::<usize>() as f64;
         match self {
-            Kernel::Noop | Kernel::Custom(_) => 0.0,
+            Kernel::Noop => 0.0,
+            Kernel::Custom(c) => c.flops(shapes),
             Kernel::Gemm { trans_a, .. } => {
                 let (m, k) = gemm_dims(shapes[0], *trans_a);
                 2.0 * m as f64 * k as f64 * shapes[2][1] as f64
@@ -347,6 +343,25 @@ impl Kernel {
                     + 4.0 * tokens * attended * (c.layers * c.heads * c.head_dim) as f64
             }
         }
+    }
+
+    /// Bytes the kernel moves to and from memory at least once on these
+    /// arguments: each argument read, each written (read-write counts
+    /// twice). With [`Kernel::flops`], the footprint placement keys on.
+    ///
+    /// ```
+    /// use xpu::{ArgMeta, DType, Kernel, Mode, UnaryOp};
+    /// let x = ArgMeta { shape: &[256], dtype: DType::F32, mode: Mode::Read };
+    /// let y = ArgMeta { shape: &[256], dtype: DType::F32, mode: Mode::Write };
+    /// assert_eq!(Kernel::Unary(UnaryOp::Relu).bytes(&[x, y]), 2 * 256 * 4);
+    /// ```
+    pub fn bytes(&self, args: &[ArgMeta<'_>]) -> u64 {
+        args.iter()
+            .map(|a| {
+                let size = (a.shape.iter().product::<usize>() * a.dtype.size()) as u64;
+                size * (a.mode.reads() as u64 + a.mode.writes() as u64)
+            })
+            .sum()
     }
 
     /// Whether throughput is better reported in GB/s than GFLOP/s.

@@ -27,13 +27,14 @@ use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 
 use crate::backend::{
     Arg, ArgData, Backend, DeviceBuffer, Discovered, DiscoveryOptions, UnitDesc, UnitMemory,
 };
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kernel::Kernel;
+use crate::kernel::{ArgMeta, Kernel};
 use crate::unit::UnitKind;
 
 /// Device memory a unit on the CPU device may use by default (bytes);
@@ -115,14 +116,27 @@ fn candle_dtype(d: DType) -> candle_core::DType {
     }
 }
 
-/// Whether `unit`'s kind runs `kernel` in these dtypes.
-fn runs(kind: UnitKind, kernel: &Kernel, dtypes: &[DType]) -> bool {
+/// How a candle unit runs a kernel: the one place that decides which unit
+/// kind runs what in which dtypes, for `supports` and `launch` alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    /// Tensor kernels as candle ops (`ops.rs`).
+    Ops,
+    /// Image kernels (`image.rs`).
+    Image,
+    /// A language model's decode step, in place on the node's memory.
+    Decode,
+}
+
+/// The route for `kernel` on a unit of `kind` with arguments of these
+/// dtypes, or `None` if that unit does not run it.
+fn route(kind: UnitKind, kernel: &Kernel, args: &[ArgMeta<'_>]) -> Option<Route> {
     let floats = [DType::F32, DType::F64, DType::F16, DType::BF16];
     let image = [DType::F32, DType::U8];
-    let all = |allowed: &[DType]| dtypes.iter().all(|d| allowed.contains(d));
-    match (kind, kernel) {
+    let all = |allowed: &[DType]| args.iter().all(|a| allowed.contains(&a.dtype));
+    let (route, allowed): (Route, &[DType]) = match (kind, kernel) {
         (UnitKind::Tpu | UnitKind::Vpu, Kernel::Conv2d { .. } | Kernel::Pool2d { .. }) => {
-            all(&floats)
+            (Route::Ops, &floats)
         }
         (
             UnitKind::Tpu,
@@ -132,7 +146,7 @@ fn runs(kind: UnitKind, kernel: &Kernel, dtypes: &[DType]) -> bool {
             | Kernel::Reduce { .. }
             | Kernel::Softmax
             | Kernel::LayerNorm { .. },
-        ) => all(&floats),
+        ) => (Route::Ops, &floats),
         (
             UnitKind::Vpu,
             Kernel::Resize
@@ -140,10 +154,11 @@ fn runs(kind: UnitKind, kernel: &Kernel, dtypes: &[DType]) -> bool {
             | Kernel::Sobel
             | Kernel::RgbToGray
             | Kernel::Threshold { .. },
-        ) => all(&image),
-        (UnitKind::Lpu, Kernel::Decode(_)) => true,
-        _ => false,
-    }
+        ) => (Route::Image, &image),
+        (UnitKind::Lpu, Kernel::Decode(_)) => return Some(Route::Decode),
+        _ => return None,
+    };
+    all(allowed).then_some(route)
 }
 
 impl CandleBackend {
@@ -255,14 +270,22 @@ impl Backend for CandleBackend {
         }
     }
 
-    fn supports(&self, unit: usize, kernel: &Kernel, dtypes: &[DType]) -> bool {
+    fn supports(&self, unit: usize, kernel: &Kernel, args: &[ArgMeta<'_>]) -> bool {
         self.units
             .get(unit)
-            .is_some_and(|u| runs(u.kind, kernel, dtypes))
+            .is_some_and(|u| route(u.kind, kernel, args).is_some())
     }
 
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
         let u = self.unit(unit)?;
+        let metas: SmallVec<[ArgMeta<'_>; 4]> = args.iter().map(Arg::meta).collect();
+        let Some(route) = route(u.kind, kernel, &metas) else {
+            return Err(candle_error(format!(
+                "the {} unit does not run `{}` on these dtypes",
+                u.kind,
+                kernel.name()
+            )));
+        };
         if let Kernel::Decode(step) = kernel {
             return decode(step, args);
         }
@@ -280,12 +303,8 @@ impl Backend for CandleBackend {
             tensors.push(self.tensor(u, out)?);
         }
         let what = format!("`{}` on the {} unit", kernel.name(), u.kind);
-        let result = match kernel {
-            Kernel::Resize
-            | Kernel::GaussianBlur { .. }
-            | Kernel::Sobel
-            | Kernel::RgbToGray
-            | Kernel::Threshold { .. } => image::run(kernel, &tensors[0], out.shape),
+        let result = match route {
+            Route::Image => image::run(kernel, &tensors[0], out.shape),
             _ => ops::run(kernel, &tensors, out.shape),
         }
         .and_then(|t| {

@@ -19,7 +19,7 @@ use crate::backend::{Arg, Backend, DeviceBuffer, UnitDesc, UnitMemory};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::host;
-use crate::kernel::Kernel;
+use crate::kernel::{ArgMeta, Kernel};
 use crate::unit::UnitKind;
 
 /// The host's cores as CPU units.
@@ -76,7 +76,7 @@ impl Backend for CpuBackend {
         Err(cpu_error("CPU units have no device memory"))
     }
 
-    fn supports(&self, _unit: usize, kernel: &Kernel, _dtypes: &[DType]) -> bool {
+    fn supports(&self, _unit: usize, kernel: &Kernel, _args: &[ArgMeta<'_>]) -> bool {
         match kernel {
             Kernel::Custom(c) => c.cpu().is_some(),
             _ => true,

@@ -1,56 +1,82 @@
-//! Which shader runs each kernel, with what parameters and how many workgroups.
+//! Which shader runs each kernel, with what parameters and how many
+//! workgroups: the plan a launch follows, and from which the backend
+//! answers whether a unit supports a kernel on given arguments.
 
-use crate::backend::Arg;
+use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kernel::{blur_radius, gaussian_taps, gemm_dims, reduce_extents, Kernel};
+use crate::kernel::{
+    blur_radius, gaussian_taps, gemm_dims, reduce_extents, ArgMeta, CustomKernel, Kernel,
+};
 
-/// A shader entry point. Sources are the shaders of `shaders/` as
+/// What a compiled pipeline is cached under.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub(super) enum ShaderKey {
+    /// A built-in shader: file and entry point.
+    Builtin(&'static str),
+    /// A user kernel's WGSL, by [`CustomKernel::id`].
+    User(u64),
+}
+
+/// A shader entry point. Built-in sources are the shaders of `shaders/` as
 /// `build.rs` composed them with the op tables' generated code.
 #[derive(Clone, Copy)]
-pub(super) struct Shader {
-    /// Cache key: file and entry point.
-    pub key: &'static str,
-    pub source: &'static str,
-    pub entry: &'static str,
+pub(super) struct Shader<'k> {
+    pub key: ShaderKey,
+    pub source: &'k str,
+    pub entry: &'k str,
 }
 
-const fn shader(key: &'static str, source: &'static str, entry: &'static str) -> Shader {
-    Shader { key, source, entry }
+impl Shader<'_> {
+    /// A name for labels and errors.
+    pub fn label(&self) -> String {
+        match self.key {
+            ShaderKey::Builtin(name) => name.to_string(),
+            ShaderKey::User(_) => format!("user kernel entry `{}`", self.entry),
+        }
+    }
 }
 
-const GEMM: Shader = shader(
+const fn shader(key: &'static str, source: &'static str, entry: &'static str) -> Shader<'static> {
+    Shader {
+        key: ShaderKey::Builtin(key),
+        source,
+        entry,
+    }
+}
+
+const GEMM: Shader<'static> = shader(
     "gemm",
     include_str!(concat!(env!("OUT_DIR"), "/shaders/gemm.wgsl")),
     "main",
 );
-const GEMM_ALIGNED: Shader = shader(
+const GEMM_ALIGNED: Shader<'static> = shader(
     "gemm_aligned",
     include_str!(concat!(env!("OUT_DIR"), "/shaders/gemm_aligned.wgsl")),
     "main",
 );
-const UNARY: Shader = shader(
+const UNARY: Shader<'static> = shader(
     "unary",
     include_str!(concat!(env!("OUT_DIR"), "/shaders/unary.wgsl")),
     "main",
 );
-const UNARY_VEC4: Shader = shader(
+const UNARY_VEC4: Shader<'static> = shader(
     "unary_vec4",
     include_str!(concat!(env!("OUT_DIR"), "/shaders/unary_vec4.wgsl")),
     "main",
 );
-const BINARY_VEC4: Shader = shader(
+const BINARY_VEC4: Shader<'static> = shader(
     "binary_vec4",
     include_str!(concat!(env!("OUT_DIR"), "/shaders/binary_vec4.wgsl")),
     "main",
 );
-const BINARY: Shader = shader(
+const BINARY: Shader<'static> = shader(
     "binary",
     include_str!(concat!(env!("OUT_DIR"), "/shaders/binary.wgsl")),
     "main",
 );
 const REDUCE_SOURCE: &str = include_str!(concat!(env!("OUT_DIR"), "/shaders/reduce.wgsl"));
-const REDUCE: Shader = shader("reduce", REDUCE_SOURCE, "main");
-const REDUCE_PARTIAL: Shader = shader("reduce/partial", REDUCE_SOURCE, "partial");
+const REDUCE: Shader<'static> = shader("reduce", REDUCE_SOURCE, "main");
+const REDUCE_PARTIAL: Shader<'static> = shader("reduce/partial", REDUCE_SOURCE, "partial");
 
 /// A reduction axis at least this long, with fewer outputs than
 /// [`FEW_OUTPUTS`], is reduced in two passes.
@@ -58,72 +84,64 @@ const LONG_AXIS: usize = 16_384;
 const FEW_OUTPUTS: usize = 256;
 /// Axis elements each first-pass workgroup folds.
 const STRETCH: usize = 4_096;
-const SOFTMAX: Shader = shader(
+const SOFTMAX: Shader<'static> = shader(
     "softmax",
     include_str!(concat!(env!("OUT_DIR"), "/shaders/softmax.wgsl")),
     "main",
 );
-const LAYER_NORM: Shader = shader(
+const LAYER_NORM: Shader<'static> = shader(
     "layer_norm",
     include_str!(concat!(env!("OUT_DIR"), "/shaders/layer_norm.wgsl")),
     "main",
 );
-const CONV2D: Shader = shader(
+const CONV2D: Shader<'static> = shader(
     "conv2d",
     include_str!(concat!(env!("OUT_DIR"), "/shaders/conv2d.wgsl")),
     "main",
 );
-const POOL2D: Shader = shader(
+const POOL2D: Shader<'static> = shader(
     "pool2d",
     include_str!(concat!(env!("OUT_DIR"), "/shaders/pool2d.wgsl")),
     "main",
 );
 const IMAGE: &str = include_str!(concat!(env!("OUT_DIR"), "/shaders/image.wgsl"));
-const RESIZE: Shader = shader("image/resize", IMAGE, "resize");
-const BLUR: Shader = shader("image/blur", IMAGE, "blur");
-const SOBEL: Shader = shader("image/sobel", IMAGE, "sobel");
-const RGB_TO_GRAY: Shader = shader("image/rgb_to_gray", IMAGE, "rgb_to_gray");
-const THRESHOLD: Shader = shader("image/threshold", IMAGE, "threshold");
+const RESIZE: Shader<'static> = shader("image/resize", IMAGE, "resize");
+const BLUR: Shader<'static> = shader("image/blur", IMAGE, "blur");
+const SOBEL: Shader<'static> = shader("image/sobel", IMAGE, "sobel");
+const RGB_TO_GRAY: Shader<'static> = shader("image/rgb_to_gray", IMAGE, "rgb_to_gray");
+const THRESHOLD: Shader<'static> = shader("image/threshold", IMAGE, "threshold");
 
 /// Rows and columns of C one GEMM workgroup computes (`TILE` in gemm.wgsl).
 const GEMM_TILE: usize = 64;
 
 /// One dispatch: the shader, its uniform parameters (u32 words; f32 by
 /// bits) and the workgroup grid.
-pub(super) struct Pass {
-    pub shader: Shader,
+pub(super) struct Pass<'k> {
+    pub shader: Shader<'k>,
     pub params: Vec<u32>,
-    pub groups: (u32, u32),
+    pub groups: [u32; 3],
 }
 
 /// A launch: its pass on the arguments, possibly after a first pass.
-pub(super) struct Plan {
-    pub pass: Pass,
-    pub first: Option<FirstPass>,
+pub(super) struct Plan<'k> {
+    pub pass: Pass<'k>,
+    pub first: Option<FirstPass<'k>>,
 }
 
 /// A pass that reads the first argument and writes `scratch` partial
 /// results (in the arguments' element type) to a scratch buffer, which the
 /// plan's own pass then reads in place of its first argument (a multi-pass
 /// reduction).
-pub(super) struct FirstPass {
-    pub pass: Pass,
+pub(super) struct FirstPass<'k> {
+    pub pass: Pass<'k>,
     pub scratch: usize,
 }
 
-/// Whether a kernel has a shader (in f32).
-pub(super) fn supported(kernel: &Kernel) -> bool {
+/// Whether the image kernels' shaders (f32 only) serve this kernel.
+fn is_image(kernel: &Kernel) -> bool {
     matches!(
         kernel,
-        Kernel::Gemm { .. }
-            | Kernel::Unary(_)
-            | Kernel::Binary(_)
-            | Kernel::Reduce { .. }
-            | Kernel::Softmax
-            | Kernel::LayerNorm { .. }
-            | Kernel::Conv2d { .. }
-            | Kernel::Pool2d { .. }
-            | Kernel::Resize
+        Kernel::Resize
             | Kernel::GaussianBlur { .. }
             | Kernel::Sobel
             | Kernel::RgbToGray
@@ -131,18 +149,30 @@ pub(super) fn supported(kernel: &Kernel) -> bool {
     )
 }
 
-/// Whether a kernel's shader has an f16 variant (the tensor kernels; the
-/// image kernels are f32 only).
-pub(super) fn has_f16(kernel: &Kernel) -> bool {
-    supported(kernel)
-        && !matches!(
-            kernel,
-            Kernel::Resize
-                | Kernel::GaussianBlur { .. }
-                | Kernel::Sobel
-                | Kernel::RgbToGray
-                | Kernel::Threshold { .. }
-        )
+fn unsupported(what: String) -> Error {
+    Error::Device {
+        backend: "wgpu".into(),
+        message: what,
+    }
+}
+
+/// The element types a device with (or without) SHADER_F16 runs: built-in
+/// kernels in f32, the tensor kernels also in f16; user kernels in
+/// whatever their WGSL declares, except f64 (WGSL has none) and f16
+/// without the feature.
+fn check_dtypes(kernel: &Kernel, args: &[ArgMeta<'_>], f16: bool) -> Result<()> {
+    let ok = |d: DType| match kernel {
+        Kernel::Custom(_) => d != DType::F64 && (d != DType::F16 || f16),
+        _ => d == DType::F32 || (d == DType::F16 && f16 && !is_image(kernel)),
+    };
+    match args.iter().find(|a| !ok(a.dtype)) {
+        Some(a) => Err(unsupported(format!(
+            "`{}` in {} has no WGSL kernel on this device",
+            kernel.name(),
+            a.dtype
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Most workgroups per grid dimension every adapter allows.
@@ -168,12 +198,15 @@ fn u(v: usize) -> u32 {
 
 /// Element-wise style plan: one invocation per element, 256 per workgroup;
 /// `params` gets the grid's x extent where the shader expects it.
-fn per_element(shader: Shader, elements: usize, params: Vec<u32>, gx_slot: usize) -> Result<Plan> {
+fn per_element(shader: Shader<'static>, elements: usize, params: Vec<u32>, gx_slot: usize) -> Result<Plan<'static>> {
     per_group(shader, elements.div_ceil(256), params, gx_slot)
 }
 
 /// An element-wise op: four elements per invocation when the length allows.
-fn element_wise(scalar: Shader, vec4: Shader, len: usize, op: u32) -> Result<Plan> {
+fn element_wise(
+    scalar: Shader<'static>,
+    vec4: Shader<'static>,
+    len: usize, op: u32) -> Result<Plan<'static>> {
     if len.is_multiple_of(4) {
         per_element(vec4, len / 4, vec![u(len / 4), op, 0, 0], 2)
     } else {
@@ -182,22 +215,59 @@ fn element_wise(scalar: Shader, vec4: Shader, len: usize, op: u32) -> Result<Pla
 }
 
 /// One workgroup per row or output.
-fn per_group(shader: Shader, count: usize, mut params: Vec<u32>, gx_slot: usize) -> Result<Plan> {
+fn per_group(shader: Shader<'static>, count: usize, mut params: Vec<u32>, gx_slot: usize) -> Result<Plan<'static>> {
     let groups = grid(count)?;
     params[gx_slot] = groups.0;
     Ok(Plan {
         pass: Pass {
             shader,
             params,
-            groups,
+            groups: [groups.0, groups.1, 1],
         },
         first: None,
     })
 }
 
-pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
+/// A user kernel's WGSL on its launch rule.
+fn user<'k>(kernel: &'k CustomKernel, args: &[ArgMeta<'_>]) -> Result<Plan<'k>> {
+    let Some(program) = kernel.wgsl() else {
+        return Err(unsupported(format!(
+            "user kernel `{}` has no WGSL implementation",
+            kernel.name()
+        )));
+    };
+    let shapes: Vec<&[usize]> = args.iter().map(|a| a.shape).collect();
+    let launch = program.launch(&shapes);
+    if launch.grid.iter().any(|&g| g > MAX_GROUPS) {
+        return Err(unsupported(format!(
+            "user kernel `{}` asks for {:?} workgroups, beyond the dispatch limit {MAX_GROUPS}",
+            kernel.name(),
+            launch.grid
+        )));
+    }
+    // A uniform buffer is a whole number of 16-byte rows.
+    let mut params = launch.params;
+    params.resize(params.len().div_ceil(4).max(1) * 4, 0);
+    Ok(Plan {
+        pass: Pass {
+            shader: Shader {
+                key: ShaderKey::User(kernel.id()),
+                source: program.source(),
+                entry: program.entry(),
+            },
+            params,
+            groups: launch.grid,
+        },
+        first: None,
+    })
+}
+
+/// The plan for `kernel` on these arguments on a device with (or without)
+/// SHADER_F16, or why there is none.
+pub(super) fn plan<'k>(kernel: &'k Kernel, args: &[ArgMeta<'_>], f16: bool) -> Result<Plan<'k>> {
+    check_dtypes(kernel, args, f16)?;
     let shape = |i: usize| args[i].shape;
-    let len = |i: usize| args[i].len();
+    let len = |i: usize| args[i].shape.iter().product::<usize>();
     let last = |i: usize| shape(i).last().copied().unwrap_or(1).max(1);
     match kernel {
         Kernel::Gemm {
@@ -230,7 +300,7 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
                 pass: Pass {
                     shader,
                     params,
-                    groups: (u(n.div_ceil(GEMM_TILE)), u(m.div_ceil(rows))),
+                    groups: [u(n.div_ceil(GEMM_TILE)), u(m.div_ceil(rows)), 1],
                 },
                 first: None,
             })
@@ -356,9 +426,7 @@ pub(super) fn plan(kernel: &Kernel, args: &[Arg<'_>]) -> Result<Plan> {
             ];
             per_element(shader, len(1), params, 6)
         }
-        other => Err(Error::Device {
-            backend: "wgpu".into(),
-            message: format!("`{}` has no WGSL kernel", other.name()),
-        }),
+        Kernel::Custom(c) => user(c, args),
+        other => Err(unsupported(format!("`{}` has no WGSL kernel", other.name()))),
     }
 }

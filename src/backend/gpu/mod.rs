@@ -11,11 +11,15 @@
 
 mod kernels;
 mod variant;
+mod wgsl;
+
+pub use wgsl::validate_wgsl;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 use wgpu::util::DeviceExt;
 
 use crate::backend::{
@@ -23,7 +27,7 @@ use crate::backend::{
 };
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kernel::Kernel;
+use crate::kernel::{ArgMeta, Kernel};
 use crate::unit::UnitKind;
 
 /// Device memory assumed when the API does not say (wgpu does not report
@@ -42,7 +46,7 @@ struct Gpu {
     capacity: usize,
     /// Whether the device runs shaders with f16 elements (SHADER_F16).
     f16: bool,
-    pipelines: Mutex<HashMap<(&'static str, DType), Arc<Compiled>>>,
+    pipelines: Mutex<HashMap<(kernels::ShaderKey, DType), Arc<Compiled>>>,
     /// Reused read-back buffer, grown as needed.
     staging: Mutex<Option<wgpu::Buffer>>,
     /// Set by wgpu when the device is lost (driver reset, removal).
@@ -297,11 +301,28 @@ impl Backend for WgpuBackend {
         Ok(())
     }
 
-    fn supports(&self, unit: usize, kernel: &Kernel, dtypes: &[DType]) -> bool {
-        let f16 = self.gpus.get(unit).is_some_and(|g| g.f16);
-        kernels::supported(kernel)
-            && (dtypes.iter().all(|d| *d == DType::F32)
-                || (f16 && kernels::has_f16(kernel) && dtypes.iter().all(|d| *d == DType::F16)))
+    fn supports(&self, unit: usize, kernel: &Kernel, args: &[ArgMeta<'_>]) -> bool {
+        self.gpus
+            .get(unit)
+            .is_some_and(|g| kernels::plan(kernel, args, g.f16).is_ok())
+    }
+
+    fn prepare(&self, kernel: &Kernel) -> Result<()> {
+        let Kernel::Custom(c) = kernel else {
+            return Ok(());
+        };
+        let Some(program) = c.wgsl() else {
+            return Ok(());
+        };
+        let shader = kernels::Shader {
+            key: kernels::ShaderKey::User(c.id()),
+            source: program.source(),
+            entry: program.entry(),
+        };
+        for g in &self.gpus {
+            g.pipeline(shader, DType::F32)?;
+        }
+        Ok(())
     }
 
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
@@ -312,7 +333,8 @@ impl Backend for WgpuBackend {
                 message: format!("{} was lost ({why})", g.name),
             });
         }
-        let plan = kernels::plan(kernel, args)?;
+        let metas: SmallVec<[ArgMeta<'_>; 4]> = args.iter().map(Arg::meta).collect();
+        let plan = kernels::plan(kernel, &metas, g.f16)?;
         let dtype = args.first().map_or(DType::F32, |a| a.dtype);
         let scope = g.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let mut buffers = Vec::with_capacity(args.len());
@@ -396,33 +418,37 @@ impl Gpu {
         let mut compute = encoder.begin_compute_pass(&Default::default());
         compute.set_pipeline(&compiled.pipeline);
         compute.set_bind_group(0, &bind_group, &[]);
-        compute.dispatch_workgroups(pass.groups.0, pass.groups.1, 1);
+        compute.dispatch_workgroups(pass.groups[0], pass.groups[1], pass.groups[2]);
         Ok(())
     }
 
     /// The pipeline of a shader entry point for an element type and its
-    /// bind group layout, compiled on first use.
-    fn pipeline(&self, shader: kernels::Shader, dtype: DType) -> Result<Arc<Compiled>> {
+    /// bind group layout, compiled on first use. A user kernel's WGSL
+    /// declares its own element types: it has one pipeline.
+    fn pipeline(&self, shader: kernels::Shader<'_>, dtype: DType) -> Result<Arc<Compiled>> {
+        let builtin = matches!(shader.key, kernels::ShaderKey::Builtin(_));
+        let dtype = if builtin { dtype } else { DType::F32 };
         let mut cache = self.pipelines.lock();
         if let Some(p) = cache.get(&(shader.key, dtype)) {
             return Ok(p.clone());
         }
+        let label = shader.label();
         let source = match dtype {
             DType::F16 => variant::with_f16_elements(shader.source)
-                .ok_or_else(|| gpu_error(format!("`{}` has no f16 variant", shader.key)))?,
+                .ok_or_else(|| gpu_error(format!("`{label}` has no f16 variant")))?,
             _ => shader.source.to_string(),
         };
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(shader.key),
+                label: Some(&label),
                 source: wgpu::ShaderSource::Wgsl(source.into()),
             });
         let pipeline = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(shader.key),
+                label: Some(&label),
                 layout: None,
                 module: &module,
                 entry_point: Some(shader.entry),
@@ -431,8 +457,8 @@ impl Gpu {
             });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(gpu_error(format!(
-                "compiling `{}` for {}: {e}",
-                shader.key, self.name
+                "compiling `{label}` for {}: {e}",
+                self.name
             )));
         }
         let layout = pipeline.get_bind_group_layout(0);

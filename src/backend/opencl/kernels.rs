@@ -1,10 +1,13 @@
-//! Which program and entry point of `kernels/*.cl` runs each kernel, with
-//! what scalar arguments and over what range of work-items.
+//! Which program and entry point of `kernels/*.cl` (or of a user
+//! kernel's OpenCL C) runs each kernel, with what scalar arguments and over
+//! what range of work-items: the plan a launch follows, and from which the
+//! backend answers whether it supports a kernel on given arguments.
 
-use crate::backend::Arg;
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kernel::{blur_radius, gaussian_taps, gemm_dims, reduce_extents, Kernel};
+use crate::kernel::{
+    blur_radius, gaussian_taps, gemm_dims, reduce_extents, ArgMeta, CustomKernel, Kernel,
+};
 
 /// Prepended to every program: the op-code constants, element types and
 /// shared helpers (`kernels/common.cl`), the element-wise expressions
@@ -87,15 +90,66 @@ pub enum Scalar {
     F32(f32),
 }
 
+/// What a built program is cached under (with its element type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProgramKey {
+    Builtin(Source),
+    /// A user kernel's OpenCL C, by [`CustomKernel::id`].
+    User(u64),
+}
+
+/// The program a launch needs.
+#[derive(Clone, Copy)]
+pub enum Program<'k> {
+    Builtin(Source),
+    User(&'k CustomKernel),
+}
+
+impl Program<'_> {
+    /// The cache key of this program built for `dtype` (a user program
+    /// declares its own types: one build serves all).
+    pub fn key(&self, dtype: DType) -> (ProgramKey, DType) {
+        match self {
+            Program::Builtin(s) => (ProgramKey::Builtin(*s), dtype),
+            Program::User(k) => (ProgramKey::User(k.id()), DType::F32),
+        }
+    }
+
+    /// The full source handed to the compiler: a built-in file after the
+    /// prelude; a user's source as given.
+    pub fn text(&self) -> String {
+        match self {
+            Program::Builtin(s) => s.text(),
+            Program::User(k) => k.opencl().map_or(String::new(), |p| p.source().to_string()),
+        }
+    }
+
+    /// Build options for `dtype`.
+    pub fn options(&self, dtype: DType) -> &'static str {
+        match self {
+            Program::Builtin(_) => options(dtype),
+            Program::User(_) => "",
+        }
+    }
+
+    /// What build messages call it.
+    pub fn label(&self, dtype: DType) -> String {
+        match self {
+            Program::Builtin(s) => format!("kernels/{}.cl ({dtype})", s.name()),
+            Program::User(k) => format!("the OpenCL C of user kernel `{}`", k.name()),
+        }
+    }
+}
+
 /// A launch: program and entry point, the scalars that follow the buffer
 /// arguments, and the work-item range.
-pub struct Plan {
-    pub source: Source,
-    pub entry: &'static str,
+pub struct Plan<'k> {
+    pub program: Program<'k>,
+    pub entry: &'k str,
     pub scalars: Vec<Scalar>,
-    pub global: [usize; 2],
+    pub global: [usize; 3],
     /// Work-group size; `None` lets the driver choose.
-    pub local: Option<[usize; 2]>,
+    pub local: Option<[usize; 3]>,
 }
 
 /// Work-items per group of the element-wise kernels.
@@ -103,8 +157,8 @@ const GROUP: usize = 256;
 /// `ROW_GROUP` in `kernels/common.cl`.
 const ROW_GROUP: usize = 64;
 
-/// The program that runs `kernel`, if any, and whether it takes `dtypes`.
-pub fn source_of(kernel: &Kernel) -> Option<Source> {
+/// The program that runs a built-in `kernel`, if any.
+fn source_of(kernel: &Kernel) -> Option<Source> {
     Some(match kernel {
         Kernel::Gemm { .. } => Source::Gemm,
         Kernel::Unary(_) | Kernel::Binary(_) => Source::Elementwise,
@@ -119,9 +173,31 @@ pub fn source_of(kernel: &Kernel) -> Option<Source> {
     })
 }
 
-/// Whether a kernel has an OpenCL version for these element types.
-pub fn supported(kernel: &Kernel, dtypes: &[DType]) -> bool {
-    source_of(kernel).is_some_and(|s| dtypes.iter().all(|d| s.dtypes().contains(d)))
+fn unsupported(what: String) -> Error {
+    Error::Device {
+        backend: "opencl".into(),
+        message: what,
+    }
+}
+
+/// A user kernel's OpenCL C on its launch rule; its words become `uint`
+/// arguments.
+fn user<'k>(kernel: &'k CustomKernel, args: &[ArgMeta<'_>]) -> Result<Plan<'k>> {
+    let Some(program) = kernel.opencl() else {
+        return Err(unsupported(format!(
+            "user kernel `{}` has no OpenCL C implementation",
+            kernel.name()
+        )));
+    };
+    let shapes: Vec<&[usize]> = args.iter().map(|a| a.shape).collect();
+    let launch = program.launch(&shapes);
+    Ok(Plan {
+        program: Program::User(kernel),
+        entry: program.entry(),
+        scalars: launch.params.into_iter().map(Scalar::U32).collect(),
+        global: launch.grid.map(|g| g.max(1) as usize),
+        local: None,
+    })
 }
 
 fn u(v: usize) -> Scalar {
@@ -132,31 +208,50 @@ fn f(v: f64) -> Scalar {
     Scalar::F32(v as f32)
 }
 
-fn per_element(source: Source, entry: &'static str, n: usize, scalars: Vec<Scalar>) -> Plan {
+fn per_element(
+    source: Source,
+    entry: &'static str,
+    n: usize,
+    scalars: Vec<Scalar>,
+) -> Plan<'static> {
     Plan {
-        source,
+        program: Program::Builtin(source),
         entry,
         scalars,
-        global: [n.max(1).div_ceil(GROUP) * GROUP, 1],
-        local: Some([GROUP, 1]),
+        global: [n.max(1).div_ceil(GROUP) * GROUP, 1, 1],
+        local: Some([GROUP, 1, 1]),
     }
 }
 
-fn per_row(entry: &'static str, rows: usize, scalars: Vec<Scalar>) -> Plan {
+fn per_row(entry: &'static str, rows: usize, scalars: Vec<Scalar>) -> Plan<'static> {
     Plan {
-        source: Source::Reduce,
+        program: Program::Builtin(Source::Reduce),
         entry,
         scalars,
-        global: [rows.max(1) * ROW_GROUP, 1],
-        local: Some([ROW_GROUP, 1]),
+        global: [rows.max(1) * ROW_GROUP, 1, 1],
+        local: Some([ROW_GROUP, 1, 1]),
     }
 }
 
-/// The launch for `kernel` on these arguments. `local_memory` says whether
+/// The launch for `kernel` on these arguments, or why there is none (no
+/// program, or not in these element types). `local_memory` says whether
 /// the device has dedicated local memory (it picks the GEMM variant).
-pub fn plan(kernel: &Kernel, args: &[Arg<'_>], local_memory: bool) -> Result<Plan> {
+pub fn plan<'k>(kernel: &'k Kernel, args: &[ArgMeta<'_>], local_memory: bool) -> Result<Plan<'k>> {
+    if let Kernel::Custom(c) = kernel {
+        return user(c, args);
+    }
+    let Some(source) = source_of(kernel) else {
+        return Err(unsupported(format!("`{}` has no OpenCL kernel", kernel.name())));
+    };
+    if let Some(a) = args.iter().find(|a| !source.dtypes().contains(&a.dtype)) {
+        return Err(unsupported(format!(
+            "`{}` has no OpenCL kernel in {}",
+            kernel.name(),
+            a.dtype
+        )));
+    }
     let shape = |i: usize| args[i].shape;
-    let len = |i: usize| args[i].len();
+    let len = |i: usize| args[i].shape.iter().product::<usize>();
     let last = |i: usize| shape(i).last().copied().unwrap_or(1).max(1);
     let image = |entry, n, scalars| per_element(Source::Image, entry, n, scalars);
     Ok(match kernel {
@@ -170,15 +265,15 @@ pub fn plan(kernel: &Kernel, args: &[Arg<'_>], local_memory: bool) -> Result<Pla
             let n = shape(2)[1];
             if !local_memory && !trans_a && !trans_b && m % 8 == 0 && n % 32 == 0 {
                 Plan {
-                    source: Source::Gemm,
+                    program: Program::Builtin(Source::Gemm),
                     entry: "gemm_block",
                     scalars: vec![u(m), u(n), u(k), f(*alpha), f(*beta)],
-                    global: [n / 32, m / 8],
+                    global: [n / 32, m / 8, 1],
                     local: None,
                 }
             } else {
                 Plan {
-                    source: Source::Gemm,
+                    program: Program::Builtin(Source::Gemm),
                     entry: "gemm_tiled",
                     scalars: vec![
                         u(m),
@@ -189,8 +284,8 @@ pub fn plan(kernel: &Kernel, args: &[Arg<'_>], local_memory: bool) -> Result<Pla
                         f(*alpha),
                         f(*beta),
                     ],
-                    global: [n.div_ceil(64) * 16, m.div_ceil(64) * 16],
-                    local: Some([16, 16]),
+                    global: [n.div_ceil(64) * 16, m.div_ceil(64) * 16, 1],
+                    local: Some([16, 16, 1]),
                 }
             }
         }
@@ -262,11 +357,6 @@ pub fn plan(kernel: &Kernel, args: &[Arg<'_>], local_memory: bool) -> Result<Pla
         Kernel::Threshold { value, max } => {
             image("threshold", len(1), vec![u(len(1)), f(*value), f(*max)])
         }
-        other => {
-            return Err(Error::Device {
-                backend: "opencl".into(),
-                message: format!("`{}` has no OpenCL kernel", other.name()),
-            })
-        }
+        other => return Err(unsupported(format!("`{}` has no OpenCL kernel", other.name()))),
     })
 }

@@ -24,10 +24,11 @@ use std::time::Instant;
 
 use ocl::core;
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 
 pub use self::cache::default_cache_dir;
 use self::cache::{Lookup, ProgramCache};
-use self::kernels::{Scalar, Source, SOURCES};
+use self::kernels::{Program, ProgramKey, Scalar, SOURCES};
 pub use self::units::{
     assign, kind_by_rule, parse_units, unit_requests, Assignment, DeviceListing, DeviceType,
     UnitRequest,
@@ -37,7 +38,7 @@ use crate::backend::{
 };
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kernel::Kernel;
+use crate::kernel::{ArgMeta, Kernel};
 use crate::unit::UnitKind;
 
 fn cl_error(message: impl Into<String>) -> Error {
@@ -177,8 +178,9 @@ struct Unit {
     max_alloc: usize,
     /// Dedicated local memory (picks the GEMM variant).
     local_memory: bool,
-    programs: Mutex<HashMap<(Source, DType), Arc<core::Program>>>,
-    kernels: Mutex<HashMap<(&'static str, DType), core::Kernel>>,
+    programs: Mutex<HashMap<(ProgramKey, DType), Arc<core::Program>>>,
+    /// Kernel objects by program, entry point and element type.
+    kernels: Mutex<HashMap<(ProgramKey, String, DType), core::Kernel>>,
 }
 
 /// A tensor's storage on a unit.
@@ -330,10 +332,11 @@ impl OpenClBackend {
             for source in SOURCES {
                 for &dtype in source.dtypes() {
                     let start = Instant::now();
-                    let (program, origin) = self.load(unit, source, dtype)?;
+                    let program = Program::Builtin(source);
+                    let (built, origin) = self.load(unit, program, dtype)?;
                     unit.programs
                         .lock()
-                        .insert((source, dtype), Arc::new(program));
+                        .insert(program.key(dtype), Arc::new(built));
                     let build = ProgramBuild {
                         unit: ui,
                         program: format!("{}/{dtype}", source.name()),
@@ -353,23 +356,22 @@ impl OpenClBackend {
         self.units.len() * SOURCES.iter().map(|s| s.dtypes().len()).sum::<usize>()
     }
 
-    /// The program for `source` in `dtype` on `unit`, built on first use.
-    fn program(&self, unit: &Unit, source: Source, dtype: DType) -> Result<Arc<core::Program>> {
-        if let Some(p) = unit.programs.lock().get(&(source, dtype)) {
+    /// `program` in `dtype` on `unit`, built on first use.
+    fn program(&self, unit: &Unit, program: Program<'_>, dtype: DType) -> Result<Arc<core::Program>> {
+        let key = program.key(dtype);
+        if let Some(p) = unit.programs.lock().get(&key) {
             return Ok(p.clone());
         }
-        let (program, _) = self.load(unit, source, dtype)?;
-        let program = Arc::new(program);
-        unit.programs
-            .lock()
-            .insert((source, dtype), program.clone());
-        Ok(program)
+        let (built, _) = self.load(unit, program, dtype)?;
+        let built = Arc::new(built);
+        unit.programs.lock().insert(key, built.clone());
+        Ok(built)
     }
 
     /// Loads a program from the cache, or compiles it and stores it.
-    fn load(&self, unit: &Unit, source: Source, dtype: DType) -> Result<(core::Program, Origin)> {
-        let text = source.text();
-        let options = kernels::options(dtype);
+    fn load(&self, unit: &Unit, program: Program<'_>, dtype: DType) -> Result<(core::Program, Origin)> {
+        let text = program.text();
+        let options = program.options(dtype);
         let key = ProgramCache::key(&unit.identity, options, &text);
         let c_options =
             CString::new(options).map_err(|_| cl_error("build options contain a NUL byte"))?;
@@ -389,11 +391,7 @@ impl OpenClBackend {
             Lookup::Miss => Origin::Compiled,
             Lookup::Corrupt => Origin::Rebuilt,
         };
-        let what = format!(
-            "kernels/{}.cl ({dtype}) for {}",
-            source.name(),
-            unit.listing.name
-        );
+        let what = format!("{} for {}", program.label(dtype), unit.listing.name);
         let program = compile(unit, &what, text, &c_options)?;
         if let Ok(core::ProgramInfoResult::Binaries(bins)) =
             core::get_program_info(&program, core::ProgramInfo::Binaries)
@@ -495,8 +493,21 @@ impl Backend for OpenClBackend {
             })
     }
 
-    fn supports(&self, _unit: usize, kernel: &Kernel, dtypes: &[DType]) -> bool {
-        kernels::supported(kernel, dtypes)
+    fn supports(&self, unit: usize, kernel: &Kernel, args: &[ArgMeta<'_>]) -> bool {
+        self.units
+            .get(unit)
+            .is_some_and(|u| kernels::plan(kernel, args, u.local_memory).is_ok())
+    }
+
+    fn prepare(&self, kernel: &Kernel) -> Result<()> {
+        if let Kernel::Custom(c) = kernel {
+            if c.opencl().is_some() {
+                for u in &self.units {
+                    self.program(u, Program::User(c), DType::F32)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
@@ -504,8 +515,10 @@ impl Backend for OpenClBackend {
         let Some(dtype) = args.first().map(|a| a.dtype) else {
             return Err(cl_error(format!("`{}` without arguments", kernel.name())));
         };
-        let plan = kernels::plan(kernel, args, u.local_memory)?;
-        let program = self.program(u, plan.source, dtype)?;
+        let metas: SmallVec<[ArgMeta<'_>; 4]> = args.iter().map(Arg::meta).collect();
+        let plan = kernels::plan(kernel, &metas, u.local_memory)?;
+        let program = self.program(u, plan.program, dtype)?;
+        let (program_key, dtype) = plan.program.key(dtype);
         let fail = |what: &str, e: core::Error| {
             cl_error(format!(
                 "`{}` on {}: {what}: {}",
@@ -515,7 +528,7 @@ impl Backend for OpenClBackend {
             ))
         };
         let mut cache = u.kernels.lock();
-        let cl_kernel = match cache.entry((plan.entry, dtype)) {
+        let cl_kernel = match cache.entry((program_key, plan.entry.to_string(), dtype)) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(e) => e.insert(
                 core::create_kernel(&program, plan.entry)
@@ -535,14 +548,19 @@ impl Backend for OpenClBackend {
             };
             set.map_err(|e| fail("setting a scalar argument", e))?;
         }
-        let global = [plan.global[0], plan.global[1], 1];
-        let local = plan.local.map(|l| [l[0], l[1], 1]);
         // SAFETY: every argument is set, and the buffers stay alive while
         // the kernel runs: the queue retains them, and the runtime reuses a
         // buffer only for commands issued to this same in-order queue.
         unsafe {
             core::enqueue_kernel(
-                &u.queue, cl_kernel, 2, None, &global, local, None::<()>, None::<()>,
+                &u.queue,
+                cl_kernel,
+                3,
+                None,
+                &plan.global,
+                plan.local,
+                None::<()>,
+                None::<()>,
             )
         }
         .map_err(|e| fail("enqueueing", e))?;
