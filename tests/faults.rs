@@ -16,8 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use xpu::{
-    Arg, ArgMeta, Backend, BinaryOp, DType, DeviceBuffer, Error, Job, Kernel, Mode, Placement, Policy,
-    Result, Runtime, TaskOptions, UnaryOp, UnitDesc, UnitKind,
+    Arg, ArgMeta, Backend, BinaryOp, DType, DeviceBuffer, Error, Job, Kernel, Mode, Placement,
+    Policy, Result, Runtime, TaskOptions, UnaryOp, UnitDesc, UnitKind,
 };
 
 fn relu() -> Kernel {

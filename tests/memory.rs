@@ -266,7 +266,11 @@ fn a_kernel_only_the_custom_unit_has_runs_there_with_dependencies() {
         vec![2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]
     );
     assert!(backend.launches() >= 1);
-    let pinned = rt.submit_with(&dsp::fir().unwrap(), &[x.read(), h.read(), y.write()], on(CPU));
+    let pinned = rt.submit_with(
+        &dsp::fir().unwrap(),
+        &[x.read(), h.read(), y.write()],
+        on(CPU),
+    );
     assert!(pinned
         .unwrap_err()
         .to_string()

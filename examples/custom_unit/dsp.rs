@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use parking_lot::Mutex;
 use xpu::backend::cpu::run_kernel;
 use xpu::{
-    Arg, ArgData, ArgMeta, Backend, DType, DeviceBuffer, Error, Kernel, Mode, Result, UnitDesc, UnitKind,
-    UnitMemory,
+    Arg, ArgData, ArgMeta, Backend, DType, DeviceBuffer, Error, Kernel, Mode, Result, UnitDesc,
+    UnitKind, UnitMemory,
 };
 
 /// One allocation in the DSP's memory (8-byte words keep every dtype aligned).
@@ -133,7 +133,9 @@ impl Backend for DspBackend {
 
     fn supports(&self, _unit: usize, kernel: &Kernel, _args: &[ArgMeta<'_>]) -> bool {
         match kernel {
-            Kernel::Custom(c) => c.implementation::<DspProgram>("dsp").is_some() || c.cpu().is_some(),
+            Kernel::Custom(c) => {
+                c.implementation::<DspProgram>("dsp").is_some() || c.cpu().is_some()
+            }
             _ => true,
         }
     }

@@ -36,8 +36,8 @@ mod registry;
 pub use registry::{discover, BackendStatus, Discovered, Discovery, DiscoveryOptions};
 
 use crate::error::Result;
-use crate::kernel::{ArgMeta, Kernel};
 pub use crate::kernel::{Arg, ArgData, DeviceBuffer};
+use crate::kernel::{ArgMeta, Kernel};
 use crate::unit::UnitKind;
 
 /// Where a unit's data lives.

@@ -198,7 +198,12 @@ fn u(v: usize) -> u32 {
 
 /// Element-wise style plan: one invocation per element, 256 per workgroup;
 /// `params` gets the grid's x extent where the shader expects it.
-fn per_element(shader: Shader<'static>, elements: usize, params: Vec<u32>, gx_slot: usize) -> Result<Plan<'static>> {
+fn per_element(
+    shader: Shader<'static>,
+    elements: usize,
+    params: Vec<u32>,
+    gx_slot: usize,
+) -> Result<Plan<'static>> {
     per_group(shader, elements.div_ceil(256), params, gx_slot)
 }
 
@@ -206,7 +211,9 @@ fn per_element(shader: Shader<'static>, elements: usize, params: Vec<u32>, gx_sl
 fn element_wise(
     scalar: Shader<'static>,
     vec4: Shader<'static>,
-    len: usize, op: u32) -> Result<Plan<'static>> {
+    len: usize,
+    op: u32,
+) -> Result<Plan<'static>> {
     if len.is_multiple_of(4) {
         per_element(vec4, len / 4, vec![u(len / 4), op, 0, 0], 2)
     } else {
@@ -215,7 +222,12 @@ fn element_wise(
 }
 
 /// One workgroup per row or output.
-fn per_group(shader: Shader<'static>, count: usize, mut params: Vec<u32>, gx_slot: usize) -> Result<Plan<'static>> {
+fn per_group(
+    shader: Shader<'static>,
+    count: usize,
+    mut params: Vec<u32>,
+    gx_slot: usize,
+) -> Result<Plan<'static>> {
     let groups = grid(count)?;
     params[gx_slot] = groups.0;
     Ok(Plan {
@@ -427,6 +439,9 @@ pub(super) fn plan<'k>(kernel: &'k Kernel, args: &[ArgMeta<'_>], f16: bool) -> R
             per_element(shader, len(1), params, 6)
         }
         Kernel::Custom(c) => user(c, args),
-        other => Err(unsupported(format!("`{}` has no WGSL kernel", other.name()))),
+        other => Err(unsupported(format!(
+            "`{}` has no WGSL kernel",
+            other.name()
+        ))),
     }
 }

@@ -26,7 +26,12 @@ pub fn validate_wgsl(kernel: &str, source: &str, entry: &str) -> Result<()> {
     };
     let module = match naga::front::wgsl::parse_str(source) {
         Ok(m) => m,
-        Err(e) => return fail(format!("WGSL does not parse:\n{}", e.emit_to_string(source))),
+        Err(e) => {
+            return fail(format!(
+                "WGSL does not parse:\n{}",
+                e.emit_to_string(source)
+            ))
+        }
     };
     let mut validator = naga::valid::Validator::new(
         naga::valid::ValidationFlags::all(),

@@ -241,7 +241,10 @@ pub fn plan<'k>(kernel: &'k Kernel, args: &[ArgMeta<'_>], local_memory: bool) ->
         return user(c, args);
     }
     let Some(source) = source_of(kernel) else {
-        return Err(unsupported(format!("`{}` has no OpenCL kernel", kernel.name())));
+        return Err(unsupported(format!(
+            "`{}` has no OpenCL kernel",
+            kernel.name()
+        )));
     };
     if let Some(a) = args.iter().find(|a| !source.dtypes().contains(&a.dtype)) {
         return Err(unsupported(format!(
@@ -357,6 +360,11 @@ pub fn plan<'k>(kernel: &'k Kernel, args: &[ArgMeta<'_>], local_memory: bool) ->
         Kernel::Threshold { value, max } => {
             image("threshold", len(1), vec![u(len(1)), f(*value), f(*max)])
         }
-        other => return Err(unsupported(format!("`{}` has no OpenCL kernel", other.name()))),
+        other => {
+            return Err(unsupported(format!(
+                "`{}` has no OpenCL kernel",
+                other.name()
+            )))
+        }
     })
 }

@@ -357,7 +357,12 @@ impl OpenClBackend {
     }
 
     /// `program` in `dtype` on `unit`, built on first use.
-    fn program(&self, unit: &Unit, program: Program<'_>, dtype: DType) -> Result<Arc<core::Program>> {
+    fn program(
+        &self,
+        unit: &Unit,
+        program: Program<'_>,
+        dtype: DType,
+    ) -> Result<Arc<core::Program>> {
         let key = program.key(dtype);
         if let Some(p) = unit.programs.lock().get(&key) {
             return Ok(p.clone());
@@ -369,7 +374,12 @@ impl OpenClBackend {
     }
 
     /// Loads a program from the cache, or compiles it and stores it.
-    fn load(&self, unit: &Unit, program: Program<'_>, dtype: DType) -> Result<(core::Program, Origin)> {
+    fn load(
+        &self,
+        unit: &Unit,
+        program: Program<'_>,
+        dtype: DType,
+    ) -> Result<(core::Program, Origin)> {
         let text = program.text();
         let options = program.options(dtype);
         let key = ProgramCache::key(&unit.identity, options, &text);
