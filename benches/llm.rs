@@ -8,7 +8,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use xpu::llm::{DecodeStep, LanguageModel};
-use xpu::{DType, Kernel, Placement, Runtime, TaskOptions, UnitKind};
+use xpu::{DType, Placement, Runtime, TaskOptions, UnitKind};
 
 const CONTEXT: usize = 64;
 const POSITION: usize = 32;
@@ -28,10 +28,12 @@ fn llm(c: &mut Criterion) {
         .encode("The capital of France is")
         .expect("prompt");
     let step = |position| {
-        Kernel::Decode(DecodeStep {
+        DecodeStep {
             weights: model.weights.clone(),
             position,
-        })
+        }
+        .kernel()
+        .expect("the decode kernel")
     };
 
     let mut group = c.benchmark_group("llm");

@@ -65,7 +65,7 @@ mod graph;
 pub mod host;
 mod job;
 pub mod kernel;
-#[cfg(feature = "candle")]
+#[cfg(feature = "llm")]
 pub mod llm;
 pub mod memory;
 pub mod monitor;

@@ -6,7 +6,7 @@
 //!
 //! The model is the one `scripts/fetch-models.sh` fetches; without it
 //! (outside CI) the tests that need it say so and pass.
-#![cfg(feature = "candle")]
+#![cfg(feature = "llm")]
 
 #[path = "../examples/llm/ask.rs"]
 mod ask;
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use xpu::llm::{generate, GenerateOptions, LanguageModel, Sampling, Session};
-use xpu::{DType, Error, Kernel, Placement, Runtime, UnitKind, HOST};
+use xpu::{DType, Error, Placement, Runtime, UnitKind, HOST};
 
 fn model() -> Option<&'static LanguageModel> {
     static MODEL: OnceLock<Option<LanguageModel>> = OnceLock::new();
@@ -251,10 +251,12 @@ fn bad_decode_steps_are_refused_and_the_unit_keeps_working() {
     let rt = runtime();
     let c = model.config();
     let step = |position| {
-        Kernel::Decode(xpu::llm::DecodeStep {
+        xpu::llm::DecodeStep {
             weights: model.weights.clone(),
             position,
-        })
+        }
+        .kernel()
+        .unwrap()
     };
     let cache = rt.empty(&c.cache_shape(8), DType::F32);
     let logits = rt.empty(&[c.vocab], DType::F32);

@@ -44,10 +44,6 @@ impl Kernel {
     }
 
     fn check_dtypes(&self, args: &[ArgMeta<'_>]) -> Result<()> {
-        #[cfg(feature = "candle")]
-        if let Kernel::Decode(_) = self {
-            return self.check_each_dtype(args, &[DType::U32, DType::F32, DType::F32]);
-        }
         let allowed: &[DType] = match self {
             Kernel::Noop => return Ok(()),
             Kernel::Custom(c) => return c.check(args),
@@ -73,23 +69,6 @@ impl Kernel {
                     } else {
                         format!("one of {}", names.join(", "))
                     },
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// Each argument has its own dtype.
-    #[cfg(feature = "candle")]
-    fn check_each_dtype(&self, args: &[ArgMeta<'_>], dtypes: &[DType]) -> Result<()> {
-        for (i, (a, &want)) in args.iter().zip(dtypes).enumerate() {
-            if a.dtype != want {
-                return Err(Error::DType {
-                    kernel: self.name().to_string(),
-                    arg: i,
-                    name: None,
-                    got: a.dtype,
-                    expected: want.to_string(),
                 });
             }
         }
@@ -278,38 +257,6 @@ impl Kernel {
                         "A must have {} rows, got shape {:?}",
                         s(1)[0],
                         s(0)
-                    )));
-                }
-                Ok(())
-            }
-            #[cfg(feature = "candle")]
-            Kernel::Decode(step) => {
-                rank(0, 1, "the token ids")?;
-                rank(2, 1, "the logits")?;
-                let c = &step.weights.config;
-                let tokens = s(0)[0];
-                let cache = s(1);
-                let context = cache.get(3).copied().unwrap_or(0);
-                if tokens == 0 {
-                    return Err(self.shape_err("a decode step needs at least one token".into()));
-                }
-                if cache != c.cache_shape(context) {
-                    return Err(self.shape_err(format!(
-                        "the KV cache must be [layers {}, 2, KV heads {}, context, head size {}], got {cache:?}",
-                        c.layers, c.kv_heads, c.head_dim
-                    )));
-                }
-                if step.position + tokens > context {
-                    return Err(self.shape_err(format!(
-                        "{tokens} tokens at position {} do not fit a cache of {context} positions",
-                        step.position
-                    )));
-                }
-                if s(2) != [c.vocab] {
-                    return Err(self.shape_err(format!(
-                        "the logits must be [{}], got {:?}",
-                        c.vocab,
-                        s(2)
                     )));
                 }
                 Ok(())

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use super::{Arg, ArgMeta, Kernel, Mode};
 use crate::error::{Error, Result};
+use crate::unit::UnitKind;
 
 /// A user kernel's CPU implementation: it gets the task's arguments in the
 /// order of its access list.
@@ -77,6 +78,37 @@ impl DeviceProgram {
     /// The launch for these argument shapes.
     pub fn launch(&self, shapes: &[&[usize]]) -> Launch {
         (self.launch)(shapes)
+    }
+}
+
+/// An implementation for a backend that can show a kernel its replicas in
+/// host memory (the candle backend, whose CPU device keeps them there): a
+/// CPU function, run on that backend's units of the listed kinds, on the
+/// unit's own memory node. Given with
+/// `KernelDef::backend("candle", HostKernel::new(&[UnitKind::Lpu], f))`.
+pub struct HostKernel {
+    kinds: Vec<UnitKind>,
+    run: Box<CpuFn>,
+}
+
+impl HostKernel {
+    /// `run` for the units of `kinds`.
+    pub fn new<F>(kinds: &[UnitKind], run: F) -> HostKernel
+    where
+        F: Fn(&mut [Arg<'_>]) -> Result<()> + Send + Sync + 'static,
+    {
+        HostKernel {
+            kinds: kinds.to_vec(),
+            run: Box::new(run),
+        }
+    }
+    /// Whether units of `kind` run it.
+    pub fn runs_on(&self, kind: UnitKind) -> bool {
+        self.kinds.contains(&kind)
+    }
+    /// Runs it on host views of the arguments.
+    pub fn run(&self, args: &mut [Arg<'_>]) -> Result<()> {
+        (self.run)(args)
     }
 }
 

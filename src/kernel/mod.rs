@@ -19,7 +19,7 @@ mod spec;
 
 pub use arg::{Arg, ArgData, DeviceBuffer};
 pub use custom::{
-    CheckFn, CpuFn, CustomKernel, DeviceProgram, FlopsFn, KernelDef, Launch, LaunchFn,
+    CheckFn, CpuFn, CustomKernel, DeviceProgram, FlopsFn, HostKernel, KernelDef, Launch, LaunchFn,
 };
 pub use ops::{BinaryOp, PoolOp, ReduceOp, UnaryOp};
 pub use spec::spec_names;
@@ -124,11 +124,6 @@ pub enum Kernel {
     Trsm,
     /// `C := C - A * A^T`, lower triangle of `C` (the Cholesky trailing update).
     Syrk,
-    /// One autoregressive decode step of a language model: token ids (R),
-    /// KV cache (W at position 0, RW after), logits (W); see
-    /// [`crate::llm::DecodeStep`].
-    #[cfg(feature = "candle")]
-    Decode(crate::llm::DecodeStep),
     /// A user kernel.
     Custom(Arc<CustomKernel>),
 }
@@ -257,8 +252,6 @@ impl Kernel {
             Kernel::Potrf => "potrf",
             Kernel::Trsm => "trsm",
             Kernel::Syrk => "syrk",
-            #[cfg(feature = "candle")]
-            Kernel::Decode(_) => "decode",
             Kernel::Custom(c) => c.name(),
         }
     }
@@ -290,10 +283,6 @@ impl Kernel {
             | Kernel::Threshold { .. } => vec![Read, Write],
             Kernel::Potrf => vec![ReadWrite],
             Kernel::Trsm | Kernel::Syrk => vec![Read, ReadWrite],
-            #[cfg(feature = "candle")]
-            Kernel::Decode(step) if step.position == 0 => vec![Read, Write, Write],
-            #[cfg(feature = "candle")]
-            Kernel::Decode(_) => vec![Read, ReadWrite, Write],
             Kernel::Custom(c) => c.modes().to_vec(),
         })
     }
@@ -333,15 +322,6 @@ impl Kernel {
             Kernel::Potrf => (shapes[0][0] as f64).powi(3) / 3.0,
             Kernel::Trsm => (shapes[0][0] as f64).powi(2) * shapes[1][0] as f64,
             Kernel::Syrk => (shapes[1][0] as f64).powi(2) * shapes[0][1] as f64,
-            #[cfg(feature = "candle")]
-            Kernel::Decode(step) => {
-                // Matrix products, plus attention over the cache.
-                let c = &step.weights.config;
-                let tokens = n(0);
-                let attended = step.position as f64 + (tokens + 1.0) / 2.0;
-                2.0 * tokens * step.weights.parameters() as f64
-                    + 4.0 * tokens * attended * (c.layers * c.heads * c.head_dim) as f64
-            }
         }
     }
 

@@ -152,13 +152,6 @@ impl Kernel {
                     format!("`{}` is a user kernel: it has no spec", self.name()),
                 ))
             }
-            #[cfg(feature = "candle")]
-            Kernel::Decode(_) => {
-                return Err(spec_error(
-                    "name",
-                    "the decode step carries a model's weights: it has no spec",
-                ))
-            }
             Kernel::Noop
             | Kernel::Unary(_)
             | Kernel::Binary(_)

@@ -4,7 +4,6 @@ use std::time::Instant;
 
 use super::{DecodeStep, LanguageModel, Sampler, Sampling, TextStream};
 use crate::error::{Error, Result};
-use crate::kernel::Kernel;
 use crate::runtime::{Runtime, TaskOptions};
 use crate::tensor::Tensor;
 use crate::unit::Placement;
@@ -117,10 +116,11 @@ impl<'a> Session<'a> {
             )));
         }
         let ids = self.rt.tensor(&[tokens.len()], tokens)?;
-        let step = Kernel::Decode(DecodeStep {
+        let step = DecodeStep {
             weights: self.model.weights.clone(),
             position: self.position,
-        });
+        }
+        .kernel()?;
         let cache = if self.position == 0 {
             self.cache.write()
         } else {

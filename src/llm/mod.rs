@@ -1,9 +1,12 @@
-//! Language models on the LPU (cargo feature `candle`): a llama-architecture
+//! Language models on the LPU (cargo feature `llm`): a llama-architecture
 //! GGUF model (SmolLM2-135M-Instruct in Q4_1 is the one `scripts/fetch-models.sh`
 //! fetches), its tokenizer from the file's metadata, and autoregressive
 //! decoding as a kernel.
 //!
-//! A [`DecodeStep`] is a task: new token ids in (a `u32` tensor), the KV
+//! A [`DecodeStep`] is a task, through the same extension point any user
+//! kernel uses ([`crate::Kernel::define`]): a CPU implementation, and a
+//! [`crate::kernel::HostKernel`] that the candle backend runs on its LPU
+//! unit. New token ids in (a `u32` tensor), the KV
 //! cache extended in place (an `f32` tensor of [`Config::cache_shape`] that
 //! stays on the unit's memory node between steps), the last token's logits
 //! out. The prompt is one step; every generated token is one more.
@@ -22,6 +25,7 @@
 //! # Ok::<(), xpu::Error>(())
 //! ```
 
+mod decode;
 mod generate;
 mod model;
 mod quant;
@@ -75,7 +79,8 @@ impl LanguageModel {
     }
 }
 
-/// One decode step of a model: the kernel of [`crate::Kernel::Decode`].
+/// One decode step of a model; [`DecodeStep::kernel`] makes it a user
+/// kernel (`decode.rs`).
 ///
 /// Arguments: token ids (`u32 [n]`, read), the KV cache (`f32` of
 /// [`Config::cache_shape`], written at position 0 and read-written after),

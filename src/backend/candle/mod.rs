@@ -4,9 +4,10 @@
 //! softmax, layer norm, convolution, pooling) as candle ops in f32, f64,
 //! f16 and bf16; the VPU unit runs the image kernels (resize, Gaussian
 //! blur, Sobel, RGB to gray, threshold) on u8 and f32 images, and
-//! convolution and pooling on image batches; the LPU unit runs decode
-//! steps of a language model ([`crate::llm`]) on its memory node, the KV
-//! cache kept there between steps. Each unit has its own memory
+//! convolution and pooling on image batches; the LPU unit runs user
+//! kernels that give a [`HostKernel`] for it, such as the decode steps of a
+//! language model ([`crate::llm`]), on its memory node (the KV cache stays
+//! there between steps). Each unit has its own memory
 //! node whose replicas are candle tensors on the unit's candle device.
 //! Here that device is candle's CPU device, so all three units are
 //! marked emulated; CUDA and Metal devices would back them where candle is built
@@ -14,9 +15,9 @@
 //!
 //! A replica arrives as bytes (an upload) and becomes a candle tensor of
 //! the tensor's shape and dtype the first time a kernel uses it; kernel
-//! results stay candle tensors until downloaded. The decode step works on
+//! results stay candle tensors until downloaded. A host kernel works on
 //! the node's memory in place (the candle CPU device's memory is host
-//! memory): the cache and logits are kept as f32 arrays there. None of
+//! memory): what it writes is kept as bytes there. None of
 //! these steps moves data between memory nodes, so the memory manager's
 //! accounting is complete.
 
@@ -34,7 +35,7 @@ use crate::backend::{
 };
 use crate::dtype::DType;
 use crate::error::{Error, Result};
-use crate::kernel::{ArgMeta, Kernel};
+use crate::kernel::{ArgMeta, HostKernel, Kernel};
 use crate::unit::UnitKind;
 
 /// Device memory a unit on the CPU device may use by default (bytes);
@@ -53,15 +54,45 @@ fn failed(what: &str) -> impl Fn(candle_core::Error) -> Error + '_ {
     move |e| candle_error(format!("{what}: {e}"))
 }
 
+/// Bytes in host memory, kept in 8-byte words so that any element type can
+/// be viewed in place.
+#[derive(Clone)]
+struct HostBytes {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl HostBytes {
+    fn zeroed(len: usize) -> HostBytes {
+        HostBytes {
+            words: vec![0; len.div_ceil(8)],
+            len,
+        }
+    }
+
+    fn from_bytes(bytes: &[u8]) -> HostBytes {
+        let mut h = HostBytes::zeroed(bytes.len());
+        h.bytes_mut().copy_from_slice(bytes);
+        h
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.words)[..self.len]
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut bytemuck::cast_slice_mut(&mut self.words)[..self.len]
+    }
+}
+
 /// What a replica holds.
 enum Stored {
     /// Nothing written yet.
     Empty,
-    /// Uploaded bytes, not yet used by a kernel.
-    Bytes(Vec<u8>),
+    /// Bytes: uploaded, or written by a host kernel; not yet used by a
+    /// candle op.
+    Host(HostBytes),
     Tensor(Tensor),
-    /// f32 values a decode step works on in place.
-    Floats(Vec<f32>),
 }
 
 struct CandleBuffer {
@@ -124,8 +155,8 @@ enum Route {
     Ops,
     /// Image kernels (`image.rs`).
     Image,
-    /// A language model's decode step, in place on the node's memory.
-    Decode,
+    /// A user kernel's [`HostKernel`], on host views of the replicas.
+    Host,
 }
 
 /// The route for `kernel` on a unit of `kind` with arguments of these
@@ -155,7 +186,10 @@ fn route(kind: UnitKind, kernel: &Kernel, args: &[ArgMeta<'_>]) -> Option<Route>
             | Kernel::RgbToGray
             | Kernel::Threshold { .. },
         ) => (Route::Image, &image),
-        (UnitKind::Lpu, Kernel::Decode(_)) => return Some(Route::Decode),
+        (kind, Kernel::Custom(c)) => {
+            let host = c.implementation::<HostKernel>("candle")?;
+            return host.runs_on(kind).then_some(Route::Host);
+        }
         _ => return None,
     };
     all(allowed).then_some(route)
@@ -175,9 +209,10 @@ impl CandleBackend {
         let want = candle_dtype(arg.dtype);
         match &*stored {
             Stored::Tensor(t) if t.dtype() == want && t.dims() == arg.shape => Ok(t.clone()),
-            Stored::Bytes(bytes) => {
+            Stored::Host(host) => {
                 let n = arg.len() * arg.dtype.size();
-                let bytes = bytes
+                let bytes = host
+                    .bytes()
                     .get(..n)
                     .ok_or_else(|| candle_error("a replica holds fewer bytes than its tensor"))?;
                 let t = Tensor::from_raw_buffer(bytes, want, arg.shape, &unit.device)
@@ -185,13 +220,7 @@ impl CandleBackend {
                 *stored = Stored::Tensor(t.clone());
                 Ok(t)
             }
-            Stored::Floats(values) if want == candle_core::DType::F32 => {
-                let t = Tensor::from_slice(values, arg.shape, &unit.device)
-                    .map_err(failed("loading a replica"))?;
-                *stored = Stored::Tensor(t.clone());
-                Ok(t)
-            }
-            Stored::Tensor(_) | Stored::Floats(_) => Err(candle_error(
+            Stored::Tensor(_) => Err(candle_error(
                 "a replica holds a tensor of another shape or dtype",
             )),
             Stored::Empty => Err(candle_error("a replica was read before it was written")),
@@ -218,7 +247,7 @@ impl Backend for CandleBackend {
                 },
                 details: match u.kind {
                     UnitKind::Tpu => "candle ops: GEMM, element-wise, reductions, softmax, layer norm, conv2d, pooling (f32, f64, f16, bf16)".into(),
-                    UnitKind::Lpu => "language-model decode steps (GGUF llama, quantized mat-vec kernels), KV cache on the unit's node".into(),
+                    UnitKind::Lpu => "user kernels with a host implementation for it: language-model decode steps (GGUF llama, quantized mat-vec kernels), KV cache on the unit's node".into(),
                     _ => "candle ops: resize, Gaussian blur, Sobel, RGB to gray, threshold (u8, f32); conv2d and pooling on image batches".into(),
                 },
             })
@@ -237,21 +266,16 @@ impl Backend for CandleBackend {
 
     fn upload(&self, dst: &DeviceBuffer, src: &[u8]) -> Result<()> {
         let buf = dst.handle::<CandleBuffer>("candle")?;
-        *buf.stored.lock() = Stored::Bytes(src.to_vec());
+        *buf.stored.lock() = Stored::Host(HostBytes::from_bytes(src));
         Ok(())
     }
 
     fn download(&self, src: &DeviceBuffer, dst: &mut [u8]) -> Result<()> {
         let buf = src.handle::<CandleBuffer>("candle")?;
         match &*buf.stored.lock() {
-            Stored::Bytes(b) if b.len() >= dst.len() => {
+            Stored::Host(h) if h.len >= dst.len() => {
                 let n = dst.len();
-                dst.copy_from_slice(&b[..n]);
-                Ok(())
-            }
-            Stored::Floats(values) if values.len() * 4 >= dst.len() => {
-                let n = dst.len();
-                dst.copy_from_slice(&bytemuck::cast_slice(values)[..n]);
+                dst.copy_from_slice(&h.bytes()[..n]);
                 Ok(())
             }
             Stored::Tensor(t) => {
@@ -286,8 +310,14 @@ impl Backend for CandleBackend {
                 kernel.name()
             )));
         };
-        if let Kernel::Decode(step) = kernel {
-            return decode(step, args);
+        if route == Route::Host {
+            return match kernel {
+                Kernel::Custom(c) => match c.implementation::<HostKernel>("candle") {
+                    Some(host) => run_on_host(host, args),
+                    None => Err(candle_error("the host implementation went missing")),
+                },
+                _ => Err(candle_error("a built-in kernel has no host implementation")),
+            };
         }
         let Some((out, inputs)) = args.split_last() else {
             return Err(candle_error(format!(
@@ -338,70 +368,57 @@ fn buffer<'a>(arg: &'a Arg<'_>) -> Result<&'a CandleBuffer> {
     arg.device()?.handle::<CandleBuffer>("candle")
 }
 
-/// Token ids from a replica.
-fn token_ids(arg: &Arg<'_>) -> Result<Vec<u32>> {
-    let n = arg.len();
-    let ids: Vec<u32> = match &*buffer(arg)?.stored.lock() {
-        Stored::Bytes(bytes) => bytes
-            .chunks_exact(4)
-            .take(n)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Stored::Tensor(t) => t
-            .flatten_all()
-            .and_then(|t| t.to_vec1::<u32>())
-            .map_err(failed("reading token ids"))?,
-        _ => {
-            return Err(candle_error(
-                "the token ids were read before they were written",
-            ))
+/// The replica as `bytes` host bytes to work on in place (`Empty`: zeros).
+fn host_in_place(stored: &mut Stored, bytes: usize) -> Result<&mut HostBytes> {
+    let host = match std::mem::replace(stored, Stored::Empty) {
+        Stored::Empty => HostBytes::zeroed(bytes),
+        Stored::Host(h) => h,
+        Stored::Tensor(t) => {
+            let mut raw = Vec::with_capacity(bytes);
+            t.write_bytes(&mut raw)
+                .map_err(failed("reading a tensor"))?;
+            HostBytes::from_bytes(&raw)
         }
     };
-    if ids.len() == n {
-        Ok(ids)
-    } else {
-        Err(candle_error(
-            "a replica holds fewer token ids than its tensor",
-        ))
-    }
-}
-
-/// The replica as `len` f32 values to work on in place (`Empty`: zeros).
-fn floats_in_place(stored: &mut Stored, len: usize) -> Result<&mut Vec<f32>> {
-    let values = match std::mem::replace(stored, Stored::Empty) {
-        Stored::Empty => vec![0f32; len],
-        Stored::Floats(v) => v,
-        Stored::Bytes(b) => b
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect(),
-        Stored::Tensor(t) => t
-            .flatten_all()
-            .and_then(|t| t.to_dtype(candle_core::DType::F32))
-            .and_then(|t| t.to_vec1::<f32>())
-            .map_err(failed("reading a tensor"))?,
-    };
-    *stored = Stored::Floats(values);
+    *stored = Stored::Host(host);
     match stored {
-        Stored::Floats(v) if v.len() >= len => Ok(v),
-        _ => Err(candle_error("a replica holds fewer values than its tensor")),
+        Stored::Host(h) if h.len >= bytes => Ok(h),
+        _ => Err(candle_error("a replica holds fewer bytes than its tensor")),
     }
 }
 
-/// A decode step on the LPU: the cache and logits updated where they are.
-fn decode(step: &crate::llm::DecodeStep, args: &[Arg<'_>]) -> Result<()> {
-    let [tokens, cache, logits] = args else {
-        return Err(candle_error("a decode step takes three arguments"));
-    };
-    let ids = token_ids(tokens)?;
-    let mut cache_stored = buffer(cache)?.stored.lock();
-    let mut logits_stored = buffer(logits)?.stored.lock();
-    let cache_values = floats_in_place(&mut cache_stored, cache.len())?;
-    let logit_values = floats_in_place(&mut logits_stored, logits.len())?;
-    step.weights.forward(
-        &ids,
-        step.position,
-        &mut cache_values[..cache.len()],
-        &mut logit_values[..logits.len()],
-    )
+/// Runs a host implementation on the unit's replicas: arguments it only
+/// reads are copied out (one tensor may be read twice), those it writes
+/// are worked on where they are (the KV cache of a decode step stays put).
+fn run_on_host(host: &HostKernel, args: &[Arg<'_>]) -> Result<()> {
+    let size = |a: &Arg<'_>| a.len() * a.dtype.size();
+    let mut copies = Vec::new();
+    let mut written = Vec::new();
+    for a in args {
+        let mut stored = buffer(a)?.stored.lock();
+        if a.mode.writes() {
+            host_in_place(&mut stored, size(a))?;
+            written.push(stored);
+        } else {
+            copies.push(host_in_place(&mut stored, size(a))?.clone());
+        }
+    }
+    let mut copies = copies.iter();
+    let mut written = written.iter_mut();
+    let mut views = Vec::with_capacity(args.len());
+    for a in args {
+        let view = if a.mode.writes() {
+            match written.next().map(|g| &mut **g) {
+                Some(Stored::Host(h)) => ArgData::HostMut(&mut h.bytes_mut()[..size(a)]),
+                _ => return Err(candle_error("a written replica is not in host memory")),
+            }
+        } else {
+            match copies.next() {
+                Some(h) => ArgData::Host(&h.bytes()[..size(a)]),
+                None => return Err(candle_error("a read replica was not copied")),
+            }
+        };
+        views.push(a.with_data(view));
+    }
+    host.run(&mut views)
 }

@@ -94,16 +94,6 @@ impl Backend for CpuBackend {
 pub fn run_kernel(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> Result<()> {
     match kernel {
         Kernel::Noop => Ok(()),
-        #[cfg(feature = "candle")]
-        Kernel::Decode(step) => match args {
-            [tokens, cache, logits] => step.weights.forward(
-                tokens.as_slice::<u32>()?,
-                step.position,
-                cache.as_mut_slice::<f32>()?,
-                logits.as_mut_slice::<f32>()?,
-            ),
-            _ => Err(cpu_error("a decode step takes three arguments")),
-        },
         Kernel::Custom(c) => match c.cpu() {
             Some(f) => f(args),
             None => Err(cpu_error(&format!(

@@ -4,9 +4,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
-#[cfg(feature = "candle")]
+#[cfg(feature = "llm")]
 use xpu::llm::{generate, GenerateOptions, LanguageModel, Sampling};
-#[cfg(feature = "candle")]
+#[cfg(feature = "llm")]
 use xpu::{Placement, UnitKind};
 
 use crate::RuntimeArgs;
@@ -44,16 +44,15 @@ pub struct GenerateArgs {
     seed: u64,
 }
 
-#[cfg(not(feature = "candle"))]
+#[cfg(not(feature = "llm"))]
 pub fn run(_runtime: &RuntimeArgs, _args: &GenerateArgs) -> xpu::Result<()> {
-    Err(xpu::Error::Config(
-        "`xpu generate` runs on the LPU, which needs the candle feature \
-         (on by default; this build left it out)"
-            .into(),
-    ))
+    Err(xpu::Error::NotCompiled {
+        what: "`xpu generate` (language models)",
+        feature: "llm",
+    })
 }
 
-#[cfg(feature = "candle")]
+#[cfg(feature = "llm")]
 pub fn run(runtime: &RuntimeArgs, args: &GenerateArgs) -> xpu::Result<()> {
     use std::io::Write;
 
