@@ -23,7 +23,8 @@
 //!
 //! [`Runtime::submit`] checks the accesses against the kernel
 //! ([`Kernel::check`]), finds the units whose backend can run it
-//! (`Backend::supports`, minus units out of service) and links the task
+//! (`Backend::supports`, answered from the plan its launch follows, minus
+//! units out of service) and links the task
 //! into the graph (`graph`: read after write, write after read, write
 //! after write, plus explicit `after` edges). When its last predecessor
 //! finishes, the task goes to the scheduling policy (`sched`); a unit's
@@ -41,7 +42,7 @@
 //! | --- | --- | --- |
 //! | `error`, `dtype`, `host` | the error enum; element types; host facts (cores, memory, CPU model) and their use, from `/proc` | (leaves) |
 //! | `unit` | unit kinds, unit listings, which units are out of service | (leaf) |
-//! | `kernel` | the built-in kernels: op tables, checks, FLOPs, JSON specs; launch arguments ([`Arg`], [`DeviceBuffer`]) | `dtype`, `error` (and `llm` for the decode step until it becomes a user kernel) |
+//! | `kernel` | the built-in kernels: op tables, checks, FLOPs and bytes, JSON specs; user kernels ([`KernelDef`]); launch arguments ([`Arg`], [`DeviceBuffer`]) | `dtype`, `unit`, `error` |
 //! | `backend` | the [`Backend`] trait, the registry of built-in backends and their stub twins; `cpu/`, `gpu/`, `opencl/`, `candle/` | `kernel`, `unit`, `dtype`, `host`, `error` |
 //! | `trace` | the profile: task records, transfer and memory logs (bounded), the clock, Chrome trace, Gantt chart | `kernel`, `unit`, `error` |
 //! | `graph` | tasks, their dependencies and how failures travel; job state | `kernel`, `tensor`, `unit`, `error` |

@@ -63,7 +63,7 @@ fn demo_checks_results_and_reports_per_unit() {
     );
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("all results match the CPU reference"), "{out}");
-    #[cfg(feature = "llm")]
+    #[cfg(all(feature = "llm", feature = "candle"))]
     if xpu::llm::LanguageModel::default_path().is_ok() {
         // The LPU's answer, the same tokens as on a CPU unit.
         assert!(
@@ -314,7 +314,7 @@ fn bench_plot_draws_a_panel_per_kernel_and_a_line_per_unit() {
     std::fs::remove_file(&path).unwrap();
 }
 
-#[cfg(feature = "llm")]
+#[cfg(all(feature = "llm", feature = "candle"))]
 #[test]
 fn generate_streams_an_answer_with_tokens_per_second() {
     if xpu::llm::LanguageModel::default_path().is_err() {

@@ -9,7 +9,7 @@
 //!
 //! The model is the one `scripts/fetch-models.sh` fetches; without it
 //! (outside CI) the tests that need it say so and pass.
-#![cfg(feature = "llm")]
+#![cfg(all(feature = "llm", feature = "candle"))]
 
 #[path = "../examples/llm/ask.rs"]
 mod ask;

@@ -269,7 +269,7 @@ pub fn run(runtime: &RuntimeArgs, args: &DemoArgs) -> xpu::Result<()> {
         1e-4,
         &mut failures,
     );
-    #[cfg(feature = "llm")]
+    #[cfg(all(feature = "llm", feature = "candle"))]
     language_model(&rt, &reference, &mut failures)?;
     if failures.is_empty() {
         println!("all results match the CPU reference");
@@ -285,7 +285,7 @@ pub fn run(runtime: &RuntimeArgs, args: &DemoArgs) -> xpu::Result<()> {
 /// A short greedy answer from the language model on the LPU, checked token
 /// for token against the same model on a CPU unit; skipped, saying how to
 /// enable it, when the model is not fetched.
-#[cfg(feature = "llm")]
+#[cfg(all(feature = "llm", feature = "candle"))]
 fn language_model(
     rt: &Runtime,
     reference: &Runtime,
