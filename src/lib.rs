@@ -70,6 +70,7 @@ pub mod kernel;
 pub mod llm;
 pub mod memory;
 pub mod monitor;
+pub mod perfmodel;
 mod profile;
 mod runtime;
 pub mod sched;

@@ -161,6 +161,14 @@ impl Runtime {
         Ok(kernel)
     }
 
+    /// The performance models placement predicts with (see
+    /// [`crate::perfmodel`]): fed by every task under a policy that uses
+    /// them ([`Policy::uses_models`](crate::Policy::uses_models)) and by
+    /// every copy between memory nodes.
+    pub fn perf_models(&self) -> &crate::perfmodel::PerfModels {
+        &self.shared.models
+    }
+
     /// Every unit, indexed by [`UnitId`](crate::UnitId); [`UnitInfo::is_down`] says
     /// which are out of service now.
     pub fn units(&self) -> &[UnitInfo] {

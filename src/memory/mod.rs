@@ -23,6 +23,7 @@ pub(crate) use replica::{ReplicaSet, Storage};
 use crate::backend::{Backend, DeviceBuffer};
 use crate::error::{Error, Result};
 use crate::kernel::Mode;
+use crate::perfmodel::PerfModels;
 use crate::tensor::TensorInner;
 use crate::trace::{Clock, MemoryLog, Recording};
 use crate::unit::{NodeId, HOST};
@@ -83,6 +84,8 @@ pub(crate) struct MemoryManager {
     clock: Clock,
     /// Transfers, events and tensor names, when profiling.
     recording: Option<Recording>,
+    /// Transfer models fed with every copy.
+    models: Option<Arc<PerfModels>>,
 }
 
 impl MemoryManager {
@@ -94,7 +97,18 @@ impl MemoryManager {
             tick: AtomicU64::new(0),
             clock: Clock::new(),
             recording: recording.map(Recording::new),
+            models: None,
         }
+    }
+
+    /// Feeds every later copy's size and time to `models`.
+    pub fn feed_models(&mut self, models: Arc<PerfModels>) {
+        self.models = Some(models);
+    }
+
+    /// Memory nodes, the host's included.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
     }
 
     /// The clock of every recorded time.
@@ -536,6 +550,9 @@ impl MemoryManager {
             seconds,
         };
         self.nodes[dst].transfers_in.fetch_add(1, Ordering::Relaxed);
+        if let Some(models) = &self.models {
+            models.observe_transfer(src, dst, bytes, seconds);
+        }
         if let Some(r) = &self.recording {
             r.transfer(transfer, start_ticks);
         }

@@ -29,10 +29,11 @@ impl Eager {
 }
 
 impl SchedPolicy for Eager {
-    fn push(&self, task: Arc<TaskNode>, _from: Option<UnitId>) {
+    fn push(&self, task: Arc<TaskNode>, _from: Option<UnitId>) -> Option<UnitId> {
         if let Some(task) = self.priority.offer(task) {
             self.queue.lock().push_back(task);
         }
+        None
     }
 
     fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>> {

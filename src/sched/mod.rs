@@ -6,9 +6,12 @@
 //! with a non-zero priority go to a shared priority queue that every policy
 //! consults first; the common priority-0 path never touches it.
 
+mod dmda;
 mod eager;
 mod round_robin;
 mod work_stealing;
+
+pub(crate) use dmda::footprint;
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
@@ -18,7 +21,8 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::graph::TaskNode;
-use crate::unit::{UnitHealth, UnitId};
+use crate::perfmodel::PerfModels;
+use crate::unit::{NodeId, UnitHealth, UnitId};
 
 /// The scheduling policy of a runtime.
 ///
@@ -36,11 +40,22 @@ pub enum Policy {
     /// A queue per unit; a task made ready by a unit stays there; idle units steal.
     #[default]
     WorkStealing,
+    /// Each task to the unit where it is expected to finish first
+    /// (performance models, data already in place); see `sched/dmda.rs`.
+    Dmda,
+    /// `Dmda`, each unit's queue run by priority.
+    Dmdas,
 }
 
 impl Policy {
     /// Every policy.
-    pub const ALL: [Policy; 3] = [Policy::Eager, Policy::RoundRobin, Policy::WorkStealing];
+    pub const ALL: [Policy; 5] = [
+        Policy::Eager,
+        Policy::RoundRobin,
+        Policy::WorkStealing,
+        Policy::Dmda,
+        Policy::Dmdas,
+    ];
 
     /// The policy's name as the CLI spells it.
     pub fn as_str(self) -> &'static str {
@@ -48,26 +63,42 @@ impl Policy {
             Policy::Eager => "eager",
             Policy::RoundRobin => "round-robin",
             Policy::WorkStealing => "work-stealing",
+            Policy::Dmda => "dmda",
+            Policy::Dmdas => "dmdas",
         }
     }
 
-    /// Parses `eager`, `round-robin` or `work-stealing`.
+    /// Whether the policy places tasks by the performance models (the
+    /// workers then measure every task for them).
+    pub fn uses_models(self) -> bool {
+        matches!(self, Policy::Dmda | Policy::Dmdas)
+    }
+
+    /// Parses `eager`, `round-robin`, `work-stealing`, `dmda` or `dmdas`.
     pub fn parse(s: &str) -> crate::Result<Policy> {
         Policy::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
                 crate::Error::Config(format!(
-                    "unknown policy `{s}` (eager, round-robin, work-stealing)"
+                    "unknown policy `{s}` (eager, round-robin, work-stealing, dmda, dmdas)"
                 ))
             })
     }
 
-    pub(crate) fn build(self, health: Arc<UnitHealth>) -> Box<dyn SchedPolicy> {
+    /// The policy over units in `health`, whose memory nodes are `nodes`.
+    pub(crate) fn build(
+        self,
+        health: Arc<UnitHealth>,
+        models: Arc<PerfModels>,
+        nodes: Vec<NodeId>,
+    ) -> Box<dyn SchedPolicy> {
         match self {
             Policy::Eager => Box::new(eager::Eager::new(health)),
             Policy::RoundRobin => Box::new(round_robin::RoundRobin::new(health)),
             Policy::WorkStealing => Box::new(work_stealing::WorkStealing::new(health)),
+            Policy::Dmda => Box::new(dmda::Dmda::new(health, models, nodes, false)),
+            Policy::Dmdas => Box::new(dmda::Dmda::new(health, models, nodes, true)),
         }
     }
 }
@@ -75,7 +106,9 @@ impl Policy {
 /// A scheduling policy.
 pub(crate) trait SchedPolicy: Send + Sync {
     /// A task became ready; `from` is the unit whose task released it.
-    fn push(&self, task: Arc<TaskNode>, from: Option<UnitId>);
+    /// Returns the unit whose own queue it joined, if it went to one unit
+    /// only (that unit is woken), or `None` if any capable unit may take it.
+    fn push(&self, task: Arc<TaskNode>, from: Option<UnitId>) -> Option<UnitId>;
     /// The next task for `unit`, which must be in the task's eligible set.
     fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>>;
     /// Called for a unit out of service: takes every task waiting in its
@@ -85,6 +118,8 @@ pub(crate) trait SchedPolicy: Send + Sync {
     /// Ready tasks waiting, per unit queue (`units` of them) and in shared
     /// queues (a snapshot, for monitoring).
     fn queued(&self, units: usize) -> QueueLengths;
+    /// `unit` finished `task` (run, failed or cancelled).
+    fn finished(&self, _unit: UnitId, _task: &TaskNode) {}
 }
 
 /// Ready tasks not yet taken by a unit.

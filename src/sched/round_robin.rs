@@ -52,10 +52,9 @@ pub(crate) fn steal_one(q: &Injector<Arc<TaskNode>>) -> Option<Arc<TaskNode>> {
 }
 
 impl SchedPolicy for RoundRobin {
-    fn push(&self, task: Arc<TaskNode>, _from: Option<UnitId>) {
-        let Some(task) = self.priority.offer(task) else {
-            return;
-        };
+    fn push(&self, task: Arc<TaskNode>, _from: Option<UnitId>) -> Option<UnitId> {
+        // A prioritised task waits in the shared queue: any unit takes it.
+        let task = self.priority.offer(task)?;
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         // Eligibility is checked at submit, so some unit matches; if all
         // that match went out of service since, the first one's worker
@@ -64,6 +63,7 @@ impl SchedPolicy for RoundRobin {
             .or_else(|| task.eligible.iter().next())
             .unwrap_or(0);
         self.queues[unit].push(task);
+        Some(unit)
     }
 
     fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>> {

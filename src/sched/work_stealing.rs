@@ -32,10 +32,9 @@ impl WorkStealing {
 }
 
 impl SchedPolicy for WorkStealing {
-    fn push(&self, task: Arc<TaskNode>, from: Option<UnitId>) {
-        let Some(task) = self.priority.offer(task) else {
-            return;
-        };
+    fn push(&self, task: Arc<TaskNode>, from: Option<UnitId>) -> Option<UnitId> {
+        // A prioritised task waits in the shared queue: any unit takes it.
+        let task = self.priority.offer(task)?;
         let unit = match from {
             Some(u) if task.eligible.contains(u) && !self.health.is_down(u) => u,
             _ => {
@@ -46,6 +45,8 @@ impl SchedPolicy for WorkStealing {
             }
         };
         self.queues[unit].push(task);
+        // Any idle unit may steal it.
+        None
     }
 
     fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>> {

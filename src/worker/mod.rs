@@ -136,20 +136,37 @@ impl Stamp {
 
 /// Runs one task that was taken at `start`; returns when it ended.
 fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Stamp) -> Stamp {
-    let (outcome, fetched) = if !task.start() {
-        let cancelled = Error::Cancelled {
+    let not_run = |e| Launched {
+        outcome: Err(e),
+        fetched: 0,
+        run_seconds: None,
+    };
+    let launched = if !task.start() {
+        not_run(Error::Cancelled {
             task: task.id,
             cancelled_task: task.id,
-        };
-        (Err(cancelled), 0)
+        })
     } else {
         match graph::inherited_failure(task) {
-            Some(e) => (Err(e), 0),
+            Some(e) => not_run(e),
             None => launch(s, unit, task),
         }
     };
     let end = Stamp::now(s);
-    complete(s, unit, task, start, end, outcome, fetched);
+    if let (Ok(()), Some(seconds)) = (&launched.outcome, launched.run_seconds) {
+        let footprint = crate::sched::footprint(task);
+        s.models
+            .observe(task.kernel.name(), unit, &footprint, seconds);
+    }
+    complete(
+        s,
+        unit,
+        task,
+        start,
+        end,
+        launched.outcome,
+        launched.fetched,
+    );
     end
 }
 
@@ -199,6 +216,7 @@ fn complete(
             tensors: task.accesses.iter().map(|a| a.tensor.id()).collect(),
         });
     }
+    s.policy.finished(unit, task);
     for ready in graph::finish(task, outcome) {
         if recording {
             ready.ready_at.store(end.ticks, Ordering::Relaxed);
@@ -209,14 +227,25 @@ fn complete(
     s.task_done(unit, task);
 }
 
+/// How a launch went: its outcome, the bytes fetched for it, and, when
+/// the policy learns from run times, the kernel's own time (fetching
+/// excluded).
+struct Launched {
+    outcome: Result<()>,
+    fetched: usize,
+    run_seconds: Option<f64>,
+}
+
 /// Fetches the task's data onto the unit's node and runs the kernel, all
 /// inside a panic boundary (a backend's upload or allocation may panic as
-/// well as its kernel). Returns the outcome and the bytes fetched. A device
-/// that reports itself lost takes the unit out of service.
-fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> (Result<()>, usize) {
+/// well as its kernel). A device that reports itself lost takes the unit
+/// out of service.
+fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> Launched {
     let node = s.units[unit].node;
     let mut storages: SmallVec<[Storage; 4]> = SmallVec::new();
     let mut fetched = 0;
+    let measuring = s.policy_kind.uses_models();
+    let mut run_seconds = None;
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         for a in &task.accesses {
             let (st, bytes) = s.memory.acquire(&a.tensor.inner, node, a.mode, task.id)?;
@@ -251,7 +280,15 @@ fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> (Result<()>, usize) {
             })
             .collect();
         let (backend, local) = &s.unit_backends[unit];
-        backend.launch(*local, &task.kernel, &mut args)
+        let started = Instant::now();
+        backend.launch(*local, &task.kernel, &mut args)?;
+        if measuring {
+            // Launches may return before the device is done: wait, so the
+            // model measures the kernel, not its submission.
+            backend.synchronize(*local)?;
+            run_seconds = Some(started.elapsed().as_secs_f64());
+        }
+        Ok(())
     }))
     .unwrap_or_else(|payload| {
         Err(Error::KernelFailed {
@@ -276,7 +313,11 @@ fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> (Result<()>, usize) {
             reason: e.to_string(),
         },
     });
-    (result, fetched)
+    Launched {
+        outcome: result,
+        fetched,
+        run_seconds,
+    }
 }
 
 /// The text a panic was raised with.

@@ -16,10 +16,11 @@ use crate::error::Error;
 use crate::graph::{TaskNode, UnitSet};
 use crate::memory::MemoryManager;
 use crate::monitor::RuntimeSnapshot;
+use crate::perfmodel::PerfModels;
 use crate::profile::{UnitCounters, UnitReport};
 use crate::sched::{Policy, SchedPolicy};
 use crate::trace::{Clock, Recorder};
-use crate::unit::{UnitHealth, UnitId, UnitInfo};
+use crate::unit::{NodeId, UnitHealth, UnitId, UnitInfo};
 
 static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
 
@@ -34,6 +35,9 @@ pub(crate) struct Shared {
     pub unit_backends: Vec<(Arc<dyn Backend>, usize)>,
     pub statuses: Vec<BackendStatus>,
     pub memory: Arc<MemoryManager>,
+    /// What placement predicts with; fed by the workers when the policy
+    /// uses it.
+    pub models: Arc<PerfModels>,
     pub counters: UnitCounters,
     pub recorder: Recorder,
     /// The clock of every recorded time.
@@ -67,11 +71,16 @@ impl Shared {
     ) -> (Arc<Shared>, Vec<Parker>) {
         let n = units.len();
         let health = Arc::new(UnitHealth::new(&units));
+        let nodes: Vec<NodeId> = units.iter().map(|u| u.node).collect();
+        let models = Arc::new(PerfModels::new(n, memory.node_count()));
+        let mut memory = memory;
+        memory.feed_models(models.clone());
         let parkers: Vec<Parker> = (0..n).map(|_| Parker::new()).collect();
         let shared = Arc::new(Shared {
             id: NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed),
             policy_kind: policy,
-            policy: policy.build(health.clone()),
+            policy: policy.build(health.clone(), models.clone(), nodes),
+            models,
             units,
             health,
             unit_backends,
@@ -116,12 +125,18 @@ impl Shared {
         // The common case, nobody asleep, copies nothing; a unit that fell
         // asleep while the task was pushed is woken without knowing the task.
         let eligible = (self.sleepers.load(Ordering::SeqCst) > 0).then(|| task.eligible.clone());
-        self.policy.push(task, from);
+        let queued_for = self.policy.push(task, from);
         std::sync::atomic::fence(Ordering::SeqCst);
-        match eligible {
-            Some(units) => self.wake(&units),
-            None if self.sleepers.load(Ordering::SeqCst) > 0 => self.wake_any(),
-            None => {}
+        match (queued_for, eligible) {
+            (Some(unit), _) => {
+                // Only that unit takes it: wake it if it sleeps.
+                if self.sleeping[unit].swap(false, Ordering::SeqCst) {
+                    self.unparkers[unit].unpark();
+                }
+            }
+            (None, Some(units)) => self.wake(&units),
+            (None, None) if self.sleepers.load(Ordering::SeqCst) > 0 => self.wake_any(),
+            (None, None) => {}
         }
     }
 

@@ -42,8 +42,10 @@ struct Cli {
 /// Options that shape the runtime, for every command.
 #[derive(Args, Clone)]
 struct RuntimeArgs {
-    /// Scheduling policy: eager (one shared queue), round-robin, or
-    /// work-stealing (a queue per unit, idle units steal).
+    /// Scheduling policy: eager (one shared queue), round-robin,
+    /// work-stealing (a queue per unit, idle units steal), dmda (each task
+    /// to the unit where it is predicted to finish first, from measured run
+    /// and transfer times), or dmdas (dmda, each unit's queue by priority).
     #[arg(long, global = true, default_value = "work-stealing", value_parser = parse_policy)]
     policy: Policy,
     /// Number of CPU units. Each CPU unit's kernels use cores/units threads.

@@ -1,0 +1,337 @@
+//! Performance models, what placement that learns predicts with: per
+//! kernel and unit, the measured run times of each footprint (count, mean,
+//! variance) and a law `a * n^b + c` over footprint size fitted to them
+//! (`law.rs`), which predicts sizes never seen; per pair of memory nodes, a
+//! transfer model (latency + bytes / bandwidth) fitted to the copies made.
+//! Every prediction that meets a measurement adds to the model's error.
+//!
+//! The workers feed it from the same place the profile's records are
+//! taken (a finished task: its kernel, unit, footprint and run time); the
+//! memory manager feeds it each copy.
+//!
+//! ```
+//! use xpu::perfmodel::{Footprint, PerfModels};
+//! let models = PerfModels::new(1, 1);
+//! let small = Footprint { key: 1, size: 1e3 };
+//! let large = Footprint { key: 2, size: 1e5 };
+//! assert_eq!(models.predict("relu", 0, &small), None);
+//! models.observe("relu", 0, &small, 1e-6);
+//! models.observe("relu", 0, &large, 1e-4);
+//! assert_eq!(models.predict("relu", 0, &small), Some(1e-6));
+//! // A size never seen, from the fitted law.
+//! let between = Footprint { key: 3, size: 1e4 };
+//! let predicted = models.predict("relu", 0, &between).unwrap();
+//! assert!((predicted / 1e-5 - 1.0).abs() < 0.05);
+//! ```
+
+mod law;
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+
+pub use law::Law;
+
+use crate::kernel::ArgMeta;
+use crate::unit::{NodeId, UnitId};
+
+/// What a task's run time depends on: a key of its argument shapes and
+/// dtypes (equal keys, equal work) and a size (bytes moved) for the laws.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Footprint {
+    pub key: u64,
+    pub size: f64,
+}
+
+impl Footprint {
+    /// The footprint of a task with these arguments; `bytes` is the
+    /// kernel's byte count ([`crate::Kernel::bytes`]).
+    pub fn of(args: &[ArgMeta<'_>], bytes: u64) -> Footprint {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for a in args {
+            a.shape.hash(&mut h);
+            a.dtype.hash(&mut h);
+            a.mode.hash(&mut h);
+        }
+        Footprint {
+            key: h.finish(),
+            size: bytes.max(1) as f64,
+        }
+    }
+}
+
+/// Running count, mean and variance (Welford).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Stats {
+    pub count: u64,
+    pub mean: f64,
+    m2: f64,
+}
+
+impl Stats {
+    fn add(&mut self, x: f64) {
+        self.count += 1;
+        let d = x - self.mean;
+        self.mean += d / self.count as f64;
+        self.m2 += d * (x - self.mean);
+    }
+
+    /// Sample variance (0 below two samples).
+    pub fn variance(&self) -> f64 {
+        if self.count < 2 {
+            0.0
+        } else {
+            self.m2 / (self.count - 1) as f64
+        }
+    }
+}
+
+/// One footprint's history on one unit.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    size: f64,
+    seconds: Stats,
+}
+
+/// The model of one kernel on one unit.
+#[derive(Debug, Clone, Default)]
+struct KernelModel {
+    entries: HashMap<u64, Entry>,
+    law: Option<Law>,
+    /// Entries when the law was last fitted.
+    fitted_at: usize,
+    samples: u64,
+    /// Relative error |predicted - measured| / measured of each prediction
+    /// that met a measurement.
+    error: Stats,
+}
+
+impl KernelModel {
+    fn predict(&self, fp: &Footprint) -> Option<f64> {
+        match self.entries.get(&fp.key) {
+            Some(e) => Some(e.seconds.mean),
+            None => self.law.map(|l| l.eval(fp.size).max(0.0)),
+        }
+    }
+
+    fn observe(&mut self, fp: &Footprint, seconds: f64) {
+        if let Some(p) = self.predict(fp) {
+            self.error.add((p - seconds).abs() / seconds.max(1e-12));
+        }
+        self.samples += 1;
+        self.entries
+            .entry(fp.key)
+            .or_insert(Entry {
+                size: fp.size,
+                seconds: Stats::default(),
+            })
+            .seconds
+            .add(seconds);
+        // Refit as the history grows: each new footprint, and every 32
+        // samples (means move).
+        if self.entries.len() != self.fitted_at || self.samples.is_multiple_of(32) {
+            let points: Vec<(f64, f64, f64)> = self
+                .entries
+                .values()
+                .map(|e| (e.size, e.seconds.mean, (e.seconds.count as f64).sqrt()))
+                .collect();
+            self.law = Law::fit(&points);
+            self.fitted_at = self.entries.len();
+        }
+    }
+}
+
+/// Latency plus bytes over bandwidth, fitted to the copies between two
+/// memory nodes (plain least squares on running sums).
+#[derive(Debug, Clone, Copy, Default)]
+struct TransferModel {
+    n: f64,
+    sx: f64,
+    sy: f64,
+    sxx: f64,
+    sxy: f64,
+}
+
+/// Assumed before a pair of nodes has copied anything: a PCIe-like link.
+const PRIOR_LATENCY: f64 = 10e-6;
+const PRIOR_BANDWIDTH: f64 = 8e9;
+
+impl TransferModel {
+    fn observe(&mut self, bytes: f64, seconds: f64) {
+        self.n += 1.0;
+        self.sx += bytes;
+        self.sy += seconds;
+        self.sxx += bytes * bytes;
+        self.sxy += bytes * seconds;
+    }
+
+    /// (latency in seconds, bandwidth in bytes per second).
+    fn law(&self) -> (f64, f64) {
+        if self.n == 0.0 {
+            return (PRIOR_LATENCY, PRIOR_BANDWIDTH);
+        }
+        let det = self.n * self.sxx - self.sx * self.sx;
+        let slope = if det > 1e-9 * self.sxx.max(1.0) {
+            (self.n * self.sxy - self.sx * self.sy) / det
+        } else {
+            0.0
+        };
+        if slope <= 0.0 {
+            // One size only: all of it is bandwidth.
+            let bw = if self.sy > 0.0 {
+                self.sx / self.sy
+            } else {
+                PRIOR_BANDWIDTH
+            };
+            return (0.0, bw.max(1.0));
+        }
+        let latency = ((self.sy - slope * self.sx) / self.n).max(0.0);
+        (latency, 1.0 / slope)
+    }
+}
+
+/// A kernel's model on a unit, as listed.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelSummary {
+    pub kernel: String,
+    pub unit: UnitId,
+    pub samples: u64,
+    pub footprints: usize,
+    /// Fitted law, if any.
+    pub law: Option<(f64, f64, f64)>,
+    /// Mean relative prediction error, and how many predictions met a
+    /// measurement.
+    pub mean_error: f64,
+    pub predictions_checked: u64,
+}
+
+/// Every model of a runtime.
+pub struct PerfModels {
+    units: usize,
+    kernels: RwLock<HashMap<String, Vec<KernelModel>>>,
+    transfers: Mutex<Vec<TransferModel>>,
+    nodes: usize,
+}
+
+impl PerfModels {
+    /// Empty models for `units` units and `nodes` memory nodes.
+    pub fn new(units: usize, nodes: usize) -> PerfModels {
+        PerfModels {
+            units,
+            kernels: RwLock::new(HashMap::new()),
+            transfers: Mutex::new(vec![TransferModel::default(); nodes * nodes]),
+            nodes,
+        }
+    }
+
+    /// Predicted run time in seconds of `kernel` on `unit` for `fp`;
+    /// `None` while the pair has never run.
+    pub fn predict(&self, kernel: &str, unit: UnitId, fp: &Footprint) -> Option<f64> {
+        self.kernels.read().get(kernel)?.get(unit)?.predict(fp)
+    }
+
+    /// Whether `kernel` has run on `unit`.
+    pub fn knows(&self, kernel: &str, unit: UnitId) -> bool {
+        self.kernels
+            .read()
+            .get(kernel)
+            .and_then(|m| m.get(unit))
+            .is_some_and(|m| m.samples > 0)
+    }
+
+    /// Adds a measured run time.
+    pub fn observe(&self, kernel: &str, unit: UnitId, fp: &Footprint, seconds: f64) {
+        if unit >= self.units || !seconds.is_finite() || seconds < 0.0 {
+            return;
+        }
+        let mut kernels = self.kernels.write();
+        let per_unit = kernels
+            .entry(kernel.to_string())
+            .or_insert_with(|| vec![KernelModel::default(); self.units]);
+        per_unit[unit].observe(fp, seconds.max(1e-9));
+    }
+
+    /// Replaces what is known of `fp` on `unit` with one measurement: for
+    /// a time so far from the model's that the history no longer holds
+    /// (a task far past its prediction), so the next decision uses it.
+    pub fn correct(&self, kernel: &str, unit: UnitId, fp: &Footprint, seconds: f64) {
+        if let Some(m) = self
+            .kernels
+            .write()
+            .get_mut(kernel)
+            .and_then(|per_unit| per_unit.get_mut(unit))
+        {
+            m.entries.remove(&fp.key);
+            m.fitted_at = usize::MAX;
+        }
+        self.observe(kernel, unit, fp, seconds);
+    }
+
+    /// Samples `kernel` has on `unit`.
+    pub fn samples(&self, kernel: &str, unit: UnitId) -> u64 {
+        self.kernels
+            .read()
+            .get(kernel)
+            .and_then(|m| m.get(unit))
+            .map_or(0, |m| m.samples)
+    }
+
+    /// Adds a measured copy of `bytes` from `from` to `to`.
+    pub fn observe_transfer(&self, from: NodeId, to: NodeId, bytes: usize, seconds: f64) {
+        if from < self.nodes && to < self.nodes && seconds.is_finite() && seconds > 0.0 {
+            self.transfers.lock()[from * self.nodes + to].observe(bytes as f64, seconds);
+        }
+    }
+
+    /// Predicted seconds to copy `bytes` from `from` to `to` (through the
+    /// host between two devices).
+    pub fn transfer_time(&self, from: NodeId, to: NodeId, bytes: usize) -> f64 {
+        if from == to || from >= self.nodes || to >= self.nodes {
+            return 0.0;
+        }
+        let hop = |t: &TransferModel| {
+            let (latency, bandwidth) = t.law();
+            latency + bytes as f64 / bandwidth
+        };
+        let models = self.transfers.lock();
+        let host = crate::unit::HOST;
+        if from != host && to != host {
+            hop(&models[from * self.nodes + host]) + hop(&models[host * self.nodes + to])
+        } else {
+            hop(&models[from * self.nodes + to])
+        }
+    }
+
+    /// (latency, bandwidth) of the copies from `from` to `to`, as fitted.
+    pub fn transfer_law(&self, from: NodeId, to: NodeId) -> Option<(f64, f64)> {
+        (from < self.nodes && to < self.nodes)
+            .then(|| self.transfers.lock()[from * self.nodes + to].law())
+    }
+
+    /// Every kernel model, sorted by kernel then unit.
+    pub fn summaries(&self) -> Vec<ModelSummary> {
+        let kernels = self.kernels.read();
+        let mut out: Vec<ModelSummary> = kernels
+            .iter()
+            .flat_map(|(name, per_unit)| {
+                per_unit
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, m)| m.samples > 0)
+                    .map(move |(unit, m)| ModelSummary {
+                        kernel: name.clone(),
+                        unit,
+                        samples: m.samples,
+                        footprints: m.entries.len(),
+                        law: m.law.map(|l| (l.a, l.b, l.c)),
+                        mean_error: m.error.mean,
+                        predictions_checked: m.error.count,
+                    })
+            })
+            .collect();
+        out.sort_by(|x, y| x.kernel.cmp(&y.kernel).then(x.unit.cmp(&y.unit)));
+        out
+    }
+}
