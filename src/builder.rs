@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::backend::{self, Backend, BackendStatus, DiscoveryOptions, UnitMemory};
 use crate::error::{Error, Result};
+use crate::history::HistoryStore;
 use crate::memory::MemoryManager;
 use crate::runtime::Runtime;
 use crate::sched::Policy;
@@ -44,6 +45,7 @@ pub struct RuntimeBuilder {
     profiling: bool,
     profile_capacity: usize,
     options: DiscoveryOptions,
+    history: Option<PathBuf>,
 }
 
 impl RuntimeBuilder {
@@ -60,6 +62,7 @@ impl RuntimeBuilder {
             profiling: true,
             profile_capacity: DEFAULT_PROFILE_CAPACITY,
             options: DiscoveryOptions::default(),
+            history: None,
         }
     }
 
@@ -129,6 +132,34 @@ impl RuntimeBuilder {
     /// ```
     pub fn profile_capacity(mut self, records: usize) -> Self {
         self.profile_capacity = records.max(1);
+        self
+    }
+
+    /// Keeps the task history in the SQLite file `path` (see
+    /// [`crate::history`]): the performance models start from what earlier
+    /// runs on these units learnt, and this run's tasks and models are
+    /// stored when it shuts down. Off by default; the `xpu` command uses
+    /// [`crate::history::default_path`].
+    ///
+    /// ```
+    /// use xpu::{Kernel, Policy, Runtime, UnaryOp, DType};
+    /// let path = std::env::temp_dir().join(format!("xpu-doc-history-{}.sqlite", std::process::id()));
+    /// for _ in 0..2 {
+    ///     let rt = Runtime::builder().cpu_units(1).device_discovery(false)
+    ///         .policy(Policy::Dmda).history(&path).build()?;
+    ///     let x = rt.tensor(&[1024], vec![1.0f32; 1024])?;
+    ///     let y = rt.empty(&[1024], DType::F32);
+    ///     rt.submit(&Kernel::Unary(UnaryOp::Relu), &[x.read(), y.write()])?;
+    ///     rt.wait_all();
+    /// }
+    /// let (store, _) = xpu::history::HistoryStore::open(&path)?;
+    /// assert_eq!(store.runs()?, 2);
+    /// assert!(store.footprints()?.iter().any(|f| f.kernel == "relu" && f.count == 2));
+    /// # std::fs::remove_file(&path).ok();
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn history(mut self, path: impl Into<PathBuf>) -> Self {
+        self.history = Some(path.into());
         self
     }
 
@@ -222,6 +253,7 @@ impl RuntimeBuilder {
                     backend: backend.name().to_string(),
                     device: d.device,
                     emulated: d.emulated,
+                    host_cores: d.host_cores,
                     node,
                     memory_bytes,
                     details: d.details,
@@ -235,6 +267,16 @@ impl RuntimeBuilder {
         for (node, bytes, count) in self.pools {
             memory.reserve(node, bytes, count)?;
         }
+        let history = match &self.history {
+            Some(path) => {
+                let (store, warning) = HistoryStore::open(path)?;
+                if let Some(w) = warning {
+                    eprintln!("xpu: {w}");
+                }
+                Some(store)
+            }
+            None => None,
+        };
         let (shared, parkers) = Shared::new(
             self.policy,
             units,
@@ -242,7 +284,8 @@ impl RuntimeBuilder {
             statuses,
             memory,
             recording,
-        );
+            history,
+        )?;
         Runtime::start(shared, parkers)
     }
 }

@@ -63,6 +63,7 @@ mod builder;
 pub mod dtype;
 pub mod error;
 mod graph;
+pub mod history;
 pub mod host;
 mod job;
 pub mod kernel;

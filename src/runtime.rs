@@ -597,6 +597,16 @@ impl Runtime {
         for w in self.workers.lock().drain(..) {
             let _ = w.join();
         }
+        if let Some(history) = &self.shared.history {
+            let stored = history.store_once(
+                &self.shared.models,
+                &self.profile(),
+                self.shared.policy_kind.as_str(),
+            );
+            if let Err(e) = stored {
+                eprintln!("xpu: this run's history was not stored: {e}");
+            }
+        }
     }
 }
 

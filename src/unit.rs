@@ -92,6 +92,9 @@ pub struct UnitInfo {
     pub device: String,
     /// True when the device is not the hardware its kind names.
     pub emulated: bool,
+    /// True when it computes on the host's own cores (see
+    /// [`UnitDesc::host_cores`](crate::UnitDesc::host_cores)).
+    pub host_cores: bool,
     /// The memory node the unit computes on.
     pub node: NodeId,
     /// Capacity of that node in bytes.

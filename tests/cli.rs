@@ -338,3 +338,50 @@ fn generate_streams_an_answer_with_tokens_per_second() {
     assert!(!ok);
     assert!(err.contains("/nonexistent/model.gguf"), "{err}");
 }
+
+#[test]
+fn a_dmda_run_leaves_a_history_and_models_to_list() {
+    let dir = std::env::temp_dir().join(format!("xpu-cli-history-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("history.sqlite");
+    let history = file.to_str().unwrap();
+    let (ok, out, err) = xpu(&["--history", history, "history"]);
+    assert!(!ok && out.is_empty(), "{out}");
+    assert!(err.contains("no task history at"), "{err}");
+    let (ok, out, err) = xpu_in(
+        &dir,
+        &[
+            "--cpu-only",
+            "--policy",
+            "dmda",
+            "--history",
+            history,
+            "demo",
+        ],
+    );
+    assert!(ok, "{out}\n{err}");
+    let (ok, out, err) = xpu(&["--history", history, "history", "--kernel", "gemm"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("1 runs"), "{out}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("gemm") && l.contains("cpu/cpu/")),
+        "{out}"
+    );
+    let (ok, out, err) = xpu(&[
+        "--history",
+        history,
+        "perfmodel",
+        "show",
+        "--kernel",
+        "gemm",
+    ]);
+    assert!(ok, "{err}");
+    let row = out
+        .lines()
+        .find(|l| l.starts_with("gemm"))
+        .unwrap_or_else(|| panic!("no gemm model: {out}"));
+    assert!(row.contains("*n^"), "a fitted law: {row}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -251,3 +251,112 @@ fn a_slow_unit_gets_a_small_share() {
     let (_, dealt) = relus_beside_a_slow_unit(Policy::RoundRobin, 400);
     assert!(dealt >= 100, "round-robin gave the slow unit only {dealt}");
 }
+
+fn temp_history(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("xpu-history-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("history.sqlite")
+}
+
+fn relu_metas() -> [ArgMeta<'static>; 2] {
+    [
+        ArgMeta {
+            shape: &[4096],
+            dtype: DType::F32,
+            mode: Mode::Read,
+        },
+        ArgMeta {
+            shape: &[4096],
+            dtype: DType::F32,
+            mode: Mode::Write,
+        },
+    ]
+}
+
+#[test]
+fn models_and_history_round_trip_through_sqlite() {
+    let path = temp_history("round-trip");
+    let relu = Kernel::Unary(UnaryOp::Relu);
+    let fp = Footprint::of(&relu_metas(), relu.bytes(&relu_metas()));
+    let learnt = {
+        let rt = Runtime::builder()
+            .cpu_units(1)
+            .device_discovery(false)
+            .policy(Policy::Dmda)
+            .history(&path)
+            .build()
+            .unwrap();
+        let x = rt.tensor(&[4096], vec![1.0f32; 4096]).unwrap();
+        for _ in 0..10 {
+            let y = rt.empty(&[4096], DType::F32);
+            rt.submit(&relu, &[x.read(), y.write()]).unwrap();
+        }
+        rt.wait_all();
+        rt.perf_models().predict("relu", 0, &fp).unwrap()
+    };
+    // A new runtime on the same units knows the kernel before running it.
+    let rt = Runtime::builder()
+        .cpu_units(1)
+        .device_discovery(false)
+        .policy(Policy::Dmda)
+        .history(&path)
+        .build()
+        .unwrap();
+    let loaded = rt.perf_models().predict("relu", 0, &fp).unwrap();
+    assert!((loaded / learnt - 1.0).abs() < 1e-9, "{loaded} vs {learnt}");
+    assert_eq!(rt.perf_models().samples("relu", 0), 10);
+    drop(rt);
+    let (store, warning) = xpu::history::HistoryStore::open(&path).unwrap();
+    assert!(warning.is_none());
+    assert_eq!(store.runs().unwrap(), 2);
+    let summary = store.summary().unwrap();
+    let relus = summary.iter().find(|s| s.kernel == "relu").unwrap();
+    assert_eq!(relus.tasks, 10);
+    assert_eq!(relus.failed, 0);
+    assert!(relus.unit.starts_with("cpu/cpu/"), "{}", relus.unit);
+}
+
+#[test]
+fn a_corrupt_or_foreign_history_is_set_aside_not_trusted() {
+    for (name, make) in [
+        (
+            "corrupt",
+            Box::new(|p: &std::path::Path| {
+                std::fs::write(p, b"not a database at all, just text").unwrap()
+            }) as Box<dyn Fn(&std::path::Path)>,
+        ),
+        (
+            "foreign",
+            Box::new(|p: &std::path::Path| {
+                let conn = rusqlite::Connection::open(p).unwrap();
+                conn.execute_batch(
+                    "CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT);
+                 INSERT INTO meta VALUES('schema', 'someone-else/7');",
+                )
+                .unwrap();
+            }),
+        ),
+    ] {
+        let path = temp_history(name);
+        make(&path);
+        let (store, warning) = xpu::history::HistoryStore::open(&path).unwrap();
+        let warning = warning.expect("a warning");
+        assert!(warning.contains("set aside"), "{name}: {warning}");
+        assert_eq!(store.runs().unwrap(), 0, "{name}: a fresh history");
+        let aside: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("set-aside"))
+            .collect();
+        assert_eq!(aside.len(), 1, "{name}: the old file is kept aside");
+        // A runtime over it still comes up.
+        drop(store);
+        Runtime::builder()
+            .cpu_units(1)
+            .device_discovery(false)
+            .history(&path)
+            .build()
+            .unwrap();
+    }
+}

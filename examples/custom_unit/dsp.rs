@@ -105,6 +105,9 @@ impl Backend for DspBackend {
                 kind: UnitKind::Custom("dsp"),
                 device: "host-emulated DSP".into(),
                 emulated: true,
+                // Its own (emulated) device: placement counts it as added
+                // capacity.
+                host_cores: false,
                 memory: UnitMemory::Device {
                     index: 0,
                     capacity: self.capacity,

@@ -58,6 +58,11 @@ pub struct UnitDesc {
     pub device: String,
     /// True when the device is not the hardware `kind` names.
     pub emulated: bool,
+    /// True when the unit computes on the host's own cores (a CPU unit, or
+    /// a device emulated on the CPU: lavapipe, candle's CPU device, PoCL):
+    /// it then competes with the CPU units rather than adding capacity,
+    /// and placement treats it so.
+    pub host_cores: bool,
     pub memory: UnitMemory,
     /// Limits and capabilities worth listing (free text, may be empty).
     pub details: String,

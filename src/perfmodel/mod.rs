@@ -71,6 +71,11 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Statistics as stored: count, mean and sum of squared deviations.
+    pub fn from_parts(count: u64, mean: f64, m2: f64) -> Stats {
+        Stats { count, mean, m2 }
+    }
+
     fn add(&mut self, x: f64) {
         self.count += 1;
         let d = x - self.mean;
@@ -132,14 +137,18 @@ impl KernelModel {
         // Refit as the history grows: each new footprint, and every 32
         // samples (means move).
         if self.entries.len() != self.fitted_at || self.samples.is_multiple_of(32) {
-            let points: Vec<(f64, f64, f64)> = self
-                .entries
-                .values()
-                .map(|e| (e.size, e.seconds.mean, (e.seconds.count as f64).sqrt()))
-                .collect();
-            self.law = Law::fit(&points);
-            self.fitted_at = self.entries.len();
+            self.refit();
         }
+    }
+
+    fn refit(&mut self) {
+        let points: Vec<(f64, f64, f64)> = self
+            .entries
+            .values()
+            .map(|e| (e.size, e.seconds.mean, (e.seconds.count as f64).sqrt()))
+            .collect();
+        self.law = Law::fit(&points);
+        self.fitted_at = self.entries.len();
     }
 }
 
@@ -190,6 +199,27 @@ impl TransferModel {
         let latency = ((self.sy - slope * self.sx) / self.n).max(0.0);
         (latency, 1.0 / slope)
     }
+}
+
+/// One footprint's history, as stored across runs; the unit by identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FootprintRow {
+    pub kernel: String,
+    pub unit: String,
+    pub key: u64,
+    pub size: f64,
+    pub count: u64,
+    pub mean: f64,
+    pub m2: f64,
+}
+
+/// A link's transfer model as stored: the nodes by name, and the running
+/// sums (n, Σbytes, Σseconds, Σbytes², Σbytes·seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkRow {
+    pub from: String,
+    pub to: String,
+    pub sums: [f64; 5],
 }
 
 /// A kernel's model on a unit, as listed.
@@ -308,6 +338,101 @@ impl PerfModels {
     pub fn transfer_law(&self, from: NodeId, to: NodeId) -> Option<(f64, f64)> {
         (from < self.nodes && to < self.nodes)
             .then(|| self.transfers.lock()[from * self.nodes + to].law())
+    }
+
+    /// Every footprint's history; `units[u]` is unit `u`'s identity.
+    pub fn export(&self, units: &[String]) -> Vec<FootprintRow> {
+        let kernels = self.kernels.read();
+        let mut rows = Vec::new();
+        for (kernel, per_unit) in kernels.iter() {
+            for (unit, model) in per_unit.iter().enumerate() {
+                let Some(identity) = units.get(unit) else {
+                    continue;
+                };
+                rows.extend(model.entries.iter().map(|(key, e)| FootprintRow {
+                    kernel: kernel.clone(),
+                    unit: identity.clone(),
+                    key: *key,
+                    size: e.size,
+                    count: e.seconds.count,
+                    mean: e.seconds.mean,
+                    m2: e.seconds.m2,
+                }));
+            }
+        }
+        rows
+    }
+
+    /// Takes stored footprints of the units whose identity is in `units`
+    /// (others belong to units this runtime does not have).
+    pub fn import(&self, rows: &[FootprintRow], units: &[String]) {
+        let mut kernels = self.kernels.write();
+        for row in rows {
+            let Some(unit) = units.iter().position(|u| *u == row.unit) else {
+                continue;
+            };
+            let usable = row.mean.is_finite() && row.mean > 0.0;
+            if unit >= self.units || row.count == 0 || !usable {
+                continue;
+            }
+            let model = &mut kernels
+                .entry(row.kernel.clone())
+                .or_insert_with(|| vec![KernelModel::default(); self.units])[unit];
+            model.entries.insert(
+                row.key,
+                Entry {
+                    size: row.size,
+                    seconds: Stats::from_parts(row.count, row.mean, row.m2),
+                },
+            );
+            model.samples += row.count;
+            model.fitted_at = usize::MAX;
+        }
+        for per_unit in kernels.values_mut() {
+            for model in per_unit.iter_mut().filter(|m| m.fitted_at == usize::MAX) {
+                model.refit();
+            }
+        }
+    }
+
+    /// Every link's model; `nodes[n]` is node `n`'s name.
+    pub fn export_links(&self, nodes: &[String]) -> Vec<LinkRow> {
+        let models = self.transfers.lock();
+        let mut rows = Vec::new();
+        for (from, from_name) in nodes.iter().enumerate().take(self.nodes) {
+            for (to, to_name) in nodes.iter().enumerate().take(self.nodes) {
+                let t = &models[from * self.nodes + to];
+                if t.n > 0.0 {
+                    rows.push(LinkRow {
+                        from: from_name.clone(),
+                        to: to_name.clone(),
+                        sums: [t.n, t.sx, t.sy, t.sxx, t.sxy],
+                    });
+                }
+            }
+        }
+        rows
+    }
+
+    /// Takes stored link models between nodes named in `nodes`.
+    pub fn import_links(&self, rows: &[LinkRow], nodes: &[String]) {
+        let mut models = self.transfers.lock();
+        for row in rows {
+            let from = nodes.iter().position(|n| *n == row.from);
+            let to = nodes.iter().position(|n| *n == row.to);
+            if let (Some(from), Some(to)) = (from, to) {
+                if from < self.nodes && to < self.nodes {
+                    let [n, sx, sy, sxx, sxy] = row.sums;
+                    models[from * self.nodes + to] = TransferModel {
+                        n,
+                        sx,
+                        sy,
+                        sxx,
+                        sxy,
+                    };
+                }
+            }
+        }
     }
 
     /// Every kernel model, sorted by kernel then unit.

@@ -24,7 +24,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
-use super::{Prioritised, QueueLengths, SchedPolicy};
+use super::{Prioritised, QueueLengths, SchedPolicy, UnitPlace};
 use crate::graph::TaskNode;
 use crate::kernel::ArgMeta;
 use crate::perfmodel::{Footprint, PerfModels};
@@ -69,7 +69,7 @@ struct Book {
 pub(crate) struct Dmda {
     health: Arc<UnitHealth>,
     models: Arc<PerfModels>,
-    nodes: Vec<NodeId>,
+    units: Vec<UnitPlace>,
     by_priority: bool,
     seq: AtomicU64,
     queues: Vec<Mutex<BinaryHeap<Prioritised>>>,
@@ -91,10 +91,10 @@ impl Dmda {
     pub fn new(
         health: Arc<UnitHealth>,
         models: Arc<PerfModels>,
-        nodes: Vec<NodeId>,
+        places: Vec<UnitPlace>,
         by_priority: bool,
     ) -> Dmda {
-        let units = nodes.len();
+        let units = places.len();
         Dmda {
             health,
             models,
@@ -109,7 +109,7 @@ impl Dmda {
                 exploring: HashSet::new(),
                 smallest: HashMap::new(),
             }),
-            nodes,
+            units: places,
         }
     }
 
@@ -196,7 +196,7 @@ impl Dmda {
             match self.models.predict(kernel, unit, fp) {
                 Some(run) => {
                     let finish = self.busy_for(book, unit, now)
-                        + self.transfer_time(task, self.nodes[unit])
+                        + self.transfer_time(task, self.units[unit].node)
                         + run;
                     if best.is_none_or(|b| finish < b.1) {
                         best = Some((unit, finish, run));
@@ -210,11 +210,56 @@ impl Dmda {
                 }
             }
         }
+        if let Some((unit, _, run)) = best {
+            // A unit emulated on the host's cores competes with the CPU
+            // units for them: it is no added capacity, so it gets the task
+            // only when it runs it faster than a CPU unit would.
+            let place = self.units[unit];
+            if place.host_cores && !place.is_cpu {
+                if let Some(cpu) = self.best_cpu_unit(book, task, kernel, fp, run, now) {
+                    best = Some(cpu);
+                }
+            }
+        }
         match (explore, best) {
             (Some(unit), _) => Some((unit, 0.0, true)),
             (None, Some((unit, _, run))) => Some((unit, run, false)),
             (None, None) => None,
         }
+    }
+
+    /// Among the CPU units in service that run `task` in at most `than`
+    /// seconds (as fast as the emulated unit `decide` picked), the one
+    /// expected to finish it first, with its finish and run times.
+    fn best_cpu_unit(
+        &self,
+        book: &mut Book,
+        task: &TaskNode,
+        kernel: &str,
+        fp: &Footprint,
+        than: f64,
+        now: Instant,
+    ) -> Option<(UnitId, f64, f64)> {
+        let mut best: Option<(UnitId, f64, f64)> = None;
+        for unit in task
+            .eligible
+            .iter()
+            .filter(|&u| self.units[u].is_cpu && !self.health.is_down(u))
+        {
+            let Some(run) = self.models.predict(kernel, unit, fp) else {
+                continue;
+            };
+            if run > than {
+                continue;
+            }
+            let finish = self.busy_for(book, unit, now)
+                + self.transfer_time(task, self.units[unit].node)
+                + run;
+            if best.is_none_or(|b| finish < b.1) {
+                best = Some((unit, finish, run));
+            }
+        }
+        best
     }
 
     /// Books `task` on `unit` with its prediction.

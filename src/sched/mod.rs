@@ -86,21 +86,30 @@ impl Policy {
             })
     }
 
-    /// The policy over units in `health`, whose memory nodes are `nodes`.
+    /// The policy over units in `health`, described by `units`.
     pub(crate) fn build(
         self,
         health: Arc<UnitHealth>,
         models: Arc<PerfModels>,
-        nodes: Vec<NodeId>,
+        units: Vec<UnitPlace>,
     ) -> Box<dyn SchedPolicy> {
         match self {
             Policy::Eager => Box::new(eager::Eager::new(health)),
             Policy::RoundRobin => Box::new(round_robin::RoundRobin::new(health)),
             Policy::WorkStealing => Box::new(work_stealing::WorkStealing::new(health)),
-            Policy::Dmda => Box::new(dmda::Dmda::new(health, models, nodes, false)),
-            Policy::Dmdas => Box::new(dmda::Dmda::new(health, models, nodes, true)),
+            Policy::Dmda => Box::new(dmda::Dmda::new(health, models, units, false)),
+            Policy::Dmdas => Box::new(dmda::Dmda::new(health, models, units, true)),
         }
     }
+}
+
+/// What placement needs to know of a unit besides its speed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UnitPlace {
+    pub node: NodeId,
+    /// It computes on the host's cores (see `UnitDesc::host_cores`).
+    pub host_cores: bool,
+    pub is_cpu: bool,
 }
 
 /// A scheduling policy.

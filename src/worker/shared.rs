@@ -13,14 +13,16 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::backend::{Backend, BackendStatus};
 use crate::error::Error;
+use crate::error::Result;
 use crate::graph::{TaskNode, UnitSet};
+use crate::history::{unit_identity, HistoryStore, RunHistory};
 use crate::memory::MemoryManager;
 use crate::monitor::RuntimeSnapshot;
 use crate::perfmodel::PerfModels;
 use crate::profile::{UnitCounters, UnitReport};
-use crate::sched::{Policy, SchedPolicy};
+use crate::sched::{Policy, SchedPolicy, UnitPlace};
 use crate::trace::{Clock, Recorder};
-use crate::unit::{NodeId, UnitHealth, UnitId, UnitInfo};
+use crate::unit::{UnitHealth, UnitId, UnitInfo, UnitKind};
 
 static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
 
@@ -38,6 +40,8 @@ pub(crate) struct Shared {
     /// What placement predicts with; fed by the workers when the policy
     /// uses it.
     pub models: Arc<PerfModels>,
+    /// The history file this run loads models from and stores into.
+    pub history: Option<RunHistory>,
     pub counters: UnitCounters,
     pub recorder: Recorder,
     /// The clock of every recorded time.
@@ -68,19 +72,42 @@ impl Shared {
         statuses: Vec<BackendStatus>,
         memory: MemoryManager,
         recording: Option<usize>,
-    ) -> (Arc<Shared>, Vec<Parker>) {
+        history: Option<HistoryStore>,
+    ) -> Result<(Arc<Shared>, Vec<Parker>)> {
         let n = units.len();
         let health = Arc::new(UnitHealth::new(&units));
-        let nodes: Vec<NodeId> = units.iter().map(|u| u.node).collect();
+        let places: Vec<UnitPlace> = units
+            .iter()
+            .map(|u| UnitPlace {
+                node: u.node,
+                host_cores: u.host_cores,
+                is_cpu: u.kind == UnitKind::Cpu,
+            })
+            .collect();
         let models = Arc::new(PerfModels::new(n, memory.node_count()));
         let mut memory = memory;
         memory.feed_models(models.clone());
+        let history = match history {
+            Some(store) => {
+                let identities = units
+                    .iter()
+                    .zip(&unit_backends)
+                    .map(|(u, (_, local))| {
+                        unit_identity(&u.backend, &u.kind.to_string(), &u.device, *local)
+                    })
+                    .collect();
+                let nodes = memory.stats().into_iter().map(|n| n.name).collect();
+                Some(RunHistory::attach(store, identities, nodes, &models)?)
+            }
+            None => None,
+        };
         let parkers: Vec<Parker> = (0..n).map(|_| Parker::new()).collect();
         let shared = Arc::new(Shared {
             id: NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed),
             policy_kind: policy,
-            policy: policy.build(health.clone(), models.clone(), nodes),
+            policy: policy.build(health.clone(), models.clone(), places),
             models,
+            history,
             units,
             health,
             unit_backends,
@@ -103,7 +130,7 @@ impl Shared {
             started: memory.clock().start(),
             memory: Arc::new(memory),
         });
-        (shared, parkers)
+        Ok((shared, parkers))
     }
 
     /// A fresh task id.

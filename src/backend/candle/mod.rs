@@ -241,6 +241,7 @@ impl Backend for CandleBackend {
                 kind: u.kind,
                 device: u.name.clone(),
                 emulated: u.device.is_cpu(),
+                host_cores: u.device.is_cpu(),
                 memory: UnitMemory::Device {
                     index: i,
                     capacity: u.capacity,

@@ -56,6 +56,7 @@ impl Backend for CpuBackend {
                 kind: UnitKind::Cpu,
                 device: self.model.clone(),
                 emulated: false,
+                host_cores: true,
                 memory: UnitMemory::Host,
                 details: format!("{} thread(s) per kernel", self.threads),
             })

@@ -194,6 +194,7 @@ impl Backend for WgpuBackend {
                 kind: UnitKind::Gpu,
                 device: format!("{} ({:?}, {:?})", g.name, g.api, g.device_type),
                 emulated: g.device_type == wgpu::DeviceType::Cpu,
+                host_cores: g.device_type == wgpu::DeviceType::Cpu,
                 memory: UnitMemory::Device {
                     index: i,
                     capacity: g.capacity,

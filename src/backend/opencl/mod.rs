@@ -439,6 +439,8 @@ impl Backend for OpenClBackend {
                 kind: u.kind,
                 device: format!("{} ({})", u.listing.name, u.listing.platform_name),
                 emulated: u.emulated,
+                // A CPU-typed OpenCL device (PoCL) computes on the host.
+                host_cores: u.listing.device_type == units::DeviceType::Cpu,
                 memory: UnitMemory::Device {
                     index: i,
                     capacity: u.capacity,

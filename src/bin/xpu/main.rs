@@ -8,6 +8,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod bench;
 mod demo;
 mod generate;
+mod history;
 mod info;
 mod monitor;
 #[cfg(feature = "opencl")]
@@ -68,6 +69,15 @@ struct RuntimeArgs {
     /// Do not record tasks for traces (saves a few tens of ns per task).
     #[arg(long, global = true)]
     no_profiling: bool,
+    /// The task history file (SQLite): performance models are loaded from
+    /// it at start and this run's tasks and models stored at exit.
+    /// Default: history.sqlite in the data directory ($XPU_DATA_DIR, else
+    /// $XDG_DATA_HOME/xpu, else ~/.local/share/xpu).
+    #[arg(long, global = true, value_name = "FILE")]
+    history: Option<PathBuf>,
+    /// Neither load nor store the task history.
+    #[arg(long, global = true)]
+    no_history: bool,
 }
 
 /// A unit id (`3`) or kind (`lpu`, `gpu`, ...) as a placement.
@@ -90,6 +100,9 @@ impl RuntimeArgs {
             .profiling(!self.no_profiling);
         if let Some(n) = self.cpu_units.or(default_cpu_units) {
             builder = builder.cpu_units(n);
+        }
+        if !self.no_history {
+            builder = builder.history(history::path(self.history.as_ref()));
         }
         builder.build()
     }
@@ -179,6 +192,16 @@ enum Command {
     ///   xpu generate "Hello" --unit cpu
     #[command(verbatim_doc_comment)]
     Generate(generate::GenerateArgs),
+    /// The task history: tasks per kernel and unit over every stored run
+    /// (runs store their tasks and models at exit; see --history).
+    ///
+    /// Example: xpu history --kernel gemm
+    History(history::HistoryArgs),
+    /// The performance models placement learns (`--policy dmda`), as
+    /// stored in the task history.
+    ///
+    /// Example: xpu perfmodel show --kernel gemm --unit cpu
+    Perfmodel(history::PerfmodelArgs),
     /// Summarise a trace written with --trace (or by `xpu demo`): per unit
     /// tasks, busy time, utilisation, GFLOP/s and bytes moved; transfers per
     /// direction; and the critical path. `--gantt OUT.svg` draws it.
@@ -198,6 +221,10 @@ fn main() {
         Command::Generate(args) => generate::run(&cli.runtime, args),
         Command::Monitor(args) => monitor::run(&cli.runtime, args),
         Command::Trace(args) => trace::run(args, cli.runtime.gantt.as_deref()),
+        Command::History(args) => history::run(&history::path(cli.runtime.history.as_ref()), args),
+        Command::Perfmodel(args) => {
+            history::perfmodel(&history::path(cli.runtime.history.as_ref()), args)
+        }
         #[cfg(feature = "opencl")]
         Command::Opencl(args) => opencl::run(args),
     };

@@ -1,0 +1,132 @@
+//! `xpu history` and `xpu perfmodel show`: what the task history file
+//! holds — tasks per kernel and unit over every stored run, and each
+//! performance model with its samples, fitted law and fit error.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use xpu::history::HistoryStore;
+use xpu::perfmodel::{Law, PerfModels};
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    /// Only this kernel.
+    #[arg(long)]
+    kernel: Option<String>,
+}
+
+#[derive(Args)]
+pub struct PerfmodelArgs {
+    #[command(subcommand)]
+    command: PerfmodelCommand,
+}
+
+#[derive(Subcommand)]
+enum PerfmodelCommand {
+    /// Each (kernel, unit) model: samples, footprints, the law
+    /// t = a * n^b + c over footprint size n (bytes), and how far the law
+    /// is from the measured means (fit error).
+    ///
+    /// Example: xpu perfmodel show --kernel gemm
+    Show {
+        /// Only this kernel.
+        #[arg(long)]
+        kernel: Option<String>,
+        /// Only units whose identity contains this text (e.g. `cpu`,
+        /// `wgpu`, `#1`).
+        #[arg(long)]
+        unit: Option<String>,
+    },
+}
+
+fn open(path: &Path) -> xpu::Result<HistoryStore> {
+    if !path.exists() {
+        return Err(xpu::Error::Io(format!(
+            "no task history at {} yet: run `xpu demo` (or any command) first, \
+             or name a file with --history",
+            path.display()
+        )));
+    }
+    let (store, warning) = HistoryStore::open(path)?;
+    if let Some(w) = warning {
+        eprintln!("xpu: {w}");
+    }
+    Ok(store)
+}
+
+/// `xpu history`.
+pub fn run(path: &Path, args: &HistoryArgs) -> xpu::Result<()> {
+    let store = open(path)?;
+    println!("task history {}: {} runs", path.display(), store.runs()?);
+    println!(
+        "{:<16} {:<48} {:>8} {:>7} {:>12} {:>10}",
+        "kernel", "unit", "tasks", "failed", "mean", "total"
+    );
+    for s in store.summary()? {
+        if args.kernel.as_ref().is_some_and(|k| *k != s.kernel) {
+            continue;
+        }
+        println!(
+            "{:<16} {:<48} {:>8} {:>7} {:>9.1} us {:>8.3} s",
+            s.kernel,
+            s.unit,
+            s.tasks,
+            s.failed,
+            s.mean_seconds * 1e6,
+            s.total_seconds
+        );
+    }
+    Ok(())
+}
+
+/// `xpu perfmodel ...`.
+pub fn perfmodel(path: &Path, args: &PerfmodelArgs) -> xpu::Result<()> {
+    let PerfmodelCommand::Show { kernel, unit } = &args.command;
+    let store = open(path)?;
+    let rows = store.footprints()?;
+    let mut units: Vec<String> = rows.iter().map(|r| r.unit.clone()).collect();
+    units.sort();
+    units.dedup();
+    let models = PerfModels::new(units.len(), 1);
+    models.import(&rows, &units);
+    println!("performance models in {}", path.display());
+    println!(
+        "{:<16} {:<48} {:>8} {:>5}  {:<34} {:>9}",
+        "kernel", "unit", "samples", "fps", "law t = a*n^b + c (n bytes)", "fit error"
+    );
+    for m in models.summaries() {
+        let name = &units[m.unit];
+        if kernel.as_ref().is_some_and(|k| *k != m.kernel)
+            || unit.as_ref().is_some_and(|u| !name.contains(u.as_str()))
+        {
+            continue;
+        }
+        let law = m.law.map(|(a, b, c)| Law { a, b, c });
+        let fit_error = law.map(|l| {
+            let errs: Vec<f64> = rows
+                .iter()
+                .filter(|r| r.kernel == m.kernel && r.unit == *name)
+                .map(|r| (l.eval(r.size) - r.mean).abs() / r.mean)
+                .collect();
+            errs.iter().sum::<f64>() / errs.len().max(1) as f64
+        });
+        println!(
+            "{:<16} {:<48} {:>8} {:>5}  {:<34} {:>9}",
+            m.kernel,
+            name,
+            m.samples,
+            m.footprints,
+            law.map_or("-".into(), |l| format!(
+                "{:.3e}*n^{:.2} + {:.2e}",
+                l.a, l.b, l.c
+            )),
+            fit_error.map_or("-".into(), |e| format!("{:.1}%", e * 100.0)),
+        );
+    }
+    Ok(())
+}
+
+/// The history file the commands use.
+pub fn path(given: Option<&PathBuf>) -> PathBuf {
+    given.cloned().unwrap_or_else(xpu::history::default_path)
+}

@@ -1,0 +1,273 @@
+//! The SQLite file: schema `xpu-history/1`, opened or created, set aside
+//! when it is not ours; runs, tasks, footprints and links written in one
+//! transaction per run.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::RunRecord;
+use crate::error::{Error, Result};
+use crate::perfmodel::{FootprintRow, LinkRow};
+
+const SCHEMA: &str = "xpu-history/1";
+
+/// One finished task, as the history keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRow {
+    pub kernel: String,
+    /// The unit's identity (backend/kind/device#index).
+    pub unit: String,
+    pub node: usize,
+    /// Seconds since its run started.
+    pub ready: f64,
+    pub start: f64,
+    pub end: f64,
+    pub flops: f64,
+    pub bytes_fetched: u64,
+    pub ok: bool,
+}
+
+/// Tasks of one kernel on one unit over every stored run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KernelSummary {
+    pub kernel: String,
+    pub unit: String,
+    pub tasks: u64,
+    pub failed: u64,
+    /// Mean and total seconds from start to end.
+    pub mean_seconds: f64,
+    pub total_seconds: f64,
+}
+
+/// The history file.
+pub struct HistoryStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+fn db_error(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Io(format!("task history {}: {e}", path.display()))
+}
+
+impl HistoryStore {
+    /// Opens `path`, creating it (and its directory) if needed. A file
+    /// that is not an xpu history is renamed aside and a fresh one made;
+    /// the second value then says so.
+    pub fn open(path: &Path) -> Result<(HistoryStore, Option<String>)> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| db_error(path, e))?;
+        }
+        let mut warning = None;
+        if path.exists() {
+            if let Err(why) = Self::check(path) {
+                let secs = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let aside = path.with_extension(format!("sqlite.set-aside-{secs}"));
+                std::fs::rename(path, &aside).map_err(|e| db_error(path, e))?;
+                warning = Some(format!(
+                    "task history {} is not usable ({why}); set aside as {}, starting a new one",
+                    path.display(),
+                    aside.display()
+                ));
+            }
+        }
+        let conn = Connection::open(path).map_err(|e| db_error(path, e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(|e| db_error(path, e))?;
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS runs(run INTEGER PRIMARY KEY, started INTEGER NOT NULL, policy TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS tasks(run INTEGER NOT NULL, kernel TEXT NOT NULL, unit TEXT NOT NULL,
+                 node INTEGER NOT NULL, ready REAL NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
+                 flops REAL NOT NULL, bytes_fetched INTEGER NOT NULL, ok INTEGER NOT NULL);
+             CREATE TABLE IF NOT EXISTS footprints(kernel TEXT NOT NULL, unit TEXT NOT NULL, footprint INTEGER NOT NULL,
+                 size REAL NOT NULL, count INTEGER NOT NULL, mean REAL NOT NULL, m2 REAL NOT NULL,
+                 PRIMARY KEY(kernel, unit, footprint));
+             CREATE TABLE IF NOT EXISTS links(src TEXT NOT NULL, dst TEXT NOT NULL, n REAL NOT NULL, sx REAL NOT NULL,
+                 sy REAL NOT NULL, sxx REAL NOT NULL, sxy REAL NOT NULL, PRIMARY KEY(src, dst));",
+        )
+        .map_err(|e| db_error(path, e))?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', ?1)",
+            params![SCHEMA],
+        )
+        .map_err(|e| db_error(path, e))?;
+        Ok((
+            HistoryStore {
+                path: path.to_path_buf(),
+                conn: Mutex::new(conn),
+            },
+            warning,
+        ))
+    }
+
+    /// Why an existing file is not an xpu history, if it is not.
+    fn check(path: &Path) -> std::result::Result<(), String> {
+        let conn = Connection::open(path).map_err(|e| e.to_string())?;
+        let schema: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| e.to_string())?;
+        match schema {
+            Some(s) if s == SCHEMA => Ok(()),
+            Some(s) => Err(format!("schema `{s}`, expected `{SCHEMA}`")),
+            None => Err("no schema recorded".into()),
+        }
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every stored footprint.
+    pub fn footprints(&self) -> Result<Vec<FootprintRow>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare("SELECT kernel, unit, footprint, size, count, mean, m2 FROM footprints ORDER BY kernel, unit")
+            .map_err(|e| db_error(&self.path, e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(FootprintRow {
+                    kernel: r.get(0)?,
+                    unit: r.get(1)?,
+                    key: r.get::<_, i64>(2)? as u64,
+                    size: r.get(3)?,
+                    count: r.get::<_, i64>(4)? as u64,
+                    mean: r.get(5)?,
+                    m2: r.get(6)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_error(&self.path, e))?;
+        Ok(rows)
+    }
+
+    /// Every stored link model.
+    pub fn links(&self) -> Result<Vec<LinkRow>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare("SELECT src, dst, n, sx, sy, sxx, sxy FROM links")
+            .map_err(|e| db_error(&self.path, e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(LinkRow {
+                    from: r.get(0)?,
+                    to: r.get(1)?,
+                    sums: [r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?],
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_error(&self.path, e))?;
+        Ok(rows)
+    }
+
+    /// Stores a run: its tasks, and the models as they stand at its end
+    /// (they include what earlier runs stored).
+    pub(crate) fn store_run(&self, run: &RunRecord) -> Result<()> {
+        let mut conn = self.conn.lock();
+        let fail = |e: rusqlite::Error| db_error(&self.path, e);
+        let tx = conn.transaction().map_err(fail)?;
+        let started = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        tx.execute(
+            "INSERT INTO runs(started, policy) VALUES(?1, ?2)",
+            params![started, run.policy],
+        )
+        .map_err(fail)?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT INTO tasks(run, kernel, unit, node, ready, start, end, flops, bytes_fetched, ok)
+                     VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(fail)?;
+            for t in &run.tasks {
+                insert
+                    .execute(params![
+                        id,
+                        t.kernel,
+                        t.unit,
+                        t.node as i64,
+                        t.ready,
+                        t.start,
+                        t.end,
+                        t.flops,
+                        t.bytes_fetched as i64,
+                        t.ok
+                    ])
+                    .map_err(fail)?;
+            }
+            let mut upsert = tx
+                .prepare(
+                    "INSERT OR REPLACE INTO footprints(kernel, unit, footprint, size, count, mean, m2)
+                     VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(fail)?;
+            for f in &run.footprints {
+                upsert
+                    .execute(params![
+                        f.kernel,
+                        f.unit,
+                        f.key as i64,
+                        f.size,
+                        f.count as i64,
+                        f.mean,
+                        f.m2
+                    ])
+                    .map_err(fail)?;
+            }
+            let mut link = tx
+                .prepare("INSERT OR REPLACE INTO links(src, dst, n, sx, sy, sxx, sxy) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)")
+                .map_err(fail)?;
+            for l in &run.links {
+                let [n, sx, sy, sxx, sxy] = l.sums;
+                link.execute(params![l.from, l.to, n, sx, sy, sxx, sxy])
+                    .map_err(fail)?;
+            }
+        }
+        tx.commit().map_err(fail)
+    }
+
+    /// Runs stored.
+    pub fn runs(&self) -> Result<u64> {
+        self.conn
+            .lock()
+            .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| db_error(&self.path, e))
+    }
+
+    /// Tasks per kernel and unit over every stored run.
+    pub fn summary(&self) -> Result<Vec<KernelSummary>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT kernel, unit, COUNT(*), SUM(1 - ok), AVG(end - start), SUM(end - start)
+                 FROM tasks GROUP BY kernel, unit ORDER BY kernel, unit",
+            )
+            .map_err(|e| db_error(&self.path, e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(KernelSummary {
+                    kernel: r.get(0)?,
+                    unit: r.get(1)?,
+                    tasks: r.get::<_, i64>(2)? as u64,
+                    failed: r.get::<_, i64>(3)? as u64,
+                    mean_seconds: r.get(4)?,
+                    total_seconds: r.get(5)?,
+                })
+            })
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_error(&self.path, e))?;
+        Ok(rows)
+    }
+}
