@@ -1,7 +1,10 @@
 //! Facts about the host machine that several parts of the runtime need:
 //! its cores, its memory and its processor's name, and their use (CPU
-//! time, memory in use, this process's resident size) for the monitor. Owns nothing else and
-//! imports nothing from the crate.
+//! time, memory in use, this process's resident size) for the monitor;
+//! and where xpu's data lives (models, images, the task history). Owns
+//! nothing else and imports nothing from the crate but its error type.
+
+use std::path::PathBuf;
 
 /// Number of cores the runtime may use.
 ///
@@ -109,4 +112,29 @@ pub fn cpu_model() -> String {
                 .map(|m| m.trim().to_string())
         })
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// Where `scripts/fetch-models.sh` puts models and images:
+/// `$XPU_DATA_DIR`, else `$XDG_DATA_HOME/xpu`, else `~/.local/share/xpu`.
+pub fn data_dir() -> PathBuf {
+    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    var("XPU_DATA_DIR")
+        .map(PathBuf::from)
+        .or_else(|| var("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("xpu")))
+        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/share/xpu")))
+        .unwrap_or_else(|| PathBuf::from("xpu-data"))
+}
+
+/// A fetched file (`images/astronaut.png`, ...), or an error that says how
+/// to fetch it.
+pub fn data_file(relative: &str) -> crate::Result<PathBuf> {
+    let path = data_dir().join(relative);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(crate::Error::Io(format!(
+            "{} is missing: run scripts/fetch-models.sh to fetch it",
+            path.display()
+        )))
+    }
 }

@@ -40,17 +40,19 @@
 //!
 //! | module | owns | may import |
 //! | --- | --- | --- |
-//! | `error`, `dtype`, `host` | the error enum; element types; host facts (cores, memory, CPU model) and their use, from `/proc` | (leaves) |
+//! | `error`, `dtype`, `host` | the error enum; element types; host facts (cores, memory, CPU model) and their use, from `/proc`; the data directory | (leaves) |
 //! | `unit` | unit kinds, unit listings, which units are out of service | (leaf) |
 //! | `kernel` | the built-in kernels: op tables, checks, FLOPs and bytes, JSON specs; user kernels ([`KernelDef`]); launch arguments ([`Arg`], [`DeviceBuffer`]) | `dtype`, `unit`, `error` |
 //! | `backend` | the [`Backend`] trait, the registry of built-in backends and their stub twins; `cpu/`, `gpu/`, `opencl/`, `candle/` | `kernel`, `unit`, `dtype`, `host`, `error` |
 //! | `trace` | the profile: task records, transfer and memory logs (bounded), the clock, Chrome trace, Gantt chart | `kernel`, `unit`, `error` |
 //! | `graph` | tasks, their dependencies and how failures travel; job state | `kernel`, `tensor`, `unit`, `error` |
 //! | `tensor` | tensor handles, names, their dependency and replica state | `graph`, `memory`, `kernel`, `dtype` |
-//! | `memory` | replicas (MSI), node pools, pins, eviction, transfers | `backend`, `trace`, `tensor`, `kernel`, `unit`, `error` |
-//! | `sched` | the policies (`push` a ready task, `pop` one for a unit) | `graph`, `unit` |
+//! | `memory` | replicas (MSI), node pools, pins, eviction, transfers | `backend`, `trace`, `perfmodel`, `tensor`, `kernel`, `unit`, `error` |
+//! | `perfmodel` | performance models: run times per kernel, unit and footprint, fitted laws, transfer models | `kernel`, `unit` |
+//! | `sched` | the policies (`push` a ready task, `pop` one for a unit); dmda places by the models | `graph`, `perfmodel`, `unit` |
+//! | `history` | the task history file (SQLite): loads models at start, stores runs | `perfmodel`, `trace`, `host` (data dir), `error` |
 //! | `monitor` | host sampling and Prometheus metrics from runtime snapshots | `memory`, `sched`, `unit`, `host` (no runtime internals) |
-//! | `worker` | the state the workers share and their loop: fetch, launch, release | `graph`, `memory`, `sched`, `backend`, `trace`, `monitor` (snapshot type), `unit` |
+//! | `worker` | the state the workers share and their loop: fetch, launch, release, measure | `graph`, `memory`, `sched`, `perfmodel`, `history`, `backend`, `trace`, `monitor` (snapshot type), `unit` |
 //! | `job` | [`Job`], the public handle of a group of tasks | `graph` |
 //! | `runtime` | [`Runtime`]: tensors, submit, wait, read, cancel, shut down | everything above |
 //! | `builder` | [`RuntimeBuilder`]: options, building a runtime | `backend`, `memory`, `runtime`, `sched`, `unit` |

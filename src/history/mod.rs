@@ -29,7 +29,7 @@ use crate::trace::Profile;
 /// assert_eq!(xpu::history::default_path(), std::path::PathBuf::from("/tmp/xpu-doc-data/history.sqlite"));
 /// ```
 pub fn default_path() -> PathBuf {
-    crate::vision::data_dir().join("history.sqlite")
+    crate::host::data_dir().join("history.sqlite")
 }
 
 /// What one run hands the store when it ends.

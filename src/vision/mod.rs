@@ -21,36 +21,10 @@ mod png_file;
 #[path = "no_png.rs"]
 mod png_file;
 
-use std::path::PathBuf;
-
 pub use self::png_file::{load_png, save_png};
 use crate::error::{Error, Result};
+pub use crate::host::{data_dir, data_file};
 use crate::kernel::Kernel;
-
-/// Where `scripts/fetch-models.sh` puts models and images:
-/// `$XPU_DATA_DIR`, else `$XDG_DATA_HOME/xpu`, else `~/.local/share/xpu`.
-pub fn data_dir() -> PathBuf {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    var("XPU_DATA_DIR")
-        .map(PathBuf::from)
-        .or_else(|| var("XDG_DATA_HOME").map(|d| PathBuf::from(d).join("xpu")))
-        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".local/share/xpu")))
-        .unwrap_or_else(|| PathBuf::from("xpu-data"))
-}
-
-/// A fetched file (`images/astronaut.png`, ...), or an error that says how
-/// to fetch it.
-pub fn data_file(relative: &str) -> Result<PathBuf> {
-    let path = data_dir().join(relative);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(Error::Io(format!(
-            "{} is missing: run scripts/fetch-models.sh to fetch it",
-            path.display()
-        )))
-    }
-}
 
 /// Pixels of an 8-bit image: `[H, W]` (gray) or `[H, W, 3]` (RGB).
 #[derive(Debug, Clone, PartialEq)]
