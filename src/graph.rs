@@ -25,6 +25,7 @@ use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
+use crate::perfmodel::Footprint;
 use crate::tensor::Access;
 use crate::unit::UnitId;
 
@@ -203,6 +204,8 @@ pub(crate) struct TaskNode {
     pub submitted_at: u64,
     pub ready_at: AtomicU64,
     pub released_by: AtomicU64,
+    /// What its run time depends on, once a policy or worker asked.
+    pub footprint: OnceLock<Footprint>,
 }
 
 /// How a scheduled task is to be placed: its priority, the units that may
@@ -270,6 +273,7 @@ impl TaskNode {
             submitted_at,
             ready_at: AtomicU64::new(submitted_at),
             released_by: AtomicU64::new(0),
+            footprint: OnceLock::new(),
         }
     }
 

@@ -7,15 +7,19 @@
 //! A (kernel, unit) pair that has never run is explored: a task is sent
 //! there when no exploratory task of that pair is in flight and the task
 //! is among the smallest of its kernel seen so far, so one task measures
-//! the pair without a large task waiting on a unit of unknown speed. A
-//! running task past its prediction counts as running as long again, and
-//! past ten times its prediction its elapsed time enters the model at once,
-//! so a unit far slower than predicted stops receiving the kernel before
-//! the task ends.
+//! the pair without a large task waiting on a unit of unknown speed. A task
+//! nothing is known of, while every unknown pair is being explored, waits
+//! in a shared queue; an idle unit takes it and decides again. A running
+//! task past its prediction counts as running as long again; past ten
+//! times its prediction its elapsed time replaces the model's figure at
+//! once and the tasks queued on that unit are placed again, so a unit far
+//! slower than predicted stops receiving the kernel before the task ends.
 //!
-//! Each unit has its own queue; `dmda` runs it in arrival order, `dmdas`
-//! by priority (highest first), then arrival.
+//! Each unit has its own queue, whose entries carry their prediction;
+//! `dmda` runs it in arrival order, `dmdas` by priority (highest first),
+//! then arrival. The common path takes only per-unit locks.
 
+use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -24,45 +28,79 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
-use super::{Prioritised, QueueLengths, SchedPolicy, UnitPlace};
+use super::{QueueLengths, SchedPolicy, UnitPlace};
 use crate::graph::TaskNode;
 use crate::kernel::ArgMeta;
 use crate::perfmodel::{Footprint, PerfModels};
 use crate::unit::{NodeId, UnitHealth, UnitId};
 
-/// A task on a unit: its prediction, for the unit's expected free time.
-struct Placed {
-    unit: UnitId,
-    kernel: String,
-    fp: Footprint,
+/// A task in a unit's queue, with what was predicted for it there.
+struct Queued {
+    priority: i32,
+    seq: u64,
     seconds: f64,
     explores: bool,
+    task: Arc<TaskNode>,
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        self.priority
+            .cmp(&other.priority)
+            .then_with(|| other.seq.cmp(&self.seq))
+    }
 }
 
 /// The task a unit runs now.
 struct Running {
-    task: u64,
-    kernel: String,
-    fp: Footprint,
+    task: Arc<TaskNode>,
     predicted: f64,
+    explores: bool,
     since: Instant,
-    /// Its elapsed time already entered the model (a large overrun).
+    /// Its elapsed time already corrected the model (a large overrun).
     reported: bool,
 }
 
+/// One unit's queue and load.
 #[derive(Default)]
-struct Load {
-    /// Predicted seconds of the tasks in the unit's queue.
-    queued: f64,
-    running: Option<Running>,
+struct UnitState {
+    queue: Mutex<BinaryHeap<Queued>>,
+    /// Predicted seconds of the queued tasks (f64 bits).
+    queued_seconds: AtomicU64,
+    length: AtomicU64,
+    running: Mutex<Option<Running>>,
 }
 
-struct Book {
-    loads: Vec<Load>,
-    placed: HashMap<u64, Placed>,
-    /// (kernel, unit) pairs with an exploratory task in flight.
-    exploring: HashSet<(String, UnitId)>,
-    /// Smallest footprint size seen per kernel.
+impl UnitState {
+    fn add_queued(&self, seconds: f64) {
+        let _ = self
+            .queued_seconds
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |bits| {
+                Some((f64::from_bits(bits) + seconds).max(0.0).to_bits())
+            });
+    }
+
+    fn queued(&self) -> f64 {
+        f64::from_bits(self.queued_seconds.load(Ordering::Acquire))
+    }
+}
+
+/// What exploration keeps: pairs with an exploratory task in flight, and
+/// the smallest footprint size seen per kernel.
+#[derive(Default)]
+struct Exploration {
+    in_flight: HashSet<(String, UnitId)>,
     smallest: HashMap<String, f64>,
 }
 
@@ -72,44 +110,44 @@ pub(crate) struct Dmda {
     units: Vec<UnitPlace>,
     by_priority: bool,
     seq: AtomicU64,
-    queues: Vec<Mutex<BinaryHeap<Prioritised>>>,
-    lengths: Vec<AtomicU64>,
+    state: Vec<UnitState>,
     /// Tasks not yet placed: nothing was known of them when they became
     /// ready.
     unplaced: Mutex<VecDeque<Arc<TaskNode>>>,
-    book: Mutex<Book>,
+    exploration: Mutex<Exploration>,
 }
 
 /// Ratio of elapsed to predicted time past which a running task's elapsed
-/// time enters the model before it ends.
+/// time corrects the model before it ends.
 const OVERRUN: f64 = 10.0;
 
 /// Unplaced tasks an idle unit looks through for one it can run.
 const SCAN: usize = 64;
 
+/// Where `decide` sends a task.
+#[derive(Debug, Clone, Copy)]
+struct Decision {
+    unit: UnitId,
+    seconds: f64,
+    explores: bool,
+}
+
 impl Dmda {
     pub fn new(
         health: Arc<UnitHealth>,
         models: Arc<PerfModels>,
-        places: Vec<UnitPlace>,
+        units: Vec<UnitPlace>,
         by_priority: bool,
     ) -> Dmda {
-        let units = places.len();
         Dmda {
             health,
             models,
             by_priority,
             seq: AtomicU64::new(0),
-            queues: (0..units).map(|_| Mutex::new(BinaryHeap::new())).collect(),
-            lengths: (0..units).map(|_| AtomicU64::new(0)).collect(),
+            state: units.iter().map(|_| UnitState::default()).collect(),
+            units,
             unplaced: Mutex::new(VecDeque::new()),
-            book: Mutex::new(Book {
-                loads: (0..units).map(|_| Load::default()).collect(),
-                placed: HashMap::new(),
-                exploring: HashSet::new(),
-                smallest: HashMap::new(),
-            }),
-            units: places,
+            exploration: Mutex::new(Exploration::default()),
         }
     }
 
@@ -117,16 +155,17 @@ impl Dmda {
     /// task far past its prediction corrects the model at once, and the
     /// tasks queued on that unit on the strength of the old model go back
     /// to be placed again.
-    fn busy_for(&self, book: &mut Book, unit: UnitId, now: Instant) -> f64 {
-        let load = &mut book.loads[unit];
+    fn busy_for(&self, unit: UnitId, now: Instant) -> f64 {
+        let s = &self.state[unit];
         let mut mispredicted = false;
-        let running = match &mut load.running {
+        let running = match &mut *s.running.lock() {
             Some(r) => {
                 let elapsed = (now - r.since).as_secs_f64();
                 if r.predicted > 0.0 && elapsed > OVERRUN * r.predicted && !r.reported {
                     r.reported = true;
                     mispredicted = true;
-                    self.models.correct(&r.kernel, unit, &r.fp, elapsed);
+                    self.models
+                        .correct(r.task.kernel.name(), unit, &footprint(&r.task), elapsed);
                 }
                 if elapsed <= r.predicted {
                     r.predicted - elapsed
@@ -137,27 +176,42 @@ impl Dmda {
             None => 0.0,
         };
         if mispredicted {
-            self.requeue(book, unit);
+            self.requeue(unit);
         }
-        running + book.loads[unit].queued
+        running + s.queued()
     }
 
     /// Moves the tasks queued on `unit` back to the unplaced queue.
-    fn requeue(&self, book: &mut Book, unit: UnitId) {
-        let tasks: Vec<Arc<TaskNode>> = {
-            let mut q = self.queues[unit].lock();
-            self.lengths[unit].store(0, Ordering::Relaxed);
-            std::mem::take(&mut *q)
-                .into_sorted_vec()
-                .into_iter()
-                .rev()
-                .map(|p| p.task)
-                .collect()
+    fn requeue(&self, unit: UnitId) {
+        let entries = self.take_queue(unit);
+        let mut unplaced = self.unplaced.lock();
+        unplaced.extend(entries.into_iter().map(|q| q.task));
+    }
+
+    /// Empties `unit`'s queue, highest first, releasing what it booked.
+    fn take_queue(&self, unit: UnitId) -> Vec<Queued> {
+        let s = &self.state[unit];
+        let entries: Vec<Queued> = {
+            let mut q = s.queue.lock();
+            s.length.store(0, Ordering::Relaxed);
+            std::mem::take(&mut *q).into_sorted_vec()
         };
-        for t in &tasks {
-            forget(book, t.id, true);
+        for e in &entries {
+            self.release(unit, e.seconds, e.explores.then_some(&*e.task));
         }
-        self.unplaced.lock().extend(tasks);
+        entries.into_iter().rev().collect()
+    }
+
+    /// Takes back a queued prediction, and the exploration mark of
+    /// `explored` if it explored `unit`.
+    fn release(&self, unit: UnitId, seconds: f64, explored: Option<&TaskNode>) {
+        self.state[unit].add_queued(-seconds);
+        if let Some(task) = explored {
+            self.exploration
+                .lock()
+                .in_flight
+                .remove(&(task.kernel.name().to_string(), unit));
+        }
     }
 
     /// Predicted seconds to bring the task's inputs to `node`.
@@ -180,52 +234,78 @@ impl Dmda {
 
     /// Where `task` should go: the unit it is expected to finish first on,
     /// with its predicted run time, or a unit to explore (a pair never
-    /// run); `None` when nothing is known and no pair may be explored now.
-    fn decide(
-        &self,
-        book: &mut Book,
-        task: &TaskNode,
-        kernel: &str,
-        fp: &Footprint,
-    ) -> Option<(UnitId, f64, bool)> {
+    /// run, marked in flight here); `None` when nothing is known and no
+    /// pair may be explored now.
+    fn decide(&self, task: &TaskNode) -> Option<Decision> {
+        let kernel = task.kernel.name();
+        let fp = footprint(task);
         let now = Instant::now();
-        let smallest = book.smallest.get(kernel).copied().unwrap_or(fp.size);
         let mut best: Option<(UnitId, f64, f64)> = None;
-        let mut explore: Option<UnitId> = None;
+        let mut unknown: SmallVec<[UnitId; 8]> = SmallVec::new();
         for unit in task.eligible.iter().filter(|&u| !self.health.is_down(u)) {
-            match self.models.predict(kernel, unit, fp) {
+            match self.models.predict(kernel, unit, &fp) {
                 Some(run) => {
-                    let finish = self.busy_for(book, unit, now)
+                    let finish = self.busy_for(unit, now)
                         + self.transfer_time(task, self.units[unit].node)
                         + run;
                     if best.is_none_or(|b| finish < b.1) {
                         best = Some((unit, finish, run));
                     }
                 }
-                None => {
-                    let in_flight = book.exploring.contains(&(kernel.to_string(), unit));
-                    if explore.is_none() && !in_flight && fp.size <= 2.0 * smallest {
-                        explore = Some(unit);
-                    }
-                }
+                None => unknown.push(unit),
             }
         }
-        if let Some((unit, _, run)) = best {
-            // A unit emulated on the host's cores competes with the CPU
-            // units for them: it is no added capacity, so it gets the task
-            // only when it runs it faster than a CPU unit would.
-            let place = self.units[unit];
-            if place.host_cores && !place.is_cpu {
-                if let Some(cpu) = self.best_cpu_unit(book, task, kernel, fp, run, now) {
-                    best = Some(cpu);
-                }
+        if !unknown.is_empty() {
+            if let Some(unit) = self.explore(kernel, fp.size, &unknown) {
+                return Some(Decision {
+                    unit,
+                    seconds: 0.0,
+                    explores: true,
+                });
             }
         }
-        match (explore, best) {
-            (Some(unit), _) => Some((unit, 0.0, true)),
-            (None, Some((unit, _, run))) => Some((unit, run, false)),
-            (None, None) => None,
+        let (unit, _, run) = best?;
+        // A unit emulated on the host's cores competes with the CPU units
+        // for them: it is no added capacity, so it gets the task only when
+        // it runs it faster than a CPU unit would.
+        let place = self.units[unit];
+        let (unit, run) = if place.host_cores && !place.is_cpu {
+            self.best_cpu_unit(task, &fp, run, now)
+                .map_or((unit, run), |(u, _, r)| (u, r))
+        } else {
+            (unit, run)
+        };
+        Some(Decision {
+            unit,
+            seconds: run,
+            explores: false,
+        })
+    }
+
+    /// The first of `unknown` to explore with a task of `size`, marked in
+    /// flight: one whose pair has no exploratory task out, when the task
+    /// is among its kernel's smallest.
+    fn explore(&self, kernel: &str, size: f64, unknown: &[UnitId]) -> Option<UnitId> {
+        let mut e = self.exploration.lock();
+        let smallest = match e.smallest.get_mut(kernel) {
+            Some(s) => {
+                *s = s.min(size);
+                *s
+            }
+            None => {
+                e.smallest.insert(kernel.to_string(), size);
+                size
+            }
+        };
+        if size > 2.0 * smallest {
+            return None;
         }
+        let unit = unknown
+            .iter()
+            .copied()
+            .find(|&u| !e.in_flight.contains(&(kernel.to_string(), u)))?;
+        e.in_flight.insert((kernel.to_string(), unit));
+        Some(unit)
     }
 
     /// Among the CPU units in service that run `task` in at most `than`
@@ -233,28 +313,26 @@ impl Dmda {
     /// expected to finish it first, with its finish and run times.
     fn best_cpu_unit(
         &self,
-        book: &mut Book,
         task: &TaskNode,
-        kernel: &str,
         fp: &Footprint,
         than: f64,
         now: Instant,
     ) -> Option<(UnitId, f64, f64)> {
+        let kernel = task.kernel.name();
         let mut best: Option<(UnitId, f64, f64)> = None;
-        for unit in task
+        let cpus = task
             .eligible
             .iter()
-            .filter(|&u| self.units[u].is_cpu && !self.health.is_down(u))
-        {
+            .filter(|&u| self.units[u].is_cpu && !self.health.is_down(u));
+        for unit in cpus {
             let Some(run) = self.models.predict(kernel, unit, fp) else {
                 continue;
             };
             if run > than {
                 continue;
             }
-            let finish = self.busy_for(book, unit, now)
-                + self.transfer_time(task, self.units[unit].node)
-                + run;
+            let finish =
+                self.busy_for(unit, now) + self.transfer_time(task, self.units[unit].node) + run;
             if best.is_none_or(|b| finish < b.1) {
                 best = Some((unit, finish, run));
             }
@@ -262,35 +340,10 @@ impl Dmda {
         best
     }
 
-    /// Books `task` on `unit` with its prediction.
-    #[allow(clippy::too_many_arguments)]
-    fn place(
-        &self,
-        book: &mut Book,
-        task: &TaskNode,
-        unit: UnitId,
-        kernel: String,
-        fp: Footprint,
-        seconds: f64,
-        explores: bool,
-    ) {
-        book.loads[unit].queued += seconds;
-        book.placed.insert(
-            task.id,
-            Placed {
-                unit,
-                kernel,
-                fp,
-                seconds,
-                explores,
-            },
-        );
-    }
-
-    /// A task from the shared queue for an idle `unit`: decided again now
+    /// A task from the shared queue for an idle `unit`, decided again now
     /// that more may be known; one that another unit should run moves to
-    /// that unit's queue.
-    fn take_unplaced(&self, unit: UnitId) -> Option<Arc<TaskNode>> {
+    /// that unit's queue. Returns the task and what was predicted for it.
+    fn take_unplaced(&self, unit: UnitId) -> Option<(Arc<TaskNode>, Decision)> {
         loop {
             let task = {
                 let mut q = self.unplaced.lock();
@@ -300,59 +353,43 @@ impl Dmda {
                     .position(|t| t.eligible.contains(unit))?;
                 q.remove(pos)?
             };
-            let kernel = task.kernel.name().to_string();
-            let fp = footprint(&task);
-            let mut book = self.book.lock();
-            match self.decide(&mut book, &task, &kernel, &fp) {
-                Some((there, seconds, explores)) if there != unit => {
-                    if explores {
-                        book.exploring.insert((kernel.clone(), there));
-                    }
-                    self.place(&mut book, &task, there, kernel, fp, seconds, explores);
-                    drop(book);
-                    self.enqueue(there, task);
-                }
+            match self.decide(&task) {
+                Some(d) if d.unit != unit => self.enqueue(task, d),
                 decided => {
-                    let (seconds, explores) = decided.map_or((0.0, false), |d| (d.1, d.2));
-                    if explores {
-                        book.exploring.insert((kernel.clone(), unit));
-                    }
-                    self.place(&mut book, &task, unit, kernel, fp, seconds, explores);
-                    return Some(task);
+                    let d = decided.unwrap_or(Decision {
+                        unit,
+                        seconds: 0.0,
+                        explores: false,
+                    });
+                    return Some((task, d));
                 }
             }
         }
     }
 
-    fn enqueue(&self, unit: UnitId, task: Arc<TaskNode>) {
+    fn enqueue(&self, task: Arc<TaskNode>, d: Decision) {
+        let s = &self.state[d.unit];
+        s.add_queued(d.seconds);
         let priority = if self.by_priority { task.priority } else { 0 };
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let mut q = self.queues[unit].lock();
-        q.push(Prioritised {
+        let mut q = s.queue.lock();
+        q.push(Queued {
             priority,
             seq,
+            seconds: d.seconds,
+            explores: d.explores,
             task,
         });
-        self.lengths[unit].store(q.len() as u64, Ordering::Relaxed);
+        s.length.store(q.len() as u64, Ordering::Relaxed);
     }
 }
 
-/// Drops what the book holds of a task that finished or left its queue
-/// (`queued`: its prediction still counts in its unit's queue).
-fn forget(book: &mut Book, task: u64, queued: bool) {
-    if let Some(p) = book.placed.remove(&task) {
-        if queued {
-            let load = &mut book.loads[p.unit];
-            load.queued = (load.queued - p.seconds).max(0.0);
-        }
-        if p.explores {
-            book.exploring.remove(&(p.kernel, p.unit));
-        }
-    }
-}
-
-/// The footprint of a task's arguments.
+/// The footprint of a task's arguments (computed once per task).
 pub(crate) fn footprint(task: &TaskNode) -> Footprint {
+    *task.footprint.get_or_init(|| footprint_of(task))
+}
+
+fn footprint_of(task: &TaskNode) -> Footprint {
     let metas: SmallVec<[ArgMeta<'_>; 4]> = task
         .accesses
         .iter()
@@ -367,105 +404,82 @@ pub(crate) fn footprint(task: &TaskNode) -> Footprint {
 
 impl SchedPolicy for Dmda {
     fn push(&self, task: Arc<TaskNode>, _from: Option<UnitId>) -> Option<UnitId> {
-        let kernel = task.kernel.name().to_string();
-        let fp = footprint(&task);
-        let mut book = self.book.lock();
-        book.smallest
-            .entry(kernel.clone())
-            .and_modify(|s| *s = s.min(fp.size))
-            .or_insert(fp.size);
-        let Some((unit, seconds, explores)) = self.decide(&mut book, &task, &kernel, &fp) else {
+        let Some(d) = self.decide(&task) else {
             // Nothing known and every unknown pair busy exploring: the
             // first capable unit to be idle takes it (and decides again).
-            drop(book);
             self.unplaced.lock().push_back(task);
             return None;
         };
-        if explores {
-            book.exploring.insert((kernel.clone(), unit));
-        }
-        self.place(&mut book, &task, unit, kernel, fp, seconds, explores);
-        drop(book);
-        self.enqueue(unit, task);
-        Some(unit)
+        self.enqueue(task, d);
+        Some(d.unit)
     }
 
     fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>> {
+        let s = &self.state[unit];
         let own = {
-            let mut q = self.queues[unit].lock();
-            let t = q.pop().map(|p| p.task);
-            self.lengths[unit].store(q.len() as u64, Ordering::Relaxed);
-            t
+            let mut q = s.queue.lock();
+            let e = q.pop();
+            s.length.store(q.len() as u64, Ordering::Relaxed);
+            e
         };
-        let task = match own {
-            Some(t) => t,
-            None => self.take_unplaced(unit)?,
+        let (task, seconds, explores) = match own {
+            Some(e) => {
+                s.add_queued(-e.seconds);
+                (e.task, e.seconds, e.explores)
+            }
+            None => {
+                let (task, d) = self.take_unplaced(unit)?;
+                (task, d.seconds, d.explores)
+            }
         };
-        let mut book = self.book.lock();
-        let running = match book.placed.get(&task.id) {
-            Some(p) => Running {
-                task: task.id,
-                kernel: p.kernel.clone(),
-                fp: p.fp,
-                predicted: p.seconds,
-                since: Instant::now(),
-                reported: false,
-            },
-            None => return Some(task),
-        };
-        let load = &mut book.loads[unit];
-        load.queued = (load.queued - running.predicted).max(0.0);
-        load.running = Some(running);
+        *s.running.lock() = Some(Running {
+            task: task.clone(),
+            predicted: seconds,
+            explores,
+            since: Instant::now(),
+            reported: false,
+        });
         Some(task)
     }
 
     fn finished(&self, unit: UnitId, task: &TaskNode) {
-        let mut book = self.book.lock();
-        forget(&mut book, task.id, false);
-        if book.loads[unit]
-            .running
-            .as_ref()
-            .is_some_and(|r| r.task == task.id)
-        {
-            book.loads[unit].running = None;
+        let done = {
+            let mut running = self.state[unit].running.lock();
+            match &*running {
+                Some(r) if r.task.id == task.id => running.take(),
+                _ => None,
+            }
+        };
+        if let Some(r) = done.filter(|r| r.explores) {
+            self.release(unit, 0.0, Some(&r.task));
         }
     }
 
     fn drain(&self, unit: UnitId) -> Vec<Arc<TaskNode>> {
-        let mut gone: Vec<Arc<TaskNode>> = {
-            let mut q = self.queues[unit].lock();
-            let all = std::mem::take(&mut *q)
-                .into_iter()
-                .map(|p| p.task)
-                .collect();
-            self.lengths[unit].store(0, Ordering::Relaxed);
-            all
-        };
+        let mut gone: Vec<Arc<TaskNode>> =
+            self.take_queue(unit).into_iter().map(|q| q.task).collect();
         // Tasks queued on other units that no unit in service can run.
-        for (u, q) in self.queues.iter().enumerate() {
-            if u == unit {
-                continue;
+        for (u, s) in self.state.iter().enumerate().filter(|(u, _)| *u != unit) {
+            let stranded: Vec<Queued> = {
+                let mut q = s.queue.lock();
+                let (stranded, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *q)
+                    .into_iter()
+                    .partition(|e| super::stranded(&e.task, &self.health));
+                q.extend(kept);
+                s.length.store(q.len() as u64, Ordering::Relaxed);
+                stranded
+            };
+            for e in stranded {
+                self.release(u, e.seconds, e.explores.then_some(&*e.task));
+                gone.push(e.task);
             }
-            let mut q = q.lock();
-            let (stranded, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *q)
-                .into_iter()
-                .partition(|p| super::stranded(&p.task, &self.health));
-            q.extend(kept);
-            self.lengths[u].store(q.len() as u64, Ordering::Relaxed);
-            gone.extend(stranded.into_iter().map(|p| p.task));
         }
-        {
-            let mut q = self.unplaced.lock();
-            let (stranded, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut *q)
-                .into_iter()
-                .partition(|t| super::stranded(t, &self.health));
-            *q = kept;
-            gone.extend(stranded);
-        }
-        let mut book = self.book.lock();
-        for t in &gone {
-            forget(&mut book, t.id, true);
-        }
+        let mut q = self.unplaced.lock();
+        let (stranded, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut *q)
+            .into_iter()
+            .partition(|t| super::stranded(t, &self.health));
+        *q = kept;
+        gone.extend(stranded);
         gone
     }
 
@@ -473,9 +487,9 @@ impl SchedPolicy for Dmda {
         QueueLengths {
             per_unit: (0..units)
                 .map(|u| {
-                    self.lengths
+                    self.state
                         .get(u)
-                        .map_or(0, |l| l.load(Ordering::Relaxed) as usize)
+                        .map_or(0, |s| s.length.load(Ordering::Relaxed) as usize)
                 })
                 .collect(),
             shared: self.unplaced.lock().len(),
