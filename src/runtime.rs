@@ -162,11 +162,17 @@ impl Runtime {
     }
 
     /// The performance models placement predicts with (see
-    /// [`crate::perfmodel`]): fed by every task under a policy that uses
-    /// them ([`Policy::uses_models`](crate::Policy::uses_models)) and by
-    /// every copy between memory nodes.
+    /// [`crate::perfmodel`]): fed by every task when the runtime
+    /// [keeps models](Runtime::keeps_models), and by every copy between
+    /// memory nodes.
     pub fn perf_models(&self) -> &crate::perfmodel::PerfModels {
         &self.shared.models
+    }
+
+    /// Whether this runtime measures its tasks for the performance models
+    /// (its policy uses them, or it keeps a task history).
+    pub fn keeps_models(&self) -> bool {
+        self.shared.measuring
     }
 
     /// Every unit, indexed by [`UnitId`](crate::UnitId); [`UnitInfo::is_down`] says

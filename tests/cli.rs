@@ -385,3 +385,45 @@ fn a_dmda_run_leaves_a_history_and_models_to_list() {
     assert!(row.contains("*n^"), "a fitted law: {row}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn calibrate_measures_every_unit_and_stores_the_models() {
+    let dir = std::env::temp_dir().join(format!("xpu-cli-calibrate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("history.sqlite");
+    let history = file.to_str().unwrap();
+    let (ok, out, err) = xpu(&[
+        "--history",
+        history,
+        "calibrate",
+        "--quick",
+        "--kernel",
+        "relu,gemm",
+    ]);
+    assert!(ok, "{out}\n{err}");
+    assert!(out.contains("calibrated"), "{out}");
+    // Every CPU unit has a model of each kernel, and it was stored.
+    let cpu_rows = out
+        .lines()
+        .filter(|l| l.starts_with("relu") && l.contains(" cpu "))
+        .count();
+    assert!(cpu_rows >= 1, "{out}");
+    let (ok, out, err) = xpu(&[
+        "--history",
+        history,
+        "perfmodel",
+        "show",
+        "--kernel",
+        "gemm",
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("gemm") && l.contains("cpu/cpu/")),
+        "{out}"
+    );
+    let (ok, _, err) = xpu(&["--no-history", "calibrate", "--quick"]);
+    assert!(!ok && err.contains("--no-history"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

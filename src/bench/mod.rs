@@ -1,6 +1,7 @@
 //! Measured workloads shared by `xpu bench`, `xpu demo`, the examples and
 //! the criterion benches: each runs real kernels and checks its result.
 
+mod calibrate;
 mod dense;
 mod overhead;
 #[cfg(feature = "svg")]
@@ -10,6 +11,7 @@ mod plot;
 mod plot;
 mod table;
 
+pub use calibrate::{calibrate, calibration_steps, CalibrateOptions, CalibrationStep};
 pub use dense::{
     cholesky, direct_sgemm, gemm_a, gemm_b, spd_element, tiled_sgemm, CholeskyRun, GemmRun,
 };

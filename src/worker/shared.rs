@@ -42,6 +42,9 @@ pub(crate) struct Shared {
     pub models: Arc<PerfModels>,
     /// The history file this run loads models from and stores into.
     pub history: Option<RunHistory>,
+    /// Whether workers measure each task for the models: the policy uses
+    /// them, or a history keeps them.
+    pub measuring: bool,
     pub counters: UnitCounters,
     pub recorder: Recorder,
     /// The clock of every recorded time.
@@ -107,6 +110,7 @@ impl Shared {
             policy_kind: policy,
             policy: policy.build(health.clone(), models.clone(), places),
             models,
+            measuring: policy.uses_models() || history.is_some(),
             history,
             units,
             health,

@@ -6,6 +6,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod bench;
+mod calibrate;
 mod demo;
 mod generate;
 mod history;
@@ -192,6 +193,15 @@ enum Command {
     ///   xpu generate "Hello" --unit cpu
     #[command(verbatim_doc_comment)]
     Generate(generate::GenerateArgs),
+    /// Measure every kernel at a ladder of small sizes on every unit, and
+    /// copies to and from every device memory, into the performance models
+    /// kept in the task history: `--policy dmda` then places well from a
+    /// run's first task. Shows a progress bar; bounded in time.
+    ///
+    /// Examples:
+    ///   xpu calibrate --quick
+    ///   xpu calibrate --kernel gemm,potrf,trsm,syrk --seconds 60
+    Calibrate(calibrate::CalibrateArgs),
     /// The task history: tasks per kernel and unit over every stored run
     /// (runs store their tasks and models at exit; see --history).
     ///
@@ -221,6 +231,7 @@ fn main() {
         Command::Generate(args) => generate::run(&cli.runtime, args),
         Command::Monitor(args) => monitor::run(&cli.runtime, args),
         Command::Trace(args) => trace::run(args, cli.runtime.gantt.as_deref()),
+        Command::Calibrate(args) => calibrate::run(&cli.runtime, args),
         Command::History(args) => history::run(&history::path(cli.runtime.history.as_ref()), args),
         Command::Perfmodel(args) => {
             history::perfmodel(&history::path(cli.runtime.history.as_ref()), args)
