@@ -54,12 +54,14 @@
 //! | `monitor` | host sampling and Prometheus metrics from runtime snapshots | `memory`, `sched`, `unit`, `host` (no runtime internals) |
 //! | `worker` | the state the workers share and their loop: fetch, launch, release, measure | `graph`, `memory`, `sched`, `perfmodel`, `history`, `backend`, `trace`, `monitor` (snapshot type), `unit` |
 //! | `job` | [`Job`], the public handle of a group of tasks | `graph` |
+//! | `batch` | [`Batch`]: tasks recorded first, submitted with priorities from their bottom level | `runtime`, `perfmodel`, `kernel`, `tensor` |
 //! | `runtime` | [`Runtime`]: tensors, submit, wait, read, cancel, shut down | everything above |
 //! | `builder` | [`RuntimeBuilder`]: options, building a runtime | `backend`, `memory`, `runtime`, `sched`, `unit` |
 //! | `llm`, `vision`, `tiled`, `bench` | applications on the public API | the public API |
 //! | `bin/xpu` | the command-line tool | the public API |
 
 pub mod backend;
+mod batch;
 pub mod bench;
 mod builder;
 pub mod dtype;
@@ -87,6 +89,7 @@ mod worker;
 pub use backend::{
     Arg, ArgData, Backend, BackendStatus, DeviceBuffer, DiscoveryOptions, UnitDesc, UnitMemory,
 };
+pub use batch::Batch;
 pub use builder::{RuntimeBuilder, DEFAULT_PROFILE_CAPACITY};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};

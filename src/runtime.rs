@@ -169,6 +169,13 @@ impl Runtime {
         &self.shared.models
     }
 
+    /// A batch: tasks recorded first and submitted together, each with a
+    /// priority from its distance to the end of the graph (see
+    /// [`Batch`](crate::Batch)).
+    pub fn batch(&self) -> crate::Batch<'_> {
+        crate::batch::Batch::new(self)
+    }
+
     /// Whether this runtime measures its tasks for the performance models
     /// (its policy uses them, or it keeps a task history).
     pub fn keeps_models(&self) -> bool {

@@ -145,39 +145,30 @@ pub fn gemm(
 
 /// Submits the right-looking tiled Cholesky factorisation `A = L L^T` of a
 /// symmetric positive definite matrix, in place on its lower tiles; returns
-/// the task count. Tasks on the critical path (POTRF, then TRSM) get higher
-/// priorities, as in StarPU's example.
+/// the task count. The tasks go as one [`Batch`](crate::Batch): each gets
+/// a priority from its distance to the end of the graph, so the critical
+/// path (POTRF, then the TRSMs and updates that feed the next POTRF) runs
+/// first.
 pub fn cholesky(rt: &Runtime, a: &TiledMatrix) -> Result<usize> {
     let t = a.tiles_per_side();
     let update = Kernel::gemm().transpose_b().scaled(-1.0, 1.0);
-    let mut tasks = 0;
-    let prio = |p: usize| TaskOptions::default().priority(p as i32);
+    let mut batch = rt.batch();
     for k in 0..t {
-        rt.submit_with(&Kernel::Potrf, &[a.tile(k, k).rw()], prio(3 * t))?;
-        tasks += 1;
+        batch.add(&Kernel::Potrf, &[a.tile(k, k).rw()]);
         for i in k + 1..t {
-            rt.submit_with(
-                &Kernel::Trsm,
-                &[a.tile(k, k).read(), a.tile(i, k).rw()],
-                prio(2 * t - k),
-            )?;
-            tasks += 1;
+            batch.add(&Kernel::Trsm, &[a.tile(k, k).read(), a.tile(i, k).rw()]);
         }
         for i in k + 1..t {
-            rt.submit_with(
-                &Kernel::Syrk,
-                &[a.tile(i, k).read(), a.tile(i, i).rw()],
-                prio(t - k),
-            )?;
-            tasks += 1;
+            batch.add(&Kernel::Syrk, &[a.tile(i, k).read(), a.tile(i, i).rw()]);
             for j in k + 1..i {
-                rt.submit(
+                batch.add(
                     &update,
                     &[a.tile(i, k).read(), a.tile(j, k).read(), a.tile(i, j).rw()],
-                )?;
-                tasks += 1;
+                );
             }
         }
     }
+    let tasks = batch.len();
+    batch.submit()?;
     Ok(tasks)
 }

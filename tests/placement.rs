@@ -360,3 +360,53 @@ fn a_corrupt_or_foreign_history_is_set_aside_not_trusted() {
             .unwrap();
     }
 }
+
+#[test]
+fn a_batch_ranks_the_longest_remaining_chain_first() {
+    let rt = Runtime::builder()
+        .cpu_units(1)
+        .device_discovery(false)
+        .policy(Policy::Dmdas)
+        .build()
+        .unwrap();
+    let n = 1024;
+    let x = rt.tensor(&[n], vec![1.0f32; n]).unwrap();
+    let t: Vec<_> = (0..6).map(|_| rt.empty(&[n], DType::F32)).collect();
+    let relu = Kernel::Unary(UnaryOp::Relu);
+    let exp = Kernel::Unary(UnaryOp::Exp);
+    let mut batch = rt.batch();
+    // A chain of four (x -> t0 -> t1 -> t2 -> t3) and two lone tasks.
+    batch.add(&relu, &[x.read(), t[0].write()]);
+    batch.add(&relu, &[x.read(), t[4].write()]);
+    batch.add(&relu, &[t[0].read(), t[1].write()]);
+    batch.add(&relu, &[t[1].read(), t[2].write()]);
+    batch.add(&relu, &[x.read(), t[5].write()]);
+    batch.add(&relu, &[t[2].read(), t[3].write()]);
+    let p = batch.priorities();
+    assert!(p[0] > p[2] && p[2] > p[3] && p[3] > p[5], "{p:?}");
+    assert!(p[0] > p[1] && p[0] > p[4], "{p:?}");
+    assert_eq!(p[1], p[4], "equal lone tasks, equal ranks: {p:?}");
+    assert_eq!(p[0], 1_000_000);
+    batch.submit().unwrap();
+    assert_eq!(rt.read::<f32>(&t[3]).unwrap(), vec![1.0; n]);
+
+    // What the models say weighs in: make `exp` very slow on every unit,
+    // and a lone `exp` outranks a chain of three relus.
+    let meta = |mode| ArgMeta {
+        shape: &[1024],
+        dtype: DType::F32,
+        mode,
+    };
+    let metas = [meta(Mode::Read), meta(Mode::Write)];
+    let fp = Footprint::of(&metas, exp.bytes(&metas));
+    let relu_fp = Footprint::of(&metas, relu.bytes(&metas));
+    rt.perf_models().observe("exp", 0, &fp, 1.0);
+    rt.perf_models().observe("relu", 0, &relu_fp, 1e-6);
+    let mut batch = rt.batch();
+    batch.add(&relu, &[x.read(), t[0].write()]);
+    batch.add(&relu, &[t[0].read(), t[1].write()]);
+    batch.add(&relu, &[t[1].read(), t[2].write()]);
+    batch.add(&exp, &[x.read(), t[4].write()]);
+    let p = batch.priorities();
+    assert!(p[3] > p[0], "{p:?}");
+}
