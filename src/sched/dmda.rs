@@ -7,7 +7,10 @@
 //! A (kernel, unit) pair that has never run is explored: a task is sent
 //! there when no exploratory task of that pair is in flight and the task
 //! is among the smallest of its kernel seen so far, so one task measures
-//! the pair without a large task waiting on a unit of unknown speed. A task
+//! the pair without a large task waiting on a unit of unknown speed. Units
+//! emulated on the host's cores are not explored when a CPU unit can run
+//! the task (they would take cores from it; `xpu calibrate` measures them,
+//! and a model stored in the task history brings them back). A task
 //! nothing is known of, while every unknown pair is being explored, waits
 //! in a shared queue; an idle unit takes it and decides again. A running
 //! task past its prediction counts as running as long again; past ten
@@ -254,6 +257,16 @@ impl Dmda {
                 }
                 None => unknown.push(unit),
             }
+        }
+        // Units emulated on the host's cores are no added capacity beside
+        // CPU units: exploring them in a run only takes cores from the CPU
+        // units. `xpu calibrate` measures them instead.
+        let cpu_eligible = task
+            .eligible
+            .iter()
+            .any(|u| self.units[u].is_cpu && !self.health.is_down(u));
+        if cpu_eligible {
+            unknown.retain(|u| !self.units[*u].host_cores || self.units[*u].is_cpu);
         }
         if !unknown.is_empty() {
             if let Some(unit) = self.explore(kernel, fp.size, &unknown) {
