@@ -172,8 +172,10 @@ struct Unit {
     identity: String,
     summary: String,
     id: core::DeviceId,
-    context: core::Context,
+    // Released in reverse order of need (see `Drop`): kernels, programs,
+    // then the queue, then the context.
     queue: core::CommandQueue,
+    context: core::Context,
     capacity: usize,
     max_alloc: usize,
     /// Dedicated local memory (picks the GEMM variant).
@@ -181,6 +183,17 @@ struct Unit {
     programs: Mutex<HashMap<(ProgramKey, DType), Arc<core::Program>>>,
     /// Kernel objects by program, entry point and element type.
     kernels: Mutex<HashMap<(ProgramKey, String, DType), core::Kernel>>,
+}
+
+impl Drop for Unit {
+    fn drop(&mut self) {
+        // Kernels before their programs, both before the queue and the
+        // context they were made in (fields drop in declaration order):
+        // PoCL has aborted on a program's code released out of order.
+        let _ = core::finish(&self.queue);
+        self.kernels.lock().clear();
+        self.programs.lock().clear();
+    }
 }
 
 /// A tensor's storage on a unit.

@@ -56,21 +56,42 @@ pub fn run(runtime: &RuntimeArgs, args: &CalibrateArgs) -> xpu::Result<()> {
         steps.len() - measured
     );
     println!(
-        "{:<16} {:<5} {:<36} {:>8} {:>5}  law t = a*n^b + c (n bytes)",
-        "kernel", "unit", "device", "samples", "fps"
+        "{:<16} {:<5} {:<36} {:>8} {:>5} {:>7}  law t = a*n^b + c (n bytes)",
+        "kernel", "unit", "device", "samples", "fps", "error"
     );
-    for m in rt.perf_models().summaries() {
+    let summaries = rt.perf_models().summaries();
+    for m in &summaries {
         let u = &rt.units()[m.unit];
+        let error = if m.predictions_checked > 0 {
+            format!("{:.1}%", m.mean_error * 100.0)
+        } else {
+            "-".into()
+        };
         println!(
-            "{:<16} {:<5} {:<36} {:>8} {:>5}  {}",
+            "{:<16} {:<5} {:<36} {:>8} {:>5} {:>7}  {}",
             m.kernel,
             format!("{} {}", u.id, u.kind),
             u.device.chars().take(36).collect::<String>(),
             m.samples,
             m.footprints,
+            error,
             m.law.map_or("-".into(), |(a, b, c)| format!(
                 "{a:.3e}*n^{b:.2} + {c:.2e}"
             )),
+        );
+    }
+    let mut errors: Vec<f64> = summaries
+        .iter()
+        .filter(|m| m.predictions_checked > 0)
+        .map(|m| m.mean_error)
+        .collect();
+    errors.sort_by(f64::total_cmp);
+    if let Some(median) = errors.get(errors.len() / 2) {
+        println!(
+            "median prediction error over {} models: {:.1}% (each model's mean \
+             |predicted - measured| / measured while calibrating)",
+            errors.len(),
+            median * 100.0
         );
     }
     drop(rt);
