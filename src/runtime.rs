@@ -338,11 +338,7 @@ impl Runtime {
                     return Err(Error::AliasedWrite { tensor: t.label() });
                 }
             }
-            metas.push(ArgMeta {
-                shape: &t.shape,
-                dtype: t.dtype,
-                mode: a.mode,
-            });
+            metas.push(a.meta());
         }
         kernel.check(&metas).map_err(|e| {
             let names: SmallVec<[Option<&str>; 4]> =
@@ -357,14 +353,7 @@ impl Runtime {
         accesses: &[Access],
         placement: Placement,
     ) -> Result<UnitSet> {
-        let metas: SmallVec<[ArgMeta<'_>; 4]> = accesses
-            .iter()
-            .map(|a| ArgMeta {
-                shape: &a.tensor.inner.shape,
-                dtype: a.tensor.inner.dtype,
-                mode: a.mode,
-            })
-            .collect();
+        let metas: SmallVec<[ArgMeta<'_>; 4]> = accesses.iter().map(Access::meta).collect();
         let mut set = UnitSet::default();
         let mut down = Vec::new();
         for (u, info) in self.shared.units.iter().enumerate() {

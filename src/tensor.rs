@@ -7,7 +7,7 @@ use parking_lot::Mutex;
 
 use crate::dtype::DType;
 use crate::graph::{DepState, FailureSlot};
-use crate::kernel::Mode;
+use crate::kernel::{ArgMeta, Mode};
 use crate::memory::{MemoryManager, ReplicaSet};
 
 pub(crate) struct TensorInner {
@@ -171,4 +171,16 @@ impl std::fmt::Debug for Tensor {
 pub struct Access {
     pub tensor: Tensor,
     pub mode: Mode,
+}
+
+impl Access {
+    /// Its shape, dtype and mode, as kernels, backends and the
+    /// performance models see them.
+    pub fn meta(&self) -> ArgMeta<'_> {
+        ArgMeta {
+            shape: &self.tensor.inner.shape,
+            dtype: self.tensor.inner.dtype,
+            mode: self.mode,
+        }
+    }
 }

@@ -339,13 +339,33 @@ fn generate_streams_an_answer_with_tokens_per_second() {
     assert!(err.contains("/nonexistent/model.gguf"), "{err}");
 }
 
-#[test]
-fn a_dmda_run_leaves_a_history_and_models_to_list() {
-    let dir = std::env::temp_dir().join(format!("xpu-cli-history-{}", std::process::id()));
+/// A fresh directory for a test's history file, and the file's path.
+fn history_in(name: &str) -> (std::path::PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("xpu-cli-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("history.sqlite");
-    let history = file.to_str().unwrap();
+    let file = dir.join("history.sqlite").to_string_lossy().into_owned();
+    (dir, file)
+}
+
+/// `xpu perfmodel show --kernel gemm` on `history`: its output.
+fn gemm_models(history: &str) -> String {
+    let (ok, out, err) = xpu(&[
+        "--history",
+        history,
+        "perfmodel",
+        "show",
+        "--kernel",
+        "gemm",
+    ]);
+    assert!(ok, "{err}");
+    out
+}
+
+#[test]
+fn a_dmda_run_leaves_a_history_and_models_to_list() {
+    let (dir, history) = history_in("history");
+    let history = history.as_str();
     let (ok, out, err) = xpu(&["--history", history, "history"]);
     assert!(!ok && out.is_empty(), "{out}");
     assert!(err.contains("no task history at"), "{err}");
@@ -369,15 +389,7 @@ fn a_dmda_run_leaves_a_history_and_models_to_list() {
             .any(|l| l.starts_with("gemm") && l.contains("cpu/cpu/")),
         "{out}"
     );
-    let (ok, out, err) = xpu(&[
-        "--history",
-        history,
-        "perfmodel",
-        "show",
-        "--kernel",
-        "gemm",
-    ]);
-    assert!(ok, "{err}");
+    let out = gemm_models(history);
     let row = out
         .lines()
         .find(|l| l.starts_with("gemm"))
@@ -388,11 +400,8 @@ fn a_dmda_run_leaves_a_history_and_models_to_list() {
 
 #[test]
 fn calibrate_measures_every_unit_and_stores_the_models() {
-    let dir = std::env::temp_dir().join(format!("xpu-cli-calibrate-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("history.sqlite");
-    let history = file.to_str().unwrap();
+    let (dir, history) = history_in("calibrate");
+    let history = history.as_str();
     let (ok, out, err) = xpu(&[
         "--history",
         history,
@@ -409,15 +418,7 @@ fn calibrate_measures_every_unit_and_stores_the_models() {
         .filter(|l| l.starts_with("relu") && l.contains(" cpu "))
         .count();
     assert!(cpu_rows >= 1, "{out}");
-    let (ok, out, err) = xpu(&[
-        "--history",
-        history,
-        "perfmodel",
-        "show",
-        "--kernel",
-        "gemm",
-    ]);
-    assert!(ok, "{err}");
+    let out = gemm_models(history);
     assert!(
         out.lines()
             .any(|l| l.starts_with("gemm") && l.contains("cpu/cpu/")),

@@ -279,14 +279,17 @@ fn models_and_history_round_trip_through_sqlite() {
     let path = temp_history("round-trip");
     let relu = Kernel::Unary(UnaryOp::Relu);
     let fp = Footprint::of(&relu_metas(), relu.bytes(&relu_metas()));
-    let learnt = {
-        let rt = Runtime::builder()
+    let with_history = || {
+        Runtime::builder()
             .cpu_units(1)
             .device_discovery(false)
             .policy(Policy::Dmda)
             .history(&path)
             .build()
-            .unwrap();
+            .unwrap()
+    };
+    let learnt = {
+        let rt = with_history();
         let x = rt.tensor(&[4096], vec![1.0f32; 4096]).unwrap();
         for _ in 0..10 {
             let y = rt.empty(&[4096], DType::F32);
@@ -296,13 +299,7 @@ fn models_and_history_round_trip_through_sqlite() {
         rt.perf_models().predict("relu", 0, &fp).unwrap()
     };
     // A new runtime on the same units knows the kernel before running it.
-    let rt = Runtime::builder()
-        .cpu_units(1)
-        .device_discovery(false)
-        .policy(Policy::Dmda)
-        .history(&path)
-        .build()
-        .unwrap();
+    let rt = with_history();
     let loaded = rt.perf_models().predict("relu", 0, &fp).unwrap();
     assert!((loaded / learnt - 1.0).abs() < 1e-9, "{loaded} vs {learnt}");
     assert_eq!(rt.perf_models().samples("relu", 0), 10);

@@ -35,6 +35,7 @@ use super::{QueueLengths, SchedPolicy, UnitPlace};
 use crate::graph::TaskNode;
 use crate::kernel::ArgMeta;
 use crate::perfmodel::{Footprint, PerfModels};
+use crate::tensor::Access;
 use crate::unit::{NodeId, UnitHealth, UnitId};
 
 /// A task in a unit's queue, with what was predicted for it there.
@@ -403,15 +404,7 @@ pub(crate) fn footprint(task: &TaskNode) -> Footprint {
 }
 
 fn footprint_of(task: &TaskNode) -> Footprint {
-    let metas: SmallVec<[ArgMeta<'_>; 4]> = task
-        .accesses
-        .iter()
-        .map(|a| ArgMeta {
-            shape: &a.tensor.inner.shape,
-            dtype: a.tensor.inner.dtype,
-            mode: a.mode,
-        })
-        .collect();
+    let metas: SmallVec<[ArgMeta<'_>; 4]> = task.accesses.iter().map(Access::meta).collect();
     Footprint::of(&metas, task.kernel.bytes(&metas))
 }
 
