@@ -134,11 +134,12 @@ impl Backend for SlowDsp {
     }
 }
 
-fn runtime_with_slow_dsp() -> Runtime {
+/// One CPU unit and a DSP 100 times slower, under `policy`.
+fn runtime_with_slow_dsp(policy: Policy) -> Runtime {
     Runtime::builder()
         .cpu_units(1)
         .device_discovery(false)
-        .policy(Policy::Dmda)
+        .policy(policy)
         .backend(Arc::new(SlowDsp {
             inner: dsp::DspBackend::new(1, 64 << 20),
             repeat: 100,
@@ -149,7 +150,7 @@ fn runtime_with_slow_dsp() -> Runtime {
 
 #[test]
 fn a_unit_far_slower_than_predicted_stops_receiving_the_kernel() {
-    let rt = runtime_with_slow_dsp();
+    let rt = runtime_with_slow_dsp(Policy::Dmda);
     let dsp_unit = rt
         .units()
         .iter()
@@ -206,16 +207,7 @@ fn a_unit_far_slower_than_predicted_stops_receiving_the_kernel() {
 /// Tasks each unit ran, with `tasks` independent relus under `policy` on
 /// one CPU unit and a DSP 100 times slower.
 fn relus_beside_a_slow_unit(policy: Policy, tasks: usize) -> (usize, usize) {
-    let rt = Runtime::builder()
-        .cpu_units(1)
-        .device_discovery(false)
-        .policy(policy)
-        .backend(Arc::new(SlowDsp {
-            inner: dsp::DspBackend::new(1, 64 << 20),
-            repeat: 100,
-        }))
-        .build()
-        .unwrap();
+    let rt = runtime_with_slow_dsp(policy);
     let n = 16_384;
     let x: Vec<f32> = (0..n).map(|i| i as f32 - 8_000.0).collect();
     let xt = rt.tensor(&[n], x.clone()).unwrap();

@@ -22,7 +22,6 @@
 //! `dmda` runs it in arrival order, `dmdas` by priority (highest first),
 //! then arrival. The common path takes only per-unit locks.
 
-use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -31,40 +30,21 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
-use super::{QueueLengths, SchedPolicy, UnitPlace};
+use super::{Prioritised, QueueLengths, SchedPolicy, UnitPlace};
 use crate::graph::TaskNode;
 use crate::kernel::ArgMeta;
 use crate::perfmodel::{Footprint, PerfModels};
 use crate::tensor::Access;
 use crate::unit::{NodeId, UnitHealth, UnitId};
 
-/// A task in a unit's queue, with what was predicted for it there.
-struct Queued {
-    priority: i32,
-    seq: u64,
+/// What a unit's queue keeps with each task: its prediction there.
+#[derive(Debug, Clone, Copy)]
+struct Prediction {
     seconds: f64,
     explores: bool,
-    task: Arc<TaskNode>,
 }
 
-impl PartialEq for Queued {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == CmpOrdering::Equal
-    }
-}
-impl Eq for Queued {}
-impl PartialOrd for Queued {
-    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Queued {
-    fn cmp(&self, other: &Self) -> CmpOrdering {
-        self.priority
-            .cmp(&other.priority)
-            .then_with(|| other.seq.cmp(&self.seq))
-    }
-}
+type Queued = Prioritised<Prediction>;
 
 /// The task a unit runs now.
 struct Running {
@@ -201,7 +181,11 @@ impl Dmda {
             std::mem::take(&mut *q).into_sorted_vec()
         };
         for e in &entries {
-            self.release(unit, e.seconds, e.explores.then_some(&*e.task));
+            self.release(
+                unit,
+                e.payload.seconds,
+                e.payload.explores.then_some(&*e.task),
+            );
         }
         entries.into_iter().rev().collect()
     }
@@ -390,9 +374,11 @@ impl Dmda {
         q.push(Queued {
             priority,
             seq,
-            seconds: d.seconds,
-            explores: d.explores,
             task,
+            payload: Prediction {
+                seconds: d.seconds,
+                explores: d.explores,
+            },
         });
         s.length.store(q.len() as u64, Ordering::Relaxed);
     }
@@ -430,8 +416,8 @@ impl SchedPolicy for Dmda {
         };
         let (task, seconds, explores) = match own {
             Some(e) => {
-                s.add_queued(-e.seconds);
-                (e.task, e.seconds, e.explores)
+                s.add_queued(-e.payload.seconds);
+                (e.task, e.payload.seconds, e.payload.explores)
             }
             None => {
                 let (task, d) = self.take_unplaced(unit)?;
@@ -476,7 +462,7 @@ impl SchedPolicy for Dmda {
                 stranded
             };
             for e in stranded {
-                self.release(u, e.seconds, e.explores.then_some(&*e.task));
+                self.release(u, e.payload.seconds, e.payload.explores.then_some(&*e.task));
                 gone.push(e.task);
             }
         }

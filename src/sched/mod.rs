@@ -140,24 +140,27 @@ pub struct QueueLengths {
     pub shared: usize,
 }
 
-struct Prioritised {
+/// A queued task in priority order (highest first, FIFO among equals),
+/// with what its queue keeps beside it.
+struct Prioritised<P = ()> {
     priority: i32,
     seq: u64,
     task: Arc<TaskNode>,
+    payload: P,
 }
 
-impl PartialEq for Prioritised {
+impl<P> PartialEq for Prioritised<P> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == CmpOrdering::Equal
     }
 }
-impl Eq for Prioritised {}
-impl PartialOrd for Prioritised {
+impl<P> Eq for Prioritised<P> {}
+impl<P> PartialOrd for Prioritised<P> {
     fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
         Some(self.cmp(other))
     }
 }
-impl Ord for Prioritised {
+impl<P> Ord for Prioritised<P> {
     fn cmp(&self, other: &Self) -> CmpOrdering {
         self.priority
             .cmp(&other.priority)
@@ -190,6 +193,7 @@ impl PriorityQueue {
             priority: task.priority,
             seq,
             task,
+            payload: (),
         });
         self.len.store(heap.len(), Ordering::Release);
         None
