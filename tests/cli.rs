@@ -424,6 +424,24 @@ fn calibrate_measures_every_unit_and_stores_the_models() {
             .any(|l| l.starts_with("gemm") && l.contains("cpu/cpu/")),
         "{out}"
     );
+    let svg = dir.join("gemm.svg");
+    let (ok, out, err) = xpu(&[
+        "--history",
+        history,
+        "perfmodel",
+        "plot",
+        "--kernel",
+        "gemm",
+        "--out",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(ok, "{out}\n{err}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let doc = roxmltree::Document::parse(&text).expect("the chart is SVG");
+    let count = |tag: &str| doc.descendants().filter(|n| n.has_tag_name(tag)).count();
+    // Two sizes per CPU unit, measured; and a fitted line per unit.
+    assert!(count("circle") >= 4, "{} points", count("circle"));
+    assert!(count("polyline") >= 2, "{} lines", count("polyline"));
     let (ok, _, err) = xpu(&["--no-history", "calibrate", "--quick"]);
     assert!(!ok && err.contains("--no-history"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);

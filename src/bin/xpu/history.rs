@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use xpu::history::HistoryStore;
-use xpu::perfmodel::{Law, PerfModels};
+use xpu::perfmodel::{FootprintRow, Law, PerfModels};
 
 #[derive(Args)]
 pub struct HistoryArgs {
@@ -36,6 +36,17 @@ enum PerfmodelCommand {
         /// `wgpu`, `#1`).
         #[arg(long)]
         unit: Option<String>,
+    },
+    /// Draw one kernel's models as SVG: each unit's measured footprints
+    /// (bytes against seconds, log-log) and its fitted law.
+    ///
+    /// Example: xpu perfmodel plot --kernel gemm --out gemm-models.svg
+    Plot {
+        #[arg(long)]
+        kernel: String,
+        /// Where to write the chart (default: xpu-perfmodel-KERNEL.svg).
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -79,9 +90,9 @@ pub fn run(path: &Path, args: &HistoryArgs) -> xpu::Result<()> {
     Ok(())
 }
 
-/// `xpu perfmodel ...`.
-pub fn perfmodel(path: &Path, args: &PerfmodelArgs) -> xpu::Result<()> {
-    let PerfmodelCommand::Show { kernel, unit } = &args.command;
+/// The stored footprints, the unit identities they name, and the models
+/// fitted to them.
+fn stored_models(path: &Path) -> xpu::Result<(Vec<FootprintRow>, Vec<String>, PerfModels)> {
     let store = open(path)?;
     let rows = store.footprints()?;
     let mut units: Vec<String> = rows.iter().map(|r| r.unit.clone()).collect();
@@ -89,6 +100,25 @@ pub fn perfmodel(path: &Path, args: &PerfmodelArgs) -> xpu::Result<()> {
     units.dedup();
     let models = PerfModels::new(units.len(), 1);
     models.import(&rows, &units);
+    Ok((rows, units, models))
+}
+
+/// `xpu perfmodel ...`.
+pub fn perfmodel(path: &Path, args: &PerfmodelArgs) -> xpu::Result<()> {
+    match &args.command {
+        PerfmodelCommand::Show { kernel, unit } => show(path, kernel.as_deref(), unit.as_deref()),
+        PerfmodelCommand::Plot { kernel, out } => {
+            let out = out
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(format!("xpu-perfmodel-{kernel}.svg")));
+            plot(path, kernel, &out)
+        }
+    }
+}
+
+/// `xpu perfmodel show`.
+fn show(path: &Path, kernel: Option<&str>, unit: Option<&str>) -> xpu::Result<()> {
+    let (rows, units, models) = stored_models(path)?;
     println!("performance models in {}", path.display());
     println!(
         "{:<16} {:<48} {:>8} {:>5}  {:<34} {:>9}",
@@ -96,9 +126,7 @@ pub fn perfmodel(path: &Path, args: &PerfmodelArgs) -> xpu::Result<()> {
     );
     for m in models.summaries() {
         let name = &units[m.unit];
-        if kernel.as_ref().is_some_and(|k| *k != m.kernel)
-            || unit.as_ref().is_some_and(|u| !name.contains(u.as_str()))
-        {
+        if kernel.is_some_and(|k| k != m.kernel) || unit.is_some_and(|u| !name.contains(u)) {
             continue;
         }
         let law = m.law.map(|(a, b, c)| Law { a, b, c });
@@ -123,6 +151,27 @@ pub fn perfmodel(path: &Path, args: &PerfmodelArgs) -> xpu::Result<()> {
             fit_error.map_or("-".into(), |e| format!("{:.1}%", e * 100.0)),
         );
     }
+    Ok(())
+}
+
+/// `xpu perfmodel plot`.
+fn plot(path: &Path, kernel: &str, out: &Path) -> xpu::Result<()> {
+    let (rows, units, models) = stored_models(path)?;
+    let summaries = models.summaries();
+    let laws: Vec<(String, Option<Law>)> = units
+        .iter()
+        .enumerate()
+        .map(|(u, name)| {
+            let law = summaries
+                .iter()
+                .find(|m| m.kernel == kernel && m.unit == u)
+                .and_then(|m| m.law)
+                .map(|(a, b, c)| Law { a, b, c });
+            (name.clone(), law)
+        })
+        .collect();
+    crate::perfmodel_plot::write(kernel, &rows, &laws, out)?;
+    println!("performance models of `{kernel}`: {}", out.display());
     Ok(())
 }
 

@@ -14,6 +14,7 @@ mod info;
 mod monitor;
 #[cfg(feature = "opencl")]
 mod opencl;
+mod perfmodel_plot;
 mod report;
 mod trace;
 mod vision;
