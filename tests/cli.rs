@@ -128,6 +128,27 @@ fn bench_dags_report_their_figures() {
         out.starts_with("xpu chain ") && out.contains("us/task"),
         "{out}"
     );
+    // One line per policy, each naming it.
+    let (ok, out, err) = xpu(&[
+        "--no-history",
+        "bench",
+        "--dag",
+        "cholesky",
+        "--size",
+        "256",
+        "--tile",
+        "64",
+        "--policies",
+        "eager,dmda,dmdas",
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.contains("GFLOP/s")).collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (line, policy) in lines.iter().zip(["eager", "dmda", "dmdas"]) {
+        assert!(line.ends_with(&format!("policy {policy})")), "{line}");
+    }
+    let (ok, _, err) = xpu(&["bench", "--policies", "dmda"]);
+    assert!(!ok && err.contains("add --dag"), "{err}");
 }
 
 #[test]

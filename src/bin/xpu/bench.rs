@@ -2,7 +2,7 @@
 
 use clap::Args;
 use xpu::bench::{self, bench_kernels, BenchRow};
-use xpu::{DType, Error, Runtime, UnitId, UnitKind};
+use xpu::{DType, Error, Policy, Runtime, UnitId, UnitKind};
 
 use crate::report::progress;
 use crate::RuntimeArgs;
@@ -51,6 +51,11 @@ pub struct BenchArgs {
     /// Tile size for --dag.
     #[arg(long, default_value_t = 256)]
     tile: usize,
+    /// With --dag: run the graph once under each of these policies, one
+    /// line each (e.g. eager,round-robin,work-stealing,dmda), instead of
+    /// under --policy.
+    #[arg(long, value_delimiter = ',', value_parser = crate::parse_policy)]
+    policies: Vec<Policy>,
 }
 
 fn parse_dtype(s: &str) -> Result<DType, String> {
@@ -67,16 +72,34 @@ pub fn run(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
             "unknown --dag `{other}` (cholesky, gemm, indep, chain or spread)"
         )));
     }
+    if !args.policies.is_empty() {
+        if args.dag.is_none() {
+            return Err(Error::Config(
+                "--policies compares policies on a whole graph: add --dag".into(),
+            ));
+        }
+        for &policy in &args.policies {
+            let mut under = runtime.clone();
+            under.policy = policy;
+            let rt = under.build(None)?;
+            run_on(&rt, args)?;
+        }
+        return Ok(());
+    }
     // Kernel tables default to one CPU unit using every core, so the CPU
     // row shows the machine.
     let rt = runtime.build(args.dag.is_none().then_some(1))?;
-    match args.dag.as_deref() {
-        Some("cholesky") => dag_cholesky(&rt, args)?,
-        Some("gemm") => dag_gemm(&rt, args)?,
-        Some(mode) => dag_overhead(&rt, args, mode)?,
-        None => kernel_table(&rt, args)?,
-    }
+    run_on(&rt, args)?;
     runtime.export(&rt, None, None)
+}
+
+fn run_on(rt: &Runtime, args: &BenchArgs) -> xpu::Result<()> {
+    match args.dag.as_deref() {
+        Some("cholesky") => dag_cholesky(rt, args),
+        Some("gemm") => dag_gemm(rt, args),
+        Some(mode) => dag_overhead(rt, args, mode),
+        None => kernel_table(rt, args),
+    }
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> xpu::Result<()> {
@@ -130,12 +153,13 @@ fn dag_gemm(rt: &Runtime, args: &BenchArgs) -> xpu::Result<()> {
         direct.size, direct.gflops
     );
     println!(
-        "xpu sgemm{} tiled DAG (tile {}): {:.1} GFLOP/s = {:.0}% of direct, max error {:.1e}",
+        "xpu sgemm{} tiled DAG (tile {}): {:.1} GFLOP/s = {:.0}% of direct, max error {:.1e}, policy {}",
         tiled.size,
         args.tile,
         tiled.gflops,
         100.0 * tiled.gflops / direct.gflops,
-        tiled.max_error
+        tiled.max_error,
+        rt.policy().as_str()
     );
     Ok(())
 }

@@ -90,7 +90,7 @@ fn placement(unit: &str) -> xpu::Result<Placement> {
     }
 }
 
-fn parse_policy(s: &str) -> Result<Policy, String> {
+pub(crate) fn parse_policy(s: &str) -> Result<Policy, String> {
     Policy::parse(s).map_err(|e| e.to_string())
 }
 
