@@ -163,6 +163,12 @@ struct TransferModel {
     sxy: f64,
 }
 
+/// A (kernel, unit) pair has every task measured until it has this many
+/// samples...
+pub const FULL_SAMPLES: u64 = 16;
+/// ...then one task in this many.
+pub const SAMPLE_EVERY: u64 = 8;
+
 /// Assumed before a pair of nodes has copied anything: a PCIe-like link.
 const PRIOR_LATENCY: f64 = 10e-6;
 const PRIOR_BANDWIDTH: f64 = 8e9;
@@ -297,6 +303,15 @@ impl PerfModels {
             m.fitted_at = usize::MAX;
         }
         self.observe(kernel, unit, fp, seconds);
+    }
+
+    /// Whether to measure task `task` of `kernel` on `unit`: every task
+    /// while the pair has fewer than [`FULL_SAMPLES`] samples, then one in
+    /// [`SAMPLE_EVERY`]. Measuring waits for the device to finish the
+    /// kernel, which costs an asynchronous device its pipelining, so a
+    /// known pair is sampled.
+    pub fn wants_sample(&self, kernel: &str, unit: UnitId, task: u64) -> bool {
+        task.is_multiple_of(SAMPLE_EVERY) || self.samples(kernel, unit) < FULL_SAMPLES
     }
 
     /// Samples `kernel` has on `unit`.

@@ -14,9 +14,10 @@
 //! nothing is known of, while every unknown pair is being explored, waits
 //! in a shared queue; an idle unit takes it and decides again. A running
 //! task past its prediction counts as running as long again; past ten
-//! times its prediction its elapsed time replaces the model's figure at
-//! once and the tasks queued on that unit are placed again, so a unit far
-//! slower than predicted stops receiving the kernel before the task ends.
+//! times its prediction (while it runs, or when it ends) its elapsed time
+//! replaces the model's figure at once, and the tasks queued on that unit
+//! are placed again, so a unit far slower than predicted stops receiving
+//! the kernel, often before the task ends.
 //!
 //! Each unit has its own queue, whose entries carry their prediction;
 //! `dmda` runs it in arrival order, `dmdas` by priority (highest first),
@@ -442,7 +443,15 @@ impl SchedPolicy for Dmda {
                 _ => None,
             }
         };
-        if let Some(r) = done.filter(|r| r.explores) {
+        let Some(r) = done else { return };
+        // A task that ended far past its prediction corrects the model
+        // now, whether or not the worker sampled it.
+        let elapsed = r.since.elapsed().as_secs_f64();
+        if r.predicted > 0.0 && elapsed > OVERRUN * r.predicted && !r.reported {
+            self.models
+                .correct(task.kernel.name(), unit, &footprint(task), elapsed);
+        }
+        if r.explores {
             self.release(unit, 0.0, Some(&r.task));
         }
     }

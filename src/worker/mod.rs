@@ -244,7 +244,7 @@ fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> Launched {
     let node = s.units[unit].node;
     let mut storages: SmallVec<[Storage; 4]> = SmallVec::new();
     let mut fetched = 0;
-    let measuring = s.measuring;
+    let measuring = s.measuring && s.models.wants_sample(task.kernel.name(), unit, task.id);
     let mut run_seconds = None;
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         for a in &task.accesses {
