@@ -399,3 +399,49 @@ fn a_batch_ranks_the_longest_remaining_chain_first() {
     let p = batch.priorities();
     assert!(p[3] > p[0], "{p:?}");
 }
+
+#[test]
+fn exploration_never_puts_two_tasks_of_one_pair_in_flight() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    // A kernel nobody knows yet, whose tasks wait until released: while
+    // the first two (one exploring each unit) wait, nothing else may be
+    // queued on either unit.
+    let open = Arc::new(AtomicBool::new(false));
+    let running = Arc::new(AtomicUsize::new(0));
+    let (gate, count) = (open.clone(), running.clone());
+    let held = Kernel::custom("held", &[Mode::ReadWrite], move |args| {
+        count.fetch_add(1, Ordering::SeqCst);
+        while !gate.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // Idempotent: the slow DSP runs each launch a hundred times.
+        args[0].as_f32_mut()?.fill(1.0);
+        Ok(())
+    });
+    let rt = runtime_with_slow_dsp(Policy::Dmda);
+    let tensors: Vec<_> = (0..20)
+        .map(|_| rt.tensor(&[8], vec![0.0f32; 8]).unwrap())
+        .collect();
+    for t in &tensors {
+        rt.submit(&held, &[t.rw()]).unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while running.load(Ordering::SeqCst) < 2 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert_eq!(
+        running.load(Ordering::SeqCst),
+        2,
+        "one exploratory task per unit runs"
+    );
+    let queued = rt.queued();
+    assert!(
+        queued.per_unit.iter().all(|&n| n == 0),
+        "tasks queued behind an exploration: {queued:?}"
+    );
+    assert_eq!(queued.shared, 18, "{queued:?}");
+    open.store(true, Ordering::SeqCst);
+    for t in &tensors {
+        assert_eq!(rt.read::<f32>(t).unwrap(), vec![1.0; 8]);
+    }
+}

@@ -576,11 +576,14 @@ impl Backend for OpenClBackend {
         // SAFETY: every argument is set, and the buffers stay alive while
         // the kernel runs: the queue retains them, and the runtime reuses a
         // buffer only for commands issued to this same in-order queue.
+        // As few dimensions as the range has (the built-in kernels use
+        // two): PoCL compiles and caches a kernel per dimension count.
+        let dims = if plan.global[2] > 1 { 3 } else { 2 };
         unsafe {
             core::enqueue_kernel(
                 &u.queue,
                 cl_kernel,
-                3,
+                dims,
                 None,
                 &plan.global,
                 plan.local,
