@@ -10,7 +10,10 @@
 //! Launches are asynchronous: a kernel is enqueued and the worker moves on.
 //! The unit's queue is in order, so kernels, uploads and downloads run in
 //! the order the runtime issued them; a download waits for the kernels
-//! before it, and [`Backend::synchronize`] waits for everything.
+//! before it, and [`Backend::synchronize`] waits for everything. On a
+//! CPU-typed device (PoCL) launches run one at a time per device, across
+//! every unit and runtime of the process, and to completion: PoCL 3 aborts
+//! when kernels of several contexts on one device run at once.
 
 mod cache;
 mod kernels;
@@ -180,6 +183,9 @@ struct Unit {
     max_alloc: usize,
     /// Dedicated local memory (picks the GEMM variant).
     local_memory: bool,
+    /// Held by every launch on a CPU-typed device (PoCL) until the kernel
+    /// has finished; shared by every unit of the process on that device.
+    host_device: Option<Arc<Mutex<()>>>,
     programs: Mutex<HashMap<(ProgramKey, DType), Arc<core::Program>>>,
     /// Kernel objects by program, entry point and element type.
     kernels: Mutex<HashMap<(ProgramKey, String, DType), core::Kernel>>,
@@ -309,13 +315,31 @@ fn open_unit(
         capacity: device_number(&id, core::DeviceInfo::GlobalMemSize) as usize,
         max_alloc,
         local_memory,
-        listing,
         id,
         context,
         queue,
+        host_device: (listing.device_type == units::DeviceType::Cpu)
+            .then(|| host_device_lock(listing.platform, listing.device)),
         programs: Mutex::new(HashMap::new()),
         kernels: Mutex::new(HashMap::new()),
+        listing,
     })
+}
+
+/// The lock of OpenCL device `platform:device` when it computes on the
+/// host (PoCL): launches on it from any unit or runtime of the process run
+/// one at a time, to completion. PoCL 3 aborts in its kernel-code cache
+/// (`pocl_release_dlhandle_cache`) when kernels of several contexts on one
+/// device run at once; they share the host's cores anyway.
+fn host_device_lock(platform: usize, device: usize) -> Arc<Mutex<()>> {
+    type Locks = Mutex<HashMap<(usize, usize), Arc<Mutex<()>>>>;
+    static LOCKS: std::sync::OnceLock<Locks> = std::sync::OnceLock::new();
+    LOCKS
+        .get_or_init(|| Mutex::new(HashMap::new()))
+        .lock()
+        .entry((platform, device))
+        .or_default()
+        .clone()
 }
 
 impl OpenClBackend {
@@ -577,8 +601,9 @@ impl Backend for OpenClBackend {
         // the kernel runs: the queue retains them, and the runtime reuses a
         // buffer only for commands issued to this same in-order queue.
         // As few dimensions as the range has (the built-in kernels use
-        // two): PoCL compiles and caches a kernel per dimension count.
+        // two).
         let dims = if plan.global[2] > 1 { 3 } else { 2 };
+        let host_device = u.host_device.as_ref().map(|lock| lock.lock());
         unsafe {
             core::enqueue_kernel(
                 &u.queue,
@@ -592,6 +617,9 @@ impl Backend for OpenClBackend {
             )
         }
         .map_err(|e| fail("enqueueing", e))?;
+        if host_device.is_some() {
+            return core::finish(&u.queue).map_err(|e| fail("running", e));
+        }
         core::flush(&u.queue).map_err(|e| fail("flushing the queue", e))
     }
 
