@@ -84,6 +84,27 @@ pub mod tiled;
 pub mod trace;
 pub mod unit;
 pub mod vision;
+
+// Parts the cargo features leave out keep their API through stub twins,
+// chosen here (the backends' twins are chosen in `backend`).
+#[cfg(feature = "svg")]
+#[path = "bench/plot.rs"]
+mod bench_plot;
+#[cfg(not(feature = "svg"))]
+#[path = "bench/no_plot.rs"]
+mod bench_plot;
+#[cfg(feature = "svg")]
+#[path = "trace/gantt.rs"]
+mod gantt;
+#[cfg(not(feature = "svg"))]
+#[path = "trace/no_gantt.rs"]
+mod gantt;
+#[cfg(feature = "png")]
+#[path = "vision/png_file.rs"]
+mod png_file;
+#[cfg(not(feature = "png"))]
+#[path = "vision/no_png.rs"]
+mod png_file;
 mod worker;
 
 pub use backend::{

@@ -4,17 +4,12 @@
 mod calibrate;
 mod dense;
 mod overhead;
-#[cfg(feature = "svg")]
-mod plot;
-#[cfg(not(feature = "svg"))]
-#[path = "no_plot.rs"]
-mod plot;
 mod table;
 
+pub use crate::bench_plot::bench_chart_svg;
 pub use calibrate::{calibrate, calibration_steps, CalibrateOptions, CalibrationStep};
 pub use dense::{
     cholesky, direct_sgemm, gemm_a, gemm_b, spd_element, tiled_sgemm, CholeskyRun, GemmRun,
 };
 pub use overhead::{overhead, OverheadMode, OverheadRun};
-pub use plot::bench_chart_svg;
 pub use table::{bench_case, bench_kernels, measure, BenchCase, BenchRow};

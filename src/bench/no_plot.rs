@@ -1,6 +1,6 @@
 //! Stand-in for `plot.rs` in a build without the `svg` feature.
 
-use super::BenchRow;
+use crate::bench::BenchRow;
 use crate::error::{Error, Result};
 
 /// A benchmark table as a chart: not compiled into this build.

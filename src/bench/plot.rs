@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 
 use plotters::prelude::*;
 
-use super::BenchRow;
+use crate::bench::BenchRow;
 use crate::error::{Error, Result};
 
 fn draw_error(e: impl std::fmt::Display) -> Error {
     Error::Io(format!("drawing the benchmark chart: {e}"))
 }
 
-/// `rows` (from [`measure`](super::measure)) drawn as an SVG document.
+/// `rows` (from [`measure`](crate::bench::measure)) drawn as an SVG document.
 pub fn bench_chart_svg(rows: &[BenchRow]) -> Result<String> {
     if rows.is_empty() {
         return Err(Error::Config("no benchmark rows to draw".into()));

@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use plotters::coord::ranged1d::SegmentValue;
 use plotters::prelude::*;
 
-use super::Profile;
 use crate::error::{Error, Result};
+use crate::trace::Profile;
 
 const ROW_HEIGHT: u32 = 34;
 const TRANSFER_COLOUR: RGBColor = RGBColor(90, 90, 90);

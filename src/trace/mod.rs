@@ -21,11 +21,6 @@
 
 mod chrome;
 mod clock;
-#[cfg(feature = "svg")]
-mod gantt;
-#[cfg(not(feature = "svg"))]
-#[path = "no_gantt.rs"]
-mod gantt;
 mod memory_log;
 mod recorder;
 mod ring;

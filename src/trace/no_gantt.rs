@@ -1,7 +1,7 @@
 //! Stand-in for `gantt.rs` in a build without the `svg` feature.
 
-use super::Profile;
 use crate::error::{Error, Result};
+use crate::trace::Profile;
 
 impl Profile {
     /// The Gantt chart as an SVG document: not compiled into this build.

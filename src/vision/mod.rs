@@ -15,16 +15,10 @@
 //! # Ok::<(), xpu::Error>(())
 //! ```
 
-#[cfg(feature = "png")]
-mod png_file;
-#[cfg(not(feature = "png"))]
-#[path = "no_png.rs"]
-mod png_file;
-
-pub use self::png_file::{load_png, save_png};
 use crate::error::{Error, Result};
 pub use crate::host::{data_dir, data_file};
 use crate::kernel::Kernel;
+pub use crate::png_file::{load_png, save_png};
 
 /// Pixels of an 8-bit image: `[H, W]` (gray) or `[H, W, 3]` (RGB).
 #[derive(Debug, Clone, PartialEq)]

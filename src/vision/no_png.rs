@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use super::Pixels;
 use crate::error::{Error, Result};
+use crate::vision::Pixels;
 
 const NOT_COMPILED: Error = Error::NotCompiled {
     what: "PNG support",

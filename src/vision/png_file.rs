@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use super::Pixels;
 use crate::error::{Error, Result};
+use crate::vision::Pixels;
 
 /// Reads a PNG as 8-bit gray or RGB (alpha dropped, 16-bit and palette
 /// images converted).
