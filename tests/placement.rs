@@ -134,6 +134,15 @@ impl Backend for SlowDsp {
     }
 }
 
+/// The slow DSP's unit id.
+fn slow_dsp_unit(rt: &Runtime) -> usize {
+    rt.units()
+        .iter()
+        .find(|u| u.backend == "slow-dsp")
+        .expect("a slow-dsp unit")
+        .id
+}
+
 /// One CPU unit and a DSP 100 times slower, under `policy`.
 fn runtime_with_slow_dsp(policy: Policy) -> Runtime {
     Runtime::builder()
@@ -151,12 +160,7 @@ fn runtime_with_slow_dsp(policy: Policy) -> Runtime {
 #[test]
 fn a_unit_far_slower_than_predicted_stops_receiving_the_kernel() {
     let rt = runtime_with_slow_dsp(Policy::Dmda);
-    let dsp_unit = rt
-        .units()
-        .iter()
-        .find(|u| u.backend == "slow-dsp")
-        .unwrap()
-        .id;
+    let dsp_unit = slow_dsp_unit(&rt);
     let m = 128;
     let a = rt.tensor(&[m, m], vec![0.5f32; m * m]).unwrap();
     let b = rt.tensor(&[m, m], vec![0.25f32; m * m]).unwrap();
@@ -221,12 +225,7 @@ fn relus_beside_a_slow_unit(policy: Policy, tasks: usize) -> (usize, usize) {
         assert_eq!(rt.read::<f32>(out).unwrap(), expected);
     }
     let report = rt.report();
-    let dsp_unit = rt
-        .units()
-        .iter()
-        .find(|u| u.backend == "slow-dsp")
-        .unwrap()
-        .id;
+    let dsp_unit = slow_dsp_unit(&rt);
     (report[0].tasks as usize, report[dsp_unit].tasks as usize)
 }
 

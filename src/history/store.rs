@@ -126,14 +126,26 @@ impl HistoryStore {
         &self.path
     }
 
+    /// Every row `sql` selects, each made by `row`.
+    fn query<T>(
+        &self,
+        sql: &str,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Vec<T>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn.prepare(sql).map_err(|e| db_error(&self.path, e))?;
+        let rows = stmt
+            .query_map([], row)
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(|e| db_error(&self.path, e))?;
+        Ok(rows)
+    }
+
     /// Every stored footprint.
     pub fn footprints(&self) -> Result<Vec<FootprintRow>> {
-        let conn = self.conn.lock();
-        let mut stmt = conn
-            .prepare("SELECT kernel, unit, footprint, size, count, mean, m2 FROM footprints ORDER BY kernel, unit")
-            .map_err(|e| db_error(&self.path, e))?;
-        let rows = stmt
-            .query_map([], |r| {
+        self.query(
+            "SELECT kernel, unit, footprint, size, count, mean, m2 FROM footprints ORDER BY kernel, unit",
+            |r| {
                 Ok(FootprintRow {
                     kernel: r.get(0)?,
                     unit: r.get(1)?,
@@ -143,29 +155,19 @@ impl HistoryStore {
                     mean: r.get(5)?,
                     m2: r.get(6)?,
                 })
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| db_error(&self.path, e))?;
-        Ok(rows)
+            },
+        )
     }
 
     /// Every stored link model.
     pub fn links(&self) -> Result<Vec<LinkRow>> {
-        let conn = self.conn.lock();
-        let mut stmt = conn
-            .prepare("SELECT src, dst, n, sx, sy, sxx, sxy FROM links")
-            .map_err(|e| db_error(&self.path, e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok(LinkRow {
-                    from: r.get(0)?,
-                    to: r.get(1)?,
-                    sums: [r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?],
-                })
+        self.query("SELECT src, dst, n, sx, sy, sxx, sxy FROM links", |r| {
+            Ok(LinkRow {
+                from: r.get(0)?,
+                to: r.get(1)?,
+                sums: [r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?],
             })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| db_error(&self.path, e))?;
-        Ok(rows)
+        })
     }
 
     /// Stores a run: its tasks, and the models as they stand at its end
@@ -248,15 +250,10 @@ impl HistoryStore {
 
     /// Tasks per kernel and unit over every stored run.
     pub fn summary(&self) -> Result<Vec<KernelSummary>> {
-        let conn = self.conn.lock();
-        let mut stmt = conn
-            .prepare(
-                "SELECT kernel, unit, COUNT(*), SUM(1 - ok), AVG(end - start), SUM(end - start)
-                 FROM tasks GROUP BY kernel, unit ORDER BY kernel, unit",
-            )
-            .map_err(|e| db_error(&self.path, e))?;
-        let rows = stmt
-            .query_map([], |r| {
+        self.query(
+            "SELECT kernel, unit, COUNT(*), SUM(1 - ok), AVG(end - start), SUM(end - start)
+             FROM tasks GROUP BY kernel, unit ORDER BY kernel, unit",
+            |r| {
                 Ok(KernelSummary {
                     kernel: r.get(0)?,
                     unit: r.get(1)?,
@@ -265,9 +262,7 @@ impl HistoryStore {
                     mean_seconds: r.get(4)?,
                     total_seconds: r.get(5)?,
                 })
-            })
-            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
-            .map_err(|e| db_error(&self.path, e))?;
-        Ok(rows)
+            },
+        )
     }
 }

@@ -268,15 +268,6 @@ impl PerfModels {
         self.kernels.read().get(kernel)?.get(unit)?.predict(fp)
     }
 
-    /// Whether `kernel` has run on `unit`.
-    pub fn knows(&self, kernel: &str, unit: UnitId) -> bool {
-        self.kernels
-            .read()
-            .get(kernel)
-            .and_then(|m| m.get(unit))
-            .is_some_and(|m| m.samples > 0)
-    }
-
     /// Adds a measured run time.
     pub fn observe(&self, kernel: &str, unit: UnitId, fp: &Footprint, seconds: f64) {
         if unit >= self.units || !seconds.is_finite() || seconds < 0.0 {

@@ -229,7 +229,8 @@ impl Dmda {
         let kernel = task.kernel.name();
         let fp = footprint(task);
         let now = Instant::now();
-        let mut best: Option<(UnitId, f64, f64)> = None;
+        // (unit, expected finish, predicted run) of every modelled unit.
+        let mut known: SmallVec<[(UnitId, f64, f64); 8]> = SmallVec::new();
         let mut unknown: SmallVec<[UnitId; 8]> = SmallVec::new();
         for unit in task.eligible.iter().filter(|&u| !self.health.is_down(u)) {
             match self.models.predict(kernel, unit, &fp) {
@@ -237,13 +238,12 @@ impl Dmda {
                     let finish = self.busy_for(unit, now)
                         + self.transfer_time(task, self.units[unit].node)
                         + run;
-                    if best.is_none_or(|b| finish < b.1) {
-                        best = Some((unit, finish, run));
-                    }
+                    known.push((unit, finish, run));
                 }
                 None => unknown.push(unit),
             }
         }
+        let by_finish = |a: &(UnitId, f64, f64), b: &(UnitId, f64, f64)| a.1.total_cmp(&b.1);
         // Units emulated on the host's cores are no added capacity beside
         // CPU units: exploring them in a run only takes cores from the CPU
         // units. `xpu calibrate` measures them instead.
@@ -263,17 +263,21 @@ impl Dmda {
                 });
             }
         }
-        let (unit, _, run) = best?;
+        let (mut unit, _, mut run) = known.iter().copied().min_by(by_finish)?;
         // A unit emulated on the host's cores competes with the CPU units
         // for them: it is no added capacity, so it gets the task only when
         // it runs it faster than a CPU unit would.
         let place = self.units[unit];
-        let (unit, run) = if place.host_cores && !place.is_cpu {
-            self.best_cpu_unit(task, &fp, run, now)
-                .map_or((unit, run), |(u, _, r)| (u, r))
-        } else {
-            (unit, run)
-        };
+        if place.host_cores && !place.is_cpu {
+            let cpu = known
+                .iter()
+                .copied()
+                .filter(|&(u, _, r)| self.units[u].is_cpu && r <= run)
+                .min_by(by_finish);
+            if let Some((u, _, r)) = cpu {
+                (unit, run) = (u, r);
+            }
+        }
         Some(Decision {
             unit,
             seconds: run,
@@ -305,38 +309,6 @@ impl Dmda {
             .find(|&u| !e.in_flight.contains(&(kernel.to_string(), u)))?;
         e.in_flight.insert((kernel.to_string(), unit));
         Some(unit)
-    }
-
-    /// Among the CPU units in service that run `task` in at most `than`
-    /// seconds (as fast as the emulated unit `decide` picked), the one
-    /// expected to finish it first, with its finish and run times.
-    fn best_cpu_unit(
-        &self,
-        task: &TaskNode,
-        fp: &Footprint,
-        than: f64,
-        now: Instant,
-    ) -> Option<(UnitId, f64, f64)> {
-        let kernel = task.kernel.name();
-        let mut best: Option<(UnitId, f64, f64)> = None;
-        let cpus = task
-            .eligible
-            .iter()
-            .filter(|&u| self.units[u].is_cpu && !self.health.is_down(u));
-        for unit in cpus {
-            let Some(run) = self.models.predict(kernel, unit, fp) else {
-                continue;
-            };
-            if run > than {
-                continue;
-            }
-            let finish =
-                self.busy_for(unit, now) + self.transfer_time(task, self.units[unit].node) + run;
-            if best.is_none_or(|b| finish < b.1) {
-                best = Some((unit, finish, run));
-            }
-        }
-        best
     }
 
     /// A task from the shared queue for an idle `unit`, decided again now

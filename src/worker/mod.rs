@@ -228,8 +228,8 @@ fn complete(
 }
 
 /// How a launch went: its outcome, the bytes fetched for it, and, when
-/// the policy learns from run times, the kernel's own time (fetching
-/// excluded).
+/// the task was sampled for the performance models, the kernel's own time
+/// (fetching excluded).
 struct Launched {
     outcome: Result<()>,
     fetched: usize,
