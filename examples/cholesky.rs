@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo run --release --example cholesky -- [SIZE] [TILE] [f32|f64]`
 
-use xpu::{bench, DType, Runtime};
+use xpu::{bench, tiled::Algorithm, DType, Runtime};
 
 fn main() -> xpu::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -20,7 +20,7 @@ fn main() -> xpu::Result<()> {
     // performance model the policies would hand GEMM tiles to a GPU even
     // when it is a slow emulated one.
     let rt = Runtime::builder().device_discovery(false).build()?;
-    let run = bench::cholesky(&rt, n, tile, dtype)?;
+    let run = bench::factor(&rt, Algorithm::Cholesky, n, tile, dtype)?;
     println!(
         "cholesky {n} tile {tile} {dtype}: {} tasks in {:.3} s = {:.1} GFLOP/s, residual {:.2e}",
         run.tasks, run.seconds, run.gflops, run.residual

@@ -12,10 +12,9 @@
 //! are the runtime's own: read after write, write after read, write after
 //! write, on the tensors the tasks access.
 
-use std::collections::HashMap;
-
 use smallvec::SmallVec;
 
+use crate::dag;
 use crate::error::Result;
 use crate::kernel::{ArgMeta, Kernel};
 use crate::perfmodel::Footprint;
@@ -26,8 +25,6 @@ use crate::tensor::Access;
 const SECONDS_PER_FLOP: f64 = 1e-10;
 /// Weight of a task no model knows that counts no FLOPs.
 const UNKNOWN_SECONDS: f64 = 1e-6;
-/// The largest priority a batch gives.
-const TOP_PRIORITY: f64 = 1_000_000.0;
 
 struct Recorded {
     kernel: Kernel,
@@ -96,24 +93,13 @@ impl<'rt> Batch<'rt> {
     /// 1..=1,000,000 (the longest remaining chain highest).
     pub fn priorities(&self) -> Vec<i32> {
         let weights: Vec<f64> = self.tasks.iter().map(|t| self.weight(t)).collect();
-        let successors = self.successors();
-        // Submission order is a topological order: walk it backwards.
-        let mut level = vec![0.0f64; self.tasks.len()];
-        for i in (0..self.tasks.len()).rev() {
-            let after = successors[i].iter().map(|&s| level[s]).fold(0.0, f64::max);
-            level[i] = weights[i] + after;
-        }
-        let top = level.iter().copied().fold(0.0, f64::max);
-        level
-            .iter()
-            .map(|l| {
-                if top > 0.0 {
-                    ((l / top) * TOP_PRIORITY).round().max(1.0) as i32
-                } else {
-                    1
-                }
-            })
-            .collect()
+        let successors = dag::successors(self.tasks.len(), |i| {
+            self.tasks[i]
+                .accesses
+                .iter()
+                .map(|a| (a.tensor.id(), a.mode))
+        });
+        dag::priorities(&dag::bottom_levels(&weights, &successors))
     }
 
     /// Submits every recorded task, in the order recorded, each with its
@@ -146,45 +132,5 @@ impl<'rt> Batch<'rt> {
             f if f > 0.0 => f * SECONDS_PER_FLOP,
             _ => UNKNOWN_SECONDS,
         }
-    }
-
-    /// For each task, the later tasks that depend on it through a tensor.
-    fn successors(&self) -> Vec<Vec<usize>> {
-        #[derive(Default)]
-        struct TensorState {
-            writer: Option<usize>,
-            readers: Vec<usize>,
-        }
-        let mut out: Vec<Vec<usize>> = vec![Vec::new(); self.tasks.len()];
-        let mut tensors: HashMap<u64, TensorState> = HashMap::new();
-        for (i, t) in self.tasks.iter().enumerate() {
-            for a in &t.accesses {
-                let s = tensors.entry(a.tensor.id()).or_default();
-                if a.mode.reads() {
-                    if let Some(w) = s.writer {
-                        out[w].push(i);
-                    }
-                }
-                if a.mode.writes() {
-                    for &r in &s.readers {
-                        if r != i {
-                            out[r].push(i);
-                        }
-                    }
-                    if let Some(w) = s.writer {
-                        out[w].push(i);
-                    }
-                    s.writer = Some(i);
-                    s.readers.clear();
-                } else {
-                    s.readers.push(i);
-                }
-            }
-        }
-        for s in &mut out {
-            s.sort_unstable();
-            s.dedup();
-        }
-        out
     }
 }

@@ -64,6 +64,7 @@ pub mod backend;
 mod batch;
 pub mod bench;
 mod builder;
+mod dag;
 pub mod dtype;
 pub mod error;
 mod graph;

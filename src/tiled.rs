@@ -1,12 +1,15 @@
 //! Tiled algorithms built from tasks: a matrix split into square tiles, one
-//! tensor each, and the classic task-runtime workloads on them — tiled GEMM
-//! and tiled Cholesky — whose parallelism comes from the task graph.
+//! tensor each, and the classic task-runtime workloads on them — tiled
+//! GEMM, Cholesky and LU — whose parallelism comes from the task graph.
+//! Each algorithm's graph is defined once, on tile coordinates
+//! ([`Algorithm::for_each_task`]); the runtime and the simulator both take
+//! it from there.
 
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, Mode};
 use crate::runtime::{Runtime, TaskOptions};
-use crate::tensor::Tensor;
+use crate::tensor::{Access, Tensor};
 use crate::unit::Placement;
 
 /// An `n x n` row-major matrix stored as `t x t` tiles of `tile x tile`.
@@ -95,6 +98,193 @@ fn tiles_per_side(n: usize, tile: usize) -> Result<usize> {
     Ok(n / tile)
 }
 
+/// A tiled algorithm's task graph on tile coordinates: what [`gemm`],
+/// [`cholesky`] and [`lu`] submit, and what `xpu sim` simulates.
+///
+/// ```
+/// use xpu::tiled::Algorithm;
+/// let mut kernels = Vec::new();
+/// Algorithm::Cholesky.for_each_task(2, |kernel, tiles| {
+///     kernels.push(format!("{} on {} tiles", kernel.name(), tiles.len()))
+/// });
+/// assert_eq!(kernels, ["potrf on 1 tiles", "trsm on 2 tiles", "syrk on 2 tiles", "potrf on 1 tiles"]);
+/// assert_eq!(Algorithm::Cholesky.task_count(2), 4);
+/// assert_eq!(Algorithm::parse("lu")?.task_count(3), 14);
+/// # Ok::<(), xpu::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// `C = A * B`: one GEMM per tile product (operands A, B, C).
+    Gemm,
+    /// Right-looking Cholesky `A = L L^T` on the lower tiles.
+    Cholesky,
+    /// Right-looking LU without pivoting `A = L U`.
+    Lu,
+}
+
+/// One tile a task of an [`Algorithm`] accesses: its operand (A, B, C
+/// for GEMM as 0, 1, 2; 0 for the factorisations), tile row and column,
+/// and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TileAccess {
+    pub operand: usize,
+    pub row: usize,
+    pub col: usize,
+    pub mode: Mode,
+}
+
+impl Algorithm {
+    /// Every algorithm.
+    pub const ALL: [Algorithm; 3] = [Algorithm::Gemm, Algorithm::Cholesky, Algorithm::Lu];
+
+    /// `gemm`, `cholesky` or `lu`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Gemm => "gemm",
+            Algorithm::Cholesky => "cholesky",
+            Algorithm::Lu => "lu",
+        }
+    }
+
+    /// The algorithm called `name`.
+    pub fn parse(name: &str) -> Result<Algorithm> {
+        Algorithm::ALL
+            .into_iter()
+            .find(|a| a.name() == name)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "unknown tiled algorithm `{name}` (gemm, cholesky, lu)"
+                ))
+            })
+    }
+
+    /// Matrices it works on.
+    pub fn operands(self) -> usize {
+        match self {
+            Algorithm::Gemm => 3,
+            Algorithm::Cholesky | Algorithm::Lu => 1,
+        }
+    }
+
+    /// Whether its tasks go as one [`Batch`](crate::Batch), ranked by
+    /// their distance to the end of the graph (the factorisations, whose
+    /// critical path matters).
+    pub fn ranked(self) -> bool {
+        !matches!(self, Algorithm::Gemm)
+    }
+
+    /// Tasks on a matrix of `t` tiles per side.
+    pub fn task_count(self, t: usize) -> usize {
+        let mut n = 0;
+        self.for_each_task(t, |_, _| n += 1);
+        n
+    }
+
+    /// Calls `f` with each task's kernel and tiles, in submission order,
+    /// for a matrix of `t` tiles per side.
+    pub fn for_each_task(self, t: usize, mut f: impl FnMut(&Kernel, &[TileAccess])) {
+        let tile = |operand, row, col, mode| TileAccess {
+            operand,
+            row,
+            col,
+            mode,
+        };
+        match self {
+            Algorithm::Gemm => {
+                let first = Kernel::gemm();
+                let accumulate = Kernel::gemm().scaled(1.0, 1.0);
+                for i in 0..t {
+                    for j in 0..t {
+                        for k in 0..t {
+                            let (kernel, out) = if k == 0 {
+                                (&first, Mode::Write)
+                            } else {
+                                (&accumulate, Mode::ReadWrite)
+                            };
+                            f(
+                                kernel,
+                                &[
+                                    tile(0, i, k, Mode::Read),
+                                    tile(1, k, j, Mode::Read),
+                                    tile(2, i, j, out),
+                                ],
+                            );
+                        }
+                    }
+                }
+            }
+            Algorithm::Cholesky => {
+                let update = Kernel::gemm().transpose_b().scaled(-1.0, 1.0);
+                for k in 0..t {
+                    f(&Kernel::Potrf, &[tile(0, k, k, Mode::ReadWrite)]);
+                    for i in k + 1..t {
+                        f(
+                            &Kernel::Trsm,
+                            &[tile(0, k, k, Mode::Read), tile(0, i, k, Mode::ReadWrite)],
+                        );
+                    }
+                    for i in k + 1..t {
+                        f(
+                            &Kernel::Syrk,
+                            &[tile(0, i, k, Mode::Read), tile(0, i, i, Mode::ReadWrite)],
+                        );
+                        for j in k + 1..i {
+                            f(
+                                &update,
+                                &[
+                                    tile(0, i, k, Mode::Read),
+                                    tile(0, j, k, Mode::Read),
+                                    tile(0, i, j, Mode::ReadWrite),
+                                ],
+                            );
+                        }
+                    }
+                }
+            }
+            Algorithm::Lu => {
+                let update = Kernel::gemm().scaled(-1.0, 1.0);
+                for k in 0..t {
+                    f(&Kernel::Getrf, &[tile(0, k, k, Mode::ReadWrite)]);
+                    for j in k + 1..t {
+                        f(
+                            &Kernel::TrsmLower,
+                            &[tile(0, k, k, Mode::Read), tile(0, k, j, Mode::ReadWrite)],
+                        );
+                    }
+                    for i in k + 1..t {
+                        f(
+                            &Kernel::TrsmUpper,
+                            &[tile(0, k, k, Mode::Read), tile(0, i, k, Mode::ReadWrite)],
+                        );
+                    }
+                    for i in k + 1..t {
+                        for j in k + 1..t {
+                            f(
+                                &update,
+                                &[
+                                    tile(0, i, k, Mode::Read),
+                                    tile(0, k, j, Mode::Read),
+                                    tile(0, i, j, Mode::ReadWrite),
+                                ],
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The tensor access of `tile` among `operands`.
+fn access(operands: &[&TiledMatrix], tile: &TileAccess) -> Access {
+    let t = operands[tile.operand].tile(tile.row, tile.col);
+    match tile.mode {
+        Mode::Read => t.read(),
+        Mode::Write => t.write(),
+        Mode::ReadWrite => t.rw(),
+    }
+}
+
 /// Submits `C = A * B` as one GEMM task per tile product, each placed by
 /// `placement`; returns the task count.
 ///
@@ -115,32 +305,36 @@ pub fn gemm(
     c: &TiledMatrix,
     placement: Placement,
 ) -> Result<usize> {
-    let t = a.tiles_per_side();
     if b.n != a.n || c.n != a.n || b.tile != a.tile || c.tile != a.tile {
         return Err(Error::Config(
             "tiled gemm needs three matrices of one size and tiling".into(),
         ));
     }
-    let first = Kernel::gemm();
-    let accumulate = Kernel::gemm().scaled(1.0, 1.0);
     let opts = TaskOptions::default().on(placement);
-    for i in 0..t {
-        for j in 0..t {
-            for k in 0..t {
-                let (kernel, out) = if k == 0 {
-                    (&first, c.tile(i, j).write())
-                } else {
-                    (&accumulate, c.tile(i, j).rw())
-                };
-                rt.submit_with(
-                    kernel,
-                    &[a.tile(i, k).read(), b.tile(k, j).read(), out],
-                    opts.clone(),
-                )?;
-            }
+    let operands = [a, b, c];
+    let mut submitted = Ok(0);
+    Algorithm::Gemm.for_each_task(a.tiles_per_side(), |kernel, tiles| {
+        if let Ok(n) = submitted {
+            let accesses: Vec<Access> = tiles.iter().map(|t| access(&operands, t)).collect();
+            submitted = rt
+                .submit_with(kernel, &accesses, opts.clone())
+                .map(|_| n + 1);
         }
-    }
-    Ok(t * t * t)
+    });
+    submitted
+}
+
+/// Submits a factorisation of `a` in place as one [`Batch`](crate::Batch):
+/// each task gets a priority from its distance to the end of the graph.
+fn factor(rt: &Runtime, algorithm: Algorithm, a: &TiledMatrix) -> Result<usize> {
+    let mut batch = rt.batch();
+    algorithm.for_each_task(a.tiles_per_side(), |kernel, tiles| {
+        let accesses: Vec<Access> = tiles.iter().map(|t| access(&[a], t)).collect();
+        batch.add(kernel, &accesses);
+    });
+    let tasks = batch.len();
+    batch.submit()?;
+    Ok(tasks)
 }
 
 /// Submits the right-looking tiled Cholesky factorisation `A = L L^T` of a
@@ -150,25 +344,25 @@ pub fn gemm(
 /// path (POTRF, then the TRSMs and updates that feed the next POTRF) runs
 /// first.
 pub fn cholesky(rt: &Runtime, a: &TiledMatrix) -> Result<usize> {
-    let t = a.tiles_per_side();
-    let update = Kernel::gemm().transpose_b().scaled(-1.0, 1.0);
-    let mut batch = rt.batch();
-    for k in 0..t {
-        batch.add(&Kernel::Potrf, &[a.tile(k, k).rw()]);
-        for i in k + 1..t {
-            batch.add(&Kernel::Trsm, &[a.tile(k, k).read(), a.tile(i, k).rw()]);
-        }
-        for i in k + 1..t {
-            batch.add(&Kernel::Syrk, &[a.tile(i, k).read(), a.tile(i, i).rw()]);
-            for j in k + 1..i {
-                batch.add(
-                    &update,
-                    &[a.tile(i, k).read(), a.tile(j, k).read(), a.tile(i, j).rw()],
-                );
-            }
-        }
-    }
-    let tasks = batch.len();
-    batch.submit()?;
-    Ok(tasks)
+    factor(rt, Algorithm::Cholesky, a)
+}
+
+/// Submits the right-looking tiled LU factorisation `A = L U` without
+/// pivoting, in place (`L` unit lower below the diagonal, `U` on and
+/// above it), ranked like [`cholesky`]; returns the task count. The
+/// matrix must not need pivoting (e.g. diagonally dominant).
+///
+/// ```
+/// use xpu::{tiled::{lu, TiledMatrix}, Runtime};
+/// let rt = Runtime::builder().build()?;
+/// // [[4, 1], [2, 3]] per element pair of a 2x2-tiled 4x4 matrix: 4 on the diagonal.
+/// let a = TiledMatrix::from_fn(&rt, 4, 2, |i, j| if i == j { 4.0f64 } else { 1.0 })?;
+/// assert_eq!(lu(&rt, &a)?, 5);
+/// let f = a.to_vec::<f64>(&rt)?;
+/// assert_eq!(f[0], 4.0);          // U's first row is A's
+/// assert_eq!(f[4], 0.25);         // L's first column is A's over the pivot
+/// # Ok::<(), xpu::Error>(())
+/// ```
+pub fn lu(rt: &Runtime, a: &TiledMatrix) -> Result<usize> {
+    factor(rt, Algorithm::Lu, a)
 }

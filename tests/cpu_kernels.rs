@@ -137,6 +137,22 @@ proptest! {
         let c = rng.input(vec![n, n]);
         check_all(&Kernel::Syrk, &[a, c], &both)?;
     }
+
+    #[test]
+    fn lu_tiles(n in 1usize..80, m in 1usize..24, seed in any::<u64>()) {
+        let mut rng = Rng(seed);
+        // Diagonally dominant: LU without pivoting is stable on it (sizes
+        // past 32 take the recursive path).
+        let mut a = rng.input(vec![n, n]);
+        for i in 0..n {
+            a.data[i * n + i] += n as f64;
+        }
+        let both = [DType::F32, DType::F64];
+        check_all(&Kernel::Getrf, std::slice::from_ref(&a), &both)?;
+        let lu = Input::new(&[n, n], common::reference(&Kernel::Getrf, &[a]));
+        check_all(&Kernel::TrsmLower, &[lu.clone(), rng.input(vec![n, m])], &both)?;
+        check_all(&Kernel::TrsmUpper, &[lu, rng.input(vec![m, n])], &both)?;
+    }
 }
 
 /// Deterministic pseudo-random data from a proptest-chosen seed.

@@ -1,4 +1,4 @@
-//! Dense linear algebra workloads: tiled Cholesky and SGEMM, direct and tiled.
+//! Dense linear algebra workloads: tiled Cholesky and LU, and SGEMM, direct and tiled.
 
 use std::time::Instant;
 
@@ -7,88 +7,131 @@ use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::host::core_count;
 use crate::runtime::Runtime;
-use crate::tiled::{self, TiledMatrix};
+use crate::tiled::{self, Algorithm, TiledMatrix};
 use crate::unit::Placement;
 
-/// The outcome of a tiled Cholesky run.
+/// The outcome of a tiled factorisation run.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct CholeskyRun {
+pub struct FactorRun {
+    /// `cholesky` or `lu`.
+    pub algorithm: &'static str,
     pub size: usize,
     pub tile: usize,
     pub dtype: DType,
     pub tasks: usize,
     /// From the first submission to the end of the last task.
     pub seconds: f64,
-    /// `n^3 / 3` over `seconds`.
+    /// `n^3 / 3` (Cholesky) or `2 n^3 / 3` (LU) over `seconds`.
     pub gflops: f64,
-    /// `||A - L L^T||_F / ||A||_F`.
+    /// `||A - L L^T||_F / ||A||_F`, or `||A - L U||_F / ||A||_F`.
     pub residual: f64,
 }
 
 /// The symmetric positive definite test matrix of StarPU's Cholesky example:
-/// `a(i, j) = 1 / (i + j + 1) + n * [i == j]`.
+/// `a(i, j) = 1 / (i + j + 1) + n * [i == j]`. Diagonally dominant, so LU
+/// factors it without pivoting too.
 pub fn spd_element(n: usize, i: usize, j: usize) -> f64 {
     1.0 / (i + j + 1) as f64 + if i == j { n as f64 } else { 0.0 }
 }
 
-/// Factors the `n x n` test matrix with tiled Cholesky and checks the factor.
+/// Factors the `n x n` test matrix ([`spd_element`]) with tiled Cholesky or
+/// LU and checks the factors.
 ///
 /// ```
-/// use xpu::{bench::cholesky, DType, Runtime};
+/// use xpu::{bench::factor, tiled::Algorithm, DType, Runtime};
 /// let rt = Runtime::builder().build()?;
-/// let run = cholesky(&rt, 64, 16, DType::F64)?;
+/// let run = factor(&rt, Algorithm::Cholesky, 64, 16, DType::F64)?;
 /// assert!(run.residual < 1e-12);
 /// assert_eq!(run.tasks, 20); // 4 potrf + 6 trsm + 6 syrk + 4 gemm
+/// let run = factor(&rt, Algorithm::Lu, 64, 16, DType::F32)?;
+/// assert!(run.residual < 1e-5, "{}", run.residual);
 /// # Ok::<(), xpu::Error>(())
 /// ```
-pub fn cholesky(rt: &Runtime, n: usize, tile: usize, dtype: DType) -> Result<CholeskyRun> {
+pub fn factor(
+    rt: &Runtime,
+    algorithm: Algorithm,
+    n: usize,
+    tile: usize,
+    dtype: DType,
+) -> Result<FactorRun> {
+    if algorithm == Algorithm::Gemm {
+        return Err(Error::Config(
+            "bench::factor runs cholesky or lu; tiled GEMM is bench::tiled_sgemm".into(),
+        ));
+    }
     match dtype {
-        DType::F32 => cholesky_typed::<f32>(rt, n, tile),
-        DType::F64 => cholesky_typed::<f64>(rt, n, tile),
+        DType::F32 => factor_typed::<f32>(rt, algorithm, n, tile),
+        DType::F64 => factor_typed::<f64>(rt, algorithm, n, tile),
         other => Err(Error::Config(format!(
-            "tiled Cholesky runs in f32 or f64, not {other}"
+            "tiled {} runs in f32 or f64, not {other}",
+            algorithm.name()
         ))),
     }
 }
 
-fn cholesky_typed<T: Element + GemmElement>(
+fn factor_typed<T: Element + GemmElement>(
     rt: &Runtime,
+    algorithm: Algorithm,
     n: usize,
     tile: usize,
-) -> Result<CholeskyRun> {
+) -> Result<FactorRun> {
     let a = TiledMatrix::from_fn(rt, n, tile, |i, j| T::from_f64(spd_element(n, i, j)))?;
     rt.wait_all();
     let start = Instant::now();
-    let tasks = tiled::cholesky(rt, &a)?;
+    let tasks = match algorithm {
+        Algorithm::Lu => tiled::lu(rt, &a)?,
+        _ => tiled::cholesky(rt, &a)?,
+    };
     rt.synchronize()?;
     let seconds = start.elapsed().as_secs_f64();
-    let mut l: Vec<T> = a.to_vec(rt)?;
+    let f: Vec<T> = a.to_vec(rt)?;
+    // Split the result into the two factors and multiply them back.
+    let mut l = f.clone();
+    let mut r = f;
     for i in 0..n {
-        for v in &mut l[i * n + i + 1..(i + 1) * n] {
-            *v = T::zeroed();
+        for j in 0..n {
+            let e = i * n + j;
+            match (algorithm, j.cmp(&i)) {
+                (Algorithm::Lu, std::cmp::Ordering::Less) => r[e] = T::zeroed(),
+                (Algorithm::Lu, std::cmp::Ordering::Equal) => l[e] = T::from_f64(1.0),
+                (Algorithm::Lu, std::cmp::Ordering::Greater) => l[e] = T::zeroed(),
+                (_, std::cmp::Ordering::Greater) => l[e] = T::zeroed(),
+                _ => {}
+            }
         }
     }
-    let mut llt = vec![T::zeroed(); n * n];
-    let spec = GemmSpec {
-        trans_b: true,
-        ..GemmSpec::plain(core_count())
+    let spec = match algorithm {
+        Algorithm::Lu => GemmSpec::plain(core_count()),
+        _ => {
+            r.clone_from(&l);
+            GemmSpec {
+                trans_b: true,
+                ..GemmSpec::plain(core_count())
+            }
+        }
     };
-    gemm(&spec, &l, &[n, n], &l, &[n, n], &mut llt)?;
+    let mut product = vec![T::zeroed(); n * n];
+    gemm(&spec, &l, &[n, n], &r, &[n, n], &mut product)?;
     let (mut diff, mut norm) = (0.0, 0.0);
     for i in 0..n {
         for j in 0..n {
             let want = T::from_f64(spd_element(n, i, j)).to_f64();
-            diff += (want - llt[i * n + j].to_f64()).powi(2);
+            diff += (want - product[i * n + j].to_f64()).powi(2);
             norm += want * want;
         }
     }
-    Ok(CholeskyRun {
+    let flops = match algorithm {
+        Algorithm::Lu => 2.0 * (n as f64).powi(3) / 3.0,
+        _ => (n as f64).powi(3) / 3.0,
+    };
+    Ok(FactorRun {
+        algorithm: algorithm.name(),
         size: n,
         tile,
         dtype: T::DTYPE,
         tasks,
         seconds,
-        gflops: (n as f64).powi(3) / 3.0 / seconds * 1e-9,
+        gflops: flops / seconds * 1e-9,
         residual: (diff / norm).sqrt(),
     })
 }

@@ -53,6 +53,11 @@ fn cholesky_tiles(arg: usize, e: usize, n: usize) -> f64 {
     }
 }
 
+/// Diagonally dominant tiles, which LU factors without pivoting.
+fn lu_tiles(_arg: usize, e: usize, n: usize) -> f64 {
+    spd_element(n, e / n, e % n)
+}
+
 /// The benchmark case of kernel `name` at `size` (matrices are `size x size`;
 /// images `size x size`; convolutions and pooling 16 channels of `size/4`).
 ///
@@ -128,6 +133,9 @@ pub fn bench_case(name: &str, size: usize, dtype: DType) -> Result<BenchCase> {
                 "potrf" => (Kernel::Potrf, vec![sq.clone()], cholesky_tiles),
                 "trsm" => (Kernel::Trsm, vec![sq.clone(); 2], cholesky_tiles),
                 "syrk" => (Kernel::Syrk, vec![sq.clone(); 2], cholesky_tiles),
+                "getrf" => (Kernel::Getrf, vec![sq.clone()], lu_tiles),
+                "trsm_ll" => (Kernel::TrsmLower, vec![sq.clone(); 2], lu_tiles),
+                "trsm_ru" => (Kernel::TrsmUpper, vec![sq.clone(); 2], lu_tiles),
                 other => return Err(unknown(other)),
             };
             case

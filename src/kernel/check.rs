@@ -52,7 +52,12 @@ impl Kernel {
             | Kernel::Sobel
             | Kernel::RgbToGray
             | Kernel::Threshold { .. } => &[DType::F32, DType::U8],
-            Kernel::Potrf | Kernel::Trsm | Kernel::Syrk => &[DType::F32, DType::F64],
+            Kernel::Potrf
+            | Kernel::Trsm
+            | Kernel::Syrk
+            | Kernel::Getrf
+            | Kernel::TrsmLower
+            | Kernel::TrsmUpper => &[DType::F32, DType::F64],
             _ => &[DType::F32, DType::F64, DType::F16, DType::BF16],
         };
         let first = args[0].dtype;
@@ -231,12 +236,33 @@ impl Kernel {
                 }
                 Ok(())
             }
-            Kernel::Potrf => {
+            Kernel::Potrf | Kernel::Getrf => {
                 rank(0, 2, "A")?;
                 square(self, s(0))
             }
-            Kernel::Trsm => {
-                rank(0, 2, "L")?;
+            Kernel::TrsmLower => {
+                rank(0, 2, "LU")?;
+                rank(1, 2, "B")?;
+                square(self, s(0))?;
+                if s(1)[0] != s(0)[0] {
+                    return Err(self.shape_err(format!(
+                        "B must have {} rows, got shape {:?}",
+                        s(0)[0],
+                        s(1)
+                    )));
+                }
+                Ok(())
+            }
+            Kernel::Trsm | Kernel::TrsmUpper => {
+                rank(
+                    0,
+                    2,
+                    if matches!(self, Kernel::Trsm) {
+                        "L"
+                    } else {
+                        "LU"
+                    },
+                )?;
                 rank(1, 2, "B")?;
                 square(self, s(0))?;
                 if s(1)[1] != s(0)[0] {

@@ -124,6 +124,16 @@ pub enum Kernel {
     Trsm,
     /// `C := C - A * A^T`, lower triangle of `C` (the Cholesky trailing update).
     Syrk,
+    /// LU factor of a tile without pivoting, in place: `L` (unit diagonal,
+    /// not stored) below the diagonal, `U` on and above it (the LU diagonal
+    /// tile; the tile must not need pivoting, e.g. diagonally dominant).
+    Getrf,
+    /// `B := L^-1 * B` with `L` the unit lower triangle of an LU tile (the
+    /// LU row panel).
+    TrsmLower,
+    /// `B := B * U^-1` with `U` the upper triangle of an LU tile (the LU
+    /// column panel).
+    TrsmUpper,
     /// A user kernel.
     Custom(Arc<CustomKernel>),
 }
@@ -252,6 +262,9 @@ impl Kernel {
             Kernel::Potrf => "potrf",
             Kernel::Trsm => "trsm",
             Kernel::Syrk => "syrk",
+            Kernel::Getrf => "getrf",
+            Kernel::TrsmLower => "trsm_ll",
+            Kernel::TrsmUpper => "trsm_ru",
             Kernel::Custom(c) => c.name(),
         }
     }
@@ -281,8 +294,10 @@ impl Kernel {
             | Kernel::Sobel
             | Kernel::RgbToGray
             | Kernel::Threshold { .. } => vec![Read, Write],
-            Kernel::Potrf => vec![ReadWrite],
-            Kernel::Trsm | Kernel::Syrk => vec![Read, ReadWrite],
+            Kernel::Potrf | Kernel::Getrf => vec![ReadWrite],
+            Kernel::Trsm | Kernel::Syrk | Kernel::TrsmLower | Kernel::TrsmUpper => {
+                vec![Read, ReadWrite]
+            }
             Kernel::Custom(c) => c.modes().to_vec(),
         })
     }
@@ -322,6 +337,8 @@ impl Kernel {
             Kernel::Potrf => (shapes[0][0] as f64).powi(3) / 3.0,
             Kernel::Trsm => (shapes[0][0] as f64).powi(2) * shapes[1][0] as f64,
             Kernel::Syrk => (shapes[1][0] as f64).powi(2) * shapes[0][1] as f64,
+            Kernel::Getrf => 2.0 * (shapes[0][0] as f64).powi(3) / 3.0,
+            Kernel::TrsmLower | Kernel::TrsmUpper => shapes[0][0] as f64 * n(1),
         }
     }
 
@@ -353,6 +370,9 @@ impl Kernel {
                 | Kernel::Potrf
                 | Kernel::Trsm
                 | Kernel::Syrk
+                | Kernel::Getrf
+                | Kernel::TrsmLower
+                | Kernel::TrsmUpper
         )
     }
 }

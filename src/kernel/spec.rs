@@ -42,6 +42,9 @@ pub fn spec_names() -> Vec<&'static str> {
         "potrf",
         "trsm",
         "syrk",
+        "getrf",
+        "trsm_ll",
+        "trsm_ru",
     ]);
     names
 }
@@ -161,7 +164,10 @@ impl Kernel {
             | Kernel::RgbToGray
             | Kernel::Potrf
             | Kernel::Trsm
-            | Kernel::Syrk => {}
+            | Kernel::Syrk
+            | Kernel::Getrf
+            | Kernel::TrsmLower
+            | Kernel::TrsmUpper => {}
         }
         Ok(Value::Object(spec))
     }
@@ -226,6 +232,9 @@ impl Kernel {
                 "potrf" => Kernel::Potrf,
                 "trsm" => Kernel::Trsm,
                 "syrk" => Kernel::Syrk,
+                "getrf" => Kernel::Getrf,
+                "trsm_ll" => Kernel::TrsmLower,
+                "trsm_ru" => Kernel::TrsmUpper,
                 other => {
                     return Err(spec_error(
                         "name",

@@ -296,6 +296,41 @@ pub fn reference(kernel: &Kernel, args: &[Input]) -> Vec<f64> {
                 }
             }
         }
+        Kernel::Getrf => {
+            // Doolittle: U's row k, then L's column k.
+            let n = out.shape[0];
+            let a = &out.data;
+            for k in 0..n {
+                for j in k..n {
+                    y[k * n + j] =
+                        a[k * n + j] - (0..k).map(|p| y[k * n + p] * y[p * n + j]).sum::<f64>();
+                }
+                for i in k + 1..n {
+                    let s = a[i * n + k] - (0..k).map(|p| y[i * n + p] * y[p * n + k]).sum::<f64>();
+                    y[i * n + k] = s / y[k * n + k];
+                }
+            }
+        }
+        Kernel::TrsmLower => {
+            // Forward substitution with a unit diagonal, column by column of B.
+            let (lu, n, m) = (&args[0].data, args[0].shape[0], out.shape[1]);
+            for c in 0..m {
+                for r in 0..n {
+                    let s: f64 = (0..r).map(|k| lu[r * n + k] * y[k * m + c]).sum();
+                    y[r * m + c] = out.data[r * m + c] - s;
+                }
+            }
+        }
+        Kernel::TrsmUpper => {
+            // Solve X U = B row by row: x_j = (b_j - sum_{k<j} x_k u_kj) / u_jj.
+            let (lu, n, m) = (&args[0].data, args[0].shape[0], out.shape[0]);
+            for r in 0..m {
+                for j in 0..n {
+                    let s: f64 = (0..j).map(|k| y[r * n + k] * lu[k * n + j]).sum();
+                    y[r * n + j] = (out.data[r * n + j] - s) / lu[j * n + j];
+                }
+            }
+        }
         other => panic!("no reference for {}", other.name()),
     }
     y

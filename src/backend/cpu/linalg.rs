@@ -1,12 +1,15 @@
-//! The dense linear-algebra tiles of tiled Cholesky (POTRF, TRSM, SYRK) in
-//! f32 and f64, through `faer`. Tiles are row-major.
+//! The dense linear-algebra tiles of tiled Cholesky (POTRF, TRSM, SYRK) and
+//! tiled LU without pivoting (GETRF and its two triangular solves) in f32
+//! and f64, through `faer`. Tiles are row-major.
 
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::{
     cholesky_in_place, cholesky_in_place_scratch, LltRegularization,
 };
 use faer::linalg::matmul::triangular::{matmul, BlockStructure};
-use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
+use faer::linalg::triangular_solve::{
+    solve_lower_triangular_in_place, solve_unit_lower_triangular_in_place,
+};
 use faer::{Accum, MatMut, MatRef, Par};
 
 use super::{cpu_error, Float};
@@ -83,6 +86,91 @@ pub(crate) fn syrk<F: Float + faer::traits::RealField>(
     );
 }
 
+/// Below this size GETRF factors with plain loops.
+const GETRF_BLOCK: usize = 32;
+
+/// Factors `a` (`n x n`) as `L U` without pivoting, in place.
+pub(crate) fn getrf<F: Float + faer::traits::RealField>(
+    a: &mut [F],
+    n: usize,
+    threads: usize,
+) -> Result<()> {
+    getrf_view(MatMut::from_row_major_slice_mut(a, n, n), 0, par(threads))
+}
+
+/// Recursively: factor the leading half, solve the two panels against it,
+/// update the trailing half and factor it. `offset` is the view's place on
+/// the tile's diagonal (for the error).
+fn getrf_view<F: Float + faer::traits::RealField>(
+    mut a: MatMut<'_, F>,
+    offset: usize,
+    par: Par,
+) -> Result<()> {
+    let n = a.nrows();
+    if n <= GETRF_BLOCK {
+        for k in 0..n {
+            let pivot = a[(k, k)];
+            if pivot == F::zero() || !pivot.is_finite() {
+                return Err(cpu_error(&format!(
+                    "getrf: pivot {} is {pivot:?}; the tile needs pivoting (LU without pivoting takes e.g. a diagonally dominant tile)",
+                    offset + k
+                )));
+            }
+            for i in k + 1..n {
+                let l = a[(i, k)] / pivot;
+                a[(i, k)] = l;
+                for j in k + 1..n {
+                    let u = a[(k, j)];
+                    a[(i, j)] -= l * u;
+                }
+            }
+        }
+        return Ok(());
+    }
+    let h = n / 2;
+    let (mut a11, mut a12, mut a21, mut a22) = a.split_at_mut(h, h);
+    getrf_view(a11.as_mut(), offset, par)?;
+    solve_unit_lower_triangular_in_place(a11.as_ref(), a12.as_mut(), par);
+    solve_lower_triangular_in_place(a11.as_ref().transpose(), a21.as_mut().transpose_mut(), par);
+    faer::linalg::matmul::matmul(
+        a22.as_mut(),
+        Accum::Add,
+        a21.as_ref(),
+        a12.as_ref(),
+        -F::one(),
+        par,
+    );
+    getrf_view(a22, offset + h, par)
+}
+
+/// `b := l^-1 b` for `l` the unit lower triangle of an LU tile (`n x n`)
+/// and `b` (`n x m`).
+pub(crate) fn trsm_lower<F: Float + faer::traits::RealField>(
+    lu: &[F],
+    n: usize,
+    b: &mut [F],
+    m: usize,
+    threads: usize,
+) {
+    let lu = MatRef::from_row_major_slice(lu, n, n);
+    let b = MatMut::from_row_major_slice_mut(b, n, m);
+    solve_unit_lower_triangular_in_place(lu, b, par(threads));
+}
+
+/// `b := b u^-1` for `u` the upper triangle of an LU tile (`n x n`) and
+/// `b` (`m x n`): `u^T x^T = b^T`, `u^T` lower.
+pub(crate) fn trsm_upper<F: Float + faer::traits::RealField>(
+    lu: &[F],
+    n: usize,
+    b: &mut [F],
+    m: usize,
+    threads: usize,
+) {
+    let lu = MatRef::from_row_major_slice(lu, n, n);
+    let bt = MatMut::from_row_major_slice_mut(b, m, n).transpose_mut();
+    solve_lower_triangular_in_place(lu.transpose(), bt, par(threads));
+}
+
 fn run<F: Float + faer::traits::RealField>(
     kernel: &Kernel,
     args: &mut [Arg<'_>],
@@ -103,8 +191,22 @@ fn run<F: Float + faer::traits::RealField>(
             syrk(a.as_slice::<F>()?, n, k, c.as_mut_slice::<F>()?, threads);
             Ok(())
         }
+        (Kernel::Getrf, [a]) => {
+            let n = a.shape[0];
+            getrf(a.as_mut_slice::<F>()?, n, threads)
+        }
+        (Kernel::TrsmLower, [lu, b]) => {
+            let (n, m) = (lu.shape[0], b.shape[1]);
+            trsm_lower(lu.as_slice::<F>()?, n, b.as_mut_slice::<F>()?, m, threads);
+            Ok(())
+        }
+        (Kernel::TrsmUpper, [lu, b]) => {
+            let (n, m) = (lu.shape[0], b.shape[0]);
+            trsm_upper(lu.as_slice::<F>()?, n, b.as_mut_slice::<F>()?, m, threads);
+            Ok(())
+        }
         (k, _) => Err(cpu_error(&format!(
-            "`{}`: wrong arguments for a Cholesky tile",
+            "`{}`: wrong arguments for a Cholesky or LU tile",
             k.name()
         ))),
     }

@@ -117,7 +117,12 @@ pub fn run_kernel(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> Resu
             };
             gemm::launch(&spec, args)
         }
-        Kernel::Potrf | Kernel::Trsm | Kernel::Syrk => linalg::launch(kernel, args, threads),
+        Kernel::Potrf
+        | Kernel::Trsm
+        | Kernel::Syrk
+        | Kernel::Getrf
+        | Kernel::TrsmLower
+        | Kernel::TrsmUpper => linalg::launch(kernel, args, threads),
         Kernel::Resize
         | Kernel::GaussianBlur { .. }
         | Kernel::Sobel

@@ -2,6 +2,7 @@
 
 use clap::Args;
 use xpu::bench::{self, bench_kernels, BenchRow};
+use xpu::tiled::Algorithm;
 use xpu::{DType, Error, Policy, Runtime, UnitId, UnitKind};
 
 use crate::report::progress;
@@ -37,7 +38,8 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Time a whole task graph instead: `cholesky` (tiled Cholesky, n^3/3
-    /// flops), `gemm` (tiled SGEMM against one direct call of the kernel), or
+    /// flops), `lu` (tiled LU without pivoting, 2n^3/3 flops), `gemm` (tiled
+    /// SGEMM against one direct call of the kernel), or
     /// the runtime's own cost per empty task: `indep` (no data), `chain` (one
     /// tensor read-written by every task), `spread` (1,000 tensors in turn).
     #[arg(long)]
@@ -63,13 +65,14 @@ fn parse_dtype(s: &str) -> Result<DType, String> {
 }
 
 pub fn run(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
-    if let Some(other) = args
-        .dag
-        .as_deref()
-        .filter(|d| !matches!(*d, "cholesky" | "gemm" | "indep" | "chain" | "spread"))
-    {
+    if let Some(other) = args.dag.as_deref().filter(|d| {
+        !matches!(
+            *d,
+            "cholesky" | "lu" | "gemm" | "indep" | "chain" | "spread"
+        )
+    }) {
         return Err(Error::Config(format!(
-            "unknown --dag `{other}` (cholesky, gemm, indep, chain or spread)"
+            "unknown --dag `{other}` (cholesky, lu, gemm, indep, chain or spread)"
         )));
     }
     if !args.policies.is_empty() {
@@ -95,7 +98,7 @@ pub fn run(runtime: &RuntimeArgs, args: &BenchArgs) -> xpu::Result<()> {
 
 fn run_on(rt: &Runtime, args: &BenchArgs) -> xpu::Result<()> {
     match args.dag.as_deref() {
-        Some("cholesky") => dag_cholesky(rt, args),
+        Some(name @ ("cholesky" | "lu")) => dag_factor(rt, args, Algorithm::parse(name)?),
         Some("gemm") => dag_gemm(rt, args),
         Some(mode) => dag_overhead(rt, args, mode),
         None => kernel_table(rt, args),
@@ -108,13 +111,14 @@ fn print_json<T: serde::Serialize>(value: &T) -> xpu::Result<()> {
     Ok(())
 }
 
-fn dag_cholesky(rt: &Runtime, args: &BenchArgs) -> xpu::Result<()> {
-    let run = bench::cholesky(rt, args.size, args.tile, args.dtype)?;
+fn dag_factor(rt: &Runtime, args: &BenchArgs, algorithm: Algorithm) -> xpu::Result<()> {
+    let run = bench::factor(rt, algorithm, args.size, args.tile, args.dtype)?;
     if args.json {
         return print_json(&run);
     }
     println!(
-        "xpu cholesky{} {}: {:.1} GFLOP/s ({} tasks, {:.3} s, tile {}, residual {:.2e}, policy {})",
+        "xpu {}{} {}: {:.1} GFLOP/s ({} tasks, {:.3} s, tile {}, residual {:.2e}, policy {})",
+        run.algorithm,
         run.size,
         run.dtype,
         run.gflops,
