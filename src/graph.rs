@@ -304,6 +304,11 @@ impl TaskNode {
         }
     }
 
+    /// Not yet taken by a worker, nor cancelled.
+    pub fn is_waiting(&self) -> bool {
+        self.run_state.load(Ordering::Acquire) == WAITING
+    }
+
     /// Called by the worker that took the task: true if it may run, false
     /// if it (or its job) was cancelled first.
     pub fn start(&self) -> bool {

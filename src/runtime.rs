@@ -599,6 +599,9 @@ impl Runtime {
         for w in self.workers.lock().drain(..) {
             let _ = w.join();
         }
+        if let Some(prefetcher) = &self.shared.prefetcher {
+            prefetcher.stop();
+        }
         if let Some(history) = &self.shared.history {
             let stored = history.store_once(
                 &self.shared.models,

@@ -238,6 +238,13 @@ impl MemoryManager {
         buf
     }
 
+    /// Whether `node` has free room for `bytes` more without evicting
+    /// anything.
+    pub fn has_room(&self, node: NodeId, bytes: usize) -> bool {
+        let n = &self.nodes[node];
+        n.pool.lock().used + size_class(bytes) <= n.capacity
+    }
+
     /// Makes `tensor` usable on `node` for `mode` by `task`: fetches a
     /// valid copy if the task reads and the local one is stale, allocates if
     /// needed, and invalidates the other copies if the task writes. The
@@ -253,6 +260,38 @@ impl MemoryManager {
         mode: Mode,
         task: u64,
     ) -> Result<(Storage, usize)> {
+        self.acquire_if(t, node, mode, task, &|| true)?
+            .ok_or_else(|| Error::Uninitialised { tensor: t.label() })
+    }
+
+    /// Copies `tensor` to `node` for `task` ahead of its run, if
+    /// `still_waiting()` holds once the tensor's lock is taken for the
+    /// copy (while the task has not started, no writer of the tensor can
+    /// run: they all come after it). Returns whether it copied.
+    pub fn prefetch(
+        &self,
+        t: &Arc<TensorInner>,
+        node: NodeId,
+        task: u64,
+        still_waiting: &dyn Fn() -> bool,
+    ) -> Result<bool> {
+        let acquired = self.acquire_if(t, node, Mode::Read, task, still_waiting)?;
+        if acquired.is_some() {
+            self.release(t, node, task);
+        }
+        Ok(acquired.is_some())
+    }
+
+    /// [`MemoryManager::acquire`], unless `go()` is false once the lock
+    /// for the copy is held (then `None`, nothing pinned).
+    fn acquire_if(
+        &self,
+        t: &Arc<TensorInner>,
+        node: NodeId,
+        mode: Mode,
+        task: u64,
+        go: &dyn Fn() -> bool,
+    ) -> Result<Option<(Storage, usize)>> {
         if self.nodes[node].lost.load(Ordering::Acquire) {
             return Err(self.lost_error(node));
         }
@@ -285,6 +324,9 @@ impl MemoryManager {
         if let Some(buf) = fresh {
             self.give_back(node, buf);
         }
+        if !go() {
+            return Ok(None);
+        }
         if node != HOST {
             let tick = self.tick.fetch_add(1, Ordering::Relaxed);
             self.nodes[node].pool.lock().touch(t, tick);
@@ -302,7 +344,7 @@ impl MemoryManager {
                 .lock()
                 .pin(t.id, storage.bytes(), task);
         }
-        Ok((storage, fetched))
+        Ok(Some((storage, fetched)))
     }
 
     /// Host storage where needed, the copy a read needs, the states a

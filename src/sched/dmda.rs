@@ -26,17 +26,13 @@
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
-use super::{Prioritised, QueueLengths, SchedPolicy, UnitPlace};
-use crate::graph::TaskNode;
-use crate::kernel::ArgMeta;
-use crate::perfmodel::{Footprint, PerfModels};
-use crate::tensor::Access;
-use crate::unit::{NodeId, UnitHealth, UnitId};
+use super::{Placeable, Prioritised, QueueLengths, SchedClock, SchedPolicy, UnitPlace};
+use crate::perfmodel::PerfModels;
+use crate::unit::{UnitHealth, UnitId};
 
 /// What a unit's queue keeps with each task: its prediction there.
 #[derive(Debug, Clone, Copy)]
@@ -45,29 +41,40 @@ struct Prediction {
     explores: bool,
 }
 
-type Queued = Prioritised<Prediction>;
+type Queued<T> = Prioritised<T, Prediction>;
 
 /// The task a unit runs now.
-struct Running {
-    task: Arc<TaskNode>,
+struct Running<T> {
+    task: Arc<T>,
     predicted: f64,
     explores: bool,
-    since: Instant,
+    /// When it started, on the policy's clock.
+    since: f64,
     /// Its elapsed time already corrected the model (a large overrun).
     reported: bool,
 }
 
 /// One unit's queue and load.
-#[derive(Default)]
-struct UnitState {
-    queue: Mutex<BinaryHeap<Queued>>,
+struct UnitState<T> {
+    queue: Mutex<BinaryHeap<Queued<T>>>,
     /// Predicted seconds of the queued tasks (f64 bits).
     queued_seconds: AtomicU64,
     length: AtomicU64,
-    running: Mutex<Option<Running>>,
+    running: Mutex<Option<Running<T>>>,
 }
 
-impl UnitState {
+impl<T> Default for UnitState<T> {
+    fn default() -> Self {
+        UnitState {
+            queue: Mutex::new(BinaryHeap::new()),
+            queued_seconds: AtomicU64::new(0),
+            length: AtomicU64::new(0),
+            running: Mutex::new(None),
+        }
+    }
+}
+
+impl<T> UnitState<T> {
     fn add_queued(&self, seconds: f64) {
         let _ = self
             .queued_seconds
@@ -89,16 +96,17 @@ struct Exploration {
     smallest: HashMap<String, f64>,
 }
 
-pub(crate) struct Dmda {
+pub(crate) struct Dmda<T> {
     health: Arc<UnitHealth>,
     models: Arc<PerfModels>,
     units: Vec<UnitPlace>,
+    clock: SchedClock,
     by_priority: bool,
     seq: AtomicU64,
-    state: Vec<UnitState>,
+    state: Vec<UnitState<T>>,
     /// Tasks not yet placed: nothing was known of them when they became
     /// ready.
-    unplaced: Mutex<VecDeque<Arc<TaskNode>>>,
+    unplaced: Mutex<VecDeque<Arc<T>>>,
     exploration: Mutex<Exploration>,
 }
 
@@ -117,16 +125,18 @@ struct Decision {
     explores: bool,
 }
 
-impl Dmda {
+impl<T: Placeable> Dmda<T> {
     pub fn new(
         health: Arc<UnitHealth>,
         models: Arc<PerfModels>,
         units: Vec<UnitPlace>,
+        clock: SchedClock,
         by_priority: bool,
-    ) -> Dmda {
+    ) -> Dmda<T> {
         Dmda {
             health,
             models,
+            clock,
             by_priority,
             seq: AtomicU64::new(0),
             state: units.iter().map(|_| UnitState::default()).collect(),
@@ -140,17 +150,17 @@ impl Dmda {
     /// task far past its prediction corrects the model at once, and the
     /// tasks queued on that unit on the strength of the old model go back
     /// to be placed again.
-    fn busy_for(&self, unit: UnitId, now: Instant) -> f64 {
+    fn busy_for(&self, unit: UnitId, now: f64) -> f64 {
         let s = &self.state[unit];
         let mut mispredicted = false;
         let running = match &mut *s.running.lock() {
             Some(r) => {
-                let elapsed = (now - r.since).as_secs_f64();
+                let elapsed = now - r.since;
                 if r.predicted > 0.0 && elapsed > OVERRUN * r.predicted && !r.reported {
                     r.reported = true;
                     mispredicted = true;
                     self.models
-                        .correct(r.task.kernel.name(), unit, &footprint(&r.task), elapsed);
+                        .correct(r.task.kernel_name(), unit, &r.task.footprint(), elapsed);
                 }
                 if elapsed <= r.predicted {
                     r.predicted - elapsed
@@ -174,9 +184,9 @@ impl Dmda {
     }
 
     /// Empties `unit`'s queue, highest first, releasing what it booked.
-    fn take_queue(&self, unit: UnitId) -> Vec<Queued> {
+    fn take_queue(&self, unit: UnitId) -> Vec<Queued<T>> {
         let s = &self.state[unit];
-        let entries: Vec<Queued> = {
+        let entries: Vec<Queued<T>> = {
             let mut q = s.queue.lock();
             s.length.store(0, Ordering::Relaxed);
             std::mem::take(&mut *q).into_sorted_vec()
@@ -193,50 +203,32 @@ impl Dmda {
 
     /// Takes back a queued prediction, and the exploration mark of
     /// `explored` if it explored `unit`.
-    fn release(&self, unit: UnitId, seconds: f64, explored: Option<&TaskNode>) {
+    fn release(&self, unit: UnitId, seconds: f64, explored: Option<&T>) {
         self.state[unit].add_queued(-seconds);
         if let Some(task) = explored {
             self.exploration
                 .lock()
                 .in_flight
-                .remove(&(task.kernel.name().to_string(), unit));
+                .remove(&(task.kernel_name().to_string(), unit));
         }
-    }
-
-    /// Predicted seconds to bring the task's inputs to `node`.
-    fn transfer_time(&self, task: &TaskNode, node: NodeId) -> f64 {
-        task.accesses
-            .iter()
-            .filter(|a| a.mode.reads())
-            .map(|a| {
-                let t = &a.tensor.inner;
-                let reps = t.replicas.lock();
-                if reps.state(node).is_valid() {
-                    0.0
-                } else {
-                    reps.valid_source()
-                        .map_or(0.0, |src| self.models.transfer_time(src, node, t.nbytes()))
-                }
-            })
-            .sum()
     }
 
     /// Where `task` should go: the unit it is expected to finish first on,
     /// with its predicted run time, or a unit to explore (a pair never
     /// run, marked in flight here); `None` when nothing is known and no
     /// pair may be explored now.
-    fn decide(&self, task: &TaskNode) -> Option<Decision> {
-        let kernel = task.kernel.name();
-        let fp = footprint(task);
-        let now = Instant::now();
+    fn decide(&self, task: &T) -> Option<Decision> {
+        let kernel = task.kernel_name();
+        let fp = task.footprint();
+        let now = self.clock.now();
         // (unit, expected finish, predicted run) of every modelled unit.
         let mut known: SmallVec<[(UnitId, f64, f64); 8]> = SmallVec::new();
         let mut unknown: SmallVec<[UnitId; 8]> = SmallVec::new();
-        for unit in task.eligible.iter().filter(|&u| !self.health.is_down(u)) {
+        for unit in task.eligible().iter().filter(|&u| !self.health.is_down(u)) {
             match self.models.predict(kernel, unit, &fp) {
                 Some(run) => {
                     let finish = self.busy_for(unit, now)
-                        + self.transfer_time(task, self.units[unit].node)
+                        + task.transfer_time(self.units[unit].node, &self.models)
                         + run;
                     known.push((unit, finish, run));
                 }
@@ -248,7 +240,7 @@ impl Dmda {
         // CPU units: exploring them in a run only takes cores from the CPU
         // units. `xpu calibrate` measures them instead.
         let cpu_eligible = task
-            .eligible
+            .eligible()
             .iter()
             .any(|u| self.units[u].is_cpu && !self.health.is_down(u));
         if cpu_eligible {
@@ -314,14 +306,14 @@ impl Dmda {
     /// A task from the shared queue for an idle `unit`, decided again now
     /// that more may be known; one that another unit should run moves to
     /// that unit's queue. Returns the task and what was predicted for it.
-    fn take_unplaced(&self, unit: UnitId) -> Option<(Arc<TaskNode>, Decision)> {
+    fn take_unplaced(&self, unit: UnitId) -> Option<(Arc<T>, Decision)> {
         loop {
             let task = {
                 let mut q = self.unplaced.lock();
                 let pos = q
                     .iter()
                     .take(SCAN)
-                    .position(|t| t.eligible.contains(unit))?;
+                    .position(|t| t.eligible().contains(unit))?;
                 q.remove(pos)?
             };
             match self.decide(&task) {
@@ -338,10 +330,10 @@ impl Dmda {
         }
     }
 
-    fn enqueue(&self, task: Arc<TaskNode>, d: Decision) {
+    fn enqueue(&self, task: Arc<T>, d: Decision) {
         let s = &self.state[d.unit];
         s.add_queued(d.seconds);
-        let priority = if self.by_priority { task.priority } else { 0 };
+        let priority = if self.by_priority { task.priority() } else { 0 };
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let mut q = s.queue.lock();
         q.push(Queued {
@@ -357,18 +349,8 @@ impl Dmda {
     }
 }
 
-/// The footprint of a task's arguments (computed once per task).
-pub(crate) fn footprint(task: &TaskNode) -> Footprint {
-    *task.footprint.get_or_init(|| footprint_of(task))
-}
-
-fn footprint_of(task: &TaskNode) -> Footprint {
-    let metas: SmallVec<[ArgMeta<'_>; 4]> = task.accesses.iter().map(Access::meta).collect();
-    Footprint::of(&metas, task.kernel.bytes(&metas))
-}
-
-impl SchedPolicy for Dmda {
-    fn push(&self, task: Arc<TaskNode>, _from: Option<UnitId>) -> Option<UnitId> {
+impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
+    fn push(&self, task: Arc<T>, _from: Option<UnitId>) -> Option<UnitId> {
         let Some(d) = self.decide(&task) else {
             // Nothing known and every unknown pair busy exploring: the
             // first capable unit to be idle takes it (and decides again).
@@ -379,7 +361,7 @@ impl SchedPolicy for Dmda {
         Some(d.unit)
     }
 
-    fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>> {
+    fn pop(&self, unit: UnitId) -> Option<Arc<T>> {
         let s = &self.state[unit];
         let own = {
             let mut q = s.queue.lock();
@@ -401,43 +383,42 @@ impl SchedPolicy for Dmda {
             task: task.clone(),
             predicted: seconds,
             explores,
-            since: Instant::now(),
+            since: self.clock.now(),
             reported: false,
         });
         Some(task)
     }
 
-    fn finished(&self, unit: UnitId, task: &TaskNode) {
+    fn finished(&self, unit: UnitId, task: &T) {
         let done = {
             let mut running = self.state[unit].running.lock();
             match &*running {
-                Some(r) if r.task.id == task.id => running.take(),
+                Some(r) if r.task.id() == task.id() => running.take(),
                 _ => None,
             }
         };
         let Some(r) = done else { return };
         // A task that ended far past its prediction corrects the model
         // now, whether or not the worker sampled it.
-        let elapsed = r.since.elapsed().as_secs_f64();
+        let elapsed = self.clock.now() - r.since;
         if r.predicted > 0.0 && elapsed > OVERRUN * r.predicted && !r.reported {
             self.models
-                .correct(task.kernel.name(), unit, &footprint(task), elapsed);
+                .correct(task.kernel_name(), unit, &task.footprint(), elapsed);
         }
         if r.explores {
             self.release(unit, 0.0, Some(&r.task));
         }
     }
 
-    fn drain(&self, unit: UnitId) -> Vec<Arc<TaskNode>> {
-        let mut gone: Vec<Arc<TaskNode>> =
-            self.take_queue(unit).into_iter().map(|q| q.task).collect();
+    fn drain(&self, unit: UnitId) -> Vec<Arc<T>> {
+        let mut gone: Vec<Arc<T>> = self.take_queue(unit).into_iter().map(|q| q.task).collect();
         // Tasks queued on other units that no unit in service can run.
         for (u, s) in self.state.iter().enumerate().filter(|(u, _)| *u != unit) {
-            let stranded: Vec<Queued> = {
+            let stranded: Vec<Queued<T>> = {
                 let mut q = s.queue.lock();
                 let (stranded, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *q)
                     .into_iter()
-                    .partition(|e| super::stranded(&e.task, &self.health));
+                    .partition(|e| super::stranded(&*e.task, &self.health));
                 q.extend(kept);
                 s.length.store(q.len() as u64, Ordering::Relaxed);
                 stranded
@@ -450,7 +431,7 @@ impl SchedPolicy for Dmda {
         let mut q = self.unplaced.lock();
         let (stranded, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut *q)
             .into_iter()
-            .partition(|t| super::stranded(t, &self.health));
+            .partition(|t| super::stranded(&**t, &self.health));
         *q = kept;
         gone.extend(stranded);
         gone

@@ -5,21 +5,20 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{stranded, PriorityQueue, QueueLengths, SchedPolicy};
-use crate::graph::TaskNode;
+use super::{stranded, Placeable, PriorityQueue, QueueLengths, SchedPolicy};
 use crate::unit::{UnitHealth, UnitId};
 
 /// How far a unit looks past tasks it cannot run.
 const SCAN: usize = 64;
 
-pub(crate) struct Eager {
+pub(crate) struct Eager<T> {
     health: Arc<UnitHealth>,
-    priority: PriorityQueue,
-    queue: Mutex<VecDeque<Arc<TaskNode>>>,
+    priority: PriorityQueue<T>,
+    queue: Mutex<VecDeque<Arc<T>>>,
 }
 
-impl Eager {
-    pub fn new(health: Arc<UnitHealth>) -> Eager {
+impl<T> Eager<T> {
+    pub fn new(health: Arc<UnitHealth>) -> Eager<T> {
         Eager {
             health,
             priority: PriorityQueue::default(),
@@ -28,15 +27,15 @@ impl Eager {
     }
 }
 
-impl SchedPolicy for Eager {
-    fn push(&self, task: Arc<TaskNode>, _from: Option<UnitId>) -> Option<UnitId> {
+impl<T: Placeable> SchedPolicy<T> for Eager<T> {
+    fn push(&self, task: Arc<T>, _from: Option<UnitId>) -> Option<UnitId> {
         if let Some(task) = self.priority.offer(task) {
             self.queue.lock().push_back(task);
         }
         None
     }
 
-    fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>> {
+    fn pop(&self, unit: UnitId) -> Option<Arc<T>> {
         if let Some(t) = self.priority.pop(unit) {
             return Some(t);
         }
@@ -44,19 +43,19 @@ impl SchedPolicy for Eager {
         let pos = q
             .iter()
             .take(SCAN)
-            .position(|t| t.eligible.contains(unit))?;
+            .position(|t| t.eligible().contains(unit))?;
         q.remove(pos)
     }
 
-    fn drain(&self, _unit: UnitId) -> Vec<Arc<TaskNode>> {
+    fn drain(&self, _unit: UnitId) -> Vec<Arc<T>> {
         // One shared queue: a unit out of service stops taking from it, and
         // only what no unit in service can run is taken out.
         let mut gone = self.priority.drain_stranded(&self.health);
         let mut q = self.queue.lock();
-        if q.iter().any(|t| stranded(t, &self.health)) {
+        if q.iter().any(|t| stranded(&**t, &self.health)) {
             let (out, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut *q)
                 .into_iter()
-                .partition(|t| stranded(t, &self.health));
+                .partition(|t| stranded(&**t, &self.health));
             *q = kept;
             gone.extend(out);
         }

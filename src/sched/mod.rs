@@ -11,17 +11,19 @@ mod eager;
 mod round_robin;
 mod work_stealing;
 
-pub(crate) use dmda::footprint;
-
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 
-use crate::graph::TaskNode;
-use crate::perfmodel::PerfModels;
+use crate::graph::{TaskNode, UnitSet};
+use crate::kernel::ArgMeta;
+use crate::perfmodel::{Footprint, PerfModels};
+use crate::tensor::Access;
 use crate::unit::{NodeId, UnitHealth, UnitId};
 
 /// The scheduling policy of a runtime.
@@ -74,6 +76,13 @@ impl Policy {
         matches!(self, Policy::Dmda | Policy::Dmdas)
     }
 
+    /// Whether a task's inputs start moving to its unit's memory when the
+    /// policy queues it there, rather than when it starts (the policies
+    /// that place each task on one unit ahead of time).
+    pub fn prefetches(self) -> bool {
+        self.uses_models()
+    }
+
     /// Parses `eager`, `round-robin`, `work-stealing`, `dmda` or `dmdas`.
     pub fn parse(s: &str) -> crate::Result<Policy> {
         Policy::ALL
@@ -86,19 +95,107 @@ impl Policy {
             })
     }
 
-    /// The policy over units in `health`, described by `units`.
-    pub(crate) fn build(
+    /// The policy over units in `health`, described by `units`, placing
+    /// tasks of type `T` (the runtime's, or the simulator's) on `clock`.
+    pub(crate) fn build<T: Placeable>(
         self,
         health: Arc<UnitHealth>,
         models: Arc<PerfModels>,
         units: Vec<UnitPlace>,
-    ) -> Box<dyn SchedPolicy> {
+        clock: SchedClock,
+    ) -> Box<dyn SchedPolicy<T>> {
         match self {
             Policy::Eager => Box::new(eager::Eager::new(health)),
             Policy::RoundRobin => Box::new(round_robin::RoundRobin::new(health)),
             Policy::WorkStealing => Box::new(work_stealing::WorkStealing::new(health)),
-            Policy::Dmda => Box::new(dmda::Dmda::new(health, models, units, false)),
-            Policy::Dmdas => Box::new(dmda::Dmda::new(health, models, units, true)),
+            Policy::Dmda => Box::new(dmda::Dmda::new(health, models, units, clock, false)),
+            Policy::Dmdas => Box::new(dmda::Dmda::new(health, models, units, clock, true)),
+        }
+    }
+}
+
+/// What a policy knows of a task: the runtime's tasks and the simulator's
+/// are placed by the same policies.
+pub(crate) trait Placeable: Send + Sync + 'static {
+    fn id(&self) -> u64;
+    fn kernel_name(&self) -> &str;
+    /// The units that can run it.
+    fn eligible(&self) -> &UnitSet;
+    fn priority(&self) -> i32;
+    /// What its run time depends on.
+    fn footprint(&self) -> Footprint;
+    /// Predicted seconds to bring the tensors it reads to `node`, from
+    /// where their valid copies are now.
+    fn transfer_time(&self, node: NodeId, models: &PerfModels) -> f64;
+}
+
+impl Placeable for TaskNode {
+    fn id(&self) -> u64 {
+        self.id
+    }
+
+    fn kernel_name(&self) -> &str {
+        self.kernel.name()
+    }
+
+    fn eligible(&self) -> &UnitSet {
+        &self.eligible
+    }
+
+    fn priority(&self) -> i32 {
+        self.priority
+    }
+
+    fn footprint(&self) -> Footprint {
+        footprint(self)
+    }
+
+    fn transfer_time(&self, node: NodeId, models: &PerfModels) -> f64 {
+        self.accesses
+            .iter()
+            .filter(|a| a.mode.reads())
+            .map(|a| {
+                let t = &a.tensor.inner;
+                let reps = t.replicas.lock();
+                if reps.state(node).is_valid() {
+                    0.0
+                } else {
+                    reps.valid_source()
+                        .map_or(0.0, |src| models.transfer_time(src, node, t.nbytes()))
+                }
+            })
+            .sum()
+    }
+}
+
+/// The footprint of a task's arguments (computed once per task).
+pub(crate) fn footprint(task: &TaskNode) -> Footprint {
+    *task.footprint.get_or_init(|| {
+        let metas: SmallVec<[ArgMeta<'_>; 4]> = task.accesses.iter().map(Access::meta).collect();
+        Footprint::of(&metas, task.kernel.bytes(&metas))
+    })
+}
+
+/// The time a policy reads: the wall clock in a runtime, a virtual clock
+/// that the simulator advances.
+#[derive(Clone)]
+pub(crate) enum SchedClock {
+    Wall(Instant),
+    /// Seconds as f64 bits.
+    Virtual(Arc<AtomicU64>),
+}
+
+impl SchedClock {
+    /// A wall clock starting now.
+    pub fn wall() -> SchedClock {
+        SchedClock::Wall(Instant::now())
+    }
+
+    /// Seconds since the clock started.
+    pub fn now(&self) -> f64 {
+        match self {
+            SchedClock::Wall(start) => start.elapsed().as_secs_f64(),
+            SchedClock::Virtual(bits) => f64::from_bits(bits.load(Ordering::Acquire)),
         }
     }
 }
@@ -113,22 +210,22 @@ pub(crate) struct UnitPlace {
 }
 
 /// A scheduling policy.
-pub(crate) trait SchedPolicy: Send + Sync {
+pub(crate) trait SchedPolicy<T: Placeable = TaskNode>: Send + Sync {
     /// A task became ready; `from` is the unit whose task released it.
     /// Returns the unit whose own queue it joined, if it went to one unit
     /// only (that unit is woken), or `None` if any capable unit may take it.
-    fn push(&self, task: Arc<TaskNode>, from: Option<UnitId>) -> Option<UnitId>;
+    fn push(&self, task: Arc<T>, from: Option<UnitId>) -> Option<UnitId>;
     /// The next task for `unit`, which must be in the task's eligible set.
-    fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>>;
+    fn pop(&self, unit: UnitId) -> Option<Arc<T>>;
     /// Called for a unit out of service: takes every task waiting in its
     /// own queue (to be placed elsewhere) and every waiting task that no
     /// unit in service can run (to be failed).
-    fn drain(&self, unit: UnitId) -> Vec<Arc<TaskNode>>;
+    fn drain(&self, unit: UnitId) -> Vec<Arc<T>>;
     /// Ready tasks waiting, per unit queue (`units` of them) and in shared
     /// queues (a snapshot, for monitoring).
     fn queued(&self, units: usize) -> QueueLengths;
     /// `unit` finished `task` (run, failed or cancelled).
-    fn finished(&self, _unit: UnitId, _task: &TaskNode) {}
+    fn finished(&self, _unit: UnitId, _task: &T) {}
 }
 
 /// Ready tasks not yet taken by a unit.
@@ -142,25 +239,25 @@ pub struct QueueLengths {
 
 /// A queued task in priority order (highest first, FIFO among equals),
 /// with what its queue keeps beside it.
-struct Prioritised<P = ()> {
+struct Prioritised<T, P = ()> {
     priority: i32,
     seq: u64,
-    task: Arc<TaskNode>,
+    task: Arc<T>,
     payload: P,
 }
 
-impl<P> PartialEq for Prioritised<P> {
+impl<T, P> PartialEq for Prioritised<T, P> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == CmpOrdering::Equal
     }
 }
-impl<P> Eq for Prioritised<P> {}
-impl<P> PartialOrd for Prioritised<P> {
+impl<T, P> Eq for Prioritised<T, P> {}
+impl<T, P> PartialOrd for Prioritised<T, P> {
     fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
         Some(self.cmp(other))
     }
 }
-impl<P> Ord for Prioritised<P> {
+impl<T, P> Ord for Prioritised<T, P> {
     fn cmp(&self, other: &Self) -> CmpOrdering {
         self.priority
             .cmp(&other.priority)
@@ -169,28 +266,37 @@ impl<P> Ord for Prioritised<P> {
 }
 
 /// Tasks with a non-zero priority, highest first, FIFO among equals.
-#[derive(Default)]
-pub(crate) struct PriorityQueue {
+pub(crate) struct PriorityQueue<T> {
     len: AtomicUsize,
     seq: AtomicU64,
-    heap: Mutex<BinaryHeap<Prioritised>>,
+    heap: Mutex<BinaryHeap<Prioritised<T>>>,
 }
 
-impl PriorityQueue {
+impl<T> Default for PriorityQueue<T> {
+    fn default() -> Self {
+        PriorityQueue {
+            len: AtomicUsize::new(0),
+            seq: AtomicU64::new(0),
+            heap: Mutex::new(BinaryHeap::new()),
+        }
+    }
+}
+
+impl<T: Placeable> PriorityQueue<T> {
     /// Tasks waiting.
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Acquire)
     }
 
     /// Takes `task` if it has a priority; otherwise hands it back.
-    pub fn offer(&self, task: Arc<TaskNode>) -> Option<Arc<TaskNode>> {
-        if task.priority == 0 {
+    pub fn offer(&self, task: Arc<T>) -> Option<Arc<T>> {
+        if task.priority() == 0 {
             return Some(task);
         }
         let seq = self.seq.fetch_add(1, Ordering::Relaxed);
         let mut heap = self.heap.lock();
         heap.push(Prioritised {
-            priority: task.priority,
+            priority: task.priority(),
             seq,
             task,
             payload: (),
@@ -200,7 +306,7 @@ impl PriorityQueue {
     }
 
     /// The highest-priority task `unit` can run.
-    pub fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>> {
+    pub fn pop(&self, unit: UnitId) -> Option<Arc<T>> {
         if self.len.load(Ordering::Acquire) == 0 {
             return None;
         }
@@ -208,7 +314,7 @@ impl PriorityQueue {
         let mut skipped = Vec::new();
         let mut found = None;
         while let Some(p) = heap.pop() {
-            if p.task.eligible.contains(unit) {
+            if p.task.eligible().contains(unit) {
                 found = Some(p.task);
                 break;
             }
@@ -220,14 +326,14 @@ impl PriorityQueue {
     }
 
     /// Takes the tasks that no unit in service can run.
-    pub fn drain_stranded(&self, health: &UnitHealth) -> Vec<Arc<TaskNode>> {
+    pub fn drain_stranded(&self, health: &UnitHealth) -> Vec<Arc<T>> {
         if self.len.load(Ordering::Acquire) == 0 {
             return Vec::new();
         }
         let mut heap = self.heap.lock();
         let (gone, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *heap)
             .into_iter()
-            .partition(|p| stranded(&p.task, health));
+            .partition(|p| stranded(&*p.task, health));
         heap.extend(kept);
         self.len.store(heap.len(), Ordering::Release);
         gone.into_iter().map(|p| p.task).collect()
@@ -235,19 +341,19 @@ impl PriorityQueue {
 }
 
 /// True when every unit that could run `task` is out of service.
-pub(crate) fn stranded(task: &TaskNode, health: &UnitHealth) -> bool {
-    task.eligible.iter().all(|u| health.is_down(u))
+pub(crate) fn stranded<T: Placeable>(task: &T, health: &UnitHealth) -> bool {
+    task.eligible().iter().all(|u| health.is_down(u))
 }
 
 /// The first unit in service that can run `task`, trying them in turn
 /// from `start`.
-pub(crate) fn next_eligible(
-    task: &TaskNode,
+pub(crate) fn next_eligible<T: Placeable>(
+    task: &T,
     start: usize,
     units: usize,
     health: &UnitHealth,
 ) -> Option<UnitId> {
     (0..units)
         .map(|i| (start + i) % units)
-        .find(|&u| task.eligible.contains(u) && !health.is_down(u))
+        .find(|&u| task.eligible().contains(u) && !health.is_down(u))
 }

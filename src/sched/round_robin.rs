@@ -5,19 +5,18 @@ use std::sync::Arc;
 
 use crossbeam_deque::{Injector, Steal};
 
-use super::{next_eligible, PriorityQueue, QueueLengths, SchedPolicy};
-use crate::graph::TaskNode;
+use super::{next_eligible, Placeable, PriorityQueue, QueueLengths, SchedPolicy};
 use crate::unit::{UnitHealth, UnitId};
 
-pub(crate) struct RoundRobin {
+pub(crate) struct RoundRobin<T> {
     health: Arc<UnitHealth>,
-    priority: PriorityQueue,
+    priority: PriorityQueue<T>,
     next: AtomicUsize,
-    queues: Vec<Injector<Arc<TaskNode>>>,
+    queues: Vec<Injector<Arc<T>>>,
 }
 
-impl RoundRobin {
-    pub fn new(health: Arc<UnitHealth>) -> RoundRobin {
+impl<T> RoundRobin<T> {
+    pub fn new(health: Arc<UnitHealth>) -> RoundRobin<T> {
         let units = health.len();
         RoundRobin {
             health,
@@ -30,18 +29,18 @@ impl RoundRobin {
 
 /// For a unit out of service: the tasks no unit in service can run, and
 /// everything in its own queue.
-pub(crate) fn drain_unit(
-    priority: &PriorityQueue,
+pub(crate) fn drain_unit<T: Placeable>(
+    priority: &PriorityQueue<T>,
     health: &UnitHealth,
-    own: &Injector<Arc<TaskNode>>,
-) -> Vec<Arc<TaskNode>> {
+    own: &Injector<Arc<T>>,
+) -> Vec<Arc<T>> {
     let mut gone = priority.drain_stranded(health);
     gone.extend(std::iter::from_fn(|| steal_one(own)));
     gone
 }
 
 /// Takes one task from `q`, retrying while the queue is being changed.
-pub(crate) fn steal_one(q: &Injector<Arc<TaskNode>>) -> Option<Arc<TaskNode>> {
+pub(crate) fn steal_one<T>(q: &Injector<Arc<T>>) -> Option<Arc<T>> {
     loop {
         match q.steal() {
             Steal::Success(t) => return Some(t),
@@ -51,28 +50,28 @@ pub(crate) fn steal_one(q: &Injector<Arc<TaskNode>>) -> Option<Arc<TaskNode>> {
     }
 }
 
-impl SchedPolicy for RoundRobin {
-    fn push(&self, task: Arc<TaskNode>, _from: Option<UnitId>) -> Option<UnitId> {
+impl<T: Placeable> SchedPolicy<T> for RoundRobin<T> {
+    fn push(&self, task: Arc<T>, _from: Option<UnitId>) -> Option<UnitId> {
         // A prioritised task waits in the shared queue: any unit takes it.
         let task = self.priority.offer(task)?;
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         // Eligibility is checked at submit, so some unit matches; if all
         // that match went out of service since, the first one's worker
         // fails the task.
-        let unit = next_eligible(&task, start, self.queues.len(), &self.health)
-            .or_else(|| task.eligible.iter().next())
+        let unit = next_eligible(&*task, start, self.queues.len(), &self.health)
+            .or_else(|| task.eligible().iter().next())
             .unwrap_or(0);
         self.queues[unit].push(task);
         Some(unit)
     }
 
-    fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>> {
+    fn pop(&self, unit: UnitId) -> Option<Arc<T>> {
         self.priority
             .pop(unit)
             .or_else(|| steal_one(&self.queues[unit]))
     }
 
-    fn drain(&self, unit: UnitId) -> Vec<Arc<TaskNode>> {
+    fn drain(&self, unit: UnitId) -> Vec<Arc<T>> {
         drain_unit(&self.priority, &self.health, &self.queues[unit])
     }
 

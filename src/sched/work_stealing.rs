@@ -8,19 +8,18 @@ use std::sync::Arc;
 use crossbeam_deque::Injector;
 
 use super::round_robin::{drain_unit, steal_one};
-use super::{next_eligible, PriorityQueue, QueueLengths, SchedPolicy};
-use crate::graph::TaskNode;
+use super::{next_eligible, Placeable, PriorityQueue, QueueLengths, SchedPolicy};
 use crate::unit::{UnitHealth, UnitId};
 
-pub(crate) struct WorkStealing {
+pub(crate) struct WorkStealing<T> {
     health: Arc<UnitHealth>,
-    priority: PriorityQueue,
+    priority: PriorityQueue<T>,
     next: AtomicUsize,
-    queues: Vec<Injector<Arc<TaskNode>>>,
+    queues: Vec<Injector<Arc<T>>>,
 }
 
-impl WorkStealing {
-    pub fn new(health: Arc<UnitHealth>) -> WorkStealing {
+impl<T> WorkStealing<T> {
+    pub fn new(health: Arc<UnitHealth>) -> WorkStealing<T> {
         let units = health.len();
         WorkStealing {
             health,
@@ -31,16 +30,16 @@ impl WorkStealing {
     }
 }
 
-impl SchedPolicy for WorkStealing {
-    fn push(&self, task: Arc<TaskNode>, from: Option<UnitId>) -> Option<UnitId> {
+impl<T: Placeable> SchedPolicy<T> for WorkStealing<T> {
+    fn push(&self, task: Arc<T>, from: Option<UnitId>) -> Option<UnitId> {
         // A prioritised task waits in the shared queue: any unit takes it.
         let task = self.priority.offer(task)?;
         let unit = match from {
-            Some(u) if task.eligible.contains(u) && !self.health.is_down(u) => u,
+            Some(u) if task.eligible().contains(u) && !self.health.is_down(u) => u,
             _ => {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
-                next_eligible(&task, start, self.queues.len(), &self.health)
-                    .or_else(|| task.eligible.iter().next())
+                next_eligible(&*task, start, self.queues.len(), &self.health)
+                    .or_else(|| task.eligible().iter().next())
                     .unwrap_or(0)
             }
         };
@@ -49,7 +48,7 @@ impl SchedPolicy for WorkStealing {
         None
     }
 
-    fn pop(&self, unit: UnitId) -> Option<Arc<TaskNode>> {
+    fn pop(&self, unit: UnitId) -> Option<Arc<T>> {
         if let Some(t) = self
             .priority
             .pop(unit)
@@ -60,7 +59,7 @@ impl SchedPolicy for WorkStealing {
         let n = self.queues.len();
         for victim in (1..n).map(|i| (unit + i) % n) {
             if let Some(t) = steal_one(&self.queues[victim]) {
-                if t.eligible.contains(unit) {
+                if t.eligible().contains(unit) {
                     return Some(t);
                 }
                 // Not ours to run: put it back where it came from.
@@ -70,7 +69,7 @@ impl SchedPolicy for WorkStealing {
         None
     }
 
-    fn drain(&self, unit: UnitId) -> Vec<Arc<TaskNode>> {
+    fn drain(&self, unit: UnitId) -> Vec<Arc<T>> {
         drain_unit(&self.priority, &self.health, &self.queues[unit])
     }
 

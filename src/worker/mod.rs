@@ -21,6 +21,7 @@ use crate::memory::Storage;
 use crate::trace::TaskRecord;
 use crate::unit::UnitId;
 
+mod prefetch;
 mod shared;
 
 /// Polls before yielding the core, then yields before parking: a worker
@@ -95,7 +96,7 @@ fn serve_while_down(s: &Shared, unit: UnitId, parker: &Parker) {
     let reason = s.health.reason(unit).unwrap_or_default();
     loop {
         for task in s.policy.drain(unit) {
-            if crate::sched::stranded(&task, &s.health) {
+            if crate::sched::stranded(&*task, &s.health) {
                 let down = Error::UnitDown {
                     unit,
                     reason: reason.clone(),

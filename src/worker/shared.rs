@@ -11,6 +11,7 @@ use crossbeam_utils::sync::{Parker, Unparker};
 use crossbeam_utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 
+use super::prefetch::Prefetcher;
 use crate::backend::{Backend, BackendStatus};
 use crate::error::Error;
 use crate::error::Result;
@@ -20,9 +21,9 @@ use crate::memory::MemoryManager;
 use crate::monitor::RuntimeSnapshot;
 use crate::perfmodel::PerfModels;
 use crate::profile::{UnitCounters, UnitReport};
-use crate::sched::{Policy, SchedPolicy, UnitPlace};
+use crate::sched::{Policy, SchedClock, SchedPolicy, UnitPlace};
 use crate::trace::{Clock, Recorder};
-use crate::unit::{UnitHealth, UnitId, UnitInfo, UnitKind};
+use crate::unit::{UnitHealth, UnitId, UnitInfo, UnitKind, HOST};
 
 static NEXT_RUNTIME: AtomicU64 = AtomicU64::new(1);
 
@@ -37,6 +38,9 @@ pub(crate) struct Shared {
     pub unit_backends: Vec<(Arc<dyn Backend>, usize)>,
     pub statuses: Vec<BackendStatus>,
     pub memory: Arc<MemoryManager>,
+    /// Moves a queued task's inputs to its unit early (policies that
+    /// place ahead of time, on machines with device memory).
+    pub prefetcher: Option<Prefetcher>,
     /// What placement predicts with; fed by the workers when the policy
     /// uses it.
     pub models: Arc<PerfModels>,
@@ -105,10 +109,19 @@ impl Shared {
             None => None,
         };
         let parkers: Vec<Parker> = (0..n).map(|_| Parker::new()).collect();
+        let memory = Arc::new(memory);
+        let prefetcher = if policy.prefetches() && units.iter().any(|u| u.node != HOST) {
+            Some(
+                Prefetcher::start(memory.clone())
+                    .map_err(|e| Error::Config(format!("cannot start the prefetch thread: {e}")))?,
+            )
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
             id: NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed),
             policy_kind: policy,
-            policy: policy.build(health.clone(), models.clone(), places),
+            policy: policy.build(health.clone(), models.clone(), places, SchedClock::wall()),
             models,
             measuring: policy.uses_models() || history.is_some(),
             history,
@@ -132,7 +145,8 @@ impl Shared {
             event_lock: Mutex::new(()),
             event: Condvar::new(),
             started: memory.clock().start(),
-            memory: Arc::new(memory),
+            memory,
+            prefetcher,
         });
         Ok((shared, parkers))
     }
@@ -156,8 +170,15 @@ impl Shared {
         // The common case, nobody asleep, copies nothing; a unit that fell
         // asleep while the task was pushed is woken without knowing the task.
         let eligible = (self.sleepers.load(Ordering::SeqCst) > 0).then(|| task.eligible.clone());
+        let prefetched = self.prefetcher.as_ref().map(|p| (p, task.clone()));
         let queued_for = self.policy.push(task, from);
         std::sync::atomic::fence(Ordering::SeqCst);
+        if let (Some(unit), Some((prefetcher, task))) = (queued_for, prefetched) {
+            let node = self.units[unit].node;
+            if node != HOST {
+                prefetcher.request(task, node);
+            }
+        }
         match (queued_for, eligible) {
             (Some(unit), _) => {
                 // Only that unit takes it: wake it if it sleeps.
