@@ -48,6 +48,18 @@ pub fn process_resident_bytes() -> u64 {
     proc_kb_field("/proc/self/status", "VmRSS").unwrap_or(0)
 }
 
+/// The most resident memory this process has held (`VmHWM` in
+/// `/proc/self/status`), in bytes; 0 where unknown.
+///
+/// ```
+/// if cfg!(target_os = "linux") {
+///     assert!(xpu::host::process_peak_resident_bytes() >= xpu::host::process_resident_bytes());
+/// }
+/// ```
+pub fn process_peak_resident_bytes() -> u64 {
+    proc_kb_field("/proc/self/status", "VmHWM").unwrap_or(0)
+}
+
 /// Busy and total time of every core since boot (`/proc/stat`), in clock
 /// ticks; utilisation is the difference of two readings.
 #[derive(Debug, Clone, Default)]

@@ -49,14 +49,16 @@
 //! | `tensor` | tensor handles, names, their dependency and replica state | `graph`, `memory`, `kernel`, `dtype` |
 //! | `memory` | replicas (MSI), node pools, pins, eviction, transfers | `backend`, `trace`, `perfmodel`, `tensor`, `kernel`, `unit`, `error` |
 //! | `perfmodel` | performance models: run times per kernel, unit and footprint, fitted laws, transfer models | `kernel`, `unit` |
-//! | `sched` | the policies (`push` a ready task, `pop` one for a unit); dmda places by the models | `graph`, `perfmodel`, `unit` |
+//! | `sched` | the policies (`push` a ready task, `pop` one for a unit), over any task that is `Placeable` (the runtime's or the simulator's) on a wall or virtual clock; dmda places by the models | `graph`, `perfmodel`, `unit` |
+//! | `dag` | a graph known in advance: dependencies from accesses, bottom levels, priorities | `kernel` |
 //! | `history` | the task history file (SQLite): loads models at start, stores runs | `perfmodel`, `trace`, `host` (data dir), `error` |
 //! | `monitor` | host sampling and Prometheus metrics from runtime snapshots | `memory`, `sched`, `unit`, `host` (no runtime internals) |
-//! | `worker` | the state the workers share and their loop: fetch, launch, release, measure | `graph`, `memory`, `sched`, `perfmodel`, `history`, `backend`, `trace`, `monitor` (snapshot type), `unit` |
+//! | `worker` | the state the workers share and their loop: fetch, launch, release, measure; prefetch for dmda | `graph`, `memory`, `sched`, `perfmodel`, `history`, `backend`, `trace`, `monitor` (snapshot type), `unit` |
 //! | `job` | [`Job`], the public handle of a group of tasks | `graph` |
 //! | `batch` | [`Batch`]: tasks recorded first, submitted with priorities from their bottom level | `runtime`, `perfmodel`, `kernel`, `tensor` |
 //! | `runtime` | [`Runtime`]: tensors, submit, wait, read, cancel, shut down | everything above |
 //! | `builder` | [`RuntimeBuilder`]: options, building a runtime | `backend`, `memory`, `runtime`, `sched`, `unit` |
+//! | `sim` | simulated platforms: descriptions, workloads, the event loop driving the policies on a virtual clock | `sched`, `perfmodel`, `dag`, `tiled`, `trace`, `kernel`, `unit` |
 //! | `llm`, `vision`, `tiled`, `bench` | applications on the public API | the public API |
 //! | `bin/xpu` | the command-line tool | the public API |
 
@@ -80,6 +82,7 @@ pub mod perfmodel;
 mod profile;
 mod runtime;
 pub mod sched;
+pub mod sim;
 mod tensor;
 pub mod tiled;
 pub mod trace;

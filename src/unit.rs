@@ -152,6 +152,13 @@ impl UnitHealth {
         }
     }
 
+    /// `units` units, all in service (the simulator's).
+    pub fn in_service(units: usize) -> UnitHealth {
+        UnitHealth {
+            units: (0..units).map(|_| Arc::default()).collect(),
+        }
+    }
+
     /// Number of units.
     pub fn len(&self) -> usize {
         self.units.len()

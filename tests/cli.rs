@@ -467,3 +467,54 @@ fn calibrate_measures_every_unit_and_stores_the_models() {
     assert!(!ok && err.contains("--no-history"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sim_reports_each_policy_against_the_bound_and_draws_each_schedule() {
+    let dir = std::env::temp_dir().join(format!("xpu-cli-sim-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let platform =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("platforms/laptop-igpu.toml");
+    let platform = platform.to_str().unwrap();
+    let (ok, out, err) = xpu_in(
+        &dir,
+        &[
+            "--gantt",
+            "lu.svg",
+            "sim",
+            "--platform",
+            platform,
+            "--dag",
+            "lu",
+            "--tiles",
+            "6",
+            "--policies",
+            "eager,dmda",
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.starts_with("simulated: lu 6x6 tiles of 1920 (91 tasks) on platform `laptop-igpu`"),
+        "{out}"
+    );
+    assert!(out.contains("lower bound"), "{out}");
+    for policy in ["eager", "dmda"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(policy))
+            .unwrap_or_else(|| panic!("{policy}: {out}"));
+        let ratio: f64 = line
+            .split_whitespace()
+            .nth(3)
+            .and_then(|r| r.trim_end_matches('x').parse().ok())
+            .expect(line);
+        assert!(ratio >= 1.0, "{line}");
+        let svg = std::fs::read_to_string(dir.join(format!("lu-{policy}.svg")))
+            .expect("a chart per policy");
+        assert!(svg.contains("(simulated)"));
+    }
+    assert!(out.contains("peak resident memory"), "{out}");
+    let (ok, _, err) = xpu(&["sim", "--platform", platform, "--dag", "qr"]);
+    assert!(!ok && err.contains("unknown --dag `qr`"), "{err}");
+    let (ok, _, err) = xpu(&["sim", "--platform", "/nonexistent.toml"]);
+    assert!(!ok && err.contains("/nonexistent.toml"), "{err}");
+}

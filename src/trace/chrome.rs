@@ -96,6 +96,7 @@ impl Profile {
                 "nodes": self.nodes,
                 "tensor_names": self.tensor_names,
                 "dropped": self.dropped,
+                "simulated": self.simulated,
             },
         })
         .to_string()
@@ -130,6 +131,7 @@ impl Profile {
         let optional = |name: &str| other.get(name).cloned().unwrap_or(Value::Null);
         let tensor_names = serde_json::from_value(optional("tensor_names")).unwrap_or_default();
         let dropped = serde_json::from_value(optional("dropped")).unwrap_or_default();
+        let simulated = optional("simulated").as_bool().unwrap_or(false);
         let events = root
             .get("traceEvents")
             .and_then(Value::as_array)
@@ -143,6 +145,7 @@ impl Profile {
             wall,
             tensor_names,
             dropped,
+            simulated,
         };
         for (i, e) in events.iter().enumerate() {
             let at = |what: &str| bad(format!("event {i}: {what}"));

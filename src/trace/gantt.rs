@@ -77,7 +77,8 @@ impl Profile {
             let mut chart = ChartBuilder::on(&chart_area)
                 .caption(
                     format!(
-                        "xpu: {} tasks on {} units, {} transfers",
+                        "xpu{}: {} tasks on {} units, {} transfers",
+                        if self.simulated { " (simulated)" } else { "" },
                         self.tasks.len(),
                         self.units.len(),
                         self.transfers.len()

@@ -111,6 +111,9 @@ pub struct Profile {
     /// The oldest records dropped to keep each stream within its capacity.
     #[serde(default)]
     pub dropped: DroppedRecords,
+    /// Taken from a simulated platform (`crate::sim`), not a real run.
+    #[serde(default)]
+    pub simulated: bool,
 }
 
 /// What one unit did, from a profile.
@@ -186,6 +189,7 @@ impl Profile {
                 transfers: log.dropped_transfers,
                 memory_events: log.dropped_events,
             },
+            simulated: false,
         }
     }
 

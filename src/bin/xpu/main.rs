@@ -16,6 +16,7 @@ mod monitor;
 mod opencl;
 mod perfmodel_plot;
 mod report;
+mod sim;
 mod trace;
 mod vision;
 
@@ -125,22 +126,30 @@ impl RuntimeArgs {
         if self.no_profiling {
             eprintln!("note: --no-profiling: the trace has transfers but no tasks");
         }
-        let profile = rt.profile();
-        if let Some(path) = trace {
-            profile.write_chrome_trace(&path)?;
-            eprintln!(
-                "trace: {} ({} tasks; open in https://ui.perfetto.dev or summarise with `xpu trace {}`)",
-                path.display(),
-                profile.tasks.len(),
-                path.display()
-            );
-        }
-        if let Some(path) = gantt {
-            profile.write_gantt(&path)?;
-            eprintln!("gantt chart: {}", path.display());
-        }
-        Ok(())
+        write_profile(&rt.profile(), trace.as_deref(), gantt.as_deref())
     }
+}
+
+/// Writes a profile as a Chrome trace and as a Gantt chart, where asked.
+fn write_profile(
+    profile: &xpu::trace::Profile,
+    trace: Option<&std::path::Path>,
+    gantt: Option<&std::path::Path>,
+) -> xpu::Result<()> {
+    if let Some(path) = trace {
+        profile.write_chrome_trace(path)?;
+        eprintln!(
+            "trace: {} ({} tasks; open in https://ui.perfetto.dev or summarise with `xpu trace {}`)",
+            path.display(),
+            profile.tasks.len(),
+            path.display()
+        );
+    }
+    if let Some(path) = gantt {
+        profile.write_gantt(path)?;
+        eprintln!("gantt chart: {}", path.display());
+    }
+    Ok(())
 }
 
 #[derive(Subcommand)]
@@ -213,6 +222,21 @@ enum Command {
     ///
     /// Example: xpu perfmodel show --kernel gemm --unit cpu
     Perfmodel(history::PerfmodelArgs),
+    /// Simulate a task graph on a platform that is not here: the runtime's
+    /// own policies place it while a virtual clock advances by the speeds
+    /// and links a platform description gives (TOML; see `platforms/`).
+    /// Prints the makespan against a lower bound (the longer of the
+    /// critical path on the fastest units and the work spread over the
+    /// units, each at its speed) and the bytes moved, one line per policy;
+    /// --gantt
+    /// draws the schedule, --trace writes it as a Chrome trace.
+    ///
+    /// Examples:
+    ///   xpu sim --platform platforms/4gpu-8cpu.toml --dag cholesky --tiles 32 --policy dmdas
+    ///   xpu sim --platform platforms/laptop-igpu.toml --dag lu --tiles 16 --policies eager,dmda --gantt lu.svg
+    ///   xpu sim --platform platforms/64-units.toml --dag random --tasks 1000000 --tiles 4096
+    #[command(verbatim_doc_comment)]
+    Sim(sim::SimArgs),
     /// Summarise a trace written with --trace (or by `xpu demo`): per unit
     /// tasks, busy time, utilisation, GFLOP/s and bytes moved; transfers per
     /// direction; and the critical path. `--gantt OUT.svg` draws it.
@@ -232,6 +256,7 @@ fn main() {
         Command::Generate(args) => generate::run(&cli.runtime, args),
         Command::Monitor(args) => monitor::run(&cli.runtime, args),
         Command::Trace(args) => trace::run(args, cli.runtime.gantt.as_deref()),
+        Command::Sim(args) => sim::run(&cli.runtime, args),
         Command::Calibrate(args) => calibrate::run(&cli.runtime, args),
         Command::History(args) => history::run(&history::path(cli.runtime.history.as_ref()), args),
         Command::Perfmodel(args) => {
