@@ -53,7 +53,8 @@ pub fn process_resident_bytes() -> u64 {
 ///
 /// ```
 /// if cfg!(target_os = "linux") {
-///     assert!(xpu::host::process_peak_resident_bytes() >= xpu::host::process_resident_bytes());
+///     let now = xpu::host::process_resident_bytes();
+///     assert!(xpu::host::process_peak_resident_bytes() >= now);
 /// }
 /// ```
 pub fn process_peak_resident_bytes() -> u64 {

@@ -240,34 +240,25 @@ impl Kernel {
                 rank(0, 2, "A")?;
                 square(self, s(0))
             }
-            Kernel::TrsmLower => {
-                rank(0, 2, "LU")?;
+            Kernel::Trsm | Kernel::TrsmLower | Kernel::TrsmUpper => {
+                let triangle = if matches!(self, Kernel::Trsm) {
+                    "L"
+                } else {
+                    "LU"
+                };
+                rank(0, 2, triangle)?;
                 rank(1, 2, "B")?;
                 square(self, s(0))?;
-                if s(1)[0] != s(0)[0] {
+                // TRSM_LL solves from the left (B's rows meet the
+                // triangle), the others from the right (its columns).
+                let (axis, what) = if matches!(self, Kernel::TrsmLower) {
+                    (0, "rows")
+                } else {
+                    (1, "columns")
+                };
+                if s(1)[axis] != s(0)[0] {
                     return Err(self.shape_err(format!(
-                        "B must have {} rows, got shape {:?}",
-                        s(0)[0],
-                        s(1)
-                    )));
-                }
-                Ok(())
-            }
-            Kernel::Trsm | Kernel::TrsmUpper => {
-                rank(
-                    0,
-                    2,
-                    if matches!(self, Kernel::Trsm) {
-                        "L"
-                    } else {
-                        "LU"
-                    },
-                )?;
-                rank(1, 2, "B")?;
-                square(self, s(0))?;
-                if s(1)[1] != s(0)[0] {
-                    return Err(self.shape_err(format!(
-                        "B must have {} columns, got shape {:?}",
+                        "B must have {} {what}, got shape {:?}",
                         s(0)[0],
                         s(1)
                     )));

@@ -181,9 +181,14 @@ fn run<F: Float + faer::traits::RealField>(
             let n = a.shape[0];
             potrf(a.as_mut_slice::<F>()?, n, threads)
         }
-        (Kernel::Trsm, [l, b]) => {
-            let (n, m) = (l.shape[0], b.shape[0]);
-            trsm(l.as_slice::<F>()?, n, b.as_mut_slice::<F>()?, m, threads);
+        (Kernel::Trsm | Kernel::TrsmLower | Kernel::TrsmUpper, [triangle, b]) => {
+            let (n, rows, cols) = (triangle.shape[0], b.shape[0], b.shape[1]);
+            let (t, b) = (triangle.as_slice::<F>()?, b.as_mut_slice::<F>()?);
+            match kernel {
+                Kernel::TrsmLower => trsm_lower(t, n, b, cols, threads),
+                Kernel::TrsmUpper => trsm_upper(t, n, b, rows, threads),
+                _ => trsm(t, n, b, rows, threads),
+            }
             Ok(())
         }
         (Kernel::Syrk, [a, c]) => {
@@ -194,16 +199,6 @@ fn run<F: Float + faer::traits::RealField>(
         (Kernel::Getrf, [a]) => {
             let n = a.shape[0];
             getrf(a.as_mut_slice::<F>()?, n, threads)
-        }
-        (Kernel::TrsmLower, [lu, b]) => {
-            let (n, m) = (lu.shape[0], b.shape[1]);
-            trsm_lower(lu.as_slice::<F>()?, n, b.as_mut_slice::<F>()?, m, threads);
-            Ok(())
-        }
-        (Kernel::TrsmUpper, [lu, b]) => {
-            let (n, m) = (lu.shape[0], b.shape[0]);
-            trsm_upper(lu.as_slice::<F>()?, n, b.as_mut_slice::<F>()?, m, threads);
-            Ok(())
         }
         (k, _) => Err(cpu_error(&format!(
             "`{}`: wrong arguments for a Cholesky or LU tile",
