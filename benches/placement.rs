@@ -38,7 +38,7 @@ fn runtime(units: usize, policy: Policy) -> Runtime {
         mode,
     };
     let metas = [meta(Mode::Read), meta(Mode::Write)];
-    let fp = Footprint::of(&metas, relu.bytes(&metas));
+    let fp = Footprint::of(&relu, &metas);
     for unit in 0..units {
         let seconds = if unit == 0 { 1e-6 } else { 1e-3 };
         rt.perf_models().observe("relu", unit, &fp, seconds);

@@ -119,7 +119,7 @@ impl<'rt> Batch<'rt> {
     /// Predicted seconds of a task on its fastest modelled unit.
     fn weight(&self, t: &Recorded) -> f64 {
         let metas: SmallVec<[ArgMeta<'_>; 4]> = t.accesses.iter().map(Access::meta).collect();
-        let fp = Footprint::of(&metas, t.kernel.bytes(&metas));
+        let fp = Footprint::of(&t.kernel, &metas);
         let models = self.rt.perf_models();
         let predicted = (0..self.rt.units().len())
             .filter_map(|u| models.predict(t.kernel.name(), u, &fp))

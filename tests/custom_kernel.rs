@@ -11,6 +11,7 @@
 
 #[path = "../examples/custom_kernel/axpy.rs"]
 mod axpy;
+mod common;
 
 use xpu::{DType, Error, Kernel, Launch, Mode, Placement, Runtime, TaskOptions, UnitKind};
 
@@ -85,12 +86,7 @@ fn a_user_kernel_runs_on_every_unit_with_an_implementation_and_matches_the_cpu()
 #[test]
 fn left_to_place_itself_a_kernel_goes_only_where_it_has_an_implementation() {
     let rt = runtime();
-    let Some(gpu) = rt
-        .units()
-        .iter()
-        .find(|u| u.kind == UnitKind::Gpu)
-        .map(|u| u.id)
-    else {
+    let Some(gpu) = common::first_unit(&rt, UnitKind::Gpu) else {
         eprintln!("no GPU unit: test skipped");
         return;
     };

@@ -184,7 +184,7 @@ fn a_unit_far_slower_than_predicted_stops_receiving_the_kernel() {
         mode,
     };
     let metas = [meta(Mode::Read), meta(Mode::Read), meta(Mode::Write)];
-    let fp = Footprint::of(&metas, Kernel::gemm().bytes(&metas));
+    let fp = Footprint::of(&Kernel::gemm(), &metas);
     let cpu_time = models
         .predict("gemm", 0, &fp)
         .expect("the CPU was measured");
@@ -269,7 +269,7 @@ fn relu_metas() -> [ArgMeta<'static>; 2] {
 fn models_and_history_round_trip_through_sqlite() {
     let path = temp_history("round-trip");
     let relu = Kernel::Unary(UnaryOp::Relu);
-    let fp = Footprint::of(&relu_metas(), relu.bytes(&relu_metas()));
+    let fp = Footprint::of(&relu, &relu_metas());
     // Work-stealing: a history alone makes the workers measure, and no
     // dmda overrun correction (which a loaded machine can trigger) resets
     // the footprint's count under the test.
@@ -389,8 +389,8 @@ fn a_batch_ranks_the_longest_remaining_chain_first() {
         mode,
     };
     let metas = [meta(Mode::Read), meta(Mode::Write)];
-    let fp = Footprint::of(&metas, exp.bytes(&metas));
-    let relu_fp = Footprint::of(&metas, relu.bytes(&metas));
+    let fp = Footprint::of(&exp, &metas);
+    let relu_fp = Footprint::of(&relu, &metas);
     rt.perf_models().observe("exp", 0, &fp, 1.0);
     rt.perf_models().observe("relu", 0, &relu_fp, 1e-6);
     let mut batch = rt.batch();

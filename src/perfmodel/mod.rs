@@ -34,7 +34,7 @@ use serde::Serialize;
 
 pub use law::Law;
 
-use crate::kernel::ArgMeta;
+use crate::kernel::{ArgMeta, Kernel};
 use crate::unit::{NodeId, UnitId};
 
 /// What a task's run time depends on: a key of its argument shapes and
@@ -46,9 +46,21 @@ pub struct Footprint {
 }
 
 impl Footprint {
-    /// The footprint of a task with these arguments; `bytes` is the
-    /// kernel's byte count ([`crate::Kernel::bytes`]).
-    pub fn of(args: &[ArgMeta<'_>], bytes: u64) -> Footprint {
+    /// The footprint of a task of `kernel` with these arguments: its key
+    /// from their shapes, dtypes and modes, its size the kernel's byte
+    /// count ([`crate::Kernel::bytes`]).
+    ///
+    /// ```
+    /// use xpu::{perfmodel::Footprint, ArgMeta, DType, Kernel, Mode, UnaryOp};
+    /// let arg = |shape, mode| ArgMeta { shape, dtype: DType::F32, mode };
+    /// let relu = Kernel::Unary(UnaryOp::Relu);
+    /// let small = Footprint::of(&relu, &[arg(&[256], Mode::Read), arg(&[256], Mode::Write)]);
+    /// let large = Footprint::of(&relu, &[arg(&[512], Mode::Read), arg(&[512], Mode::Write)]);
+    /// assert_eq!(small.size, 2.0 * 256.0 * 4.0);
+    /// assert_ne!(small.key, large.key);
+    /// ```
+    pub fn of(kernel: &Kernel, args: &[ArgMeta<'_>]) -> Footprint {
+        let bytes = kernel.bytes(args);
         let mut h = std::collections::hash_map::DefaultHasher::new();
         for a in args {
             a.shape.hash(&mut h);

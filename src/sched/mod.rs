@@ -172,7 +172,7 @@ impl Placeable for TaskNode {
 pub(crate) fn footprint(task: &TaskNode) -> Footprint {
     *task.footprint.get_or_init(|| {
         let metas: SmallVec<[ArgMeta<'_>; 4]> = task.accesses.iter().map(Access::meta).collect();
-        Footprint::of(&metas, task.kernel.bytes(&metas))
+        Footprint::of(&task.kernel, &metas)
     })
 }
 

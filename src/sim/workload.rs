@@ -287,7 +287,7 @@ impl SimGraph {
             tasks.push(SimTask {
                 id: i as u64 + 1,
                 kernel: g.kernel,
-                footprint: Footprint::of(&metas, kernel.bytes(&metas)),
+                footprint: Footprint::of(kernel, &metas),
                 flops: kernel.flops(&shapes),
                 tiles: g.tiles,
                 eligible,

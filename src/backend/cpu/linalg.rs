@@ -58,9 +58,19 @@ pub(crate) fn trsm<F: Float + faer::traits::RealField>(
     m: usize,
     threads: usize,
 ) {
-    let l = MatRef::from_row_major_slice(l, n, n);
-    let bt = MatMut::from_row_major_slice_mut(b, m, n).transpose_mut();
-    solve_lower_triangular_in_place(l, bt, par(threads));
+    solve_right(MatRef::from_row_major_slice(l, n, n), b, m, threads);
+}
+
+/// `b := b * t^-T` for lower triangular `t` (`n x n`) and `b` (`m x n`):
+/// `t x^T = b^T`.
+fn solve_right<F: Float + faer::traits::RealField>(
+    t: MatRef<'_, F>,
+    b: &mut [F],
+    m: usize,
+    threads: usize,
+) {
+    let bt = MatMut::from_row_major_slice_mut(b, m, t.nrows()).transpose_mut();
+    solve_lower_triangular_in_place(t, bt, par(threads));
 }
 
 /// `c := c - a * a^T` on the lower triangle of `c` (`n x n`), `a` is `n x k`.
@@ -158,7 +168,7 @@ pub(crate) fn trsm_lower<F: Float + faer::traits::RealField>(
 }
 
 /// `b := b u^-1` for `u` the upper triangle of an LU tile (`n x n`) and
-/// `b` (`m x n`): `u^T x^T = b^T`, `u^T` lower.
+/// `b` (`m x n`): `u^-1 = (u^T)^-T`, `u^T` lower.
 pub(crate) fn trsm_upper<F: Float + faer::traits::RealField>(
     lu: &[F],
     n: usize,
@@ -166,9 +176,12 @@ pub(crate) fn trsm_upper<F: Float + faer::traits::RealField>(
     m: usize,
     threads: usize,
 ) {
-    let lu = MatRef::from_row_major_slice(lu, n, n);
-    let bt = MatMut::from_row_major_slice_mut(b, m, n).transpose_mut();
-    solve_lower_triangular_in_place(lu.transpose(), bt, par(threads));
+    solve_right(
+        MatRef::from_row_major_slice(lu, n, n).transpose(),
+        b,
+        m,
+        threads,
+    );
 }
 
 fn run<F: Float + faer::traits::RealField>(
