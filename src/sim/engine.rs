@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use super::platform::Platform;
 use super::workload::{fastest, run_seconds, SimGraph, SimTask, Tiles, Workload};
@@ -647,12 +648,15 @@ impl Engine<'_> {
     /// Copies `tile` from `from` to `to` over the route's links, each copy
     /// waiting for its link; returns when it arrives.
     fn copy(&mut self, from: NodeId, to: NodeId, tile: u32, earliest: f64) -> Result<f64> {
-        let route = self.routes[from][to].clone().ok_or_else(|| {
-            Error::Config(format!(
-                "no route from node `{}` to `{}`",
-                self.platform.nodes[from].name, self.platform.nodes[to].name
-            ))
-        })?;
+        let route: SmallVec<[(NodeId, NodeId); 2]> = self.routes[from][to]
+            .as_deref()
+            .map(|r| r.iter().copied().collect())
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "no route from node `{}` to `{}`",
+                    self.platform.nodes[from].name, self.platform.nodes[to].name
+                ))
+            })?;
         let bytes = self.data.bytes;
         let mut t = earliest;
         for (a, b) in route {
