@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::backend::{self, Backend, BackendStatus, DiscoveryOptions, UnitMemory};
 use crate::error::{Error, Result};
-use crate::history::HistoryStore;
+use crate::history::{HistoryStore, TaskStore};
 use crate::memory::MemoryManager;
 use crate::runtime::Runtime;
 use crate::sched::Policy;
@@ -45,7 +45,13 @@ pub struct RuntimeBuilder {
     profiling: bool,
     profile_capacity: usize,
     options: DiscoveryOptions,
-    history: Option<PathBuf>,
+    history: Option<HistorySource>,
+}
+
+/// Where a runtime's task history is kept.
+enum HistorySource {
+    File(PathBuf),
+    Store(Arc<dyn TaskStore>),
 }
 
 impl RuntimeBuilder {
@@ -152,6 +158,7 @@ impl RuntimeBuilder {
     ///     rt.submit(&Kernel::Unary(UnaryOp::Relu), &[x.read(), y.write()])?;
     ///     rt.wait_all();
     /// }
+    /// use xpu::history::TaskStore;
     /// let (store, _) = xpu::history::HistoryStore::open(&path)?;
     /// assert_eq!(store.runs()?, 2);
     /// assert!(store.footprints()?.iter().any(|f| f.kernel == "relu" && f.count == 2));
@@ -159,7 +166,33 @@ impl RuntimeBuilder {
     /// # Ok::<(), xpu::Error>(())
     /// ```
     pub fn history(mut self, path: impl Into<PathBuf>) -> Self {
-        self.history = Some(path.into());
+        self.history = Some(HistorySource::File(path.into()));
+        self
+    }
+
+    /// Keeps the task history in `store`, as [`RuntimeBuilder::history`]
+    /// does in a file: e.g. a [`MemoryStore`](crate::history::MemoryStore)
+    /// shared by the runtimes of one process, or an embedder's own.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use xpu::history::{MemoryStore, TaskStore};
+    /// use xpu::{DType, Kernel, Policy, Runtime, UnaryOp};
+    /// let store = Arc::new(MemoryStore::default());
+    /// for _ in 0..2 {
+    ///     let rt = Runtime::builder().cpu_units(1).device_discovery(false)
+    ///         .policy(Policy::Dmda).task_store(store.clone()).build()?;
+    ///     let x = rt.tensor(&[1024], vec![1.0f32; 1024])?;
+    ///     let y = rt.empty(&[1024], DType::F32);
+    ///     rt.submit(&Kernel::Unary(UnaryOp::Relu), &[x.read(), y.write()])?;
+    /// }
+    /// assert_eq!(store.runs()?, 2);
+    /// let task = &store.tasks(1)?[0];
+    /// assert_eq!((task.kernel.as_str(), task.shapes.as_str(), task.bytes), ("relu", "1024 f32 R, 1024 f32 W", 8192));
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn task_store(mut self, store: Arc<dyn TaskStore>) -> Self {
+        self.history = Some(HistorySource::Store(store));
         self
     }
 
@@ -267,14 +300,15 @@ impl RuntimeBuilder {
         for (node, bytes, count) in self.pools {
             memory.reserve(node, bytes, count)?;
         }
-        let history = match &self.history {
-            Some(path) => {
-                let (store, warning) = HistoryStore::open(path)?;
+        let history: Option<Arc<dyn TaskStore>> = match self.history {
+            Some(HistorySource::File(path)) => {
+                let (store, warning) = HistoryStore::open(&path)?;
                 if let Some(w) = warning {
                     eprintln!("xpu: {w}");
                 }
-                Some(store)
+                Some(Arc::new(store))
             }
+            Some(HistorySource::Store(store)) => Some(store),
             None => None,
         };
         let (shared, parkers) = Shared::new(

@@ -44,14 +44,14 @@
 //! | `unit` | unit kinds, unit listings, which units are out of service | (leaf) |
 //! | `kernel` | the built-in kernels: op tables, checks, FLOPs and bytes, JSON specs; user kernels ([`KernelDef`]); launch arguments ([`Arg`], [`DeviceBuffer`]) | `dtype`, `unit`, `error` |
 //! | `backend` | the [`Backend`] trait, the registry of built-in backends and their stub twins; `cpu/`, `gpu/`, `opencl/`, `candle/` | `kernel`, `unit`, `dtype`, `host`, `error` |
-//! | `trace` | the profile: task records, transfer and memory logs (bounded), the clock, Chrome trace, Gantt chart | `kernel`, `unit`, `error` |
+//! | `trace` | the profile: task records, transfer and memory logs (bounded), the clock, Chrome trace, Gantt chart | `kernel`, `perfmodel` (footprints), `unit`, `error` |
 //! | `graph` | tasks, their dependencies and how failures travel; job state | `kernel`, `tensor`, `unit`, `error` |
 //! | `tensor` | tensor handles, names, their dependency and replica state | `graph`, `memory`, `kernel`, `dtype` |
 //! | `memory` | replicas (MSI), node pools, pins, eviction, transfers | `backend`, `trace`, `perfmodel`, `tensor`, `kernel`, `unit`, `error` |
 //! | `perfmodel` | performance models: run times per kernel, unit and footprint, fitted laws, transfer models | `kernel`, `unit` |
 //! | `sched` | the policies (`push` a ready task, `pop` one for a unit), over any task that is `Placeable` (the runtime's or the simulator's) on a wall or virtual clock; dmda places by the models | `graph`, `perfmodel`, `unit` |
 //! | `dag` | a graph known in advance: dependencies from accesses, bottom levels, priorities | `kernel` |
-//! | `history` | the task history file (SQLite): loads models at start, stores runs | `perfmodel`, `trace`, `host` (data dir), `error` |
+//! | `history` | the task history ([`history::TaskStore`]: SQLite or memory): loads models at start, stores runs | `perfmodel`, `trace`, `host` (data dir), `error` |
 //! | `monitor` | host sampling and Prometheus metrics from runtime snapshots | `memory`, `sched`, `unit`, `host` (no runtime internals) |
 //! | `worker` | the state the workers share and their loop: fetch, launch, release, measure; prefetch for dmda | `graph`, `memory`, `sched`, `perfmodel`, `history`, `backend`, `trace`, `monitor` (snapshot type), `unit` |
 //! | `job` | [`Job`], the public handle of a group of tasks | `graph` |

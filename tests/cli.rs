@@ -416,6 +416,30 @@ fn a_dmda_run_leaves_a_history_and_models_to_list() {
         .find(|l| l.starts_with("gemm"))
         .unwrap_or_else(|| panic!("no gemm model: {out}"));
     assert!(row.contains("*n^"), "a fitted law: {row}");
+    // The last tasks, each with its footprint in words.
+    let (ok, out, err) = xpu(&[
+        "--history",
+        history,
+        "history",
+        "--kernel",
+        "gemm",
+        "--tasks",
+        "3",
+    ]);
+    assert!(ok, "{err}");
+    let listed: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.contains("footprint"))
+        .skip(1)
+        .collect();
+    assert_eq!(listed.len(), 3, "{out}");
+    assert!(
+        listed.iter().all(|l| l.starts_with("gemm")
+            && l.contains(" f32 R, ")
+            && l.ends_with(" f32 W")
+            || l.ends_with(" f32 RW")),
+        "{out}"
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -11,6 +11,7 @@ mod dsp;
 
 use std::sync::Arc;
 
+use xpu::history::{MemoryStore, TaskStore};
 use xpu::perfmodel::{Footprint, Law, PerfModels};
 use xpu::{
     Arg, ArgMeta, Backend, DType, DeviceBuffer, Kernel, Mode, Placement, Policy, Result, Runtime,
@@ -306,6 +307,76 @@ fn models_and_history_round_trip_through_sqlite() {
     assert_eq!(relus.tasks, 10);
     assert_eq!(relus.failed, 0);
     assert!(relus.unit.starts_with("cpu/cpu/"), "{}", relus.unit);
+    // Each task with its footprint: the key placement uses, the arguments
+    // it stands for, the kernel's bytes.
+    let tasks = store.tasks(100).unwrap();
+    assert_eq!(tasks.len(), 10);
+    for t in &tasks {
+        assert_eq!((t.footprint, t.bytes), (fp.key, fp.size as u64));
+        assert_eq!(t.shapes, "4096 f32 R, 4096 f32 W");
+        assert!(t.end >= t.start && t.start >= t.ready, "{t:?}");
+    }
+}
+
+#[test]
+fn a_memory_store_keeps_what_a_file_keeps_with_where_data_came_from() {
+    let store = Arc::new(MemoryStore::default());
+    let relu = Kernel::Unary(UnaryOp::Relu);
+    let fp = Footprint::of(&relu, &relu_metas());
+    let runtime = || {
+        Runtime::builder()
+            .cpu_units(1)
+            .policy(Policy::WorkStealing)
+            .task_store(store.clone())
+            .build()
+            .unwrap()
+    };
+    let rt = runtime();
+    let x = rt.tensor(&[4096], vec![1.0f32; 4096]).unwrap();
+    for _ in 0..4 {
+        let y = rt.empty(&[4096], DType::F32);
+        rt.submit_with(
+            &relu,
+            &[x.read(), y.write()],
+            TaskOptions::default().on(Placement::Unit(0)),
+        )
+        .unwrap();
+    }
+    // On a unit with its own memory, the input comes from the host.
+    let device = rt
+        .units()
+        .iter()
+        .find(|u| u.node != xpu::HOST && u.kind != xpu::UnitKind::Lpu)
+        .map(|u| u.id);
+    if let Some(unit) = device {
+        let y = rt.empty(&[4096], DType::F32);
+        rt.submit_with(
+            &relu,
+            &[x.read(), y.write()],
+            TaskOptions::default().on(Placement::Unit(unit)),
+        )
+        .unwrap();
+    }
+    drop(rt);
+    assert_eq!(store.runs().unwrap(), 1);
+    let tasks = store.tasks(usize::MAX).unwrap();
+    assert_eq!(tasks.len(), 4 + usize::from(device.is_some()));
+    assert!(tasks
+        .iter()
+        .all(|t| t.footprint == fp.key && t.shapes == "4096 f32 R, 4096 f32 W"));
+    if device.is_some() {
+        let on_device = tasks
+            .iter()
+            .find(|t| t.node != xpu::HOST)
+            .expect("the device task");
+        assert_eq!(on_device.fetched_from, vec![xpu::HOST]);
+        assert_eq!(on_device.bytes_fetched, 4096 * 4);
+    } else {
+        eprintln!("no unit with memory of its own: where data came from not checked");
+    }
+    // The next runtime on the store starts from the models it holds.
+    let rt = runtime();
+    assert_eq!(rt.perf_models().samples("relu", 0), 4);
 }
 
 #[test]

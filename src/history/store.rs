@@ -1,4 +1,4 @@
-//! The SQLite file: schema `xpu-history/1`, opened or created, set aside
+//! The SQLite file: schema `xpu-history/2`, opened or created, set aside
 //! when it is not ours; runs, tasks, footprints and links written in one
 //! transaction per run.
 
@@ -8,39 +8,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::RunRecord;
+use super::{KernelSummary, RunRecord, TaskRow, TaskStore};
 use crate::error::{Error, Result};
 use crate::perfmodel::{FootprintRow, LinkRow};
 
-const SCHEMA: &str = "xpu-history/1";
-
-/// One finished task, as the history keeps it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TaskRow {
-    pub kernel: String,
-    /// The unit's identity (backend/kind/device#index).
-    pub unit: String,
-    pub node: usize,
-    /// Seconds since its run started.
-    pub ready: f64,
-    pub start: f64,
-    pub end: f64,
-    pub flops: f64,
-    pub bytes_fetched: u64,
-    pub ok: bool,
-}
-
-/// Tasks of one kernel on one unit over every stored run.
-#[derive(Debug, Clone, PartialEq)]
-pub struct KernelSummary {
-    pub kernel: String,
-    pub unit: String,
-    pub tasks: u64,
-    pub failed: u64,
-    /// Mean and total seconds from start to end.
-    pub mean_seconds: f64,
-    pub total_seconds: f64,
-}
+/// The schema this build writes; a file of another is set aside. (2 added
+/// each task's footprint, its shapes, bytes and the nodes its data came
+/// from.)
+const SCHEMA: &str = "xpu-history/2";
 
 /// The history file.
 pub struct HistoryStore {
@@ -83,7 +58,8 @@ impl HistoryStore {
              CREATE TABLE IF NOT EXISTS runs(run INTEGER PRIMARY KEY, started INTEGER NOT NULL, policy TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS tasks(run INTEGER NOT NULL, kernel TEXT NOT NULL, unit TEXT NOT NULL,
                  node INTEGER NOT NULL, ready REAL NOT NULL, start REAL NOT NULL, end REAL NOT NULL,
-                 flops REAL NOT NULL, bytes_fetched INTEGER NOT NULL, ok INTEGER NOT NULL);
+                 flops REAL NOT NULL, footprint INTEGER NOT NULL, shapes TEXT NOT NULL, bytes INTEGER NOT NULL,
+                 bytes_fetched INTEGER NOT NULL, fetched_from TEXT NOT NULL, ok INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS footprints(kernel TEXT NOT NULL, unit TEXT NOT NULL, footprint INTEGER NOT NULL,
                  size REAL NOT NULL, count INTEGER NOT NULL, mean REAL NOT NULL, m2 REAL NOT NULL,
                  PRIMARY KEY(kernel, unit, footprint));
@@ -140,9 +116,11 @@ impl HistoryStore {
             .map_err(|e| db_error(&self.path, e))?;
         Ok(rows)
     }
+}
 
+impl TaskStore for HistoryStore {
     /// Every stored footprint.
-    pub fn footprints(&self) -> Result<Vec<FootprintRow>> {
+    fn footprints(&self) -> Result<Vec<FootprintRow>> {
         self.query(
             "SELECT kernel, unit, footprint, size, count, mean, m2 FROM footprints ORDER BY kernel, unit",
             |r| {
@@ -160,7 +138,7 @@ impl HistoryStore {
     }
 
     /// Every stored link model.
-    pub fn links(&self) -> Result<Vec<LinkRow>> {
+    fn links(&self) -> Result<Vec<LinkRow>> {
         self.query("SELECT src, dst, n, sx, sy, sxx, sxy FROM links", |r| {
             Ok(LinkRow {
                 from: r.get(0)?,
@@ -172,7 +150,7 @@ impl HistoryStore {
 
     /// Stores a run: its tasks, and the models as they stand at its end
     /// (they include what earlier runs stored).
-    pub(crate) fn store_run(&self, run: &RunRecord) -> Result<()> {
+    fn store_run(&self, run: &RunRecord) -> Result<()> {
         let mut conn = self.conn.lock();
         let fail = |e: rusqlite::Error| db_error(&self.path, e);
         let tx = conn.transaction().map_err(fail)?;
@@ -188,8 +166,9 @@ impl HistoryStore {
         {
             let mut insert = tx
                 .prepare(
-                    "INSERT INTO tasks(run, kernel, unit, node, ready, start, end, flops, bytes_fetched, ok)
-                     VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "INSERT INTO tasks(run, kernel, unit, node, ready, start, end, flops, footprint, shapes,
+                         bytes, bytes_fetched, fetched_from, ok)
+                     VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )
                 .map_err(fail)?;
             for t in &run.tasks {
@@ -203,7 +182,11 @@ impl HistoryStore {
                         t.start,
                         t.end,
                         t.flops,
+                        t.footprint as i64,
+                        t.shapes,
+                        t.bytes as i64,
                         t.bytes_fetched as i64,
+                        node_list(&t.fetched_from),
                         t.ok
                     ])
                     .map_err(fail)?;
@@ -240,7 +223,7 @@ impl HistoryStore {
     }
 
     /// Runs stored.
-    pub fn runs(&self) -> Result<u64> {
+    fn runs(&self) -> Result<u64> {
         self.conn
             .lock()
             .query_row("SELECT COUNT(*) FROM runs", [], |r| r.get::<_, i64>(0))
@@ -249,7 +232,7 @@ impl HistoryStore {
     }
 
     /// Tasks per kernel and unit over every stored run.
-    pub fn summary(&self) -> Result<Vec<KernelSummary>> {
+    fn summary(&self) -> Result<Vec<KernelSummary>> {
         self.query(
             "SELECT kernel, unit, COUNT(*), SUM(1 - ok), AVG(end - start), SUM(end - start)
              FROM tasks GROUP BY kernel, unit ORDER BY kernel, unit",
@@ -265,4 +248,45 @@ impl HistoryStore {
             },
         )
     }
+
+    fn tasks(&self, limit: usize) -> Result<Vec<TaskRow>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query(
+            &format!(
+                "SELECT kernel, unit, node, ready, start, end, flops, footprint, shapes, bytes,
+                        bytes_fetched, fetched_from, ok
+                 FROM (SELECT rowid AS id, * FROM tasks ORDER BY rowid DESC LIMIT {limit}) ORDER BY id"
+            ),
+            |r| {
+                Ok(TaskRow {
+                    kernel: r.get(0)?,
+                    unit: r.get(1)?,
+                    node: r.get::<_, i64>(2)? as usize,
+                    ready: r.get(3)?,
+                    start: r.get(4)?,
+                    end: r.get(5)?,
+                    flops: r.get(6)?,
+                    footprint: r.get::<_, i64>(7)? as u64,
+                    shapes: r.get(8)?,
+                    bytes: r.get::<_, i64>(9)? as u64,
+                    bytes_fetched: r.get::<_, i64>(10)? as u64,
+                    fetched_from: parse_node_list(&r.get::<_, String>(11)?),
+                    ok: r.get(12)?,
+                })
+            },
+        )
+    }
+}
+
+/// Nodes as stored: `0,2`.
+fn node_list(nodes: &[usize]) -> String {
+    nodes
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn parse_node_list(text: &str) -> Vec<usize> {
+    text.split(',').filter_map(|n| n.parse().ok()).collect()
 }

@@ -146,6 +146,26 @@ pub struct ArgMeta<'a> {
     pub mode: Mode,
 }
 
+/// `512x512 f32 RW`: shape, dtype and mode.
+///
+/// ```
+/// use xpu::{ArgMeta, DType, Mode};
+/// let a = ArgMeta { shape: &[512, 256], dtype: DType::F32, mode: Mode::ReadWrite };
+/// assert_eq!(a.to_string(), "512x256 f32 RW");
+/// ```
+impl std::fmt::Display for ArgMeta<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dims: Vec<String> = self.shape.iter().map(|d| d.to_string()).collect();
+        write!(
+            f,
+            "{} {} {}",
+            dims.join("x"),
+            self.dtype,
+            self.mode.as_str()
+        )
+    }
+}
+
 impl Kernel {
     /// `C = A * B` (alpha 1, beta 0): arguments `A (R), B (R), C (W)`.
     pub fn gemm() -> Kernel {

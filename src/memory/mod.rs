@@ -259,7 +259,7 @@ impl MemoryManager {
         node: NodeId,
         mode: Mode,
         task: u64,
-    ) -> Result<(Storage, usize)> {
+    ) -> Result<(Storage, Fetched)> {
         self.acquire_if(t, node, mode, task, &|| true)?
             .ok_or_else(|| Error::Uninitialised { tensor: t.label() })
     }
@@ -291,7 +291,7 @@ impl MemoryManager {
         mode: Mode,
         task: u64,
         go: &dyn Fn() -> bool,
-    ) -> Result<Option<(Storage, usize)>> {
+    ) -> Result<Option<(Storage, Fetched)>> {
         if self.nodes[node].lost.load(Ordering::Acquire) {
             return Err(self.lost_error(node));
         }
@@ -348,14 +348,14 @@ impl MemoryManager {
     }
 
     /// Host storage where needed, the copy a read needs, the states a
-    /// write leaves; returns the bytes copied.
+    /// write leaves; returns what was copied.
     fn fill(
         &self,
         t: &Arc<TensorInner>,
         reps: &mut ReplicaSet,
         node: NodeId,
         mode: Mode,
-    ) -> Result<usize> {
+    ) -> Result<Fetched> {
         let source = if mode.reads() && !reps.state(node).is_valid() {
             reps.valid_source()
         } else {
@@ -364,10 +364,13 @@ impl MemoryManager {
         if node == HOST {
             self.ensure_host_storage(t, reps)?;
         }
-        let mut fetched = 0;
+        let mut fetched = Fetched::default();
         if let Some(src) = source {
             self.copy(t, reps, src, node)?;
-            fetched = t.nbytes();
+            fetched = Fetched {
+                bytes: t.nbytes(),
+                from: Some(src),
+            };
         }
         if mode.writes() {
             reps.make_exclusive(node);
@@ -688,4 +691,11 @@ impl MemoryNode {
             write_backs: AtomicU64::new(0),
         }
     }
+}
+
+/// What making a replica valid copied: bytes, and the node they came from.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Fetched {
+    pub bytes: usize,
+    pub from: Option<NodeId>,
 }

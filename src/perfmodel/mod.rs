@@ -39,7 +39,7 @@ use crate::unit::{NodeId, UnitId};
 
 /// What a task's run time depends on: a key of its argument shapes and
 /// dtypes (equal keys, equal work) and a size (bytes moved) for the laws.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, serde::Deserialize)]
 pub struct Footprint {
     pub key: u64,
     pub size: f64,

@@ -97,6 +97,8 @@ struct Running {
     start: f64,
     end: f64,
     bytes_fetched: u64,
+    /// The nodes they came from, a bit per node.
+    fetched_from: u64,
 }
 
 struct Engine<'p> {
@@ -551,7 +553,7 @@ impl Engine<'_> {
             *self.memory[node].pinned.entry(tile).or_insert(0) += 1;
         }
         ready = ready.max(self.make_room(node, missing, now)?);
-        let mut fetched = 0u64;
+        let (mut fetched, mut fetched_from) = (0u64, 0u64);
         for &(tile, mode) in &task.tiles {
             let here = self.data.mask(tile) & (1 << node) != 0;
             if here {
@@ -562,6 +564,7 @@ impl Engine<'_> {
                 if let Some(src) = self.data.source(tile) {
                     ready = ready.max(self.copy(src, node, tile, now)?);
                     fetched += self.data.bytes;
+                    fetched_from |= 1 << src;
                 }
             } else {
                 self.data.set_mask(tile, self.data.mask(tile) | (1 << node));
@@ -584,6 +587,7 @@ impl Engine<'_> {
             start: ready,
             end,
             bytes_fetched: fetched,
+            fetched_from,
         });
         self.events.push(std::cmp::Reverse((end.to_bits(), unit)));
         Ok(())
@@ -626,6 +630,8 @@ impl Engine<'_> {
                 ok: true,
                 flops: task.flops,
                 bytes_fetched: r.bytes_fetched,
+                fetched_from: crate::trace::nodes_in(r.fetched_from),
+                footprint: Some(task.footprint),
                 released_by: match self.released_by[r.task] {
                     0 => None,
                     id => Some(id as u64),

@@ -52,6 +52,7 @@ impl Profile {
                 "args": {
                     "id": t.id, "submitted_us": us(t.submitted), "ready_us": us(t.ready),
                     "ok": t.ok, "flops": t.flops, "bytes_fetched": t.bytes_fetched,
+                    "fetched_from": t.fetched_from, "footprint": t.footprint,
                     "released_by": t.released_by,
                     "tensors": t.tensors.iter().map(|&id| self.tensor_label(id)).collect::<Vec<_>>(),
                     "tensor_ids": t.tensors,
@@ -176,6 +177,14 @@ impl Profile {
                         ok: args.get("ok").and_then(Value::as_bool).unwrap_or(true),
                         flops: num(&args, "flops")?,
                         bytes_fetched: num(&args, "bytes_fetched")? as u64,
+                        fetched_from: serde_json::from_value(
+                            args.get("fetched_from").cloned().unwrap_or(Value::Null),
+                        )
+                        .unwrap_or_default(),
+                        footprint: serde_json::from_value(
+                            args.get("footprint").cloned().unwrap_or(Value::Null),
+                        )
+                        .unwrap_or_default(),
                         released_by: args.get("released_by").and_then(Value::as_u64),
                         tensors: serde_json::from_value(
                             args.get("tensor_ids").cloned().unwrap_or(Value::Null),

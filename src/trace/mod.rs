@@ -34,6 +34,7 @@ pub use self::memory_log::{MemoryEvent, MemoryEventKind, Transfer};
 pub(crate) use self::memory_log::{MemoryLog, Recording};
 pub(crate) use self::recorder::{Recorder, TaskRecord};
 use self::ring::RecordRing;
+use crate::perfmodel::Footprint;
 use crate::unit::{NodeId, UnitId};
 
 /// One task; times in seconds since the runtime started.
@@ -51,6 +52,14 @@ pub struct TaskEvent {
     pub flops: f64,
     /// Bytes copied to the unit's memory node for it.
     pub bytes_fetched: u64,
+    /// The memory nodes those bytes came from.
+    #[serde(default)]
+    pub fetched_from: Vec<NodeId>,
+    /// What its run time depends on (argument shapes, dtypes and modes as
+    /// a key, the kernel's bytes as size), where it was worked out: for
+    /// every task when placement uses the models or a history is kept.
+    #[serde(default)]
+    pub footprint: Option<Footprint>,
     /// The predecessor whose completion made it ready.
     pub released_by: Option<u64>,
     /// The ids of the tensors it accessed, in argument order (names in
@@ -143,6 +152,11 @@ pub struct CriticalPath {
     pub busy_seconds: f64,
 }
 
+/// The nodes of a bit set (a bit per node).
+pub(crate) fn nodes_in(mask: u64) -> Vec<NodeId> {
+    (0..64).filter(|n| mask & (1 << n) != 0).collect()
+}
+
 impl Profile {
     /// Writes [`Profile::gantt_svg`] to `path`.
     pub fn write_gantt(&self, path: impl AsRef<std::path::Path>) -> crate::Result<()> {
@@ -172,6 +186,8 @@ impl Profile {
                 ok: r.ok,
                 flops: r.flops,
                 bytes_fetched: r.bytes_fetched,
+                fetched_from: nodes_in(r.fetched_from),
+                footprint: r.footprint,
                 released_by: (r.released_by != 0).then_some(r.released_by),
                 tensors: r.tensors.to_vec(),
             })

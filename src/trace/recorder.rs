@@ -8,6 +8,7 @@ use smallvec::SmallVec;
 
 use super::ring::RecordRing;
 use crate::kernel::Kernel;
+use crate::perfmodel::Footprint;
 use crate::unit::UnitId;
 
 /// One task as a worker saw it; times are readings of the runtime's
@@ -24,6 +25,10 @@ pub(crate) struct TaskRecord {
     pub ok: bool,
     pub flops: f64,
     pub bytes_fetched: u64,
+    /// The nodes those bytes came from, a bit per node.
+    pub fetched_from: u64,
+    /// What its run time depends on, where it was worked out.
+    pub footprint: Option<Footprint>,
     /// The predecessor whose completion made this task ready (0: it was
     /// ready when submitted).
     pub released_by: u64,

@@ -17,7 +17,7 @@ pub(crate) use self::shared::Shared;
 use crate::backend::{Arg, ArgData};
 use crate::error::{Error, Result};
 use crate::graph::{self, TaskNode};
-use crate::memory::Storage;
+use crate::memory::{Fetched, Storage};
 use crate::trace::TaskRecord;
 use crate::unit::UnitId;
 
@@ -102,7 +102,7 @@ fn serve_while_down(s: &Shared, unit: UnitId, parker: &Parker) {
                     reason: reason.clone(),
                 };
                 let now = Stamp::now(s);
-                complete(s, unit, &task, now, now, Err(down), 0);
+                complete(s, unit, &task, now, now, Err(down), Fetches::default());
             } else {
                 s.make_ready(task, None);
             }
@@ -139,7 +139,7 @@ impl Stamp {
 fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Stamp) -> Stamp {
     let not_run = |e| Launched {
         outcome: Err(e),
-        fetched: 0,
+        fetched: Fetches::default(),
         run_seconds: None,
     };
     let launched = if !task.start() {
@@ -180,7 +180,7 @@ fn complete(
     start: Stamp,
     end: Stamp,
     outcome: Result<()>,
-    fetched: usize,
+    fetched: Fetches,
 ) {
     let ok = outcome.is_ok();
     for a in task.accesses.iter().filter(|a| a.mode.writes()) {
@@ -197,11 +197,25 @@ fn complete(
         0.0
     };
     let busy = (end.instant - start.instant).as_nanos() as u64;
-    s.counters.record(unit, ok, busy, flops, fetched as u64);
+    s.counters
+        .record(unit, ok, busy, flops, fetched.bytes as u64);
     let recording = s.recorder.is_on();
     // Recorded before the task counts as finished, so that whoever waits
     // for it finds it in the profile.
     if recording {
+        // A history keeps every task's footprint, and what it stands for.
+        let footprint = match &s.history {
+            Some(history) => {
+                let fp = crate::sched::footprint(task);
+                history.note_footprint(fp.key, || {
+                    let args: Vec<String> =
+                        task.accesses.iter().map(|a| a.meta().to_string()).collect();
+                    args.join(", ")
+                });
+                Some(fp)
+            }
+            None => task.footprint.get().copied(),
+        };
         s.recorder.record(TaskRecord {
             id: task.id,
             kernel: task.kernel.clone(),
@@ -212,7 +226,9 @@ fn complete(
             end: end.ticks,
             ok,
             flops,
-            bytes_fetched: fetched as u64,
+            bytes_fetched: fetched.bytes as u64,
+            fetched_from: fetched.from,
+            footprint,
             released_by: task.released_by.load(Ordering::Relaxed),
             tensors: task.accesses.iter().map(|a| a.tensor.id()).collect(),
         });
@@ -228,12 +244,29 @@ fn complete(
     s.task_done(unit, task);
 }
 
+/// What was copied to a unit's node for one task: bytes, and the nodes
+/// they came from (a bit per node).
+#[derive(Debug, Clone, Copy, Default)]
+struct Fetches {
+    bytes: usize,
+    from: u64,
+}
+
+impl Fetches {
+    fn add(&mut self, copied: Fetched) {
+        self.bytes += copied.bytes;
+        if let Some(node) = copied.from {
+            self.from |= 1 << node.min(63);
+        }
+    }
+}
+
 /// How a launch went: its outcome, the bytes fetched for it, and, when
 /// the task was sampled for the performance models, the kernel's own time
 /// (fetching excluded).
 struct Launched {
     outcome: Result<()>,
-    fetched: usize,
+    fetched: Fetches,
     run_seconds: Option<f64>,
 }
 
@@ -244,14 +277,14 @@ struct Launched {
 fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> Launched {
     let node = s.units[unit].node;
     let mut storages: SmallVec<[Storage; 4]> = SmallVec::new();
-    let mut fetched = 0;
+    let mut fetched = Fetches::default();
     let measuring = s.measuring && s.models.wants_sample(task.kernel.name(), unit, task.id);
     let mut run_seconds = None;
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         for a in &task.accesses {
-            let (st, bytes) = s.memory.acquire(&a.tensor.inner, node, a.mode, task.id)?;
+            let (st, copied) = s.memory.acquire(&a.tensor.inner, node, a.mode, task.id)?;
             storages.push(st);
-            fetched += bytes;
+            fetched.add(copied);
         }
         let mut args: SmallVec<[Arg<'_>; 4]> = task
             .accesses

@@ -16,7 +16,7 @@ use crate::backend::{Backend, BackendStatus};
 use crate::error::Error;
 use crate::error::Result;
 use crate::graph::{TaskNode, UnitSet};
-use crate::history::{unit_identity, HistoryStore, RunHistory};
+use crate::history::{unit_identity, RunHistory, TaskStore};
 use crate::memory::MemoryManager;
 use crate::monitor::RuntimeSnapshot;
 use crate::perfmodel::PerfModels;
@@ -79,7 +79,7 @@ impl Shared {
         statuses: Vec<BackendStatus>,
         memory: MemoryManager,
         recording: Option<usize>,
-        history: Option<HistoryStore>,
+        history: Option<Arc<dyn TaskStore>>,
     ) -> Result<(Arc<Shared>, Vec<Parker>)> {
         let n = units.len();
         let health = Arc::new(UnitHealth::new(&units));

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use xpu::history::HistoryStore;
+use xpu::history::{HistoryStore, TaskStore};
 use xpu::perfmodel::{FootprintRow, Law, PerfModels};
 
 #[derive(Args)]
@@ -13,6 +13,11 @@ pub struct HistoryArgs {
     /// Only this kernel.
     #[arg(long)]
     kernel: Option<String>,
+    /// Also list the last N tasks stored: kernel, unit, memory node,
+    /// start and run time, footprint (argument shapes, dtypes, modes and
+    /// bytes), and the bytes fetched and the nodes they came from.
+    #[arg(long, value_name = "N")]
+    tasks: Option<usize>,
 }
 
 #[derive(Args)]
@@ -85,6 +90,43 @@ pub fn run(path: &Path, args: &HistoryArgs) -> xpu::Result<()> {
             s.failed,
             s.mean_seconds * 1e6,
             s.total_seconds
+        );
+    }
+    if let Some(n) = args.tasks {
+        list_tasks(&store, n, args.kernel.as_deref())?;
+    }
+    Ok(())
+}
+
+/// The last `n` stored tasks (of `kernel`, if given), oldest first.
+fn list_tasks(store: &HistoryStore, n: usize, kernel: Option<&str>) -> xpu::Result<()> {
+    let rows: Vec<_> = store
+        .tasks(if kernel.is_some() { usize::MAX } else { n })?
+        .into_iter()
+        .filter(|t| kernel.is_none_or(|k| k == t.kernel))
+        .collect();
+    println!();
+    println!(
+        "{:<12} {:<48} {:>4} {:>10} {:>10} {:>10} {:>10}  {:<8} footprint",
+        "kernel", "unit", "node", "start", "run", "bytes", "fetched", "from"
+    );
+    for t in &rows[rows.len().saturating_sub(n)..] {
+        let from: Vec<String> = t.fetched_from.iter().map(|n| n.to_string()).collect();
+        println!(
+            "{:<12} {:<48} {:>4} {:>8.3} s {:>7.1} us {:>10} {:>10}  {:<8} {}",
+            t.kernel,
+            t.unit,
+            t.node,
+            t.start,
+            (t.end - t.start) * 1e6,
+            t.bytes,
+            t.bytes_fetched,
+            if from.is_empty() {
+                "-".to_string()
+            } else {
+                from.join(",")
+            },
+            if t.shapes.is_empty() { "-" } else { &t.shapes },
         );
     }
     Ok(())

@@ -213,9 +213,11 @@ enum Command {
     ///   xpu calibrate --kernel gemm,potrf,trsm,syrk --seconds 60
     Calibrate(calibrate::CalibrateArgs),
     /// The task history: tasks per kernel and unit over every stored run
-    /// (runs store their tasks and models at exit; see --history).
+    /// (runs store their tasks and models at exit; see --history), and
+    /// with --tasks N the last N tasks: unit, node, times, footprint, and
+    /// the bytes fetched and where from.
     ///
-    /// Example: xpu history --kernel gemm
+    /// Example: xpu history --kernel gemm --tasks 20
     History(history::HistoryArgs),
     /// The performance models placement learns (`--policy dmda`), as
     /// stored in the task history.
