@@ -24,14 +24,16 @@
 //! assert!((predicted / 1e-5 - 1.0).abs() < 0.05);
 //! ```
 
+mod fnv;
 mod law;
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
+use smallvec::SmallVec;
 
+use fnv::FnvMap;
 pub use law::Law;
 
 use crate::kernel::{ArgMeta, Kernel};
@@ -61,7 +63,7 @@ impl Footprint {
     /// ```
     pub fn of(kernel: &Kernel, args: &[ArgMeta<'_>]) -> Footprint {
         let bytes = kernel.bytes(args);
-        let mut h = std::collections::hash_map::DefaultHasher::new();
+        let mut h = fnv::Fnv::default();
         for a in args {
             a.shape.hash(&mut h);
             a.dtype.hash(&mut h);
@@ -115,7 +117,7 @@ struct Entry {
 /// The model of one kernel on one unit.
 #[derive(Debug, Clone, Default)]
 struct KernelModel {
-    entries: HashMap<u64, Entry>,
+    entries: FnvMap<u64, Entry>,
     law: Option<Law>,
     /// Entries when the law was last fitted.
     fitted_at: usize,
@@ -258,7 +260,7 @@ pub struct ModelSummary {
 /// Every model of a runtime.
 pub struct PerfModels {
     units: usize,
-    kernels: RwLock<HashMap<String, Vec<KernelModel>>>,
+    kernels: RwLock<FnvMap<String, Vec<KernelModel>>>,
     transfers: Mutex<Vec<TransferModel>>,
     nodes: usize,
 }
@@ -268,7 +270,7 @@ impl PerfModels {
     pub fn new(units: usize, nodes: usize) -> PerfModels {
         PerfModels {
             units,
-            kernels: RwLock::new(HashMap::new()),
+            kernels: RwLock::new(FnvMap::default()),
             transfers: Mutex::new(vec![TransferModel::default(); nodes * nodes]),
             nodes,
         }
@@ -277,7 +279,23 @@ impl PerfModels {
     /// Predicted run time in seconds of `kernel` on `unit` for `fp`;
     /// `None` while the pair has never run.
     pub fn predict(&self, kernel: &str, unit: UnitId, fp: &Footprint) -> Option<f64> {
-        self.kernels.read().get(kernel)?.get(unit)?.predict(fp)
+        self.predict_on(kernel, &[unit], fp)[0]
+    }
+
+    /// [`PerfModels::predict`] on each of `units`, looking the kernel up
+    /// once (placement asks for every eligible unit at once).
+    pub fn predict_on(
+        &self,
+        kernel: &str,
+        units: &[UnitId],
+        fp: &Footprint,
+    ) -> SmallVec<[Option<f64>; 8]> {
+        let kernels = self.kernels.read();
+        let models = kernels.get(kernel);
+        units
+            .iter()
+            .map(|&u| models.and_then(|m| m.get(u)).and_then(|m| m.predict(fp)))
+            .collect()
     }
 
     /// Adds a measured run time.

@@ -114,6 +114,12 @@ pub(crate) struct Dmda<T> {
 /// time corrects the model before it ends.
 const OVERRUN: f64 = 10.0;
 
+/// What waking an idle unit's worker costs before it starts a task (a
+/// parked thread woken and scheduled: a few microseconds here): counted
+/// against giving a task to an idle unit rather than to the one that
+/// released it, so tiny tasks stay where they became ready.
+const WAKE_UP: f64 = 5e-6;
+
 /// Unplaced tasks an idle unit looks through for one it can run.
 const SCAN: usize = 64;
 
@@ -216,20 +222,33 @@ impl<T: Placeable> Dmda<T> {
     /// Where `task` should go: the unit it is expected to finish first on,
     /// with its predicted run time, or a unit to explore (a pair never
     /// run, marked in flight here); `None` when nothing is known and no
-    /// pair may be explored now.
-    fn decide(&self, task: &T) -> Option<Decision> {
+    /// pair may be explored now. `awake` is the unit deciding (it released
+    /// the task, or is idle and asking): an idle other unit must first be
+    /// woken, which costs [`WAKE_UP`].
+    fn decide(&self, task: &T, awake: Option<UnitId>) -> Option<Decision> {
         let kernel = task.kernel_name();
         let fp = task.footprint();
         let now = self.clock.now();
         // (unit, expected finish, predicted run) of every modelled unit.
         let mut known: SmallVec<[(UnitId, f64, f64); 8]> = SmallVec::new();
         let mut unknown: SmallVec<[UnitId; 8]> = SmallVec::new();
-        for unit in task.eligible().iter().filter(|&u| !self.health.is_down(u)) {
-            match self.models.predict(kernel, unit, &fp) {
+        let units: SmallVec<[UnitId; 8]> = task
+            .eligible()
+            .iter()
+            .filter(|&u| !self.health.is_down(u))
+            .collect();
+        let predicted = self.models.predict_on(kernel, &units, &fp);
+        for (unit, prediction) in units.into_iter().zip(predicted) {
+            match prediction {
                 Some(run) => {
-                    let finish = self.busy_for(unit, now)
-                        + task.transfer_time(self.units[unit].node, &self.models)
-                        + run;
+                    let busy = self.busy_for(unit, now);
+                    let wake = if busy == 0.0 && awake != Some(unit) {
+                        WAKE_UP
+                    } else {
+                        0.0
+                    };
+                    let finish =
+                        busy + wake + task.transfer_time(self.units[unit].node, &self.models) + run;
                     known.push((unit, finish, run));
                 }
                 None => unknown.push(unit),
@@ -316,7 +335,7 @@ impl<T: Placeable> Dmda<T> {
                     .position(|t| t.eligible().contains(unit))?;
                 q.remove(pos)?
             };
-            match self.decide(&task) {
+            match self.decide(&task, Some(unit)) {
                 Some(d) if d.unit != unit => self.enqueue(task, d),
                 decided => {
                     let d = decided.unwrap_or(Decision {
@@ -350,8 +369,8 @@ impl<T: Placeable> Dmda<T> {
 }
 
 impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
-    fn push(&self, task: Arc<T>, _from: Option<UnitId>) -> Option<UnitId> {
-        let Some(d) = self.decide(&task) else {
+    fn push(&self, task: Arc<T>, from: Option<UnitId>) -> Option<UnitId> {
+        let Some(d) = self.decide(&task, from) else {
             // Nothing known and every unknown pair busy exploring: the
             // first capable unit to be idle takes it (and decides again).
             self.unplaced.lock().push_back(task);

@@ -15,7 +15,6 @@ use std::cmp::Ordering as CmpOrdering;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use parking_lot::Mutex;
 use smallvec::SmallVec;
@@ -24,6 +23,7 @@ use crate::graph::{TaskNode, UnitSet};
 use crate::kernel::ArgMeta;
 use crate::perfmodel::{Footprint, PerfModels};
 use crate::tensor::Access;
+use crate::trace::Clock;
 use crate::unit::{NodeId, UnitHealth, UnitId};
 
 /// The scheduling policy of a runtime.
@@ -176,25 +176,43 @@ pub(crate) fn footprint(task: &TaskNode) -> Footprint {
     })
 }
 
-/// The time a policy reads: the wall clock in a runtime, a virtual clock
-/// that the simulator advances.
+/// The time a policy reads: the runtime's clock (the profiler's, a
+/// time-stamp counter where there is one: a few nanoseconds a reading,
+/// three readings a task), or a virtual clock that the simulator advances.
 #[derive(Clone)]
 pub(crate) enum SchedClock {
-    Wall(Instant),
+    Wall {
+        clock: Clock,
+        start_ticks: u64,
+        per_tick: f64,
+    },
     /// Seconds as f64 bits.
     Virtual(Arc<AtomicU64>),
 }
 
 impl SchedClock {
-    /// A wall clock starting now.
-    pub fn wall() -> SchedClock {
-        SchedClock::Wall(Instant::now())
+    /// Seconds on `clock`, converted at its rate measured now, over at
+    /// least 200 microseconds since it started (to well under 0.1%).
+    pub fn wall(clock: Clock) -> SchedClock {
+        while clock.start().elapsed() < std::time::Duration::from_micros(200) {
+            std::hint::spin_loop();
+        }
+        let (start_ticks, per_tick) = clock.calibration();
+        SchedClock::Wall {
+            clock,
+            start_ticks,
+            per_tick,
+        }
     }
 
     /// Seconds since the clock started.
     pub fn now(&self) -> f64 {
         match self {
-            SchedClock::Wall(start) => start.elapsed().as_secs_f64(),
+            SchedClock::Wall {
+                clock,
+                start_ticks,
+                per_tick,
+            } => clock.ticks().saturating_sub(*start_ticks) as f64 * per_tick,
             SchedClock::Virtual(bits) => f64::from_bits(bits.load(Ordering::Acquire)),
         }
     }

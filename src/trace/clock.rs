@@ -47,14 +47,20 @@ impl Clock {
 
     /// Converts readings to seconds since the start, calibrated now.
     pub fn seconds(&self) -> impl Fn(u64) -> f64 {
-        let (start_ticks, per_tick) = if self.tsc {
+        let (start_ticks, per_tick) = self.calibration();
+        move |t| t.saturating_sub(start_ticks) as f64 * per_tick
+    }
+
+    /// The reading at the start and the seconds per tick, as measured
+    /// against the monotonic clock since the start.
+    pub fn calibration(&self) -> (u64, f64) {
+        if self.tsc {
             let elapsed = self.start.elapsed().as_secs_f64();
             let ticks = self.ticks().saturating_sub(self.start_ticks).max(1);
             (self.start_ticks, elapsed / ticks as f64)
         } else {
             (0, 1e-9)
-        };
-        move |t| t.saturating_sub(start_ticks) as f64 * per_tick
+        }
     }
 }
 

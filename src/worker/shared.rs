@@ -121,7 +121,12 @@ impl Shared {
         let shared = Arc::new(Shared {
             id: NEXT_RUNTIME.fetch_add(1, Ordering::Relaxed),
             policy_kind: policy,
-            policy: policy.build(health.clone(), models.clone(), places, SchedClock::wall()),
+            policy: policy.build(
+                health.clone(),
+                models.clone(),
+                places,
+                SchedClock::wall(memory.clock()),
+            ),
             models,
             measuring: policy.uses_models() || history.is_some(),
             history,
