@@ -54,27 +54,77 @@ struct Running<T> {
     reported: bool,
 }
 
-/// One unit's queue and load.
-struct UnitState<T> {
-    queue: Mutex<BinaryHeap<Queued<T>>>,
-    /// Predicted seconds of the queued tasks (f64 bits).
-    queued_seconds: AtomicU64,
-    length: AtomicU64,
-    running: Mutex<Option<Running<T>>>,
+/// A unit's queue: in arrival order (`dmda`, a deque), or by priority,
+/// then arrival (`dmdas`, a heap).
+enum UnitQueue<T> {
+    Arrival(VecDeque<Queued<T>>),
+    Priority(BinaryHeap<Queued<T>>),
 }
 
-impl<T> Default for UnitState<T> {
-    fn default() -> Self {
-        UnitState {
-            queue: Mutex::new(BinaryHeap::new()),
-            queued_seconds: AtomicU64::new(0),
-            length: AtomicU64::new(0),
-            running: Mutex::new(None),
+impl<T> UnitQueue<T> {
+    fn push(&mut self, entry: Queued<T>) {
+        match self {
+            UnitQueue::Arrival(q) => q.push_back(entry),
+            UnitQueue::Priority(q) => q.push(entry),
+        }
+    }
+
+    fn pop(&mut self) -> Option<Queued<T>> {
+        match self {
+            UnitQueue::Arrival(q) => q.pop_front(),
+            UnitQueue::Priority(q) => q.pop(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            UnitQueue::Arrival(q) => q.len(),
+            UnitQueue::Priority(q) => q.len(),
+        }
+    }
+
+    /// Every entry, in the order they would run.
+    fn take_all(&mut self) -> Vec<Queued<T>> {
+        match self {
+            UnitQueue::Arrival(q) => q.drain(..).collect(),
+            UnitQueue::Priority(q) => {
+                let mut sorted = std::mem::take(q).into_sorted_vec();
+                sorted.reverse();
+                sorted
+            }
         }
     }
 }
 
+/// One unit's queue and load.
+struct UnitState<T> {
+    queue: Mutex<UnitQueue<T>>,
+    /// Predicted seconds of the queued tasks (f64 bits).
+    queued_seconds: AtomicU64,
+    length: AtomicU64,
+    running: Mutex<Option<Running<T>>>,
+    /// The running task's start and prediction (f64 bits; the prediction
+    /// NaN while none runs): what decisions read, without the lock.
+    running_since: AtomicU64,
+    running_predicted: AtomicU64,
+}
+
 impl<T> UnitState<T> {
+    fn new(by_priority: bool) -> Self {
+        UnitState {
+            queue: Mutex::new(if by_priority {
+                UnitQueue::Priority(BinaryHeap::new())
+            } else {
+                UnitQueue::Arrival(VecDeque::new())
+            }),
+            queued_seconds: AtomicU64::new(0),
+            length: AtomicU64::new(0),
+            running: Mutex::new(None),
+            running_since: AtomicU64::new(0),
+            running_predicted: AtomicU64::new(f64::NAN.to_bits()),
+        }
+    }
+
     fn add_queued(&self, seconds: f64) {
         let _ = self
             .queued_seconds
@@ -145,7 +195,7 @@ impl<T: Placeable> Dmda<T> {
             clock,
             by_priority,
             seq: AtomicU64::new(0),
-            state: units.iter().map(|_| UnitState::default()).collect(),
+            state: units.iter().map(|_| UnitState::new(by_priority)).collect(),
             units,
             unplaced: Mutex::new(VecDeque::new()),
             exploration: Mutex::new(Exploration::default()),
@@ -158,28 +208,43 @@ impl<T: Placeable> Dmda<T> {
     /// to be placed again.
     fn busy_for(&self, unit: UnitId, now: f64) -> f64 {
         let s = &self.state[unit];
-        let mut mispredicted = false;
-        let running = match &mut *s.running.lock() {
-            Some(r) => {
-                let elapsed = now - r.since;
-                if r.predicted > 0.0 && elapsed > OVERRUN * r.predicted && !r.reported {
-                    r.reported = true;
-                    mispredicted = true;
-                    self.models
-                        .correct(r.task.kernel_name(), unit, &r.task.footprint(), elapsed);
-                }
-                if elapsed <= r.predicted {
-                    r.predicted - elapsed
-                } else {
-                    elapsed
-                }
+        let predicted = f64::from_bits(s.running_predicted.load(Ordering::Acquire));
+        let running = if predicted.is_nan() {
+            0.0
+        } else {
+            let elapsed = now - f64::from_bits(s.running_since.load(Ordering::Acquire));
+            if predicted > 0.0 && elapsed > OVERRUN * predicted {
+                self.overran(unit, now);
             }
-            None => 0.0,
+            if elapsed <= predicted {
+                predicted - elapsed
+            } else {
+                elapsed
+            }
         };
-        if mispredicted {
+        running + s.queued()
+    }
+
+    /// The task running on `unit` is far past its prediction: its elapsed
+    /// time corrects the model (once), and the tasks queued there on the
+    /// strength of the old model are placed again.
+    fn overran(&self, unit: UnitId, now: f64) {
+        let corrected = match &mut *self.state[unit].running.lock() {
+            Some(r) if !r.reported => {
+                r.reported = true;
+                self.models.correct(
+                    r.task.kernel_name(),
+                    unit,
+                    &r.task.footprint(),
+                    now - r.since,
+                );
+                true
+            }
+            _ => false,
+        };
+        if corrected {
             self.requeue(unit);
         }
-        running + s.queued()
     }
 
     /// Moves the tasks queued on `unit` back to the unplaced queue.
@@ -195,7 +260,7 @@ impl<T: Placeable> Dmda<T> {
         let entries: Vec<Queued<T>> = {
             let mut q = s.queue.lock();
             s.length.store(0, Ordering::Relaxed);
-            std::mem::take(&mut *q).into_sorted_vec()
+            q.take_all()
         };
         for e in &entries {
             self.release(
@@ -204,7 +269,7 @@ impl<T: Placeable> Dmda<T> {
                 e.payload.explores.then_some(&*e.task),
             );
         }
-        entries.into_iter().rev().collect()
+        entries
     }
 
     /// Takes back a queued prediction, and the exploration mark of
@@ -238,6 +303,8 @@ impl<T: Placeable> Dmda<T> {
             .filter(|&u| !self.health.is_down(u))
             .collect();
         let predicted = self.models.predict_on(kernel, &units, &fp);
+        // Units on one node need the same copies: work them out once.
+        let mut transfers: SmallVec<[(usize, f64); 4]> = SmallVec::new();
         for (unit, prediction) in units.into_iter().zip(predicted) {
             match prediction {
                 Some(run) => {
@@ -247,8 +314,16 @@ impl<T: Placeable> Dmda<T> {
                     } else {
                         0.0
                     };
-                    let finish =
-                        busy + wake + task.transfer_time(self.units[unit].node, &self.models) + run;
+                    let node = self.units[unit].node;
+                    let transfer = match transfers.iter().find(|(n, _)| *n == node) {
+                        Some(&(_, t)) => t,
+                        None => {
+                            let t = task.transfer_time(node, &self.models);
+                            transfers.push((node, t));
+                            t
+                        }
+                    };
+                    let finish = busy + wake + transfer + run;
                     known.push((unit, finish, run));
                 }
                 None => unknown.push(unit),
@@ -398,21 +473,30 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
                 (task, d.seconds, d.explores)
             }
         };
+        let since = self.clock.now();
         *s.running.lock() = Some(Running {
             task: task.clone(),
             predicted: seconds,
             explores,
-            since: self.clock.now(),
+            since,
             reported: false,
         });
+        s.running_since.store(since.to_bits(), Ordering::Release);
+        s.running_predicted
+            .store(seconds.to_bits(), Ordering::Release);
         Some(task)
     }
 
     fn finished(&self, unit: UnitId, task: &T) {
+        let s = &self.state[unit];
         let done = {
-            let mut running = self.state[unit].running.lock();
+            let mut running = s.running.lock();
             match &*running {
-                Some(r) if r.task.id() == task.id() => running.take(),
+                Some(r) if r.task.id() == task.id() => {
+                    s.running_predicted
+                        .store(f64::NAN.to_bits(), Ordering::Release);
+                    running.take()
+                }
                 _ => None,
             }
         };
@@ -435,10 +519,13 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
         for (u, s) in self.state.iter().enumerate().filter(|(u, _)| *u != unit) {
             let stranded: Vec<Queued<T>> = {
                 let mut q = s.queue.lock();
-                let (stranded, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut *q)
+                let (stranded, kept): (Vec<_>, Vec<_>) = q
+                    .take_all()
                     .into_iter()
                     .partition(|e| super::stranded(&*e.task, &self.health));
-                q.extend(kept);
+                for e in kept {
+                    q.push(e);
+                }
                 s.length.store(q.len() as u64, Ordering::Relaxed);
                 stranded
             };
