@@ -14,7 +14,7 @@ use crate::perfmodel::{FootprintRow, LinkRow};
 
 /// The schema this build writes; a file of another is set aside. (2 added
 /// each task's footprint, its shapes, bytes and the nodes its data came
-/// from.)
+/// from, and each model footprint's latest samples.)
 const SCHEMA: &str = "xpu-history/2";
 
 /// The history file.
@@ -61,7 +61,7 @@ impl HistoryStore {
                  flops REAL NOT NULL, footprint INTEGER NOT NULL, shapes TEXT NOT NULL, bytes INTEGER NOT NULL,
                  bytes_fetched INTEGER NOT NULL, fetched_from TEXT NOT NULL, ok INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS footprints(kernel TEXT NOT NULL, unit TEXT NOT NULL, footprint INTEGER NOT NULL,
-                 size REAL NOT NULL, count INTEGER NOT NULL, mean REAL NOT NULL, m2 REAL NOT NULL,
+                 size REAL NOT NULL, count INTEGER NOT NULL, mean REAL NOT NULL, m2 REAL NOT NULL, recent TEXT NOT NULL,
                  PRIMARY KEY(kernel, unit, footprint));
              CREATE TABLE IF NOT EXISTS links(src TEXT NOT NULL, dst TEXT NOT NULL, n REAL NOT NULL, sx REAL NOT NULL,
                  sy REAL NOT NULL, sxx REAL NOT NULL, sxy REAL NOT NULL, PRIMARY KEY(src, dst));",
@@ -122,7 +122,7 @@ impl TaskStore for HistoryStore {
     /// Every stored footprint.
     fn footprints(&self) -> Result<Vec<FootprintRow>> {
         self.query(
-            "SELECT kernel, unit, footprint, size, count, mean, m2 FROM footprints ORDER BY kernel, unit",
+            "SELECT kernel, unit, footprint, size, count, mean, m2, recent FROM footprints ORDER BY kernel, unit",
             |r| {
                 Ok(FootprintRow {
                     kernel: r.get(0)?,
@@ -132,6 +132,11 @@ impl TaskStore for HistoryStore {
                     count: r.get::<_, i64>(4)? as u64,
                     mean: r.get(5)?,
                     m2: r.get(6)?,
+                    recent: r
+                        .get::<_, String>(7)?
+                        .split(',')
+                        .filter_map(|v| v.parse().ok())
+                        .collect(),
                 })
             },
         )
@@ -193,8 +198,8 @@ impl TaskStore for HistoryStore {
             }
             let mut upsert = tx
                 .prepare(
-                    "INSERT OR REPLACE INTO footprints(kernel, unit, footprint, size, count, mean, m2)
-                     VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    "INSERT OR REPLACE INTO footprints(kernel, unit, footprint, size, count, mean, m2, recent)
+                     VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(fail)?;
             for f in &run.footprints {
@@ -206,7 +211,12 @@ impl TaskStore for HistoryStore {
                         f.size,
                         f.count as i64,
                         f.mean,
-                        f.m2
+                        f.m2,
+                        f.recent
+                            .iter()
+                            .map(|v| v.to_string())
+                            .collect::<Vec<_>>()
+                            .join(",")
                     ])
                     .map_err(fail)?;
             }

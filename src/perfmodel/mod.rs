@@ -107,11 +107,92 @@ impl Stats {
     }
 }
 
-/// One footprint's history on one unit.
+/// One footprint's history on one unit: every sample's running stats
+/// (kept across runs) and the latest few, whose median is the prediction
+/// once there are three of them, so that a first run's cold caches or a
+/// device's pipeline build do not drag the prediction.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     size: f64,
     seconds: Stats,
+    recent: Latest<8>,
+}
+
+impl Entry {
+    fn new(size: f64, seconds: Stats) -> Entry {
+        Entry {
+            size,
+            seconds,
+            recent: Latest::default(),
+        }
+    }
+
+    fn add(&mut self, seconds: f64) {
+        self.seconds.add(seconds);
+        self.recent.push(seconds);
+    }
+
+    /// The predicted seconds.
+    fn estimate(&self) -> f64 {
+        match self.recent.median() {
+            Some(m) if self.recent.len() >= 3 => m,
+            _ => self.seconds.mean,
+        }
+    }
+}
+
+/// The latest `N` values, the oldest overwritten first.
+#[derive(Debug, Clone, Copy)]
+struct Latest<const N: usize> {
+    values: [f32; N],
+    len: usize,
+    next: usize,
+}
+
+impl<const N: usize> Default for Latest<N> {
+    fn default() -> Self {
+        Latest {
+            values: [0.0; N],
+            len: 0,
+            next: 0,
+        }
+    }
+}
+
+impl<const N: usize> Latest<N> {
+    fn push(&mut self, value: f64) {
+        self.values[self.next] = value as f32;
+        self.next = (self.next + 1) % N;
+        self.len = (self.len + 1).min(N);
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The values kept, oldest first.
+    fn oldest_first(&self) -> Vec<f32> {
+        let start = if self.len < N { 0 } else { self.next };
+        (0..self.len)
+            .map(|i| self.values[(start + i) % N])
+            .collect()
+    }
+
+    /// The latest `N` of `values` (oldest first).
+    fn from_oldest_first(values: &[f32]) -> Self {
+        let mut latest = Latest::default();
+        for &v in values {
+            latest.push(f64::from(v));
+        }
+        latest
+    }
+
+    fn median(&self) -> Option<f64> {
+        let mut v = self.values;
+        let v = &mut v[..self.len];
+        v.sort_by(f32::total_cmp);
+        v.get(v.len() / 2).map(|&m| f64::from(m))
+    }
 }
 
 /// The model of one kernel on one unit.
@@ -125,28 +206,32 @@ struct KernelModel {
     /// Relative error |predicted - measured| / measured of each prediction
     /// that met a measurement.
     error: Stats,
+    /// The latest relative errors of predictions for footprints the model
+    /// had measured before (its calibrated predictions, not the law's
+    /// extrapolations).
+    known_errors: Latest<64>,
 }
 
 impl KernelModel {
     fn predict(&self, fp: &Footprint) -> Option<f64> {
         match self.entries.get(&fp.key) {
-            Some(e) => Some(e.seconds.mean),
+            Some(e) => Some(e.estimate()),
             None => self.law.map(|l| l.eval(fp.size).max(0.0)),
         }
     }
 
     fn observe(&mut self, fp: &Footprint, seconds: f64) {
         if let Some(p) = self.predict(fp) {
-            self.error.add((p - seconds).abs() / seconds.max(1e-12));
+            let error = (p - seconds).abs() / seconds.max(1e-12);
+            self.error.add(error);
+            if self.entries.contains_key(&fp.key) {
+                self.known_errors.push(error);
+            }
         }
         self.samples += 1;
         self.entries
             .entry(fp.key)
-            .or_insert(Entry {
-                size: fp.size,
-                seconds: Stats::default(),
-            })
-            .seconds
+            .or_insert(Entry::new(fp.size, Stats::default()))
             .add(seconds);
         // Refit as the history grows: each new footprint, and every 32
         // samples (means move).
@@ -159,7 +244,7 @@ impl KernelModel {
         let points: Vec<(f64, f64, f64)> = self
             .entries
             .values()
-            .map(|e| (e.size, e.seconds.mean, (e.seconds.count as f64).sqrt()))
+            .map(|e| (e.size, e.estimate(), (e.seconds.count as f64).sqrt()))
             .collect();
         self.law = Law::fit(&points);
         self.fitted_at = self.entries.len();
@@ -231,6 +316,8 @@ pub struct FootprintRow {
     pub count: u64,
     pub mean: f64,
     pub m2: f64,
+    /// The latest samples, oldest first (their median is the prediction).
+    pub recent: Vec<f32>,
 }
 
 /// A link's transfer model as stored: the nodes by name, and the running
@@ -255,6 +342,9 @@ pub struct ModelSummary {
     /// measurement.
     pub mean_error: f64,
     pub predictions_checked: u64,
+    /// Median relative error of the latest predictions for footprints the
+    /// model had measured (what a calibrated model predicts), if any.
+    pub median_known_error: Option<f64>,
 }
 
 /// Every model of a runtime.
@@ -393,6 +483,7 @@ impl PerfModels {
                     count: e.seconds.count,
                     mean: e.seconds.mean,
                     m2: e.seconds.m2,
+                    recent: e.recent.oldest_first(),
                 }));
             }
         }
@@ -417,8 +508,8 @@ impl PerfModels {
             model.entries.insert(
                 row.key,
                 Entry {
-                    size: row.size,
-                    seconds: Stats::from_parts(row.count, row.mean, row.m2),
+                    recent: Latest::from_oldest_first(&row.recent),
+                    ..Entry::new(row.size, Stats::from_parts(row.count, row.mean, row.m2))
                 },
             );
             model.samples += row.count;
@@ -489,6 +580,7 @@ impl PerfModels {
                         law: m.law.map(|l| (l.a, l.b, l.c)),
                         mean_error: m.error.mean,
                         predictions_checked: m.error.count,
+                        median_known_error: m.known_errors.median(),
                     })
             })
             .collect();

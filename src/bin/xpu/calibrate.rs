@@ -56,25 +56,22 @@ pub fn run(runtime: &RuntimeArgs, args: &CalibrateArgs) -> xpu::Result<()> {
         steps.len() - measured
     );
     println!(
-        "{:<16} {:<5} {:<36} {:>8} {:>5} {:>7}  law t = a*n^b + c (n bytes)",
-        "kernel", "unit", "device", "samples", "fps", "error"
+        "{:<16} {:<5} {:<36} {:>8} {:>5} {:>7} {:>7}  law t = a*n^b + c (n bytes)",
+        "kernel", "unit", "device", "samples", "fps", "error", "all"
     );
     let summaries = rt.perf_models().summaries();
+    let percent = |e: Option<f64>| e.map_or("-".into(), |e| format!("{:.1}%", e * 100.0));
     for m in &summaries {
         let u = &rt.units()[m.unit];
-        let error = if m.predictions_checked > 0 {
-            format!("{:.1}%", m.mean_error * 100.0)
-        } else {
-            "-".into()
-        };
         println!(
-            "{:<16} {:<5} {:<36} {:>8} {:>5} {:>7}  {}",
+            "{:<16} {:<5} {:<36} {:>8} {:>5} {:>7} {:>7}  {}",
             m.kernel,
             format!("{} {}", u.id, u.kind),
             u.device.chars().take(36).collect::<String>(),
             m.samples,
             m.footprints,
-            error,
+            percent(m.median_known_error),
+            percent((m.predictions_checked > 0).then_some(m.mean_error)),
             m.law.map_or("-".into(), |(a, b, c)| format!(
                 "{a:.3e}*n^{b:.2} + {c:.2e}"
             )),
@@ -82,14 +79,14 @@ pub fn run(runtime: &RuntimeArgs, args: &CalibrateArgs) -> xpu::Result<()> {
     }
     let mut errors: Vec<f64> = summaries
         .iter()
-        .filter(|m| m.predictions_checked > 0)
-        .map(|m| m.mean_error)
+        .filter_map(|m| m.median_known_error)
         .collect();
     errors.sort_by(f64::total_cmp);
     if let Some(median) = errors.get(errors.len() / 2) {
         println!(
-            "median prediction error over {} models: {:.1}% (each model's mean \
-             |predicted - measured| / measured while calibrating)",
+            "median prediction error over {} models: {:.1}% (error: each model's median \
+             |predicted - measured| / measured for sizes it had measured; all: the mean \
+             over every prediction, the law's for unmeasured sizes included)",
             errors.len(),
             median * 100.0
         );
