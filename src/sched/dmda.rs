@@ -12,7 +12,8 @@
 //! the task (they would take cores from it; `xpu calibrate` measures them,
 //! and a model stored in the task history brings them back). A task
 //! nothing is known of, while every unknown pair is being explored, waits
-//! in a shared queue; an idle unit takes it and decides again. A running
+//! in a shared queue; an idle unit takes it and decides again (a unit
+//! emulated on the host's cores only one that no CPU unit can run). A running
 //! task past its prediction counts as running as long again; past ten
 //! times its prediction (while it runs, or when it ends) its elapsed time
 //! replaces the model's figure at once, and the tasks queued on that unit
@@ -333,11 +334,7 @@ impl<T: Placeable> Dmda<T> {
         // Units emulated on the host's cores are no added capacity beside
         // CPU units: exploring them in a run only takes cores from the CPU
         // units. `xpu calibrate` measures them instead.
-        let cpu_eligible = task
-            .eligible()
-            .iter()
-            .any(|u| self.units[u].is_cpu && !self.health.is_down(u));
-        if cpu_eligible {
+        if self.cpu_can_run(task) {
             unknown.retain(|u| !self.units[*u].host_cores || self.units[*u].is_cpu);
         }
         if !unknown.is_empty() {
@@ -401,13 +398,16 @@ impl<T: Placeable> Dmda<T> {
     /// that more may be known; one that another unit should run moves to
     /// that unit's queue. Returns the task and what was predicted for it.
     fn take_unplaced(&self, unit: UnitId) -> Option<(Arc<T>, Decision)> {
+        // A unit emulated on the host's cores leaves to the CPU units what
+        // they can run: running it unmeasured would take their cores.
+        let place = self.units[unit];
+        let shares_cores = place.host_cores && !place.is_cpu;
         loop {
             let task = {
                 let mut q = self.unplaced.lock();
-                let pos = q
-                    .iter()
-                    .take(SCAN)
-                    .position(|t| t.eligible().contains(unit))?;
+                let pos = q.iter().take(SCAN).position(|t| {
+                    t.eligible().contains(unit) && !(shares_cores && self.cpu_can_run(&**t))
+                })?;
                 q.remove(pos)?
             };
             match self.decide(&task, Some(unit)) {
@@ -422,6 +422,13 @@ impl<T: Placeable> Dmda<T> {
                 }
             }
         }
+    }
+
+    /// Whether a CPU unit in service can run `task`.
+    fn cpu_can_run(&self, task: &T) -> bool {
+        task.eligible()
+            .iter()
+            .any(|u| self.units[u].is_cpu && !self.health.is_down(u))
     }
 
     fn enqueue(&self, task: Arc<T>, d: Decision) {
