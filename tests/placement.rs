@@ -106,6 +106,9 @@ fn the_transfer_model_recovers_latency_and_bandwidth() {
 struct SlowDsp {
     inner: dsp::DspBackend,
     repeat: usize,
+    /// Say its unit computes on the host's cores (as lavapipe or candle's
+    /// CPU device do).
+    host_cores: bool,
 }
 
 impl Backend for SlowDsp {
@@ -113,7 +116,11 @@ impl Backend for SlowDsp {
         "slow-dsp"
     }
     fn units(&self) -> Vec<UnitDesc> {
-        self.inner.units()
+        let mut units = self.inner.units();
+        for u in &mut units {
+            u.host_cores = self.host_cores;
+        }
+        units
     }
     fn alloc(&self, memory: usize, bytes: usize) -> Result<DeviceBuffer> {
         self.inner.alloc(memory, bytes)
@@ -146,6 +153,12 @@ fn slow_dsp_unit(rt: &Runtime) -> usize {
 
 /// One CPU unit and a DSP 100 times slower, under `policy`.
 fn runtime_with_slow_dsp(policy: Policy) -> Runtime {
+    slow_dsp_runtime(policy, false)
+}
+
+/// One CPU unit and a DSP 100 times slower, on its own device or on the
+/// host's cores, under `policy`.
+fn slow_dsp_runtime(policy: Policy, host_cores: bool) -> Runtime {
     Runtime::builder()
         .cpu_units(1)
         .device_discovery(false)
@@ -153,6 +166,7 @@ fn runtime_with_slow_dsp(policy: Policy) -> Runtime {
         .backend(Arc::new(SlowDsp {
             inner: dsp::DspBackend::new(1, 64 << 20),
             repeat: 100,
+            host_cores,
         }))
         .build()
         .unwrap()
@@ -517,4 +531,41 @@ fn exploration_never_puts_two_tasks_of_one_pair_in_flight() {
     for t in &tensors {
         assert_eq!(rt.read::<f32>(t).unwrap(), vec![1.0; 8]);
     }
+}
+
+#[test]
+fn a_unit_on_the_hosts_cores_leaves_to_the_cpu_what_the_cpu_can_run() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Nothing is known of `held`: the CPU unit explores it, and the other
+    // tasks wait unplaced. The DSP draws on the same cores, so it must not
+    // take them unmeasured (it would only slow the CPU unit down).
+    let open = Arc::new(AtomicBool::new(false));
+    let gate = open.clone();
+    let held = Kernel::custom("held", &[Mode::ReadWrite], move |args| {
+        while !gate.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        args[0].as_f32_mut()?.fill(1.0);
+        Ok(())
+    });
+    let rt = slow_dsp_runtime(Policy::Dmda, true);
+    let dsp = slow_dsp_unit(&rt);
+    let tensors: Vec<_> = (0..12)
+        .map(|_| rt.tensor(&[8], vec![0.0f32; 8]).unwrap())
+        .collect();
+    for t in &tensors {
+        rt.submit(&held, &[t.rw()]).unwrap();
+    }
+    // Give the DSP's worker time to look at the unplaced queue.
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    open.store(true, Ordering::SeqCst);
+    for t in &tensors {
+        assert_eq!(rt.read::<f32>(t).unwrap(), vec![1.0; 8]);
+    }
+    let report = rt.report();
+    assert_eq!(
+        report[dsp].tasks, 0,
+        "the DSP ran {} tasks",
+        report[dsp].tasks
+    );
 }
