@@ -230,8 +230,7 @@ enum Command {
     /// Prints the makespan against a lower bound (the longer of the
     /// critical path on the fastest units and the work spread over the
     /// units, each at its speed) and the bytes moved, one line per policy;
-    /// --gantt
-    /// draws the schedule, --trace writes it as a Chrome trace.
+    /// --gantt draws the schedule, --trace writes it as a Chrome trace.
     ///
     /// Examples:
     ///   xpu sim --platform platforms/4gpu-8cpu.toml --dag cholesky --tiles 32 --policy dmdas
