@@ -2,7 +2,9 @@
 # xpu beside the systems it is measured against, in one run on this machine:
 #   - per-task overhead (indep, chain, spread) against StarPU 1.3 (eager, lws, dmda);
 #   - tiled Cholesky 4096 (tile 256, f32; f64 beside it) against StarPU's example;
-#   - SGEMM 1024 and 2048 against numpy's matmul (OpenBLAS).
+#   - SGEMM 1024 and 2048 against numpy's matmul (OpenBLAS);
+#   - exp, gelu, tanh, sigmoid, softmax and layer norm on 2048x2048 f32
+#     against numpy and scipy, alternating, three rounds.
 # Installs what it needs from Debian and PyPI when run as root.
 # Usage: benches/peers/run.sh   (from the repository root)
 set -euo pipefail
@@ -13,7 +15,7 @@ if [ "$(id -u)" = 0 ] && ! pkg-config --exists starpu-1.3 2>/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libstarpu-dev starpu-examples libopenblas0-pthread pkg-config gcc >/dev/null
 fi
-python3 -c 'import numpy, threadpoolctl' 2>/dev/null || python3 -m pip install -q numpy threadpoolctl
+python3 -c 'import numpy, scipy, threadpoolctl' 2>/dev/null || python3 -m pip install -q numpy scipy threadpoolctl
 
 cargo build --release -q
 xpu=target/release/xpu
@@ -41,3 +43,9 @@ echo "== SGEMM =="
 env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 benches/peers/numpy_sgemm.py 1024 2048
 "$xpu" --cpu-only bench --dag gemm --size 1024 --tile 256 --reps 5
 "$xpu" --cpu-only bench --dag gemm --size 2048 --tile 512 --reps 5
+
+echo "== element-wise and normalisation, 2048x2048 f32 (GB/s of all arguments) =="
+for round in 1 2 3; do
+  "$xpu" --cpu-only --cpu-units 1 bench --kernel exp,gelu,tanh,sigmoid,softmax,layer_norm,add --sizes 2048
+  python3 benches/peers/numpy_elementwise.py 2048
+done

@@ -11,6 +11,7 @@
 
 use std::sync::Arc;
 
+pub mod approx;
 mod arg;
 mod check;
 mod custom;

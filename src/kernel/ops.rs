@@ -23,6 +23,8 @@
 
 use num_traits::Float;
 
+use super::approx::KernelMath;
+
 /// Declares an op enum with its table: names, codes, FLOPs per element
 /// and, for element-wise ops, the host expression (`map`, generic over the
 /// float type, one loop per op so that each is vectorised).
@@ -37,7 +39,10 @@ macro_rules! op_table {
 
         impl $name {
             /// Applies the op element by element: `out[i] = op(x[i])`.
-            pub fn map<F: Float>(self, x: &[F], out: &mut [F]) {
+            // Inlined into the CPU backend's vector-width dispatch, so that
+            // each loop is built for the instructions picked there.
+            #[inline(always)]
+            pub fn map<F: KernelMath>(self, x: &[F], out: &mut [F]) {
                 match self {
                     $( $name::$variant => out.iter_mut().zip(x).for_each(|(o, &$a)| *o = $body), )+
                 }
@@ -54,7 +59,8 @@ macro_rules! op_table {
 
         impl $name {
             /// Applies the op element by element: `out[i] = op(a[i], b[i])`.
-            pub fn map<F: Float>(self, a: &[F], b: &[F], out: &mut [F]) {
+            #[inline(always)]
+            pub fn map<F: KernelMath>(self, a: &[F], b: &[F], out: &mut [F]) {
                 match self {
                     $(
                         $name::$variant => out
@@ -129,13 +135,13 @@ op_table! {
         Relu = "relu", 1.0, v.max(F::zero());
         /// GELU, tanh approximation (GPT-2's).
         Gelu = "gelu", 8.0,
-            v * k(0.5) * (((v + v * v * v * k(0.044_715)) * k(0.797_884_560_802_865_4)).tanh() + F::one());
+            v * k(0.5) * (((v + v * v * v * k(0.044_715)) * k(0.797_884_560_802_865_4)).tanh_kernel() + F::one());
         /// `e^x`.
-        Exp = "exp", 1.0, v.exp();
+        Exp = "exp", 1.0, v.exp_kernel();
         /// Hyperbolic tangent.
-        Tanh = "tanh", 1.0, v.tanh();
+        Tanh = "tanh", 1.0, v.tanh_kernel();
         /// `1 / (1 + e^-x)`.
-        Sigmoid = "sigmoid", 3.0, ((-v).exp() + F::one()).recip();
+        Sigmoid = "sigmoid", 3.0, ((-v).exp_kernel() + F::one()).recip();
     }
 }
 

@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use super::widest::widest_fn;
 use super::Float;
 use crate::kernel::{BinaryOp, UnaryOp};
 
@@ -22,13 +23,25 @@ fn chunked<F: Float>(out: &mut [F], threads: usize, f: impl Fn(usize, &mut [F]) 
 
 pub(super) fn unary<F: Float>(op: UnaryOp, x: &[F], out: &mut [F], threads: usize) {
     chunked(out, threads, |start, out| {
-        op.map(&x[start..start + out.len()], out);
+        unary_chunk(op, &x[start..start + out.len()], out)
     });
 }
 
 pub(super) fn binary<F: Float>(op: BinaryOp, a: &[F], b: &[F], out: &mut [F], threads: usize) {
     chunked(out, threads, |start, out| {
         let range = start..start + out.len();
-        op.map(&a[range.clone()], &b[range], out);
+        binary_chunk(op, &a[range.clone()], &b[range], out)
     });
+}
+
+widest_fn! {
+    fn unary_chunk<F: Float>(op: UnaryOp, x: &[F], out: &mut [F]) {
+        op.map(x, out)
+    }
+}
+
+widest_fn! {
+    fn binary_chunk<F: Float>(op: BinaryOp, a: &[F], b: &[F], out: &mut [F]) {
+        op.map(a, b, out)
+    }
 }

@@ -10,6 +10,7 @@ mod gemm;
 mod image;
 mod linalg;
 mod reduce;
+mod widest;
 
 use half::{bf16, f16};
 use smallvec::SmallVec;
@@ -19,6 +20,7 @@ use crate::backend::{Arg, Backend, DeviceBuffer, UnitDesc, UnitMemory};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::host;
+use crate::kernel::approx::KernelMath;
 use crate::kernel::{ArgMeta, Kernel};
 use crate::unit::UnitKind;
 
@@ -239,7 +241,10 @@ fn float_kernel<F: Float>(
 }
 
 /// Float element types the CPU kernels compute in.
-pub(crate) trait Float: num_traits::Float + GemmElement + std::iter::Sum + Default {}
+pub(crate) trait Float:
+    num_traits::Float + KernelMath + GemmElement + std::iter::Sum + Default
+{
+}
 impl Float for f32 {}
 impl Float for f64 {}
 

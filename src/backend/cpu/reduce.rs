@@ -1,5 +1,6 @@
 //! Reductions along an axis, softmax and layer norm.
 
+use super::widest::widest_fn;
 use super::Float;
 use crate::kernel::ReduceOp;
 
@@ -11,16 +12,30 @@ fn split(shape: &[usize], axis: usize) -> (usize, usize, usize) {
 }
 
 /// Sum of a row with eight independent accumulators, so it vectorises.
+#[inline(always)]
 fn row_sum<F: Float>(row: &[F]) -> F {
-    let mut acc = [F::zero(); 8];
+    row_fold(row, F::zero(), |a, v| a + v, |a, b| a + b)
+}
+
+/// Largest value of a row (NaN ignored, as `max` does), vectorised alike.
+#[inline(always)]
+fn row_max<F: Float>(row: &[F]) -> F {
+    row_fold(row, F::neg_infinity(), F::max, F::max)
+}
+
+/// Folds a row into eight independent accumulators with `step`, then
+/// joins them with `join`, so that the loop vectorises.
+#[inline(always)]
+fn row_fold<F: Float>(row: &[F], init: F, step: impl Fn(F, F) -> F, join: impl Fn(F, F) -> F) -> F {
+    let mut acc = [init; 8];
     let chunks = row.chunks_exact(8);
-    let tail: F = chunks.remainder().iter().copied().sum();
+    let tail = chunks.remainder().iter().fold(init, |a, &v| step(a, v));
     for c in chunks {
         for (a, &v) in acc.iter_mut().zip(c) {
-            *a = *a + v;
+            *a = step(*a, v);
         }
     }
-    acc.iter().copied().sum::<F>() + tail
+    join(acc.into_iter().fold(init, &join), tail)
 }
 
 /// Reduces the middle axis of an `[outer, n, inner]` view with `f`.
@@ -51,7 +66,7 @@ pub(super) fn reduce<F: Float>(op: ReduceOp, x: &[F], shape: &[usize], axis: usi
         for (dst, row) in out.iter_mut().zip(x.chunks(n.max(1))) {
             *dst = match op {
                 ReduceOp::Sum => row_sum(row),
-                ReduceOp::Max => row.iter().copied().fold(F::neg_infinity(), F::max),
+                ReduceOp::Max => row_max(row),
             };
         }
         return;
@@ -67,36 +82,40 @@ fn rows<'a, F>(x: &'a [F], shape: &[usize]) -> impl Iterator<Item = &'a [F]> {
     x.chunks(shape.last().copied().unwrap_or(1).max(1))
 }
 
-pub(super) fn softmax<F: Float>(x: &[F], shape: &[usize], out: &mut [F]) {
-    let n = shape.last().copied().unwrap_or(1).max(1);
-    for (row, dst) in rows(x, shape).zip(out.chunks_mut(n)) {
-        let max = row.iter().copied().fold(F::neg_infinity(), F::max);
-        let mut total = F::zero();
-        for (d, &v) in dst.iter_mut().zip(row) {
-            *d = (v - max).exp();
-            total = total + *d;
+widest_fn! {
+    pub(super) fn softmax<F: Float>(x: &[F], shape: &[usize], out: &mut [F]) {
+        let n = shape.last().copied().unwrap_or(1).max(1);
+        for (row, dst) in rows(x, shape).zip(out.chunks_mut(n)) {
+            let max = row_max(row);
+            for (d, &v) in dst.iter_mut().zip(row) {
+                *d = (v - max).exp_kernel();
+            }
+            let total = row_sum(dst);
+            let inv = F::one() / total;
+            dst.iter_mut().for_each(|d| *d = *d * inv);
         }
-        let inv = F::one() / total;
-        dst.iter_mut().for_each(|d| *d = *d * inv);
     }
 }
 
-pub(super) fn layer_norm<F: Float>(
-    x: &[F],
-    shape: &[usize],
-    gamma: &[F],
-    beta: &[F],
-    eps: F,
-    out: &mut [F],
-) {
-    let n = shape.last().copied().unwrap_or(1).max(1);
-    let count = F::from(n).unwrap_or(F::one());
-    for (row, dst) in rows(x, shape).zip(out.chunks_mut(n)) {
-        let mean = row.iter().copied().sum::<F>() / count;
-        let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<F>() / count;
-        let inv = F::one() / (var + eps).sqrt();
-        for (((d, &v), &g), &b) in dst.iter_mut().zip(row).zip(gamma).zip(beta) {
-            *d = (v - mean) * inv * g + b;
+widest_fn! {
+    pub(super) fn layer_norm<F: Float>(
+        x: &[F],
+        shape: &[usize],
+        gamma: &[F],
+        beta: &[F],
+        eps: F,
+        out: &mut [F],
+    ) {
+        let n = shape.last().copied().unwrap_or(1).max(1);
+        let count = F::from(n).unwrap_or(F::one());
+        for (row, dst) in rows(x, shape).zip(out.chunks_mut(n)) {
+            let mean = row_sum(row) / count;
+            let var = row_fold(row, F::zero(), |a, v| a + (v - mean) * (v - mean), |a, b| a + b)
+                / count;
+            let inv = F::one() / (var + eps).sqrt();
+            for (((d, &v), &g), &b) in dst.iter_mut().zip(row).zip(gamma).zip(beta) {
+                *d = (v - mean) * inv * g + b;
+            }
         }
     }
 }
