@@ -4,10 +4,13 @@
 //! CPU backend runs those loops built for AVX2 or AVX-512 where the CPU
 //! has them); in f64, the standard library's.
 //!
-//! Largest errors in f32, against the f64 functions rounded to f32, over
-//! every exponent of the float range (tested in this module): `exp` 1 ulp
-//! (3 ulp where the result is subnormal, where an ulp is 2^-149);
-//! `tanh` 2 ulp. Both return NaN for NaN, and their limits at ±inf.
+//! Largest errors in f32, against the f64 functions, over every exponent
+//! of the float range (tested in this module): `exp` 1 ulp (3 ulp where
+//! the result is subnormal, where an ulp is 2^-149); `tanh` 2 ulp. Both
+//! return NaN for NaN, and their limits at ±inf. The element-wise ops
+//! built on them: `sigmoid` within 2 epsilon of the result (or of the
+//! smallest normal float, below it); `gelu` within 4 epsilon of the larger
+//! of the result and |x| (its tanh form cancels for negative x).
 
 use num_traits::Float;
 
@@ -159,5 +162,56 @@ mod tests {
         assert_eq!(f32::INFINITY.tanh_kernel(), 1.0);
         assert_eq!(f32::NEG_INFINITY.tanh_kernel(), -1.0);
         assert!((-0.0f32).tanh_kernel().is_sign_negative());
+    }
+
+    /// Largest error of an element-wise op over the samples, against its
+    /// f64 expression, in units of f32's epsilon relative to the larger
+    /// of the result and `scale(x)` (the size below which the op's own
+    /// rounding in f32 loses its digits).
+    fn worst(
+        op: crate::kernel::UnaryOp,
+        reference: impl Fn(f64) -> f64,
+        scale: impl Fn(f64) -> f64,
+    ) -> f64 {
+        let x = samples();
+        let mut got = vec![0f32; x.len()];
+        op.map(&x, &mut got);
+        x.iter()
+            .zip(&got)
+            .filter(|(x, _)| !x.is_nan())
+            .map(|(&x, &g)| {
+                let want = reference(f64::from(x));
+                if want.is_infinite() || g.is_infinite() {
+                    return if want == f64::from(g) {
+                        0.0
+                    } else {
+                        f64::INFINITY
+                    };
+                }
+                let size = want
+                    .abs()
+                    .max(scale(f64::from(x)))
+                    .max(f64::from(f32::MIN_POSITIVE));
+                (f64::from(g) - want).abs() / size / f64::from(f32::EPSILON)
+            })
+            .fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn sigmoid_and_gelu_stay_within_their_stated_error() {
+        use crate::kernel::UnaryOp;
+        let sigmoid = worst(UnaryOp::Sigmoid, |x| 1.0 / (1.0 + (-x).exp()), |_| 0.0);
+        assert!(sigmoid <= 2.0, "sigmoid: {sigmoid} eps");
+        // GELU's tanh form cancels for negative x (1 + tanh near 0): its
+        // error is relative to |x| there.
+        let gelu = worst(
+            UnaryOp::Gelu,
+            |x| 0.5 * x * (1.0 + (0.797_884_560_802_865_4 * (x + 0.044_715 * x * x * x)).tanh()),
+            |x| x.abs(),
+        );
+        assert!(gelu <= 4.0, "gelu: {gelu} eps");
+        let mut nan = [0f32];
+        UnaryOp::Sigmoid.map(&[f32::NAN], &mut nan);
+        assert!(nan[0].is_nan());
     }
 }

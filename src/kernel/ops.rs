@@ -140,8 +140,13 @@ op_table! {
         Exp = "exp", 1.0, v.exp_kernel();
         /// Hyperbolic tangent.
         Tanh = "tanh", 1.0, v.tanh_kernel();
-        /// `1 / (1 + e^-x)`.
-        Sigmoid = "sigmoid", 3.0, ((-v).exp_kernel() + F::one()).recip();
+        /// `1 / (1 + e^-x)`, as `e^x / (1 + e^x)` for negative x (no overflow
+        /// where the result is tiny).
+        Sigmoid = "sigmoid", 3.0, {
+            let e = (-v.abs()).exp_kernel();
+            let r = (e + F::one()).recip();
+            if v < F::zero() { e * r } else { r }
+        };
     }
 }
 
