@@ -23,6 +23,29 @@ fn row_max<F: Float>(row: &[F]) -> F {
     row_fold(row, F::neg_infinity(), F::max, F::max)
 }
 
+/// Sum and sum of squares of `row - shift`, in one pass with eight lanes.
+#[inline(always)]
+fn row_moments<F: Float>(row: &[F], shift: F) -> (F, F) {
+    let (mut sums, mut squares) = ([F::zero(); 8], [F::zero(); 8]);
+    let chunks = row.chunks_exact(8);
+    let (mut sum, mut square) = (F::zero(), F::zero());
+    for &v in chunks.remainder() {
+        sum = sum + (v - shift);
+        square = square + (v - shift) * (v - shift);
+    }
+    for c in chunks {
+        for ((s, q), &v) in sums.iter_mut().zip(squares.iter_mut()).zip(c) {
+            let y = v - shift;
+            *s = *s + y;
+            *q = *q + y * y;
+        }
+    }
+    (
+        sums.into_iter().fold(sum, |a, b| a + b),
+        squares.into_iter().fold(square, |a, b| a + b),
+    )
+}
+
 /// Folds a row into eight independent accumulators with `step`, then
 /// joins them with `join`, so that the loop vectorises.
 #[inline(always)]
@@ -109,9 +132,13 @@ widest_fn! {
         let n = shape.last().copied().unwrap_or(1).max(1);
         let count = F::from(n).unwrap_or(F::one());
         for (row, dst) in rows(x, shape).zip(out.chunks_mut(n)) {
-            let mean = row_sum(row) / count;
-            let var = row_fold(row, F::zero(), |a, v| a + (v - mean) * (v - mean), |a, b| a + b)
-                / count;
+            // One pass for both moments, shifted by the row's first value so
+            // that E[y^2] - E[y]^2 does not cancel when the mean is large.
+            let shift = row[0];
+            let (sum, squares) = row_moments(row, shift);
+            let mean_shifted = sum / count;
+            let var = (squares / count - mean_shifted * mean_shifted).max(F::zero());
+            let mean = shift + mean_shifted;
             let inv = F::one() / (var + eps).sqrt();
             for (((d, &v), &g), &b) in dst.iter_mut().zip(row).zip(gamma).zip(beta) {
                 *d = (v - mean) * inv * g + b;
