@@ -1,7 +1,10 @@
 //! Image kernels on `[H, W]` or `[H, W, C]` images, u8 or f32. Computed in
 //! f32; u8 results are rounded and clamped to 0..=255.
 
-use super::cpu_error;
+use rayon::prelude::*;
+
+use super::widest::widest_fn;
+use super::{cpu_error, Float};
 use crate::backend::Arg;
 use crate::dtype::DType;
 use crate::error::Result;
@@ -52,25 +55,34 @@ fn read(arg: &Arg<'_>) -> Result<Image> {
 
 fn write(arg: &mut Arg<'_>, values: &[f32]) -> Result<()> {
     match arg.dtype {
-        DType::U8 => {
-            for (o, &v) in arg.as_mut_slice::<u8>()?.iter_mut().zip(values) {
-                *o = v.round().clamp(0.0, 255.0) as u8;
-            }
-        }
+        DType::U8 => to_u8(values, arg.as_mut_slice::<u8>()?),
         _ => arg.as_mut_slice::<f32>()?.copy_from_slice(values),
     }
     Ok(())
 }
 
-pub(super) fn launch(kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
+widest_fn! {
+    /// Rounds to the nearest level and clamps to 0..=255 (NaN to 0).
+    fn to_u8<F: Float>(values: &[F], out: &mut [u8]) {
+        let top = F::from(255.0).unwrap_or_else(F::zero);
+        let half = F::from(0.5).unwrap_or_else(F::zero);
+        for (o, &v) in out.iter_mut().zip(values) {
+            let v = if v.is_nan() { F::zero() } else { v.max(F::zero()).min(top) };
+            // In 0..=255 and not NaN: the conversion cannot fail.
+            *o = (v + half).floor().to_u8().unwrap_or(0);
+        }
+    }
+}
+
+pub(super) fn launch(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> Result<()> {
     let [input, output] = args else {
         return Err(cpu_error("image kernels take an input and an output"));
     };
     let img = read(input)?;
     let result = match kernel {
         Kernel::Resize => resize(&img, output.shape[0], output.shape[1]),
-        Kernel::GaussianBlur { sigma } => gaussian_blur(&img, *sigma),
-        Kernel::Sobel => sobel(&img),
+        Kernel::GaussianBlur { sigma } => gaussian_blur(&img, *sigma, threads),
+        Kernel::Sobel => sobel(&img, threads),
         Kernel::RgbToGray => rgb_to_gray(&img),
         Kernel::Threshold { value, max } => threshold(&img, *value as f32, *max as f32),
         other => {
@@ -107,55 +119,126 @@ pub(crate) fn resize(img: &Image, oh: usize, ow: usize) -> Vec<f32> {
     out
 }
 
-/// Separable Gaussian blur, border replicated.
-pub(crate) fn gaussian_blur(img: &Image, sigma: f64) -> Vec<f32> {
+/// Fills `out` (`rows` of `stride` values) row by row with `f(y, row)`,
+/// on up to `threads` threads.
+fn by_rows(out: &mut [f32], stride: usize, threads: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    let rows = out.len() / stride.max(1);
+    if threads <= 1 || rows < 2 * threads {
+        out.chunks_mut(stride.max(1))
+            .enumerate()
+            .for_each(|(y, row)| f(y, row));
+        return;
+    }
+    let per = rows.div_ceil(threads);
+    out.par_chunks_mut(per * stride)
+        .enumerate()
+        .for_each(|(i, block)| {
+            for (j, row) in block.chunks_mut(stride).enumerate() {
+                f(i * per + j, row);
+            }
+        });
+}
+
+/// Separable Gaussian blur, border replicated: each pass adds one tap at
+/// a time over the interior of a row (a vectorised multiply-add over
+/// contiguous values), the `radius` pixels at each border apart.
+pub(crate) fn gaussian_blur(img: &Image, sigma: f64, threads: usize) -> Vec<f32> {
     let weights = gaussian_weights(sigma);
-    let r = (weights.len() / 2) as isize;
     let (h, w, ch) = (img.height, img.width, img.channels);
-    let mut horizontal = Image::new(&[h, w, ch], vec![0.0; h * w * ch]);
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..ch {
-                horizontal.data[(y * w + x) * ch + c] = weights
-                    .iter()
-                    .enumerate()
-                    .map(|(i, k)| k * img.clamped(y as isize, x as isize + i as isize - r, c))
-                    .sum();
-            }
+    let stride = w * ch;
+    let mut horizontal = vec![0.0; h * stride];
+    by_rows(&mut horizontal, stride, threads, |y, out| {
+        blur_row(&img.data[y * stride..(y + 1) * stride], out, &weights, ch)
+    });
+    let r = weights.len() / 2;
+    let mut out = vec![0.0; h * stride];
+    by_rows(&mut out, stride, threads, |y, out| {
+        for (i, &k) in weights.iter().enumerate() {
+            let sy = (y + i).saturating_sub(r).min(h - 1);
+            add_scaled(out, k, &horizontal[sy * stride..(sy + 1) * stride]);
         }
-    }
-    let mut out = vec![0.0; h * w * ch];
-    for y in 0..h {
-        for x in 0..w {
-            for c in 0..ch {
-                out[(y * w + x) * ch + c] = weights
-                    .iter()
-                    .enumerate()
-                    .map(|(i, k)| {
-                        k * horizontal.clamped(y as isize + i as isize - r, x as isize, c)
-                    })
-                    .sum();
-            }
-        }
-    }
+    });
     out
 }
 
-/// Sobel gradient magnitude per channel, border replicated.
-pub(crate) fn sobel(img: &Image) -> Vec<f32> {
-    let (h, w, ch) = (img.height, img.width, img.channels);
-    let mut out = vec![0.0; h * w * ch];
-    for y in 0..h as isize {
-        for x in 0..w as isize {
+widest_fn! {
+    /// `out += k * src`.
+    fn add_scaled<F: Float>(out: &mut [F], k: F, src: &[F]) {
+        for (o, &v) in out.iter_mut().zip(src) {
+            *o = *o + k * v;
+        }
+    }
+}
+
+widest_fn! {
+    /// One row of the horizontal pass (`ch` interleaved channels).
+    fn blur_row<F: Float>(row: &[F], out: &mut [F], weights: &[F], ch: usize) {
+        let r = weights.len() / 2;
+        let w = row.len() / ch.max(1);
+        let interior = if w > 2 * r { r..w - r } else { 0..0 };
+        let (lo, hi) = (interior.start * ch, interior.end * ch);
+        if hi > lo {
+            // Tap i of pixel x reads pixel x + i - r: from x = r, pixel i.
+            for (i, &k) in weights.iter().enumerate() {
+                let src = &row[i * ch..i * ch + (hi - lo)];
+                for (o, &v) in out[lo..hi].iter_mut().zip(src) {
+                    *o = *o + k * v;
+                }
+            }
+        }
+        let border = (0..w).filter(|x| !interior.contains(x));
+        for x in border {
             for c in 0..ch {
-                let p = |dy: isize, dx: isize| img.clamped(y + dy, x + dx, c);
-                let gx = p(-1, 1) + 2.0 * p(0, 1) + p(1, 1) - p(-1, -1) - 2.0 * p(0, -1) - p(1, -1);
-                let gy = p(1, -1) + 2.0 * p(1, 0) + p(1, 1) - p(-1, -1) - 2.0 * p(-1, 0) - p(-1, 1);
-                out[((y as usize) * w + x as usize) * ch + c] = (gx * gx + gy * gy).sqrt();
+                out[x * ch + c] = weights
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &k)| {
+                        let sx = (x + i).saturating_sub(r).min(w - 1);
+                        k * row[sx * ch + c]
+                    })
+                    .fold(F::zero(), |a, b| a + b);
             }
         }
     }
+}
+
+/// Sobel gradient magnitude per channel, border replicated: the interior
+/// of each row over contiguous values, the first and last pixels apart.
+pub(crate) fn sobel(img: &Image, threads: usize) -> Vec<f32> {
+    let (h, w, ch) = (img.height, img.width, img.channels);
+    let stride = w * ch;
+    let row = |y: usize| &img.data[y * stride..(y + 1) * stride];
+    let mut out = vec![0.0; h * stride];
+    by_rows(&mut out, stride, threads, |y, dst| {
+        let (above, below) = (row(y.saturating_sub(1)), row((y + 1).min(h - 1)));
+        sobel_row(above, row(y), below, dst, ch);
+        for x in [0, w - 1] {
+            for c in 0..ch {
+                let p = |dy: isize, dx: isize| img.clamped(y as isize + dy, x as isize + dx, c);
+                let gx = p(-1, 1) + 2.0 * p(0, 1) + p(1, 1) - p(-1, -1) - 2.0 * p(0, -1) - p(1, -1);
+                let gy = p(1, -1) + 2.0 * p(1, 0) + p(1, 1) - p(-1, -1) - 2.0 * p(-1, 0) - p(-1, 1);
+                dst[x * ch + c] = (gx * gx + gy * gy).sqrt();
+            }
+        }
+    });
     out
+}
+
+widest_fn! {
+    /// The interior of one Sobel row from the rows above, at and below.
+    fn sobel_row<F: Float>(above: &[F], at: &[F], below: &[F], out: &mut [F], ch: usize) {
+        let n = out.len();
+        if n <= 2 * ch {
+            return;
+        }
+        let two = F::one() + F::one();
+        for p in ch..n - ch {
+            let (l, r) = (p - ch, p + ch);
+            let gx = (above[r] - above[l]) + two * (at[r] - at[l]) + (below[r] - below[l]);
+            let gy = (below[l] + two * below[p] + below[r]) - (above[l] + two * above[p] + above[r]);
+            out[p] = (gx * gx + gy * gy).sqrt();
+        }
+    }
 }
 
 /// ITU-R BT.601 luma.
@@ -172,4 +255,23 @@ pub(crate) fn threshold(img: &Image, value: f32, max: f32) -> Vec<f32> {
         .iter()
         .map(|&v| if v > value { max } else { 0.0 })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_split_over_threads_give_the_one_thread_result() {
+        let (h, w, ch) = (37, 29, 3);
+        let data = (0..h * w * ch).map(|i| ((i * 7919) % 251) as f32).collect();
+        let img = Image::new(&[h, w, ch], data);
+        for threads in [2, 3] {
+            assert_eq!(
+                gaussian_blur(&img, 1.5, threads),
+                gaussian_blur(&img, 1.5, 1)
+            );
+            assert_eq!(sobel(&img, threads), sobel(&img, 1));
+        }
+    }
 }

@@ -129,7 +129,7 @@ pub fn run_kernel(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> Resu
         | Kernel::GaussianBlur { .. }
         | Kernel::Sobel
         | Kernel::RgbToGray
-        | Kernel::Threshold { .. } => image::launch(kernel, args),
+        | Kernel::Threshold { .. } => image::launch(kernel, args, threads),
         _ => run_float_kernel(kernel, args, threads),
     }
 }
