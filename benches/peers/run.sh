@@ -4,7 +4,9 @@
 #   - tiled Cholesky 4096 (tile 256, f32; f64 beside it) against StarPU's example;
 #   - SGEMM 1024 and 2048 against numpy's matmul (OpenBLAS);
 #   - exp, gelu, tanh, sigmoid, softmax and layer norm on 2048x2048 f32
-#     against numpy and scipy, alternating, three rounds.
+#     against numpy and scipy, alternating, three rounds;
+#   - the four-stage image pipeline (gray, blur, Sobel, threshold) on a
+#     512x512 and a 3840x2160 RGB frame against OpenCV, 2 threads each.
 # Installs what it needs from Debian and PyPI when run as root.
 # Usage: benches/peers/run.sh   (from the repository root)
 set -euo pipefail
@@ -15,7 +17,8 @@ if [ "$(id -u)" = 0 ] && ! pkg-config --exists starpu-1.3 2>/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libstarpu-dev starpu-examples libopenblas0-pthread pkg-config gcc >/dev/null
 fi
-python3 -c 'import numpy, scipy, threadpoolctl' 2>/dev/null || python3 -m pip install -q numpy scipy threadpoolctl
+python3 -c 'import numpy, scipy, threadpoolctl, cv2' 2>/dev/null ||
+  python3 -m pip install -q numpy scipy threadpoolctl opencv-python-headless
 
 cargo build --release -q
 xpu=target/release/xpu
@@ -48,4 +51,24 @@ echo "== element-wise and normalisation, 2048x2048 f32 (GB/s of all arguments) =
 for round in 1 2 3; do
   "$xpu" --cpu-only --cpu-units 1 bench --kernel exp,gelu,tanh,sigmoid,softmax,layer_norm,add --sizes 2048
   python3 benches/peers/numpy_elementwise.py 2048
+done
+
+echo "== image pipeline, CPU unit (2 threads) vs OpenCV (2 threads) =="
+frames=$(mktemp -d)
+python3 - "$frames" <<'PY'
+import sys
+import cv2
+import numpy as np
+y, x = np.mgrid[0:2160, 0:3840]
+rng = np.random.default_rng(1)
+img = np.stack([x * 255 / 3840, y * 255 / 2160, (x + y) % 256], -1).astype(np.uint8)
+img = cv2.GaussianBlur(img, (0, 0), 3) + rng.integers(0, 40, img.shape, dtype=np.uint8)
+cv2.imwrite(f"{sys.argv[1]}/frame4k.png", img)
+cv2.imwrite(f"{sys.argv[1]}/frame512.png", cv2.resize(img, (512, 512)))
+PY
+for round in 1 2 3; do
+  for frame in frame512 frame4k; do
+    "$xpu" --cpu-only --cpu-units 1 vision "$frames/$frame.png" --out "$frames/out.png" --unit cpu | head -1
+    python3 benches/peers/opencv_vision.py "$frames/$frame.png" 2
+  done
 done
