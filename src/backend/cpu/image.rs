@@ -78,6 +78,22 @@ pub(super) fn launch(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> R
     let [input, output] = args else {
         return Err(cpu_error("image kernels take an input and an output"));
     };
+    // Per-pixel kernels on u8 go from u8 to u8 directly: no f32 copy of
+    // the image (on a 4K frame its first touch cost more than the work).
+    if input.dtype == DType::U8 && output.dtype == DType::U8 {
+        let (src, dst) = (input.as_slice::<u8>()?, output.as_mut_slice::<u8>()?);
+        match kernel {
+            Kernel::RgbToGray => {
+                rgb_to_gray_u8(src, dst);
+                return Ok(());
+            }
+            Kernel::Threshold { value, max } => {
+                threshold_u8(src, dst, *value as f32, *max as f32);
+                return Ok(());
+            }
+            _ => {}
+        }
+    }
     let img = read(input)?;
     let result = match kernel {
         Kernel::Resize => resize(&img, output.shape[0], output.shape[1]),
@@ -238,6 +254,29 @@ widest_fn! {
             let gy = (below[l] + two * below[p] + below[r]) - (above[l] + two * above[p] + above[r]);
             out[p] = (gx * gx + gy * gy).sqrt();
         }
+    }
+}
+
+/// The u8 level of a value as `write` rounds it.
+fn level(v: f32) -> u8 {
+    let mut out = [0u8];
+    to_u8(&[v], &mut out);
+    out[0]
+}
+
+/// [`rgb_to_gray`] from u8 to u8, rounded as `write` rounds.
+fn rgb_to_gray_u8(src: &[u8], dst: &mut [u8]) {
+    for (o, p) in dst.iter_mut().zip(src.chunks_exact(3)) {
+        let v = 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]);
+        *o = (v + 0.5).floor().min(255.0) as u8;
+    }
+}
+
+/// [`threshold`] from u8 to u8.
+fn threshold_u8(src: &[u8], dst: &mut [u8], value: f32, max: f32) {
+    let high = level(max);
+    for (o, &v) in dst.iter_mut().zip(src) {
+        *o = if f32::from(v) > value { high } else { 0 };
     }
 }
 
