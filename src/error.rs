@@ -52,6 +52,15 @@ pub enum Error {
         expected: usize,
         got: usize,
     },
+    /// Bytes given to create a tensor, or a buffer to read it into, do
+    /// not match its shape and dtype.
+    #[error("tensor of shape {shape:?} {dtype} needs {expected} bytes, got {got}")]
+    ByteLength {
+        shape: Vec<usize>,
+        dtype: DType,
+        expected: usize,
+        got: usize,
+    },
     /// A tensor was read back with the wrong element type.
     #[error("{tensor} has dtype {actual}, read as {requested}")]
     ReadDType {

@@ -1,13 +1,14 @@
 //! The runtime: registering tensors, submitting tasks, waiting, reading
 //! results back, cancelling, and shutting down.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_utils::sync::Parker;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use smallvec::SmallVec;
 
 use crate::backend::{Backend, BackendStatus};
@@ -105,6 +106,9 @@ impl TaskOptions {
 pub struct Runtime {
     shared: Arc<Shared>,
     workers: Mutex<Vec<JoinHandle<()>>>,
+    /// The user kernels registered so far, by name: what a spec that names
+    /// no built-in kernel resolves to.
+    registered: RwLock<HashMap<String, Kernel>>,
 }
 
 impl Runtime {
@@ -114,6 +118,7 @@ impl Runtime {
         Ok(Runtime {
             shared,
             workers: Mutex::new(workers),
+            registered: RwLock::default(),
         })
     }
 
@@ -122,7 +127,9 @@ impl Runtime {
     /// its units now, so that source that does not compile is reported
     /// here, with the compiler's message, and not by the first task. The
     /// kernel then runs on every unit whose backend has an implementation.
-    /// A name of a built-in kernel is refused.
+    /// A name of a built-in kernel, or of a kernel registered before on
+    /// this runtime, is refused; a registered kernel can then also be named
+    /// in a spec ([`Runtime::kernel`]).
     ///
     /// ```
     /// use xpu::{Kernel, Launch, Mode, Runtime};
@@ -136,14 +143,21 @@ impl Runtime {
     /// }
     /// let err = rt.register(Kernel::define("gemm", &[]).cpu(|_| Ok(()))).unwrap_err();
     /// assert!(err.to_string().contains("built-in kernel"));
+    /// rt.register(Kernel::define("touch", &[Mode::ReadWrite]).cpu(|_| Ok(())))?;
+    /// let err = rt.register(Kernel::define("touch", &[Mode::ReadWrite]).cpu(|_| Ok(()))).unwrap_err();
+    /// assert!(err.to_string().contains("already registered"), "{err}");
     /// # Ok::<(), xpu::Error>(())
     /// ```
     pub fn register(&self, def: KernelDef) -> Result<Kernel> {
+        let taken = |what: &str| Error::KernelSpec {
+            field: "name".into(),
+            what: format!("`{}` is {what}", def.name()),
+        };
         if crate::kernel::spec_names().contains(&def.name()) {
-            return Err(Error::KernelSpec {
-                field: "name".into(),
-                what: format!("`{}` is the name of a built-in kernel", def.name()),
-            });
+            return Err(taken("the name of a built-in kernel"));
+        }
+        if self.registered.read().contains_key(def.name()) {
+            return Err(taken("already registered on this runtime"));
         }
         let kernel = def.build()?;
         if let Kernel::Custom(c) = &kernel {
@@ -157,6 +171,51 @@ impl Runtime {
                 backend.prepare(&kernel)?;
                 prepared.push(backend);
             }
+        }
+        let mut registered = self.registered.write();
+        if registered.contains_key(kernel.name()) {
+            return Err(Error::KernelSpec {
+                field: "name".into(),
+                what: format!("`{}` is already registered on this runtime", kernel.name()),
+            });
+        }
+        registered.insert(kernel.name().to_string(), kernel.clone());
+        Ok(kernel)
+    }
+
+    /// The kernel a spec names: a built-in one with its parameters
+    /// ([`Kernel::from_spec`]), or a user kernel registered on this runtime,
+    /// named alone (`{"name": "axpy"}`: its parameters are in its code). How
+    /// the job service and the C and Python bindings name kernels.
+    ///
+    /// ```
+    /// use xpu::{Kernel, Mode, Runtime};
+    /// let rt = Runtime::builder().device_discovery(false).build()?;
+    /// rt.register(Kernel::define("touch", &[Mode::ReadWrite]).cpu(|_| Ok(())))?;
+    /// assert_eq!(rt.kernel(&serde_json::json!({"name": "touch"}))?.name(), "touch");
+    /// assert_eq!(rt.kernel(&serde_json::json!({"name": "gemm", "alpha": 2.0}))?.name(), "gemm");
+    /// let err = rt.kernel(&serde_json::json!({"name": "nope"})).unwrap_err();
+    /// assert!(err.to_string().contains("`nope`"), "{err}");
+    /// let err = rt.kernel(&serde_json::json!({"name": "touch", "alpha": 1})).unwrap_err();
+    /// assert!(err.to_string().contains("`alpha`"), "{err}");
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn kernel(&self, spec: &serde_json::Value) -> Result<Kernel> {
+        let name = spec.get("name").and_then(|n| n.as_str());
+        let Some(kernel) = name.and_then(|n| self.registered.read().get(n).cloned()) else {
+            return Kernel::from_spec(spec);
+        };
+        if let Some(extra) = spec
+            .as_object()
+            .and_then(|m| m.keys().find(|k| k.as_str() != "name"))
+        {
+            return Err(Error::KernelSpec {
+                field: extra.clone(),
+                what: format!(
+                    "user kernel `{}` takes no parameters in its spec",
+                    kernel.name()
+                ),
+            });
         }
         Ok(kernel)
     }
@@ -209,18 +268,43 @@ impl Runtime {
                 got: data.len(),
             });
         }
-        let bytes: &[u8] = bytemuck::cast_slice(data);
+        self.tensor_from_bytes(shape, T::DTYPE, bytemuck::cast_slice(data))
+    }
+
+    /// A tensor of `dtype` holding a copy of `bytes` (its elements in
+    /// row-major order, native byte order): for callers that hold untyped
+    /// buffers, such as the C and Python bindings.
+    ///
+    /// ```
+    /// use xpu::{DType, Runtime};
+    /// let rt = Runtime::builder().device_discovery(false).build()?;
+    /// let t = rt.tensor_from_bytes(&[2], DType::F32, bytemuck::cast_slice(&[1.5f32, 2.5]))?;
+    /// assert_eq!(rt.read::<f32>(&t)?, vec![1.5, 2.5]);
+    /// let err = rt.tensor_from_bytes(&[3], DType::F32, &[0u8; 8]).unwrap_err();
+    /// assert_eq!(err.to_string(), "tensor of shape [3] f32 needs 12 bytes, got 8");
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn tensor_from_bytes(&self, shape: &[usize], dtype: DType, bytes: &[u8]) -> Result<Tensor> {
+        let expected = byte_size(shape, dtype)?;
+        if bytes.len() != expected {
+            return Err(Error::ByteLength {
+                shape: shape.to_vec(),
+                dtype,
+                expected,
+                got: bytes.len(),
+            });
+        }
         let host = self.shared.memory.host_alloc(Some(bytes), bytes.len())?;
         Ok(self.new_tensor(
             shape,
-            T::DTYPE,
+            dtype,
             ReplicaSet::with_host(host, ReplicaState::Modified),
         ))
     }
 
     /// A zero-filled tensor on host memory.
     pub fn zeros(&self, shape: &[usize], dtype: DType) -> Result<Tensor> {
-        let bytes = shape.iter().product::<usize>() * dtype.size();
+        let bytes = byte_size(shape, dtype)?;
         let host = self.shared.memory.host_alloc(None, bytes)?;
         Ok(self.new_tensor(
             shape,
@@ -454,17 +538,46 @@ impl Runtime {
     /// Waits for the last writer of `t` and copies its content to a `Vec`.
     /// Fails if the tensor is poisoned by a failed task.
     pub fn read<T: Element>(&self, t: &Tensor) -> Result<Vec<T>> {
+        if t.inner.dtype != T::DTYPE {
+            return Err(Error::ReadDType {
+                tensor: t.inner.label(),
+                actual: t.inner.dtype,
+                requested: T::DTYPE,
+            });
+        }
+        let mut out = vec![T::zeroed(); t.len()];
+        self.read_into(t, bytemuck::cast_slice_mut(&mut out))?;
+        Ok(out)
+    }
+
+    /// [`Runtime::read`] into a caller's buffer of exactly the tensor's
+    /// size in bytes, whatever its dtype: for callers that hold untyped
+    /// buffers, such as the C and Python bindings.
+    ///
+    /// ```
+    /// use xpu::{DType, Runtime};
+    /// let rt = Runtime::builder().device_discovery(false).build()?;
+    /// let t = rt.tensor(&[2], vec![7u8, 9])?;
+    /// let mut out = [0u8; 2];
+    /// rt.read_into(&t, &mut out)?;
+    /// assert_eq!(out, [7, 9]);
+    /// let err = rt.read_into(&t, &mut [0u8; 3]).unwrap_err();
+    /// assert!(err.to_string().contains("needs 2 bytes, got 3"), "{err}");
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn read_into(&self, t: &Tensor, out: &mut [u8]) -> Result<()> {
         let inner = &t.inner;
         if inner.runtime != self.shared.id {
             return Err(Error::ForeignTensor {
                 tensor: inner.label(),
             });
         }
-        if inner.dtype != T::DTYPE {
-            return Err(Error::ReadDType {
-                tensor: inner.label(),
-                actual: inner.dtype,
-                requested: T::DTYPE,
+        if out.len() != inner.nbytes() {
+            return Err(Error::ByteLength {
+                shape: inner.shape.clone(),
+                dtype: inner.dtype,
+                expected: inner.nbytes(),
+                got: out.len(),
             });
         }
         let node = Arc::new(TaskNode::inline_read(self.shared.next_task_id(), t.read()));
@@ -472,7 +585,7 @@ impl Runtime {
         if !graph::release_submission(&node) {
             self.shared.wait_until(|| node.is_ready());
         }
-        let result = self.copy_out(t, node.id);
+        let result = self.copy_out(t, node.id, out);
         // Tasks that wrote after this read was registered wait for it.
         for ready in graph::finish(&node, Ok(())) {
             self.shared.make_ready(ready, None);
@@ -480,7 +593,7 @@ impl Runtime {
         result
     }
 
-    fn copy_out<T: Element>(&self, t: &Tensor, reader: u64) -> Result<Vec<T>> {
+    fn copy_out(&self, t: &Tensor, reader: u64, out: &mut [u8]) -> Result<()> {
         let inner = &t.inner;
         if let Some((failed_task, cause)) = inner.poison.get() {
             return Err(Error::Poisoned {
@@ -493,20 +606,18 @@ impl Runtime {
             .shared
             .memory
             .acquire(&t.inner, HOST, Mode::Read, reader)?;
-        let out = match &storage {
+        let copied = match &storage {
             Storage::Host(h) => {
                 // SAFETY: this read is registered in the graph, so no writer runs.
-                let bytes = unsafe { &h.bytes()[..inner.nbytes()] };
-                let mut out = vec![T::zeroed(); t.len()];
-                bytemuck::cast_slice_mut(&mut out).copy_from_slice(bytes);
-                Ok(out)
+                out.copy_from_slice(unsafe { &h.bytes()[..inner.nbytes()] });
+                Ok(())
             }
             Storage::Device(_) => Err(Error::Config(
                 "the host replica is not in host memory".into(),
             )),
         };
         self.shared.memory.release(inner, HOST, reader);
-        out
+        copied
     }
 
     /// What each unit did so far.
@@ -619,4 +730,17 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         self.shutdown();
     }
+}
+
+/// The bytes of a tensor of `shape` and `dtype`, or an error if they do not
+/// fit in memory's address space.
+fn byte_size(shape: &[usize], dtype: DType) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(dtype.size(), |n, &d| n.checked_mul(d))
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "a tensor of shape {shape:?} {dtype} overflows the address space"
+            ))
+        })
 }
