@@ -59,9 +59,12 @@
 //! | `runtime` | [`Runtime`]: tensors, submit, wait, read, cancel, shut down | everything above |
 //! | `builder` | [`RuntimeBuilder`]: options, building a runtime | `backend`, `memory`, `runtime`, `sched`, `unit` |
 //! | `sim` | simulated platforms: descriptions, workloads, the event loop driving the policies on a virtual clock | `sched`, `perfmodel`, `dag`, `tiled`, `trace`, `kernel`, `unit` |
+//! | `array` | tensors from and into `ndarray` arrays (feature `ndarray`) | `runtime`, `tensor`, `dtype` |
 //! | `llm`, `vision`, `tiled`, `bench` | applications on the public API | the public API |
 //! | `bin/xpu` | the command-line tool | the public API |
 
+#[cfg(feature = "ndarray")]
+mod array;
 pub mod backend;
 mod batch;
 pub mod bench;
