@@ -248,6 +248,15 @@ enum Command {
 }
 
 fn main() {
+    // Mesa's Vulkan device-select layer looks for a Wayland display and,
+    // where no session runs (servers, CI), prints an XDG_RUNTIME_DIR error
+    // twice; xpu enumerates every adapter itself, so the layer is not
+    // needed. Set before any thread starts.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none()
+        && std::env::var_os("NODEVICE_SELECT").is_none()
+    {
+        std::env::set_var("NODEVICE_SELECT", "1");
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Info => info::run(&cli.runtime),
