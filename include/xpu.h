@@ -85,6 +85,11 @@ typedef enum XpuMode {
   XPU_MODE_READ_WRITE = 2,
 } XpuMode;
 
+// A kernel resolved once from its spec, to submit many tasks with
+// `xpu_submit_kernel` without parsing the spec each time. Opaque; made by
+// `xpu_kernel_new`, freed by `xpu_kernel_free`.
+typedef struct XpuKernel XpuKernel;
+
 // A runtime: units, their workers, and the tensors and tasks made on it.
 // Opaque; made by `xpu_runtime_new`, freed by `xpu_runtime_free`.
 typedef struct XpuRuntime XpuRuntime;
@@ -221,6 +226,32 @@ const char *xpu_last_error(void);
 
 // GEMM without transposes, alpha 1, beta 0.
 struct XpuGemm xpu_gemm_default(void);
+
+// Resolves `spec` (as `xpu_submit` takes it) into a kernel handle in
+// `*out`, for submitting many tasks of it with `xpu_submit_kernel`.
+//
+// # Safety
+// `rt` must be live; `spec` a NUL-terminated string; `out` writable.
+enum XpuStatus xpu_kernel_new(const struct XpuRuntime *rt,
+                              const char *spec,
+                              struct XpuKernel **out);
+
+// Frees a kernel handle. NULL does nothing.
+//
+// # Safety
+// `kernel` must be NULL or a kernel handle not yet freed.
+void xpu_kernel_free(struct XpuKernel *kernel);
+
+// Submits a task of `kernel` (from `xpu_kernel_new`) on `accesses[0..n]`:
+// `xpu_submit` without resolving a spec.
+//
+// # Safety
+// As `xpu_submit`, with `kernel` a live kernel handle made on `rt`.
+enum XpuStatus xpu_submit_kernel(const struct XpuRuntime *rt,
+                                 const struct XpuKernel *kernel,
+                                 const struct XpuAccess *accesses_,
+                                 size_t n,
+                                 struct XpuTask **out);
 
 // Submits a task: the kernel named by `spec` on `accesses[0..n]`.
 // Dependencies on earlier tasks that touch the same tensors are added

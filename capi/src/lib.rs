@@ -24,6 +24,6 @@ pub mod user_kernel;
 
 pub use runtime::{XpuRuntime, XpuRuntimeOptions, XpuUnitInfo};
 pub use status::{xpu_last_error, XpuStatus};
-pub use task::{XpuAccess, XpuGemm, XpuTask};
+pub use task::{XpuAccess, XpuGemm, XpuKernel, XpuTask};
 pub use tensor::{XpuDtype, XpuTensor};
 pub use user_kernel::{XpuBuffer, XpuCpuKernelFn, XpuMode};

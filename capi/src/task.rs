@@ -13,6 +13,13 @@ pub struct XpuTask {
     task: xpu::Task,
 }
 
+/// A kernel resolved once from its spec, to submit many tasks with
+/// `xpu_submit_kernel` without parsing the spec each time. Opaque; made by
+/// `xpu_kernel_new`, freed by `xpu_kernel_free`.
+pub struct XpuKernel {
+    kernel: xpu::Kernel,
+}
+
 /// One argument of a task: a tensor and how the task accesses it.
 #[repr(C)]
 pub struct XpuAccess {
@@ -46,7 +53,8 @@ fn accesses(args: &[XpuAccess]) -> Result<Vec<xpu::Access>, Failure> {
         .enumerate()
         .map(|(i, a)| {
             // SAFETY: the caller passes live tensors (see the callers' contracts).
-            let t = unsafe { reference(a.tensor, &format!("accesses[{i}].tensor")) }?;
+            let t = unsafe { a.tensor.as_ref() }
+                .ok_or_else(|| Failure::invalid(format!("`accesses[{i}].tensor` is NULL")))?;
             Ok(t.tensor.access(XpuMode::checked(a.mode)?))
         })
         .collect()
@@ -62,6 +70,79 @@ fn submit(
     // SAFETY: the callers require `out` to be NULL or writable.
     unsafe { hand_out(out, XpuTask { task }) };
     Ok(())
+}
+
+/// The kernel `spec` names: a built-in kernel's JSON spec or name, or a
+/// user kernel registered on `rt` (by name).
+fn resolve(rt: &XpuRuntime, spec: &str) -> Result<xpu::Kernel, Failure> {
+    let value = if spec.trim_start().starts_with('{') {
+        serde_json::from_str(spec)
+            .map_err(|e| Failure::new(XpuStatus::UnknownKernel, format!("spec is not JSON: {e}")))?
+    } else {
+        serde_json::json!({ "name": spec })
+    };
+    Ok(rt.rt.kernel(&value)?)
+}
+
+/// Resolves `spec` (as `xpu_submit` takes it) into a kernel handle in
+/// `*out`, for submitting many tasks of it with `xpu_submit_kernel`.
+///
+/// # Safety
+/// `rt` must be live; `spec` a NUL-terminated string; `out` writable.
+#[no_mangle]
+pub unsafe extern "C" fn xpu_kernel_new(
+    rt: *const XpuRuntime,
+    spec: *const c_char,
+    out: *mut *mut XpuKernel,
+) -> XpuStatus {
+    guard("xpu_kernel_new", || {
+        let r = reference(rt, "rt")?;
+        if out.is_null() {
+            return Err(Failure::invalid("`out` is NULL"));
+        }
+        let kernel = resolve(r, text(spec, "spec")?)?;
+        hand_out(out, XpuKernel { kernel });
+        Ok(())
+    })
+}
+
+/// Frees a kernel handle. NULL does nothing.
+///
+/// # Safety
+/// `kernel` must be NULL or a kernel handle not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn xpu_kernel_free(kernel: *mut XpuKernel) {
+    if !kernel.is_null() {
+        guard("xpu_kernel_free", || {
+            drop(Box::from_raw(kernel));
+            Ok(())
+        });
+    }
+}
+
+/// Submits a task of `kernel` (from `xpu_kernel_new`) on `accesses[0..n]`:
+/// `xpu_submit` without resolving a spec.
+///
+/// # Safety
+/// As `xpu_submit`, with `kernel` a live kernel handle made on `rt`.
+#[no_mangle]
+pub unsafe extern "C" fn xpu_submit_kernel(
+    rt: *const XpuRuntime,
+    kernel: *const XpuKernel,
+    accesses_: *const XpuAccess,
+    n: usize,
+    out: *mut *mut XpuTask,
+) -> XpuStatus {
+    guard("xpu_submit_kernel", || {
+        let r = reference(rt, "rt")?;
+        let k = reference(kernel, "kernel")?;
+        submit(
+            r,
+            &k.kernel,
+            &accesses(slice(accesses_, n, "accesses")?)?,
+            out,
+        )
+    })
 }
 
 /// Submits a task: the kernel named by `spec` on `accesses[0..n]`.

@@ -29,10 +29,15 @@ fn library_dir() -> PathBuf {
 
 /// Compiles `examples/c/gemm_pipeline.c` against the library, as `name`.
 fn build_example(name: &str) -> PathBuf {
+    build(&repo().join("examples/c/gemm_pipeline.c"), name)
+}
+
+/// Compiles the C file `source` against the library, as `name`.
+fn build(source: &Path, name: &str) -> PathBuf {
     let out = std::env::temp_dir().join(format!("xpu-{name}-{}", std::process::id()));
     let lib = library_dir();
     let status = Command::new("cc")
-        .arg(repo().join("examples/c/gemm_pipeline.c"))
+        .arg(source)
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g"])
         .arg(format!("-I{}", repo().join("include").display()))
         .arg(format!("-L{}", lib.display()))
@@ -41,7 +46,7 @@ fn build_example(name: &str) -> PathBuf {
         .arg(&out)
         .status()
         .expect("a C compiler `cc` is installed");
-    assert!(status.success(), "the C example does not compile");
+    assert!(status.success(), "{} does not compile", source.display());
     out
 }
 
@@ -76,6 +81,34 @@ fn the_c_example_runs_and_matches_its_reference() {
         "{stdout}"
     );
     assert!(stdout.ends_with("ok\n"), "{stdout}");
+}
+
+#[test]
+fn the_readmes_c_example_prints_its_product() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README.md");
+    let section = readme
+        .split("### From C")
+        .nth(1)
+        .expect("the README has a section \"From C\"");
+    let snippet = section
+        .split("```c\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("the section has a C example");
+    let source = std::env::temp_dir().join(format!("xpu-readme-{}.c", std::process::id()));
+    std::fs::write(&source, snippet).expect("temp dir is writable");
+    let exe = build(&source, "readme");
+    let run = Command::new(&exe)
+        .output()
+        .expect("the README's example runs");
+    let _ = std::fs::remove_file(&exe);
+    let _ = std::fs::remove_file(&source);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&run.stdout), "4 2 8 6\n");
 }
 
 #[test]
