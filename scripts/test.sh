@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, then checks formatting, runs clippy
 # with warnings as errors, and runs every test (unit, integration, doc) with
-# all features.
+# all features, for the library, its C ABI (capi/) and its Python package
+# (python/: built into a wheel, installed into a fresh virtual environment,
+# tested with pytest).
 #
 # With CI=true, XPU_REQUIRE_BACKENDS lists every backend this build includes,
 # so a backend that fails to come up fails the run instead of being skipped.
@@ -11,8 +13,8 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests need: a Vulkan driver for the GPU tests
 # (lavapipe, a software GPU, when there is no real one); the OpenCL ICD
 # loader to link against and PoCL, an OpenCL CPU device, for the FPGA and
-# NPU tests.
-packages=(mesa-vulkan-drivers ocl-icd-opencl-dev pocl-opencl-icd)
+# NPU tests; valgrind for the C ABI's leak check.
+packages=(mesa-vulkan-drivers ocl-icd-opencl-dev pocl-opencl-icd valgrind)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -45,7 +47,30 @@ fi
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --all-targets --all-features -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "== cargo test"
-cargo test --all-features
+# The Python package's crate has no Rust tests: maturin builds it below.
+cargo test --workspace --exclude xpu-python --all-features
+
+echo "== Python package"
+# maturin and pytest come from PyPI into virtual environments under target/
+# (kept between runs); the package is tested as a user gets it: a wheel
+# installed into a fresh environment.
+python=${PYTHON:-python3}
+[ -x target/py-build/bin/maturin ] || {
+  "$python" -m venv target/py-build
+  target/py-build/bin/pip install -q "maturin>=1.9,<2"
+}
+rm -rf target/wheels
+target/py-build/bin/maturin build --profile dev -m python/Cargo.toml -o target/wheels -q
+"$python" -m venv --clear target/py-test
+target/py-test/bin/pip install -q numpy pytest target/wheels/xpu-*.whl
+(
+  # The wheel carries the backends of the default build, not OpenCL.
+  [ -z "${XPU_REQUIRE_BACKENDS:-}" ] || export XPU_REQUIRE_BACKENDS="cpu,wgpu,candle"
+  # It needs no Rust toolchain: import it with none on the path.
+  env PATH="$PWD/target/py-test/bin:/usr/bin:/bin" python -c \
+    "import xpu; print('import xpu:', [f'{u.kind} {u.id}' for u in xpu.Runtime().units()])"
+  target/py-test/bin/python -m pytest -q python/tests
+)
 echo "== target directory: $(du -sh target 2>/dev/null | cut -f1)"
