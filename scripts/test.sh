@@ -36,6 +36,11 @@ scripts/fetch-models.sh
 # present it as both an FPGA and an NPU unit (emulated), unless told otherwise.
 export XPU_OPENCL_UNITS="${XPU_OPENCL_UNITS:-fpga=0:0,npu=0:0}"
 
+# Where no desktop session runs, Mesa's Vulkan device-select layer prints
+# an XDG_RUNTIME_DIR error for every runtime a test builds (the `xpu` tool
+# and the Python package turn the layer off themselves).
+[ -n "${XDG_RUNTIME_DIR:-}" ] || export NODEVICE_SELECT="${NODEVICE_SELECT:-1}"
+
 if [ "${CI:-}" = "true" ]; then
   export XPU_REQUIRE_BACKENDS="cpu,wgpu,opencl,candle"
   echo "CI: required backends: $XPU_REQUIRE_BACKENDS"

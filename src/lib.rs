@@ -123,7 +123,7 @@ pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use job::Job;
 pub use kernel::{ArgMeta, BinaryOp, Kernel, KernelDef, Launch, Mode, PoolOp, ReduceOp, UnaryOp};
-pub use memory::{MemoryEvent, MemoryEventKind, NodeStats, ReplicaState, Transfer};
+pub use memory::{HostView, MemoryEvent, MemoryEventKind, NodeStats, ReplicaState, Transfer};
 pub use monitor::Monitor;
 pub use profile::UnitReport;
 pub use runtime::{Runtime, Task, TaskOptions};

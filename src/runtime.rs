@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::graph::{self, Dispatch, JobState, TaskNode, UnitSet};
 use crate::job::Job;
 use crate::kernel::{ArgMeta, Kernel, KernelDef, Mode};
-use crate::memory::{NodeStats, ReplicaSet, ReplicaState, Storage, Transfer};
+use crate::memory::{HostBuffer, HostView, NodeStats, ReplicaSet, ReplicaState, Storage, Transfer};
 use crate::monitor::Monitor;
 use crate::profile::UnitReport;
 use crate::sched::{Policy, QueueLengths};
@@ -566,18 +566,51 @@ impl Runtime {
     /// # Ok::<(), xpu::Error>(())
     /// ```
     pub fn read_into(&self, t: &Tensor, out: &mut [u8]) -> Result<()> {
+        if out.len() != t.inner.nbytes() {
+            return Err(Error::ByteLength {
+                shape: t.inner.shape.clone(),
+                dtype: t.inner.dtype,
+                expected: t.inner.nbytes(),
+                got: out.len(),
+            });
+        }
+        // SAFETY: the read is registered in the graph, so no writer runs.
+        self.with_host_copy(t, |h| {
+            out.copy_from_slice(unsafe { &h.bytes()[..out.len()] })
+        })
+    }
+
+    /// The tensor's content where it sits in host memory, without a copy
+    /// once it is there (one copy from a device if that is where the valid
+    /// copy is): waits for its last writer, like [`Runtime::read`]. The
+    /// view is read-only and stays as it is: tasks that write the tensor
+    /// afterwards write a fresh buffer, so the view never changes under
+    /// its holder (the Python binding's `rt.read` hands it to numpy).
+    ///
+    /// ```
+    /// use xpu::{Kernel, Runtime, UnaryOp};
+    /// let rt = Runtime::builder().device_discovery(false).build()?;
+    /// let x = rt.tensor(&[3], vec![-1.0f32, 0.5, 2.0])?;
+    /// let before = rt.view(&x)?;
+    /// let y = rt.zeros(&[3], xpu::DType::F32)?;
+    /// rt.submit(&Kernel::Unary(UnaryOp::Relu), &[x.read(), y.write()])?;
+    /// rt.submit(&Kernel::Unary(UnaryOp::Exp), &[y.read(), x.write()])?; // x changes...
+    /// assert_eq!(bytemuck::cast_slice::<u8, f32>(before.bytes()), &[-1.0, 0.5, 2.0]); // ...not the view
+    /// assert_eq!(rt.read::<f32>(&x)?[0], 1.0);
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn view(&self, t: &Tensor) -> Result<HostView> {
+        let len = t.inner.nbytes();
+        self.with_host_copy(t, |h| HostView::new(h.clone(), len))
+    }
+
+    /// Registers a read of `t` in the graph, waits for its writers, and
+    /// calls `f` on its valid host replica.
+    fn with_host_copy<R>(&self, t: &Tensor, f: impl FnOnce(&Arc<HostBuffer>) -> R) -> Result<R> {
         let inner = &t.inner;
         if inner.runtime != self.shared.id {
             return Err(Error::ForeignTensor {
                 tensor: inner.label(),
-            });
-        }
-        if out.len() != inner.nbytes() {
-            return Err(Error::ByteLength {
-                shape: inner.shape.clone(),
-                dtype: inner.dtype,
-                expected: inner.nbytes(),
-                got: out.len(),
             });
         }
         let node = Arc::new(TaskNode::inline_read(self.shared.next_task_id(), t.read()));
@@ -585,7 +618,7 @@ impl Runtime {
         if !graph::release_submission(&node) {
             self.shared.wait_until(|| node.is_ready());
         }
-        let result = self.copy_out(t, node.id, out);
+        let result = self.on_host_replica(t, node.id, f);
         // Tasks that wrote after this read was registered wait for it.
         for ready in graph::finish(&node, Ok(())) {
             self.shared.make_ready(ready, None);
@@ -593,7 +626,12 @@ impl Runtime {
         result
     }
 
-    fn copy_out(&self, t: &Tensor, reader: u64, out: &mut [u8]) -> Result<()> {
+    fn on_host_replica<R>(
+        &self,
+        t: &Tensor,
+        reader: u64,
+        f: impl FnOnce(&Arc<HostBuffer>) -> R,
+    ) -> Result<R> {
         let inner = &t.inner;
         if let Some((failed_task, cause)) = inner.poison.get() {
             return Err(Error::Poisoned {
@@ -606,18 +644,14 @@ impl Runtime {
             .shared
             .memory
             .acquire(&t.inner, HOST, Mode::Read, reader)?;
-        let copied = match &storage {
-            Storage::Host(h) => {
-                // SAFETY: this read is registered in the graph, so no writer runs.
-                out.copy_from_slice(unsafe { &h.bytes()[..inner.nbytes()] });
-                Ok(())
-            }
+        let result = match &storage {
+            Storage::Host(h) => Ok(f(h)),
             Storage::Device(_) => Err(Error::Config(
                 "the host replica is not in host memory".into(),
             )),
         };
         self.shared.memory.release(inner, HOST, reader);
-        copied
+        result
     }
 
     /// What each unit did so far.

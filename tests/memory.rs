@@ -276,3 +276,56 @@ fn a_kernel_only_the_custom_unit_has_runs_there_with_dependencies() {
         .to_string()
         .contains("no unit can run kernel `fir` on a cpu unit"));
 }
+
+fn floats(view: &xpu::HostView) -> Vec<f32> {
+    bytemuck::cast_slice(view.bytes()).to_vec()
+}
+
+#[test]
+fn a_host_view_shares_the_host_copy_and_never_changes_under_its_holder() {
+    let (rt, _) = runtime(1 << 20);
+    let host_before = rt.memory_stats()[HOST].allocated;
+    let t = rt.tensor(&[4], vec![1.0f32, 2.0, 3.0, 4.0]).unwrap();
+    let first = rt.view(&t).unwrap();
+    let second = rt.view(&t).unwrap();
+    assert_eq!(
+        first.bytes().as_ptr(),
+        second.bytes().as_ptr(),
+        "two views of an unwritten tensor are the same memory"
+    );
+    assert_eq!(rt.memory_stats()[HOST].bytes_in, 0, "a view copies nothing");
+
+    // A write on the host goes to a fresh buffer; the views keep theirs.
+    rt.submit_with(&increment(), &[t.rw()], on(CPU)).unwrap();
+    assert_eq!(rt.read::<f32>(&t).unwrap(), vec![2.0, 3.0, 4.0, 5.0]);
+    assert_eq!(floats(&first), vec![1.0, 2.0, 3.0, 4.0]);
+
+    // A copy back from a device does too.
+    let after_cpu = rt.view(&t).unwrap();
+    rt.submit_with(&increment(), &[t.rw()], on(DSP)).unwrap();
+    let after_dsp = rt.view(&t).unwrap();
+    assert_eq!(floats(&after_cpu), vec![2.0, 3.0, 4.0, 5.0]);
+    assert_eq!(floats(&after_dsp), vec![3.0, 4.0, 5.0, 6.0]);
+    assert_eq!(floats(&second), vec![1.0, 2.0, 3.0, 4.0]);
+
+    // Buffers given to views leave the node's accounting: only the
+    // tensor's own host copy is charged.
+    assert_eq!(rt.memory_stats()[HOST].allocated, host_before + t.nbytes());
+}
+
+#[test]
+fn a_view_of_a_poisoned_or_unwritten_tensor_is_an_error() {
+    let (rt, _) = runtime(1 << 20);
+    let never = rt.empty(&[4], DType::F32);
+    assert!(matches!(
+        rt.view(&never),
+        Err(xpu::Error::Uninitialised { .. })
+    ));
+    let fails = Kernel::custom("fails", &[xpu::Mode::Write], |_| {
+        Err(xpu::Error::Config("on purpose".into()))
+    });
+    let t = rt.zeros(&[4], DType::F32).unwrap();
+    rt.submit(&fails, &[t.write()]).unwrap();
+    let err = rt.view(&t).unwrap_err();
+    assert!(matches!(err, xpu::Error::Poisoned { .. }), "{err}");
+}

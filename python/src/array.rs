@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use numpy::ndarray::{ArrayD, IxDyn};
+use numpy::ndarray::{ArrayD, ArrayViewD, IxDyn};
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use xpu::{DType, Element};
@@ -65,25 +65,58 @@ pub fn tensor_from(rt: &xpu::Runtime, array: &Bound<'_, PyAny>) -> PyResult<xpu:
     )))
 }
 
+/// A tensor's host copy lent to numpy: it keeps the view (and so the
+/// buffer) alive as long as an array uses it.
+#[pyclass(module = "xpu", frozen)]
+pub struct HostBytes {
+    _view: xpu::HostView,
+}
+
 /// Waits for `t`'s writers (without the GIL) and returns its content as a
-/// numpy array, which takes over the buffer it was read into.
-pub fn read(py: Python<'_>, rt: &Arc<xpu::Runtime>, t: &xpu::Tensor) -> PyResult<Py<PyAny>> {
+/// numpy array of its shape and dtype: by default a read-only array over
+/// the tensor's host copy itself (no copy; later tasks that write the
+/// tensor write elsewhere, so the array never changes), with `writable` a
+/// copy of its own.
+pub fn read(
+    py: Python<'_>,
+    rt: &Arc<xpu::Runtime>,
+    t: &xpu::Tensor,
+    writable: bool,
+) -> PyResult<Py<PyAny>> {
     fn read_as<T: Element + numpy::Element>(
         py: Python<'_>,
         rt: &Arc<xpu::Runtime>,
         t: &xpu::Tensor,
+        writable: bool,
     ) -> PyResult<Py<PyAny>> {
-        let values = py.detach(|| rt.read::<T>(t)).map_err(to_py)?;
-        let array = ArrayD::from_shape_vec(IxDyn(t.shape()), values)
-            .map_err(|e| DTypeError::new_err(e.to_string()))?;
-        Ok(PyArrayDyn::from_owned_array(py, array).into_any().unbind())
+        if writable {
+            let values = py.detach(|| rt.read::<T>(t)).map_err(to_py)?;
+            let array = ArrayD::from_shape_vec(IxDyn(t.shape()), values)
+                .map_err(|e| DTypeError::new_err(e.to_string()))?;
+            return Ok(PyArrayDyn::from_owned_array(py, array).into_any().unbind());
+        }
+        let view = py.detach(|| rt.view(t)).map_err(to_py)?;
+        let values: &[T] = bytemuck::try_cast_slice(view.bytes())
+            .map_err(|e| DTypeError::new_err(format!("{}: {e:?}", t.label())))?;
+        let ptr = values.as_ptr();
+        let container = Bound::new(py, HostBytes { _view: view })?;
+        // SAFETY: `ptr` points to the view's buffer, aligned for `T` (host
+        // buffers are 64-byte aligned) and holding the tensor's elements;
+        // the container keeps the buffer alive and unwritten as long as
+        // the array lives, and the array is made read-only below.
+        let array = unsafe {
+            let shaped = ArrayViewD::from_shape_ptr(IxDyn(t.shape()), ptr);
+            PyArrayDyn::borrow_from_array(&shaped, container.into_any())
+        };
+        array.getattr("flags")?.setattr("writeable", false)?;
+        Ok(array.into_any().unbind())
     }
     match t.dtype() {
-        DType::F32 => read_as::<f32>(py, rt, t),
-        DType::F64 => read_as::<f64>(py, rt, t),
-        DType::F16 => read_as::<half::f16>(py, rt, t),
-        DType::U8 => read_as::<u8>(py, rt, t),
-        DType::U32 => read_as::<u32>(py, rt, t),
+        DType::F32 => read_as::<f32>(py, rt, t, writable),
+        DType::F64 => read_as::<f64>(py, rt, t, writable),
+        DType::F16 => read_as::<half::f16>(py, rt, t, writable),
+        DType::U8 => read_as::<u8>(py, rt, t, writable),
+        DType::U32 => read_as::<u32>(py, rt, t, writable),
         DType::BF16 => Err(DTypeError::new_err(format!(
             "{} is bf16, which numpy has no dtype for",
             t.label()

@@ -31,6 +31,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<runtime::Profile>()?;
     m.add_class::<tensor::Tensor>()?;
     m.add_class::<tensor::Access>()?;
+    m.add_class::<array::HostBytes>()?;
     errors::add(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

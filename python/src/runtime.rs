@@ -138,8 +138,13 @@ impl Runtime {
 
     /// Waits for the tasks that write `tensor` (without holding the GIL)
     /// and returns its content as a numpy array of its shape and dtype.
-    fn read(&self, py: Python<'_>, tensor: &Tensor) -> PyResult<Py<PyAny>> {
-        read(py, &self.rt, &tensor.tensor)
+    /// By default the array is the tensor's host copy itself, read-only
+    /// and without a copy (tasks that write the tensor later write
+    /// elsewhere, so it never changes); `writable=True` gives a copy of
+    /// its own.
+    #[pyo3(signature = (tensor, writable = false))]
+    fn read(&self, py: Python<'_>, tensor: &Tensor, writable: bool) -> PyResult<Py<PyAny>> {
+        read(py, &self.rt, &tensor.tensor, writable)
     }
 
     /// Continues `prompt` with a language model (GGUF llama) on the LPU, or

@@ -48,6 +48,24 @@ def test_read_returns_an_array_of_the_tensors_shape_and_dtype(rt):
     np.testing.assert_array_equal(rt.read(rt.tensor([1.5, 2.5])), [1.5, 2.5])
 
 
+def test_read_lends_the_host_copy_without_copying_and_it_never_changes(rt):
+    t = rt.tensor(np.arange(6, dtype=np.float32))
+    first, second = rt.read(t), rt.read(t)
+    assert np.shares_memory(first, second), "two reads of an unwritten tensor share its host copy"
+    assert not first.flags.writeable
+    with pytest.raises(ValueError, match="read-only"):
+        first[0] = 1.0
+    own = rt.read(t, writable=True)
+    assert own.flags.writeable and not np.shares_memory(own, first)
+    own[0] = 100.0
+    rt.submit("exp", [rt.tensor(np.zeros(6, dtype=np.float32)).read(), t.write()])
+    np.testing.assert_array_equal(rt.read(t), np.ones(6, dtype=np.float32))
+    np.testing.assert_array_equal(first, np.arange(6, dtype=np.float32))
+    np.testing.assert_array_equal(rt.read(t), np.ones(6))
+    del t
+    np.testing.assert_array_equal(second, np.arange(6, dtype=np.float32)), "the array outlives its tensor"
+
+
 def test_errors_raise_with_xpus_message(rt):
     a = rt.tensor(np.zeros((4, 3), dtype=np.float32))
     b = rt.tensor(np.zeros((4, 3), dtype=np.float32))

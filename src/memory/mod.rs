@@ -17,7 +17,7 @@ use parking_lot::{Condvar, Mutex};
 pub use crate::trace::{MemoryEvent, MemoryEventKind, Transfer};
 pub use pool::size_class;
 use pool::NodePool;
-pub use replica::{HostBuffer, ReplicaState};
+pub use replica::{HostBuffer, HostView, ReplicaState};
 pub(crate) use replica::{ReplicaSet, Storage};
 
 use crate::backend::{Backend, DeviceBuffer};
@@ -363,6 +363,9 @@ impl MemoryManager {
         };
         if node == HOST {
             self.ensure_host_storage(t, reps)?;
+            if mode.writes() {
+                self.detach_viewed_host(reps)?;
+            }
         }
         let mut fetched = Fetched::default();
         if let Some(src) = source {
@@ -398,6 +401,26 @@ impl MemoryManager {
         let n = &self.nodes[node];
         n.pool.lock().put_free(buf);
         n.room.notify_all();
+    }
+
+    /// Gives the host replica a buffer of its own if a [`HostView`] shares
+    /// its current one, which must then never be written again: the view
+    /// keeps the old buffer (no longer charged to the node), the replica
+    /// gets a fresh one holding the same content.
+    fn detach_viewed_host(&self, reps: &mut ReplicaSet) -> Result<()> {
+        let Some(Storage::Host(old)) = reps.at(HOST).storage.clone() else {
+            return Ok(());
+        };
+        if !old.is_viewed() {
+            return Ok(());
+        }
+        // SAFETY: a viewed buffer is only ever read.
+        let content = reps.state(HOST).is_valid().then(|| unsafe { old.bytes() });
+        let fresh = self.host_alloc(content, old.len())?;
+        reps.at(HOST).storage = Some(Storage::Host(Arc::new(fresh)));
+        let mut pool = self.nodes[HOST].pool.lock();
+        pool.used = pool.used.saturating_sub(old.len());
+        Ok(())
     }
 
     fn ensure_host_storage(&self, t: &Arc<TensorInner>, reps: &mut ReplicaSet) -> Result<()> {
@@ -554,6 +577,9 @@ impl MemoryManager {
             self.ensure_host_storage(t, reps)?;
             self.copy(t, reps, src, HOST)?;
             return self.copy(t, reps, HOST, dst);
+        }
+        if dst == HOST {
+            self.detach_viewed_host(reps)?;
         }
         let bytes = t.nbytes();
         let start = Instant::now();

@@ -3,6 +3,7 @@
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::UnsafeCell;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use smallvec::SmallVec;
@@ -38,6 +39,9 @@ const HOST_ALIGN: usize = 64;
 pub struct HostBuffer {
     ptr: NonNull<u8>,
     len: usize,
+    /// Live [`HostView`]s of it: while any exists, the memory manager
+    /// writes the tensor into a fresh buffer instead.
+    views: AtomicUsize,
     _cell: UnsafeCell<()>,
 }
 
@@ -60,6 +64,7 @@ impl HostBuffer {
         Ok(HostBuffer {
             ptr,
             len,
+            views: AtomicUsize::new(0),
             _cell: UnsafeCell::new(()),
         })
     }
@@ -80,6 +85,11 @@ impl HostBuffer {
     /// True for a zero-length buffer.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Whether a [`HostView`] of it is alive (then nothing may write it).
+    pub fn is_viewed(&self) -> bool {
+        self.views.load(Ordering::Acquire) > 0
     }
 
     /// A read view.
@@ -109,6 +119,43 @@ impl Drop for HostBuffer {
                 Layout::from_size_align_unchecked(self.len.max(1), HOST_ALIGN),
             )
         }
+    }
+}
+
+/// A tensor's content in host memory, shared with the runtime without a
+/// copy and never written while the view lives: a task that writes the
+/// tensor afterwards, or a copy into its host replica, goes to a fresh
+/// buffer. Made by [`Runtime::view`](crate::Runtime::view).
+pub struct HostView {
+    buffer: Arc<HostBuffer>,
+    len: usize,
+}
+
+impl HostView {
+    /// A view of the first `len` bytes of `buffer`, which no task writes
+    /// from now on (the caller holds the tensor's read in the task graph).
+    pub(crate) fn new(buffer: Arc<HostBuffer>, len: usize) -> HostView {
+        buffer.views.fetch_add(1, Ordering::AcqRel);
+        HostView { buffer, len }
+    }
+
+    /// The content's bytes.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: no writer touches a buffer with a live view (see
+        // `MemoryManager::detach_viewed_host`), and `len` is within it.
+        unsafe { &self.buffer.bytes()[..self.len] }
+    }
+}
+
+impl Drop for HostView {
+    fn drop(&mut self) {
+        self.buffer.views.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl std::fmt::Debug for HostView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HostView({} bytes)", self.len)
     }
 }
 

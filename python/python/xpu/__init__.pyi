@@ -107,8 +107,13 @@ class Runtime:
         """Waits for `task`; raises its error."""
     def wait_all(self) -> None:
         """Waits until every task submitted so far has finished."""
-    def read(self, tensor: Tensor) -> np.ndarray[Any, Any]:
-        """Waits for the tasks that write `tensor`; returns its content."""
+    def read(self, tensor: Tensor, writable: bool = False) -> np.ndarray[Any, Any]:
+        """Waits for the tasks that write `tensor`; returns its content.
+
+        By default a read-only array over the tensor's host copy itself (no
+        copy; it never changes, as later writes go elsewhere); with
+        `writable=True`, a copy of its own.
+        """
     def generate(
         self,
         prompt: str,
