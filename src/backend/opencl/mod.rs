@@ -195,8 +195,12 @@ impl Drop for Unit {
     fn drop(&mut self) {
         // Kernels before their programs, both before the queue and the
         // context they were made in (fields drop in declaration order):
-        // PoCL has aborted on a program's code released out of order.
+        // PoCL has aborted on a program's code released out of order, and
+        // on code released while another context's kernels ran on the same
+        // host device (`pocl_release_dlhandle_cache`): release it under
+        // that device's launch lock.
         let _ = core::finish(&self.queue);
+        let _host_device = self.host_device.as_ref().map(|lock| lock.lock());
         self.kernels.lock().clear();
         self.programs.lock().clear();
     }
