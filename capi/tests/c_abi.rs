@@ -150,6 +150,14 @@ fn last_error() -> String {
         .into_owned()
 }
 
+/// Asserts that a call ended with `want` and a message containing `says`.
+#[track_caller]
+fn assert_fails(status: XpuStatus, want: XpuStatus, says: &str) {
+    let message = last_error();
+    assert_eq!(status, want, "{message}");
+    assert!(message.contains(says), "{message}");
+}
+
 fn cpu_runtime() -> *mut XpuRuntime {
     let mut options = std::mem::MaybeUninit::<XpuRuntimeOptions>::uninit();
     let mut rt = null_mut();
@@ -176,23 +184,16 @@ fn bad_input_gets_a_status_and_a_message_naming_it() {
     unsafe {
         let data = [0u8; 12];
         let status = xpu_tensor_new(rt, 0, shape.as_ptr(), 2, data.as_ptr().cast(), 12, &mut t);
-        assert_eq!(status, XpuStatus::Shape);
-        assert_eq!(
-            last_error(),
-            "xpu_tensor_new: tensor of shape [2, 2] f32 needs 16 bytes, got 12"
-        );
+        let needs = "xpu_tensor_new: tensor of shape [2, 2] f32 needs 16 bytes, got 12";
+        assert_fails(status, XpuStatus::Shape, needs);
         let status = xpu_tensor_new(rt, 9, shape.as_ptr(), 2, null(), 0, &mut t);
-        assert_eq!(status, XpuStatus::InvalidArgument);
-        assert!(
-            last_error().contains("9 is not an XpuDtype"),
-            "{}",
-            last_error()
+        assert_fails(status, XpuStatus::InvalidArgument, "9 is not an XpuDtype");
+        let status = xpu_tensor_new(null(), 0, shape.as_ptr(), 2, null(), 0, &mut t);
+        assert_fails(
+            status,
+            XpuStatus::InvalidArgument,
+            "xpu_tensor_new: `rt` is NULL",
         );
-        assert_eq!(
-            xpu_tensor_new(null(), 0, shape.as_ptr(), 2, null(), 0, &mut t),
-            XpuStatus::InvalidArgument
-        );
-        assert_eq!(last_error(), "xpu_tensor_new: `rt` is NULL");
 
         assert_eq!(
             xpu_tensor_new(rt, 0, shape.as_ptr(), 2, null(), 0, &mut t),
@@ -203,12 +204,7 @@ fn bad_input_gets_a_status_and_a_message_naming_it() {
         assert_eq!(status, XpuStatus::Shape);
         let args = [XpuAccess { tensor: t, mode: 7 }];
         let status = xpu_submit(rt, c"relu".as_ptr(), args.as_ptr(), 1, null_mut());
-        assert_eq!(status, XpuStatus::InvalidArgument);
-        assert!(
-            last_error().contains("7 is not an XpuMode"),
-            "{}",
-            last_error()
-        );
+        assert_fails(status, XpuStatus::InvalidArgument, "7 is not an XpuMode");
         let args = [XpuAccess { tensor: t, mode: 2 }];
         let status = xpu_submit(
             rt,
@@ -217,22 +213,11 @@ fn bad_input_gets_a_status_and_a_message_naming_it() {
             1,
             null_mut(),
         );
-        assert_eq!(status, XpuStatus::UnknownKernel);
-        assert!(last_error().contains("`alpha`"), "{}", last_error());
+        assert_fails(status, XpuStatus::UnknownKernel, "`alpha`");
         let status = xpu_submit(rt, c"{not json".as_ptr(), args.as_ptr(), 1, null_mut());
-        assert_eq!(status, XpuStatus::UnknownKernel);
-        assert!(
-            last_error().contains("spec is not JSON"),
-            "{}",
-            last_error()
-        );
+        assert_fails(status, XpuStatus::UnknownKernel, "spec is not JSON");
         let status = xpu_submit(rt, c"relu".as_ptr(), args.as_ptr(), 1, null_mut());
-        assert_eq!(status, XpuStatus::Shape);
-        assert!(
-            last_error().contains("takes 2 tensor accesses, got 1"),
-            "{}",
-            last_error()
-        );
+        assert_fails(status, XpuStatus::Shape, "takes 2 tensor accesses, got 1");
         xpu_tensor_free(t);
         xpu_runtime_free(rt);
     }
@@ -267,12 +252,7 @@ fn a_failing_c_kernel_fails_its_task_and_poisons_what_it_writes() {
             Some(fail_with_3),
             null_mut(),
         );
-        assert_eq!(status, XpuStatus::UnknownKernel);
-        assert!(
-            last_error().contains("already registered"),
-            "{}",
-            last_error()
-        );
+        assert_fails(status, XpuStatus::UnknownKernel, "already registered");
         assert_eq!(
             xpu_tensor_new(rt, 0, [4usize].as_ptr(), 1, null(), 0, &mut t),
             XpuStatus::Ok
@@ -282,12 +262,8 @@ fn a_failing_c_kernel_fails_its_task_and_poisons_what_it_writes() {
             xpu_submit(rt, c"fails".as_ptr(), args.as_ptr(), 1, &mut task),
             XpuStatus::Ok
         );
-        assert_eq!(xpu_task_wait(rt, task), XpuStatus::KernelFailed);
-        assert!(
-            last_error().contains("the C kernel returned 3"),
-            "{}",
-            last_error()
-        );
+        let status = xpu_task_wait(rt, task);
+        assert_fails(status, XpuStatus::KernelFailed, "the C kernel returned 3");
         let mut out = [0f32; 4];
         assert_eq!(
             xpu_tensor_read(rt, t, out.as_mut_ptr().cast(), 16),
