@@ -18,13 +18,18 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// The folder cargo put `libxpu_c.so` in: the one above this test's `deps/`.
+/// The folder cargo put this build's `libxpu_c.so` in: the test's own
+/// `deps/` (a test build does not copy it up to `target/<profile>/`, where
+/// a copy from an older `cargo build` may lie).
 fn library_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test knows its path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("tests run from target/<profile>/deps")
-        .to_path_buf()
+    let deps = exe.parent().expect("tests run from target/<profile>/deps");
+    assert!(
+        deps.join("libxpu_c.so").exists(),
+        "no libxpu_c.so beside the test in {}",
+        deps.display()
+    );
+    deps.to_path_buf()
 }
 
 /// Compiles `examples/c/gemm_pipeline.c` against the library, as `name`.
