@@ -4,7 +4,11 @@
 //! softmax, layer norm, convolution, pooling) as candle ops in f32, f64,
 //! f16 and bf16; the VPU unit runs the image kernels (resize, Gaussian
 //! blur, Sobel, RGB to gray, threshold) on u8 and f32 images, and
-//! convolution and pooling on image batches; the LPU unit runs user
+//! convolution and pooling on image batches. Its image kernels are its own,
+//! not candle's generic convolution: where the candle device keeps its
+//! memory on the host (the CPU device), they are the vectorised image
+//! kernels, run on the replicas in place; on other devices, candle ops
+//! (`image.rs`); the LPU unit runs user
 //! kernels that give a [`HostKernel`] for it, such as the decode steps of a
 //! language model ([`crate::llm`]), on its memory node (the KV cache stays
 //! there between steps). Each unit has its own memory
@@ -311,6 +315,9 @@ impl Backend for CandleBackend {
                 kernel.name()
             )));
         };
+        if route == Route::Image && u.device.is_cpu() {
+            return run_image_in_place(kernel, args);
+        }
         if route == Route::Host {
             return match kernel {
                 Kernel::Custom(c) => match c.implementation::<HostKernel>("candle") {
@@ -386,6 +393,36 @@ fn host_in_place(stored: &mut Stored, bytes: usize) -> Result<&mut HostBytes> {
         Stored::Host(h) if h.len >= bytes => Ok(h),
         _ => Err(candle_error("a replica holds fewer bytes than its tensor")),
     }
+}
+
+/// The VPU's image kernels where its replicas sit in host memory (candle's
+/// CPU device): the vectorised image kernels of the CPU backend, on the
+/// replicas in place, over the host's cores. A candle tensor left by an
+/// earlier op becomes bytes once; nothing is copied per stage.
+fn run_image_in_place(kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
+    let [input, output] = args else {
+        return Err(candle_error("image kernels take an input and an output"));
+    };
+    let (source, target) = (buffer(input)?, buffer(output)?);
+    if std::ptr::eq(source, target) {
+        return Err(candle_error(
+            "an image kernel's input and output are one replica",
+        ));
+    }
+    let size = |a: &Arg<'_>| a.len() * a.dtype.size();
+    let (in_bytes, out_bytes) = (size(input), size(output));
+    let mut source = source.stored.lock();
+    let mut target = target.stored.lock();
+    if !output.mode.reads() {
+        *target = Stored::Empty;
+    }
+    let src = host_in_place(&mut source, in_bytes)?;
+    let dst = host_in_place(&mut target, out_bytes)?;
+    let mut views = [
+        input.with_data(ArgData::Host(&src.bytes()[..in_bytes])),
+        output.with_data(ArgData::HostMut(&mut dst.bytes_mut()[..out_bytes])),
+    ];
+    crate::backend::cpu::run_kernel(kernel, &mut views, crate::host::core_count())
 }
 
 /// Runs a host implementation on the unit's replicas: arguments it only
