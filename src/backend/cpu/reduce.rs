@@ -105,17 +105,44 @@ fn rows<'a, F>(x: &'a [F], shape: &[usize]) -> impl Iterator<Item = &'a [F]> {
     x.chunks(shape.last().copied().unwrap_or(1).max(1))
 }
 
+/// Rows up to this many values (128 KiB of f32) stay in the L2 cache
+/// between softmax's passes, which then cost little; longer ones (a
+/// language model's vocabulary) are taken in blocks, so that each value is
+/// read from memory twice and written once whatever the row's length.
+const SOFTMAX_CACHED_ROW: usize = 32 * 1024;
+
+/// The block of a long softmax row: it stays in L1 between its two reads.
+const SOFTMAX_BLOCK: usize = 2048;
+
 widest_fn! {
     pub(super) fn softmax<F: Float>(x: &[F], shape: &[usize], out: &mut [F]) {
         let n = shape.last().copied().unwrap_or(1).max(1);
         for (row, dst) in rows(x, shape).zip(out.chunks_mut(n)) {
-            let max = row_max(row);
-            for (d, &v) in dst.iter_mut().zip(row) {
-                *d = (v - max).exp_kernel();
+            if n <= SOFTMAX_CACHED_ROW {
+                let max = row_max(row);
+                for (d, &v) in dst.iter_mut().zip(row) {
+                    *d = (v - max).exp_kernel();
+                }
+                let inv = F::one() / row_sum(dst);
+                dst.iter_mut().for_each(|d| *d = *d * inv);
+                continue;
             }
-            let total = row_sum(dst);
+            // The maximum and the sum in one pass over memory: each block's
+            // maximum first (the block stays in L1), the running sum
+            // rescaled when the maximum grows, then the block's terms.
+            let (mut max, mut total) = (F::neg_infinity(), F::zero());
+            for block in row.chunks(SOFTMAX_BLOCK) {
+                let block_max = row_max(block);
+                if block_max > max {
+                    total = total * (max - block_max).exp_kernel();
+                    max = block_max;
+                }
+                total = total + row_fold(block, F::zero(), |a, v| a + (v - max).exp_kernel(), |a, b| a + b);
+            }
             let inv = F::one() / total;
-            dst.iter_mut().for_each(|d| *d = *d * inv);
+            for (d, &v) in dst.iter_mut().zip(row) {
+                *d = (v - max).exp_kernel() * inv;
+            }
         }
     }
 }
@@ -142,6 +169,47 @@ widest_fn! {
             let inv = F::one() / (var + eps).sqrt();
             for (((d, &v), &g), &b) in dst.iter_mut().zip(row).zip(gamma).zip(beta) {
                 *d = (v - mean) * inv * g + b;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Softmax of `row` in f64, the plain way.
+    fn reference(row: &[f32]) -> Vec<f64> {
+        let max = row
+            .iter()
+            .fold(f64::NEG_INFINITY, |m, &v| m.max(f64::from(v)));
+        let exps: Vec<f64> = row.iter().map(|&v| (f64::from(v) - max).exp()).collect();
+        let total: f64 = exps.iter().sum();
+        exps.iter().map(|e| e / total).collect()
+    }
+
+    #[test]
+    fn softmax_of_rows_in_and_beyond_the_cache_matches_f64() {
+        for n in [
+            7,
+            SOFTMAX_CACHED_ROW,
+            SOFTMAX_CACHED_ROW + 1,
+            3 * SOFTMAX_CACHED_ROW + 13,
+        ] {
+            // Values rising along the row, so the maximum grows block by
+            // block and the running sum is rescaled; a spike mid-row.
+            let mut row: Vec<f32> = (0..n)
+                .map(|i| (i % 97) as f32 * 0.3 + i as f32 * 1e-3)
+                .collect();
+            row[n / 2] += 40.0;
+            let mut out = vec![0.0f32; n];
+            softmax(&row, &[1, n], &mut out);
+            for (i, (&got, want)) in out.iter().zip(reference(&row)).enumerate() {
+                let err = (f64::from(got) - want).abs();
+                assert!(
+                    err <= 1e-6 * want.max(1e-30) + 1e-12,
+                    "n={n} i={i}: {got} vs {want}"
+                );
             }
         }
     }
