@@ -257,6 +257,14 @@ fn main() {
     {
         std::env::set_var("NODEVICE_SELECT", "1");
     }
+    // Like other Unix tools, end quietly when the reader of the output
+    // goes away (`xpu vision ... | head -1`) instead of panicking in
+    // `println!`: Rust ignores SIGPIPE unless told otherwise.
+    // SAFETY: resetting a signal to its default action, before any thread starts.
+    #[cfg(unix)]
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match &cli.command {
         Command::Info => info::run(&cli.runtime),
