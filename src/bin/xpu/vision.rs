@@ -27,6 +27,11 @@ pub struct VisionArgs {
     /// stage.
     #[arg(long)]
     unit: Option<String>,
+    /// After the first run, run the pipeline N more times on the same
+    /// tensors (warm: programs built, buffers allocated, data in place)
+    /// and print the median time of the whole and of each stage.
+    #[arg(long, value_name = "N")]
+    bench: Option<usize>,
 }
 
 fn placement(rt: &Runtime, unit: Option<&str>) -> xpu::Result<Placement> {
@@ -50,24 +55,18 @@ pub fn run(runtime: &RuntimeArgs, args: &VisionArgs) -> xpu::Result<()> {
     let on = TaskOptions::default().on(place);
     let input = rt.tensor(&image.shape, &image.data)?;
     let mut tensors: Vec<Tensor> = vec![input];
-    let start = Instant::now();
     for stage in &stages {
         let shape = stage.output_shape(tensors.last().map_or(&[][..], |t| t.shape()))?;
-        let out = rt.empty(&shape, DType::U8);
-        let last = tensors
-            .last()
-            .ok_or_else(|| Error::Config("no input".into()))?;
-        rt.submit_with(&stage.kernel, &[last.read(), out.write()], on.clone())
-            .map_err(|e| Error::Config(format!("stage `{}`: {e}", stage.name)))?;
-        tensors.push(out);
+        tensors.push(rt.empty(&shape, DType::U8));
     }
+    let (seconds, pixels) = run_once(&rt, &stages, &tensors, &on)?;
     let result = tensors
         .last()
         .ok_or_else(|| Error::Config("no output".into()))?;
-    let pixels = rt.read::<u8>(result)?;
-    let seconds = start.elapsed().as_secs_f64();
 
-    let profile = rt.profile();
+    let megapixels = (image.shape[0] * image.shape[1]) as f64 * 1e-6;
+    let mut profile = rt.profile();
+    profile.tasks.sort_by_key(|t| t.id);
     println!(
         "{}: {}x{}{} through {} stages in {:.2} ms ({:.1} megapixels/s)",
         args.input.display(),
@@ -80,7 +79,7 @@ pub fn run(runtime: &RuntimeArgs, args: &VisionArgs) -> xpu::Result<()> {
         },
         stages.len(),
         seconds * 1e3,
-        (image.shape[0] * image.shape[1]) as f64 / seconds * 1e-6
+        megapixels / seconds
     );
     for (stage, task) in stages.iter().zip(&profile.tasks) {
         let unit = profile
@@ -93,6 +92,10 @@ pub fn run(runtime: &RuntimeArgs, args: &VisionArgs) -> xpu::Result<()> {
             unit,
             (task.end - task.start) * 1e3
         );
+    }
+
+    if let Some(runs) = args.bench.filter(|&n| n > 0) {
+        bench(&rt, &stages, &tensors, &on, runs, megapixels)?;
     }
 
     // Each stage again on a CPU unit from the same input: within 1 per pixel.
@@ -126,4 +129,66 @@ pub fn run(runtime: &RuntimeArgs, args: &VisionArgs) -> xpu::Result<()> {
     )?;
     println!("wrote {}", args.out.display());
     runtime.export(&rt, None, None)
+}
+
+/// Runs every stage on `tensors` (the input, then each stage's output) and
+/// reads the result back: the seconds it took and the result's pixels.
+fn run_once(
+    rt: &Runtime,
+    stages: &[vision::Stage],
+    tensors: &[Tensor],
+    on: &TaskOptions,
+) -> xpu::Result<(f64, Vec<u8>)> {
+    let start = Instant::now();
+    for (stage, pair) in stages.iter().zip(tensors.windows(2)) {
+        rt.submit_with(
+            &stage.kernel,
+            &[pair[0].read(), pair[1].write()],
+            on.clone(),
+        )
+        .map_err(|e| Error::Config(format!("stage `{}`: {e}", stage.name)))?;
+    }
+    let result = tensors
+        .last()
+        .ok_or_else(|| Error::Config("no output".into()))?;
+    let pixels = rt.read::<u8>(result)?;
+    Ok((start.elapsed().as_secs_f64(), pixels))
+}
+
+/// `runs` warm runs of the pipeline: the median of the whole and of each
+/// stage (its task's run time on its unit).
+fn bench(
+    rt: &Runtime,
+    stages: &[vision::Stage],
+    tensors: &[Tensor],
+    on: &TaskOptions,
+    runs: usize,
+    megapixels: f64,
+) -> xpu::Result<()> {
+    let mut totals = Vec::with_capacity(runs);
+    let mut per_stage = vec![Vec::with_capacity(runs); stages.len()];
+    for _ in 0..runs {
+        rt.clear_profile();
+        totals.push(run_once(rt, stages, tensors, on)?.0);
+        let mut tasks = rt.profile().tasks;
+        tasks.sort_by_key(|t| t.id);
+        for (times, task) in per_stage.iter_mut().zip(&tasks) {
+            times.push(task.end - task.start);
+        }
+    }
+    let total = median(&mut totals);
+    println!(
+        "warm, median of {runs} runs: {:.2} ms ({:.1} megapixels/s)",
+        total * 1e3,
+        megapixels / total
+    );
+    for (stage, times) in stages.iter().zip(&mut per_stage) {
+        println!("  {:<16} {:>8.2} ms", stage.name, median(times) * 1e3);
+    }
+    Ok(())
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
 }
