@@ -4,9 +4,11 @@
 #   - tiled Cholesky 4096 (tile 256, f32; f64 beside it) against StarPU's example;
 #   - SGEMM 1024 and 2048 against numpy's matmul (OpenBLAS);
 #   - exp, gelu, tanh, sigmoid, softmax and layer norm on 2048x2048 f32
-#     against numpy and scipy, alternating, three rounds;
-#   - the four-stage image pipeline (gray, blur, Sobel, threshold) on a
-#     512x512 and a 3840x2160 RGB frame against OpenCV, 2 threads each.
+#     against numpy and scipy, alternating, three rounds
+#     (elementwise_vs_numpy.sh);
+#   - the four-stage image pipeline (gray, blur, Sobel, threshold) per unit
+#     kind on the shipped photographs and a 3840x2160 RGB frame against
+#     OpenCV, same thread count (vision_vs_opencv.sh).
 # Installs what it needs from Debian and PyPI when run as root.
 # Usage: benches/peers/run.sh   (from the repository root)
 set -euo pipefail
@@ -17,8 +19,8 @@ if [ "$(id -u)" = 0 ] && ! pkg-config --exists starpu-1.3 2>/dev/null; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libstarpu-dev starpu-examples libopenblas0-pthread pkg-config gcc >/dev/null
 fi
-python3 -c 'import numpy, scipy, threadpoolctl, cv2' 2>/dev/null ||
-  python3 -m pip install -q numpy scipy threadpoolctl opencv-python-headless
+python3 -c 'import numpy, threadpoolctl' 2>/dev/null ||
+  python3 -m pip install -q numpy threadpoolctl
 
 cargo build --release -q
 xpu=target/release/xpu
@@ -48,27 +50,7 @@ env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python3 benches/peers/numpy_sgemm.p
 "$xpu" --cpu-only bench --dag gemm --size 2048 --tile 512 --reps 5
 
 echo "== element-wise and normalisation, 2048x2048 f32 (GB/s of all arguments) =="
-for round in 1 2 3; do
-  "$xpu" --cpu-only --cpu-units 1 bench --kernel exp,gelu,tanh,sigmoid,softmax,layer_norm,add --sizes 2048
-  python3 benches/peers/numpy_elementwise.py 2048
-done
+benches/peers/elementwise_vs_numpy.sh 2048 3
 
-echo "== image pipeline, CPU unit (2 threads) vs OpenCV (2 threads) =="
-frames=$(mktemp -d)
-python3 - "$frames" <<'PY'
-import sys
-import cv2
-import numpy as np
-y, x = np.mgrid[0:2160, 0:3840]
-rng = np.random.default_rng(1)
-img = np.stack([x * 255 / 3840, y * 255 / 2160, (x + y) % 256], -1).astype(np.uint8)
-img = cv2.GaussianBlur(img, (0, 0), 3) + rng.integers(0, 40, img.shape, dtype=np.uint8)
-cv2.imwrite(f"{sys.argv[1]}/frame4k.png", img)
-cv2.imwrite(f"{sys.argv[1]}/frame512.png", cv2.resize(img, (512, 512)))
-PY
-for round in 1 2 3; do
-  for frame in frame512 frame4k; do
-    "$xpu" --cpu-only --cpu-units 1 vision "$frames/$frame.png" --out "$frames/out.png" --unit cpu | head -1
-    python3 benches/peers/opencv_vision.py "$frames/$frame.png" 2
-  done
-done
+echo "== image pipeline per unit kind vs OpenCV, same thread count =="
+benches/peers/vision_vs_opencv.sh 3
