@@ -542,3 +542,55 @@ fn sim_reports_each_policy_against_the_bound_and_draws_each_schedule() {
     let (ok, _, err) = xpu(&["sim", "--platform", "/nonexistent.toml"]);
     assert!(!ok && err.contains("/nonexistent.toml"), "{err}");
 }
+
+#[test]
+fn vision_times_warm_runs_per_stage_and_streams_checked_frames() {
+    let dir = std::env::temp_dir().join(format!("xpu-cli-vision-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (input, output) = (dir.join("in.png"), dir.join("out.png"));
+    let (h, w) = (48usize, 64usize);
+    let data = (0..h * w * 3).map(|i| ((i * 37) % 251) as u8).collect();
+    xpu::vision::save_png(
+        &input,
+        &xpu::vision::Pixels {
+            shape: vec![h, w, 3],
+            data,
+        },
+    )
+    .unwrap();
+    let (ok, out, err) = xpu(&[
+        "--cpu-only",
+        "vision",
+        input.to_str().unwrap(),
+        "--out",
+        output.to_str().unwrap(),
+        "--bench",
+        "3",
+        "--frames",
+        "4",
+    ]);
+    assert!(ok, "{err}");
+    let warm: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("warm, median of 3 runs: "))
+        .take(5)
+        .collect();
+    assert_eq!(warm.len(), 5, "{out}");
+    for (line, stage) in warm[1..]
+        .iter()
+        .zip(["gray", "blur=1.5", "sobel", "threshold=96"])
+    {
+        assert!(
+            line.trim_start().starts_with(stage) && line.ends_with(" ms"),
+            "{out}"
+        );
+    }
+    assert!(out.contains("streamed 4 frames, two in flight: "), "{out}");
+    // CPU units compute on host memory: nothing moves.
+    assert!(out.contains("moved 0.00 MB between memory nodes"), "{out}");
+    assert!(
+        out.contains("every frame checked against the CPU path: max difference 0"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,6 +17,7 @@ mod opencl;
 mod perfmodel_plot;
 mod report;
 mod sim;
+mod stream;
 mod trace;
 mod vision;
 

@@ -32,6 +32,12 @@ pub struct VisionArgs {
     /// and print the median time of the whole and of each stage.
     #[arg(long, value_name = "N")]
     bench: Option<usize>,
+    /// Then stream N frames made from the image (each shifted along its
+    /// rows) through the pipeline, two in flight (frame k+1 is submitted,
+    /// its upload included, before frame k is read back); print frames/s
+    /// and the bytes moved, and check every frame against the CPU path.
+    #[arg(long, value_name = "N")]
+    frames: Option<usize>,
 }
 
 fn placement(rt: &Runtime, unit: Option<&str>) -> xpu::Result<Placement> {
@@ -97,28 +103,11 @@ pub fn run(runtime: &RuntimeArgs, args: &VisionArgs) -> xpu::Result<()> {
     if let Some(runs) = args.bench.filter(|&n| n > 0) {
         bench(&rt, &stages, &tensors, &on, runs, megapixels)?;
     }
-
-    // Each stage again on a CPU unit from the same input: within 1 per pixel.
-    let cpu = TaskOptions::default().on(Placement::Kind(UnitKind::Cpu));
-    let mut worst = 0u8;
-    for (stage, pair) in stages.iter().zip(tensors.windows(2)) {
-        let want = rt.empty(pair[1].shape(), DType::U8);
-        rt.submit_with(&stage.kernel, &[pair[0].read(), want.write()], cpu.clone())?;
-        let (got, want) = (rt.read::<u8>(&pair[1])?, rt.read::<u8>(&want)?);
-        let diff = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| a.abs_diff(*b))
-            .max()
-            .unwrap_or(0);
-        if diff > 1 {
-            return Err(Error::Config(format!(
-                "stage `{}` differs from the CPU path by {diff} (more than 1)",
-                stage.name
-            )));
-        }
-        worst = worst.max(diff);
+    if let Some(frames) = args.frames.filter(|&n| n > 0) {
+        crate::stream::run(&rt, &stages, &image, &on, frames)?;
     }
+
+    let worst = check_on_cpu(&rt, &stages, &tensors)?;
     println!("checked against the CPU path stage by stage: max difference {worst} (tolerance 1)");
     vision::save_png(
         &args.out,
@@ -191,4 +180,35 @@ fn bench(
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+/// Each stage again on a CPU unit from the same input as on the unit (the
+/// tensors: input, then each stage's output): the largest difference, or
+/// an error if one is above 1.
+pub(crate) fn check_on_cpu(
+    rt: &Runtime,
+    stages: &[vision::Stage],
+    tensors: &[Tensor],
+) -> xpu::Result<u8> {
+    let cpu = TaskOptions::default().on(Placement::Kind(UnitKind::Cpu));
+    let mut worst = 0u8;
+    for (stage, pair) in stages.iter().zip(tensors.windows(2)) {
+        let want = rt.empty(pair[1].shape(), DType::U8);
+        rt.submit_with(&stage.kernel, &[pair[0].read(), want.write()], cpu.clone())?;
+        let (got, want) = (rt.read::<u8>(&pair[1])?, rt.read::<u8>(&want)?);
+        let diff = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| a.abs_diff(*b))
+            .max()
+            .unwrap_or(0);
+        if diff > 1 {
+            return Err(Error::Config(format!(
+                "stage `{}` differs from the CPU path by {diff} (more than 1)",
+                stage.name
+            )));
+        }
+        worst = worst.max(diff);
+    }
+    Ok(worst)
 }
