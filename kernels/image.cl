@@ -30,14 +30,20 @@ __kernel void resize(__global const T* x, __global T* out, uint height, uint wid
     ST(out, i, top * (1.0f - fy) + bottom * fy);
 }
 
-// Gaussian blur with taps exp(-d^2 / (2 sigma^2)) for |d| <= radius;
-// `norm` is 1 / (sum of the 1-D taps)^2. The taps are computed once per
-// work-item into a private table (radius up to 31, sigma up to about 10),
-// or per use beyond that, so the kernel needs no weight buffer.
+// Separable Gaussian blur with taps exp(-d^2 / (2 sigma^2)) for |d| <=
+// radius; `norm` is 1 / (sum of the taps). Two passes: along the rows from
+// the image into a transient float buffer, then along the columns of that
+// buffer into the output. The taps are computed once per work-item into a
+// private table (radius up to 31, sigma up to about 10), or per use beyond
+// that, so the kernels need no weight buffer.
 #define MAX_TAPS 63
 
-__kernel void blur(__global const T* x, __global T* out, uint height, uint width, uint channels,
-                   uint radius, float sigma, float norm) {
+inline float tap(const float* taps, bool tabled, int d, int r, float two_s2) {
+    return tabled ? taps[d + r] : exp(-(float)(d * d) / two_s2);
+}
+
+__kernel void blur_rows(__global const T* x, __global float* tmp, uint height, uint width,
+                        uint channels, uint radius, float sigma, float norm) {
     const uint i = get_global_id(0);
     if (i >= height * width * channels) {
         return;
@@ -55,13 +61,34 @@ __kernel void blur(__global const T* x, __global T* out, uint height, uint width
         }
     }
     float acc = 0.0f;
-    for (int dy = -r; dy <= r; dy++) {
-        float row = 0.0f;
-        for (int dx = -r; dx <= r; dx++) {
-            const float wx = tabled ? taps[dx + r] : exp(-(float)(dx * dx) / two_s2);
-            row = fma(wx, px(x, yy + dy, xx + dx, c, height, width, channels), row);
+    for (int dx = -r; dx <= r; dx++) {
+        acc = fma(tap(taps, tabled, dx, r, two_s2), px(x, yy, xx + dx, c, height, width, channels), acc);
+    }
+    tmp[i] = acc * norm;
+}
+
+__kernel void blur_cols(__global const float* tmp, __global T* out, uint height, uint width,
+                        uint channels, uint radius, float sigma, float norm) {
+    const uint i = get_global_id(0);
+    if (i >= height * width * channels) {
+        return;
+    }
+    const uint c = i % channels;
+    const uint xx = (i / channels) % width;
+    const int yy = (int)(i / (channels * width));
+    const int r = (int)radius;
+    const float two_s2 = 2.0f * sigma * sigma;
+    const bool tabled = 2 * r + 1 <= MAX_TAPS;
+    float taps[MAX_TAPS];
+    if (tabled) {
+        for (int d = -r; d <= r; d++) {
+            taps[d + r] = exp(-(float)(d * d) / two_s2);
         }
-        acc = fma(tabled ? taps[dy + r] : exp(-(float)(dy * dy) / two_s2), row, acc);
+    }
+    float acc = 0.0f;
+    for (int dy = -r; dy <= r; dy++) {
+        const uint y = (uint)clamp(yy + dy, 0, (int)height - 1);
+        acc = fma(tap(taps, tabled, dy, r, two_s2), tmp[(y * width + xx) * channels + c], acc);
     }
     ST(out, i, acc * norm);
 }

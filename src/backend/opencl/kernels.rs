@@ -150,6 +150,11 @@ pub struct Plan<'k> {
     pub global: [usize; 3],
     /// Work-group size; `None` lets the driver choose.
     pub local: Option<[usize; 3]>,
+    /// A second pass for a two-argument kernel (the separable blur):
+    /// `entry` reads the input and writes a transient `f32` buffer of one
+    /// value per output element, then this entry, with the same scalars
+    /// and range, reads that buffer and writes the output.
+    pub second: Option<&'static str>,
 }
 
 /// Work-items per group of the element-wise kernels.
@@ -197,6 +202,7 @@ fn user<'k>(kernel: &'k CustomKernel, args: &[ArgMeta<'_>]) -> Result<Plan<'k>> 
         scalars: launch.params.into_iter().map(Scalar::U32).collect(),
         global: launch.grid.map(|g| g.max(1) as usize),
         local: None,
+        second: None,
     })
 }
 
@@ -220,6 +226,7 @@ fn per_element(
         scalars,
         global: [n.max(1).div_ceil(GROUP) * GROUP, 1, 1],
         local: Some([GROUP, 1, 1]),
+        second: None,
     }
 }
 
@@ -230,6 +237,7 @@ fn per_row(entry: &'static str, rows: usize, scalars: Vec<Scalar>) -> Plan<'stat
         scalars,
         global: [rows.max(1) * ROW_GROUP, 1, 1],
         local: Some([ROW_GROUP, 1, 1]),
+        second: None,
     }
 }
 
@@ -273,6 +281,7 @@ pub fn plan<'k>(kernel: &'k Kernel, args: &[ArgMeta<'_>], local_memory: bool) ->
                     scalars: vec![u(m), u(n), u(k), f(*alpha), f(*beta)],
                     global: [n / 32, m / 8, 1],
                     local: None,
+                    second: None,
                 }
             } else {
                 Plan {
@@ -289,6 +298,7 @@ pub fn plan<'k>(kernel: &'k Kernel, args: &[ArgMeta<'_>], local_memory: bool) ->
                     ],
                     global: [n.div_ceil(64) * 16, m.div_ceil(64) * 16, 1],
                     local: Some([16, 16, 1]),
+                    second: None,
                 }
             }
         }
@@ -348,8 +358,11 @@ pub fn plan<'k>(kernel: &'k Kernel, args: &[ArgMeta<'_>], local_memory: bool) ->
                 .into_iter()
                 .map(u)
                 .collect();
-            scalars.extend([f(*sigma), f(1.0 / (total * total))]);
-            image("blur", len(1), scalars)
+            scalars.extend([f(*sigma), f(1.0 / total)]);
+            Plan {
+                second: Some("blur_cols"),
+                ..image("blur_rows", len(1), scalars)
+            }
         }
         Kernel::Sobel => {
             let x = shape(0);

@@ -353,6 +353,66 @@ impl OpenClBackend {
             .ok_or_else(|| cl_error(format!("no OpenCL unit {index}")))
     }
 
+    /// Enqueues `entry` of `program` with `buffers`, then `plan`'s
+    /// scalars, over `plan`'s range (without waiting).
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue(
+        &self,
+        u: &Unit,
+        program: &core::Program,
+        program_key: ProgramKey,
+        dtype: DType,
+        plan: &kernels::Plan<'_>,
+        entry: &str,
+        buffers: &[&core::Mem],
+    ) -> Result<()> {
+        let fail = |what: &str, e: core::Error| {
+            cl_error(format!(
+                "`{entry}` on {}: {what}: {}",
+                u.listing.name,
+                first_line(&e.to_string())
+            ))
+        };
+        let mut cache = u.kernels.lock();
+        let cl_kernel = match cache.entry((program_key, entry.to_string(), dtype)) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                core::create_kernel(program, entry).map_err(|e| fail("creating the kernel", e))?,
+            ),
+        };
+        for (i, mem) in buffers.iter().enumerate() {
+            core::set_kernel_arg(cl_kernel, i as u32, core::ArgVal::mem(mem))
+                .map_err(|e| fail("setting a buffer argument", e))?;
+        }
+        for (j, s) in plan.scalars.iter().enumerate() {
+            let index = (buffers.len() + j) as u32;
+            let set = match s {
+                Scalar::U32(v) => core::set_kernel_arg(cl_kernel, index, core::ArgVal::scalar(v)),
+                Scalar::F32(v) => core::set_kernel_arg(cl_kernel, index, core::ArgVal::scalar(v)),
+            };
+            set.map_err(|e| fail("setting a scalar argument", e))?;
+        }
+        // SAFETY: every argument is set, and the buffers stay alive while
+        // the kernel runs: the queue retains them, and the runtime reuses a
+        // buffer only for commands issued to this same in-order queue.
+        // As few dimensions as the range has (the built-in kernels use
+        // two).
+        let dims = if plan.global[2] > 1 { 3 } else { 2 };
+        unsafe {
+            core::enqueue_kernel(
+                &u.queue,
+                cl_kernel,
+                dims,
+                None,
+                &plan.global,
+                plan.local,
+                None::<()>,
+                None::<()>,
+            )
+        }
+        .map_err(|e| fail("enqueueing", e))
+    }
+
     fn resolve<'a>(&'a self, buf: &'a DeviceBuffer) -> Result<(&'a Unit, &'a core::Mem)> {
         let b = buf.handle::<ClBuffer>("opencl")?;
         Ok((self.unit(b.unit)?, &b.mem))
@@ -580,47 +640,53 @@ impl Backend for OpenClBackend {
                 first_line(&e.to_string())
             ))
         };
-        let mut cache = u.kernels.lock();
-        let cl_kernel = match cache.entry((program_key, plan.entry.to_string(), dtype)) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                core::create_kernel(&program, plan.entry)
-                    .map_err(|e| fail("creating the kernel", e))?,
-            ),
-        };
-        for (i, a) in args.iter().enumerate() {
-            let (_, mem) = self.resolve(a.device()?)?;
-            core::set_kernel_arg(cl_kernel, i as u32, core::ArgVal::mem(mem))
-                .map_err(|e| fail("setting a buffer argument", e))?;
-        }
-        for (j, s) in plan.scalars.iter().enumerate() {
-            let index = (args.len() + j) as u32;
-            let set = match s {
-                Scalar::U32(v) => core::set_kernel_arg(cl_kernel, index, core::ArgVal::scalar(v)),
-                Scalar::F32(v) => core::set_kernel_arg(cl_kernel, index, core::ArgVal::scalar(v)),
-            };
-            set.map_err(|e| fail("setting a scalar argument", e))?;
-        }
-        // SAFETY: every argument is set, and the buffers stay alive while
-        // the kernel runs: the queue retains them, and the runtime reuses a
-        // buffer only for commands issued to this same in-order queue.
-        // As few dimensions as the range has (the built-in kernels use
-        // two).
-        let dims = if plan.global[2] > 1 { 3 } else { 2 };
+        let mems = args
+            .iter()
+            .map(|a| Ok(self.resolve(a.device()?)?.1))
+            .collect::<Result<SmallVec<[&core::Mem; 4]>>>()?;
         let host_device = u.host_device.as_ref().map(|lock| lock.lock());
-        unsafe {
-            core::enqueue_kernel(
-                &u.queue,
-                cl_kernel,
-                dims,
-                None,
-                &plan.global,
-                plan.local,
-                None::<()>,
-                None::<()>,
-            )
+        match (plan.second, mems.as_slice()) {
+            (None, _) => self.enqueue(u, &program, program_key, dtype, &plan, plan.entry, &mems)?,
+            (Some(second), &[input, output]) => {
+                // The transient buffer lives until this function returns;
+                // OpenCL keeps its storage until the commands using it end.
+                let values = args[1].len();
+                // SAFETY: no host pointer is passed, so OpenCL owns the storage.
+                let tmp = unsafe {
+                    core::create_buffer::<_, f32>(
+                        &u.context,
+                        core::MEM_READ_WRITE,
+                        values.max(1),
+                        None,
+                    )
+                }
+                .map_err(|e| fail("allocating the intermediate buffer", e))?;
+                self.enqueue(
+                    u,
+                    &program,
+                    program_key,
+                    dtype,
+                    &plan,
+                    plan.entry,
+                    &[input, &tmp],
+                )?;
+                self.enqueue(
+                    u,
+                    &program,
+                    program_key,
+                    dtype,
+                    &plan,
+                    second,
+                    &[&tmp, output],
+                )?;
+            }
+            (Some(_), _) => {
+                return Err(cl_error(format!(
+                    "`{}`: a two-pass kernel takes two arguments",
+                    kernel.name()
+                )))
+            }
         }
-        .map_err(|e| fail("enqueueing", e))?;
         if host_device.is_some() {
             return core::finish(&u.queue).map_err(|e| fail("running", e));
         }
