@@ -41,8 +41,11 @@ for image in "${images[@]}"; do
     grep -qx "$kind" <<<"$available" || { echo "$(basename "$image") $kind: no such unit here"; continue; }
     xs=() cs=()
     for round in $(seq "$rounds"); do
-      xs+=("$("$xpu" --cpu-units 1 vision "$image" --out "$frames/out.png" --unit "$kind" --bench 10 |
-        awk '/^warm, median/ { gsub(/[(]/, "", $8); print $8 }')")
+      report=$("$xpu" --cpu-units 1 vision "$image" --out "$frames/out.png" --unit "$kind" --bench 10 2>&1) || {
+        echo "$(basename "$image") $kind: $(grep -m1 -i error <<<"$report")"
+        continue 2
+      }
+      xs+=("$(awk '/^warm, median/ { gsub(/[(]/, "", $8); print $8 }' <<<"$report")")
       cs+=("$("$venv/bin/python" benches/peers/opencv_vision.py "$image" "$threads" | awk '{ print $4 }')")
     done
     "$venv/bin/python" - "$(basename "$image")" "$kind" "${xs[*]}" "${cs[*]}" <<'PY'
