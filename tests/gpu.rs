@@ -43,8 +43,7 @@ fn check_on_gpus(kernel: &Kernel, args: &[Input]) {
     check_on_gpus_in(kernel, args, true);
 }
 
-/// Kernels that run in f32 only on GPUs (the image kernels), and long
-/// reductions, whose partial sums f16 would round.
+/// Long reductions, whose partial sums f16 would round: f32 only.
 fn check_f32_on_gpus(kernel: &Kernel, args: &[Input]) {
     check_on_gpus_in(kernel, args, false);
 }
@@ -65,8 +64,13 @@ fn conv_and_pooling() {
 }
 
 #[test]
-fn image_ops() {
-    suite::image_ops(&check_f32_on_gpus);
+fn image_ops_on_f32_and_u8() {
+    suite::image_ops(&|kernel: &Kernel, args: &[Input]| {
+        let Some((rt, gpus)) = gpu_runtime() else {
+            return;
+        };
+        check_on_units(&rt, &gpus, kernel, args, &[DType::F32, DType::U8]);
+    });
 }
 
 proptest! {

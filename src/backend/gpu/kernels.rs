@@ -110,6 +110,12 @@ const BLUR: Shader<'static> = shader("image/blur", IMAGE, "blur");
 const SOBEL: Shader<'static> = shader("image/sobel", IMAGE, "sobel");
 const RGB_TO_GRAY: Shader<'static> = shader("image/rgb_to_gray", IMAGE, "rgb_to_gray");
 const THRESHOLD: Shader<'static> = shader("image/threshold", IMAGE, "threshold");
+const IMAGE_U8: &str = include_str!(concat!(env!("OUT_DIR"), "/shaders/image_u8.wgsl"));
+const RESIZE_U8: Shader<'static> = shader("image_u8/resize", IMAGE_U8, "resize");
+const BLUR_U8: Shader<'static> = shader("image_u8/blur", IMAGE_U8, "blur");
+const SOBEL_U8: Shader<'static> = shader("image_u8/sobel", IMAGE_U8, "sobel");
+const RGB_TO_GRAY_U8: Shader<'static> = shader("image_u8/rgb_to_gray", IMAGE_U8, "rgb_to_gray");
+const THRESHOLD_U8: Shader<'static> = shader("image_u8/threshold", IMAGE_U8, "threshold");
 
 /// Rows and columns of C one GEMM workgroup computes (`TILE` in gemm.wgsl).
 const GEMM_TILE: usize = 64;
@@ -137,7 +143,8 @@ pub(super) struct FirstPass<'k> {
     pub scratch: usize,
 }
 
-/// Whether the image kernels' shaders (f32 only) serve this kernel.
+/// Whether the image kernels' shaders (f32, and u8 packed four to a word)
+/// serve this kernel.
 fn is_image(kernel: &Kernel) -> bool {
     matches!(
         kernel,
@@ -163,7 +170,8 @@ fn unsupported(what: String) -> Error {
 fn check_dtypes(kernel: &Kernel, args: &[ArgMeta<'_>], f16: bool) -> Result<()> {
     let ok = |d: DType| match kernel {
         Kernel::Custom(_) => d != DType::F64 && (d != DType::F16 || f16),
-        _ => d == DType::F32 || (d == DType::F16 && f16 && !is_image(kernel)),
+        _ if is_image(kernel) => d == DType::F32 || d == DType::U8,
+        _ => d == DType::F32 || (d == DType::F16 && f16),
     };
     match args.iter().find(|a| !ok(a.dtype)) {
         Some(a) => Err(unsupported(format!(
@@ -411,16 +419,23 @@ pub(super) fn plan<'k>(kernel: &'k Kernel, args: &[ArgMeta<'_>], f16: bool) -> R
                 Kernel::Threshold { value, max } => (*value as f32, *max as f32),
                 _ => (0.0, 0.0),
             };
+            let bytes = args[0].dtype == DType::U8;
+            let pick = |f32_shader, u8_shader| if bytes { u8_shader } else { f32_shader };
             let (shader, radius, sigma, norm) = match kernel {
-                Kernel::Resize => (RESIZE, 0, 0.0, 0.0),
+                Kernel::Resize => (pick(RESIZE, RESIZE_U8), 0, 0.0, 0.0),
                 Kernel::GaussianBlur { sigma } => {
                     let total: f64 = gaussian_taps(*sigma).iter().sum();
                     let norm = (1.0 / (total * total)) as f32;
-                    (BLUR, blur_radius(*sigma), *sigma as f32, norm)
+                    (
+                        pick(BLUR, BLUR_U8),
+                        blur_radius(*sigma),
+                        *sigma as f32,
+                        norm,
+                    )
                 }
-                Kernel::Sobel => (SOBEL, 0, 0.0, 0.0),
-                Kernel::Threshold { .. } => (THRESHOLD, 0, 0.0, 0.0),
-                _ => (RGB_TO_GRAY, 0, 0.0, 0.0),
+                Kernel::Sobel => (pick(SOBEL, SOBEL_U8), 0, 0.0, 0.0),
+                Kernel::Threshold { .. } => (pick(THRESHOLD, THRESHOLD_U8), 0, 0.0, 0.0),
+                _ => (pick(RGB_TO_GRAY, RGB_TO_GRAY_U8), 0, 0.0, 0.0),
             };
             let params = vec![
                 u(x[0]),
@@ -436,7 +451,9 @@ pub(super) fn plan<'k>(kernel: &'k Kernel, args: &[ArgMeta<'_>], f16: bool) -> R
                 level.to_bits(),
                 high.to_bits(),
             ];
-            per_element(shader, len(1), params, 6)
+            // u8: one invocation per output word of four values.
+            let invocations = if bytes { len(1).div_ceil(4) } else { len(1) };
+            per_element(shader, invocations, params, 6)
         }
         Kernel::Custom(c) => user(c, args),
         other => Err(unsupported(format!(

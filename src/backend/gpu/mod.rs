@@ -2,8 +2,9 @@
 //! other API is present) becomes a GPU unit with its own memory node. The
 //! kernels are the WGSL compute shaders of `shaders/`, compiled once per
 //! device and element type (f32; f16 too where the adapter has
-//! SHADER_F16) and cached; shapes travel in a uniform buffer, so one
-//! pipeline serves every size.
+//! SHADER_F16; the image kernels also on u8 images, four values to a
+//! word) and cached; shapes travel in a uniform buffer, so one pipeline
+//! serves every size.
 //!
 //! Launches are asynchronous: a kernel is recorded and submitted to the
 //! device's queue and the worker moves on; the queue keeps launches and
