@@ -84,7 +84,7 @@ pub(super) fn launch(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> R
         let (src, dst) = (input.as_slice::<u8>()?, output.as_mut_slice::<u8>()?);
         match kernel {
             Kernel::RgbToGray => {
-                rgb_to_gray_u8(src, dst);
+                rgb_to_gray_u8(src, dst, threads);
                 return Ok(());
             }
             Kernel::Threshold { value, max } => {
@@ -264,12 +264,46 @@ fn level(v: f32) -> u8 {
     out[0]
 }
 
-/// [`rgb_to_gray`] from u8 to u8, rounded as `write` rounds.
-fn rgb_to_gray_u8(src: &[u8], dst: &mut [u8]) {
-    for (o, p) in dst.iter_mut().zip(src.chunks_exact(3)) {
-        let v = 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]);
-        *o = (v + 0.5).floor().min(255.0) as u8;
+/// [`rgb_to_gray`] from u8 to u8, rounded as `write` rounds, in blocks
+/// of pixels spread over `threads` threads.
+fn rgb_to_gray_u8(src: &[u8], dst: &mut [u8], threads: usize) {
+    const BLOCK: usize = 16;
+    let gray = |src: &[u8], dst: &mut [u8]| {
+        let pixel = |p: &[u8]| {
+            let v = 0.299 * f32::from(p[0]) + 0.587 * f32::from(p[1]) + 0.114 * f32::from(p[2]);
+            (v + 0.5).floor().min(255.0) as u8
+        };
+        let mut blocks = dst.chunks_exact_mut(BLOCK);
+        let mut pixels = src.chunks_exact(3 * BLOCK);
+        for (out, p) in (&mut blocks).zip(&mut pixels) {
+            // Deinterleaved first, so that the arithmetic runs on lanes.
+            let (mut r, mut g, mut b) = ([0f32; BLOCK], [0f32; BLOCK], [0f32; BLOCK]);
+            for i in 0..BLOCK {
+                r[i] = f32::from(p[3 * i]);
+                g[i] = f32::from(p[3 * i + 1]);
+                b[i] = f32::from(p[3 * i + 2]);
+            }
+            for i in 0..BLOCK {
+                let v = 0.299 * r[i] + 0.587 * g[i] + 0.114 * b[i];
+                // Non-negative: truncating is flooring, and `as` saturates
+                // at 255 (no `floor` call where SSE4.1 is not assumed).
+                out[i] = (v + 0.5) as u8;
+            }
+        }
+        let tail = blocks.into_remainder();
+        for (o, p) in tail.iter_mut().zip(pixels.remainder().chunks_exact(3)) {
+            *o = pixel(p);
+        }
+    };
+    // Small images are not worth a thread.
+    if threads <= 1 || dst.len() < 64 * 1024 {
+        gray(src, dst);
+        return;
     }
+    let per = dst.len().div_ceil(threads).next_multiple_of(BLOCK);
+    dst.par_chunks_mut(per)
+        .zip(src.par_chunks(3 * per))
+        .for_each(|(out, p)| gray(p, out));
 }
 
 /// [`threshold`] from u8 to u8.
@@ -311,6 +345,21 @@ mod tests {
                 gaussian_blur(&img, 1.5, 1)
             );
             assert_eq!(sobel(&img, threads), sobel(&img, 1));
+        }
+    }
+
+    #[test]
+    fn u8_gray_in_blocks_and_over_threads_is_the_f32_path_rounded() {
+        // Past the size where threads start, with a tail of 5 pixels.
+        let pixels = 300 * 250 + 5;
+        let rgb: Vec<u8> = (0..3 * pixels).map(|i| ((i * 7919) % 256) as u8).collect();
+        let img = Image::new(&[pixels, 1, 3], rgb.iter().map(|&v| f32::from(v)).collect());
+        let mut want = vec![0u8; pixels];
+        to_u8(&rgb_to_gray(&img), &mut want);
+        for threads in [1, 2, 3] {
+            let mut got = vec![0u8; pixels];
+            rgb_to_gray_u8(&rgb, &mut got, threads);
+            assert_eq!(got, want, "{threads} threads");
         }
     }
 }
