@@ -149,15 +149,17 @@ impl Runtime {
     /// # Ok::<(), xpu::Error>(())
     /// ```
     pub fn register(&self, def: KernelDef) -> Result<Kernel> {
+        let name = def.name().to_string();
         let taken = |what: &str| Error::KernelSpec {
             field: "name".into(),
-            what: format!("`{}` is {what}", def.name()),
+            what: format!("`{name}` is {what}"),
         };
-        if crate::kernel::spec_names().contains(&def.name()) {
+        const REGISTERED: &str = "already registered on this runtime";
+        if crate::kernel::spec_names().contains(&name.as_str()) {
             return Err(taken("the name of a built-in kernel"));
         }
-        if self.registered.read().contains_key(def.name()) {
-            return Err(taken("already registered on this runtime"));
+        if self.registered.read().contains_key(&name) {
+            return Err(taken(REGISTERED));
         }
         let kernel = def.build()?;
         if let Kernel::Custom(c) = &kernel {
@@ -172,14 +174,13 @@ impl Runtime {
                 prepared.push(backend);
             }
         }
+        // Checked again: another thread may have registered the name while
+        // this one built the device programs.
         let mut registered = self.registered.write();
-        if registered.contains_key(kernel.name()) {
-            return Err(Error::KernelSpec {
-                field: "name".into(),
-                what: format!("`{}` is already registered on this runtime", kernel.name()),
-            });
+        if registered.contains_key(&name) {
+            return Err(taken(REGISTERED));
         }
-        registered.insert(kernel.name().to_string(), kernel.clone());
+        registered.insert(name.clone(), kernel.clone());
         Ok(kernel)
     }
 
