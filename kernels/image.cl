@@ -38,6 +38,17 @@ __kernel void resize(__global const T* x, __global T* out, uint height, uint wid
 // that, so the kernels need no weight buffer.
 #define MAX_TAPS 63
 
+// Fills `taps` for radius `r` when they fit; returns whether they did.
+inline bool fill_taps(float* taps, int r, float two_s2) {
+    const bool tabled = 2 * r + 1 <= MAX_TAPS;
+    if (tabled) {
+        for (int d = -r; d <= r; d++) {
+            taps[d + r] = exp(-(float)(d * d) / two_s2);
+        }
+    }
+    return tabled;
+}
+
 inline float tap(const float* taps, bool tabled, int d, int r, float two_s2) {
     return tabled ? taps[d + r] : exp(-(float)(d * d) / two_s2);
 }
@@ -53,13 +64,8 @@ __kernel void blur_rows(__global const T* x, __global float* tmp, uint height, u
     const int yy = (int)(i / (channels * width));
     const int r = (int)radius;
     const float two_s2 = 2.0f * sigma * sigma;
-    const bool tabled = 2 * r + 1 <= MAX_TAPS;
     float taps[MAX_TAPS];
-    if (tabled) {
-        for (int d = -r; d <= r; d++) {
-            taps[d + r] = exp(-(float)(d * d) / two_s2);
-        }
-    }
+    const bool tabled = fill_taps(taps, r, two_s2);
     float acc = 0.0f;
     for (int dx = -r; dx <= r; dx++) {
         acc = fma(tap(taps, tabled, dx, r, two_s2), px(x, yy, xx + dx, c, height, width, channels), acc);
@@ -78,13 +84,8 @@ __kernel void blur_cols(__global const float* tmp, __global T* out, uint height,
     const int yy = (int)(i / (channels * width));
     const int r = (int)radius;
     const float two_s2 = 2.0f * sigma * sigma;
-    const bool tabled = 2 * r + 1 <= MAX_TAPS;
     float taps[MAX_TAPS];
-    if (tabled) {
-        for (int d = -r; d <= r; d++) {
-            taps[d + r] = exp(-(float)(d * d) / two_s2);
-        }
-    }
+    const bool tabled = fill_taps(taps, r, two_s2);
     float acc = 0.0f;
     for (int dy = -r; dy <= r; dy++) {
         const uint y = (uint)clamp(yy + dy, 0, (int)height - 1);
