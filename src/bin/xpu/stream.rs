@@ -7,7 +7,9 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use xpu::vision::{Pixels, Stage};
-use xpu::{DType, Error, Runtime, TaskOptions, Tensor};
+use xpu::{Error, Runtime, TaskOptions, Tensor};
+
+use crate::vision::{pipeline_tensors, read_result, submit_stages};
 
 /// Frame `k`: the image with every row rotated by `7 k` pixels, so that
 /// each frame differs from the last and has the same size.
@@ -31,24 +33,9 @@ fn submit(
     pixels: &[u8],
     on: &TaskOptions,
 ) -> xpu::Result<Vec<Tensor>> {
-    let mut tensors = vec![rt.tensor(shape, pixels)?];
-    for stage in stages {
-        let last = tensors
-            .last()
-            .ok_or_else(|| Error::Config("no input".into()))?;
-        let out = rt.empty(&stage.output_shape(last.shape())?, DType::U8);
-        rt.submit_with(&stage.kernel, &[last.read(), out.write()], on.clone())?;
-        tensors.push(out);
-    }
+    let tensors = pipeline_tensors(rt, stages, rt.tensor(shape, pixels)?)?;
+    submit_stages(rt, stages, &tensors, on)?;
     Ok(tensors)
-}
-
-/// Reads the last stage's result back (waiting for the frame).
-fn read_result(rt: &Runtime, tensors: &[Tensor]) -> xpu::Result<Vec<u8>> {
-    let last = tensors
-        .last()
-        .ok_or_else(|| Error::Config("no output".into()))?;
-    rt.read::<u8>(last)
 }
 
 /// Bytes copied between memory nodes so far, all directions.

@@ -59,12 +59,7 @@ pub fn run(runtime: &RuntimeArgs, args: &VisionArgs) -> xpu::Result<()> {
     }
     let place = placement(&rt, args.unit.as_deref())?;
     let on = TaskOptions::default().on(place);
-    let input = rt.tensor(&image.shape, &image.data)?;
-    let mut tensors: Vec<Tensor> = vec![input];
-    for stage in &stages {
-        let shape = stage.output_shape(tensors.last().map_or(&[][..], |t| t.shape()))?;
-        tensors.push(rt.empty(&shape, DType::U8));
-    }
+    let tensors = pipeline_tensors(&rt, &stages, rt.tensor(&image.shape, &image.data)?)?;
     let (seconds, pixels) = run_once(&rt, &stages, &tensors, &on)?;
     let result = tensors
         .last()
@@ -129,6 +124,32 @@ fn run_once(
     on: &TaskOptions,
 ) -> xpu::Result<(f64, Vec<u8>)> {
     let start = Instant::now();
+    submit_stages(rt, stages, tensors, on)?;
+    let pixels = read_result(rt, tensors)?;
+    Ok((start.elapsed().as_secs_f64(), pixels))
+}
+
+/// `input`, then an empty u8 tensor for each stage's output.
+pub(crate) fn pipeline_tensors(
+    rt: &Runtime,
+    stages: &[vision::Stage],
+    input: Tensor,
+) -> xpu::Result<Vec<Tensor>> {
+    let mut tensors = vec![input];
+    for stage in stages {
+        let shape = stage.output_shape(tensors.last().map_or(&[][..], |t| t.shape()))?;
+        tensors.push(rt.empty(&shape, DType::U8));
+    }
+    Ok(tensors)
+}
+
+/// Submits every stage on `tensors` (the input, then each stage's output).
+pub(crate) fn submit_stages(
+    rt: &Runtime,
+    stages: &[vision::Stage],
+    tensors: &[Tensor],
+    on: &TaskOptions,
+) -> xpu::Result<()> {
     for (stage, pair) in stages.iter().zip(tensors.windows(2)) {
         rt.submit_with(
             &stage.kernel,
@@ -137,11 +158,15 @@ fn run_once(
         )
         .map_err(|e| Error::Config(format!("stage `{}`: {e}", stage.name)))?;
     }
-    let result = tensors
+    Ok(())
+}
+
+/// Reads the last stage's result back (waiting for its tasks).
+pub(crate) fn read_result(rt: &Runtime, tensors: &[Tensor]) -> xpu::Result<Vec<u8>> {
+    let last = tensors
         .last()
         .ok_or_else(|| Error::Config("no output".into()))?;
-    let pixels = rt.read::<u8>(result)?;
-    Ok((start.elapsed().as_secs_f64(), pixels))
+    rt.read::<u8>(last)
 }
 
 /// `runs` warm runs of the pipeline: the median of the whole and of each
