@@ -4,9 +4,10 @@
 //! op-code constants and the `apply_unary` / `apply_binary` dispatch
 //! functions in WGSL and OpenCL C, and fails the build, naming the op and
 //! the file, when `shaders/ops.wgsl` or `kernels/ops.cl` lacks an op's
-//! expression. Each WGSL shader of `shaders/` is composed with the
-//! generated code and `shaders/ops.wgsl` into `$OUT_DIR/shaders/`, and the
-//! composition (and its f16 variant) is validated with naga, so a shader
+//! expression. Each WGSL shader of `shaders/` (with the files of
+//! `shaders/include/` its `// #include NAME` lines name) is composed with
+//! the generated code and `shaders/ops.wgsl` into `$OUT_DIR/shaders/`, and
+//! the composition (and its f16 variant) is validated with naga, so a shader
 //! error fails the build with the file, line and message. The OpenCL
 //! prelude (generated constants, `kernels/common.cl`, `kernels/ops.cl`,
 //! dispatch) goes to `$OUT_DIR/kernels/prelude.cl`.
@@ -172,7 +173,7 @@ fn main() {
     files.sort();
     for path in files {
         let name = path.display().to_string();
-        let composed = format!("{prelude}\n// {name}\n{}", read(&name));
+        let composed = format!("{prelude}\n// {name}\n{}", with_includes(&read(&name)));
         failed |= !valid(&name, &composed);
         if let Some(f16) = variant::with_f16_elements(&composed) {
             failed |= !valid(&format!("{name} (f16 variant)"), &f16);
@@ -193,6 +194,23 @@ fn main() {
         cl_dispatch(&tables)
     );
     write(&kernel_dir.join("prelude.cl"), &cl);
+}
+
+/// A shader's text with each `// #include NAME` line replaced by
+/// `shaders/include/NAME`: code that several shaders share (the image
+/// kernels over f32 and over packed u8 differ only in how they load and
+/// store a value).
+fn with_includes(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.trim().strip_prefix("// #include ") {
+            Some(name) => format!(
+                "// {name}\n{}",
+                read(&format!("shaders/include/{}", name.trim()))
+            ),
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn read(path: &str) -> String {

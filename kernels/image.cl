@@ -1,11 +1,26 @@
 // Image kernels on [H, W, C] images (C = 1 for [H, W]), u8 or f32, border
-// replicated: bilinear resize, Gaussian blur, Sobel
-// magnitude, RGB to gray, binary threshold. One work-item per output value.
+// replicated: bilinear resize, Gaussian blur, Sobel magnitude, RGB to
+// gray, binary threshold, and the fused gray+blur and Sobel+threshold.
+// One work-item per output value.
+
+// A value as the tensors' type holds it (the intermediate of a fused
+// kernel); image programs are built for f32 and u8.
+#if defined(XPU_U8)
+#define STORED(v) convert_float(convert_uchar_sat(round(v)))
+#else
+#define STORED(v) (v)
+#endif
 
 inline float px(__global const T* x, int y, int xx, uint c, uint height, uint width, uint channels) {
     const uint yy = (uint)clamp(y, 0, (int)height - 1);
     const uint xc = (uint)clamp(xx, 0, (int)width - 1);
     return LD(x, (yy * width + xc) * channels + c);
+}
+
+// The gray value (as stored) of the RGB pixel at a clamped position.
+inline float gray_px(__global const T* x, int y, int xx, uint height, uint width) {
+    const uint j = 3 * ((uint)clamp(y, 0, (int)height - 1) * width + (uint)clamp(xx, 0, (int)width - 1));
+    return STORED(0.299f * LD(x, j) + 0.587f * LD(x, j + 1) + 0.114f * LD(x, j + 2));
 }
 
 __kernel void resize(__global const T* x, __global T* out, uint height, uint width,
@@ -35,7 +50,9 @@ __kernel void resize(__global const T* x, __global T* out, uint height, uint wid
 // the image into a transient float buffer, then along the columns of that
 // buffer into the output. The taps are computed once per work-item into a
 // private table (radius up to 31, sigma up to about 10), or per use beyond
-// that, so the kernels need no weight buffer.
+// that, so the kernels need no weight buffer. With `gray` set, the first
+// pass blurs the gray image of an RGB input (`channels` is then 1, the
+// output's): the fused gray+blur.
 #define MAX_TAPS 63
 
 // Fills `taps` for radius `r` when they fit; returns whether they did.
@@ -54,7 +71,7 @@ inline float tap(const float* taps, bool tabled, int d, int r, float two_s2) {
 }
 
 __kernel void blur_rows(__global const T* x, __global float* tmp, uint height, uint width,
-                        uint channels, uint radius, float sigma, float norm) {
+                        uint channels, uint radius, float sigma, float norm, uint gray) {
     const uint i = get_global_id(0);
     if (i >= height * width * channels) {
         return;
@@ -68,13 +85,15 @@ __kernel void blur_rows(__global const T* x, __global float* tmp, uint height, u
     const bool tabled = fill_taps(taps, r, two_s2);
     float acc = 0.0f;
     for (int dx = -r; dx <= r; dx++) {
-        acc = fma(tap(taps, tabled, dx, r, two_s2), px(x, yy, xx + dx, c, height, width, channels), acc);
+        const float v = gray ? gray_px(x, yy, xx + dx, height, width)
+                             : px(x, yy, xx + dx, c, height, width, channels);
+        acc = fma(tap(taps, tabled, dx, r, two_s2), v, acc);
     }
     tmp[i] = acc * norm;
 }
 
 __kernel void blur_cols(__global const float* tmp, __global T* out, uint height, uint width,
-                        uint channels, uint radius, float sigma, float norm) {
+                        uint channels, uint radius, float sigma, float norm, uint gray) {
     const uint i = get_global_id(0);
     if (i >= height * width * channels) {
         return;
@@ -94,7 +113,10 @@ __kernel void blur_cols(__global const float* tmp, __global T* out, uint height,
     ST(out, i, acc * norm);
 }
 
-__kernel void sobel(__global const T* x, __global T* out, uint height, uint width, uint channels) {
+// The Sobel magnitude; with `cut` set, thresholded as stored (`high` above
+// `level`, else 0): the fused Sobel+threshold.
+__kernel void sobel(__global const T* x, __global T* out, uint height, uint width, uint channels,
+                    uint cut, float level, float high) {
     const uint i = get_global_id(0);
     if (i >= height * width * channels) {
         return;
@@ -106,7 +128,8 @@ __kernel void sobel(__global const T* x, __global T* out, uint height, uint widt
     const float gx = P(-1, 1) + 2.0f * P(0, 1) + P(1, 1) - P(-1, -1) - 2.0f * P(0, -1) - P(1, -1);
     const float gy = P(1, -1) + 2.0f * P(1, 0) + P(1, 1) - P(-1, -1) - 2.0f * P(-1, 0) - P(-1, 1);
 #undef P
-    ST(out, i, sqrt(gx * gx + gy * gy));
+    const float magnitude = sqrt(gx * gx + gy * gy);
+    ST(out, i, cut ? (STORED(magnitude) > level ? high : 0.0f) : magnitude);
 }
 
 __kernel void rgb_to_gray(__global const T* x, __global T* out, uint pixels) {

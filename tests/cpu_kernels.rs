@@ -119,8 +119,10 @@ proptest! {
         check_all(&Kernel::GaussianBlur { sigma }, &[img.clone(), Input::zeros(&shape(h, w))], &both)?;
         check_all(&Kernel::Sobel, &[img.clone(), Input::zeros(&shape(h, w))], &both)?;
         check_all(&Kernel::Threshold { value: 127.5, max: 255.0 }, &[img.clone(), Input::zeros(&shape(h, w))], &both)?;
+        check_all(&Kernel::SobelThreshold { value: 127.5, max: 255.0 }, &[img.clone(), Input::zeros(&shape(h, w))], &both)?;
         if channels == 3 {
-            check_all(&Kernel::RgbToGray, &[img, Input::zeros(&[h, w])], &both)?;
+            check_all(&Kernel::RgbToGray, &[img.clone(), Input::zeros(&[h, w])], &both)?;
+            check_all(&Kernel::GrayBlur { sigma }, &[img, Input::zeros(&[h, w])], &both)?;
         }
     }
 

@@ -130,6 +130,19 @@ pub fn bench_case(name: &str, size: usize, dtype: DType) -> Result<BenchCase> {
                     vec![image(1), image(1)],
                     pixels,
                 ),
+                "gray_blur" => (
+                    Kernel::GrayBlur { sigma: 1.5 },
+                    vec![image(3), image(1)],
+                    pixels,
+                ),
+                "sobel_threshold" => (
+                    Kernel::SobelThreshold {
+                        value: 128.0,
+                        max: 255.0,
+                    },
+                    vec![image(1), image(1)],
+                    pixels,
+                ),
                 "potrf" => (Kernel::Potrf, vec![sq.clone()], cholesky_tiles),
                 "trsm" => (Kernel::Trsm, vec![sq.clone(); 2], cholesky_tiles),
                 "syrk" => (Kernel::Syrk, vec![sq.clone(); 2], cholesky_tiles),

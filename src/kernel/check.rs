@@ -51,7 +51,9 @@ impl Kernel {
             | Kernel::GaussianBlur { .. }
             | Kernel::Sobel
             | Kernel::RgbToGray
-            | Kernel::Threshold { .. } => &[DType::F32, DType::U8],
+            | Kernel::Threshold { .. }
+            | Kernel::GrayBlur { .. }
+            | Kernel::SobelThreshold { .. } => &[DType::F32, DType::U8],
             Kernel::Potrf
             | Kernel::Trsm
             | Kernel::Syrk
@@ -131,17 +133,13 @@ impl Kernel {
             | Kernel::Softmax
             | Kernel::GaussianBlur { .. }
             | Kernel::Sobel
-            | Kernel::Threshold { .. } => {
-                if matches!(
-                    self,
-                    Kernel::GaussianBlur { .. } | Kernel::Sobel | Kernel::Threshold { .. }
-                ) {
+            | Kernel::Threshold { .. }
+            | Kernel::SobelThreshold { .. } => {
+                if !matches!(self, Kernel::Unary(_) | Kernel::Softmax) {
                     image(0)?;
                 }
                 if let Kernel::GaussianBlur { sigma } = self {
-                    if !(sigma.is_finite() && *sigma > 0.0) {
-                        return Err(self.shape_err(format!("sigma must be > 0, got {sigma}")));
-                    }
+                    positive_sigma(self, *sigma)?;
                 }
                 same(0, 1)
             }
@@ -225,7 +223,10 @@ impl Kernel {
                 }
                 Ok(())
             }
-            Kernel::RgbToGray => {
+            Kernel::RgbToGray | Kernel::GrayBlur { .. } => {
+                if let Kernel::GrayBlur { sigma } = self {
+                    positive_sigma(self, *sigma)?;
+                }
                 rank(0, 3, "input")?;
                 if s(0)[2] != 3 || s(1) != &s(0)[..2] {
                     return Err(self.shape_err(format!(
@@ -290,6 +291,14 @@ pub(crate) fn reduced_shape(shape: &[usize], axis: usize) -> Vec<usize> {
         out.push(1);
     }
     out
+}
+
+fn positive_sigma(k: &Kernel, sigma: f64) -> Result<()> {
+    if sigma.is_finite() && sigma > 0.0 {
+        Ok(())
+    } else {
+        Err(k.shape_err(format!("sigma must be > 0, got {sigma}")))
+    }
 }
 
 fn square(k: &Kernel, s: &[usize]) -> Result<()> {

@@ -119,6 +119,16 @@ pub enum Kernel {
     /// Binary threshold of an `[H, W]` or `[H, W, C]` image: `max` where the
     /// value is above `value`, 0 elsewhere (OpenCV's THRESH_BINARY).
     Threshold { value: f64, max: f64 },
+    /// [`Kernel::RgbToGray`] then [`Kernel::GaussianBlur`] in one pass,
+    /// `[H, W, 3]` to `[H, W]`: the gray image is what `rgb_to_gray` would
+    /// store in the tensors' dtype (u8: rounded) but is never written to
+    /// memory, so the result is that of the two kernels in turn.
+    GrayBlur { sigma: f64 },
+    /// [`Kernel::Sobel`] then [`Kernel::Threshold`] in one pass: the
+    /// magnitude is what `sobel` would store in the tensors' dtype (u8:
+    /// rounded and saturated) but is never written to memory, so the
+    /// result is that of the two kernels in turn (an edge map).
+    SobelThreshold { value: f64, max: f64 },
     /// Cholesky factor of a symmetric positive definite tile, in place (lower).
     Potrf,
     /// `B := B * L^-T` with `L` lower triangular (the Cholesky panel update).
@@ -280,6 +290,8 @@ impl Kernel {
             Kernel::Sobel => "sobel",
             Kernel::RgbToGray => "rgb_to_gray",
             Kernel::Threshold { .. } => "threshold",
+            Kernel::GrayBlur { .. } => "gray_blur",
+            Kernel::SobelThreshold { .. } => "sobel_threshold",
             Kernel::Potrf => "potrf",
             Kernel::Trsm => "trsm",
             Kernel::Syrk => "syrk",
@@ -314,7 +326,9 @@ impl Kernel {
             | Kernel::GaussianBlur { .. }
             | Kernel::Sobel
             | Kernel::RgbToGray
-            | Kernel::Threshold { .. } => vec![Read, Write],
+            | Kernel::Threshold { .. }
+            | Kernel::GrayBlur { .. }
+            | Kernel::SobelThreshold { .. } => vec![Read, Write],
             Kernel::Potrf | Kernel::Getrf => vec![ReadWrite],
             Kernel::Trsm | Kernel::Syrk | Kernel::TrsmLower | Kernel::TrsmUpper => {
                 vec![Read, ReadWrite]
@@ -355,6 +369,8 @@ impl Kernel {
             Kernel::Sobel => 20.0 * n(0),
             Kernel::RgbToGray => 5.0 * n(1),
             Kernel::Threshold { .. } => n(0),
+            Kernel::GrayBlur { sigma } => n(1) * (5 + 4 * (2 * blur_radius(*sigma) + 1)) as f64,
+            Kernel::SobelThreshold { .. } => 21.0 * n(0),
             Kernel::Potrf => (shapes[0][0] as f64).powi(3) / 3.0,
             Kernel::Trsm => (shapes[0][0] as f64).powi(2) * shapes[1][0] as f64,
             Kernel::Syrk => (shapes[1][0] as f64).powi(2) * shapes[0][1] as f64,

@@ -39,6 +39,8 @@ pub fn spec_names() -> Vec<&'static str> {
         "sobel",
         "rgb_to_gray",
         "threshold",
+        "gray_blur",
+        "sobel_threshold",
         "potrf",
         "trsm",
         "syrk",
@@ -144,8 +146,10 @@ impl Kernel {
                 put("window", Value::from(*window));
                 put("stride", Value::from(*stride));
             }
-            Kernel::GaussianBlur { sigma } => put("sigma", Value::from(*sigma)),
-            Kernel::Threshold { value, max } => {
+            Kernel::GaussianBlur { sigma } | Kernel::GrayBlur { sigma } => {
+                put("sigma", Value::from(*sigma))
+            }
+            Kernel::Threshold { value, max } | Kernel::SobelThreshold { value, max } => {
                 put("value", Value::from(*value));
                 put("max", Value::from(*max));
             }
@@ -229,6 +233,13 @@ impl Kernel {
                     value: f.f64("value")?,
                     max: f.f64("max")?,
                 },
+                "gray_blur" => Kernel::GrayBlur {
+                    sigma: f.f64("sigma")?,
+                },
+                "sobel_threshold" => Kernel::SobelThreshold {
+                    value: f.f64("value")?,
+                    max: f.f64("max")?,
+                },
                 "potrf" => Kernel::Potrf,
                 "trsm" => Kernel::Trsm,
                 "syrk" => Kernel::Syrk,
@@ -263,8 +274,8 @@ mod tests {
             "sum" | "max" => json!({"name": name, "axis": 1}),
             "max_pool2d" | "avg_pool2d" => json!({"name": name, "window": 3, "stride": 2}),
             "conv2d" => json!({"name": name, "stride": 2, "padding": 1}),
-            "gaussian_blur" => json!({"name": name, "sigma": 1.5}),
-            "threshold" => json!({"name": name, "value": 0.25, "max": 255.0}),
+            "gaussian_blur" | "gray_blur" => json!({"name": name, "sigma": 1.5}),
+            "threshold" | "sobel_threshold" => json!({"name": name, "value": 0.25, "max": 255.0}),
             "gemm" => json!({"name": name, "trans_a": true, "alpha": 0.5, "beta": 2.0}),
             "layer_norm" => json!({"name": name, "eps": 1e-6}),
             _ => json!({ "name": name }),

@@ -111,8 +111,9 @@ pub fn conv_and_pooling(check: &dyn Fn(&Kernel, &[Input])) {
     }
 }
 
-/// Resize, blur, Sobel, threshold on gray and RGB images; RGB to gray.
-/// Pixels are in 0..=255, so the same cases serve u8 and f32.
+/// Resize, blur, Sobel, threshold on gray and RGB images; RGB to gray;
+/// the fused gray+blur and Sobel+threshold. Pixels are in 0..=255, so the
+/// same cases serve u8 and f32.
 pub fn image_ops(check: &dyn Fn(&Kernel, &[Input])) {
     for shape in [vec![17, 23], vec![16, 12, 3]] {
         let img = ramp(&shape, 255.0);
@@ -127,6 +128,13 @@ pub fn image_ops(check: &dyn Fn(&Kernel, &[Input])) {
         );
         check(&Kernel::Sobel, &[img.clone(), Input::zeros(&shape)]);
         check(
+            &Kernel::SobelThreshold {
+                value: 100.0,
+                max: 255.0,
+            },
+            &[img.clone(), Input::zeros(&shape)],
+        );
+        check(
             &Kernel::Threshold {
                 value: 100.0,
                 max: 255.0,
@@ -136,7 +144,11 @@ pub fn image_ops(check: &dyn Fn(&Kernel, &[Input])) {
     }
     let rgb = ramp(&[5, 7, 3], 255.0);
     let rgb = Input::new(&rgb.shape, rgb.data.iter().map(|v| v + 127.5).collect());
-    check(&Kernel::RgbToGray, &[rgb, Input::zeros(&[5, 7])]);
+    check(&Kernel::RgbToGray, &[rgb.clone(), Input::zeros(&[5, 7])]);
+    check(
+        &Kernel::GrayBlur { sigma: 1.2 },
+        &[rgb, Input::zeros(&[5, 7])],
+    );
 }
 
 /// GEMM of `op(A)` (m x k) and `op(B)` (k x n) with alpha 1.25 and `beta`.

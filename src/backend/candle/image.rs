@@ -100,8 +100,34 @@ fn resize(x: &Tensor, out: &[usize]) -> Result<Tensor> {
     image(&blend(&top, &bottom, &wy)?, x.dims())
 }
 
-/// Runs an image kernel on `x`, giving an f32 result of `out_shape`.
-pub(super) fn run(kernel: &Kernel, x: &Tensor, out_shape: &[usize]) -> Result<Tensor> {
+/// Rounds and saturates f32 values to u8 levels (kept in f32), as the
+/// CPU path stores u8.
+pub(super) fn levels(x: &Tensor) -> Result<Tensor> {
+    x.round()?.clamp(0f32, 255f32)
+}
+
+/// Runs an image kernel on `x`, giving an f32 result of `out_shape`; a
+/// fused kernel's intermediate is rounded to u8 levels when `u8` says the
+/// tensors are u8.
+pub(super) fn run(kernel: &Kernel, x: &Tensor, out_shape: &[usize], u8: bool) -> Result<Tensor> {
+    let (first, second) = match kernel {
+        Kernel::GrayBlur { sigma } => (Kernel::RgbToGray, Kernel::GaussianBlur { sigma: *sigma }),
+        Kernel::SobelThreshold { value, max } => (
+            Kernel::Sobel,
+            Kernel::Threshold {
+                value: *value,
+                max: *max,
+            },
+        ),
+        _ => return single(kernel, x, out_shape),
+    };
+    let middle = single(&first, x, out_shape)?;
+    let middle = if u8 { levels(&middle)? } else { middle };
+    single(&second, &middle, out_shape)
+}
+
+/// Runs an image kernel that is not fused.
+fn single(kernel: &Kernel, x: &Tensor, out_shape: &[usize]) -> Result<Tensor> {
     match kernel {
         Kernel::Resize => resize(x, out_shape),
         Kernel::GaussianBlur { sigma } => blur(x, *sigma),
@@ -119,5 +145,71 @@ pub(super) fn run(kernel: &Kernel, x: &Tensor, out_shape: &[usize]) -> Result<Te
             "`{}` is not an image kernel",
             other.name()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::run_on_host;
+
+    /// The candle ops (the route on devices other than the CPU) agree with
+    /// the CPU kernels, fused ones included, in f32 and rounded to u8.
+    #[test]
+    fn candle_ops_agree_with_the_cpu_kernels() {
+        let (h, w) = (23, 19);
+        let rgb: Vec<f32> = (0..h * w * 3).map(|i| ((i * 7919) % 251) as f32).collect();
+        let gray: Vec<f32> = rgb.iter().step_by(3).copied().collect();
+        let cases = [
+            (Kernel::RgbToGray, &rgb, vec![h, w, 3], vec![h, w]),
+            (
+                Kernel::GrayBlur { sigma: 1.5 },
+                &rgb,
+                vec![h, w, 3],
+                vec![h, w],
+            ),
+            (
+                Kernel::GaussianBlur { sigma: 1.5 },
+                &rgb,
+                vec![h, w, 3],
+                vec![h, w, 3],
+            ),
+            (Kernel::Sobel, &gray, vec![h, w], vec![h, w]),
+            (
+                Kernel::SobelThreshold {
+                    value: 200.0,
+                    max: 255.0,
+                },
+                &gray,
+                vec![h, w],
+                vec![h, w],
+            ),
+            (Kernel::Resize, &rgb, vec![h, w, 3], vec![7, 31, 3]),
+        ];
+        for (kernel, input, shape, out_shape) in cases {
+            let x = Tensor::from_slice(input, shape.as_slice(), &Device::Cpu).unwrap();
+            for u8 in [false, true] {
+                let got = run(&kernel, &x, &out_shape, u8).unwrap();
+                let got = if u8 { levels(&got).unwrap() } else { got };
+                let got: Vec<f32> = got.flatten_all().unwrap().to_vec1().unwrap();
+                let want: Vec<f32> = if u8 {
+                    let bytes: Vec<u8> = input.iter().map(|&v| v as u8).collect();
+                    run_on_host(&kernel, &bytes, &shape, &out_shape, 1)
+                        .into_iter()
+                        .map(f32::from)
+                        .collect()
+                } else {
+                    run_on_host(&kernel, input, &shape, &out_shape, 1)
+                };
+                let tolerance = if u8 { 1.0 } else { 1e-3 };
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert!(
+                        (g - w).abs() <= tolerance,
+                        "{} (u8: {u8}) value {i}: candle {g}, CPU {w}",
+                        kernel.name()
+                    );
+                }
+            }
+        }
     }
 }

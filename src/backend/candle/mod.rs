@@ -188,7 +188,9 @@ fn route(kind: UnitKind, kernel: &Kernel, args: &[ArgMeta<'_>]) -> Option<Route>
             | Kernel::GaussianBlur { .. }
             | Kernel::Sobel
             | Kernel::RgbToGray
-            | Kernel::Threshold { .. },
+            | Kernel::Threshold { .. }
+            | Kernel::GrayBlur { .. }
+            | Kernel::SobelThreshold { .. },
         ) => (Route::Image, &image),
         (kind, Kernel::Custom(c)) => {
             let host = c.implementation::<HostKernel>("candle")?;
@@ -253,7 +255,7 @@ impl Backend for CandleBackend {
                 details: match u.kind {
                     UnitKind::Tpu => "candle ops: GEMM, element-wise, reductions, softmax, layer norm, conv2d, pooling (f32, f64, f16, bf16)".into(),
                     UnitKind::Lpu => "user kernels with a host implementation for it: language-model decode steps (GGUF llama, quantized mat-vec kernels), KV cache on the unit's node".into(),
-                    _ => "candle ops: resize, Gaussian blur, Sobel, RGB to gray, threshold (u8, f32); conv2d and pooling on image batches".into(),
+                    _ => "image kernels on the unit's memory: resize, Gaussian blur, Sobel, RGB to gray, threshold, fused gray+blur and Sobel+threshold (u8, f32); conv2d and pooling on image batches".into(),
                 },
             })
             .collect()
@@ -342,15 +344,12 @@ impl Backend for CandleBackend {
         }
         let what = format!("`{}` on the {} unit", kernel.name(), u.kind);
         let result = match route {
-            Route::Image => image::run(kernel, &tensors[0], out.shape),
+            Route::Image => image::run(kernel, &tensors[0], out.shape, out.dtype == DType::U8),
             _ => ops::run(kernel, &tensors, out.shape),
         }
         .and_then(|t| {
             if out.dtype == DType::U8 {
-                // Like the CPU path: round to nearest, saturate.
-                t.round()?
-                    .clamp(0f32, 255f32)?
-                    .to_dtype(candle_core::DType::U8)
+                image::levels(&t)?.to_dtype(candle_core::DType::U8)
             } else {
                 t.to_dtype(candle_dtype(out.dtype))
             }

@@ -129,9 +129,47 @@ pub fn run_kernel(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> Resu
         | Kernel::GaussianBlur { .. }
         | Kernel::Sobel
         | Kernel::RgbToGray
-        | Kernel::Threshold { .. } => image::launch(kernel, args, threads),
+        | Kernel::Threshold { .. }
+        | Kernel::GrayBlur { .. }
+        | Kernel::SobelThreshold { .. } => image::launch(kernel, args, threads),
         _ => run_float_kernel(kernel, args, threads),
     }
+}
+
+/// Runs a kernel of one input and one output on host slices with
+/// `threads` threads: the output, a fresh one of `out_shape`.
+#[cfg(test)]
+pub(crate) fn run_on_host<T: crate::Element + Default>(
+    kernel: &Kernel,
+    input: &[T],
+    in_shape: &[usize],
+    out_shape: &[usize],
+    threads: usize,
+) -> Vec<T> {
+    use crate::kernel::{ArgData, Mode};
+    let mut out = vec![T::default(); out_shape.iter().product()];
+    let arg = |shape, mode, data| Arg {
+        index: 0,
+        name: None,
+        shape,
+        dtype: T::DTYPE,
+        mode,
+        data,
+    };
+    let mut args = [
+        arg(
+            in_shape,
+            Mode::Read,
+            ArgData::Host(bytemuck::cast_slice(input)),
+        ),
+        arg(
+            out_shape,
+            Mode::Write,
+            ArgData::HostMut(bytemuck::cast_slice_mut(&mut out)),
+        ),
+    ];
+    run_kernel(kernel, &mut args, threads).expect("the kernel runs");
+    out
 }
 
 /// Runs a kernel whose last argument is its only output and whose

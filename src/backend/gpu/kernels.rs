@@ -110,12 +110,15 @@ const BLUR: Shader<'static> = shader("image/blur", IMAGE, "blur");
 const SOBEL: Shader<'static> = shader("image/sobel", IMAGE, "sobel");
 const RGB_TO_GRAY: Shader<'static> = shader("image/rgb_to_gray", IMAGE, "rgb_to_gray");
 const THRESHOLD: Shader<'static> = shader("image/threshold", IMAGE, "threshold");
+const SOBEL_THRESHOLD: Shader<'static> = shader("image/sobel_threshold", IMAGE, "sobel_threshold");
 const IMAGE_U8: &str = include_str!(concat!(env!("OUT_DIR"), "/shaders/image_u8.wgsl"));
 const RESIZE_U8: Shader<'static> = shader("image_u8/resize", IMAGE_U8, "resize");
 const BLUR_U8: Shader<'static> = shader("image_u8/blur", IMAGE_U8, "blur");
 const SOBEL_U8: Shader<'static> = shader("image_u8/sobel", IMAGE_U8, "sobel");
 const RGB_TO_GRAY_U8: Shader<'static> = shader("image_u8/rgb_to_gray", IMAGE_U8, "rgb_to_gray");
 const THRESHOLD_U8: Shader<'static> = shader("image_u8/threshold", IMAGE_U8, "threshold");
+const SOBEL_THRESHOLD_U8: Shader<'static> =
+    shader("image_u8/sobel_threshold", IMAGE_U8, "sobel_threshold");
 
 /// Rows and columns of C one GEMM workgroup computes (`TILE` in gemm.wgsl).
 const GEMM_TILE: usize = 64;
@@ -143,6 +146,60 @@ pub(super) struct FirstPass<'k> {
     pub scratch: usize,
 }
 
+/// An image kernel's plan from an image of shape `x` to one of shape `o`,
+/// on u8 images packed four to a word when `bytes`.
+fn image_plan(kernel: &Kernel, x: &[usize], o: &[usize], bytes: bool) -> Result<Plan<'static>> {
+    let channels = x.get(2).copied().unwrap_or(1);
+    let (level, high) = match kernel {
+        Kernel::Threshold { value, max } | Kernel::SobelThreshold { value, max } => {
+            (*value as f32, *max as f32)
+        }
+        _ => (0.0, 0.0),
+    };
+    let pick = |f32_shader, u8_shader| if bytes { u8_shader } else { f32_shader };
+    let (shader, radius, sigma, norm) = match kernel {
+        Kernel::Resize => (pick(RESIZE, RESIZE_U8), 0, 0.0, 0.0),
+        Kernel::GaussianBlur { sigma } => {
+            let total: f64 = gaussian_taps(*sigma).iter().sum();
+            let norm = (1.0 / (total * total)) as f32;
+            (
+                pick(BLUR, BLUR_U8),
+                blur_radius(*sigma),
+                *sigma as f32,
+                norm,
+            )
+        }
+        Kernel::Sobel => (pick(SOBEL, SOBEL_U8), 0, 0.0, 0.0),
+        Kernel::SobelThreshold { .. } => (pick(SOBEL_THRESHOLD, SOBEL_THRESHOLD_U8), 0, 0.0, 0.0),
+        Kernel::Threshold { .. } => (pick(THRESHOLD, THRESHOLD_U8), 0, 0.0, 0.0),
+        Kernel::RgbToGray => (pick(RGB_TO_GRAY, RGB_TO_GRAY_U8), 0, 0.0, 0.0),
+        other => {
+            return Err(unsupported(format!(
+                "`{}` has no single image shader",
+                other.name()
+            )))
+        }
+    };
+    let params = vec![
+        u(x[0]),
+        u(x[1]),
+        u(channels),
+        u(o[0]),
+        u(o[1]),
+        u(radius),
+        0,
+        0,
+        sigma.to_bits(),
+        norm.to_bits(),
+        level.to_bits(),
+        high.to_bits(),
+    ];
+    let len = o.iter().product::<usize>();
+    // u8: one invocation per output word of four values.
+    let invocations = if bytes { len.div_ceil(4) } else { len };
+    per_element(shader, invocations, params, 6)
+}
+
 /// Whether the image kernels' shaders (f32, and u8 packed four to a word)
 /// serve this kernel.
 fn is_image(kernel: &Kernel) -> bool {
@@ -153,6 +210,8 @@ fn is_image(kernel: &Kernel) -> bool {
             | Kernel::Sobel
             | Kernel::RgbToGray
             | Kernel::Threshold { .. }
+            | Kernel::GrayBlur { .. }
+            | Kernel::SobelThreshold { .. }
     )
 }
 
@@ -408,53 +467,22 @@ pub(super) fn plan<'k>(kernel: &'k Kernel, args: &[ArgMeta<'_>], f16: bool) -> R
             ];
             per_element(POOL2D, len(1), params, 8)
         }
-        Kernel::Resize
-        | Kernel::GaussianBlur { .. }
-        | Kernel::Sobel
-        | Kernel::RgbToGray
-        | Kernel::Threshold { .. } => {
-            let (x, o) = (shape(0), shape(1));
-            let channels = x.get(2).copied().unwrap_or(1);
-            let (level, high) = match kernel {
-                Kernel::Threshold { value, max } => (*value as f32, *max as f32),
-                _ => (0.0, 0.0),
-            };
+        Kernel::GrayBlur { sigma } => {
+            // Gray into a transient buffer (whole words for packed u8),
+            // then the blur from it: computing the gray value at each of
+            // the blur's taps instead costs three loads per tap.
             let bytes = args[0].dtype == DType::U8;
-            let pick = |f32_shader, u8_shader| if bytes { u8_shader } else { f32_shader };
-            let (shader, radius, sigma, norm) = match kernel {
-                Kernel::Resize => (pick(RESIZE, RESIZE_U8), 0, 0.0, 0.0),
-                Kernel::GaussianBlur { sigma } => {
-                    let total: f64 = gaussian_taps(*sigma).iter().sum();
-                    let norm = (1.0 / (total * total)) as f32;
-                    (
-                        pick(BLUR, BLUR_U8),
-                        blur_radius(*sigma),
-                        *sigma as f32,
-                        norm,
-                    )
-                }
-                Kernel::Sobel => (pick(SOBEL, SOBEL_U8), 0, 0.0, 0.0),
-                Kernel::Threshold { .. } => (pick(THRESHOLD, THRESHOLD_U8), 0, 0.0, 0.0),
-                _ => (pick(RGB_TO_GRAY, RGB_TO_GRAY_U8), 0, 0.0, 0.0),
-            };
-            let params = vec![
-                u(x[0]),
-                u(x[1]),
-                u(channels),
-                u(o[0]),
-                u(o[1]),
-                u(radius),
-                0,
-                0,
-                sigma.to_bits(),
-                norm.to_bits(),
-                level.to_bits(),
-                high.to_bits(),
-            ];
-            // u8: one invocation per output word of four values.
-            let invocations = if bytes { len(1).div_ceil(4) } else { len(1) };
-            per_element(shader, invocations, params, 6)
+            let (x, o) = (shape(0), shape(1));
+            let gray = image_plan(&Kernel::RgbToGray, x, o, bytes)?;
+            let blur = Kernel::GaussianBlur { sigma: *sigma };
+            let mut plan = image_plan(&blur, o, o, bytes)?;
+            plan.first = Some(FirstPass {
+                pass: gray.pass,
+                scratch: len(1).next_multiple_of(4),
+            });
+            Ok(plan)
         }
+        _ if is_image(kernel) => image_plan(kernel, shape(0), shape(1), args[0].dtype == DType::U8),
         Kernel::Custom(c) => user(c, args),
         other => Err(unsupported(format!(
             "`{}` has no WGSL kernel",

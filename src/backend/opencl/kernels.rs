@@ -173,7 +173,9 @@ fn source_of(kernel: &Kernel) -> Option<Source> {
         | Kernel::GaussianBlur { .. }
         | Kernel::Sobel
         | Kernel::RgbToGray
-        | Kernel::Threshold { .. } => Source::Image,
+        | Kernel::Threshold { .. }
+        | Kernel::GrayBlur { .. }
+        | Kernel::SobelThreshold { .. } => Source::Image,
         _ => return None,
     })
 }
@@ -350,24 +352,32 @@ pub fn plan<'k>(kernel: &'k Kernel, args: &[ArgMeta<'_>], local_memory: bool) ->
             let scalars = [x[0], x[1], channels, o[0], o[1]];
             image("resize", len(1), scalars.into_iter().map(u).collect())
         }
-        Kernel::GaussianBlur { sigma } => {
-            let x = shape(0);
+        Kernel::GaussianBlur { sigma } | Kernel::GrayBlur { sigma } => {
+            let o = shape(1);
             let total: f64 = gaussian_taps(*sigma).iter().sum();
-            let channels = x.get(2).copied().unwrap_or(1);
-            let mut scalars: Vec<Scalar> = [x[0], x[1], channels, blur_radius(*sigma)]
+            let channels = o.get(2).copied().unwrap_or(1);
+            let mut scalars: Vec<Scalar> = [o[0], o[1], channels, blur_radius(*sigma)]
                 .into_iter()
                 .map(u)
                 .collect();
-            scalars.extend([f(*sigma), f(1.0 / total)]);
+            let gray = matches!(kernel, Kernel::GrayBlur { .. });
+            scalars.extend([f(*sigma), f(1.0 / total), Scalar::U32(gray.into())]);
             Plan {
                 second: Some("blur_cols"),
                 ..image("blur_rows", len(1), scalars)
             }
         }
-        Kernel::Sobel => {
+        Kernel::Sobel | Kernel::SobelThreshold { .. } => {
             let x = shape(0);
-            let scalars = [x[0], x[1], x.get(2).copied().unwrap_or(1)];
-            image("sobel", len(1), scalars.into_iter().map(u).collect())
+            let mut scalars: Vec<Scalar> = [x[0], x[1], x.get(2).copied().unwrap_or(1)]
+                .into_iter()
+                .map(u)
+                .collect();
+            scalars.extend(match kernel {
+                Kernel::SobelThreshold { value, max } => [Scalar::U32(1), f(*value), f(*max)],
+                _ => [Scalar::U32(0), f(0.0), f(0.0)],
+            });
+            image("sobel", len(1), scalars)
         }
         Kernel::RgbToGray => image("rgb_to_gray", len(1), vec![u(len(1))]),
         Kernel::Threshold { value, max } => {
