@@ -570,15 +570,16 @@ fn vision_times_warm_runs_per_stage_and_streams_checked_frames() {
         "4",
     ]);
     assert!(ok, "{err}");
+    // Fused by default: gray+blur and Sobel+threshold, a task each.
     let warm: Vec<&str> = out
         .lines()
         .skip_while(|l| !l.starts_with("warm, median of 3 runs: "))
-        .take(5)
+        .take(3)
         .collect();
-    assert_eq!(warm.len(), 5, "{out}");
+    assert_eq!(warm.len(), 3, "{out}");
     for (line, stage) in warm[1..]
         .iter()
-        .zip(["gray", "blur=1.5", "sobel", "threshold=96"])
+        .zip(["gray+blur=1.5", "sobel+threshold=96"])
     {
         assert!(
             line.trim_start().starts_with(stage) && line.ends_with(" ms"),
@@ -592,5 +593,20 @@ fn vision_times_warm_runs_per_stage_and_streams_checked_frames() {
         out.contains("every frame checked against the CPU path: max difference 0"),
         "{out}"
     );
+    // A task per stage gives the same edge map.
+    let unfused = dir.join("unfused.png");
+    let (ok, out, err) = xpu(&[
+        "--cpu-only",
+        "vision",
+        input.to_str().unwrap(),
+        "--out",
+        unfused.to_str().unwrap(),
+        "--unfused",
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("through 4 stages"), "{out}");
+    let edges = xpu::vision::load_png(&output).unwrap();
+    assert!(edges.data.contains(&255) && edges.data.contains(&0));
+    assert_eq!(edges, xpu::vision::load_png(&unfused).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -3,7 +3,8 @@
 # Sobel, threshold 96) per unit kind beside OpenCV with the same thread
 # count, on the shipped photographs and on a generated 3840x2160 frame,
 # alternating: each side's median of warm runs in megapixels/s, and their
-# ratio. opencv-python-headless goes into a virtual environment under
+# ratio; xpu both fused (gray+blur and Sobel+threshold as one kernel each,
+# its default) and with a task per stage (--unfused), as OpenCV runs it. opencv-python-headless goes into a virtual environment under
 # target/ (kept between runs); the photographs come from
 # scripts/fetch-models.sh.
 # Usage: benches/peers/vision_vs_opencv.sh [ROUNDS=3] [UNITS="cpu vpu gpu"]
@@ -35,28 +36,33 @@ images=("$data"/images/*.png "$frames/frame4k.png")
 xpu=target/release/xpu
 # One CPU unit with every core's thread, as OpenCV gets them.
 available=$("$xpu" --cpu-units 1 info | awk 'NR > 1 && NF >= 6 && $1 ~ /^[0-9]+$/ { print $2 }' | sort -u)
-printf '%-14s %-5s %10s %10s %7s\n' image unit "xpu MP/s" "cv MP/s" ratio
+printf '%-14s %-5s %10s %10s %10s %7s %7s\n' image unit "xpu MP/s" unfused "cv MP/s" ratio unfused
 for image in "${images[@]}"; do
   for kind in $kinds; do
     grep -qx "$kind" <<<"$available" || { echo "$(basename "$image") $kind: no such unit here"; continue; }
-    xs=() cs=()
+    xs=() us=() cs=()
     for round in $(seq "$rounds"); do
       # A gray photograph goes through the last three stages.
       pipeline=gray,blur=1.5,sobel,threshold=96
       "$venv/bin/python" -c 'import cv2, sys; sys.exit(cv2.imread(sys.argv[1], cv2.IMREAD_UNCHANGED).ndim != 2)' "$image" &&
         pipeline=blur=1.5,sobel,threshold=96
-      report=$("$xpu" --cpu-units 1 vision "$image" --out "$frames/out.png" --unit "$kind" --pipeline "$pipeline" --bench 10 2>&1) || {
-        echo "$(basename "$image") $kind: $(grep -m1 -i error <<<"$report")"
-        continue 2
-      }
-      xs+=("$(awk '/^warm, median/ { gsub(/[(]/, "", $8); print $8 }' <<<"$report")")
+      for mode in fused unfused; do
+        flag=()
+        if [ "$mode" = unfused ]; then flag=(--unfused); fi
+        report=$("$xpu" --cpu-units 1 vision "$image" --out "$frames/out.png" --unit "$kind" --pipeline "$pipeline" --bench 10 "${flag[@]}" 2>&1) || {
+          echo "$(basename "$image") $kind: $(grep -m1 -i error <<<"$report")"
+          continue 3
+        }
+        speed=$(awk '/^warm, median/ { gsub(/[(]/, "", $8); print $8 }' <<<"$report")
+        if [ "$mode" = fused ]; then xs+=("$speed"); else us+=("$speed"); fi
+      done
       cs+=("$("$venv/bin/python" benches/peers/opencv_vision.py "$image" "$threads" | awk '{ print $4 }')")
     done
-    "$venv/bin/python" - "$(basename "$image")" "$kind" "${xs[*]}" "${cs[*]}" <<'PY'
+    "$venv/bin/python" - "$(basename "$image")" "$kind" "${xs[*]}" "${us[*]}" "${cs[*]}" <<'PY'
 import statistics, sys
-name, kind, xs, cs = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4].split()
-x, c = statistics.median(map(float, xs)), statistics.median(map(float, cs))
-print(f"{name:<14} {kind:<5} {x:10.1f} {c:10.1f} {x / c:6.2f}x")
+name, kind = sys.argv[1], sys.argv[2]
+x, u, c = (statistics.median(map(float, v.split())) for v in sys.argv[3:6])
+print(f"{name:<14} {kind:<5} {x:10.1f} {u:10.1f} {c:10.1f} {x / c:6.2f}x {u / c:6.2f}x")
 PY
   done
 done

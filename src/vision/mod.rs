@@ -42,7 +42,7 @@ impl Stage {
     pub fn output_shape(&self, input: &[usize]) -> Result<Vec<usize>> {
         let mut out = input.to_vec();
         match (&self.kernel, self.resize) {
-            (Kernel::RgbToGray, _) => {
+            (Kernel::RgbToGray | Kernel::GrayBlur { .. }, _) => {
                 if input.len() != 3 || input[2] != 3 {
                     return Err(Error::Config(format!(
                         "`gray` needs an RGB image, got {input:?}"
@@ -58,6 +58,45 @@ impl Stage {
         }
         Ok(out)
     }
+}
+
+/// The stages with each `gray` followed by `blur` and each `sobel`
+/// followed by `threshold` merged into one fused stage (`gray_blur`,
+/// `sobel_threshold`), named by both (`gray+blur=1.5`): the same result,
+/// with the intermediate image never written to memory.
+///
+/// ```
+/// use xpu::vision::{fuse, parse_pipeline};
+/// let stages = fuse(parse_pipeline("gray,blur=2,sobel,threshold=50,resize=64x48")?);
+/// let names: Vec<&str> = stages.iter().map(|s| s.name.as_str()).collect();
+/// assert_eq!(names, ["gray+blur=2", "sobel+threshold=50", "resize=64x48"]);
+/// assert_eq!(stages[0].kernel.name(), "gray_blur");
+/// # Ok::<(), xpu::Error>(())
+/// ```
+pub fn fuse(stages: Vec<Stage>) -> Vec<Stage> {
+    let mut fused: Vec<Stage> = Vec::with_capacity(stages.len());
+    for stage in stages {
+        let merged = match (fused.last().map(|s| &s.kernel), &stage.kernel) {
+            (Some(Kernel::RgbToGray), Kernel::GaussianBlur { sigma }) => {
+                Some(Kernel::GrayBlur { sigma: *sigma })
+            }
+            (Some(Kernel::Sobel), Kernel::Threshold { value, max }) => {
+                Some(Kernel::SobelThreshold {
+                    value: *value,
+                    max: *max,
+                })
+            }
+            _ => None,
+        };
+        match (merged, fused.last_mut()) {
+            (Some(kernel), Some(last)) => {
+                last.name = format!("{}+{}", last.name, stage.name);
+                last.kernel = kernel;
+            }
+            _ => fused.push(stage),
+        }
+    }
+    fused
 }
 
 /// Parses stages separated by commas: `gray`, `blur[=SIGMA]` (default 1.5),

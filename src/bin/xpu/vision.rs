@@ -22,6 +22,12 @@ pub struct VisionArgs {
     /// threshold[=LEVEL], resize=WIDTHxHEIGHT.
     #[arg(long, default_value = "gray,blur=1.5,sobel,threshold=96")]
     pipeline: String,
+    /// Run every stage as its own task. By default `gray` followed by
+    /// `blur`, and `sobel` followed by `threshold`, run as one fused
+    /// kernel each (`gray_blur`, `sobel_threshold`): the same pixels, the
+    /// intermediate image never written to memory.
+    #[arg(long)]
+    unfused: bool,
     /// Unit for every stage: an id or a kind (vpu, gpu, cpu, ...).
     /// Default: the VPU when there is one, else any unit that can run each
     /// stage.
@@ -54,6 +60,11 @@ pub fn run(runtime: &RuntimeArgs, args: &VisionArgs) -> xpu::Result<()> {
     let rt = runtime.build(None)?;
     let image = vision::load_png(&args.input)?;
     let stages = vision::parse_pipeline(&args.pipeline)?;
+    let stages = if args.unfused {
+        stages
+    } else {
+        vision::fuse(stages)
+    };
     if stages.is_empty() {
         return Err(Error::Config("the pipeline has no stages".into()));
     }
@@ -82,13 +93,14 @@ pub fn run(runtime: &RuntimeArgs, args: &VisionArgs) -> xpu::Result<()> {
         seconds * 1e3,
         megapixels / seconds
     );
+    let width = name_width(&stages);
     for (stage, task) in stages.iter().zip(&profile.tasks) {
         let unit = profile
             .unit(task.unit)
             .map(|u| u.label())
             .unwrap_or_default();
         println!(
-            "  {:<16} on {:<12} {:>8.2} ms",
+            "  {:<width$} on {:<12} {:>8.2} ms",
             stage.name,
             unit,
             (task.end - task.start) * 1e3
@@ -196,10 +208,16 @@ fn bench(
         total * 1e3,
         megapixels / total
     );
+    let width = name_width(stages);
     for (stage, times) in stages.iter().zip(&mut per_stage) {
-        println!("  {:<16} {:>8.2} ms", stage.name, median(times) * 1e3);
+        println!("  {:<width$} {:>8.2} ms", stage.name, median(times) * 1e3);
     }
     Ok(())
+}
+
+/// The width of the stage name column: the longest name, at least 16.
+fn name_width(stages: &[vision::Stage]) -> usize {
+    stages.iter().map(|s| s.name.len()).fold(16, usize::max)
 }
 
 fn median(values: &mut [f64]) -> f64 {
