@@ -693,6 +693,48 @@ mod tests {
     }
 
     #[test]
+    fn every_instruction_set_gives_the_baseline_images() {
+        use crate::backend::cpu::widest::{at_each_level, Level};
+        let (h, w) = (29, 37);
+        let rgb = pixels(h * w * 3);
+        let wide: Vec<f32> = rgb.iter().map(|&v| f32::from(v)).collect();
+        let (color, gray) = (vec![h, w, 3], vec![h, w]);
+        let cases = [
+            (Kernel::RgbToGray, &color, &gray),
+            (Kernel::GaussianBlur { sigma: 1.5 }, &color, &color),
+            (Kernel::GrayBlur { sigma: 1.5 }, &color, &gray),
+            (Kernel::Sobel, &color, &color),
+            (
+                Kernel::SobelThreshold {
+                    value: 96.0,
+                    max: 255.0,
+                },
+                &color,
+                &color,
+            ),
+            (Kernel::Resize, &color, &vec![17, 53, 3]),
+        ];
+        let mut baseline = (Vec::new(), Vec::new());
+        at_each_level(|level| {
+            // One thread: the level is capped on this thread only.
+            let bytes: Vec<Vec<u8>> = cases
+                .iter()
+                .map(|(k, i, o)| run(k, &rgb, i, o, 1))
+                .collect();
+            let floats: Vec<Vec<f32>> = cases
+                .iter()
+                .map(|(k, i, o)| run(k, &wide, i, o, 1))
+                .collect();
+            if level == Level::Baseline {
+                baseline = (bytes, floats);
+            } else {
+                assert_eq!(bytes, baseline.0, "u8 at {level:?}");
+                assert_eq!(floats, baseline.1, "f32 at {level:?}");
+            }
+        });
+    }
+
+    #[test]
     fn the_edge_bound_thresholds_every_square_as_its_level_would_be() {
         let largest = 2 * 1020 * 1020;
         for value in [

@@ -189,6 +189,31 @@ mod tests {
     }
 
     #[test]
+    fn every_instruction_set_gives_the_baseline_softmax_and_layer_norm() {
+        use super::super::widest::{at_each_level, Level};
+        let n = SOFTMAX_CACHED_ROW + 37;
+        let x: Vec<f32> = (0..2 * n)
+            .map(|i| ((i * 7919) % 1013) as f32 * 0.01 - 5.0)
+            .collect();
+        let gamma: Vec<f32> = (0..n).map(|i| 1.0 + (i % 7) as f32 * 0.1).collect();
+        let beta: Vec<f32> = (0..n).map(|i| (i % 5) as f32 * 0.2).collect();
+        let mut baseline = (Vec::new(), Vec::new());
+        at_each_level(|level| {
+            let (mut soft, mut norm) = (vec![0.0f32; 2 * n], vec![0.0f32; 2 * n]);
+            softmax(&x, &[2, n], &mut soft);
+            // Short rows too, where softmax takes its cached path.
+            softmax(&x[..300], &[3, 100], &mut soft[..300]);
+            layer_norm(&x, &[2, n], &gamma, &beta, 1e-5, &mut norm);
+            if level == Level::Baseline {
+                baseline = (soft, norm);
+            } else {
+                assert_eq!(soft, baseline.0, "softmax at {level:?}");
+                assert_eq!(norm, baseline.1, "layer norm at {level:?}");
+            }
+        });
+    }
+
+    #[test]
     fn softmax_of_rows_in_and_beyond_the_cache_matches_f64() {
         for n in [
             7,
