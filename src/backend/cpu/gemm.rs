@@ -100,7 +100,7 @@ fn faer_gemm<T: Element + faer::traits::RealField>(
     } else {
         if spec.beta != 1.0 {
             let beta = T::from_f64(spec.beta);
-            c.iter_mut().for_each(|v| *v = *v * beta);
+            c.iter_mut().for_each(|v| *v *= beta);
         }
         faer::Accum::Add
     };
