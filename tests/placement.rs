@@ -569,3 +569,41 @@ fn a_unit_on_the_hosts_cores_leaves_to_the_cpu_what_the_cpu_can_run() {
         report[dsp].tasks
     );
 }
+
+#[test]
+fn stores_keep_the_latest_tasks_and_every_run() {
+    use xpu::history::{HistoryStore, RunRecord, TaskRow};
+    let path = std::env::temp_dir().join(format!("xpu-keep-{}.sqlite", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let file = HistoryStore::open(&path).unwrap().0.keep_tasks(6);
+    let memory = MemoryStore::default().keep_tasks(6);
+    for store in [&file as &dyn TaskStore, &memory] {
+        for run in 0..3 {
+            let tasks = (0..4)
+                .map(|i| TaskRow {
+                    kernel: "relu".into(),
+                    unit: "cpu/cpu/host#0".into(),
+                    end: f64::from(run * 10 + i),
+                    ok: true,
+                    ..TaskRow::default()
+                })
+                .collect();
+            store
+                .store_run(&RunRecord {
+                    policy: "dmda".into(),
+                    tasks,
+                    ..RunRecord::default()
+                })
+                .unwrap();
+        }
+        assert_eq!(store.runs().unwrap(), 3);
+        let ends: Vec<f64> = store.tasks(100).unwrap().iter().map(|t| t.end).collect();
+        assert_eq!(ends, [12.0, 13.0, 20.0, 21.0, 22.0, 23.0]);
+        assert_eq!(store.summary().unwrap()[0].tasks, 6);
+    }
+    // What the file kept is what it has when opened again.
+    drop(file);
+    let again = HistoryStore::open(&path).unwrap().0;
+    assert_eq!(again.tasks(100).unwrap().len(), 6);
+    let _ = std::fs::remove_file(&path);
+}

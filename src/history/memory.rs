@@ -6,14 +6,31 @@ use std::collections::BTreeMap;
 
 use parking_lot::Mutex;
 
-use super::{KernelSummary, RunRecord, TaskRow, TaskStore};
+use super::{KernelSummary, RunRecord, TaskRow, TaskStore, TASKS_KEPT};
 use crate::error::Result;
 use crate::perfmodel::{FootprintRow, LinkRow};
 
 /// A [`TaskStore`] in memory.
-#[derive(Default)]
 pub struct MemoryStore {
     inner: Mutex<Stored>,
+    keep: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> MemoryStore {
+        MemoryStore {
+            inner: Mutex::default(),
+            keep: TASKS_KEPT,
+        }
+    }
+}
+
+impl MemoryStore {
+    /// Keeps the latest `tasks` tasks instead of [`TASKS_KEPT`].
+    pub fn keep_tasks(mut self, tasks: usize) -> MemoryStore {
+        self.keep = tasks;
+        self
+    }
 }
 
 #[derive(Default)]
@@ -31,6 +48,8 @@ impl TaskStore for MemoryStore {
         let mut s = self.inner.lock();
         s.runs += 1;
         s.tasks.extend(run.tasks.iter().cloned());
+        let dropped = s.tasks.len().saturating_sub(self.keep);
+        s.tasks.drain(..dropped);
         for f in &run.footprints {
             s.footprints
                 .insert((f.kernel.clone(), f.unit.clone(), f.key), f.clone());

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{KernelSummary, RunRecord, TaskRow, TaskStore};
+use super::{KernelSummary, RunRecord, TaskRow, TaskStore, TASKS_KEPT};
 use crate::error::{Error, Result};
 use crate::perfmodel::{FootprintRow, LinkRow};
 
@@ -21,6 +21,8 @@ const SCHEMA: &str = "xpu-history/2";
 pub struct HistoryStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// Tasks kept: the latest.
+    keep: usize,
 }
 
 fn db_error(path: &Path, e: impl std::fmt::Display) -> Error {
@@ -28,6 +30,12 @@ fn db_error(path: &Path, e: impl std::fmt::Display) -> Error {
 }
 
 impl HistoryStore {
+    /// Keeps the latest `tasks` tasks instead of [`TASKS_KEPT`].
+    pub fn keep_tasks(mut self, tasks: usize) -> HistoryStore {
+        self.keep = tasks;
+        self
+    }
+
     /// Opens `path`, creating it (and its directory) if needed. A file
     /// that is not an xpu history is renamed aside and a fresh one made;
     /// the second value then says so.
@@ -76,6 +84,7 @@ impl HistoryStore {
             HistoryStore {
                 path: path.to_path_buf(),
                 conn: Mutex::new(conn),
+                keep: TASKS_KEPT,
             },
             warning,
         ))
@@ -176,7 +185,9 @@ impl TaskStore for HistoryStore {
                      VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 )
                 .map_err(fail)?;
-            for t in &run.tasks {
+            // Only what is kept: the run's latest tasks.
+            let skipped = run.tasks.len().saturating_sub(self.keep);
+            for t in &run.tasks[skipped..] {
                 insert
                     .execute(params![
                         id,
@@ -229,6 +240,14 @@ impl TaskStore for HistoryStore {
                     .map_err(fail)?;
             }
         }
+        // Row ids grow with each insert, so the newest `keep` are the
+        // highest.
+        let keep = i64::try_from(self.keep).unwrap_or(i64::MAX);
+        tx.execute(
+            "DELETE FROM tasks WHERE rowid <= (SELECT MAX(rowid) FROM tasks) - ?1",
+            params![keep],
+        )
+        .map_err(fail)?;
         tx.commit().map_err(fail)
     }
 
