@@ -75,7 +75,7 @@ pub struct TaskRow {
     pub ok: bool,
 }
 
-/// Tasks of one kernel on one unit over every stored run.
+/// Tasks of one kernel on one unit over the tasks a store keeps.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KernelSummary {
     pub kernel: String,

@@ -260,7 +260,7 @@ impl TaskStore for HistoryStore {
             .map_err(|e| db_error(&self.path, e))
     }
 
-    /// Tasks per kernel and unit over every stored run.
+    /// Tasks per kernel and unit over the tasks kept.
     fn summary(&self) -> Result<Vec<KernelSummary>> {
         self.query(
             "SELECT kernel, unit, COUNT(*), SUM(1 - ok), AVG(end - start), SUM(end - start)

@@ -1,5 +1,5 @@
 //! `xpu history` and `xpu perfmodel show`: what the task history file
-//! holds — tasks per kernel and unit over every stored run, and each
+//! holds — tasks per kernel and unit over the tasks it keeps, and each
 //! performance model with its samples, fitted law and fit error.
 
 use std::path::{Path, PathBuf};

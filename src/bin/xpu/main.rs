@@ -213,7 +213,7 @@ enum Command {
     ///   xpu calibrate --quick
     ///   xpu calibrate --kernel gemm,potrf,trsm,syrk --seconds 60
     Calibrate(calibrate::CalibrateArgs),
-    /// The task history: tasks per kernel and unit over every stored run
+    /// The task history: tasks per kernel and unit over the tasks kept (the latest 200,000)
     /// (runs store their tasks and models at exit; see --history), and
     /// with --tasks N the last N tasks: unit, node, times, footprint, and
     /// the bytes fetched and where from.
