@@ -302,6 +302,25 @@ impl Kernel {
         }
     }
 
+    /// The two kernels a fused kernel runs in turn (its intermediate
+    /// stored in the tensors' dtype), or `None` for one that is not fused.
+    ///
+    /// ```
+    /// use xpu::Kernel;
+    /// let [first, second] = Kernel::GrayBlur { sigma: 2.0 }.unfused().unwrap();
+    /// assert_eq!((first.name(), second.name()), ("rgb_to_gray", "gaussian_blur"));
+    /// assert!(Kernel::Sobel.unfused().is_none());
+    /// ```
+    pub fn unfused(&self) -> Option<[Kernel; 2]> {
+        match *self {
+            Kernel::GrayBlur { sigma } => Some([Kernel::RgbToGray, Kernel::GaussianBlur { sigma }]),
+            Kernel::SobelThreshold { value, max } => {
+                Some([Kernel::Sobel, Kernel::Threshold { value, max }])
+            }
+            _ => None,
+        }
+    }
+
     /// The access modes the kernel expects, one per argument (`None`: any list).
     ///
     /// ```

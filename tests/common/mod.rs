@@ -63,16 +63,8 @@ pub fn reference(kernel: &Kernel, args: &[Input]) -> Vec<f64> {
 /// (the gray image of `gray_blur`, the magnitude of `sobel_threshold`) is
 /// rounded to what `dtype` holds, as the two kernels in turn would store it.
 pub fn reference_in(kernel: &Kernel, args: &[Input], dtype: DType) -> Vec<f64> {
-    let (first, second) = match kernel {
-        Kernel::GrayBlur { sigma } => (Kernel::RgbToGray, Kernel::GaussianBlur { sigma: *sigma }),
-        Kernel::SobelThreshold { value, max } => (
-            Kernel::Sobel,
-            Kernel::Threshold {
-                value: *value,
-                max: *max,
-            },
-        ),
-        _ => return single(kernel, args),
+    let Some([first, second]) = kernel.unfused() else {
+        return single(kernel, args);
     };
     let out = args.last().unwrap();
     let middle = single(&first, &[args[0].clone(), Input::zeros(&out.shape)]);

@@ -110,16 +110,8 @@ pub(super) fn levels(x: &Tensor) -> Result<Tensor> {
 /// fused kernel's intermediate is rounded to u8 levels when `u8` says the
 /// tensors are u8.
 pub(super) fn run(kernel: &Kernel, x: &Tensor, out_shape: &[usize], u8: bool) -> Result<Tensor> {
-    let (first, second) = match kernel {
-        Kernel::GrayBlur { sigma } => (Kernel::RgbToGray, Kernel::GaussianBlur { sigma: *sigma }),
-        Kernel::SobelThreshold { value, max } => (
-            Kernel::Sobel,
-            Kernel::Threshold {
-                value: *value,
-                max: *max,
-            },
-        ),
-        _ => return single(kernel, x, out_shape),
+    let Some([first, second]) = kernel.unfused() else {
+        return single(kernel, x, out_shape);
     };
     let middle = single(&first, x, out_shape)?;
     let middle = if u8 { levels(&middle)? } else { middle };
