@@ -2,7 +2,8 @@
 //! through Gaussian blur, Sobel edges and a binary threshold, all placed on
 //! the FPGA (see `stream.rs`). Prints the time per frame, the throughput
 //! and the bytes moved to and from the FPGA's memory, checks every frame
-//! against the CPU path, and writes the last edge map as `fpga_edges.pgm`.
+//! against the CPU path, and writes the last edge map as `fpga_edges.pgm`
+//! in the temporary directory.
 //!
 //! ```text
 //! XPU_OPENCL_UNITS=fpga=0:0 cargo run --release --features opencl --example fpga_pipeline -- [FRAMES] [WIDTH] [HEIGHT]
@@ -69,7 +70,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut pgm = format!("P5\n{width} {height}\n255\n").into_bytes();
     pgm.extend_from_slice(&s.last_edges);
-    std::fs::write("fpga_edges.pgm", pgm)?;
-    println!("last edge map written to fpga_edges.pgm");
+    let path = std::env::temp_dir().join("fpga_edges.pgm");
+    std::fs::write(&path, pgm)?;
+    println!("last edge map written to {}", path.display());
     Ok(())
 }
