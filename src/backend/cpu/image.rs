@@ -570,8 +570,10 @@ fn gray_levels<O: Copy>(src: &[u8], dst: &mut [O], to: impl Fn(u8) -> O) {
     for (o, p) in dst.iter_mut().zip(src.chunks_exact(3)) {
         let v = luma(f32::from(p[0]), f32::from(p[1]), f32::from(p[2]));
         // SAFETY: a luma of three u8 values plus 0.5 is finite and in
-        // 0.5..=255.5, so the truncating conversion is defined (and is
-        // flooring). It vectorises; `as`, which must saturate, does not.
+        // 0.5..256 (the f32 weights sum to 1 within an ulp, so white is
+        // 255.5 at most), so the truncating conversion is defined, floors,
+        // and gives a level that fits a u8. It vectorises; `as`, which
+        // must saturate, does not.
         let level: i32 = unsafe { (v + 0.5).to_int_unchecked() };
         *o = to(level as u8);
     }
@@ -782,7 +784,9 @@ mod tests {
     fn u8_gray_in_blocks_and_over_threads_is_the_f32_path_rounded() {
         // Past the size where threads start, with a tail of 5 pixels.
         let pixels = 300 * 250 + 5;
-        let rgb: Vec<u8> = (0..3 * pixels).map(|i| ((i * 7919) % 256) as u8).collect();
+        let mut rgb: Vec<u8> = (0..3 * pixels).map(|i| ((i * 7919) % 256) as u8).collect();
+        // White and black among them.
+        rgb[..6].copy_from_slice(&[255, 255, 255, 0, 0, 0]);
         let img = Image::new(&[pixels, 1, 3], rgb.iter().map(|&v| f32::from(v)).collect());
         let mut want = vec![0u8; pixels];
         to_u8(&rgb_to_gray(&img), &mut want);
@@ -790,6 +794,7 @@ mod tests {
             let mut got = vec![0u8; pixels];
             rgb_to_gray_u8(&rgb, &mut got, threads);
             assert_eq!(got, want, "{threads} threads");
+            assert_eq!(got[..2], [255, 0]);
         }
     }
 }
