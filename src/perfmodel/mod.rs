@@ -394,10 +394,13 @@ impl PerfModels {
             return;
         }
         let mut kernels = self.kernels.write();
-        let per_unit = kernels
-            .entry(kernel.to_string())
-            .or_insert_with(|| vec![KernelModel::default(); self.units]);
-        per_unit[unit].observe(fp, seconds.max(1e-9));
+        // The kernel's name is copied only the first time it is seen.
+        if !kernels.contains_key(kernel) {
+            kernels.insert(kernel.to_string(), vec![KernelModel::default(); self.units]);
+        }
+        if let Some(per_unit) = kernels.get_mut(kernel) {
+            per_unit[unit].observe(fp, seconds.max(1e-9));
+        }
     }
 
     /// Replaces what is known of `fp` on `unit` with one measurement: for

@@ -165,6 +165,19 @@ pub(crate) struct Dmda<T> {
 /// time corrects the model before it ends.
 const OVERRUN: f64 = 10.0;
 
+/// Seconds a task must also run before it counts as past its prediction:
+/// below this, a task ten times over a sub-microsecond prediction is the
+/// operating system's noise (a page fault, a preempted thread), not the
+/// unit's speed, and correcting the model for it would place again every
+/// task queued on the unit.
+const OVERRUN_FLOOR: f64 = 50e-6;
+
+/// Whether a task predicted to take `predicted` seconds is, after
+/// `elapsed`, far enough past it to correct the model at once.
+fn overruns(predicted: f64, elapsed: f64) -> bool {
+    predicted > 0.0 && elapsed > (OVERRUN * predicted).max(OVERRUN_FLOOR)
+}
+
 /// What waking an idle unit's worker costs before it starts a task (a
 /// parked thread woken and scheduled: a few microseconds here): counted
 /// against giving a task to an idle unit rather than to the one that
@@ -214,7 +227,7 @@ impl<T: Placeable> Dmda<T> {
             0.0
         } else {
             let elapsed = now - f64::from_bits(s.running_since.load(Ordering::Acquire));
-            if predicted > 0.0 && elapsed > OVERRUN * predicted {
+            if overruns(predicted, elapsed) {
                 self.overran(unit, now);
             }
             if elapsed <= predicted {
@@ -511,7 +524,7 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
         // A task that ended far past its prediction corrects the model
         // now, whether or not the worker sampled it.
         let elapsed = self.clock.now() - r.since;
-        if r.predicted > 0.0 && elapsed > OVERRUN * r.predicted && !r.reported {
+        if overruns(r.predicted, elapsed) && !r.reported {
             self.models
                 .correct(task.kernel_name(), unit, &task.footprint(), elapsed);
         }
@@ -561,5 +574,23 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
                 .collect(),
             shared: self.unplaced.lock().len(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overruns;
+
+    #[test]
+    fn only_a_task_far_and_measurably_past_its_prediction_overruns() {
+        // Ten times over, but within the operating system's noise.
+        assert!(!overruns(1e-7, 40e-6));
+        // Ten times over and past the floor.
+        assert!(overruns(1e-7, 60e-6));
+        assert!(overruns(1e-3, 20e-3));
+        // Late, but not ten times over.
+        assert!(!overruns(1e-3, 5e-3));
+        // Nothing predicted: nothing to overrun.
+        assert!(!overruns(0.0, 1.0));
     }
 }

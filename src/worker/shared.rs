@@ -186,8 +186,11 @@ impl Shared {
         }
         match (queued_for, eligible) {
             (Some(unit), _) => {
-                // Only that unit takes it: wake it if it sleeps.
-                if self.sleeping[unit].swap(false, Ordering::SeqCst) {
+                // Only that unit takes it: wake it if it sleeps (read
+                // first: the flag's cache line stays shared while the unit
+                // is awake, the common case).
+                let flag = &self.sleeping[unit];
+                if flag.load(Ordering::SeqCst) && flag.swap(false, Ordering::SeqCst) {
                     self.unparkers[unit].unpark();
                 }
             }
