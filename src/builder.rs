@@ -287,6 +287,7 @@ impl RuntimeBuilder {
                     device: d.device,
                     emulated: d.emulated,
                     host_cores: d.host_cores,
+                    resource: d.resource,
                     node,
                     memory_bytes,
                     details: d.details,

@@ -95,6 +95,9 @@ pub struct UnitInfo {
     /// True when it computes on the host's own cores (see
     /// [`UnitDesc::host_cores`](crate::UnitDesc::host_cores)).
     pub host_cores: bool,
+    /// The device it shares with other units, if any (see
+    /// [`UnitDesc::resource`](crate::UnitDesc::resource)).
+    pub resource: Option<String>,
     /// The memory node the unit computes on.
     pub node: NodeId,
     /// Capacity of that node in bytes.

@@ -109,6 +109,8 @@ struct SlowDsp {
     /// Say its unit computes on the host's cores (as lavapipe or candle's
     /// CPU device do).
     host_cores: bool,
+    /// The device its units say they share, if any.
+    resource: Option<&'static str>,
 }
 
 impl Backend for SlowDsp {
@@ -119,6 +121,7 @@ impl Backend for SlowDsp {
         let mut units = self.inner.units();
         for u in &mut units {
             u.host_cores = self.host_cores;
+            u.resource = self.resource.map(str::to_string);
         }
         units
     }
@@ -167,6 +170,7 @@ fn slow_dsp_runtime(policy: Policy, host_cores: bool) -> Runtime {
             inner: dsp::DspBackend::new(1, 64 << 20),
             repeat: 100,
             host_cores,
+            resource: None,
         }))
         .build()
         .unwrap()
@@ -606,4 +610,68 @@ fn stores_keep_the_latest_tasks_and_every_run() {
     let again = HistoryStore::open(&path).unwrap().0;
     assert_eq!(again.tasks(100).unwrap().len(), 6);
     let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn units_on_one_device_are_not_counted_as_added_capacity() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    // Models say a CPU unit takes 100 ms a task and two DSP units 43.7 ms
+    // each: long, so that no task held at the gate counts as overrunning,
+    // and far from ties, so that no decision turns on microseconds. On
+    // devices of their own the DSPs finish about 4.6 tasks in the CPU's
+    // one, and the CPU gets 3 of 20; on one device they finish 2.3, and
+    // the CPU gets 6.
+    let cpu_tasks = |resource: Option<&'static str>| {
+        let open = Arc::new(AtomicBool::new(false));
+        let gate = open.clone();
+        let held = Kernel::custom("held", &[Mode::ReadWrite], move |args| {
+            while !gate.load(Ordering::SeqCst) {
+                std::thread::yield_now();
+            }
+            args[0].as_f32_mut()?.fill(1.0);
+            Ok(())
+        });
+        let rt = Runtime::builder()
+            .cpu_units(1)
+            .device_discovery(false)
+            .policy(Policy::Dmda)
+            .backend(Arc::new(SlowDsp {
+                inner: dsp::DspBackend::new(2, 64 << 20),
+                repeat: 1,
+                host_cores: false,
+                resource,
+            }))
+            .build()
+            .unwrap();
+        let metas = [ArgMeta {
+            shape: &[8],
+            dtype: DType::F32,
+            mode: Mode::ReadWrite,
+        }];
+        let fp = Footprint::of(&held, &metas);
+        for _ in 0..20 {
+            rt.perf_models().observe("held", 0, &fp, 0.1);
+            rt.perf_models().observe("held", 1, &fp, 0.0437);
+            rt.perf_models().observe("held", 2, &fp, 0.0437);
+        }
+        let tensors: Vec<_> = (0..20)
+            .map(|_| rt.tensor(&[8], vec![0.0f32; 8]).unwrap())
+            .collect();
+        // Every task is placed as it is submitted, while all wait.
+        for t in &tensors {
+            rt.submit(&held, &[t.rw()]).unwrap();
+        }
+        open.store(true, Ordering::SeqCst);
+        for t in &tensors {
+            assert_eq!(rt.read::<f32>(t).unwrap(), vec![1.0; 8]);
+        }
+        rt.report()[0].tasks
+    };
+    let apart = cpu_tasks(None);
+    let shared = cpu_tasks(Some("dsp:0"));
+    assert!(
+        apart <= 4,
+        "on devices of their own, the CPU ran {apart} of 20"
+    );
+    assert!(shared >= 5, "on one device, the CPU ran {shared} of 20");
 }

@@ -102,6 +102,7 @@ impl Backend for DspBackend {
     fn units(&self) -> Vec<UnitDesc> {
         (0..self.units)
             .map(|_| UnitDesc {
+                resource: None,
                 kind: UnitKind::Custom("dsp"),
                 device: "host-emulated DSP".into(),
                 emulated: true,

@@ -63,6 +63,13 @@ pub struct UnitDesc {
     /// it then competes with the CPU units rather than adding capacity,
     /// and placement treats it so.
     pub host_cores: bool,
+    /// The device the unit computes on when other units may compute on it
+    /// too (`opencl:0:1` for two OpenCL units on one device): units naming
+    /// the same resource share it, and placement adds up their queued work
+    /// instead of counting them as added capacity. `None` when the unit has
+    /// its device to itself (or computes on the host's cores, which
+    /// `host_cores` says).
+    pub resource: Option<String>,
     pub memory: UnitMemory,
     /// Limits and capabilities worth listing (free text, may be empty).
     pub details: String,

@@ -155,6 +155,8 @@ pub(crate) struct Dmda<T> {
     by_priority: bool,
     seq: AtomicU64,
     state: Vec<UnitState<T>>,
+    /// For each unit, the other units on its device (`UnitPlace::shares`).
+    sharers: Vec<SmallVec<[UnitId; 4]>>,
     /// Tasks not yet placed: nothing was known of them when they became
     /// ready.
     unplaced: Mutex<VecDeque<Arc<T>>>,
@@ -210,17 +212,42 @@ impl<T: Placeable> Dmda<T> {
             by_priority,
             seq: AtomicU64::new(0),
             state: units.iter().map(|_| UnitState::new(by_priority)).collect(),
+            sharers: units
+                .iter()
+                .enumerate()
+                .map(|(u, place)| {
+                    units
+                        .iter()
+                        .enumerate()
+                        .filter(|&(v, other)| {
+                            v != u && place.shares.is_some() && other.shares == place.shares
+                        })
+                        .map(|(v, _)| v)
+                        .collect()
+                })
+                .collect(),
             units,
             unplaced: Mutex::new(VecDeque::new()),
             exploration: Mutex::new(Exploration::default()),
         }
     }
 
-    /// Seconds until `unit` is expected to be free, as of `now`. A running
-    /// task far past its prediction corrects the model at once, and the
-    /// tasks queued on that unit on the strength of the old model go back
-    /// to be placed again.
+    /// Seconds until `unit` is expected to be free, as of `now`: its own
+    /// work, and that of the units sharing its device, which runs on the
+    /// same hardware.
     fn busy_for(&self, unit: UnitId, now: f64) -> f64 {
+        self.sharers[unit]
+            .iter()
+            .fold(self.own_busy(unit, now), |busy, &u| {
+                busy + self.own_busy(u, now)
+            })
+    }
+
+    /// Seconds until the work placed on `unit` itself is expected to end,
+    /// as of `now`. A running task far past its prediction corrects the
+    /// model at once, and the tasks queued on that unit on the strength of
+    /// the old model go back to be placed again.
+    fn own_busy(&self, unit: UnitId, now: f64) -> f64 {
         let s = &self.state[unit];
         let predicted = f64::from_bits(s.running_predicted.load(Ordering::Acquire));
         let running = if predicted.is_nan() {

@@ -225,6 +225,9 @@ pub(crate) struct UnitPlace {
     /// It computes on the host's cores (see `UnitDesc::host_cores`).
     pub host_cores: bool,
     pub is_cpu: bool,
+    /// The device it shares with other units (see `UnitDesc::resource`),
+    /// as an index among the runtime's shared devices.
+    pub shares: Option<usize>,
 }
 
 /// A scheduling policy.

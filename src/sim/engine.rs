@@ -189,6 +189,7 @@ pub fn simulate(
             node: u.node,
             host_cores: u.kind == UnitKind::Cpu,
             is_cpu: u.kind == UnitKind::Cpu,
+            shares: None,
         })
         .collect();
     let policy = options.policy.build(

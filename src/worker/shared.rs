@@ -83,12 +83,19 @@ impl Shared {
     ) -> Result<(Arc<Shared>, Vec<Parker>)> {
         let n = units.len();
         let health = Arc::new(UnitHealth::new(&units));
+        let mut resources: Vec<&str> = Vec::new();
         let places: Vec<UnitPlace> = units
             .iter()
             .map(|u| UnitPlace {
                 node: u.node,
                 host_cores: u.host_cores,
                 is_cpu: u.kind == UnitKind::Cpu,
+                shares: u.resource.as_deref().map(|r| {
+                    resources.iter().position(|&k| k == r).unwrap_or_else(|| {
+                        resources.push(r);
+                        resources.len() - 1
+                    })
+                }),
             })
             .collect();
         let models = Arc::new(PerfModels::new(n, memory.node_count()));

@@ -248,6 +248,8 @@ impl Backend for CandleBackend {
                 device: u.name.clone(),
                 emulated: u.device.is_cpu(),
                 host_cores: u.device.is_cpu(),
+                // The TPU, VPU and LPU on one CUDA or Metal device share it.
+                resource: (!u.device.is_cpu()).then(|| format!("candle:{}", u.name)),
                 memory: UnitMemory::Device {
                     index: i,
                     capacity: u.capacity,

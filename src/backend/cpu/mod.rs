@@ -59,6 +59,7 @@ impl Backend for CpuBackend {
                 device: self.model.clone(),
                 emulated: false,
                 host_cores: true,
+                resource: None,
                 memory: UnitMemory::Host,
                 details: format!("{} thread(s) per kernel", self.threads),
             })

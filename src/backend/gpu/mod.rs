@@ -196,6 +196,7 @@ impl Backend for WgpuBackend {
                 device: format!("{} ({:?}, {:?})", g.name, g.api, g.device_type),
                 emulated: g.device_type == wgpu::DeviceType::Cpu,
                 host_cores: g.device_type == wgpu::DeviceType::Cpu,
+                resource: None,
                 memory: UnitMemory::Device {
                     index: i,
                     capacity: g.capacity,

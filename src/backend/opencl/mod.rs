@@ -542,6 +542,11 @@ impl Backend for OpenClBackend {
                 emulated: u.emulated,
                 // A CPU-typed OpenCL device (PoCL) computes on the host.
                 host_cores: u.listing.device_type == units::DeviceType::Cpu,
+                // Two units on one device (FPGA and NPU on one card) share it.
+                resource: Some(format!(
+                    "opencl:{}:{}",
+                    u.listing.platform, u.listing.device
+                )),
                 memory: UnitMemory::Device {
                     index: i,
                     capacity: u.capacity,

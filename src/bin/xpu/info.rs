@@ -23,6 +23,18 @@ pub fn run(args: &RuntimeArgs) -> xpu::Result<()> {
         if !u.details.is_empty() {
             println!("     {}", u.details);
         }
+        let sharers: Vec<String> = rt
+            .units()
+            .iter()
+            .filter(|v| v.id != u.id && v.resource.is_some() && v.resource == u.resource)
+            .map(|v| v.id.to_string())
+            .collect();
+        if let (Some(resource), false) = (&u.resource, sharers.is_empty()) {
+            println!(
+                "     shares its device ({resource}) with unit {}: placement counts them as one",
+                sharers.join(", ")
+            );
+        }
         if let Some(why) = u.down_reason() {
             println!("     DOWN (takes no tasks): {why}");
         }
