@@ -116,24 +116,35 @@ struct Entry {
     size: f64,
     seconds: Stats,
     recent: Latest<8>,
+    /// The predicted seconds, worked out as samples arrive (a decision
+    /// reads it for every unit, a sample comes far less often).
+    estimate: f64,
 }
 
 impl Entry {
-    fn new(size: f64, seconds: Stats) -> Entry {
-        Entry {
+    fn new(size: f64, seconds: Stats, recent: Latest<8>) -> Entry {
+        let mut entry = Entry {
             size,
             seconds,
-            recent: Latest::default(),
-        }
+            recent,
+            estimate: 0.0,
+        };
+        entry.estimate = entry.median_or_mean();
+        entry
     }
 
     fn add(&mut self, seconds: f64) {
         self.seconds.add(seconds);
         self.recent.push(seconds);
+        self.estimate = self.median_or_mean();
     }
 
     /// The predicted seconds.
     fn estimate(&self) -> f64 {
+        self.estimate
+    }
+
+    fn median_or_mean(&self) -> f64 {
         match self.recent.median() {
             Some(m) if self.recent.len() >= 3 => m,
             _ => self.seconds.mean,
@@ -231,7 +242,7 @@ impl KernelModel {
         self.samples += 1;
         self.entries
             .entry(fp.key)
-            .or_insert(Entry::new(fp.size, Stats::default()))
+            .or_insert(Entry::new(fp.size, Stats::default(), Latest::default()))
             .add(seconds);
         // Refit as the history grows: each new footprint, and every 32
         // samples (means move).
@@ -510,10 +521,11 @@ impl PerfModels {
                 .or_insert_with(|| vec![KernelModel::default(); self.units])[unit];
             model.entries.insert(
                 row.key,
-                Entry {
-                    recent: Latest::from_oldest_first(&row.recent),
-                    ..Entry::new(row.size, Stats::from_parts(row.count, row.mean, row.m2))
-                },
+                Entry::new(
+                    row.size,
+                    Stats::from_parts(row.count, row.mean, row.m2),
+                    Latest::from_oldest_first(&row.recent),
+                ),
             );
             model.samples += row.count;
             model.fitted_at = usize::MAX;

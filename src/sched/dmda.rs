@@ -344,7 +344,13 @@ impl<T: Placeable> Dmda<T> {
             .filter(|&u| !self.health.is_down(u))
             .collect();
         let predicted = self.models.predict_on(kernel, &units, &fp);
-        // Units on one node need the same copies: work them out once.
+        // Units on one node need the same copies: work them out once, and
+        // not at all when every unit is on one node (the same time added
+        // to every finish changes no choice).
+        let first_node = units.first().map(|&u| self.units[u].node);
+        let one_node = units
+            .iter()
+            .all(|&u| Some(self.units[u].node) == first_node);
         let mut transfers: SmallVec<[(usize, f64); 4]> = SmallVec::new();
         for (unit, prediction) in units.into_iter().zip(predicted) {
             match prediction {
@@ -357,6 +363,7 @@ impl<T: Placeable> Dmda<T> {
                     };
                     let node = self.units[unit].node;
                     let transfer = match transfers.iter().find(|(n, _)| *n == node) {
+                        _ if one_node => 0.0,
                         Some(&(_, t)) => t,
                         None => {
                             let t = task.transfer_time(node, &self.models);
