@@ -214,6 +214,11 @@ struct KernelModel {
     /// Entries when the law was last fitted.
     fitted_at: usize,
     samples: u64,
+    /// Tasks still to measure, every one, since a correction replaced a
+    /// footprint's history: until the new history holds, a unit judged
+    /// slow on one measurement (a preempted thread looks slow too) is
+    /// measured on each task it gets, so it recovers at once if it was not.
+    remeasure: u64,
     /// Relative error |predicted - measured| / measured of each prediction
     /// that met a measurement.
     error: Stats,
@@ -240,6 +245,7 @@ impl KernelModel {
             }
         }
         self.samples += 1;
+        self.remeasure = self.remeasure.saturating_sub(1);
         self.entries
             .entry(fp.key)
             .or_insert(Entry::new(fp.size, Stats::default(), Latest::default()))
@@ -426,17 +432,25 @@ impl PerfModels {
         {
             m.entries.remove(&fp.key);
             m.fitted_at = usize::MAX;
+            m.remeasure = FULL_SAMPLES + 1;
         }
         self.observe(kernel, unit, fp, seconds);
     }
 
     /// Whether to measure task `task` of `kernel` on `unit`: every task
-    /// while the pair has fewer than [`FULL_SAMPLES`] samples, then one in
-    /// [`SAMPLE_EVERY`]. Measuring waits for the device to finish the
+    /// while the pair has fewer than [`FULL_SAMPLES`] samples (or a
+    /// correction replaced a footprint's history, see
+    /// [`PerfModels::correct`]), then one in [`SAMPLE_EVERY`]. Measuring waits for the device to finish the
     /// kernel, which costs an asynchronous device its pipelining, so a
     /// known pair is sampled.
     pub fn wants_sample(&self, kernel: &str, unit: UnitId, task: u64) -> bool {
-        task.is_multiple_of(SAMPLE_EVERY) || self.samples(kernel, unit) < FULL_SAMPLES
+        task.is_multiple_of(SAMPLE_EVERY) || {
+            let kernels = self.kernels.read();
+            kernels
+                .get(kernel)
+                .and_then(|m| m.get(unit))
+                .is_none_or(|m| m.samples < FULL_SAMPLES || m.remeasure > 0)
+        }
     }
 
     /// Samples `kernel` has on `unit`.
