@@ -254,8 +254,9 @@ fn a_slow_unit_gets_a_small_share() {
     assert_eq!(cpu + slow, 400);
     // One exploratory task; then a task only when the CPU's backlog is
     // longer than one task on the slow unit (HEFT's rule): a few percent
-    // (4 to 21 of 400 measured here; the CPU's predicted time leaves out
-    // the runtime's own per-task cost, which flatters the slow unit).
+    // (6 to 25 of 400 measured here, beside another process using both
+    // cores; the CPU's predicted time leaves out the runtime's own
+    // per-task cost, which flatters the slow unit).
     assert!(slow <= 40, "the slow unit ran {slow} of 400 tasks");
     // Dealt in turn, the slow unit takes its share.
     let (_, dealt) = relus_beside_a_slow_unit(Policy::RoundRobin, 400);
