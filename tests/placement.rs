@@ -538,12 +538,10 @@ fn exploration_never_puts_two_tasks_of_one_pair_in_flight() {
     }
 }
 
-#[test]
-fn a_unit_on_the_hosts_cores_leaves_to_the_cpu_what_the_cpu_can_run() {
+/// A kernel `held` whose tasks wait until the flag is set, then fill their
+/// one tensor with ones; and the flag.
+fn held_kernel() -> (Kernel, Arc<std::sync::atomic::AtomicBool>) {
     use std::sync::atomic::{AtomicBool, Ordering};
-    // Nothing is known of `held`: the CPU unit explores it, and the other
-    // tasks wait unplaced. The DSP draws on the same cores, so it must not
-    // take them unmeasured (it would only slow the CPU unit down).
     let open = Arc::new(AtomicBool::new(false));
     let gate = open.clone();
     let held = Kernel::custom("held", &[Mode::ReadWrite], move |args| {
@@ -553,6 +551,16 @@ fn a_unit_on_the_hosts_cores_leaves_to_the_cpu_what_the_cpu_can_run() {
         args[0].as_f32_mut()?.fill(1.0);
         Ok(())
     });
+    (held, open)
+}
+
+#[test]
+fn a_unit_on_the_hosts_cores_leaves_to_the_cpu_what_the_cpu_can_run() {
+    use std::sync::atomic::Ordering;
+    // Nothing is known of `held`: the CPU unit explores it, and the other
+    // tasks wait unplaced. The DSP draws on the same cores, so it must not
+    // take them unmeasured (it would only slow the CPU unit down).
+    let (held, open) = held_kernel();
     let rt = slow_dsp_runtime(Policy::Dmda, true);
     let dsp = slow_dsp_unit(&rt);
     let tensors: Vec<_> = (0..12)
@@ -615,7 +623,7 @@ fn stores_keep_the_latest_tasks_and_every_run() {
 
 #[test]
 fn units_on_one_device_are_not_counted_as_added_capacity() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::Ordering;
     // Models say a CPU unit takes 100 ms a task and two DSP units 43.7 ms
     // each: long, so that no task held at the gate counts as overrunning,
     // and far from ties, so that no decision turns on microseconds. On
@@ -623,15 +631,7 @@ fn units_on_one_device_are_not_counted_as_added_capacity() {
     // one, and the CPU gets 3 of 20; on one device they finish 2.3, and
     // the CPU gets 6.
     let cpu_tasks = |resource: Option<&'static str>| {
-        let open = Arc::new(AtomicBool::new(false));
-        let gate = open.clone();
-        let held = Kernel::custom("held", &[Mode::ReadWrite], move |args| {
-            while !gate.load(Ordering::SeqCst) {
-                std::thread::yield_now();
-            }
-            args[0].as_f32_mut()?.fill(1.0);
-            Ok(())
-        });
+        let (held, open) = held_kernel();
         let rt = Runtime::builder()
             .cpu_units(1)
             .device_discovery(false)
