@@ -1,12 +1,12 @@
 // The image kernels of image.wgsl (f32) and image_u8.wgsl (u8 packed four
 // to a u32) on [H, W, C] images (C = 1 for [H, W]), border replicated:
 // bilinear resize, Gaussian blur, Sobel magnitude, RGB to gray, binary
-// threshold, and the fused Sobel+threshold (gray+blur is two passes: gray
-// into a transient buffer, then the blur). The file that
-// includes this one declares the bindings, `pixel(i)` (input value `i` as
-// f32), `stored(v)` (a value as the tensors' dtype holds it: a fused
-// kernel's intermediate) and `emit(index, n, kind)` (writes output values
-// from `value_at(kind, i)`).
+// threshold, and the fused Sobel+threshold (gray+blur runs as two passes:
+// gray into a transient buffer, then the blur). The file that includes
+// this one declares the bindings of `x` and `out`, `pixel(i)` (input value
+// `i` as f32), `stored(v)` (a value as the tensors' dtype holds it: a
+// fused kernel's intermediate) and `emit(index, n, kind)` (writes output
+// values from `value_at(kind, i)`).
 
 struct Params {
     height: u32,
