@@ -602,11 +602,13 @@ fn above(v: u8, value: f32, high: u8) -> u8 {
     }
 }
 
-/// [`threshold`] from u8 to u8.
-fn threshold_u8(src: &[u8], dst: &mut [u8], value: f32, max: f32) {
-    let high = level(max);
-    for (o, &v) in dst.iter_mut().zip(src) {
-        *o = above(v, value, high);
+widest_fn! {
+    /// [`threshold`] from u8 to u8.
+    fn threshold_u8(src: &[u8], dst: &mut [u8], value: f32, max: f32) {
+        let high = level(max);
+        for (o, &v) in dst.iter_mut().zip(src) {
+            *o = above(v, value, high);
+        }
     }
 }
 
@@ -715,6 +717,14 @@ mod tests {
                 &color,
             ),
             (Kernel::Resize, &color, &vec![17, 53, 3]),
+            (
+                Kernel::Threshold {
+                    value: 127.5,
+                    max: 200.0,
+                },
+                &color,
+                &color,
+            ),
         ];
         let mut baseline = (Vec::new(), Vec::new());
         at_each_level(|level| {
