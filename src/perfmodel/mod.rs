@@ -432,17 +432,18 @@ impl PerfModels {
         {
             m.entries.remove(&fp.key);
             m.fitted_at = usize::MAX;
+            // The measurement below is the first of them.
             m.remeasure = FULL_SAMPLES + 1;
         }
         self.observe(kernel, unit, fp, seconds);
     }
 
     /// Whether to measure task `task` of `kernel` on `unit`: every task
-    /// while the pair has fewer than [`FULL_SAMPLES`] samples (or a
-    /// correction replaced a footprint's history, see
-    /// [`PerfModels::correct`]), then one in [`SAMPLE_EVERY`]. Measuring waits for the device to finish the
-    /// kernel, which costs an asynchronous device its pipelining, so a
-    /// known pair is sampled.
+    /// while the pair has fewer than [`FULL_SAMPLES`] samples, or fewer
+    /// since a correction replaced a footprint's history (see
+    /// [`PerfModels::correct`]); then one in [`SAMPLE_EVERY`]. Measuring
+    /// waits for the device to finish the kernel, which costs an
+    /// asynchronous device its pipelining, so a known pair is sampled.
     pub fn wants_sample(&self, kernel: &str, unit: UnitId, task: u64) -> bool {
         task.is_multiple_of(SAMPLE_EVERY) || {
             let kernels = self.kernels.read();
