@@ -362,14 +362,14 @@ impl<T: Placeable> Dmda<T> {
                         0.0
                     };
                     let node = self.units[unit].node;
-                    let transfer = match transfers.iter().find(|(n, _)| *n == node) {
-                        _ if one_node => 0.0,
-                        Some(&(_, t)) => t,
-                        None => {
-                            let t = task.transfer_time(node, &self.models);
-                            transfers.push((node, t));
-                            t
-                        }
+                    let transfer = if one_node {
+                        0.0
+                    } else if let Some(&(_, t)) = transfers.iter().find(|(n, _)| *n == node) {
+                        t
+                    } else {
+                        let t = task.transfer_time(node, &self.models);
+                        transfers.push((node, t));
+                        t
                     };
                     let finish = busy + wake + transfer + run;
                     known.push((unit, finish, run));

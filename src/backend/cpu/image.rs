@@ -63,24 +63,18 @@ pub(super) fn launch(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> R
     let [input, output] = args else {
         return Err(cpu_error("image kernels take an input and an output"));
     };
-    if let (Kernel::Sobel | Kernel::SobelThreshold { .. }, DType::U8, DType::U8) =
-        (kernel, input.dtype, output.dtype)
-    {
-        let cut = match kernel {
-            Kernel::SobelThreshold { value, max } => Some((*value as f32, *max as f32)),
-            _ => None,
-        };
-        let shape = Shape::of(output.shape);
-        sobel_u8(
-            input.as_slice()?,
-            shape,
-            output.as_mut_slice()?,
-            cut,
-            threads,
-        );
-        return Ok(());
-    }
     if let Some((stencil, threshold)) = Stencil::of(kernel) {
+        let shape = Shape::of(output.shape);
+        if let (Stencil::Sobel, DType::U8, DType::U8) = (&stencil, input.dtype, output.dtype) {
+            sobel_u8(
+                input.as_slice()?,
+                shape,
+                output.as_mut_slice()?,
+                threshold,
+                threads,
+            );
+            return Ok(());
+        }
         let gray = matches!(kernel, Kernel::GrayBlur { .. });
         let rows = match (input.dtype, gray) {
             (DType::U8, false) => Rows::U8(input.as_slice()?),
@@ -89,7 +83,6 @@ pub(super) fn launch(kernel: &Kernel, args: &mut [Arg<'_>], threads: usize) -> R
             (DType::F32, true) => Rows::GrayOfF32(input.as_slice()?),
             (other, _) => return Err(not_image_dtype(other)),
         };
-        let shape = Shape::of(output.shape);
         return match output.dtype {
             DType::U8 => {
                 let out = output.as_mut_slice::<u8>()?;
