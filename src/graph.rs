@@ -41,6 +41,11 @@ impl UnitSet {
         }
         self.0[w] |= 1 << b;
     }
+    pub fn remove(&mut self, unit: UnitId) {
+        if let Some(w) = self.0.get_mut(unit / 64) {
+            *w &= !(1 << (unit % 64));
+        }
+    }
     pub fn contains(&self, unit: UnitId) -> bool {
         self.0
             .get(unit / 64)
@@ -49,11 +54,17 @@ impl UnitSet {
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|w| *w == 0)
     }
+    /// The units in the set, lowest first (one step per unit, not per bit).
     pub fn iter(&self) -> impl Iterator<Item = UnitId> + '_ {
-        self.0.iter().enumerate().flat_map(|(w, bits)| {
-            (0..64)
-                .filter(move |b| bits & (1 << b) != 0)
-                .map(move |b| w * 64 + b)
+        self.0.iter().enumerate().flat_map(|(w, &bits)| {
+            let mut rest = bits;
+            std::iter::from_fn(move || {
+                (rest != 0).then(|| {
+                    let b = rest.trailing_zeros() as usize;
+                    rest &= rest - 1;
+                    w * 64 + b
+                })
+            })
         })
     }
 }
@@ -469,5 +480,8 @@ mod tests {
         }
         assert!(s.contains(64) && s.contains(130) && !s.contains(1) && !s.contains(200));
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 5, 63, 64, 130]);
+        s.remove(64);
+        s.remove(200);
+        assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 5, 63, 130]);
     }
 }
