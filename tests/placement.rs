@@ -584,6 +584,42 @@ fn a_unit_on_the_hosts_cores_leaves_to_the_cpu_what_the_cpu_can_run() {
 }
 
 #[test]
+fn a_pair_is_measured_in_full_then_sampled_and_in_full_again_after_a_correction() {
+    use xpu::perfmodel::{FULL_SAMPLES, SAMPLE_EVERY};
+    let models = PerfModels::new(2, 1);
+    let fp = Footprint { key: 7, size: 1e3 };
+    // Task ids that are not multiples of SAMPLE_EVERY: measured only while
+    // the pair is not measured in full.
+    let unsampled = |first: u64| (first..).filter(|t| t % SAMPLE_EVERY != 0);
+    let measured = |unit, first| {
+        unsampled(first)
+            .take(64)
+            .filter(|&t| models.wants_sample("relu", unit, t))
+            .count()
+    };
+    assert_eq!(
+        measured(0, 1),
+        64,
+        "a pair never run is measured on every task"
+    );
+    for _ in 0..FULL_SAMPLES {
+        models.observe("relu", 0, &fp, 1e-6);
+    }
+    assert_eq!(measured(0, 1), 0, "a pair measured in full is sampled");
+    assert!(models.wants_sample("relu", 0, SAMPLE_EVERY));
+    assert_eq!(measured(1, 1), 64, "the other unit is not measured in full");
+    assert_eq!(measured(0, 1), 0, "asking again changes nothing");
+    // A correction replaces the footprint's history: every task is
+    // measured again until the new history holds.
+    models.correct("relu", 0, &fp, 1e-3);
+    assert_eq!(measured(0, 1), 64);
+    for _ in 0..FULL_SAMPLES {
+        models.observe("relu", 0, &fp, 1e-3);
+    }
+    assert_eq!(measured(0, 1), 0);
+}
+
+#[test]
 fn stores_keep_the_latest_tasks_and_every_run() {
     use xpu::history::{HistoryStore, RunRecord, TaskRow};
     let path = std::env::temp_dir().join(format!("xpu-keep-{}.sqlite", std::process::id()));

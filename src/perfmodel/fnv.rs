@@ -33,6 +33,30 @@ impl Hasher for Fnv {
 /// Maps keyed through [`Fnv`].
 pub(crate) type FnvMap<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<Fnv>>;
 
+/// A key that is already an FNV hash (a footprint's) hashed as itself:
+/// hashing it again would cost a decision eight multiplications per unit.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut fnv = Fnv(self.0 ^ BASIS);
+        fnv.write(bytes);
+        self.0 = fnv.0;
+    }
+
+    fn write_u64(&mut self, key: u64) {
+        self.0 = key;
+    }
+}
+
+/// Maps keyed by footprint keys.
+pub(crate) type KeyMap<V> = std::collections::HashMap<u64, V, BuildHasherDefault<Prehashed>>;
+
 #[cfg(test)]
 mod tests {
     use super::*;

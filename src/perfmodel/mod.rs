@@ -29,11 +29,10 @@ mod law;
 
 use std::hash::{Hash, Hasher};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
 use serde::Serialize;
-use smallvec::SmallVec;
 
-use fnv::FnvMap;
+use fnv::{FnvMap, KeyMap};
 pub use law::Law;
 
 use crate::kernel::{ArgMeta, Kernel};
@@ -209,7 +208,7 @@ impl<const N: usize> Latest<N> {
 /// The model of one kernel on one unit.
 #[derive(Debug, Clone, Default)]
 struct KernelModel {
-    entries: FnvMap<u64, Entry>,
+    entries: KeyMap<Entry>,
     law: Option<Law>,
     /// Entries when the law was last fitted.
     fitted_at: usize,
@@ -364,6 +363,21 @@ pub struct ModelSummary {
     pub median_known_error: Option<f64>,
 }
 
+/// One kernel's models on every unit (see [`PerfModels::kernel`]); empty
+/// when the kernel never ran.
+pub(crate) struct KernelModels<'a>(Option<MappedRwLockReadGuard<'a, [KernelModel]>>);
+
+impl KernelModels<'_> {
+    /// Predicted run time in seconds on `unit` for `fp`; `None` while the
+    /// pair has never run.
+    pub fn predict(&self, unit: UnitId, fp: &Footprint) -> Option<f64> {
+        self.0
+            .as_ref()
+            .and_then(|m| m.get(unit))
+            .and_then(|m| m.predict(fp))
+    }
+}
+
 /// Every model of a runtime.
 pub struct PerfModels {
     units: usize,
@@ -386,23 +400,17 @@ impl PerfModels {
     /// Predicted run time in seconds of `kernel` on `unit` for `fp`;
     /// `None` while the pair has never run.
     pub fn predict(&self, kernel: &str, unit: UnitId, fp: &Footprint) -> Option<f64> {
-        self.predict_on(kernel, &[unit], fp)[0]
+        self.kernel(kernel).predict(unit, fp)
     }
 
-    /// [`PerfModels::predict`] on each of `units`, looking the kernel up
-    /// once (placement asks for every eligible unit at once).
-    pub fn predict_on(
-        &self,
-        kernel: &str,
-        units: &[UnitId],
-        fp: &Footprint,
-    ) -> SmallVec<[Option<f64>; 8]> {
-        let kernels = self.kernels.read();
-        let models = kernels.get(kernel);
-        units
-            .iter()
-            .map(|&u| models.and_then(|m| m.get(u)).and_then(|m| m.predict(fp)))
-            .collect()
+    /// `kernel`'s models on every unit, read-locked until dropped: placement
+    /// asks about every eligible unit, and looks the kernel up once. Drop
+    /// it before anything that may update a model.
+    pub(crate) fn kernel(&self, kernel: &str) -> KernelModels<'_> {
+        KernelModels(
+            RwLockReadGuard::try_map(self.kernels.read(), |k| k.get(kernel).map(Vec::as_slice))
+                .ok(),
+        )
     }
 
     /// Adds a measured run time.

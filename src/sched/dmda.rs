@@ -21,17 +21,23 @@
 //! the kernel, often before the task ends.
 //!
 //! Each unit has its own queue, whose entries carry their prediction;
-//! `dmda` runs it in arrival order, `dmdas` by priority (highest first),
-//! then arrival. The common path takes only per-unit locks.
+//! `dmda` runs it in arrival order (a lock-free queue), `dmdas` by
+//! priority (highest first), then arrival (a heap under the unit's lock).
+//! The common path takes no lock shared by all units but the models' read
+//! lock.
 
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crossbeam_deque::Injector;
+use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
 use smallvec::SmallVec;
 
+use super::round_robin::steal_one;
 use super::{Placeable, Prioritised, QueueLengths, SchedClock, SchedPolicy, UnitPlace};
+use crate::graph::UnitSet;
 use crate::perfmodel::PerfModels;
 use crate::unit::{UnitHealth, UnitId};
 
@@ -55,41 +61,42 @@ struct Running<T> {
     reported: bool,
 }
 
-/// A unit's queue: in arrival order (`dmda`, a deque), or by priority,
-/// then arrival (`dmdas`, a heap).
+/// A unit's queue: in arrival order (`dmda`, lock-free: the thread
+/// placing a task and the unit's worker taking one do not wait on each
+/// other), or by priority, then arrival (`dmdas`, a heap).
 enum UnitQueue<T> {
-    Arrival(VecDeque<Queued<T>>),
-    Priority(BinaryHeap<Queued<T>>),
+    Arrival(Box<Injector<Queued<T>>>),
+    Priority(Mutex<BinaryHeap<Queued<T>>>),
 }
 
 impl<T> UnitQueue<T> {
-    fn push(&mut self, entry: Queued<T>) {
+    fn push(&self, entry: Queued<T>) {
         match self {
-            UnitQueue::Arrival(q) => q.push_back(entry),
-            UnitQueue::Priority(q) => q.push(entry),
+            UnitQueue::Arrival(q) => q.push(entry),
+            UnitQueue::Priority(q) => q.lock().push(entry),
         }
     }
 
-    fn pop(&mut self) -> Option<Queued<T>> {
+    fn pop(&self) -> Option<Queued<T>> {
         match self {
-            UnitQueue::Arrival(q) => q.pop_front(),
-            UnitQueue::Priority(q) => q.pop(),
+            UnitQueue::Arrival(q) => steal_one(q),
+            UnitQueue::Priority(q) => q.lock().pop(),
         }
     }
 
     fn len(&self) -> usize {
         match self {
             UnitQueue::Arrival(q) => q.len(),
-            UnitQueue::Priority(q) => q.len(),
+            UnitQueue::Priority(q) => q.lock().len(),
         }
     }
 
     /// Every entry, in the order they would run.
-    fn take_all(&mut self) -> Vec<Queued<T>> {
+    fn take_all(&self) -> Vec<Queued<T>> {
         match self {
-            UnitQueue::Arrival(q) => q.drain(..).collect(),
+            UnitQueue::Arrival(q) => std::iter::from_fn(|| steal_one(q)).collect(),
             UnitQueue::Priority(q) => {
-                let mut sorted = std::mem::take(q).into_sorted_vec();
+                let mut sorted = std::mem::take(&mut *q.lock()).into_sorted_vec();
                 sorted.reverse();
                 sorted
             }
@@ -97,12 +104,12 @@ impl<T> UnitQueue<T> {
     }
 }
 
-/// One unit's queue and load.
+/// One unit's queue and load, on cache lines of its own: each unit's
+/// worker writes its own state on every task.
 struct UnitState<T> {
-    queue: Mutex<UnitQueue<T>>,
+    queue: UnitQueue<T>,
     /// Predicted seconds of the queued tasks (f64 bits).
     queued_seconds: AtomicU64,
-    length: AtomicU64,
     running: Mutex<Option<Running<T>>>,
     /// The running task's start and prediction (f64 bits; the prediction
     /// NaN while none runs): what decisions read, without the lock.
@@ -113,13 +120,12 @@ struct UnitState<T> {
 impl<T> UnitState<T> {
     fn new(by_priority: bool) -> Self {
         UnitState {
-            queue: Mutex::new(if by_priority {
-                UnitQueue::Priority(BinaryHeap::new())
+            queue: if by_priority {
+                UnitQueue::Priority(Mutex::new(BinaryHeap::new()))
             } else {
-                UnitQueue::Arrival(VecDeque::new())
-            }),
+                UnitQueue::Arrival(Box::default())
+            },
             queued_seconds: AtomicU64::new(0),
-            length: AtomicU64::new(0),
             running: Mutex::new(None),
             running_since: AtomicU64::new(0),
             running_predicted: AtomicU64::new(f64::NAN.to_bits()),
@@ -139,12 +145,47 @@ impl<T> UnitState<T> {
     }
 }
 
-/// What exploration keeps: pairs with an exploratory task in flight, and
-/// the smallest footprint size seen per kernel.
-#[derive(Default)]
-struct Exploration {
-    in_flight: HashSet<(String, UnitId)>,
-    smallest: HashMap<String, f64>,
+/// Tasks not yet placed, with their count beside them: an idle unit asks
+/// on every turn of its wait, and must not take the lock to learn that
+/// there are none.
+struct Unplaced<T> {
+    len: AtomicUsize,
+    queue: Mutex<VecDeque<Arc<T>>>,
+}
+
+impl<T> Default for Unplaced<T> {
+    fn default() -> Self {
+        Unplaced {
+            len: AtomicUsize::new(0),
+            queue: Mutex::new(VecDeque::new()),
+        }
+    }
+}
+
+impl<T> Unplaced<T> {
+    fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Runs `f` on the queue, under its lock.
+    fn with<R>(&self, f: impl FnOnce(&mut VecDeque<Arc<T>>) -> R) -> R {
+        let mut q = self.queue.lock();
+        let r = f(&mut q);
+        self.len.store(q.len(), Ordering::Release);
+        r
+    }
+}
+
+/// What exploration keeps of a kernel: the units it has an exploratory
+/// task in flight on, and the smallest footprint size seen. Kept per
+/// kernel name, so that a decision looks it up without copying the name.
+struct Explored {
+    in_flight: UnitSet,
+    smallest: f64,
 }
 
 pub(crate) struct Dmda<T> {
@@ -154,13 +195,13 @@ pub(crate) struct Dmda<T> {
     clock: SchedClock,
     by_priority: bool,
     seq: AtomicU64,
-    state: Vec<UnitState<T>>,
+    state: Vec<CachePadded<UnitState<T>>>,
     /// For each unit, the other units on its device (`UnitPlace::shares`).
     sharers: Vec<SmallVec<[UnitId; 4]>>,
     /// Tasks not yet placed: nothing was known of them when they became
     /// ready.
-    unplaced: Mutex<VecDeque<Arc<T>>>,
-    exploration: Mutex<Exploration>,
+    unplaced: Unplaced<T>,
+    exploration: Mutex<HashMap<String, Explored>>,
 }
 
 /// Ratio of elapsed to predicted time past which a running task's elapsed
@@ -189,6 +230,15 @@ const WAKE_UP: f64 = 5e-6;
 /// Unplaced tasks an idle unit looks through for one it can run.
 const SCAN: usize = 64;
 
+/// A unit `decide` weighs: its predicted run time for the task (`None`
+/// if never measured) and the task's expected finish there.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    unit: UnitId,
+    run: Option<f64>,
+    finish: f64,
+}
+
 /// Where `decide` sends a task.
 #[derive(Debug, Clone, Copy)]
 struct Decision {
@@ -211,7 +261,10 @@ impl<T: Placeable> Dmda<T> {
             clock,
             by_priority,
             seq: AtomicU64::new(0),
-            state: units.iter().map(|_| UnitState::new(by_priority)).collect(),
+            state: units
+                .iter()
+                .map(|_| CachePadded::new(UnitState::new(by_priority)))
+                .collect(),
             sharers: units
                 .iter()
                 .enumerate()
@@ -227,8 +280,8 @@ impl<T: Placeable> Dmda<T> {
                 })
                 .collect(),
             units,
-            unplaced: Mutex::new(VecDeque::new()),
-            exploration: Mutex::new(Exploration::default()),
+            unplaced: Unplaced::default(),
+            exploration: Mutex::new(HashMap::new()),
         }
     }
 
@@ -291,18 +344,13 @@ impl<T: Placeable> Dmda<T> {
     /// Moves the tasks queued on `unit` back to the unplaced queue.
     fn requeue(&self, unit: UnitId) {
         let entries = self.take_queue(unit);
-        let mut unplaced = self.unplaced.lock();
-        unplaced.extend(entries.into_iter().map(|q| q.task));
+        self.unplaced
+            .with(|unplaced| unplaced.extend(entries.into_iter().map(|q| q.task)));
     }
 
     /// Empties `unit`'s queue, highest first, releasing what it booked.
     fn take_queue(&self, unit: UnitId) -> Vec<Queued<T>> {
-        let s = &self.state[unit];
-        let entries: Vec<Queued<T>> = {
-            let mut q = s.queue.lock();
-            s.length.store(0, Ordering::Relaxed);
-            q.take_all()
-        };
+        let entries = self.state[unit].queue.take_all();
         for e in &entries {
             self.release(
                 unit,
@@ -318,10 +366,9 @@ impl<T: Placeable> Dmda<T> {
     fn release(&self, unit: UnitId, seconds: f64, explored: Option<&T>) {
         self.state[unit].add_queued(-seconds);
         if let Some(task) = explored {
-            self.exploration
-                .lock()
-                .in_flight
-                .remove(&(task.kernel_name().to_string(), unit));
+            if let Some(e) = self.exploration.lock().get_mut(task.kernel_name()) {
+                e.in_flight.remove(unit);
+            }
         }
     }
 
@@ -334,83 +381,97 @@ impl<T: Placeable> Dmda<T> {
     fn decide(&self, task: &T, awake: Option<UnitId>) -> Option<Decision> {
         let kernel = task.kernel_name();
         let fp = task.footprint();
-        let now = self.clock.now();
-        // (unit, expected finish, predicted run) of every modelled unit.
-        let mut known: SmallVec<[(UnitId, f64, f64); 8]> = SmallVec::new();
-        let mut unknown: SmallVec<[UnitId; 8]> = SmallVec::new();
-        let units: SmallVec<[UnitId; 8]> = task
-            .eligible()
-            .iter()
-            .filter(|&u| !self.health.is_down(u))
-            .collect();
-        let predicted = self.models.predict_on(kernel, &units, &fp);
-        // Units on one node need the same copies: work them out once, and
-        // not at all when every unit is on one node (the same time added
-        // to every finish changes no choice).
-        let first_node = units.first().map(|&u| self.units[u].node);
-        let one_node = units
-            .iter()
-            .all(|&u| Some(self.units[u].node) == first_node);
-        let mut transfers: SmallVec<[(usize, f64); 4]> = SmallVec::new();
-        for (unit, prediction) in units.into_iter().zip(predicted) {
-            match prediction {
-                Some(run) => {
-                    let busy = self.busy_for(unit, now);
-                    let wake = if busy == 0.0 && awake != Some(unit) {
-                        WAKE_UP
-                    } else {
-                        0.0
-                    };
-                    let node = self.units[unit].node;
-                    let transfer = if one_node {
-                        0.0
-                    } else if let Some(&(_, t)) = transfers.iter().find(|(n, _)| *n == node) {
-                        t
-                    } else {
-                        let t = task.transfer_time(node, &self.models);
-                        transfers.push((node, t));
-                        t
-                    };
-                    let finish = busy + wake + transfer + run;
-                    known.push((unit, finish, run));
-                }
-                None => unknown.push(unit),
-            }
-        }
-        let by_finish = |a: &(UnitId, f64, f64), b: &(UnitId, f64, f64)| a.1.total_cmp(&b.1);
-        // Units emulated on the host's cores are no added capacity beside
-        // CPU units: exploring them in a run only takes cores from the CPU
-        // units. `xpu calibrate` measures them instead.
-        if self.cpu_can_run(task) {
-            unknown.retain(|u| !self.units[*u].host_cores || self.units[*u].is_cpu);
-        }
-        if !unknown.is_empty() {
-            if let Some(unit) = self.explore(kernel, fp.size, &unknown) {
-                return Some(Decision {
+        // Every unit in service that can run it, with its predicted run
+        // time (`None`: never measured). The models' lock is released
+        // before the units' loads are read, which may correct a model.
+        let mut candidates: SmallVec<[Candidate; 8]> = {
+            let models = self.models.kernel(kernel);
+            task.eligible()
+                .iter()
+                .filter(|&u| !self.health.is_down(u))
+                .map(|unit| Candidate {
                     unit,
-                    seconds: 0.0,
-                    explores: true,
-                });
+                    run: models.predict(unit, &fp),
+                    finish: f64::INFINITY,
+                })
+                .collect()
+        };
+        let now = self.clock.now();
+        // Units on one node need the same copies: work them out once per
+        // node, and not at all when every unit is on one node (the same
+        // time added to every finish changes no choice).
+        let first_node = candidates.first().map(|c| self.units[c.unit].node);
+        let one_node = candidates
+            .iter()
+            .all(|c| Some(self.units[c.unit].node) == first_node);
+        let mut transfers: SmallVec<[(usize, f64); 4]> = SmallVec::new();
+        let mut best: Option<Candidate> = None;
+        let mut unknown = false;
+        for c in &mut candidates {
+            let Some(run) = c.run else {
+                unknown = true;
+                continue;
+            };
+            let busy = self.busy_for(c.unit, now);
+            let wake = if busy == 0.0 && awake != Some(c.unit) {
+                WAKE_UP
+            } else {
+                0.0
+            };
+            let node = self.units[c.unit].node;
+            let transfer = if one_node {
+                0.0
+            } else if let Some(&(_, t)) = transfers.iter().find(|(n, _)| *n == node) {
+                t
+            } else {
+                let t = task.transfer_time(node, &self.models);
+                transfers.push((node, t));
+                t
+            };
+            c.finish = busy + wake + transfer + run;
+            if best.is_none_or(|b| c.finish < b.finish) {
+                best = Some(*c);
             }
         }
-        let (mut unit, _, mut run) = known.iter().copied().min_by(by_finish)?;
+        if unknown {
+            // Units emulated on the host's cores are no added capacity
+            // beside CPU units: exploring them in a run only takes cores
+            // from the CPU units. `xpu calibrate` measures them instead.
+            let cpu_can_run = self.cpu_can_run(task);
+            let explorable: SmallVec<[UnitId; 8]> = candidates
+                .iter()
+                .filter(|c| c.run.is_none())
+                .map(|c| c.unit)
+                .filter(|&u| !cpu_can_run || !self.units[u].host_cores || self.units[u].is_cpu)
+                .collect();
+            if !explorable.is_empty() {
+                if let Some(unit) = self.explore(kernel, fp.size, &explorable) {
+                    return Some(Decision {
+                        unit,
+                        seconds: 0.0,
+                        explores: true,
+                    });
+                }
+            }
+        }
+        let mut best = best?;
         // A unit emulated on the host's cores competes with the CPU units
         // for them: it is no added capacity, so it gets the task only when
         // it runs it faster than a CPU unit would.
-        let place = self.units[unit];
+        let place = self.units[best.unit];
         if place.host_cores && !place.is_cpu {
-            let cpu = known
+            let run = best.run;
+            if let Some(cpu) = candidates
                 .iter()
-                .copied()
-                .filter(|&(u, _, r)| self.units[u].is_cpu && r <= run)
-                .min_by(by_finish);
-            if let Some((u, _, r)) = cpu {
-                (unit, run) = (u, r);
+                .filter(|c| self.units[c.unit].is_cpu && c.run.is_some() && c.run <= run)
+                .min_by(|a, b| a.finish.total_cmp(&b.finish))
+            {
+                best = *cpu;
             }
         }
         Some(Decision {
-            unit,
-            seconds: run,
+            unit: best.unit,
+            seconds: best.run.unwrap_or(0.0),
             explores: false,
         })
     }
@@ -419,25 +480,25 @@ impl<T: Placeable> Dmda<T> {
     /// flight: one whose pair has no exploratory task out, when the task
     /// is among its kernel's smallest.
     fn explore(&self, kernel: &str, size: f64, unknown: &[UnitId]) -> Option<UnitId> {
-        let mut e = self.exploration.lock();
-        let smallest = match e.smallest.get_mut(kernel) {
-            Some(s) => {
-                *s = s.min(size);
-                *s
+        let mut exploration = self.exploration.lock();
+        let e = match exploration.get_mut(kernel) {
+            Some(e) => {
+                e.smallest = e.smallest.min(size);
+                e
             }
-            None => {
-                e.smallest.insert(kernel.to_string(), size);
-                size
-            }
+            None => exploration.entry(kernel.to_string()).or_insert(Explored {
+                in_flight: UnitSet::default(),
+                smallest: size,
+            }),
         };
-        if size > 2.0 * smallest {
+        if size > 2.0 * e.smallest {
             return None;
         }
         let unit = unknown
             .iter()
             .copied()
-            .find(|&u| !e.in_flight.contains(&(kernel.to_string(), u)))?;
-        e.in_flight.insert((kernel.to_string(), unit));
+            .find(|&u| !e.in_flight.contains(u))?;
+        e.in_flight.insert(unit);
         Some(unit)
     }
 
@@ -450,13 +511,15 @@ impl<T: Placeable> Dmda<T> {
         let place = self.units[unit];
         let shares_cores = place.host_cores && !place.is_cpu;
         loop {
-            let task = {
-                let mut q = self.unplaced.lock();
+            if self.unplaced.is_empty() {
+                return None;
+            }
+            let task = self.unplaced.with(|q| {
                 let pos = q.iter().take(SCAN).position(|t| {
                     t.eligible().contains(unit) && !(shares_cores && self.cpu_can_run(&**t))
                 })?;
-                q.remove(pos)?
-            };
+                q.remove(pos)
+            })?;
             match self.decide(&task, Some(unit)) {
                 Some(d) if d.unit != unit => self.enqueue(task, d),
                 decided => {
@@ -482,9 +545,13 @@ impl<T: Placeable> Dmda<T> {
         let s = &self.state[d.unit];
         s.add_queued(d.seconds);
         let priority = if self.by_priority { task.priority() } else { 0 };
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let mut q = s.queue.lock();
-        q.push(Queued {
+        // Only a heap needs the arrival order written down.
+        let seq = if self.by_priority {
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        } else {
+            0
+        };
+        s.queue.push(Queued {
             priority,
             seq,
             task,
@@ -493,7 +560,6 @@ impl<T: Placeable> Dmda<T> {
                 explores: d.explores,
             },
         });
-        s.length.store(q.len() as u64, Ordering::Relaxed);
     }
 }
 
@@ -502,7 +568,7 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
         let Some(d) = self.decide(&task, from) else {
             // Nothing known and every unknown pair busy exploring: the
             // first capable unit to be idle takes it (and decides again).
-            self.unplaced.lock().push_back(task);
+            self.unplaced.with(|q| q.push_back(task));
             return None;
         };
         self.enqueue(task, d);
@@ -511,13 +577,7 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
 
     fn pop(&self, unit: UnitId) -> Option<Arc<T>> {
         let s = &self.state[unit];
-        let own = {
-            let mut q = s.queue.lock();
-            let e = q.pop();
-            s.length.store(q.len() as u64, Ordering::Relaxed);
-            e
-        };
-        let (task, seconds, explores) = match own {
+        let (task, seconds, explores) = match s.queue.pop() {
             Some(e) => {
                 s.add_queued(-e.payload.seconds);
                 (e.task, e.payload.seconds, e.payload.explores)
@@ -571,42 +631,35 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
         let mut gone: Vec<Arc<T>> = self.take_queue(unit).into_iter().map(|q| q.task).collect();
         // Tasks queued on other units that no unit in service can run.
         for (u, s) in self.state.iter().enumerate().filter(|(u, _)| *u != unit) {
-            let stranded: Vec<Queued<T>> = {
-                let mut q = s.queue.lock();
-                let (stranded, kept): (Vec<_>, Vec<_>) = q
-                    .take_all()
-                    .into_iter()
-                    .partition(|e| super::stranded(&*e.task, &self.health));
-                for e in kept {
-                    q.push(e);
-                }
-                s.length.store(q.len() as u64, Ordering::Relaxed);
-                stranded
-            };
+            let (stranded, kept): (Vec<_>, Vec<_>) = s
+                .queue
+                .take_all()
+                .into_iter()
+                .partition(|e| super::stranded(&*e.task, &self.health));
+            for e in kept {
+                s.queue.push(e);
+            }
             for e in stranded {
                 self.release(u, e.payload.seconds, e.payload.explores.then_some(&*e.task));
                 gone.push(e.task);
             }
         }
-        let mut q = self.unplaced.lock();
-        let (stranded, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut *q)
-            .into_iter()
-            .partition(|t| super::stranded(&**t, &self.health));
-        *q = kept;
-        gone.extend(stranded);
+        self.unplaced.with(|q| {
+            let (stranded, kept): (VecDeque<_>, VecDeque<_>) = std::mem::take(q)
+                .into_iter()
+                .partition(|t| super::stranded(&**t, &self.health));
+            *q = kept;
+            gone.extend(stranded);
+        });
         gone
     }
 
     fn queued(&self, units: usize) -> QueueLengths {
         QueueLengths {
             per_unit: (0..units)
-                .map(|u| {
-                    self.state
-                        .get(u)
-                        .map_or(0, |s| s.length.load(Ordering::Relaxed) as usize)
-                })
+                .map(|u| self.state.get(u).map_or(0, |s| s.queue.len()))
                 .collect(),
-            shared: self.unplaced.lock().len(),
+            shared: self.unplaced.len(),
         }
     }
 }

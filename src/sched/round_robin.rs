@@ -40,7 +40,7 @@ pub(crate) fn drain_unit<T: Placeable>(
 }
 
 /// Takes one task from `q`, retrying while the queue is being changed.
-pub(crate) fn steal_one<T>(q: &Injector<Arc<T>>) -> Option<Arc<T>> {
+pub(crate) fn steal_one<E>(q: &Injector<E>) -> Option<E> {
     loop {
         match q.steal() {
             Steal::Success(t) => return Some(t),
