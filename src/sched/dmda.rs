@@ -384,18 +384,19 @@ impl<T: Placeable> Dmda<T> {
         // Every unit in service that can run it, with its predicted run
         // time (`None`: never measured). The models' lock is released
         // before the units' loads are read, which may correct a model.
-        let mut candidates: SmallVec<[Candidate; 8]> = {
+        let mut candidates: SmallVec<[Candidate; 8]> = SmallVec::new();
+        {
             let models = self.models.kernel(kernel);
-            task.eligible()
-                .iter()
-                .filter(|&u| !self.health.is_down(u))
-                .map(|unit| Candidate {
-                    unit,
-                    run: models.predict(unit, &fp),
-                    finish: f64::INFINITY,
-                })
-                .collect()
-        };
+            for unit in task.eligible().iter() {
+                if !self.health.is_down(unit) {
+                    candidates.push(Candidate {
+                        unit,
+                        run: models.predict(unit, &fp),
+                        finish: f64::INFINITY,
+                    });
+                }
+            }
+        }
         let now = self.clock.now();
         // Units on one node need the same copies: work them out once per
         // node, and not at all when every unit is on one node (the same
