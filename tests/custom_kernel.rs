@@ -13,7 +13,7 @@
 mod axpy;
 mod common;
 
-use xpu::{DType, Error, Kernel, Launch, Mode, Placement, Runtime, TaskOptions, UnitKind};
+use xpu::{DType, Error, Kernel, Launch, Mode, Placement, Runtime, TaskOptions, UnaryOp, UnitKind};
 
 const TOLERANCE: f32 = 1e-6;
 
@@ -123,6 +123,48 @@ fn left_to_place_itself_a_kernel_goes_only_where_it_has_an_implementation() {
     let on_cpu = TaskOptions::default().on(Placement::Kind(UnitKind::Cpu));
     let err = rt.submit_with(&kernel, &[t.rw()], on_cpu).unwrap_err();
     assert!(matches!(err, Error::NoCapableUnit { .. }), "{err}");
+}
+
+#[test]
+fn a_launch_the_device_refuses_fails_its_task_and_the_gpu_goes_on() {
+    let rt = runtime();
+    let Some(gpu) = common::first_unit(&rt, UnitKind::Gpu) else {
+        eprintln!("no GPU unit: test skipped");
+        return;
+    };
+    let on_gpu = TaskOptions::default().on(Placement::Unit(gpu));
+    // Valid WGSL whose parameters are 32 bytes, launched with one word (16
+    // bytes once padded): the device refuses the launch.
+    let short = Kernel::define("scale_short_params", &[Mode::ReadWrite]).wgsl(
+        "@group(0) @binding(0) var<storage, read_write> x: array<f32>;\n\
+             struct P { len: u32, a: u32, b: u32, c: u32, scale: vec4<f32> }\n\
+             @group(0) @binding(1) var<uniform> p: P;\n\
+             @compute @workgroup_size(64)\n\
+             fn main(@builtin(global_invocation_id) id: vec3<u32>) {\n\
+                 if (id.x < p.len) { x[id.x] = p.scale.x * x[id.x]; }\n\
+             }\n",
+        "main",
+        |shapes| Launch::per_element(shapes[0][0], 64),
+    );
+    let kernel = rt.register(short).unwrap();
+    let x = rt.tensor(&[100], vec![1.0f32; 100]).unwrap();
+    let refused = rt.submit_with(&kernel, &[x.rw()], on_gpu.clone()).unwrap();
+    let err = rt.wait(&refused).unwrap_err();
+    assert!(err.to_string().contains("scale_short_params"), "{err}");
+    // The unit stays in service: the next launches run, and the one after
+    // the refusal is not blamed for it.
+    let relu = Kernel::Unary(UnaryOp::Relu);
+    let input: Vec<f32> = (0..100).map(|i| i as f32 - 50.0).collect();
+    let y = rt.tensor(&[100], input.clone()).unwrap();
+    let out = rt.empty(&[100], DType::F32);
+    for _ in 0..2 {
+        let task = rt
+            .submit_with(&relu, &[y.read(), out.write()], on_gpu.clone())
+            .unwrap();
+        rt.wait(&task).unwrap();
+    }
+    let want: Vec<f32> = input.iter().map(|v| v.max(0.0)).collect();
+    assert_eq!(rt.read::<f32>(&out).unwrap(), want);
 }
 
 #[test]

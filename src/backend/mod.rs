@@ -126,6 +126,14 @@ pub trait Backend: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Hands the device what `unit`'s launches recorded and have not
+    /// submitted yet. A backend that gathers launches into one submission
+    /// (the wgpu backend, up to a bound) submits them here; its own
+    /// downloads, uploads and `synchronize` submit them first too. The
+    /// worker calls it when the unit's queue runs dry. Backends that
+    /// submit each launch keep the default.
+    fn flush(&self, _unit: usize) {}
+
     /// Bytes of device memory `memory` that the device API itself reports
     /// taken (its allocator's view, which includes blocks reserved beyond
     /// the runtime's buffers), where the API can tell; `None` otherwise.

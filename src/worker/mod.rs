@@ -62,6 +62,12 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
             continue;
         }
         last_end = None;
+        if idle == 0 {
+            // The queue ran dry: what the unit's launches recorded goes to
+            // its device now.
+            let (backend, local) = &s.unit_backends[unit];
+            backend.flush(*local);
+        }
         if s.shutdown.load(Ordering::Acquire) {
             return;
         }

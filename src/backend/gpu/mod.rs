@@ -6,11 +6,21 @@
 //! word) and cached; shapes travel in a uniform buffer, so one pipeline
 //! serves every size.
 //!
-//! Launches are asynchronous: a kernel is recorded and submitted to the
-//! device's queue and the worker moves on; the queue keeps launches and
-//! copies in order, and a download waits for the work before it.
+//! Launches are asynchronous: a kernel is recorded into a command buffer
+//! and the worker moves on. Command buffers wait in a batch (up to
+//! [`BATCH`]) that is submitted when the unit's queue runs dry
+//! ([`Backend::flush`]), when it is full, or before any copy to or from the
+//! device; the queue keeps launches and copies in order, and a download
+//! waits for the work before it. What a launch binds is made once
+//! (`binding.rs`): its parameters go into a ring of uniform memory at a
+//! dynamic offset (the bind group layout, read from the WGSL by
+//! `layout.rs`, says so), and its bind group is kept for the next launch on
+//! the same buffers. Validation errors reach a handler, not an error scope
+//! per launch; the launch that raised one fails with it.
 
+mod binding;
 mod kernels;
+mod layout;
 mod variant;
 mod wgsl;
 
@@ -21,7 +31,8 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use smallvec::SmallVec;
-use wgpu::util::DeviceExt;
+
+use binding::{BindGroups, BindKey, ParamRing};
 
 use crate::backend::{
     Arg, Backend, DeviceBuffer, Discovered, DiscoveryOptions, UnitDesc, UnitMemory,
@@ -30,6 +41,10 @@ use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernel::{ArgMeta, Kernel};
 use crate::unit::UnitKind;
+
+/// Launches gathered into one submission at most: a chain of tiny tasks
+/// costs one submission per this many, not one each.
+const BATCH: usize = 32;
 
 /// Device memory assumed when the API does not say (wgpu does not report
 /// it); `XPU_GPU_MEMORY` (bytes) overrides.
@@ -48,10 +63,20 @@ struct Gpu {
     /// Whether the device runs shaders with f16 elements (SHADER_F16).
     f16: bool,
     pipelines: Mutex<HashMap<(kernels::ShaderKey, DType), Arc<Compiled>>>,
+    /// Launch parameters, bound at a dynamic offset.
+    params: ParamRing,
+    /// Bind groups by pipeline and tensor buffers.
+    binds: Arc<BindGroups>,
+    /// Launches recorded and not yet submitted (at most [`BATCH`]).
+    pending: Mutex<Vec<wgpu::CommandBuffer>>,
     /// Reused read-back buffer, grown as needed.
     staging: Mutex<Option<wgpu::Buffer>>,
     /// Set by wgpu when the device is lost (driver reset, removal).
     lost: Arc<Mutex<Option<String>>>,
+    /// The first error wgpu reported outside an error scope (a launch's
+    /// validation error): the launch that finds it fails with it. A scope
+    /// per launch cost more than the launch itself.
+    errors: Arc<Mutex<Option<String>>>,
 }
 
 /// A compiled entry point and the layout of its bind group.
@@ -65,6 +90,14 @@ struct GpuBuffer {
     buffer: wgpu::Buffer,
     /// Index of the GPU whose device made it.
     gpu: usize,
+    /// That device's bind groups, which must let the buffer go with it.
+    binds: Arc<BindGroups>,
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        self.binds.forget(&self.buffer);
+    }
 }
 
 /// The wgpu backend: one GPU unit per adapter.
@@ -81,6 +114,11 @@ pub fn discover_units(options: &DiscoveryOptions) -> Discovered {
 /// tell (else `XPU_GPU_MEMORY`, else a default); returns the backend, or
 /// why there is none.
 pub fn discover(memory: Option<usize>) -> std::result::Result<Arc<dyn Backend>, String> {
+    Ok(Arc::new(open(memory)?))
+}
+
+/// Opens every adapter (see [`discover`]).
+fn open(memory: Option<usize>) -> std::result::Result<WgpuBackend, String> {
     let instance =
         wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY));
@@ -125,11 +163,17 @@ pub fn discover(memory: Option<usize>) -> std::result::Result<Arc<dyn Backend>, 
                 device.set_device_lost_callback(move |reason, message| {
                     *flag.lock() = Some(format!("{reason:?}: {message}"));
                 });
+                let errors: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+                let first = errors.clone();
+                device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+                    first.lock().get_or_insert_with(|| e.to_string());
+                }));
                 let default = if info.device_type == wgpu::DeviceType::Cpu {
                     DEFAULT_SOFTWARE_MEMORY
                 } else {
                     DEFAULT_DISCRETE_MEMORY
                 };
+                let params = ParamRing::new(&device, &limits);
                 gpus.push(Gpu {
                     name: info.name.clone(),
                     api: info.backend,
@@ -140,8 +184,12 @@ pub fn discover(memory: Option<usize>) -> std::result::Result<Arc<dyn Backend>, 
                     capacity: memory_override.unwrap_or(default),
                     f16,
                     pipelines: Mutex::new(HashMap::new()),
+                    params,
+                    binds: Arc::default(),
+                    pending: Mutex::new(Vec::new()),
                     staging: Mutex::new(None),
                     lost,
+                    errors,
                 });
             }
             Err(e) => problems.push(format!("{}: {e}", info.name)),
@@ -153,7 +201,7 @@ pub fn discover(memory: Option<usize>) -> std::result::Result<Arc<dyn Backend>, 
             problems.join("; ")
         ));
     }
-    Ok(Arc::new(WgpuBackend { gpus }))
+    Ok(WgpuBackend { gpus })
 }
 
 fn gpu_error(message: impl Into<String>) -> Error {
@@ -245,12 +293,16 @@ impl Backend for WgpuBackend {
             GpuBuffer {
                 buffer,
                 gpu: memory,
+                binds: g.binds.clone(),
             },
         ))
     }
 
     fn upload(&self, dst: &DeviceBuffer, src: &[u8]) -> Result<()> {
         let (g, buffer) = self.resolve(dst)?;
+        // The write lands before the next submission's commands: launches
+        // recorded before it must go first.
+        g.flush();
         if src
             .len()
             .is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT as usize)
@@ -282,6 +334,7 @@ impl Backend for WgpuBackend {
         };
         let mut encoder = g.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(buffer, 0, stage, 0, size);
+        g.flush();
         g.queue.submit([encoder.finish()]);
         let slice = stage.slice(..size);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -339,15 +392,15 @@ impl Backend for WgpuBackend {
         let metas: SmallVec<[ArgMeta<'_>; 4]> = args.iter().map(Arg::meta).collect();
         let plan = kernels::plan(kernel, &metas, g.f16)?;
         let dtype = args.first().map_or(DType::F32, |a| a.dtype);
-        let scope = g.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let mut buffers = Vec::with_capacity(args.len());
+        let scratch;
+        let mut buffers: SmallVec<[&wgpu::Buffer; 4]> = SmallVec::new();
         for a in args.iter() {
             buffers.push(self.resolve(a.device()?)?.1);
         }
         let mut encoder = g.device.create_command_encoder(&Default::default());
-        let scratch;
         if let Some(first) = &plan.first {
-            // Partial results: transient, on the device, never a replica.
+            // Partial results: transient, on the device, never a replica
+            // (nor kept in a bind group).
             scratch = g.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("xpu partial results"),
                 size: (first.scratch * dtype.size()) as u64,
@@ -355,15 +408,35 @@ impl Backend for WgpuBackend {
                 mapped_at_creation: false,
             });
             let inputs = [buffers[0], &scratch];
-            g.encode(&mut encoder, &first.pass, dtype, &inputs)?;
+            g.encode(&mut encoder, &first.pass, dtype, &inputs, false)?;
             buffers[0] = &scratch;
         }
-        g.encode(&mut encoder, &plan.pass, dtype, &buffers)?;
-        g.queue.submit([encoder.finish()]);
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        g.encode(
+            &mut encoder,
+            &plan.pass,
+            dtype,
+            &buffers,
+            plan.first.is_none(),
+        )?;
+        // Each launch is its own command buffer, so that a validation error
+        // (raised when it is finished) fails this task and no other; they
+        // are submitted together.
+        let commands = encoder.finish();
+        if let Some(e) = g.errors.lock().take() {
             return Err(gpu_error(format!("`{}` on {}: {e}", kernel.name(), g.name)));
         }
+        let mut pending = g.pending.lock();
+        pending.push(commands);
+        if pending.len() >= BATCH {
+            g.queue.submit(pending.drain(..));
+        }
         Ok(())
+    }
+
+    fn flush(&self, unit: usize) {
+        if let Some(g) = self.gpus.get(unit) {
+            g.flush();
+        }
     }
 
     fn device_memory_in_use(&self, memory: usize) -> Option<u64> {
@@ -376,6 +449,7 @@ impl Backend for WgpuBackend {
 
     fn synchronize(&self, unit: usize) -> Result<()> {
         let g = self.gpu(unit)?;
+        g.flush();
         g.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
@@ -384,43 +458,74 @@ impl Backend for WgpuBackend {
 }
 
 impl Gpu {
+    /// Submits the launches recorded and not yet submitted.
+    fn flush(&self) {
+        let mut pending = self.pending.lock();
+        if !pending.is_empty() {
+            self.queue.submit(pending.drain(..));
+        }
+    }
+
     /// Records one dispatch of a pass on `buffers` (bindings 0, 1, ...)
-    /// and its parameters (the binding after them).
+    /// and its parameters (the binding after them, from the ring). With
+    /// `keep`, the bind group is kept for the next launch on the same
+    /// buffers (not for a transient buffer).
     fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
         pass: &kernels::Pass,
         dtype: DType,
         buffers: &[&wgpu::Buffer],
+        keep: bool,
     ) -> Result<()> {
         let compiled = self.pipeline(pass.shader, dtype)?;
-        let params = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("xpu params"),
-                contents: bytemuck::cast_slice(&pass.params),
-                usage: wgpu::BufferUsages::UNIFORM,
+        let params_bytes = (pass.params.len().max(1) * 4) as u64;
+        let offset = self
+            .params
+            .write(&self.queue, &pass.params)
+            .ok_or_else(|| {
+                gpu_error(format!(
+                    "`{}` has {params_bytes} bytes of parameters, more than a launch may have",
+                    pass.shader.label()
+                ))
+            })?;
+        let make = || {
+            let mut entries: SmallVec<[wgpu::BindGroupEntry; 5]> = buffers
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource: b.as_entire_binding(),
+                })
+                .collect();
+            entries.push(wgpu::BindGroupEntry {
+                binding: buffers.len() as u32,
+                resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                    buffer: self.params.buffer(),
+                    offset: 0,
+                    size: std::num::NonZeroU64::new(params_bytes),
+                }),
             });
-        let mut entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
+            self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(pass.shader.entry),
+                layout: &compiled.layout,
+                entries: &entries,
             })
-            .collect();
-        entries.push(wgpu::BindGroupEntry {
-            binding: buffers.len() as u32,
-            resource: params.as_entire_binding(),
-        });
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(pass.shader.entry),
-            layout: &compiled.layout,
-            entries: &entries,
-        });
+        };
+        let bind_group = if keep {
+            let key = BindKey {
+                shader: pass.shader.key,
+                dtype,
+                params_bytes,
+                buffers: buffers.iter().map(|&b| b.clone()).collect(),
+            };
+            self.binds.get_or_make(key, make)
+        } else {
+            make()
+        };
         let mut compute = encoder.begin_compute_pass(&Default::default());
         compute.set_pipeline(&compiled.pipeline);
-        compute.set_bind_group(0, &bind_group, &[]);
+        compute.set_bind_group(0, &bind_group, &[offset]);
         compute.dispatch_workgroups(pass.groups[0], pass.groups[1], pass.groups[2]);
         Ok(())
     }
@@ -441,6 +546,12 @@ impl Gpu {
                 .ok_or_else(|| gpu_error(format!("`{label}` has no f16 variant")))?,
             _ => shader.source.to_string(),
         };
+        let entries = layout::entries(&source, shader.entry).map_err(|e| {
+            gpu_error(format!(
+                "reading the bindings of `{label}` for {}: {e}",
+                self.name
+            ))
+        })?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self
             .device
@@ -448,11 +559,24 @@ impl Gpu {
                 label: Some(&label),
                 source: wgpu::ShaderSource::Wgsl(source.into()),
             });
+        let layout = self
+            .device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(&label),
+                entries: &entries,
+            });
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(&label),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
         let pipeline = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
                 label: Some(&label),
-                layout: None,
+                layout: Some(&pipeline_layout),
                 module: &module,
                 entry_point: Some(shader.entry),
                 compilation_options: Default::default(),
@@ -464,9 +588,65 @@ impl Gpu {
                 self.name
             )));
         }
-        let layout = pipeline.get_bind_group_layout(0);
         let compiled = Arc::new(Compiled { pipeline, layout });
         cache.insert((shader.key, dtype), compiled.clone());
         Ok(compiled)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::{ArgData, Mode, UnaryOp};
+
+    fn relu(backend: &WgpuBackend, x: &DeviceBuffer, y: &DeviceBuffer) {
+        let shape = [256];
+        let arg = |index, mode, data| Arg {
+            index,
+            name: None,
+            shape: &shape,
+            dtype: DType::F32,
+            mode,
+            data,
+        };
+        let mut args = [
+            arg(0, Mode::Read, ArgData::Device(x)),
+            arg(1, Mode::Write, ArgData::Device(y)),
+        ];
+        backend
+            .launch(0, &Kernel::Unary(UnaryOp::Relu), &mut args)
+            .unwrap();
+    }
+
+    #[test]
+    fn launches_on_the_same_buffers_share_a_bind_group_that_goes_with_them() {
+        let backend = match open(None) {
+            Ok(b) => b,
+            Err(why) => {
+                eprintln!("no GPU adapter ({why}): test skipped");
+                return;
+            }
+        };
+        let kept = || backend.gpus[0].binds.len();
+        let buffer = || backend.alloc(0, 1024).unwrap();
+        let (x, y, z) = (buffer(), buffer(), buffer());
+        let values: Vec<f32> = (0..256).map(|i| i as f32 - 128.0).collect();
+        backend.upload(&x, bytemuck::cast_slice(&values)).unwrap();
+        for _ in 0..3 {
+            relu(&backend, &x, &y);
+        }
+        assert_eq!(kept(), 1);
+        relu(&backend, &x, &z);
+        assert_eq!(kept(), 2);
+        let mut out = vec![0f32; 256];
+        backend
+            .download(&z, bytemuck::cast_slice_mut(&mut out))
+            .unwrap();
+        let want: Vec<f32> = values.iter().map(|v| v.max(0.0)).collect();
+        assert_eq!(out, want);
+        drop(z);
+        assert_eq!(kept(), 1);
+        drop(x);
+        assert_eq!(kept(), 0);
     }
 }
