@@ -5,7 +5,7 @@
 //! is checked against the same pass on CPU units only.
 //!
 //! ```text
-//! cargo run --release --all-features --example tensor [-- BATCH]
+//! cargo run --release --features opencl --example tensor [-- BATCH]
 //! ```
 
 mod net;

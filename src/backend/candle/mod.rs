@@ -13,9 +13,10 @@
 //! language model ([`crate::llm`]), on its memory node (the KV cache stays
 //! there between steps). Each unit has its own memory
 //! node whose replicas are candle tensors on the unit's candle device.
-//! Here that device is candle's CPU device, so all three units are
-//! marked emulated; CUDA and Metal devices would back them where candle is built
-//! with them.
+//! Built with the `cuda` feature on a machine with the NVIDIA driver, the
+//! TPU and VPU run on each CUDA device candle opens (GEMM through cuBLAS),
+//! and the two units of one device say they share it. Otherwise, as here,
+//! all three run on candle's CPU device and are marked emulated.
 //!
 //! A replica arrives as bytes (an upload) and becomes a candle tensor of
 //! the tensor's shape and dtype the first time a kernel uses it; kernel
@@ -42,9 +43,12 @@ use crate::error::{Error, Result};
 use crate::kernel::{ArgMeta, HostKernel, Kernel};
 use crate::unit::UnitKind;
 
-/// Device memory a unit on the CPU device may use by default (bytes);
+/// Device memory a unit may use by default (bytes: candle does not tell);
 /// `XPU_CANDLE_MEMORY` overrides.
 const DEFAULT_MEMORY: usize = 4 << 30;
+
+/// CUDA devices looked for at most.
+const MAX_CUDA_DEVICES: usize = 16;
 
 fn candle_error(message: impl Into<String>) -> Error {
     Error::Device {
@@ -128,15 +132,34 @@ pub fn discover() -> std::result::Result<Arc<CandleBackend>, String> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(DEFAULT_MEMORY);
     let cpu = crate::host::cpu_model();
-    let units = [UnitKind::Tpu, UnitKind::Vpu, UnitKind::Lpu]
-        .into_iter()
-        .map(|kind| Unit {
-            kind,
-            device: Device::Cpu,
-            name: format!("candle CPU device ({cpu})"),
-            capacity,
-        })
+    let on_cpu = |kind| Unit {
+        kind,
+        device: Device::Cpu,
+        name: format!("candle CPU device ({cpu})"),
+        capacity,
+    };
+    // Each CUDA device candle opens (a build with the `cuda` feature, on a
+    // machine with the NVIDIA driver) runs a TPU and a VPU; without one
+    // they run on candle's CPU device. The LPU's decode steps are host
+    // kernels: it stays on the CPU device.
+    let cuda: Vec<Device> = (0..MAX_CUDA_DEVICES)
+        .map_while(|ordinal| Device::new_cuda(ordinal).ok())
         .collect();
+    let mut units = Vec::new();
+    if cuda.is_empty() {
+        units.extend([on_cpu(UnitKind::Tpu), on_cpu(UnitKind::Vpu)]);
+    }
+    for (ordinal, device) in cuda.into_iter().enumerate() {
+        for kind in [UnitKind::Tpu, UnitKind::Vpu] {
+            units.push(Unit {
+                kind,
+                device: device.clone(),
+                name: format!("candle CUDA device {ordinal}"),
+                capacity,
+            });
+        }
+    }
+    units.push(on_cpu(UnitKind::Lpu));
     Ok(Arc::new(CandleBackend { units }))
 }
 
