@@ -71,6 +71,8 @@ echo "== cargo clippy --features cuda (CUDA compiler from PyPI; no GPU needed)"
   eval "$(scripts/cuda-toolchain.sh)"
   cargo clippy --lib --features cuda -- -D warnings
 )
+echo "CUDA tests not run: linking the cuda feature needs the NVIDIA driver's libcuda;" \
+  "on a GPU machine: eval \"\$(scripts/cuda-toolchain.sh)\"; cargo test --features cuda --test candle"
 
 echo "== Python package"
 # maturin and pytest come from PyPI into virtual environments under target/

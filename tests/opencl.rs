@@ -198,23 +198,35 @@ fn a_graph_across_cpu_gpu_fpga_and_npu_moves_exactly_what_it_needs() {
         .sum();
     let got = rt.read::<f32>(&total).unwrap()[0] as f64;
     assert!((got - want).abs() <= 1e-5 * want, "{got} vs {want}");
-    let moves: Vec<(u64, usize, usize)> = rt
+    // (tensor, from, to, without the host): the FPGA and NPU units share
+    // one OpenCL device, so what moves between them is a device copy.
+    let moves: Vec<(u64, usize, usize, bool)> = rt
         .transfers()
         .iter()
-        .map(|t| (t.tensor, t.from, t.to))
+        .map(|t| (t.tensor, t.from, t.to, t.direct))
         .collect();
-    let mut expected = vec![(x.id(), 0, first.1)];
+    let mut expected = vec![(x.id(), 0, first.1, false)];
     if first != fpga {
-        expected.push((y.id(), first.1, 0));
-        expected.push((y.id(), 0, fpga.1));
-        expected.push((x.id(), 0, fpga.1));
+        expected.extend([
+            (y.id(), first.1, 0, false),
+            (y.id(), 0, fpga.1, false),
+            (x.id(), 0, fpga.1, false),
+        ]);
     }
-    expected.extend([(z.id(), fpga.1, 0), (z.id(), 0, npu.1), (y.id(), 0, npu.1)]);
+    expected.push((z.id(), fpga.1, npu.1, true));
     if first == fpga {
-        expected.insert(3, (y.id(), fpga.1, 0));
+        expected.push((y.id(), fpga.1, npu.1, true));
+    } else {
+        expected.push((y.id(), 0, npu.1, false));
     }
-    expected.push((w.id(), npu.1, 0));
+    expected.push((w.id(), npu.1, 0, false));
     assert_eq!(moves, expected);
+    // The trace says which copies went without the host.
+    let profile = rt.profile();
+    let read_back = xpu::trace::Profile::from_chrome_trace(&profile.chrome_trace()).unwrap();
+    let direct = |p: &xpu::trace::Profile| p.transfers.iter().filter(|t| t.direct).count();
+    assert_eq!(direct(&read_back), direct(&profile));
+    assert!(direct(&profile) >= 1);
 }
 
 #[test]

@@ -134,6 +134,14 @@ pub trait Backend: Send + Sync + 'static {
     /// submit each launch keep the default.
     fn flush(&self, _unit: usize) {}
 
+    /// Copies the first `bytes` of `src` into `dst`, buffers of this
+    /// backend on two memory nodes, without the host, where the devices
+    /// can (two OpenCL units on one context); returns once the copy is
+    /// done. `None` when they cannot: the runtime copies through the host.
+    fn copy(&self, _src: &DeviceBuffer, _dst: &DeviceBuffer, _bytes: usize) -> Option<Result<()>> {
+        None
+    }
+
     /// Bytes of device memory `memory` that the device API itself reports
     /// taken (its allocator's view, which includes blocks reserved beyond
     /// the runtime's buffers), where the API can tell; `None` otherwise.

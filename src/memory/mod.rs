@@ -564,8 +564,8 @@ impl MemoryManager {
         }
     }
 
-    /// Copies `t` from `src` to `dst` (through the host between two devices)
-    /// and records each copy.
+    /// Copies `t` from `src` to `dst` and records each copy: between two
+    /// devices directly where their backend can, else through the host.
     fn copy(
         &self,
         t: &Arc<TensorInner>,
@@ -574,6 +574,12 @@ impl MemoryManager {
         dst: NodeId,
     ) -> Result<()> {
         if src != HOST && dst != HOST {
+            let start = (Instant::now(), self.clock.ticks());
+            if let Some(copied) = self.copy_between_devices(t, reps, src, dst) {
+                copied?;
+                self.copied(t, reps, src, dst, start, true);
+                return Ok(());
+            }
             self.ensure_host_storage(t, reps)?;
             self.copy(t, reps, src, HOST)?;
             return self.copy(t, reps, HOST, dst);
@@ -582,8 +588,7 @@ impl MemoryManager {
             self.detach_viewed_host(reps)?;
         }
         let bytes = t.nbytes();
-        let start = Instant::now();
-        let start_ticks = self.clock.ticks();
+        let start = (Instant::now(), self.clock.ticks());
         let src_store = reps.at(src).storage.clone();
         let dst_store = reps.at(dst).storage.clone();
         match (src_store, dst_store) {
@@ -605,7 +610,44 @@ impl MemoryManager {
                 )))
             }
         }
-        let seconds = start.elapsed().as_secs_f64();
+        self.copied(t, reps, src, dst, start, false);
+        Ok(())
+    }
+
+    /// Copies `t` between two device nodes of one backend without the
+    /// host, if that backend can; `None` if it cannot.
+    fn copy_between_devices(
+        &self,
+        t: &TensorInner,
+        reps: &mut ReplicaSet,
+        src: NodeId,
+        dst: NodeId,
+    ) -> Option<Result<()>> {
+        let (from, _) = self.device(src).ok()?;
+        let (to, _) = self.device(dst).ok()?;
+        if !Arc::ptr_eq(from, to) {
+            return None;
+        }
+        let source = reps.at(src).storage.clone();
+        match (source, &reps.at(dst).storage) {
+            (Some(Storage::Device(s)), Some(Storage::Device(d))) => from.copy(&s, d, t.nbytes()),
+            _ => None,
+        }
+    }
+
+    /// Counts and records a copy of `t` from `src` to `dst` begun at
+    /// `start` (instant, clock ticks), and marks `dst`'s replica valid.
+    fn copied(
+        &self,
+        t: &TensorInner,
+        reps: &mut ReplicaSet,
+        src: NodeId,
+        dst: NodeId,
+        start: (Instant, u64),
+        direct: bool,
+    ) {
+        let bytes = t.nbytes();
+        let seconds = start.0.elapsed().as_secs_f64();
         self.nodes[src]
             .bytes_out
             .fetch_add(bytes as u64, Ordering::Relaxed);
@@ -619,16 +661,16 @@ impl MemoryManager {
             bytes,
             at: 0.0,
             seconds,
+            direct,
         };
         self.nodes[dst].transfers_in.fetch_add(1, Ordering::Relaxed);
         if let Some(models) = &self.models {
             models.observe_transfer(src, dst, bytes, seconds);
         }
         if let Some(r) = &self.recording {
-            r.transfer(transfer, start_ticks);
+            r.transfer(transfer, start.1);
         }
         reps.share(dst);
-        Ok(())
     }
 
     fn device(&self, node: NodeId) -> Result<&(Arc<dyn Backend>, usize)> {

@@ -686,6 +686,7 @@ impl Engine<'_> {
                     bytes: bytes as usize,
                     at: start,
                     seconds,
+                    direct: false,
                 });
             }
             // A copy through the host leaves one there too.

@@ -66,7 +66,7 @@ impl Profile {
             events.push(json!({
                 "ph": "X", "cat": "transfer", "name": self.tensor_label(t.tensor),
                 "pid": TRANSFERS, "tid": lane, "ts": us(t.at), "dur": us(t.seconds),
-                "args": {"tensor": t.tensor, "from": t.from, "to": t.to, "bytes": t.bytes},
+                "args": {"tensor": t.tensor, "from": t.from, "to": t.to, "bytes": t.bytes, "direct": t.direct},
             }));
         }
         for (&(from, to), &lane) in &lanes {
@@ -199,6 +199,7 @@ impl Profile {
                     bytes: num(&args, "bytes")? as usize,
                     at: num(e, "ts")? * 1e-6,
                     seconds: num(e, "dur")? * 1e-6,
+                    direct: args.get("direct").and_then(Value::as_bool).unwrap_or(false),
                 }),
                 (Some("i"), Some("memory")) => profile.memory.push(MemoryEvent {
                     at: num(e, "ts")? * 1e-6,

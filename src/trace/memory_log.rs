@@ -23,6 +23,11 @@ pub struct Transfer {
     pub at: f64,
     /// Wall time of the copy.
     pub seconds: f64,
+    /// Copied from one device to the other without the host (two units
+    /// of one backend that can: OpenCL units on one context). A copy
+    /// between two devices that cannot is two transfers, through the host.
+    #[serde(default)]
+    pub direct: bool,
 }
 
 /// What happened to a memory node's storage.

@@ -2,7 +2,9 @@
 //!
 //! Every OpenCL platform and device is listed; the rule in [`units`] (or
 //! `XPU_OPENCL_UNITS`) says which become FPGA or NPU units. Each unit gets
-//! its own context, in-order command queue and memory node. The kernels are
+//! its own in-order command queue and memory node; the units of one device
+//! share its context, so a tensor moves between them by a device copy, not
+//! through the host ([`Backend::copy`]). The kernels are
 //! the OpenCL C files of `kernels/`, built per element type on first use (or
 //! ahead of time with `xpu opencl build`), with binaries cached on disk (see
 //! [`cache`]).
@@ -256,6 +258,9 @@ pub fn discover(
         ));
     }
     let mut opened = Vec::new();
+    // Units on one device share its context, so that a tensor moves
+    // between them without the host (`Backend::copy`).
+    let mut contexts: HashMap<(usize, usize), core::Context> = HashMap::new();
     for a in chosen {
         let Some((listing, id)) = devices
             .iter()
@@ -263,10 +268,17 @@ pub fn discover(
         else {
             return Err(format!("device {}:{} vanished", a.platform, a.device));
         };
-        opened.push(
-            open_unit(listing.clone(), *id, a)
-                .map_err(|e| format!("opening {} as {}: {e}", listing.name, a.kind))?,
-        );
+        let opening = |e: String| format!("opening {} as {}: {e}", listing.name, a.kind);
+        let context = match contexts.get(&(a.platform, a.device)) {
+            Some(c) => c.clone(),
+            None => {
+                let c = core::create_context(None, &[*id], None, None)
+                    .map_err(|e| opening(e.to_string()))?;
+                contexts.insert((a.platform, a.device), c.clone());
+                c
+            }
+        };
+        opened.push(open_unit(listing.clone(), *id, a, context).map_err(opening)?);
     }
     Ok(Arc::new(OpenClBackend {
         units: opened,
@@ -274,12 +286,14 @@ pub fn discover(
     }))
 }
 
+/// Opens device `id` as the unit `a` asks for, in `context` (its device's,
+/// shared with the other units on it), with a command queue of its own.
 fn open_unit(
     listing: DeviceListing,
     id: core::DeviceId,
     a: Assignment,
+    context: core::Context,
 ) -> std::result::Result<Unit, String> {
-    let context = core::create_context(None, &[id], None, None).map_err(|e| e.to_string())?;
     let queue = core::create_command_queue(&context, id, None).map_err(|e| e.to_string())?;
     let driver = device_text(&id, core::DeviceInfo::DriverVersion);
     let version = device_text(&id, core::DeviceInfo::Version);
@@ -595,6 +609,36 @@ impl Backend for OpenClBackend {
             })
     }
 
+    fn copy(&self, src: &DeviceBuffer, dst: &DeviceBuffer, bytes: usize) -> Option<Result<()>> {
+        let (from, src_mem) = self.resolve(src).ok()?;
+        let (to, dst_mem) = self.resolve(dst).ok()?;
+        if from.context.as_ptr() != to.context.as_ptr() {
+            return None;
+        }
+        if bytes == 0 {
+            return Some(Ok(()));
+        }
+        // The source's writers are on its unit's queue: they finish first.
+        // The copy runs on the destination's queue, in order with its
+        // kernels, and is waited for, so that the source may be written
+        // again as soon as this returns.
+        let copied = core::finish(&from.queue)
+            .and_then(|()| {
+                core::enqueue_copy_buffer::<u8, _, _, _>(
+                    &to.queue, src_mem, dst_mem, 0, 0, bytes, None::<()>, None::<()>,
+                )
+            })
+            .and_then(|()| core::finish(&to.queue));
+        Some(copied.map_err(|e| {
+            cl_error(format!(
+                "copy from {} to {}: {}",
+                from.kind,
+                to.kind,
+                first_line(&e.to_string())
+            ))
+        }))
+    }
+
     fn download(&self, src: &DeviceBuffer, dst: &mut [u8]) -> Result<()> {
         let (u, mem) = self.resolve(src)?;
         if dst.is_empty() {
@@ -727,7 +771,8 @@ mod tests {
             device: listing.device,
             emulated: true,
         };
-        let unit = open_unit(listing, id, assignment).unwrap();
+        let context = core::create_context(None, &[id], None, None).unwrap();
+        let unit = open_unit(listing, id, assignment, context).unwrap();
         let broken = "__kernel void f(__global float* x) {\n    x[0] = no_such_name;\n}\n";
         let err = compile(&unit, "broken.cl", broken.into(), &CString::default())
             .expect_err("the source does not compile")
