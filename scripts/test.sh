@@ -49,6 +49,11 @@ if [ "${CI:-}" = "true" ]; then
   # A fresh clone builds everything once: incremental state would only
   # double the target directory on a disk that may be small.
   export CARGO_INCREMENTAL=0
+  # CI's disk may be small: without debug info each of the ~25 test, example
+  # and binary targets is half the size (panics still name file and line),
+  # and pip keeps no second copy of the wheels it installs.
+  export CARGO_PROFILE_DEV_DEBUG=0 PIP_NO_CACHE_DIR=1
+  echo "CI: disk free before the build: $(df -h --output=avail . | tail -1 | tr -d ' ')"
 fi
 
 # Every feature of every workspace crate but `cuda` (package/feature).
@@ -95,4 +100,4 @@ target/py-test/bin/pip install -q numpy pytest target/wheels/xpu-*.whl
     "import xpu; print('import xpu:', [f'{u.kind} {u.id}' for u in xpu.Runtime().units()])"
   target/py-test/bin/python -m pytest -q python/tests
 )
-echo "== target directory: $(du -sh target 2>/dev/null | cut -f1)"
+echo "== target directory: $(du -sh target 2>/dev/null | cut -f1); disk free: $(df -h --output=avail . | tail -1 | tr -d ' ')"
