@@ -37,6 +37,49 @@ impl DType {
         !matches!(self, DType::U8 | DType::U32)
     }
 
+    /// Values as this dtype's little-endian bytes, each rounded as
+    /// [`Element::from_f64`] does (integers saturate).
+    ///
+    /// ```
+    /// use xpu::DType;
+    /// let bytes = DType::U8.encode(&[1.0, 300.0, -2.0]);
+    /// assert_eq!(bytes, vec![1, 255, 0]);
+    /// assert_eq!(DType::F16.decode(&DType::F16.encode(&[0.5, -3.0])), vec![0.5, -3.0]);
+    /// ```
+    pub fn encode(self, values: &[f64]) -> Vec<u8> {
+        fn encode_as<T: Element>(values: &[f64]) -> Vec<u8> {
+            let typed: Vec<T> = values.iter().map(|&v| T::from_f64(v)).collect();
+            bytemuck::cast_slice(&typed).to_vec()
+        }
+        match self {
+            DType::F32 => encode_as::<f32>(values),
+            DType::F64 => encode_as::<f64>(values),
+            DType::F16 => encode_as::<f16>(values),
+            DType::BF16 => encode_as::<bf16>(values),
+            DType::U8 => encode_as::<u8>(values),
+            DType::U32 => encode_as::<u32>(values),
+        }
+    }
+
+    /// This dtype's little-endian bytes as values (a trailing partial
+    /// element is ignored).
+    pub fn decode(self, bytes: &[u8]) -> Vec<f64> {
+        fn decode_as<T: Element>(bytes: &[u8]) -> Vec<f64> {
+            bytes
+                .chunks_exact(std::mem::size_of::<T>())
+                .map(|c| bytemuck::pod_read_unaligned::<T>(c).to_f64())
+                .collect()
+        }
+        match self {
+            DType::F32 => decode_as::<f32>(bytes),
+            DType::F64 => decode_as::<f64>(bytes),
+            DType::F16 => decode_as::<f16>(bytes),
+            DType::BF16 => decode_as::<bf16>(bytes),
+            DType::U8 => decode_as::<u8>(bytes),
+            DType::U32 => decode_as::<u32>(bytes),
+        }
+    }
+
     /// Parses `f32`, `f64`, `f16`, `bf16`, `u8` or `u32`.
     ///
     /// ```

@@ -168,6 +168,33 @@ pub enum Error {
     /// A trace file that is not JSON in the trace-event format xpu writes.
     #[error("not a valid xpu trace: {0}")]
     Trace(String),
+    /// A job document (see `service::JobDocument`) that cannot run: the
+    /// field is its path in the document (`tasks[2].args[0]`).
+    #[error("job document: `{field}`: {what}")]
+    JobDocument { field: String, what: String },
+    /// A request without a valid bearer token (the job service).
+    #[error("unauthorized: {0}")]
+    Unauthorized(String),
+    /// A token whose role does not reach the route's.
+    #[error("forbidden: this needs role {needs}; the token's role is {has}")]
+    Forbidden { needs: String, has: String },
+    /// A request over one of its role's limits.
+    #[error("over the limit `{limit}` of role {role}: {requested} asked, {allowed} allowed")]
+    LimitExceeded {
+        limit: &'static str,
+        role: String,
+        allowed: u64,
+        requested: u64,
+    },
+    /// Something named that does not exist (or that the caller may not see).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A request the job service cannot take now (a duplicate, a drain).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// An error answer from an `xpu serve` server, as its client sees it.
+    #[error("server answered {status}: {message}")]
+    Server { status: u16, message: String },
 }
 
 fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {

@@ -85,6 +85,8 @@ pub mod perfmodel;
 mod profile;
 mod runtime;
 pub mod sched;
+#[cfg(feature = "serve")]
+pub mod service;
 pub mod sim;
 mod tensor;
 pub mod tiled;

@@ -16,6 +16,8 @@ mod monitor;
 mod opencl;
 mod perfmodel_plot;
 mod report;
+#[cfg(feature = "serve")]
+mod serve;
 mod sim;
 mod stream;
 mod trace;
@@ -239,6 +241,38 @@ enum Command {
     ///   xpu sim --platform platforms/64-units.toml --dag random --tasks 1000000 --tiles 4096
     #[command(verbatim_doc_comment)]
     Sim(sim::SimArgs),
+    /// Serve this machine's units as an authenticated job service over
+    /// HTTP: jobs (JSON documents naming built-in kernels) are queued in
+    /// SQLite before they are accepted, run by the runtime's placement, and
+    /// their results kept for their owner. Tokens: `xpu token issue`.
+    ///
+    /// Examples:
+    ///   xpu serve                                  # 127.0.0.1:8707, HS256 secret in the data dir
+    ///   xpu serve --addr 0.0.0.0:8707 --limits limits.toml --jobs 4
+    ///   xpu serve --algorithm RS256 --public-key issuer.pub.pem
+    #[cfg(feature = "serve")]
+    #[command(verbatim_doc_comment)]
+    Serve(serve::ServeArgs),
+    /// Mint tokens for the job service.
+    ///
+    /// Example: xpu token issue --role submitter --sub ada --ttl 8h
+    #[cfg(feature = "serve")]
+    #[command(verbatim_doc_comment)]
+    Token(serve::TokenArgs),
+    /// Submit a job document to a server (`xpu serve`); --wait waits for
+    /// it and prints its results.
+    ///
+    /// Example: XPU_TOKEN=$(xpu token issue --role submitter --sub ada) xpu submit job.json --wait
+    #[cfg(feature = "serve")]
+    #[command(verbatim_doc_comment)]
+    Submit(serve::SubmitArgs),
+    /// List your jobs on a server (--all: everyone's, for operators).
+    #[cfg(feature = "serve")]
+    Jobs(serve::JobsArgs),
+    /// One job's status on a server; --results DIR fetches its results,
+    /// --cancel cancels it.
+    #[cfg(feature = "serve")]
+    Job(serve::JobArgs),
     /// Summarise a trace written with --trace (or by `xpu demo`): per unit
     /// tasks, busy time, utilisation, GFLOP/s and bytes moved; transfers per
     /// direction; and the critical path. `--gantt OUT.svg` draws it.
@@ -283,6 +317,16 @@ fn main() {
         }
         #[cfg(feature = "opencl")]
         Command::Opencl(args) => opencl::run(args),
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => serve::serve(&cli.runtime, args),
+        #[cfg(feature = "serve")]
+        Command::Token(args) => serve::token(args),
+        #[cfg(feature = "serve")]
+        Command::Submit(args) => serve::submit(args),
+        #[cfg(feature = "serve")]
+        Command::Jobs(args) => serve::jobs(args),
+        #[cfg(feature = "serve")]
+        Command::Job(args) => serve::job(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

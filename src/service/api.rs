@@ -1,0 +1,548 @@
+//! The HTTP API: every route and the role it needs in one table
+//! ([`ROUTES`]), the middleware that enforces it (token, role, request
+//! rate), and the handlers. Errors are JSON `{"error": "..."}` with the
+//! status the [`Error`] maps to.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{MatchedPath, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use parking_lot::RwLock;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{Identity, Role, Verifier};
+use super::document::{JobDocument, JobResult};
+use super::limits::{RateLimiter, RoleLimits};
+use super::runner::Runner;
+use super::store::{JobStatus, JobStore};
+use crate::{Error, Runtime};
+
+/// One route of the API and the least role that may call it (`None`: no
+/// token needed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub role: Option<Role>,
+    pub what: &'static str,
+}
+
+const fn route(
+    method: &'static str,
+    path: &'static str,
+    role: Option<Role>,
+    what: &'static str,
+) -> Route {
+    Route {
+        method,
+        path,
+        role,
+        what,
+    }
+}
+
+/// Every route. The router is built from the same paths, and the
+/// middleware refuses a request whose route is not here.
+pub const ROUTES: &[Route] = &[
+    route("GET", "/healthz", None, "the process is up"),
+    route(
+        "GET",
+        "/readyz",
+        None,
+        "jobs are being taken (503 while draining)",
+    ),
+    route(
+        "GET",
+        "/metrics",
+        Some(Role::Viewer),
+        "Prometheus metrics of the runtime",
+    ),
+    route(
+        "GET",
+        "/v1/units",
+        Some(Role::Viewer),
+        "the processing units and their state",
+    ),
+    route(
+        "POST",
+        "/v1/jobs",
+        Some(Role::Submitter),
+        "submit a job document (202; Idempotency-Key header)",
+    ),
+    route(
+        "GET",
+        "/v1/jobs",
+        Some(Role::Viewer),
+        "your jobs (?all=true: everyone's, operator)",
+    ),
+    route(
+        "GET",
+        "/v1/jobs/{id}",
+        Some(Role::Viewer),
+        "a job's status (yours, or any for operators)",
+    ),
+    route(
+        "GET",
+        "/v1/jobs/{id}/results",
+        Some(Role::Submitter),
+        "your finished job's results as JSON",
+    ),
+    route(
+        "GET",
+        "/v1/jobs/{id}/results/{name}",
+        Some(Role::Submitter),
+        "one result's raw bytes (X-Xpu-Dtype, X-Xpu-Shape)",
+    ),
+    route(
+        "POST",
+        "/v1/jobs/{id}/cancel",
+        Some(Role::Submitter),
+        "cancel your job (operators: any job)",
+    ),
+    route(
+        "POST",
+        "/v1/drain",
+        Some(Role::Operator),
+        "stop taking queued jobs; running ones finish",
+    ),
+    route(
+        "GET",
+        "/v1/settings",
+        Some(Role::Admin),
+        "the limits of every role",
+    ),
+    route(
+        "PUT",
+        "/v1/settings",
+        Some(Role::Admin),
+        "replace the limits of every role",
+    ),
+    route(
+        "GET",
+        "/v1/audit",
+        Some(Role::Admin),
+        "the audit log, newest first (?limit=N)",
+    ),
+];
+
+/// What every handler shares.
+pub(crate) struct AppState {
+    pub rt: Arc<Runtime>,
+    pub store: Arc<JobStore>,
+    pub runner: Arc<Runner>,
+    pub verifier: Verifier,
+    pub limits: Arc<RwLock<RoleLimits>>,
+    pub rate: RateLimiter,
+}
+
+type Shared = State<Arc<AppState>>;
+
+/// An error as an HTTP answer: a status and a message.
+pub(crate) struct ApiError(StatusCode, String);
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> ApiError {
+        ApiError(status_of(&e), e.to_string())
+    }
+}
+
+/// A body that is not JSON, not the expected shape, or too large: the
+/// status axum chose (400, 413, 415 or 422) and what it found.
+impl From<JsonRejection> for ApiError {
+    fn from(r: JsonRejection) -> ApiError {
+        ApiError(r.status(), r.body_text())
+    }
+}
+
+/// The HTTP status an error answers with.
+pub fn status_of(e: &Error) -> StatusCode {
+    match e {
+        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+        Error::Forbidden { .. } => StatusCode::FORBIDDEN,
+        Error::NotFound(_) => StatusCode::NOT_FOUND,
+        Error::Conflict(_) => StatusCode::CONFLICT,
+        Error::LimitExceeded { limit, .. } => match *limit {
+            "max_tensor_bytes" | "max_job_bytes" => StatusCode::PAYLOAD_TOO_LARGE,
+            "max_tasks" => StatusCode::UNPROCESSABLE_ENTITY,
+            _ => StatusCode::TOO_MANY_REQUESTS,
+        },
+        Error::JobDocument { .. }
+        | Error::KernelSpec { .. }
+        | Error::ArgCount { .. }
+        | Error::Shape { .. }
+        | Error::DType { .. }
+        | Error::AccessMode { .. }
+        | Error::UnknownUnit(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        Error::Config(_) => StatusCode::BAD_REQUEST,
+        Error::ShutDown => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn error_response(status: StatusCode, message: String) -> Response {
+    let mut response = (status, Json(json!({ "error": message }))).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"xpu\""),
+        );
+    }
+    response
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error_response(self.0, self.1)
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+/// The router of every route in [`ROUTES`], behind the middleware.
+pub(crate) fn router(state: Arc<AppState>, max_body: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
+        .route("/v1/units", get(units))
+        .route("/v1/jobs", post(submit).get(list))
+        .route("/v1/jobs/{id}", get(status))
+        .route("/v1/jobs/{id}/results", get(results))
+        .route("/v1/jobs/{id}/results/{name}", get(result_bytes))
+        .route("/v1/jobs/{id}/cancel", post(cancel))
+        .route("/v1/drain", post(drain))
+        .route("/v1/settings", get(settings).put(set_settings))
+        .route("/v1/audit", get(audit))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
+        .fallback(|| async {
+            error_response(
+                StatusCode::NOT_FOUND,
+                "no such route (see ROUTES in the docs)".into(),
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .with_state(state)
+}
+
+/// Checks the token, the role the route needs and the request rate, and
+/// hands the identity to the handler.
+async fn authorize(
+    State(s): Shared,
+    matched: MatchedPath,
+    method: Method,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let on_path: Vec<&Route> = ROUTES
+        .iter()
+        .filter(|r| r.path == matched.as_str())
+        .collect();
+    let Some(route) = on_path.iter().find(|r| r.method == method.as_str()) else {
+        let methods: Vec<&str> = on_path.iter().map(|r| r.method).collect();
+        return error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "{method} {}: this route takes {}",
+                matched.as_str(),
+                methods.join(", ")
+            ),
+        );
+    };
+    let Some(needs) = route.role else {
+        return next.run(request).await;
+    };
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let who = match s.verifier.verify(authorization) {
+        Ok(who) => who,
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if who.role < needs {
+        return ApiError::from(Error::Forbidden {
+            needs: needs.to_string(),
+            has: who.role.to_string(),
+        })
+        .into_response();
+    }
+    let limits = s.limits.read().of(who.role).clone();
+    if let Err(e) = s.rate.admit(&who.subject, &limits) {
+        return ApiError::from(e).into_response();
+    }
+    request.extensions_mut().insert(who);
+    next.run(request).await
+}
+
+async fn ready(State(s): Shared) -> Response {
+    if s.runner.is_draining() {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
+}
+
+async fn metrics(State(s): Shared) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.rt.metrics(),
+    )
+        .into_response()
+}
+
+async fn units(State(s): Shared) -> Response {
+    let units: Vec<_> =
+        s.rt.units()
+            .iter()
+            .map(|u| {
+                json!({
+                    "id": u.id,
+                    "kind": u.kind.to_string(),
+                    "backend": u.backend,
+                    "device": u.device,
+                    "emulated": u.emulated,
+                    "node": u.node,
+                    "memory_bytes": u.memory_bytes,
+                    "in_service": !u.is_down(),
+                    "down_reason": u.down_reason(),
+                })
+            })
+            .collect();
+    Json(json!({ "units": units, "policy": s.rt.policy().as_str() })).into_response()
+}
+
+async fn submit(
+    State(s): Shared,
+    Extension(who): Extension<Identity>,
+    headers: HeaderMap,
+    body: Result<Json<JobDocument>, JsonRejection>,
+) -> Answer {
+    if s.runner.is_draining() {
+        return Err(Error::ShutDown.into());
+    }
+    let Json(doc) = body?;
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .ok_or_else(|| Error::JobDocument {
+                    field: "Idempotency-Key".into(),
+                    what: "must be 1 to 200 visible ASCII characters".into(),
+                })?
+                .to_string(),
+        ),
+    };
+    let limits = s.limits.read().of(who.role).clone();
+    let checked = doc.check(&s.rt, &limits)?;
+    let text = serde_json::to_string(&doc).map_err(|e| Error::Io(e.to_string()))?;
+    let (job, new) = s
+        .store
+        .submit(&who, key.as_deref(), &text, checked.tasks, &|queued| {
+            limits.check_queue(queued)
+        })?;
+    if new {
+        s.runner.wake();
+    }
+    let code = if new {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    let location = format!("/v1/jobs/{}", job.id);
+    let mut response = (code, Json(job)).into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// A job `who` may see: their own, or any for operators. Another's job is
+/// "not found", so that ids do not leak.
+fn visible(s: &AppState, who: &Identity, id: &str) -> Result<JobStatus, ApiError> {
+    let mut job = s
+        .store
+        .status(id)?
+        .filter(|j| j.subject == who.subject || who.role >= Role::Operator)
+        .ok_or_else(|| Error::NotFound(format!("job {id}")))?;
+    if let Some(done) = s.runner.progress(id) {
+        job.tasks_done = done;
+    }
+    Ok(job)
+}
+
+/// A job of `who`'s own that has succeeded (results are only ever its
+/// owner's).
+fn own_finished(s: &AppState, who: &Identity, id: &str) -> Result<JobStatus, ApiError> {
+    let job = s
+        .store
+        .status(id)?
+        .filter(|j| j.subject == who.subject)
+        .ok_or_else(|| Error::NotFound(format!("job {id}")))?;
+    match job.state {
+        super::store::JobState::Succeeded => Ok(job),
+        state => Err(Error::Conflict(format!(
+            "job {id} is {}{}: it has no results",
+            serde_json::to_value(state)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            job.error.map(|e| format!(" ({e})")).unwrap_or_default()
+        ))
+        .into()),
+    }
+}
+
+async fn status(
+    State(s): Shared,
+    Extension(who): Extension<Identity>,
+    Path(id): Path<String>,
+) -> Answer {
+    Ok(Json(visible(&s, &who, &id)?).into_response())
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    #[serde(default)]
+    all: bool,
+    #[serde(default = "default_list_limit")]
+    limit: usize,
+}
+
+fn default_list_limit() -> usize {
+    100
+}
+
+async fn list(
+    State(s): Shared,
+    Extension(who): Extension<Identity>,
+    Query(q): Query<ListQuery>,
+) -> Answer {
+    if q.all && who.role < Role::Operator {
+        return Err(Error::Forbidden {
+            needs: Role::Operator.to_string(),
+            has: who.role.to_string(),
+        }
+        .into());
+    }
+    let subject = (!q.all).then_some(who.subject.as_str());
+    let mut jobs = s.store.list(subject, q.limit.min(10_000))?;
+    for job in &mut jobs {
+        if let Some(done) = s.runner.progress(&job.id) {
+            job.tasks_done = done;
+        }
+    }
+    Ok(Json(json!({ "jobs": jobs })).into_response())
+}
+
+fn result_json(r: &JobResult) -> serde_json::Value {
+    json!({ "name": r.name, "dtype": r.dtype, "shape": r.shape, "data": r.values() })
+}
+
+async fn results(
+    State(s): Shared,
+    Extension(who): Extension<Identity>,
+    Path(id): Path<String>,
+) -> Answer {
+    own_finished(&s, &who, &id)?;
+    let results = s.store.results(&id)?;
+    s.store.audit(&who, "read", Some(&id), "results")?;
+    let results: Vec<_> = results.iter().map(result_json).collect();
+    Ok(Json(json!({ "id": id, "results": results })).into_response())
+}
+
+async fn result_bytes(
+    State(s): Shared,
+    Extension(who): Extension<Identity>,
+    Path((id, name)): Path<(String, String)>,
+) -> Answer {
+    own_finished(&s, &who, &id)?;
+    let result = s
+        .store
+        .results(&id)?
+        .into_iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| Error::NotFound(format!("result {name:?} of job {id}")))?;
+    s.store
+        .audit(&who, "read", Some(&id), &format!("result {name}"))?;
+    let shape: Vec<String> = result.shape.iter().map(usize::to_string).collect();
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            (
+                header::HeaderName::from_static("x-xpu-dtype"),
+                result.dtype.to_string(),
+            ),
+            (
+                header::HeaderName::from_static("x-xpu-shape"),
+                shape.join(","),
+            ),
+        ],
+        Body::from(result.bytes),
+    )
+        .into_response())
+}
+
+async fn cancel(
+    State(s): Shared,
+    Extension(who): Extension<Identity>,
+    Path(id): Path<String>,
+) -> Answer {
+    let job = visible(&s, &who, &id)?;
+    if job.subject != who.subject && who.role < Role::Operator {
+        return Err(Error::NotFound(format!("job {id}")).into());
+    }
+    if job.state.is_final() {
+        return Err(Error::Conflict(format!("job {id} has already ended")).into());
+    }
+    s.runner
+        .cancel(&id, &format!("cancelled by {}", who.subject))?;
+    s.store.audit(&who, "cancel", Some(&id), "")?;
+    Ok((StatusCode::ACCEPTED, Json(visible(&s, &who, &id)?)).into_response())
+}
+
+async fn drain(State(s): Shared, Extension(who): Extension<Identity>) -> Answer {
+    s.runner.drain();
+    s.store.audit(&who, "drain", None, "")?;
+    Ok(Json(json!({ "draining": true, "running": s.runner.running() })).into_response())
+}
+
+async fn settings(State(s): Shared) -> Answer {
+    Ok(Json(json!({ "limits": *s.limits.read() })).into_response())
+}
+
+async fn set_settings(
+    State(s): Shared,
+    Extension(who): Extension<Identity>,
+    body: Result<Json<serde_json::Value>, JsonRejection>,
+) -> Answer {
+    let Json(body) = body?;
+    let limits = body
+        .get("limits")
+        .ok_or_else(|| Error::Config("the body needs `limits`".into()))?;
+    let limits = RoleLimits::from_json(limits.clone())?;
+    *s.limits.write() = limits;
+    s.store.audit(&who, "settings", None, &body.to_string())?;
+    settings(State(s)).await
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    #[serde(default = "default_list_limit")]
+    limit: usize,
+}
+
+async fn audit(State(s): Shared, Query(q): Query<AuditQuery>) -> Answer {
+    Ok(Json(json!({ "audit": s.store.audit_log(q.limit.min(10_000))? })).into_response())
+}

@@ -1,0 +1,240 @@
+//! A blocking client of `xpu serve` (what `xpu submit`, `xpu jobs` and
+//! `xpu job` use): each error answer becomes [`Error::Server`] with the
+//! server's message.
+
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::document::{JobDocument, JobResult};
+use super::store::JobStatus;
+use crate::{DType, Error, Result};
+
+/// The largest answer read (results can be large).
+const MAX_ANSWER_BYTES: u64 = 1 << 32;
+
+/// An answer: status, headers we use, body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Vec<u8>,
+    /// `X-Xpu-Dtype` and `X-Xpu-Shape` of a raw result, when present.
+    pub dtype: Option<String>,
+    pub shape: Option<String>,
+}
+
+impl Reply {
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as JSON of type `T` if the status is 2xx, else the
+    /// server's error.
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        if !(200..300).contains(&self.status) {
+            let message = serde_json::from_slice::<Value>(&self.body)
+                .ok()
+                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+                .unwrap_or_else(|| self.text().trim().to_string());
+            return Err(Error::Server {
+                status: self.status,
+                message,
+            });
+        }
+        serde_json::from_slice(&self.body).map_err(|e| Error::Server {
+            status: self.status,
+            message: format!("unexpected answer ({e}): {}", self.text()),
+        })
+    }
+}
+
+/// A connection to one server, with one token.
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client of the server at `base` (`http://127.0.0.1:8707`) sending
+    /// `token` as its bearer token.
+    pub fn new(base: &str, token: Option<&str>) -> Client {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(300)))
+            .build()
+            .into();
+        Client {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.map(str::to_string),
+            agent,
+        }
+    }
+
+    /// One request: `method` (GET, POST, PUT) on `path` with an optional
+    /// JSON body and extra headers; any status comes back as a [`Reply`].
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply> {
+        let url = format!("{}{path}", self.base);
+        let unreachable = |e: ureq::Error| Error::Server {
+            status: 0,
+            message: format!("{method} {url}: {e}"),
+        };
+        let mut request = http_request(method, &url)?;
+        if let Some(token) = &self.token {
+            request = request.header("authorization", &format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(match body {
+            Some(v) => serde_json::to_vec(v).map_err(|e| Error::Io(e.to_string()))?,
+            None => Vec::new(),
+        });
+        let request = match request {
+            Ok(mut r) => {
+                if body.is_some() {
+                    r.headers_mut().insert(
+                        "content-type",
+                        ureq::http::HeaderValue::from_static("application/json"),
+                    );
+                }
+                r
+            }
+            Err(e) => {
+                return Err(Error::Config(format!("{method} {url}: {e}")));
+            }
+        };
+        let mut response = self.agent.run(request).map_err(unreachable)?;
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let (dtype, shape) = (header("x-xpu-dtype"), header("x-xpu-shape"));
+        let status = response.status().as_u16();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(MAX_ANSWER_BYTES)
+            .read_to_vec()
+            .map_err(unreachable)?;
+        Ok(Reply {
+            status,
+            body,
+            dtype,
+            shape,
+        })
+    }
+
+    /// Submits a job; with `idempotency_key`, submitting the same document
+    /// under the same key again returns the first job instead of a second.
+    pub fn submit(&self, doc: &JobDocument, idempotency_key: Option<&str>) -> Result<JobStatus> {
+        let body = serde_json::to_value(doc).map_err(|e| Error::Io(e.to_string()))?;
+        let headers: Vec<(&str, &str)> = idempotency_key
+            .map(|k| vec![("idempotency-key", k)])
+            .unwrap_or_default();
+        self.call("POST", "/v1/jobs", Some(&body), &headers)?.json()
+    }
+
+    /// A job's status.
+    pub fn status(&self, id: &str) -> Result<JobStatus> {
+        self.call("GET", &format!("/v1/jobs/{id}"), None, &[])?
+            .json()
+    }
+
+    /// Waits until the job has ended (or `timeout` passed: then the error
+    /// says so) and returns its last status.
+    pub fn wait(&self, id: &str, timeout: Duration) -> Result<JobStatus> {
+        let start = Instant::now();
+        let mut pause = Duration::from_millis(2);
+        loop {
+            let status = self.status(id)?;
+            if status.state.is_final() {
+                return Ok(status);
+            }
+            if start.elapsed() > timeout {
+                return Err(Error::Server {
+                    status: 0,
+                    message: format!(
+                        "job {id} is still {:?} after {:.0} s",
+                        status.state,
+                        timeout.as_secs_f64()
+                    ),
+                });
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// A succeeded job's results (your own jobs only).
+    pub fn results(&self, id: &str) -> Result<Vec<JobResult>> {
+        let answer: Value = self
+            .call("GET", &format!("/v1/jobs/{id}/results"), None, &[])?
+            .json()?;
+        let bad = |what: &str| Error::Server {
+            status: 200,
+            message: format!("results of job {id}: {what}"),
+        };
+        let list = answer
+            .get("results")
+            .and_then(Value::as_array)
+            .ok_or_else(|| bad("no `results` list"))?;
+        list.iter()
+            .map(|r| {
+                let name = r
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| bad("a result without a name"))?;
+                let dtype = DType::parse(r.get("dtype").and_then(Value::as_str).unwrap_or(""))?;
+                let shape: Vec<usize> =
+                    serde_json::from_value(r.get("shape").cloned().unwrap_or_default())
+                        .map_err(|e| bad(&e.to_string()))?;
+                let data: Vec<f64> =
+                    serde_json::from_value(r.get("data").cloned().unwrap_or_default())
+                        .map_err(|e| bad(&e.to_string()))?;
+                Ok(JobResult {
+                    name: name.to_string(),
+                    dtype,
+                    shape,
+                    bytes: dtype.encode(&data),
+                })
+            })
+            .collect()
+    }
+
+    /// Cancels a job.
+    pub fn cancel(&self, id: &str) -> Result<JobStatus> {
+        self.call("POST", &format!("/v1/jobs/{id}/cancel"), None, &[])?
+            .json()
+    }
+
+    /// Your jobs, or with `all` (operators) everyone's, newest first.
+    pub fn jobs(&self, all: bool) -> Result<Vec<JobStatus>> {
+        let answer: Value = self
+            .call("GET", &format!("/v1/jobs?all={all}"), None, &[])?
+            .json()?;
+        serde_json::from_value(answer.get("jobs").cloned().unwrap_or_default()).map_err(|e| {
+            Error::Server {
+                status: 200,
+                message: format!("job list: {e}"),
+            }
+        })
+    }
+}
+
+fn http_request(method: &str, url: &str) -> Result<ureq::http::request::Builder> {
+    let method = ureq::http::Method::from_bytes(method.as_bytes())
+        .map_err(|e| Error::Config(format!("HTTP method {method:?}: {e}")))?;
+    Ok(ureq::http::Request::builder().method(method).uri(url))
+}

@@ -1,0 +1,245 @@
+//! The job service (`xpu serve`, feature `serve`): a machine's units as a
+//! shared, authenticated HTTP service. A job is a [`JobDocument`] — tensors
+//! and tasks that name built-in kernels, never code — submitted with a
+//! bearer token (JWT, see [`auth`](Verifier)); it is written to a SQLite
+//! queue before the server answers 202, run by the runtime's placement,
+//! and its results are kept for its owner alone.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use xpu::service::{Client, Issuer, JobDocument, Role, ServeConfig, Server, Verifier};
+//!
+//! let dir = std::env::temp_dir().join(format!("xpu-serve-doc-{}", std::process::id()));
+//! let secret = b"a secret for this example, 32+ bytes";
+//! let verifier = Verifier::new("HS256", secret, "xpu", "xpu")?;
+//! let config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), dir.join("jobs.sqlite"), verifier);
+//! let rt = Arc::new(xpu::Runtime::builder().device_discovery(false).build()?);
+//! let server = Server::start(rt, config)?;
+//!
+//! let token = Issuer::new("HS256", secret, "xpu", "xpu")?
+//!     .issue("ada", Role::Submitter, Duration::from_secs(60))?;
+//! let client = Client::new(&server.url(), Some(&token));
+//! let doc: JobDocument = serde_json::from_value(serde_json::json!({
+//!     "tensors": {
+//!         "x": {"dtype": "f32", "shape": [4], "data": [-1, 2, -3, 4]},
+//!         "y": {"dtype": "f32", "shape": [4]}
+//!     },
+//!     "tasks": [{"kernel": {"name": "relu"}, "args": ["x", "y"]}],
+//!     "results": ["y"]
+//! }))?;
+//! let job = client.submit(&doc, None)?;
+//! let done = client.wait(&job.id, Duration::from_secs(30))?;
+//! assert_eq!(done.state, xpu::service::JobState::Succeeded);
+//! assert_eq!(client.results(&job.id)?[0].values(), vec![0.0, 2.0, 0.0, 4.0]);
+//!
+//! let stranger = Client::new(&server.url(), None);
+//! let err = stranger.status(&job.id).unwrap_err();
+//! assert!(err.to_string().contains("401"), "{err}");
+//! server.stop()?;
+//! # std::fs::remove_dir_all(&dir).ok();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! | module | owns |
+//! | --- | --- |
+//! | `document` | job documents: checking, running |
+//! | `auth` | tokens: verifying, issuing; roles; the secret file |
+//! | `limits` | per-role limits, the request-rate buckets |
+//! | `store` | the SQLite queue, results, audit log |
+//! | `runner` | the threads that run queued jobs; time limits |
+//! | `api` | the route table, the middleware, the handlers |
+//! | `client` | the blocking client |
+
+mod api;
+mod auth;
+mod client;
+mod document;
+mod limits;
+mod runner;
+mod store;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::RwLock;
+
+pub use api::{status_of, Route, ROUTES};
+pub use auth::{secret_file, Claims, Identity, Issuer, Role, Verifier, LEEWAY, MIN_SECRET_BYTES};
+pub use client::{Client, Reply};
+pub use document::{ArgSpec, Checked, JobDocument, JobResult, TaskSpec, TensorSpec};
+pub use limits::{Limits, RateLimiter, RoleLimits};
+pub use store::{AuditEntry, JobState, JobStatus, JobStore};
+
+use crate::{Error, Result, Runtime};
+
+/// How a server runs.
+pub struct ServeConfig {
+    /// Where to listen (port 0: any free port; see [`Server::addr`]).
+    pub addr: SocketAddr,
+    /// The job queue's SQLite file.
+    pub db: PathBuf,
+    pub verifier: Verifier,
+    pub limits: RoleLimits,
+    /// Jobs run at once (each spreads its tasks over every unit).
+    pub workers: usize,
+    /// How long finished jobs and their results are kept.
+    pub retention: Duration,
+    /// The largest request body.
+    pub max_body_bytes: usize,
+}
+
+impl ServeConfig {
+    /// The defaults: standard limits, 2 jobs at once, results kept 7
+    /// days, bodies up to 64 MiB.
+    pub fn new(addr: SocketAddr, db: PathBuf, verifier: Verifier) -> ServeConfig {
+        ServeConfig {
+            addr,
+            db,
+            verifier,
+            limits: RoleLimits::default(),
+            workers: 2,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            max_body_bytes: 64 << 20,
+        }
+    }
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    requeued: usize,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<Result<()>>>,
+    runner: Arc<runner::Runner>,
+}
+
+impl Server {
+    /// Opens the queue (queuing again what was running when the last
+    /// server stopped), starts the job threads, and listens. Returns once
+    /// the socket is bound.
+    pub fn start(rt: Arc<Runtime>, config: ServeConfig) -> Result<Server> {
+        let (store, requeued) = JobStore::open(&config.db)?;
+        store.prune(config.retention)?;
+        let store = Arc::new(store);
+        let listener = std::net::TcpListener::bind(config.addr)
+            .map_err(|e| Error::Io(format!("listening on {}: {e}", config.addr)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Io(format!("listening on {}: {e}", config.addr)))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| Error::Io(format!("listening on {addr}: {e}")))?;
+        let limits = Arc::new(RwLock::new(config.limits));
+        let runner =
+            runner::Runner::start(store.clone(), rt.clone(), limits.clone(), config.workers)?;
+        let state = Arc::new(api::AppState {
+            rt,
+            store,
+            runner: runner.clone(),
+            verifier: config.verifier,
+            limits,
+            rate: RateLimiter::default(),
+        });
+        let app = api::router(state, config.max_body_bytes);
+        let tokio = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("xpu-serve-http")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Io(format!("starting the HTTP threads: {e}")))?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("xpu-serve".into())
+            .spawn(move || {
+                tokio.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)
+                        .map_err(|e| Error::Io(format!("listening on {addr}: {e}")))?;
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(async {
+                            rx.await.ok();
+                        })
+                        .await
+                        .map_err(|e| Error::Io(format!("serving on {addr}: {e}")))
+                })
+            })
+            .map_err(|e| Error::Io(format!("starting the server thread: {e}")))?;
+        Ok(Server {
+            addr,
+            requeued,
+            shutdown: Some(tx),
+            thread: Some(thread),
+            runner,
+        })
+    }
+
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Jobs queued again at start because they were running when the last
+    /// server stopped.
+    pub fn requeued(&self) -> usize {
+        self.requeued
+    }
+
+    /// Stops listening, lets running jobs finish, and stops.
+    pub fn stop(mut self) -> Result<()> {
+        self.shut_down()
+    }
+
+    fn shut_down(&mut self) -> Result<()> {
+        if let Some(tx) = self.shutdown.take() {
+            tx.send(()).ok();
+        }
+        self.runner.stop();
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(Error::Io("the server thread panicked".into())),
+            None => Ok(()),
+        }
+    }
+
+    /// Serves until SIGINT or SIGTERM, then stops as [`Server::stop`] does.
+    pub fn run_until_signal(self) -> Result<()> {
+        let signals = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Io(format!("waiting for signals: {e}")))?;
+        signals.block_on(async {
+            #[cfg(unix)]
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut term = signal(SignalKind::terminate())
+                    .map_err(|e| Error::Io(format!("waiting for SIGTERM: {e}")))?;
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            #[cfg(not(unix))]
+            tokio::signal::ctrl_c()
+                .await
+                .map_err(|e| Error::Io(format!("waiting for Ctrl-C: {e}")))?;
+            Ok::<(), Error>(())
+        })?;
+        self.stop()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.shut_down();
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! The threads that run queued jobs on the runtime, one job each at a
+//! time, and the watchdog that cancels a job past its time limit.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use super::document::JobDocument;
+use super::limits::RoleLimits;
+use super::store::{Claimed, JobState, JobStore};
+use crate::{Error, Job, Result, Runtime};
+
+/// A job being run.
+struct Running {
+    job: Job,
+    done: Arc<AtomicU64>,
+    deadline: Instant,
+    time_limit: Duration,
+    /// Why it was cancelled, once it was.
+    cancelled: Mutex<Option<String>>,
+}
+
+/// Runs the queue.
+pub(crate) struct Runner {
+    store: Arc<JobStore>,
+    rt: Arc<Runtime>,
+    limits: Arc<RwLock<RoleLimits>>,
+    running: Mutex<HashMap<String, Arc<Running>>>,
+    /// Counts wake-ups: a submission or a finished job may let a worker
+    /// claim a job.
+    wake: Mutex<u64>,
+    woken: Condvar,
+    draining: AtomicBool,
+    stopping: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// How long an idle worker waits before looking at the queue again
+/// without being woken.
+const IDLE_POLL: Duration = Duration::from_millis(250);
+
+impl Runner {
+    /// `workers` threads running jobs, and the watchdog.
+    pub fn start(
+        store: Arc<JobStore>,
+        rt: Arc<Runtime>,
+        limits: Arc<RwLock<RoleLimits>>,
+        workers: usize,
+    ) -> Result<Arc<Runner>> {
+        let runner = Arc::new(Runner {
+            store,
+            rt,
+            limits,
+            running: Mutex::new(HashMap::new()),
+            wake: Mutex::new(0),
+            woken: Condvar::new(),
+            draining: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
+            threads: Mutex::new(Vec::new()),
+        });
+        let spawn = |name: String, body: fn(&Runner)| {
+            let r = runner.clone();
+            std::thread::Builder::new()
+                .name(name)
+                .spawn(move || body(&r))
+                .map_err(|e| Error::Io(format!("starting a job thread: {e}")))
+        };
+        let mut threads = Vec::new();
+        for i in 0..workers.max(1) {
+            threads.push(spawn(format!("xpu-serve-job-{i}"), Runner::work)?);
+        }
+        threads.push(spawn("xpu-serve-watchdog".into(), Runner::watch)?);
+        *runner.threads.lock() = threads;
+        Ok(runner)
+    }
+
+    /// Tells an idle worker to look at the queue.
+    pub fn wake(&self) {
+        *self.wake.lock() += 1;
+        self.woken.notify_all();
+    }
+
+    fn idle(&self) {
+        let mut wake = self.wake.lock();
+        let seen = *wake;
+        while *wake == seen && !self.stopping.load(Ordering::Acquire) {
+            if self.woken.wait_for(&mut wake, IDLE_POLL).timed_out() {
+                break;
+            }
+        }
+    }
+
+    fn work(&self) {
+        while !self.stopping.load(Ordering::Acquire) {
+            if self.draining.load(Ordering::Acquire) {
+                self.idle();
+                continue;
+            }
+            let claimed = self
+                .store
+                .claim_next(&|role| self.limits.read().of(role).max_running_jobs);
+            match claimed {
+                Ok(Some(claimed)) => self.run(claimed),
+                Ok(None) => self.idle(),
+                Err(e) => {
+                    eprintln!("xpu serve: {e}");
+                    self.idle();
+                }
+            }
+        }
+    }
+
+    fn run(&self, claimed: Claimed) {
+        let now = Instant::now();
+        let time_limit = self.limits.read().of(claimed.role).run_time();
+        let running = Arc::new(Running {
+            job: Job::new(),
+            done: Arc::new(AtomicU64::new(0)),
+            deadline: now
+                .checked_add(time_limit)
+                .unwrap_or(now + Duration::from_secs(1 << 40)),
+            time_limit,
+            cancelled: Mutex::new(None),
+        });
+        self.running
+            .lock()
+            .insert(claimed.id.clone(), running.clone());
+        let outcome = serde_json::from_str::<JobDocument>(&claimed.document)
+            .map_err(|e| Error::JobDocument {
+                field: "(document)".into(),
+                what: e.to_string(),
+            })
+            .and_then(|doc| {
+                let done = running.done.clone();
+                doc.run(&self.rt, &running.job, &move |n| {
+                    done.store(n as u64, Ordering::Relaxed)
+                })
+            });
+        let tasks_done = running.done.load(Ordering::Relaxed);
+        let cancelled = running.cancelled.lock().clone();
+        let finished = match (outcome, cancelled) {
+            (_, Some(why)) => self.store.finish(
+                &claimed.id,
+                JobState::Cancelled,
+                Some(&why),
+                &[],
+                tasks_done,
+            ),
+            (Ok(results), None) => {
+                self.store
+                    .finish(&claimed.id, JobState::Succeeded, None, &results, tasks_done)
+            }
+            (Err(e), None) => self.store.finish(
+                &claimed.id,
+                JobState::Failed,
+                Some(&e.to_string()),
+                &[],
+                tasks_done,
+            ),
+        };
+        if let Err(e) = finished {
+            eprintln!("xpu serve: job {}: {e}", claimed.id);
+        }
+        self.running.lock().remove(&claimed.id);
+        self.wake();
+    }
+
+    fn watch(&self) {
+        while !self.stopping.load(Ordering::Acquire) {
+            let now = Instant::now();
+            for r in self.running.lock().values() {
+                if now >= r.deadline {
+                    let why = format!(
+                        "ran past its time limit of {:.1} s (max_run_seconds)",
+                        r.time_limit.as_secs_f64()
+                    );
+                    Self::cancel_running(r, why);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn cancel_running(r: &Running, why: String) {
+        let mut cancelled = r.cancelled.lock();
+        if cancelled.is_none() {
+            *cancelled = Some(why);
+            r.job.cancel();
+        }
+    }
+
+    /// Cancels a job: at once if it is queued, by cancelling its tasks if
+    /// it runs. Returns whether it was queued or running.
+    pub fn cancel(&self, id: &str, why: &str) -> Result<bool> {
+        if self.store.cancel_queued(id, why)? {
+            return Ok(true);
+        }
+        match self.running.lock().get(id) {
+            Some(r) => {
+                Self::cancel_running(r, why.to_string());
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Tasks done so far by a running job.
+    pub fn progress(&self, id: &str) -> Option<u64> {
+        self.running
+            .lock()
+            .get(id)
+            .map(|r| r.done.load(Ordering::Relaxed))
+    }
+
+    /// Stops taking jobs from the queue (running ones finish).
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Runner::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// Jobs running now.
+    pub fn running(&self) -> usize {
+        self.running.lock().len()
+    }
+
+    /// Stops every thread after the jobs they run end.
+    pub fn stop(&self) {
+        self.drain();
+        self.stopping.store(true, Ordering::Release);
+        self.wake();
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+    }
+}

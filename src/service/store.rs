@@ -1,0 +1,509 @@
+//! The job queue in SQLite (WAL): a job is written before the server says
+//! it accepted it; a job that was running when the process died is queued
+//! again at the next start; results are written in the same transaction
+//! that finishes the job, so a client sees one result or none; finished
+//! jobs are kept until the retention limit; an audit log records who did
+//! what. A file of another schema is refused, never trusted or replaced.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+
+use super::auth::{Identity, Role};
+use super::document::JobResult;
+use crate::{DType, Error, Result};
+
+const SCHEMA: &str = "xpu-service/1";
+
+/// Where a job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Succeeded => "succeeded",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(s: &str) -> JobState {
+        match s {
+            "queued" => JobState::Queued,
+            "running" => JobState::Running,
+            "succeeded" => JobState::Succeeded,
+            "cancelled" => JobState::Cancelled,
+            _ => JobState::Failed,
+        }
+    }
+
+    /// Whether the job has ended.
+    pub fn is_final(self) -> bool {
+        !matches!(self, JobState::Queued | JobState::Running)
+    }
+}
+
+/// A job as its owner (or an operator) sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    pub id: String,
+    pub subject: String,
+    pub state: JobState,
+    /// Why it failed or was cancelled.
+    pub error: Option<String>,
+    pub tasks: u64,
+    /// Tasks finished so far (live while it runs).
+    pub tasks_done: u64,
+    /// Milliseconds since the Unix epoch.
+    pub submitted_ms: u64,
+    pub started_ms: Option<u64>,
+    pub finished_ms: Option<u64>,
+    /// How many times it was started (more than once after a restart).
+    pub attempts: u64,
+}
+
+/// A job taken from the queue to run.
+pub struct Claimed {
+    pub id: String,
+    pub document: String,
+    /// The role it was submitted with (its limits apply).
+    pub role: Role,
+}
+
+/// One line of the audit log.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub at_ms: u64,
+    pub subject: String,
+    pub role: String,
+    pub action: String,
+    pub job: Option<String>,
+    pub detail: String,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A fresh job id: 16 random bytes as hex.
+fn new_id() -> Result<String> {
+    let mut raw = [0u8; 16];
+    getrandom::fill(&mut raw).map_err(|e| Error::Io(format!("no random bytes for an id: {e}")))?;
+    Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The queue's file.
+pub struct JobStore {
+    path: PathBuf,
+    conn: Mutex<Connection>,
+}
+
+const STATUS_COLUMNS: &str =
+    "id, subject, state, error, tasks, tasks_done, submitted_ms, started_ms, finished_ms, attempts";
+
+fn status_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<JobStatus> {
+    Ok(JobStatus {
+        id: r.get(0)?,
+        subject: r.get(1)?,
+        state: JobState::parse(&r.get::<_, String>(2)?),
+        error: r.get(3)?,
+        tasks: r.get(4)?,
+        tasks_done: r.get(5)?,
+        submitted_ms: r.get(6)?,
+        started_ms: r.get(7)?,
+        finished_ms: r.get(8)?,
+        attempts: r.get(9)?,
+    })
+}
+
+impl JobStore {
+    /// Opens or creates the queue at `path`. Jobs that were running when
+    /// the last process stopped are queued again; the second value is how
+    /// many.
+    pub fn open(path: &Path) -> Result<(JobStore, usize)> {
+        let db = |e: rusqlite::Error| Error::Io(format!("job queue {}: {e}", path.display()));
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Io(format!("job queue {}: {e}", path.display())))?;
+        }
+        let conn = Connection::open(path).map_err(db)?;
+        conn.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+        let has_tables: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| {
+                Error::Io(format!(
+                    "job queue {}: not an SQLite file ({e})",
+                    path.display()
+                ))
+            })?;
+        if has_tables > 0 {
+            let schema: Option<String> = conn
+                .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                    r.get(0)
+                })
+                .optional()
+                .unwrap_or(None);
+            if schema.as_deref() != Some(SCHEMA) {
+                return Err(Error::Io(format!(
+                    "job queue {}: holds {}, not `{SCHEMA}`; not touching it (move it away or pass another --db)",
+                    path.display(),
+                    schema.map_or("another database".to_string(), |s| format!("schema `{s}`"))
+                )));
+            }
+        }
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = NORMAL;
+             CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS jobs(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
+                 subject TEXT NOT NULL, role TEXT NOT NULL, idempotency_key TEXT, document TEXT NOT NULL,
+                 state TEXT NOT NULL, error TEXT, tasks INTEGER NOT NULL, tasks_done INTEGER NOT NULL DEFAULT 0,
+                 submitted_ms INTEGER NOT NULL, started_ms INTEGER, finished_ms INTEGER,
+                 attempts INTEGER NOT NULL DEFAULT 0,
+                 UNIQUE(subject, idempotency_key));
+             CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, seq);
+             CREATE INDEX IF NOT EXISTS jobs_subject ON jobs(subject, state);
+             CREATE TABLE IF NOT EXISTS results(job TEXT NOT NULL, position INTEGER NOT NULL, name TEXT NOT NULL,
+                 dtype TEXT NOT NULL, shape TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY(job, name));
+             CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
+                 subject TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, job TEXT, detail TEXT NOT NULL);",
+        )
+        .map_err(db)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta(key, value) VALUES('schema', ?1)",
+            params![SCHEMA],
+        )
+        .map_err(db)?;
+        let requeued = conn
+            .execute(
+                "UPDATE jobs SET state = 'queued', tasks_done = 0 WHERE state = 'running'",
+                [],
+            )
+            .map_err(db)?;
+        Ok((
+            JobStore {
+                path: path.to_path_buf(),
+                conn: Mutex::new(conn),
+            },
+            requeued,
+        ))
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn db(&self, e: rusqlite::Error) -> Error {
+        Error::Io(format!("job queue {}: {e}", self.path.display()))
+    }
+
+    /// Queues a job of `who`, unless the subject already submitted one with
+    /// this idempotency key: then that job (the same document) is returned
+    /// and nothing is queued, and a different document under the key is a
+    /// conflict. `max_queued` bounds the subject's unfinished jobs. The
+    /// second value is whether the job is new. The job is on disk when
+    /// this returns.
+    #[allow(clippy::too_many_arguments)]
+    pub fn submit(
+        &self,
+        who: &Identity,
+        idempotency_key: Option<&str>,
+        document: &str,
+        tasks: usize,
+        max_queued: &dyn Fn(u64) -> Result<()>,
+    ) -> Result<(JobStatus, bool)> {
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.db(e))?;
+        if let Some(key) = idempotency_key {
+            let existing: Option<(String, String)> = tx
+                .query_row(
+                    "SELECT id, document FROM jobs WHERE subject = ?1 AND idempotency_key = ?2",
+                    params![who.subject, key],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(|e| self.db(e))?;
+            if let Some((id, stored)) = existing {
+                if stored != document {
+                    return Err(Error::Conflict(format!(
+                        "idempotency key {key:?} was used for another document (job {id})"
+                    )));
+                }
+                let status = Self::status_in(&tx, &id)
+                    .map_err(|e| self.db(e))?
+                    .ok_or_else(|| Error::NotFound(format!("job {id}")))?;
+                return Ok((status, false));
+            }
+        }
+        let unfinished: u64 = tx
+            .query_row(
+                "SELECT COUNT(*) FROM jobs WHERE subject = ?1 AND state IN ('queued', 'running')",
+                params![who.subject],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.db(e))?;
+        max_queued(unfinished)?;
+        let id = new_id()?;
+        tx.execute(
+            "INSERT INTO jobs(id, subject, role, idempotency_key, document, state, tasks, submitted_ms)
+             VALUES(?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7)",
+            params![
+                id,
+                who.subject,
+                who.role.to_string(),
+                idempotency_key,
+                document,
+                tasks as u64,
+                now_ms(),
+            ],
+        )
+        .map_err(|e| self.db(e))?;
+        Self::audit_in(&tx, who, "submit", Some(&id), "").map_err(|e| self.db(e))?;
+        let status = Self::status_in(&tx, &id)
+            .map_err(|e| self.db(e))?
+            .ok_or_else(|| Error::NotFound(format!("job {id}")))?;
+        tx.commit().map_err(|e| self.db(e))?;
+        Ok((status, true))
+    }
+
+    fn status_in(conn: &Connection, id: &str) -> rusqlite::Result<Option<JobStatus>> {
+        conn.query_row(
+            &format!("SELECT {STATUS_COLUMNS} FROM jobs WHERE id = ?1"),
+            params![id],
+            status_row,
+        )
+        .optional()
+    }
+
+    fn audit_in(
+        conn: &Connection,
+        who: &Identity,
+        action: &str,
+        job: Option<&str>,
+        detail: &str,
+    ) -> rusqlite::Result<usize> {
+        conn.execute(
+            "INSERT INTO audit(at_ms, subject, role, action, job, detail) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+            params![now_ms(), who.subject, who.role.to_string(), action, job, detail],
+        )
+    }
+
+    /// Records that `who` did `action` (on `job`).
+    pub fn audit(
+        &self,
+        who: &Identity,
+        action: &str,
+        job: Option<&str>,
+        detail: &str,
+    ) -> Result<()> {
+        Self::audit_in(&self.conn.lock(), who, action, job, detail)
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+
+    /// The latest `limit` audit entries, newest first.
+    pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare("SELECT at_ms, subject, role, action, job, detail FROM audit ORDER BY seq DESC LIMIT ?1")
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(params![limit as i64], |r| {
+                Ok(AuditEntry {
+                    at_ms: r.get(0)?,
+                    subject: r.get(1)?,
+                    role: r.get(2)?,
+                    action: r.get(3)?,
+                    job: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            })
+            .map_err(|e| self.db(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.db(e))
+    }
+
+    /// A job's status.
+    pub fn status(&self, id: &str) -> Result<Option<JobStatus>> {
+        Self::status_in(&self.conn.lock(), id).map_err(|e| self.db(e))
+    }
+
+    /// The latest `limit` jobs (of `subject`, or everyone's), newest first.
+    pub fn list(&self, subject: Option<&str>, limit: usize) -> Result<Vec<JobStatus>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare(&format!(
+                "SELECT {STATUS_COLUMNS} FROM jobs WHERE ?1 IS NULL OR subject = ?1 ORDER BY seq DESC LIMIT ?2"
+            ))
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(params![subject, limit as i64], status_row)
+            .map_err(|e| self.db(e))?;
+        rows.collect::<rusqlite::Result<_>>()
+            .map_err(|e| self.db(e))
+    }
+
+    /// Takes the oldest queued job whose subject runs fewer jobs than
+    /// `max_running` allows for the job's role, and marks it running.
+    pub fn claim_next(&self, max_running: &dyn Fn(Role) -> u64) -> Result<Option<Claimed>> {
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.db(e))?;
+        let running: HashMap<String, u64> = {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT subject, COUNT(*) FROM jobs WHERE state = 'running' GROUP BY subject",
+                )
+                .map_err(|e| self.db(e))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(|e| self.db(e))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.db(e))?
+        };
+        let next = {
+            let mut stmt = tx
+                .prepare("SELECT id, subject, role FROM jobs WHERE state = 'queued' ORDER BY seq")
+                .map_err(|e| self.db(e))?;
+            let mut rows = stmt.query([]).map_err(|e| self.db(e))?;
+            let mut found = None;
+            while let Some(row) = rows.next().map_err(|e| self.db(e))? {
+                let subject: String = row.get(1).map_err(|e| self.db(e))?;
+                let role = Role::parse(&row.get::<_, String>(2).map_err(|e| self.db(e))?)?;
+                if running.get(&subject).copied().unwrap_or(0) < max_running(role) {
+                    found = Some((row.get::<_, String>(0).map_err(|e| self.db(e))?, role));
+                    break;
+                }
+            }
+            found
+        };
+        let Some((id, role)) = next else {
+            return Ok(None);
+        };
+        let document: String = tx
+            .query_row(
+                "UPDATE jobs SET state = 'running', started_ms = ?2, attempts = attempts + 1 WHERE id = ?1 RETURNING document",
+                params![id, now_ms()],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.db(e))?;
+        tx.commit().map_err(|e| self.db(e))?;
+        Ok(Some(Claimed { id, document, role }))
+    }
+
+    /// Ends a running job: its results and its state in one transaction.
+    pub fn finish(
+        &self,
+        id: &str,
+        state: JobState,
+        error: Option<&str>,
+        results: &[JobResult],
+        tasks_done: u64,
+    ) -> Result<()> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        for (position, r) in results.iter().enumerate() {
+            let shape = serde_json::to_string(&r.shape).unwrap_or_default();
+            tx.execute(
+                "INSERT OR REPLACE INTO results(job, position, name, dtype, shape, data) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
+                params![id, position as i64, r.name, r.dtype.to_string(), shape, r.bytes],
+            )
+            .map_err(|e| self.db(e))?;
+        }
+        tx.execute(
+            "UPDATE jobs SET state = ?2, error = ?3, finished_ms = ?4, tasks_done = ?5 WHERE id = ?1",
+            params![id, state.as_str(), error, now_ms(), tasks_done],
+        )
+        .map_err(|e| self.db(e))?;
+        tx.commit().map_err(|e| self.db(e))
+    }
+
+    /// Cancels a job that has not started; returns whether it was queued.
+    pub fn cancel_queued(&self, id: &str, why: &str) -> Result<bool> {
+        let conn = self.conn.lock();
+        let changed = conn
+            .execute(
+                "UPDATE jobs SET state = 'cancelled', error = ?2, finished_ms = ?3 WHERE id = ?1 AND state = 'queued'",
+                params![id, why, now_ms()],
+            )
+            .map_err(|e| self.db(e))?;
+        Ok(changed > 0)
+    }
+
+    /// A finished job's results, in the document's order.
+    pub fn results(&self, id: &str) -> Result<Vec<JobResult>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare(
+                "SELECT name, dtype, shape, data FROM results WHERE job = ?1 ORDER BY position",
+            )
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map(params![id], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
+            })
+            .map_err(|e| self.db(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, dtype, shape, bytes) = row.map_err(|e| self.db(e))?;
+            out.push(JobResult {
+                name,
+                dtype: DType::parse(&dtype)?,
+                shape: serde_json::from_str(&shape)
+                    .map_err(|e| Error::Io(format!("job queue: stored shape {shape:?}: {e}")))?,
+                bytes,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Deletes jobs (and their results) that finished more than `keep` ago;
+    /// returns how many.
+    pub fn prune(&self, keep: Duration) -> Result<usize> {
+        let cutoff = now_ms().saturating_sub(keep.as_millis() as u64);
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        tx.execute(
+            "DELETE FROM results WHERE job IN (SELECT id FROM jobs WHERE finished_ms IS NOT NULL AND finished_ms < ?1)",
+            params![cutoff],
+        )
+        .map_err(|e| self.db(e))?;
+        let n = tx
+            .execute(
+                "DELETE FROM jobs WHERE finished_ms IS NOT NULL AND finished_ms < ?1",
+                params![cutoff],
+            )
+            .map_err(|e| self.db(e))?;
+        tx.commit().map_err(|e| self.db(e))?;
+        Ok(n)
+    }
+}
