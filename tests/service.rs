@@ -832,7 +832,8 @@ fn accepted_jobs_survive_a_restart_and_the_audit_log_records_them() {
             .count()
     };
     assert_eq!(count("submit"), 3);
-    assert_eq!(count("read"), 3);
+    // Two results per job, each read once.
+    assert_eq!(count("read"), 6);
     server.stop().unwrap();
 }
 
@@ -922,4 +923,55 @@ fn kill_9_under_load_loses_no_accepted_job_and_runs_none_twice_visibly() {
     assert_eq!(client.jobs(false).unwrap().len(), jobs.len());
     served.child.kill().ok();
     served.child.wait().ok();
+}
+
+/// The event stream reports progress and ends with the final status; a
+/// stranger's stream is refused.
+#[test]
+fn a_jobs_events_follow_it_to_its_end() {
+    let d = dir("events");
+    let server = start(&d.join("jobs.sqlite"), RoleLimits::default());
+    let ada = client(&server, "ada", Role::Submitter);
+    let (doc, _) = gemm_job(32, 0.0);
+    let job = ada.submit(&doc, None).unwrap();
+    let mut seen = Vec::new();
+    let end = ada.follow(&job.id, &mut |s| seen.push(s.clone())).unwrap();
+    assert_eq!(end.state, JobState::Succeeded);
+    assert_eq!(end.tasks_done, 2);
+    assert_eq!(seen.last(), Some(&end));
+    assert!(
+        seen.windows(2).all(|w| w[0].tasks_done <= w[1].tasks_done),
+        "{seen:?}"
+    );
+    let bob = client(&server, "bob", Role::Submitter);
+    let err = bob.follow(&job.id, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+    server.stop().unwrap();
+}
+
+/// The load test's own checks: every job ends once with the right result.
+#[test]
+fn a_small_load_test_finds_every_job_done_once_and_right() {
+    let d = dir("load");
+    let server = start(&d.join("jobs.sqlite"), RoleLimits::default());
+    let plan = xpu::service::LoadPlan {
+        jobs: 60,
+        clients: 6,
+        size: 16,
+    };
+    let report = xpu::service::load_test(
+        &server.url(),
+        &token("load", Role::Submitter),
+        &plan,
+        &|_| {},
+    )
+    .unwrap();
+    assert_eq!(report.jobs, 60);
+    assert_eq!(
+        (report.failed, report.wrong, report.duplicated),
+        (0, 0, 0),
+        "{report:?}"
+    );
+    assert!(report.submit_p50_ms <= report.submit_p99_ms);
+    server.stop().unwrap();
 }

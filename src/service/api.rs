@@ -10,6 +10,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{MatchedPath, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -92,13 +93,19 @@ pub const ROUTES: &[Route] = &[
         "GET",
         "/v1/jobs/{id}/results",
         Some(Role::Submitter),
-        "your finished job's results as JSON",
+        "your finished job's results as JSON (?data=false: names, dtypes, shapes)",
     ),
     route(
         "GET",
         "/v1/jobs/{id}/results/{name}",
         Some(Role::Submitter),
         "one result's raw bytes (X-Xpu-Dtype, X-Xpu-Shape)",
+    ),
+    route(
+        "GET",
+        "/v1/jobs/{id}/events",
+        Some(Role::Viewer),
+        "a job's progress as server-sent events until it ends",
     ),
     route(
         "POST",
@@ -216,6 +223,7 @@ pub(crate) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/v1/jobs/{id}", get(status))
         .route("/v1/jobs/{id}/results", get(results))
         .route("/v1/jobs/{id}/results/{name}", get(result_bytes))
+        .route("/v1/jobs/{id}/events", get(events))
         .route("/v1/jobs/{id}/cancel", post(cancel))
         .route("/v1/drain", post(drain))
         .route("/v1/settings", get(settings).put(set_settings))
@@ -247,6 +255,12 @@ async fn authorize(
         .iter()
         .filter(|r| r.path == matched.as_str())
         .collect();
+    if on_path.is_empty() {
+        return error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("{} is served but missing from the route table", matched.as_str()),
+        );
+    }
     let Some(route) = on_path.iter().find(|r| r.method == method.as_str()) else {
         let methods: Vec<&str> = on_path.iter().map(|r| r.method).collect();
         return error_response(
@@ -349,9 +363,7 @@ async fn submit(
     let text = serde_json::to_string(&doc).map_err(|e| Error::Io(e.to_string()))?;
     let (job, new) = s
         .store
-        .submit(&who, key.as_deref(), &text, checked.tasks, &|queued| {
-            limits.check_queue(queued)
-        })?;
+        .submit(&who, key.as_deref(), &text, checked.tasks, &limits)?;
     if new {
         s.runner.wake();
     }
@@ -450,15 +462,35 @@ fn result_json(r: &JobResult) -> serde_json::Value {
     json!({ "name": r.name, "dtype": r.dtype, "shape": r.shape, "data": r.values() })
 }
 
+#[derive(Deserialize)]
+struct ResultsQuery {
+    /// With `false`, only each result's name, dtype and shape (fetch the
+    /// bytes from `results/{name}`).
+    #[serde(default = "yes")]
+    data: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
 async fn results(
     State(s): Shared,
     Extension(who): Extension<Identity>,
     Path(id): Path<String>,
+    Query(q): Query<ResultsQuery>,
 ) -> Answer {
     own_finished(&s, &who, &id)?;
     let results = s.store.results(&id)?;
-    s.store.audit(&who, "read", Some(&id), "results")?;
-    let results: Vec<_> = results.iter().map(result_json).collect();
+    let results: Vec<_> = if q.data {
+        s.store.audit(&who, "read", Some(&id), "results")?;
+        results.iter().map(result_json).collect()
+    } else {
+        results
+            .iter()
+            .map(|r| json!({ "name": r.name, "dtype": r.dtype, "shape": r.shape }))
+            .collect()
+    };
     Ok(Json(json!({ "id": id, "results": results })).into_response())
 }
 
@@ -491,6 +523,51 @@ async fn result_bytes(
         ],
         Body::from(result.bytes),
     )
+        .into_response())
+}
+
+/// How often a progress stream looks at its job.
+const EVENT_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// `progress` events (the status, each time it changes) and a last `end`
+/// event with the final status.
+async fn events(
+    State(s): Shared,
+    Extension(who): Extension<Identity>,
+    Path(id): Path<String>,
+) -> Answer {
+    visible(&s, &who, &id)?;
+    let stream = futures_util::stream::unfold(
+        (s, who, id, None::<JobStatus>, false),
+        |(s, who, id, last, ended)| async move {
+            if ended {
+                return None;
+            }
+            loop {
+                let status = match visible(&s, &who, &id) {
+                    Ok(status) => status,
+                    Err(ApiError(_, message)) => {
+                        let event = Event::default().event("error").data(message);
+                        return Some((Ok(event), (s, who, id, last, true)));
+                    }
+                };
+                if last.as_ref() != Some(&status) {
+                    let end = status.state.is_final();
+                    let event = Event::default()
+                        .event(if end { "end" } else { "progress" })
+                        .json_data(&status)
+                        .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()));
+                    return Some((
+                        Ok::<Event, std::convert::Infallible>(event),
+                        (s, who, id, Some(status), end),
+                    ));
+                }
+                tokio::time::sleep(EVENT_POLL).await;
+            }
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
         .into_response())
 }
 

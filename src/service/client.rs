@@ -30,19 +30,25 @@ impl Reply {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
+    /// Nothing if the status is 2xx, else the server's error.
+    pub fn check(&self) -> Result<()> {
+        if (200..300).contains(&self.status) {
+            return Ok(());
+        }
+        let message = serde_json::from_slice::<Value>(&self.body)
+            .ok()
+            .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
+            .unwrap_or_else(|| self.text().trim().to_string());
+        Err(Error::Server {
+            status: self.status,
+            message,
+        })
+    }
+
     /// The body as JSON of type `T` if the status is 2xx, else the
     /// server's error.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        if !(200..300).contains(&self.status) {
-            let message = serde_json::from_slice::<Value>(&self.body)
-                .ok()
-                .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_string))
-                .unwrap_or_else(|| self.text().trim().to_string());
-            return Err(Error::Server {
-                status: self.status,
-                message,
-            });
-        }
+        self.check()?;
         serde_json::from_slice(&self.body).map_err(|e| Error::Server {
             status: self.status,
             message: format!("unexpected answer ({e}): {}", self.text()),
@@ -177,37 +183,97 @@ impl Client {
         }
     }
 
-    /// A succeeded job's results (your own jobs only).
-    pub fn results(&self, id: &str) -> Result<Vec<JobResult>> {
-        let answer: Value = self
-            .call("GET", &format!("/v1/jobs/{id}/results"), None, &[])?
-            .json()?;
-        let bad = |what: &str| Error::Server {
-            status: 200,
-            message: format!("results of job {id}: {what}"),
+    /// Follows a job's server-sent events (`GET /v1/jobs/{id}/events`),
+    /// calling `on_progress` with each status, until it ends; returns the
+    /// final status.
+    pub fn follow(&self, id: &str, on_progress: &mut dyn FnMut(&JobStatus)) -> Result<JobStatus> {
+        let url = format!("{}/v1/jobs/{id}/events", self.base);
+        let failed = |what: String| Error::Server {
+            status: 0,
+            message: format!("events of job {id}: {what}"),
         };
-        let list = answer
-            .get("results")
-            .and_then(Value::as_array)
-            .ok_or_else(|| bad("no `results` list"))?;
-        list.iter()
-            .map(|r| {
-                let name = r
-                    .get("name")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| bad("a result without a name"))?;
-                let dtype = DType::parse(r.get("dtype").and_then(Value::as_str).unwrap_or(""))?;
-                let shape: Vec<usize> =
-                    serde_json::from_value(r.get("shape").cloned().unwrap_or_default())
-                        .map_err(|e| bad(&e.to_string()))?;
-                let data: Vec<f64> =
-                    serde_json::from_value(r.get("data").cloned().unwrap_or_default())
-                        .map_err(|e| bad(&e.to_string()))?;
+        let mut request = self.agent.get(&url);
+        if let Some(token) = &self.token {
+            request = request.header("authorization", &format!("Bearer {token}"));
+        }
+        let mut response = request.call().map_err(|e| failed(e.to_string()))?;
+        if response.status().as_u16() != 200 {
+            let status = response.status().as_u16();
+            let body = response.body_mut().read_to_vec().unwrap_or_default();
+            return Reply {
+                status,
+                body,
+                dtype: None,
+                shape: None,
+            }
+            .json();
+        }
+        let reader = std::io::BufReader::new(response.body_mut().as_reader());
+        let mut event = String::new();
+        for line in std::io::BufRead::lines(reader) {
+            let line = line.map_err(|e| failed(e.to_string()))?;
+            if let Some(name) = line.strip_prefix("event:") {
+                event = name.trim().to_string();
+            } else if let Some(data) = line.strip_prefix("data:") {
+                if event == "error" {
+                    return Err(failed(data.trim().to_string()));
+                }
+                let status: JobStatus =
+                    serde_json::from_str(data.trim()).map_err(|e| failed(e.to_string()))?;
+                on_progress(&status);
+                if event == "end" {
+                    return Ok(status);
+                }
+            }
+        }
+        Err(failed("the stream ended before the job did".into()))
+    }
+
+    /// A succeeded job's results (your own jobs only), each fetched as
+    /// its raw bytes.
+    pub fn results(&self, id: &str) -> Result<Vec<JobResult>> {
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            results: Vec<Meta>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Meta {
+            name: String,
+            dtype: DType,
+            shape: Vec<usize>,
+        }
+        let listed: Listed = self
+            .call(
+                "GET",
+                &format!("/v1/jobs/{id}/results?data=false"),
+                None,
+                &[],
+            )?
+            .json()?;
+        listed
+            .results
+            .into_iter()
+            .map(|m| {
+                let reply = self.call("GET", &format!("/v1/jobs/{id}/results/{}", m.name), None, &[])?;
+                reply.check()?;
+                let expected = m.shape.iter().product::<usize>() * m.dtype.size();
+                if reply.body.len() != expected {
+                    return Err(Error::Server {
+                        status: reply.status,
+                        message: format!(
+                            "result {} of job {id}: {} bytes for shape {:?} {}, expected {expected}",
+                            m.name,
+                            reply.body.len(),
+                            m.shape,
+                            m.dtype
+                        ),
+                    });
+                }
                 Ok(JobResult {
-                    name: name.to_string(),
-                    dtype,
-                    shape,
-                    bytes: dtype.encode(&data),
+                    name: m.name,
+                    dtype: m.dtype,
+                    shape: m.shape,
+                    bytes: reply.body,
                 })
             })
             .collect()

@@ -50,12 +50,14 @@
 //! | `runner` | the threads that run queued jobs; time limits |
 //! | `api` | the route table, the middleware, the handlers |
 //! | `client` | the blocking client |
+//! | `loadtest` | many clients, small jobs, every result checked |
 
 mod api;
 mod auth;
 mod client;
 mod document;
 mod limits;
+mod loadtest;
 mod runner;
 mod store;
 
@@ -72,6 +74,7 @@ pub use auth::{secret_file, Claims, Identity, Issuer, Role, Verifier, LEEWAY, MI
 pub use client::{Client, Reply};
 pub use document::{ArgSpec, Checked, JobDocument, JobResult, TaskSpec, TensorSpec};
 pub use limits::{Limits, RateLimiter, RoleLimits};
+pub use loadtest::{run as load_test, LoadPlan, LoadReport};
 pub use store::{AuditEntry, JobState, JobStatus, JobStore};
 
 use crate::{Error, Result, Runtime};

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::auth::{Identity, Role};
 use super::document::JobResult;
+use super::limits::Limits;
 use crate::{DType, Error, Result};
 
 const SCHEMA: &str = "xpu-service/1";
@@ -221,17 +222,16 @@ impl JobStore {
     /// Queues a job of `who`, unless the subject already submitted one with
     /// this idempotency key: then that job (the same document) is returned
     /// and nothing is queued, and a different document under the key is a
-    /// conflict. `max_queued` bounds the subject's unfinished jobs. The
+    /// conflict. `limits` bound the subject's unfinished jobs. The
     /// second value is whether the job is new. The job is on disk when
     /// this returns.
-    #[allow(clippy::too_many_arguments)]
     pub fn submit(
         &self,
         who: &Identity,
         idempotency_key: Option<&str>,
         document: &str,
         tasks: usize,
-        max_queued: &dyn Fn(u64) -> Result<()>,
+        limits: &Limits,
     ) -> Result<(JobStatus, bool)> {
         let mut conn = self.conn.lock();
         let tx = conn
@@ -239,11 +239,12 @@ impl JobStore {
             .map_err(|e| self.db(e))?;
         if let Some(key) = idempotency_key {
             let existing: Option<(String, String)> = tx
-                .query_row(
+                .prepare_cached(
                     "SELECT id, document FROM jobs WHERE subject = ?1 AND idempotency_key = ?2",
-                    params![who.subject, key],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
+                .and_then(|mut q| {
+                    q.query_row(params![who.subject, key], |r| Ok((r.get(0)?, r.get(1)?)))
+                })
                 .optional()
                 .map_err(|e| self.db(e))?;
             if let Some((id, stored)) = existing {
@@ -258,19 +259,23 @@ impl JobStore {
                 return Ok((status, false));
             }
         }
+        // Counted up to the limit only: a long queue costs no more.
         let unfinished: u64 = tx
-            .query_row(
-                "SELECT COUNT(*) FROM jobs WHERE subject = ?1 AND state IN ('queued', 'running')",
-                params![who.subject],
-                |r| r.get(0),
+            .prepare_cached(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE subject = ?1 AND state IN ('queued', 'running') LIMIT ?2)",
             )
+            .and_then(|mut q| {
+                q.query_row(params![who.subject, limits.max_queued_jobs.min(i64::MAX as u64)], |r| r.get(0))
+            })
             .map_err(|e| self.db(e))?;
-        max_queued(unfinished)?;
+        limits.check_queue(unfinished)?;
         let id = new_id()?;
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO jobs(id, subject, role, idempotency_key, document, state, tasks, submitted_ms)
              VALUES(?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7)",
-            params![
+        )
+        .and_then(|mut q| {
+            q.execute(params![
                 id,
                 who.subject,
                 who.role.to_string(),
@@ -278,8 +283,8 @@ impl JobStore {
                 document,
                 tasks as u64,
                 now_ms(),
-            ],
-        )
+            ])
+        })
         .map_err(|e| self.db(e))?;
         Self::audit_in(&tx, who, "submit", Some(&id), "").map_err(|e| self.db(e))?;
         let status = Self::status_in(&tx, &id)
@@ -290,12 +295,9 @@ impl JobStore {
     }
 
     fn status_in(conn: &Connection, id: &str) -> rusqlite::Result<Option<JobStatus>> {
-        conn.query_row(
-            &format!("SELECT {STATUS_COLUMNS} FROM jobs WHERE id = ?1"),
-            params![id],
-            status_row,
-        )
-        .optional()
+        conn.prepare_cached(&format!("SELECT {STATUS_COLUMNS} FROM jobs WHERE id = ?1"))?
+            .query_row(params![id], status_row)
+            .optional()
     }
 
     fn audit_in(
@@ -305,10 +307,10 @@ impl JobStore {
         job: Option<&str>,
         detail: &str,
     ) -> rusqlite::Result<usize> {
-        conn.execute(
+        conn.prepare_cached(
             "INSERT INTO audit(at_ms, subject, role, action, job, detail) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-            params![now_ms(), who.subject, who.role.to_string(), action, job, detail],
-        )
+        )?
+        .execute(params![now_ms(), who.subject, who.role.to_string(), action, job, detail])
     }
 
     /// Records that `who` did `action` (on `job`).
@@ -387,7 +389,9 @@ impl JobStore {
         };
         let next = {
             let mut stmt = tx
-                .prepare("SELECT id, subject, role FROM jobs WHERE state = 'queued' ORDER BY seq")
+                .prepare_cached(
+                    "SELECT id, subject, role FROM jobs WHERE state = 'queued' ORDER BY seq",
+                )
                 .map_err(|e| self.db(e))?;
             let mut rows = stmt.query([]).map_err(|e| self.db(e))?;
             let mut found = None;

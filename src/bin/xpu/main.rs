@@ -273,6 +273,13 @@ enum Command {
     /// --cancel cancels it.
     #[cfg(feature = "serve")]
     Job(serve::JobArgs),
+    /// Load a server: many clients submit small GEMM jobs, every result is
+    /// checked; prints jobs/s and submit and completion latency.
+    ///
+    /// Example: xpu loadtest --server http://127.0.0.1:8707 --jobs 10000 --clients 64
+    #[cfg(feature = "serve")]
+    #[command(verbatim_doc_comment)]
+    Loadtest(serve::LoadTestArgs),
     /// Summarise a trace written with --trace (or by `xpu demo`): per unit
     /// tasks, busy time, utilisation, GFLOP/s and bytes moved; transfers per
     /// direction; and the critical path. `--gantt OUT.svg` draws it.
@@ -327,6 +334,8 @@ fn main() {
         Command::Jobs(args) => serve::jobs(args),
         #[cfg(feature = "serve")]
         Command::Job(args) => serve::job(args),
+        #[cfg(feature = "serve")]
+        Command::Loadtest(args) => serve::loadtest(args),
     };
     if let Err(e) = result {
         eprintln!("error: {e}");

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use xpu::service::{
-    secret_file, Client, Issuer, JobDocument, JobState, JobStatus, Role, RoleLimits, ServeConfig,
-    Server, Verifier,
+    load_test, secret_file, Client, Issuer, JobDocument, JobState, JobStatus, LoadPlan, Role,
+    RoleLimits, ServeConfig, Server, Verifier,
 };
 use xpu::{Error, Result};
 
@@ -145,17 +145,21 @@ pub struct ClientArgs {
 }
 
 impl ClientArgs {
-    fn client(&self) -> Client {
-        let server = self
-            .server
+    fn server(&self) -> String {
+        self.server
             .clone()
             .or_else(|| std::env::var("XPU_SERVER").ok())
-            .unwrap_or_else(|| "http://127.0.0.1:8707".into());
-        let token = self
-            .token
+            .unwrap_or_else(|| "http://127.0.0.1:8707".into())
+    }
+
+    fn token(&self) -> Option<String> {
+        self.token
             .clone()
-            .or_else(|| std::env::var("XPU_TOKEN").ok());
-        Client::new(&server, token.as_deref())
+            .or_else(|| std::env::var("XPU_TOKEN").ok())
+    }
+
+    fn client(&self) -> Client {
+        Client::new(&self.server(), self.token().as_deref())
     }
 }
 
@@ -166,7 +170,8 @@ pub struct SubmitArgs {
     job: PathBuf,
     #[command(flatten)]
     client: ClientArgs,
-    /// Wait for the job to end and print its results.
+    /// Follow the job (a progress bar of its tasks) until it ends, and
+    /// print its results.
     #[arg(long)]
     wait: bool,
     /// With --wait: write the results into DIR (NAME.bin, little-endian,
@@ -326,7 +331,9 @@ pub fn submit(args: &SubmitArgs) -> Result<()> {
     if !args.wait {
         return Ok(());
     }
-    let job = client.wait(&job.id, Duration::from_secs(24 * 3600))?;
+    let bar = crate::report::progress(job.tasks, &format!("job {}", &job.id[..8]));
+    let job = client.follow(&job.id, &mut |status| bar.set_position(status.tasks_done))?;
+    bar.finish_and_clear();
     print_status(&job);
     match job.state {
         JobState::Succeeded => show_results(&client, &job.id, args.results.as_deref()),
@@ -360,4 +367,70 @@ pub fn job(args: &JobArgs) -> Result<()> {
         Some(dir) => show_results(&client, &job.id, Some(dir)),
         None => Ok(()),
     }
+}
+
+/// `xpu loadtest`.
+#[derive(Args)]
+pub struct LoadTestArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Jobs to submit, each one GEMM.
+    #[arg(long, default_value_t = 1000)]
+    jobs: usize,
+    /// Clients submitting at once (a thread and a connection each).
+    #[arg(long, default_value_t = 16)]
+    clients: usize,
+    /// The GEMM's size.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn loadtest(args: &LoadTestArgs) -> Result<()> {
+    let url = args.client.server();
+    let token = args
+        .client
+        .token()
+        .ok_or_else(|| Error::Config("a load test needs --token or $XPU_TOKEN".into()))?;
+    let plan = LoadPlan {
+        jobs: args.jobs,
+        clients: args.clients,
+        size: args.size,
+    };
+    let bar = crate::report::progress(2 * args.jobs as u64, "submitted + checked");
+    let report = load_test(&url, &token, &plan, &|n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).map_err(|e| Error::Io(e.to_string()))?
+        );
+    } else {
+        println!(
+            "{} jobs ({}x{} GEMM) from {} clients in {:.2} s: {:.0} jobs/s",
+            report.jobs,
+            args.size,
+            args.size,
+            report.clients,
+            report.seconds,
+            report.jobs_per_second
+        );
+        println!(
+            "submit latency p50 {:.2} ms, p99 {:.2} ms; accepted to done p50 {:.1} ms, p99 {:.1} ms",
+            report.submit_p50_ms, report.submit_p99_ms, report.complete_p50_ms, report.complete_p99_ms
+        );
+        println!(
+            "failed {}, wrong results {}, duplicated {}, started more than once {}, throttled submissions {}",
+            report.failed, report.wrong, report.duplicated, report.restarted, report.throttled
+        );
+    }
+    if report.failed + report.wrong + report.duplicated > 0 {
+        return Err(Error::Server {
+            status: 0,
+            message: "the load test found failed, wrong or duplicated jobs".into(),
+        });
+    }
+    Ok(())
 }
