@@ -258,7 +258,10 @@ async fn authorize(
     if on_path.is_empty() {
         return error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("{} is served but missing from the route table", matched.as_str()),
+            format!(
+                "{} is served but missing from the route table",
+                matched.as_str()
+            ),
         );
     }
     let Some(route) = on_path.iter().find(|r| r.method == method.as_str()) else {
