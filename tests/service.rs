@@ -975,3 +975,91 @@ fn a_small_load_test_finds_every_job_done_once_and_right() {
     assert!(report.submit_p50_ms <= report.submit_p99_ms);
     server.stop().unwrap();
 }
+
+/// With a certificate the server speaks HTTPS only: a client that trusts
+/// the certificate gets its job done; plain HTTP gets nowhere.
+#[test]
+fn with_a_certificate_the_server_speaks_tls() {
+    let d = dir("tls");
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/service");
+    let verifier = Verifier::new("HS256", SECRET, "xpu", "xpu").unwrap();
+    let mut config = ServeConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        d.join("jobs.sqlite"),
+        verifier,
+    );
+    config.tls = Some((data.join("tls-cert.pem"), data.join("tls-key.pem")));
+    let server = Server::start(runtime(), config).unwrap();
+    assert!(server.url().starts_with("https://"), "{}", server.url());
+    let root = std::fs::read(data.join("tls-ca.pem")).unwrap();
+    let ada =
+        Client::with_root_certificate(&server.url(), Some(&token("ada", Role::Submitter)), &root)
+            .unwrap();
+    let (doc, want) = gemm_job(8, 0.75);
+    let job = ada.submit(&doc, None).unwrap();
+    assert_eq!(ada.wait(&job.id, WAIT).unwrap().state, JobState::Succeeded);
+    assert_close(&ada.results(&job.id).unwrap()[0].values(), &want);
+    let plain = Client::new(&format!("http://{}", server.addr()), None);
+    assert!(plain.call("GET", "/healthz", None, &[]).is_err());
+    // A client that does not trust the certificate refuses the server.
+    let untrusting = Client::new(&server.url(), None);
+    assert!(untrusting.call("GET", "/healthz", None, &[]).is_err());
+    server.stop().unwrap();
+}
+
+/// A client that never finishes its headers is dropped after the
+/// deadline, connections over the limit are answered 429, and the server
+/// serves others throughout.
+#[test]
+fn slow_clients_and_too_many_connections_do_not_stop_the_server() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let d = dir("connections");
+    let verifier = Verifier::new("HS256", SECRET, "xpu", "xpu").unwrap();
+    let mut config = ServeConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        d.join("jobs.sqlite"),
+        verifier,
+    );
+    config.max_connections = 4;
+    config.header_timeout = Duration::from_millis(300);
+    let server = Server::start(runtime(), config).unwrap();
+    // Three slow clients: half a request line each, then nothing.
+    let mut slow: Vec<TcpStream> = (0..3)
+        .map(|_| {
+            let mut s = TcpStream::connect(server.addr()).unwrap();
+            s.write_all(b"GET /healthz HT").unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    // The fourth connection is served; a fifth, held open beside it, is refused.
+    let mut fourth = TcpStream::connect(server.addr()).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut fifth = TcpStream::connect(server.addr()).unwrap();
+    fifth
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = String::new();
+    fifth.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("max_connections"), "{answer}");
+    fourth
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    fourth.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // After the header deadline the slow clients are gone.
+    std::thread::sleep(Duration::from_millis(600));
+    for s in &mut slow {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+    }
+    let ok = Client::new(&server.url(), None)
+        .call("GET", "/healthz", None, &[])
+        .unwrap();
+    assert_eq!(ok.status, 200);
+    server.stop().unwrap();
+}

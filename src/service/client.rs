@@ -67,9 +67,25 @@ impl Client {
     /// A client of the server at `base` (`http://127.0.0.1:8707`) sending
     /// `token` as its bearer token.
     pub fn new(base: &str, token: Option<&str>) -> Client {
+        Client::with_tls(base, token, ureq::tls::TlsConfig::default())
+    }
+
+    /// A client of an HTTPS server whose certificate is signed by (or is)
+    /// the PEM certificate `root`, instead of the usual web roots.
+    pub fn with_root_certificate(base: &str, token: Option<&str>, root: &[u8]) -> Result<Client> {
+        let cert = ureq::tls::Certificate::from_pem(root)
+            .map_err(|e| Error::Config(format!("root certificate: {e}")))?;
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::new_with_certs(&[cert]))
+            .build();
+        Ok(Client::with_tls(base, token, tls))
+    }
+
+    fn with_tls(base: &str, token: Option<&str>, tls: ureq::tls::TlsConfig) -> Client {
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(300)))
+            .tls_config(tls)
             .build()
             .into();
         Client {

@@ -49,6 +49,7 @@
 //! | `store` | the SQLite queue, results, audit log |
 //! | `runner` | the threads that run queued jobs; time limits |
 //! | `api` | the route table, the middleware, the handlers |
+//! | `listen` | the accept loop: connection limit, header deadline, TLS |
 //! | `client` | the blocking client |
 //! | `loadtest` | many clients, small jobs, every result checked |
 
@@ -57,6 +58,7 @@ mod auth;
 mod client;
 mod document;
 mod limits;
+mod listen;
 mod loadtest;
 mod runner;
 mod store;
@@ -93,11 +95,19 @@ pub struct ServeConfig {
     pub retention: Duration,
     /// The largest request body.
     pub max_body_bytes: usize,
+    /// Connections served at once; one more is answered 429 and closed.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (slow clients are
+    /// dropped).
+    pub header_timeout: Duration,
+    /// Serve HTTPS with this certificate chain and private key (PEM).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl ServeConfig {
     /// The defaults: standard limits, 2 jobs at once, results kept 7
-    /// days, bodies up to 64 MiB.
+    /// days, bodies up to 64 MiB, 1024 connections, 10 s for headers,
+    /// plain HTTP.
     pub fn new(addr: SocketAddr, db: PathBuf, verifier: Verifier) -> ServeConfig {
         ServeConfig {
             addr,
@@ -107,6 +117,9 @@ impl ServeConfig {
             workers: 2,
             retention: Duration::from_secs(7 * 24 * 3600),
             max_body_bytes: 64 << 20,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            tls: None,
         }
     }
 }
@@ -114,6 +127,7 @@ impl ServeConfig {
 /// A running server.
 pub struct Server {
     addr: SocketAddr,
+    https: bool,
     requeued: usize,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<Result<()>>>,
@@ -136,6 +150,15 @@ impl Server {
         listener
             .set_nonblocking(true)
             .map_err(|e| Error::Io(format!("listening on {addr}: {e}")))?;
+        let listen = listen::Listen {
+            max_connections: config.max_connections.max(1),
+            header_timeout: config.header_timeout,
+            tls: match &config.tls {
+                Some((cert, key)) => Some(listen::tls(cert, key)?),
+                None => None,
+            },
+        };
+        let https = listen.tls.is_some();
         let limits = Arc::new(RwLock::new(config.limits));
         let runner =
             runner::Runner::start(store.clone(), rt.clone(), limits.clone(), config.workers)?;
@@ -161,17 +184,14 @@ impl Server {
                 tokio.block_on(async move {
                     let listener = tokio::net::TcpListener::from_std(listener)
                         .map_err(|e| Error::Io(format!("listening on {addr}: {e}")))?;
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(async {
-                            rx.await.ok();
-                        })
-                        .await
-                        .map_err(|e| Error::Io(format!("serving on {addr}: {e}")))
+                    listen::serve(listener, app, listen, rx).await;
+                    Ok(())
                 })
             })
             .map_err(|e| Error::Io(format!("starting the server thread: {e}")))?;
         Ok(Server {
             addr,
+            https,
             requeued,
             shutdown: Some(tx),
             thread: Some(thread),
@@ -184,9 +204,10 @@ impl Server {
         self.addr
     }
 
-    /// `http://ADDR`.
+    /// `http://ADDR`, or `https://ADDR` with TLS.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Jobs queued again at start because they were running when the last

@@ -85,6 +85,18 @@ pub struct ServeArgs {
     /// Days finished jobs and their results are kept.
     #[arg(long, default_value_t = 7.0)]
     retention_days: f64,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Connections served at once; one more is answered 429.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, default_value_t = 10.0)]
+    header_timeout: f64,
 }
 
 /// `xpu token`.
@@ -142,6 +154,10 @@ pub struct ClientArgs {
     /// The bearer token. Default: $XPU_TOKEN.
     #[arg(long)]
     token: Option<String>,
+    /// For an HTTPS server whose certificate the usual web roots do not
+    /// sign: the certificate (PEM) that signs it.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
 }
 
 impl ClientArgs {
@@ -158,8 +174,15 @@ impl ClientArgs {
             .or_else(|| std::env::var("XPU_TOKEN").ok())
     }
 
-    fn client(&self) -> Client {
-        Client::new(&self.server(), self.token().as_deref())
+    fn client(&self) -> Result<Client> {
+        match &self.ca_cert {
+            None => Ok(Client::new(&self.server(), self.token().as_deref())),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| Error::Io(format!("{}: {e}", path.display())))?;
+                Client::with_root_certificate(&self.server(), self.token().as_deref(), &pem)
+            }
+        }
     }
 }
 
@@ -228,6 +251,12 @@ pub fn serve(runtime: &RuntimeArgs, args: &ServeArgs) -> Result<()> {
         config.limits = RoleLimits::from_toml(&text)?;
     }
     config.workers = args.jobs;
+    config.max_connections = args.max_connections;
+    config.header_timeout = Duration::try_from_secs_f64(args.header_timeout)
+        .map_err(|e| Error::Config(format!("--header-timeout: {e}")))?;
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some((cert.clone(), key.clone()));
+    }
     config.retention = Duration::try_from_secs_f64(args.retention_days * 86_400.0)
         .map_err(|e| Error::Config(format!("--retention-days: {e}")))?;
     let rt = Arc::new(runtime.build(None)?);
@@ -325,7 +354,7 @@ pub fn submit(args: &SubmitArgs) -> Result<()> {
         ),
         what: e.to_string(),
     })?;
-    let client = args.client.client();
+    let client = args.client.client()?;
     let job = client.submit(&doc, args.idempotency_key.as_deref())?;
     print_status(&job);
     if !args.wait {
@@ -349,14 +378,14 @@ pub fn submit(args: &SubmitArgs) -> Result<()> {
 }
 
 pub fn jobs(args: &JobsArgs) -> Result<()> {
-    for job in args.client.client().jobs(args.all)? {
+    for job in args.client.client()?.jobs(args.all)? {
         print_status(&job);
     }
     Ok(())
 }
 
 pub fn job(args: &JobArgs) -> Result<()> {
-    let client = args.client.client();
+    let client = args.client.client()?;
     let job = if args.cancel {
         client.cancel(&args.id)?
     } else {
