@@ -15,23 +15,27 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use parking_lot::RwLock;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::ToSchema;
 
 use super::auth::{Identity, Role, Verifier};
 use super::document::{JobDocument, JobResult};
 use super::limits::{RateLimiter, RoleLimits};
 use super::runner::Runner;
-use super::store::{JobStatus, JobStore};
+use super::store::{AuditEntry, JobStatus, JobStore};
 use crate::{Error, Runtime};
 
-/// One route of the API and the least role that may call it (`None`: no
-/// token needed).
+/// One route of the API: the least role that may call it (`None`: no
+/// token needed), what it takes and answers (a schema of the OpenAPI
+/// document, or `text`, `bytes`, `events`, `object`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
     pub role: Option<Role>,
+    pub body: Option<&'static str>,
+    pub answer: &'static str,
     pub what: &'static str,
 }
 
@@ -39,105 +43,209 @@ const fn route(
     method: &'static str,
     path: &'static str,
     role: Option<Role>,
+    body: Option<&'static str>,
+    answer: &'static str,
     what: &'static str,
 ) -> Route {
     Route {
         method,
         path,
         role,
+        body,
+        answer,
         what,
     }
 }
 
-/// Every route. The router is built from the same paths, and the
-/// middleware refuses a request whose route is not here.
+/// Every route. The router serves the same paths, the middleware refuses
+/// a request whose route is not here, and the OpenAPI document
+/// (`/v1/openapi.json`) is made from it.
 pub const ROUTES: &[Route] = &[
-    route("GET", "/healthz", None, "the process is up"),
+    route("GET", "/healthz", None, None, "text", "the process is up"),
     route(
         "GET",
         "/readyz",
         None,
+        None,
+        "text",
         "jobs are being taken (503 while draining)",
+    ),
+    route(
+        "GET",
+        "/v1/openapi.json",
+        None,
+        None,
+        "object",
+        "this API as an OpenAPI 3.1 document",
     ),
     route(
         "GET",
         "/metrics",
         Some(Role::Viewer),
+        None,
+        "text",
         "Prometheus metrics of the runtime",
     ),
     route(
         "GET",
         "/v1/units",
         Some(Role::Viewer),
+        None,
+        "Units",
         "the processing units and their state",
     ),
     route(
         "POST",
         "/v1/jobs",
         Some(Role::Submitter),
+        Some("JobDocument"),
+        "JobStatus",
         "submit a job document (202; Idempotency-Key header)",
     ),
     route(
         "GET",
         "/v1/jobs",
         Some(Role::Viewer),
+        None,
+        "JobList",
         "your jobs (?all=true: everyone's, operator)",
     ),
     route(
         "GET",
         "/v1/jobs/{id}",
         Some(Role::Viewer),
+        None,
+        "JobStatus",
         "a job's status (yours, or any for operators)",
     ),
     route(
         "GET",
         "/v1/jobs/{id}/results",
         Some(Role::Submitter),
+        None,
+        "Results",
         "your finished job's results as JSON (?data=false: names, dtypes, shapes)",
     ),
     route(
         "GET",
         "/v1/jobs/{id}/results/{name}",
         Some(Role::Submitter),
+        None,
+        "bytes",
         "one result's raw bytes (X-Xpu-Dtype, X-Xpu-Shape)",
     ),
     route(
         "GET",
         "/v1/jobs/{id}/events",
         Some(Role::Viewer),
+        None,
+        "events",
         "a job's progress as server-sent events until it ends",
     ),
     route(
         "POST",
         "/v1/jobs/{id}/cancel",
         Some(Role::Submitter),
+        None,
+        "JobStatus",
         "cancel your job (operators: any job)",
     ),
     route(
         "POST",
         "/v1/drain",
         Some(Role::Operator),
+        None,
+        "object",
         "stop taking queued jobs; running ones finish",
     ),
     route(
         "GET",
         "/v1/settings",
         Some(Role::Admin),
+        None,
+        "Settings",
         "the limits of every role",
     ),
     route(
         "PUT",
         "/v1/settings",
         Some(Role::Admin),
+        Some("Settings"),
+        "Settings",
         "replace the limits of every role",
     ),
     route(
         "GET",
         "/v1/audit",
         Some(Role::Admin),
+        None,
+        "AuditLog",
         "the audit log, newest first (?limit=N)",
     ),
 ];
+
+/// An error answer.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorAnswer {
+    pub error: String,
+}
+
+/// A unit as `GET /v1/units` lists it.
+#[derive(Serialize, ToSchema)]
+pub struct UnitAnswer {
+    pub id: usize,
+    pub kind: String,
+    pub backend: String,
+    pub device: String,
+    pub emulated: bool,
+    pub node: usize,
+    pub memory_bytes: usize,
+    pub in_service: bool,
+    pub down_reason: Option<String>,
+}
+
+/// `GET /v1/units`.
+#[derive(Serialize, ToSchema)]
+pub struct Units {
+    pub units: Vec<UnitAnswer>,
+    pub policy: String,
+}
+
+/// `GET /v1/jobs`.
+#[derive(Serialize, ToSchema)]
+pub struct JobList {
+    pub jobs: Vec<JobStatus>,
+}
+
+/// One result; `data` (every element, row-major) unless `?data=false`.
+#[derive(Serialize, ToSchema)]
+pub struct ResultAnswer {
+    pub name: String,
+    #[schema(value_type = String, example = "f32")]
+    pub dtype: crate::DType,
+    pub shape: Vec<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Vec<f64>>,
+}
+
+/// `GET /v1/jobs/{id}/results`.
+#[derive(Serialize, ToSchema)]
+pub struct Results {
+    pub id: String,
+    pub results: Vec<ResultAnswer>,
+}
+
+/// `GET` and `PUT /v1/settings`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct Settings {
+    pub limits: RoleLimits,
+}
+
+/// `GET /v1/audit`.
+#[derive(Serialize, ToSchema)]
+pub struct AuditLog {
+    pub audit: Vec<AuditEntry>,
+}
 
 /// What every handler shares.
 pub(crate) struct AppState {
@@ -194,7 +302,7 @@ pub fn status_of(e: &Error) -> StatusCode {
 }
 
 fn error_response(status: StatusCode, message: String) -> Response {
-    let mut response = (status, Json(json!({ "error": message }))).into_response();
+    let mut response = (status, Json(ErrorAnswer { error: message })).into_response();
     if status == StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(
             header::WWW_AUTHENTICATE,
@@ -217,6 +325,7 @@ pub(crate) fn router(state: Arc<AppState>, max_body: usize) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/v1/openapi.json", get(openapi))
         .route("/metrics", get(metrics))
         .route("/v1/units", get(units))
         .route("/v1/jobs", post(submit).get(list))
@@ -309,6 +418,10 @@ async fn ready(State(s): Shared) -> Response {
     }
 }
 
+async fn openapi() -> Response {
+    Json(super::openapi::document()).into_response()
+}
+
 async fn metrics(State(s): Shared) -> Response {
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -318,24 +431,26 @@ async fn metrics(State(s): Shared) -> Response {
 }
 
 async fn units(State(s): Shared) -> Response {
-    let units: Vec<_> =
+    let units =
         s.rt.units()
             .iter()
-            .map(|u| {
-                json!({
-                    "id": u.id,
-                    "kind": u.kind.to_string(),
-                    "backend": u.backend,
-                    "device": u.device,
-                    "emulated": u.emulated,
-                    "node": u.node,
-                    "memory_bytes": u.memory_bytes,
-                    "in_service": !u.is_down(),
-                    "down_reason": u.down_reason(),
-                })
+            .map(|u| UnitAnswer {
+                id: u.id,
+                kind: u.kind.to_string(),
+                backend: u.backend.clone(),
+                device: u.device.clone(),
+                emulated: u.emulated,
+                node: u.node,
+                memory_bytes: u.memory_bytes,
+                in_service: !u.is_down(),
+                down_reason: u.down_reason(),
             })
             .collect();
-    Json(json!({ "units": units, "policy": s.rt.policy().as_str() })).into_response()
+    Json(Units {
+        units,
+        policy: s.rt.policy().as_str().to_string(),
+    })
+    .into_response()
 }
 
 async fn submit(
@@ -458,11 +573,16 @@ async fn list(
             job.tasks_done = done;
         }
     }
-    Ok(Json(json!({ "jobs": jobs })).into_response())
+    Ok(Json(JobList { jobs }).into_response())
 }
 
-fn result_json(r: &JobResult) -> serde_json::Value {
-    json!({ "name": r.name, "dtype": r.dtype, "shape": r.shape, "data": r.values() })
+fn result_answer(r: &JobResult, data: bool) -> ResultAnswer {
+    ResultAnswer {
+        name: r.name.clone(),
+        dtype: r.dtype,
+        shape: r.shape.clone(),
+        data: data.then(|| r.values()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -485,16 +605,11 @@ async fn results(
 ) -> Answer {
     own_finished(&s, &who, &id)?;
     let results = s.store.results(&id)?;
-    let results: Vec<_> = if q.data {
+    if q.data {
         s.store.audit(&who, "read", Some(&id), "results")?;
-        results.iter().map(result_json).collect()
-    } else {
-        results
-            .iter()
-            .map(|r| json!({ "name": r.name, "dtype": r.dtype, "shape": r.shape }))
-            .collect()
-    };
-    Ok(Json(json!({ "id": id, "results": results })).into_response())
+    }
+    let results = results.iter().map(|r| result_answer(r, q.data)).collect();
+    Ok(Json(Results { id, results }).into_response())
 }
 
 async fn result_bytes(
@@ -599,21 +714,21 @@ async fn drain(State(s): Shared, Extension(who): Extension<Identity>) -> Answer 
 }
 
 async fn settings(State(s): Shared) -> Answer {
-    Ok(Json(json!({ "limits": *s.limits.read() })).into_response())
+    Ok(Json(Settings {
+        limits: s.limits.read().clone(),
+    })
+    .into_response())
 }
 
 async fn set_settings(
     State(s): Shared,
     Extension(who): Extension<Identity>,
-    body: Result<Json<serde_json::Value>, JsonRejection>,
+    body: Result<Json<Settings>, JsonRejection>,
 ) -> Answer {
-    let Json(body) = body?;
-    let limits = body
-        .get("limits")
-        .ok_or_else(|| Error::Config("the body needs `limits`".into()))?;
-    let limits = RoleLimits::from_json(limits.clone())?;
-    *s.limits.write() = limits;
-    s.store.audit(&who, "settings", None, &body.to_string())?;
+    let Json(Settings { limits }) = body?;
+    let text = serde_json::to_string(&limits).map_err(|e| Error::Io(e.to_string()))?;
+    *s.limits.write() = limits.named();
+    s.store.audit(&who, "settings", None, &text)?;
     settings(State(s)).await
 }
 
@@ -624,5 +739,8 @@ struct AuditQuery {
 }
 
 async fn audit(State(s): Shared, Query(q): Query<AuditQuery>) -> Answer {
-    Ok(Json(json!({ "audit": s.store.audit_log(q.limit.min(10_000))? })).into_response())
+    Ok(Json(AuditLog {
+        audit: s.store.audit_log(q.limit.min(10_000))?,
+    })
+    .into_response())
 }

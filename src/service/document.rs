@@ -31,6 +31,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::limits::Limits;
 use crate::{
@@ -41,7 +42,7 @@ use crate::{
 /// A job: tensors by name, tasks over them in submission order (each
 /// depends on the earlier tasks that touch the same tensors), and the
 /// tensors to return.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobDocument {
     /// The tensors, by name (letters, digits, `_ - . [ ] ,`; at most 64).
@@ -54,9 +55,11 @@ pub struct JobDocument {
 }
 
 /// One tensor of a job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TensorSpec {
+    /// f32, f64, f16, bf16, u8 or u32.
+    #[schema(value_type = String, example = "f32")]
     pub dtype: DType,
     pub shape: Vec<usize>,
     /// Every element, row-major (for small tensors).
@@ -69,9 +72,10 @@ pub struct TensorSpec {
 
 /// One task: a kernel by its spec (`{"name": "gemm", "alpha": 2}`, see
 /// [`Kernel::from_spec`]) and its tensors.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TaskSpec {
+    #[schema(value_type = Object, example = json!({"name": "gemm", "alpha": 1.0}))]
     pub kernel: serde_json::Value,
     /// The tensors in the kernel's argument order: a name (the access mode
     /// the kernel declares) or `{"tensor": NAME, "mode": "read" | "write" |
@@ -90,7 +94,7 @@ pub struct TaskSpec {
 }
 
 /// A task's argument.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum ArgSpec {
     Name(String),

@@ -19,12 +19,13 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::Role;
 use crate::{Error, Result};
 
 /// What one role may do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Bytes of one tensor.
@@ -123,7 +124,7 @@ impl Limits {
 }
 
 /// The limits of every role.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleLimits {
     #[serde(default = "RoleLimits::viewer")]
@@ -186,14 +187,8 @@ impl RoleLimits {
             .map_err(|e| Error::Config(format!("service limits: {e}")))
     }
 
-    /// Reads limits from JSON of the same shape (`PUT /v1/settings`).
-    pub fn from_json(value: serde_json::Value) -> Result<RoleLimits> {
-        serde_json::from_value::<RoleLimits>(value)
-            .map(RoleLimits::named)
-            .map_err(|e| Error::Config(format!("service limits: {e}")))
-    }
-
-    fn named(mut self) -> RoleLimits {
+    /// The limits with each role's name set (for messages).
+    pub(crate) fn named(mut self) -> RoleLimits {
         for role in Role::ALL {
             self.of_mut(role).role = role.to_string();
         }

@@ -48,7 +48,8 @@
 //! | `limits` | per-role limits, the request-rate buckets |
 //! | `store` | the SQLite queue, results, audit log |
 //! | `runner` | the threads that run queued jobs; time limits |
-//! | `api` | the route table, the middleware, the handlers |
+//! | `api` | the route table, the middleware, the handlers and the types they answer |
+//! | `openapi` | the OpenAPI document, made from the route table and those types |
 //! | `listen` | the accept loop: connection limit, header deadline, TLS |
 //! | `client` | the blocking client |
 //! | `loadtest` | many clients, small jobs, every result checked |
@@ -60,6 +61,7 @@ mod document;
 mod limits;
 mod listen;
 mod loadtest;
+mod openapi;
 mod runner;
 mod store;
 
@@ -77,6 +79,7 @@ pub use client::{Client, Reply};
 pub use document::{ArgSpec, Checked, JobDocument, JobResult, TaskSpec, TensorSpec};
 pub use limits::{Limits, RateLimiter, RoleLimits};
 pub use loadtest::{run as load_test, LoadPlan, LoadReport};
+pub use openapi::document as openapi_document;
 pub use store::{AuditEntry, JobState, JobStatus, JobStore};
 
 use crate::{Error, Result, Runtime};

@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::{Identity, Role};
 use super::document::JobResult;
@@ -21,7 +22,7 @@ use crate::{DType, Error, Result};
 const SCHEMA: &str = "xpu-service/1";
 
 /// Where a job is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     Queued,
@@ -59,7 +60,7 @@ impl JobState {
 }
 
 /// A job as its owner (or an operator) sees it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobStatus {
     pub id: String,
     pub subject: String,
@@ -86,7 +87,7 @@ pub struct Claimed {
 }
 
 /// One line of the audit log.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct AuditEntry {
     pub at_ms: u64,
     pub subject: String,
