@@ -1130,3 +1130,171 @@ fn the_openapi_document_matches_the_route_table() {
     }
     server.stop().unwrap();
 }
+
+/// A corpus of hostile requests (tests/data/service/bad-requests.json):
+/// each is answered with the 4xx it lists, naming what is wrong, and the
+/// server runs a good job after all of them.
+#[test]
+fn a_corpus_of_bad_requests_gets_4xx_answers_and_the_server_lives() {
+    let d = dir("corpus");
+    let server = start(&d.join("jobs.sqlite"), RoleLimits::default());
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/service/bad-requests.json");
+    let corpus: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    assert!(corpus.len() >= 50, "{} requests", corpus.len());
+    let bearer = format!("Bearer {}", token("mallory", Role::Submitter));
+    let raw = Client::new(&server.url(), None);
+    for case in &corpus {
+        let what = case["what"].as_str().unwrap();
+        let body = case["body"].as_str().unwrap();
+        let body: Vec<u8> = match body.strip_prefix("hex:") {
+            Some(hex) => (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect(),
+            None => body.as_bytes().to_vec(),
+        };
+        let extra = case["headers"].as_object().unwrap();
+        let mut headers: Vec<(&str, &str)> = extra
+            .iter()
+            .filter(|(_, v)| !v.as_str().unwrap().is_empty())
+            .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+            .collect();
+        if !extra.contains_key("authorization") {
+            headers.push(("authorization", &bearer));
+        }
+        let content_type = case["content_type"].as_str().unwrap();
+        if !content_type.is_empty() {
+            headers.push(("content-type", content_type));
+        }
+        let reply = raw
+            .call_raw(
+                case["method"].as_str().unwrap(),
+                case["path"].as_str().unwrap(),
+                &body,
+                &headers,
+            )
+            .unwrap();
+        let status = case["status"].as_u64().unwrap() as u16;
+        assert_eq!(reply.status, status, "{what}: {}", reply.text());
+        assert!(
+            reply.text().contains(case["needle"].as_str().unwrap()),
+            "{what}: {}",
+            reply.text()
+        );
+        let alive = raw.call("GET", "/healthz", None, &[]).unwrap();
+        assert_eq!(alive.status, 200, "after {what}");
+    }
+    let ada = client(&server, "ada", Role::Submitter);
+    let (doc, want) = gemm_job(6, 0.5);
+    let job = ada.submit(&doc, None).unwrap();
+    assert_eq!(ada.wait(&job.id, WAIT).unwrap().state, JobState::Succeeded);
+    assert_close(&ada.results(&job.id).unwrap()[0].values(), &want);
+    server.stop().unwrap();
+}
+
+/// Random job documents, valid or not: each is accepted (202) or refused
+/// with a 4xx, never a 5xx; every accepted one succeeds, with the results
+/// of the same document run in this process.
+#[test]
+fn random_documents_are_refused_cleanly_or_run_to_the_right_result() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    let d = dir("proptest");
+    let server = start(&d.join("jobs.sqlite"), RoleLimits::default());
+    let ada = client(&server, "ada", Role::Submitter);
+    let local = runtime();
+    let names = ["a", "b", "c", "d"];
+    let tensor = (
+        prop::sample::select(vec![
+            vec![2usize],
+            vec![3],
+            vec![2, 2],
+            vec![2, 3],
+            vec![3, 2],
+        ]),
+        prop::option::of(-2.0f64..2.0),
+    );
+    let task = (
+        prop::sample::select(vec![
+            "relu", "exp", "add", "mul", "gemm", "sum", "softmax", "nope",
+        ]),
+        prop::collection::vec(prop::sample::select(vec!["a", "b", "c", "d", "e"]), 1..4),
+    );
+    let strategy = (
+        prop::collection::vec(tensor, 4),
+        prop::collection::vec(task, 0..5),
+        prop::collection::vec(prop::sample::select(names.to_vec()), 0..3),
+    );
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    let (accepted, refused) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+    runner
+        .run(&strategy, |(tensors, tasks, results)| {
+            let tensors: serde_json::Map<String, Value> = names
+                .iter()
+                .zip(&tensors)
+                .map(|(n, (shape, fill))| {
+                    let mut t = json!({"dtype": "f32", "shape": shape});
+                    if let Some(v) = fill {
+                        t["fill"] = json!(v);
+                    }
+                    (n.to_string(), t)
+                })
+                .collect();
+            let tasks: Vec<Value> = tasks
+                .iter()
+                .map(|(k, args)| {
+                    let kernel = if *k == "sum" {
+                        json!({"name": k, "axis": 0})
+                    } else {
+                        json!({"name": k})
+                    };
+                    json!({"kernel": kernel, "args": args})
+                })
+                .collect();
+            let body = json!({"tensors": tensors, "tasks": tasks, "results": results});
+            let reply = ada.call("POST", "/v1/jobs", Some(&body), &[]).unwrap();
+            prop_assert!(
+                reply.status == 202 || (400..500).contains(&reply.status),
+                "{} {}",
+                reply.status,
+                reply.text()
+            );
+            if reply.status != 202 {
+                refused.set(refused.get() + 1);
+                return Ok(());
+            }
+            accepted.set(accepted.get() + 1);
+            let status: xpu::service::JobStatus = reply.json().unwrap();
+            let done = ada.wait(&status.id, WAIT).unwrap();
+            prop_assert_eq!(
+                done.state,
+                JobState::Succeeded,
+                "{:?} for {}",
+                done.error,
+                body
+            );
+            let doc: JobDocument = serde_json::from_value(body).unwrap();
+            let want = doc.run(&local, &xpu::Job::new(), &|_| ()).unwrap();
+            let got = ada.results(&status.id).unwrap();
+            prop_assert_eq!(got.len(), want.len());
+            for (g, w) in got.iter().zip(&want) {
+                prop_assert_eq!(&g.shape, &w.shape);
+                for (x, y) in g.values().iter().zip(w.values()) {
+                    prop_assert!((x - y).abs() <= 1e-5 * (1.0 + y.abs()), "{} vs {}", x, y);
+                }
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert!(
+        accepted.get() > 0 && refused.get() > 0,
+        "accepted {} refused {}",
+        accepted.get(),
+        refused.get()
+    );
+    server.stop().unwrap();
+}

@@ -104,6 +104,26 @@ impl Client {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> Result<Reply> {
+        match body {
+            None => self.call_raw(method, path, &[], headers),
+            Some(v) => {
+                let bytes = serde_json::to_vec(v).map_err(|e| Error::Io(e.to_string()))?;
+                let mut all = vec![("content-type", "application/json")];
+                all.extend_from_slice(headers);
+                self.call_raw(method, path, &bytes, &all)
+            }
+        }
+    }
+
+    /// One request with a body of any bytes, sent as they are (the
+    /// headers say what they are).
+    pub fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        headers: &[(&str, &str)],
+    ) -> Result<Reply> {
         let url = format!("{}{path}", self.base);
         let unreachable = |e: ureq::Error| Error::Server {
             status: 0,
@@ -116,24 +136,9 @@ impl Client {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let request = request.body(match body {
-            Some(v) => serde_json::to_vec(v).map_err(|e| Error::Io(e.to_string()))?,
-            None => Vec::new(),
-        });
-        let request = match request {
-            Ok(mut r) => {
-                if body.is_some() {
-                    r.headers_mut().insert(
-                        "content-type",
-                        ureq::http::HeaderValue::from_static("application/json"),
-                    );
-                }
-                r
-            }
-            Err(e) => {
-                return Err(Error::Config(format!("{method} {url}: {e}")));
-            }
-        };
+        let request = request
+            .body(body.to_vec())
+            .map_err(|e| Error::Config(format!("{method} {url}: {e}")))?;
         let mut response = self.agent.run(request).map_err(unreachable)?;
         let header = |name: &str| {
             response

@@ -256,6 +256,14 @@ impl JobDocument {
                 .kernel(&task.kernel)
                 .map_err(|e| invalid(format!("{field}.kernel"), e.to_string()))?;
             let declared = kernel.modes();
+            if let Some(modes) = declared.as_ref().filter(|m| m.len() != task.args.len()) {
+                let count = Error::ArgCount {
+                    kernel: kernel.name().to_string(),
+                    expected: modes.len(),
+                    got: task.args.len(),
+                };
+                return Err(invalid(format!("{field}.args"), count.to_string()));
+            }
             let mut metas = Vec::with_capacity(task.args.len());
             for (i, arg) in task.args.iter().enumerate() {
                 let arg_field = format!("{field}.args[{i}]");
@@ -295,7 +303,18 @@ impl JobDocument {
                 }
             }
             if let Some(unit) = &task.unit {
-                placement(&format!("{field}.unit"), unit)?;
+                let units = rt.units().len();
+                if let Placement::Unit(id) = placement(&format!("{field}.unit"), unit)? {
+                    if id >= units {
+                        return Err(invalid(
+                            format!("{field}.unit"),
+                            format!(
+                                "no unit {id}: this runtime has units 0 to {}",
+                                units.saturating_sub(1)
+                            ),
+                        ));
+                    }
+                }
             }
             if let Some(&a) = task.after.iter().find(|&&a| a >= t) {
                 return Err(invalid(
