@@ -960,6 +960,7 @@ fn a_small_load_test_finds_every_job_done_once_and_right() {
         jobs: 60,
         clients: 6,
         size: 16,
+        key_prefix: None,
     };
     let report = xpu::service::load_test(
         &server.url(),
@@ -1278,7 +1279,9 @@ fn random_documents_are_refused_cleanly_or_run_to_the_right_result() {
                 body
             );
             let doc: JobDocument = serde_json::from_value(body).unwrap();
-            let want = doc.run(&local, &xpu::Job::new(), &|_| ()).unwrap();
+            let want = doc
+                .run(&local, &xpu::Job::new(), &xpu::service::NoUploads, &|_| ())
+                .unwrap();
             let got = ada.results(&status.id).unwrap();
             prop_assert_eq!(got.len(), want.len());
             for (g, w) in got.iter().zip(&want) {
@@ -1296,5 +1299,73 @@ fn random_documents_are_refused_cleanly_or_run_to_the_right_result() {
         accepted.get(),
         refused.get()
     );
+    server.stop().unwrap();
+}
+
+/// A large tensor goes up as raw bytes (streamed to disk) and a job names
+/// it; uploads are their owner's alone and bounded by max_tensor_bytes.
+#[test]
+fn an_uploaded_tensor_feeds_a_job_of_its_owner_only() {
+    let d = dir("uploads");
+    let limits = RoleLimits::from_toml("[submitter]\nmax_tensor_bytes = 1048576\n").unwrap();
+    let server = start(&d.join("jobs.sqlite"), limits);
+    let ada = client(&server, "ada", Role::Submitter);
+    let n = 256;
+    let values: Vec<f32> = (0..n * n).map(|i| (i % 17) as f32 - 8.0).collect();
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let id = ada.upload(&bytes).unwrap();
+    let doc = |id: &str| -> JobDocument {
+        serde_json::from_value(json!({
+            "tensors": {
+                "x": {"dtype": "f32", "shape": [n, n], "upload": id},
+                "y": {"dtype": "f32", "shape": [n, n]}
+            },
+            "tasks": [{"kernel": {"name": "relu"}, "args": ["x", "y"]}],
+            "results": ["y"]
+        }))
+        .unwrap()
+    };
+    let job = ada.submit(&doc(&id), None).unwrap();
+    assert_eq!(ada.wait(&job.id, WAIT).unwrap().state, JobState::Succeeded);
+    let want: Vec<f64> = values.iter().map(|&v| v.max(0.0) as f64).collect();
+    assert_eq!(ada.results(&job.id).unwrap()[0].values(), want);
+    // Another subject cannot name it.
+    let bob = client(&server, "bob", Role::Submitter);
+    let err = bob.submit(&doc(&id), None).unwrap_err();
+    assert!(
+        err.to_string().contains("422") && err.to_string().contains("no upload"),
+        "{err}"
+    );
+    // The wrong size for the shape, too much, and the wrong content type.
+    let small = ada.upload(&bytes[..1024]).unwrap();
+    let err = ada.submit(&doc(&small), None).unwrap_err();
+    assert!(err.to_string().contains("1024 bytes"), "{err}");
+    let big = vec![0u8; (1 << 20) + 4];
+    let reply = ada
+        .call_raw(
+            "POST",
+            "/v1/uploads",
+            &big,
+            &[("content-type", "application/octet-stream")],
+        )
+        .unwrap();
+    assert_eq!(reply.status, 413, "{}", reply.text());
+    assert!(
+        reply.text().contains("max_tensor_bytes"),
+        "{}",
+        reply.text()
+    );
+    let reply = ada
+        .call_raw(
+            "POST",
+            "/v1/uploads",
+            b"1234",
+            &[("content-type", "text/plain")],
+        )
+        .unwrap();
+    assert_eq!(reply.status, 415, "{}", reply.text());
+    // Nothing of the refused upload stays behind.
+    let left: Vec<_> = std::fs::read_dir(d.join("uploads")).unwrap().collect();
+    assert_eq!(left.len(), 2, "{left:?}");
     server.stop().unwrap();
 }

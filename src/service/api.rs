@@ -23,7 +23,7 @@ use super::auth::{Identity, Role, Verifier};
 use super::document::{JobDocument, JobResult};
 use super::limits::{RateLimiter, RoleLimits};
 use super::runner::Runner;
-use super::store::{AuditEntry, JobStatus, JobStore};
+use super::store::{AuditEntry, JobStatus, JobStore, SubjectUploads};
 use crate::{Error, Runtime};
 
 /// One route of the API: the least role that may call it (`None`: no
@@ -152,6 +152,14 @@ pub const ROUTES: &[Route] = &[
     ),
     route(
         "POST",
+        "/v1/uploads",
+        Some(Role::Submitter),
+        Some("bytes"),
+        "Upload",
+        "upload a tensor's bytes (application/octet-stream, streamed to disk; at most max_tensor_bytes) for jobs to name",
+    ),
+    route(
+        "POST",
         "/v1/drain",
         Some(Role::Operator),
         None,
@@ -239,6 +247,13 @@ pub struct Results {
 #[derive(Serialize, Deserialize, ToSchema)]
 pub struct Settings {
     pub limits: RoleLimits,
+}
+
+/// `POST /v1/uploads`: the id a tensor names as `"upload"`.
+#[derive(Serialize, ToSchema)]
+pub struct Upload {
+    pub upload: String,
+    pub bytes: u64,
 }
 
 /// `GET /v1/audit`.
@@ -334,6 +349,7 @@ pub(crate) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/v1/jobs/{id}/results/{name}", get(result_bytes))
         .route("/v1/jobs/{id}/events", get(events))
         .route("/v1/jobs/{id}/cancel", post(cancel))
+        .route("/v1/uploads", post(upload))
         .route("/v1/drain", post(drain))
         .route("/v1/settings", get(settings).put(set_settings))
         .route("/v1/audit", get(audit))
@@ -477,7 +493,11 @@ async fn submit(
         ),
     };
     let limits = s.limits.read().of(who.role).clone();
-    let checked = doc.check(&s.rt, &limits)?;
+    let uploads = SubjectUploads {
+        store: &s.store,
+        subject: &who.subject,
+    };
+    let checked = doc.check(&s.rt, &limits, &uploads)?;
     let text = serde_json::to_string(&doc).map_err(|e| Error::Io(e.to_string()))?;
     let (job, new) = s
         .store
@@ -705,6 +725,61 @@ async fn cancel(
         .cancel(&id, &format!("cancelled by {}", who.subject))?;
     s.store.audit(&who, "cancel", Some(&id), "")?;
     Ok((StatusCode::ACCEPTED, Json(visible(&s, &who, &id)?)).into_response())
+}
+
+/// Streams the body to a file under the queue's directory, never holding
+/// it whole, and stops at the role's `max_tensor_bytes`.
+async fn upload(
+    State(s): Shared,
+    Extension(who): Extension<Identity>,
+    headers: HeaderMap,
+    body: Body,
+) -> Answer {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type != "application/octet-stream" {
+        return Err(ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("an upload is application/octet-stream, not {content_type:?}"),
+        ));
+    }
+    let limits = s.limits.read().of(who.role).clone();
+    let dir = s.store.upload_dir();
+    let io = |e: std::io::Error| Error::Io(format!("upload into {}: {e}", dir.display()));
+    tokio::fs::create_dir_all(&dir).await.map_err(io)?;
+    let mut raw = [0u8; 8];
+    getrandom::fill(&mut raw).map_err(|e| Error::Io(format!("no random bytes: {e}")))?;
+    let part = dir.join(format!(
+        ".part-{}",
+        raw.iter().map(|b| format!("{b:02x}")).collect::<String>()
+    ));
+    let mut file = tokio::fs::File::create(&part).await.map_err(io)?;
+    let mut stream = body.into_data_stream();
+    let mut bytes: u64 = 0;
+    let outcome: Result<(), ApiError> = async {
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| {
+                ApiError(StatusCode::BAD_REQUEST, format!("reading the upload: {e}"))
+            })?;
+            bytes += chunk.len() as u64;
+            limits.check_tensor_bytes(bytes)?;
+            file.write_all(&chunk).await.map_err(io)?;
+        }
+        file.flush().await.map_err(io)?;
+        Ok(())
+    }
+    .await;
+    drop(file);
+    if let Err(e) = outcome {
+        tokio::fs::remove_file(&part).await.ok();
+        return Err(e);
+    }
+    let id = s.store.add_upload(&who, &part, bytes)?;
+    Ok((StatusCode::CREATED, Json(Upload { upload: id, bytes })).into_response())
 }
 
 async fn drain(State(s): Shared, Extension(who): Extension<Identity>) -> Answer {

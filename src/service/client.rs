@@ -173,6 +173,22 @@ impl Client {
         self.call("POST", "/v1/jobs", Some(&body), &headers)?.json()
     }
 
+    /// Uploads a tensor's bytes (little-endian, row-major); a job names
+    /// the returned id as a tensor's `"upload"`.
+    pub fn upload(&self, bytes: &[u8]) -> Result<String> {
+        #[derive(serde::Deserialize)]
+        struct Uploaded {
+            upload: String,
+        }
+        let reply = self.call_raw(
+            "POST",
+            "/v1/uploads",
+            bytes,
+            &[("content-type", "application/octet-stream")],
+        )?;
+        Ok(reply.json::<Uploaded>()?.upload)
+    }
+
     /// A job's status.
     pub fn status(&self, id: &str) -> Result<JobStatus> {
         self.call("GET", &format!("/v1/jobs/{id}"), None, &[])?

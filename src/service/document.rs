@@ -4,7 +4,7 @@
 //! anything runs, then run on a [`Runtime`].
 //!
 //! ```
-//! use xpu::service::JobDocument;
+//! use xpu::service::{JobDocument, Limits, NoUploads};
 //! let doc: JobDocument = serde_json::from_str(r#"{
 //!     "tensors": {
 //!         "a": {"dtype": "f32", "shape": [2, 2], "data": [1, 2, 3, 4]},
@@ -15,15 +15,15 @@
 //!     "results": ["c"]
 //! }"#)?;
 //! let rt = xpu::Runtime::builder().device_discovery(false).build()?;
-//! let checked = doc.check(&rt, &xpu::service::Limits::unlimited())?;
+//! let checked = doc.check(&rt, &Limits::unlimited(), &NoUploads)?;
 //! assert_eq!(checked.bytes, 3 * 16);
-//! let results = doc.run(&rt, &xpu::Job::new(), &|_| ())?;
+//! let results = doc.run(&rt, &xpu::Job::new(), &NoUploads, &|_| ())?;
 //! assert_eq!(results[0].values(), vec![3.0, 3.0, 7.0, 7.0]);
 //!
 //! let bad: JobDocument = serde_json::from_str(
 //!     r#"{"tensors": {"x": {"dtype": "f32", "shape": [3]}},
 //!         "tasks": [{"kernel": {"name": "relu"}, "args": ["x", "x"]}]}"#)?;
-//! let err = bad.check(&rt, &xpu::service::Limits::unlimited()).unwrap_err();
+//! let err = bad.check(&rt, &Limits::unlimited(), &NoUploads).unwrap_err();
 //! assert!(err.to_string().contains("tasks[0].args[0]"), "{err}");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -68,6 +68,32 @@ pub struct TensorSpec {
     /// One value for every element.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fill: Option<f64>,
+    /// The id of bytes uploaded before (`POST /v1/uploads`): the elements,
+    /// little-endian, row-major (for large tensors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload: Option<String>,
+}
+
+/// Where uploaded tensor contents are found (the job service keeps them
+/// per subject); [`NoUploads`] where there are none.
+pub trait Uploads {
+    /// The upload's size in bytes, if it exists.
+    fn size(&self, id: &str) -> Option<u64>;
+    /// Its bytes.
+    fn read(&self, id: &str) -> Result<Vec<u8>>;
+}
+
+/// No uploads: a document that names one is refused.
+pub struct NoUploads;
+
+impl Uploads for NoUploads {
+    fn size(&self, _: &str) -> Option<u64> {
+        None
+    }
+
+    fn read(&self, id: &str) -> Result<Vec<u8>> {
+        Err(Error::NotFound(format!("upload {id:?}")))
+    }
 }
 
 /// One task: a kernel by its spec (`{"name": "gemm", "alpha": 2}`, see
@@ -220,7 +246,7 @@ impl JobDocument {
     /// exists and takes its tensors (count, modes, dtypes, shapes), that no
     /// tensor is read before it has contents, and that `after` points back.
     /// The error names the field (`tasks[3].args[1]`).
-    pub fn check(&self, rt: &Runtime, limits: &Limits) -> Result<Checked> {
+    pub fn check(&self, rt: &Runtime, limits: &Limits, uploads: &dyn Uploads) -> Result<Checked> {
         let mut bytes: u64 = 0;
         let mut has_contents: HashSet<&str> = HashSet::new();
         for (name, spec) in &self.tensors {
@@ -229,9 +255,35 @@ impl JobDocument {
             let (n, b) = spec.size(&field)?;
             limits.check_tensor_bytes(b)?;
             bytes = bytes.saturating_add(b);
+            if let Some(id) = &spec.upload {
+                if spec.data.is_some() || spec.fill.is_some() {
+                    return Err(invalid(&field, "give one of `data`, `fill` and `upload`"));
+                }
+                match uploads.size(id) {
+                    None => {
+                        return Err(invalid(
+                            format!("{field}.upload"),
+                            format!("no upload {id:?} of yours"),
+                        ))
+                    }
+                    Some(size) if size != b => {
+                        return Err(invalid(
+                            format!("{field}.upload"),
+                            format!(
+                                "upload {id:?} has {size} bytes; shape {:?} {} needs {b}",
+                                spec.shape, spec.dtype
+                            ),
+                        ))
+                    }
+                    Some(_) => {
+                        has_contents.insert(name);
+                    }
+                }
+                continue;
+            }
             match (&spec.data, spec.fill) {
                 (Some(_), Some(_)) => {
-                    return Err(invalid(&field, "give `data` or `fill`, not both"));
+                    return Err(invalid(&field, "give one of `data`, `fill` and `upload`"));
                 }
                 (Some(data), None) if data.len() != n => {
                     return Err(invalid(
@@ -324,6 +376,12 @@ impl JobDocument {
             }
         }
         for (i, name) in self.results.iter().enumerate() {
+            if self.results[..i].contains(name) {
+                return Err(invalid(
+                    format!("results[{i}]"),
+                    format!("tensor {name:?} is listed twice"),
+                ));
+            }
             if !self.tensors.contains_key(name) {
                 return Err(invalid(
                     format!("results[{i}]"),
@@ -349,19 +407,28 @@ impl JobDocument {
     /// results.
     /// The first failed task's error is returned; cancelling `job` stops
     /// what has not started.
-    pub fn run(&self, rt: &Runtime, job: &Job, progress: &dyn Fn(usize)) -> Result<Vec<JobResult>> {
+    pub fn run(
+        &self,
+        rt: &Runtime,
+        job: &Job,
+        uploads: &dyn Uploads,
+        progress: &dyn Fn(usize),
+    ) -> Result<Vec<JobResult>> {
         let mut tensors: BTreeMap<&str, Tensor> = BTreeMap::new();
         for (name, spec) in &self.tensors {
-            let tensor = match (&spec.data, spec.fill) {
-                (Some(data), _) => {
+            let tensor = match (&spec.upload, &spec.data, spec.fill) {
+                (Some(id), _, _) => {
+                    rt.tensor_from_bytes(&spec.shape, spec.dtype, &uploads.read(id)?)?
+                }
+                (None, Some(data), _) => {
                     rt.tensor_from_bytes(&spec.shape, spec.dtype, &spec.dtype.encode(data))?
                 }
-                (None, Some(v)) => {
+                (None, None, Some(v)) => {
                     let (n, _) = spec.size(name)?;
                     let one = spec.dtype.encode(&[v]);
                     rt.tensor_from_bytes(&spec.shape, spec.dtype, &one.repeat(n))?
                 }
-                (None, None) => rt.empty(&spec.shape, spec.dtype),
+                (None, None, None) => rt.empty(&spec.shape, spec.dtype),
             };
             tensors.insert(name, tensor.named(name));
         }

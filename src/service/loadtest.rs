@@ -22,6 +22,10 @@ pub struct LoadPlan {
     pub clients: usize,
     /// Each job is one `size x size` f32 GEMM.
     pub size: usize,
+    /// Idempotency keys are `PREFIX-i`: a second run with the same prefix
+    /// (after a server restart, say) gets the same jobs back instead of
+    /// new ones. Default: a random prefix.
+    pub key_prefix: Option<String>,
 }
 
 /// What happened.
@@ -82,9 +86,15 @@ pub fn run(
     progress: &(dyn Fn(usize) + Sync),
 ) -> Result<LoadReport> {
     let clients = plan.clients.max(1);
-    let mut run_id = [0u8; 6];
-    getrandom::fill(&mut run_id).map_err(|e| Error::Io(format!("no random bytes: {e}")))?;
-    let run_id: String = run_id.iter().map(|b| format!("{b:02x}")).collect();
+    let run_id = match &plan.key_prefix {
+        Some(prefix) => prefix.clone(),
+        None => {
+            let mut raw = [0u8; 6];
+            getrandom::fill(&mut raw).map_err(|e| Error::Io(format!("no random bytes: {e}")))?;
+            let hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+            format!("loadtest-{hex}")
+        }
+    };
     let counted = AtomicUsize::new(0);
     let start = Instant::now();
     struct Outcome {
@@ -115,7 +125,7 @@ pub fn run(
                     let mut expected = Vec::new();
                     for &i in &mine {
                         let (doc, want) = job(i, plan.size)?;
-                        let key = format!("loadtest-{run_id}-{i}");
+                        let key = format!("{run_id}-{i}");
                         let status = loop {
                             let t = Instant::now();
                             match client.submit(&doc, Some(&key)) {

@@ -76,11 +76,13 @@ use parking_lot::RwLock;
 pub use api::{status_of, Route, ROUTES};
 pub use auth::{secret_file, Claims, Identity, Issuer, Role, Verifier, LEEWAY, MIN_SECRET_BYTES};
 pub use client::{Client, Reply};
-pub use document::{ArgSpec, Checked, JobDocument, JobResult, TaskSpec, TensorSpec};
+pub use document::{
+    ArgSpec, Checked, JobDocument, JobResult, NoUploads, TaskSpec, TensorSpec, Uploads,
+};
 pub use limits::{Limits, RateLimiter, RoleLimits};
 pub use loadtest::{run as load_test, LoadPlan, LoadReport};
 pub use openapi::document as openapi_document;
-pub use store::{AuditEntry, JobState, JobStatus, JobStore};
+pub use store::{AuditEntry, JobState, JobStatus, JobStore, SubjectUploads};
 
 use crate::{Error, Result, Runtime};
 

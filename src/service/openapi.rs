@@ -21,7 +21,7 @@ use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder, Ref, Required};
 
 use super::api::{
     AuditLog, ErrorAnswer, JobList, ResultAnswer, Results, Route, Settings, UnitAnswer, Units,
-    ROUTES,
+    Upload, ROUTES,
 };
 use super::document::{ArgSpec, JobDocument, TaskSpec, TensorSpec};
 use super::limits::{Limits, RoleLimits};
@@ -135,6 +135,7 @@ pub fn document() -> OpenApi {
         .schema_from::<Settings>()
         .schema_from::<RoleLimits>()
         .schema_from::<Limits>()
+        .schema_from::<Upload>()
         .schema_from::<AuditLog>()
         .schema_from::<AuditEntry>()
         .schema_from::<ErrorAnswer>()

@@ -11,7 +11,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::document::JobDocument;
 use super::limits::RoleLimits;
-use super::store::{Claimed, JobState, JobStore};
+use super::store::{Claimed, JobState, JobStore, SubjectUploads};
 use crate::{Error, Job, Result, Runtime};
 
 /// A job being run.
@@ -136,7 +136,11 @@ impl Runner {
             })
             .and_then(|doc| {
                 let done = running.done.clone();
-                doc.run(&self.rt, &running.job, &move |n| {
+                let uploads = SubjectUploads {
+                    store: &self.store,
+                    subject: &claimed.subject,
+                };
+                doc.run(&self.rt, &running.job, &uploads, &move |n| {
                     done.store(n as u64, Ordering::Relaxed)
                 })
             });

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::{Identity, Role};
-use super::document::JobResult;
+use super::document::{JobResult, Uploads};
 use super::limits::Limits;
 use crate::{DType, Error, Result};
 
@@ -81,6 +81,7 @@ pub struct JobStatus {
 /// A job taken from the queue to run.
 pub struct Claimed {
     pub id: String,
+    pub subject: String,
     pub document: String,
     /// The role it was submitted with (its limits apply).
     pub role: Role,
@@ -187,6 +188,8 @@ impl JobStore {
              CREATE INDEX IF NOT EXISTS jobs_subject ON jobs(subject, state);
              CREATE TABLE IF NOT EXISTS results(job TEXT NOT NULL, position INTEGER NOT NULL, name TEXT NOT NULL,
                  dtype TEXT NOT NULL, shape TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY(job, name));
+             CREATE TABLE IF NOT EXISTS uploads(id TEXT PRIMARY KEY, subject TEXT NOT NULL, bytes INTEGER NOT NULL,
+                 created_ms INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
                  subject TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, job TEXT, detail TEXT NOT NULL);",
         )
@@ -400,13 +403,17 @@ impl JobStore {
                 let subject: String = row.get(1).map_err(|e| self.db(e))?;
                 let role = Role::parse(&row.get::<_, String>(2).map_err(|e| self.db(e))?)?;
                 if running.get(&subject).copied().unwrap_or(0) < max_running(role) {
-                    found = Some((row.get::<_, String>(0).map_err(|e| self.db(e))?, role));
+                    found = Some((
+                        row.get::<_, String>(0).map_err(|e| self.db(e))?,
+                        subject,
+                        role,
+                    ));
                     break;
                 }
             }
             found
         };
-        let Some((id, role)) = next else {
+        let Some((id, subject, role)) = next else {
             return Ok(None);
         };
         let document: String = tx
@@ -417,7 +424,12 @@ impl JobStore {
             )
             .map_err(|e| self.db(e))?;
         tx.commit().map_err(|e| self.db(e))?;
-        Ok(Some(Claimed { id, document, role }))
+        Ok(Some(Claimed {
+            id,
+            subject,
+            document,
+            role,
+        }))
     }
 
     /// Ends a running job: its results and its state in one transaction.
@@ -491,12 +503,70 @@ impl JobStore {
         Ok(out)
     }
 
-    /// Deletes jobs (and their results) that finished more than `keep` ago;
-    /// returns how many.
+    /// Where uploads are kept: `uploads/` beside the queue's file.
+    pub fn upload_dir(&self) -> PathBuf {
+        self.path.with_file_name("uploads")
+    }
+
+    /// Takes an upload of `who` whose bytes were written to `file`: moves
+    /// it in place and records it; returns its id.
+    pub fn add_upload(&self, who: &Identity, file: &Path, bytes: u64) -> Result<String> {
+        let id = new_id()?;
+        let path = self.upload_dir().join(&id);
+        std::fs::rename(file, &path)
+            .map_err(|e| Error::Io(format!("upload {}: {e}", path.display())))?;
+        let conn = self.conn.lock();
+        conn.execute(
+            "INSERT INTO uploads(id, subject, bytes, created_ms) VALUES(?1, ?2, ?3, ?4)",
+            params![id, who.subject, bytes, now_ms()],
+        )
+        .map_err(|e| self.db(e))?;
+        Self::audit_in(&conn, who, "upload", None, &format!("{id}: {bytes} bytes"))
+            .map_err(|e| self.db(e))?;
+        Ok(id)
+    }
+
+    /// The size of an upload of `subject`.
+    pub fn upload_size(&self, subject: &str, id: &str) -> Option<u64> {
+        let conn = self.conn.lock();
+        conn.query_row(
+            "SELECT bytes FROM uploads WHERE id = ?1 AND subject = ?2",
+            params![id, subject],
+            |r| r.get(0),
+        )
+        .ok()
+    }
+
+    /// The bytes of an upload of `subject`.
+    pub fn read_upload(&self, subject: &str, id: &str) -> Result<Vec<u8>> {
+        if self.upload_size(subject, id).is_none() {
+            return Err(Error::NotFound(format!("upload {id:?}")));
+        }
+        let path = self.upload_dir().join(id);
+        std::fs::read(&path).map_err(|e| Error::Io(format!("upload {}: {e}", path.display())))
+    }
+
+    /// Deletes jobs (and their results) that finished, and uploads made,
+    /// more than `keep` ago; returns how many jobs.
     pub fn prune(&self, keep: Duration) -> Result<usize> {
         let cutoff = now_ms().saturating_sub(keep.as_millis() as u64);
         let mut conn = self.conn.lock();
         let tx = conn.transaction().map_err(|e| self.db(e))?;
+        let old: Vec<String> = {
+            let mut stmt = tx
+                .prepare("SELECT id FROM uploads WHERE created_ms < ?1")
+                .map_err(|e| self.db(e))?;
+            let rows = stmt
+                .query_map(params![cutoff], |r| r.get(0))
+                .map_err(|e| self.db(e))?;
+            rows.collect::<rusqlite::Result<_>>()
+                .map_err(|e| self.db(e))?
+        };
+        for id in &old {
+            std::fs::remove_file(self.upload_dir().join(id)).ok();
+        }
+        tx.execute("DELETE FROM uploads WHERE created_ms < ?1", params![cutoff])
+            .map_err(|e| self.db(e))?;
         tx.execute(
             "DELETE FROM results WHERE job IN (SELECT id FROM jobs WHERE finished_ms IS NOT NULL AND finished_ms < ?1)",
             params![cutoff],
@@ -510,5 +580,21 @@ impl JobStore {
             .map_err(|e| self.db(e))?;
         tx.commit().map_err(|e| self.db(e))?;
         Ok(n)
+    }
+}
+
+/// One subject's uploads, as a job of theirs sees them.
+pub struct SubjectUploads<'a> {
+    pub store: &'a JobStore,
+    pub subject: &'a str,
+}
+
+impl Uploads for SubjectUploads<'_> {
+    fn size(&self, id: &str) -> Option<u64> {
+        self.store.upload_size(self.subject, id)
+    }
+
+    fn read(&self, id: &str) -> Result<Vec<u8>> {
+        self.store.read_upload(self.subject, id)
     }
 }

@@ -412,6 +412,10 @@ pub struct LoadTestArgs {
     /// The GEMM's size.
     #[arg(long, default_value_t = 64)]
     size: usize,
+    /// Idempotency keys PREFIX-0, PREFIX-1, ...: run again with the same
+    /// prefix after a server restart to check every accepted job ends once.
+    #[arg(long)]
+    key_prefix: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -427,6 +431,7 @@ pub fn loadtest(args: &LoadTestArgs) -> Result<()> {
         jobs: args.jobs,
         clients: args.clients,
         size: args.size,
+        key_prefix: args.key_prefix.clone(),
     };
     let bar = crate::report::progress(2 * args.jobs as u64, "submitted + checked");
     let report = load_test(&url, &token, &plan, &|n| bar.set_position(n as u64))?;
