@@ -1369,3 +1369,50 @@ fn an_uploaded_tensor_feeds_a_job_of_its_owner_only() {
     assert_eq!(left.len(), 2, "{left:?}");
     server.stop().unwrap();
 }
+
+/// An admin registers a name for a built-in kernel's spec; jobs name it;
+/// it outlives a restart; built-in names and bad specs are refused.
+#[test]
+fn an_admin_registers_kernel_names_that_jobs_use() {
+    let d = dir("kernels");
+    let db = d.join("jobs.sqlite");
+    let server = start(&db, RoleLimits::default());
+    let admin = client(&server, "root", Role::Admin);
+    let spec = json!({"spec": {"name": "gemm", "alpha": 2.0}});
+    let reply = admin
+        .call("PUT", "/v1/kernels/double_gemm", Some(&spec), &[])
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let taken = admin
+        .call("PUT", "/v1/kernels/relu", Some(&spec), &[])
+        .unwrap();
+    assert_eq!(taken.status, 409, "{}", taken.text());
+    let bad = json!({"spec": {"name": "gemm", "alpha": "two"}});
+    let reply = admin
+        .call("PUT", "/v1/kernels/broken", Some(&bad), &[])
+        .unwrap();
+    assert_eq!(reply.status, 422, "{}", reply.text());
+    assert!(reply.text().contains("alpha"), "{}", reply.text());
+    server.stop().unwrap();
+
+    let server = start(&db, RoleLimits::default());
+    let ada = client(&server, "ada", Role::Submitter);
+    let listed: Value = ada
+        .call("GET", "/v1/kernels", None, &[])
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(listed["registered"]["double_gemm"]["alpha"], 2.0);
+    assert!(listed["built_in"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k == "gemm"));
+    let (mut doc, want) = gemm_job(8, 1.5);
+    doc.tasks[0].kernel = json!({"name": "double_gemm"});
+    let job = ada.submit(&doc, None).unwrap();
+    assert_eq!(ada.wait(&job.id, WAIT).unwrap().state, JobState::Succeeded);
+    let doubled: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
+    assert_close(&ada.results(&job.id).unwrap()[0].values(), &doubled);
+    server.stop().unwrap();
+}

@@ -151,6 +151,22 @@ pub const ROUTES: &[Route] = &[
         "cancel your job (operators: any job)",
     ),
     route(
+        "GET",
+        "/v1/kernels",
+        Some(Role::Viewer),
+        None,
+        "Kernels",
+        "the kernels jobs may name: built in, and registered by admins",
+    ),
+    route(
+        "PUT",
+        "/v1/kernels/{name}",
+        Some(Role::Admin),
+        Some("KernelRegistration"),
+        "Kernels",
+        "register a kernel name for a built-in kernel's spec (a preset: parameters, never code)",
+    ),
+    route(
         "POST",
         "/v1/uploads",
         Some(Role::Submitter),
@@ -256,6 +272,23 @@ pub struct Upload {
     pub bytes: u64,
 }
 
+/// `PUT /v1/kernels/{name}`.
+#[derive(Serialize, Deserialize, ToSchema)]
+pub struct KernelRegistration {
+    /// A built-in kernel's spec, e.g. `{"name": "gemm", "alpha": 2}`.
+    #[schema(value_type = Object)]
+    pub spec: serde_json::Value,
+}
+
+/// `GET /v1/kernels`.
+#[derive(Serialize, ToSchema)]
+pub struct Kernels {
+    pub built_in: Vec<String>,
+    /// Registered names and the spec each stands for.
+    #[schema(value_type = Object)]
+    pub registered: serde_json::Map<String, serde_json::Value>,
+}
+
 /// `GET /v1/audit`.
 #[derive(Serialize, ToSchema)]
 pub struct AuditLog {
@@ -349,6 +382,8 @@ pub(crate) fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/v1/jobs/{id}/results/{name}", get(result_bytes))
         .route("/v1/jobs/{id}/events", get(events))
         .route("/v1/jobs/{id}/cancel", post(cancel))
+        .route("/v1/kernels", get(kernels))
+        .route("/v1/kernels/{name}", axum::routing::put(register_kernel))
         .route("/v1/uploads", post(upload))
         .route("/v1/drain", post(drain))
         .route("/v1/settings", get(settings).put(set_settings))
@@ -478,7 +513,14 @@ async fn submit(
     if s.runner.is_draining() {
         return Err(Error::ShutDown.into());
     }
-    let Json(doc) = body?;
+    let Json(mut doc) = body?;
+    let registered = s.store.kernels()?;
+    doc.expand_kernels(&|name| {
+        registered
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, spec)| spec.clone())
+    });
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(
@@ -780,6 +822,44 @@ async fn upload(
     }
     let id = s.store.add_upload(&who, &part, bytes)?;
     Ok((StatusCode::CREATED, Json(Upload { upload: id, bytes })).into_response())
+}
+
+async fn kernels(State(s): Shared) -> Answer {
+    Ok(Json(Kernels {
+        built_in: crate::kernel::spec_names()
+            .into_iter()
+            .map(str::to_string)
+            .collect(),
+        registered: s.store.kernels()?.into_iter().collect(),
+    })
+    .into_response())
+}
+
+/// Registers a name for a built-in kernel's spec, checked first; a
+/// built-in name cannot be taken.
+async fn register_kernel(
+    State(s): Shared,
+    Extension(who): Extension<Identity>,
+    Path(name): Path<String>,
+    body: Result<Json<KernelRegistration>, JsonRejection>,
+) -> Answer {
+    let Json(KernelRegistration { spec }) = body?;
+    let ok_char = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    if name.is_empty() || name.len() > 64 || !name.chars().all(ok_char) {
+        return Err(Error::Config(format!(
+            "kernel name {name:?}: use 1 to 64 letters, digits or `_`"
+        ))
+        .into());
+    }
+    if crate::kernel::spec_names().contains(&name.as_str()) {
+        return Err(Error::Conflict(format!("`{name}` is a built-in kernel")).into());
+    }
+    crate::Kernel::from_spec(&spec).map_err(|e| Error::JobDocument {
+        field: "spec".into(),
+        what: e.to_string(),
+    })?;
+    s.store.set_kernel(&who, &name, &spec)?;
+    kernels(State(s)).await
 }
 
 async fn drain(State(s): Shared, Extension(who): Extension<Identity>) -> Answer {

@@ -241,6 +241,24 @@ impl TensorSpec {
 }
 
 impl JobDocument {
+    /// Replaces each task's kernel that is only a registered name
+    /// (`{"name": "double"}`) by the spec registered under it; `lookup`
+    /// gives the registered spec of a name.
+    pub fn expand_kernels(&mut self, lookup: &dyn Fn(&str) -> Option<serde_json::Value>) {
+        for task in &mut self.tasks {
+            let only_name = task
+                .kernel
+                .as_object()
+                .filter(|m| m.len() == 1)
+                .and_then(|m| m.get("name"))
+                .and_then(|n| n.as_str())
+                .and_then(lookup);
+            if let Some(spec) = only_name {
+                task.kernel = spec;
+            }
+        }
+    }
+
     /// Checks the whole document against the kernels `rt` knows and the
     /// `limits`, without running anything: names, sizes, that each kernel
     /// exists and takes its tensors (count, modes, dtypes, shapes), that no

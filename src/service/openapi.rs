@@ -20,8 +20,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder, Ref, Required};
 
 use super::api::{
-    AuditLog, ErrorAnswer, JobList, ResultAnswer, Results, Route, Settings, UnitAnswer, Units,
-    Upload, ROUTES,
+    AuditLog, ErrorAnswer, JobList, KernelRegistration, Kernels, ResultAnswer, Results, Route,
+    Settings, UnitAnswer, Units, Upload, ROUTES,
 };
 use super::document::{ArgSpec, JobDocument, TaskSpec, TensorSpec};
 use super::limits::{Limits, RoleLimits};
@@ -136,6 +136,8 @@ pub fn document() -> OpenApi {
         .schema_from::<RoleLimits>()
         .schema_from::<Limits>()
         .schema_from::<Upload>()
+        .schema_from::<Kernels>()
+        .schema_from::<KernelRegistration>()
         .schema_from::<AuditLog>()
         .schema_from::<AuditEntry>()
         .schema_from::<ErrorAnswer>()

@@ -188,6 +188,7 @@ impl JobStore {
              CREATE INDEX IF NOT EXISTS jobs_subject ON jobs(subject, state);
              CREATE TABLE IF NOT EXISTS results(job TEXT NOT NULL, position INTEGER NOT NULL, name TEXT NOT NULL,
                  dtype TEXT NOT NULL, shape TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY(job, name));
+             CREATE TABLE IF NOT EXISTS kernels(name TEXT PRIMARY KEY, spec TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS uploads(id TEXT PRIMARY KEY, subject TEXT NOT NULL, bytes INTEGER NOT NULL,
                  created_ms INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
@@ -499,6 +500,38 @@ impl JobStore {
                     .map_err(|e| Error::Io(format!("job queue: stored shape {shape:?}: {e}")))?,
                 bytes,
             });
+        }
+        Ok(out)
+    }
+
+    /// Registers (or replaces) a named kernel: `spec` under another name.
+    pub fn set_kernel(&self, who: &Identity, name: &str, spec: &serde_json::Value) -> Result<()> {
+        let conn = self.conn.lock();
+        conn.execute(
+            "INSERT OR REPLACE INTO kernels(name, spec) VALUES(?1, ?2)",
+            params![name, spec.to_string()],
+        )
+        .map_err(|e| self.db(e))?;
+        Self::audit_in(&conn, who, "kernel", None, &format!("{name} = {spec}"))
+            .map(|_| ())
+            .map_err(|e| self.db(e))
+    }
+
+    /// The registered kernels: name and spec.
+    pub fn kernels(&self) -> Result<Vec<(String, serde_json::Value)>> {
+        let conn = self.conn.lock();
+        let mut stmt = conn
+            .prepare("SELECT name, spec FROM kernels ORDER BY name")
+            .map_err(|e| self.db(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(|e| self.db(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (name, spec) = row.map_err(|e| self.db(e))?;
+            let spec = serde_json::from_str(&spec)
+                .map_err(|e| Error::Io(format!("job queue: kernel {name}: {e}")))?;
+            out.push((name, spec));
         }
         Ok(out)
     }
