@@ -30,9 +30,14 @@ fn runtime() -> Arc<Runtime> {
     Arc::new(Runtime::builder().device_discovery(false).build().unwrap())
 }
 
-fn start(db: &Path, limits: RoleLimits) -> Server {
+/// A server on any free loopback port with HS256 tokens of [`SECRET`].
+fn config(db: &Path) -> ServeConfig {
     let verifier = Verifier::new("HS256", SECRET, "xpu", "xpu").unwrap();
-    let mut config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), db.to_path_buf(), verifier);
+    ServeConfig::new("127.0.0.1:0".parse().unwrap(), db.to_path_buf(), verifier)
+}
+
+fn start(db: &Path, limits: RoleLimits) -> Server {
+    let mut config = config(db);
     config.limits = limits;
     Server::start(runtime(), config).unwrap()
 }
@@ -776,12 +781,7 @@ fn hostile_requests_get_a_4xx_naming_the_problem() {
 #[test]
 fn an_oversized_body_is_refused_with_413() {
     let d = dir("body");
-    let verifier = Verifier::new("HS256", SECRET, "xpu", "xpu").unwrap();
-    let mut config = ServeConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        d.join("jobs.sqlite"),
-        verifier,
-    );
+    let mut config = config(&d.join("jobs.sqlite"));
     config.max_body_bytes = 1024;
     let server = Server::start(runtime(), config).unwrap();
     let ada = client(&server, "ada", Role::Submitter);
@@ -844,8 +844,7 @@ fn a_queue_file_of_another_schema_is_refused_not_replaced() {
     let d = dir("foreign");
     let db = d.join("jobs.sqlite");
     std::fs::write(&db, b"not a database at all, just text").unwrap();
-    let verifier = Verifier::new("HS256", SECRET, "xpu", "xpu").unwrap();
-    let config = ServeConfig::new("127.0.0.1:0".parse().unwrap(), db.clone(), verifier);
+    let config = config(&db);
     let err = Server::start(runtime(), config)
         .err()
         .expect("a text file is not a queue");
@@ -985,12 +984,7 @@ fn a_small_load_test_finds_every_job_done_once_and_right() {
 fn with_a_certificate_the_server_speaks_tls() {
     let d = dir("tls");
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/service");
-    let verifier = Verifier::new("HS256", SECRET, "xpu", "xpu").unwrap();
-    let mut config = ServeConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        d.join("jobs.sqlite"),
-        verifier,
-    );
+    let mut config = config(&d.join("jobs.sqlite"));
     config.tls = Some((data.join("tls-cert.pem"), data.join("tls-key.pem")));
     let server = Server::start(runtime(), config).unwrap();
     assert!(server.url().starts_with("https://"), "{}", server.url());
@@ -1018,12 +1012,7 @@ fn slow_clients_and_too_many_connections_do_not_stop_the_server() {
     use std::io::{Read, Write};
     use std::net::TcpStream;
     let d = dir("connections");
-    let verifier = Verifier::new("HS256", SECRET, "xpu", "xpu").unwrap();
-    let mut config = ServeConfig::new(
-        "127.0.0.1:0".parse().unwrap(),
-        d.join("jobs.sqlite"),
-        verifier,
-    );
+    let mut config = config(&d.join("jobs.sqlite"));
     config.max_connections = 4;
     config.header_timeout = Duration::from_millis(300);
     let server = Server::start(runtime(), config).unwrap();
