@@ -442,12 +442,12 @@ fn a_job_over_a_limit_is_refused_naming_the_limit_and_its_value() {
         reply.text()
     );
     let many = json!({
-        "tensors": {"x": {"dtype": "f32", "shape": [4], "fill": 1}},
+        "tensors": {"x": {"dtype": "f32", "shape": [4], "fill": 1}, "y": {"dtype": "f32", "shape": [4]}},
         "tasks": [
-            {"kernel": {"name": "relu"}, "args": ["x", "x"]},
-            {"kernel": {"name": "relu"}, "args": ["x", "x"]},
-            {"kernel": {"name": "relu"}, "args": ["x", "x"]},
-            {"kernel": {"name": "relu"}, "args": ["x", "x"]}
+            {"kernel": {"name": "relu"}, "args": ["x", "y"]},
+            {"kernel": {"name": "relu"}, "args": ["x", "y"]},
+            {"kernel": {"name": "relu"}, "args": ["x", "y"]},
+            {"kernel": {"name": "relu"}, "args": ["x", "y"]}
         ]
     });
     let reply = ada.call("POST", "/v1/jobs", Some(&many), &[]).unwrap();
@@ -1013,9 +1013,17 @@ fn slow_clients_and_too_many_connections_do_not_stop_the_server() {
     use std::net::TcpStream;
     let d = dir("connections");
     let mut config = config(&d.join("jobs.sqlite"));
-    config.max_connections = 4;
+    config.max_connections = 5;
     config.header_timeout = Duration::from_millis(300);
+    config.request_timeout = Duration::from_millis(300);
     let server = Server::start(runtime(), config).unwrap();
+    // A body that trickles in is answered 408 once the request runs late.
+    let mut trickle = TcpStream::connect(server.addr()).unwrap();
+    let bearer = token("ada", Role::Submitter);
+    let head = format!(
+        "POST /v1/jobs HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {bearer}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{{\"tensors\""
+    );
+    trickle.write_all(head.as_bytes()).unwrap();
     // Three slow clients: half a request line each, then nothing.
     let mut slow: Vec<TcpStream> = (0..3)
         .map(|_| {
@@ -1042,6 +1050,13 @@ fn slow_clients_and_too_many_connections_do_not_stop_the_server() {
     let mut answer = String::new();
     fourth.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    trickle
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = trickle.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("request_timeout"), "{answer}");
     // After the header deadline the slow clients are gone.
     std::thread::sleep(Duration::from_millis(600));
     for s in &mut slow {

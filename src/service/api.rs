@@ -368,8 +368,14 @@ impl IntoResponse for ApiError {
 
 type Answer = Result<Response, ApiError>;
 
-/// The router of every route in [`ROUTES`], behind the middleware.
-pub(crate) fn router(state: Arc<AppState>, max_body: usize) -> Router {
+/// The router of every route in [`ROUTES`], behind the middleware; a
+/// request not answered within `request_timeout` (a body that trickles
+/// in, say) is answered 408.
+pub(crate) fn router(
+    state: Arc<AppState>,
+    max_body: usize,
+    request_timeout: std::time::Duration,
+) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
@@ -399,6 +405,20 @@ pub(crate) fn router(state: Arc<AppState>, max_body: usize) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn(
+            move |request: Request, next: Next| async move {
+                match tokio::time::timeout(request_timeout, next.run(request)).await {
+                    Ok(response) => response,
+                    Err(_) => error_response(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!(
+                            "the request took longer than {:.1} s (request_timeout)",
+                            request_timeout.as_secs_f64()
+                        ),
+                    ),
+                }
+            },
+        ))
         .with_state(state)
 }
 

@@ -355,6 +355,17 @@ impl JobDocument {
                 }
                 metas.push((name, spec, mode));
             }
+            for (i, &(name, _, mode)) in metas.iter().enumerate() {
+                let twice = metas[..i].iter().any(|&(other, _, other_mode)| {
+                    other == name && (mode != Mode::Read || other_mode != Mode::Read)
+                });
+                if twice {
+                    return Err(invalid(
+                        format!("{field}.args[{i}]"),
+                        format!("tensor {name:?} appears twice and is written: a task may not alias what it writes"),
+                    ));
+                }
+            }
             let args: Vec<ArgMeta<'_>> = metas
                 .iter()
                 .map(|(_, spec, mode)| ArgMeta {

@@ -105,14 +105,17 @@ pub struct ServeConfig {
     /// Time a client has to send a request's headers (slow clients are
     /// dropped).
     pub header_timeout: Duration,
+    /// Time a request may take from its headers to its answer (a body that
+    /// trickles in is answered 408); event streams are not bounded.
+    pub request_timeout: Duration,
     /// Serve HTTPS with this certificate chain and private key (PEM).
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl ServeConfig {
     /// The defaults: standard limits, 2 jobs at once, results kept 7
-    /// days, bodies up to 64 MiB, 1024 connections, 10 s for headers,
-    /// plain HTTP.
+    /// days, bodies up to 64 MiB, 1024 connections, 10 s for headers and
+    /// 120 s for a whole request, plain HTTP.
     pub fn new(addr: SocketAddr, db: PathBuf, verifier: Verifier) -> ServeConfig {
         ServeConfig {
             addr,
@@ -124,6 +127,7 @@ impl ServeConfig {
             max_body_bytes: 64 << 20,
             max_connections: 1024,
             header_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(120),
             tls: None,
         }
     }
@@ -175,7 +179,7 @@ impl Server {
             limits,
             rate: RateLimiter::default(),
         });
-        let app = api::router(state, config.max_body_bytes);
+        let app = api::router(state, config.max_body_bytes, config.request_timeout);
         let tokio = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("xpu-serve-http")

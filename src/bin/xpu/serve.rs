@@ -97,6 +97,9 @@ pub struct ServeArgs {
     /// Seconds a client has to send a request's headers.
     #[arg(long, default_value_t = 10.0)]
     header_timeout: f64,
+    /// Seconds a request may take, body included (answered 408 after).
+    #[arg(long, default_value_t = 120.0)]
+    request_timeout: f64,
 }
 
 /// `xpu token`.
@@ -254,6 +257,8 @@ pub fn serve(runtime: &RuntimeArgs, args: &ServeArgs) -> Result<()> {
     config.max_connections = args.max_connections;
     config.header_timeout = Duration::try_from_secs_f64(args.header_timeout)
         .map_err(|e| Error::Config(format!("--header-timeout: {e}")))?;
+    config.request_timeout = Duration::try_from_secs_f64(args.request_timeout)
+        .map_err(|e| Error::Config(format!("--request-timeout: {e}")))?;
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some((cert.clone(), key.clone()));
     }
