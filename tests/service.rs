@@ -512,20 +512,16 @@ fn a_subject_with_too_many_queued_jobs_or_requests_gets_429() {
     server.stop().unwrap();
 }
 
-#[test]
-fn a_job_past_its_time_limit_is_cancelled_and_says_so() {
-    let d = dir("time-limit");
-    let limits = RoleLimits::from_toml("[submitter]\nmax_run_seconds = 0.05\n").unwrap();
-    let server = start(&d.join("jobs.sqlite"), limits);
-    let ada = client(&server, "ada", Role::Submitter);
-    // A chain of GEMMs long enough to outlast 50 ms on any machine here.
+/// A chain of 800 GEMMs of 256: long enough to outlast 50 ms, or a
+/// cancel, on any machine here.
+fn long_job() -> JobDocument {
     let n = 256;
     let mut tasks = Vec::new();
     for _ in 0..400 {
         tasks.push(json!({"kernel": {"name": "gemm"}, "args": ["a", "b", "c"]}));
         tasks.push(json!({"kernel": {"name": "gemm"}, "args": ["c", "b", "a"]}));
     }
-    let doc: JobDocument = serde_json::from_value(json!({
+    serde_json::from_value(json!({
         "tensors": {
             "a": {"dtype": "f32", "shape": [n, n], "fill": 0.001},
             "b": {"dtype": "f32", "shape": [n, n], "fill": 0.001},
@@ -534,8 +530,44 @@ fn a_job_past_its_time_limit_is_cancelled_and_says_so() {
         "tasks": tasks,
         "results": ["a"]
     }))
-    .unwrap();
-    let job = ada.submit(&doc, None).unwrap();
+    .unwrap()
+}
+
+#[test]
+fn a_running_job_is_cancelled_by_its_owner_and_stops() {
+    let d = dir("cancel-running");
+    let server = start(&d.join("jobs.sqlite"), RoleLimits::default());
+    let ada = client(&server, "ada", Role::Submitter);
+    let job = ada.submit(&long_job(), None).unwrap();
+    while ada.status(&job.id).unwrap().state == JobState::Queued {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let answer = ada.cancel(&job.id);
+    let done = ada.wait(&job.id, WAIT).unwrap();
+    match answer {
+        Ok(_) => {
+            assert_eq!(done.state, JobState::Cancelled, "{done:?}");
+            assert!(done.error.unwrap_or_default().contains("cancelled by ada"));
+            assert!(
+                done.tasks_done < done.tasks,
+                "{} of {}",
+                done.tasks_done,
+                done.tasks
+            );
+        }
+        // It ended between the status and the cancel.
+        Err(e) => assert!(e.to_string().contains("409"), "{e}"),
+    }
+    server.stop().unwrap();
+}
+
+#[test]
+fn a_job_past_its_time_limit_is_cancelled_and_says_so() {
+    let d = dir("time-limit");
+    let limits = RoleLimits::from_toml("[submitter]\nmax_run_seconds = 0.05\n").unwrap();
+    let server = start(&d.join("jobs.sqlite"), limits);
+    let ada = client(&server, "ada", Role::Submitter);
+    let job = ada.submit(&long_job(), None).unwrap();
     let done = ada.wait(&job.id, WAIT).unwrap();
     assert_eq!(done.state, JobState::Cancelled, "{done:?}");
     let why = done.error.unwrap_or_default();

@@ -302,6 +302,9 @@ pub(crate) struct AppState {
     pub runner: Arc<Runner>,
     pub verifier: Verifier,
     pub limits: Arc<RwLock<RoleLimits>>,
+    /// Kernel names registered by admins and the spec each stands for (a
+    /// copy of the queue file's, which keeps them across restarts).
+    pub kernels: RwLock<serde_json::Map<String, serde_json::Value>>,
     pub rate: RateLimiter,
 }
 
@@ -531,16 +534,13 @@ async fn submit(
     body: Result<Json<JobDocument>, JsonRejection>,
 ) -> Answer {
     if s.runner.is_draining() {
-        return Err(Error::ShutDown.into());
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the server is draining: it takes no new jobs".into(),
+        ));
     }
     let Json(mut doc) = body?;
-    let registered = s.store.kernels()?;
-    doc.expand_kernels(&|name| {
-        registered
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, spec)| spec.clone())
-    });
+    doc.expand_kernels(&|name| s.kernels.read().get(name).cloned());
     let key = match headers.get("idempotency-key") {
         None => None,
         Some(v) => Some(
@@ -783,8 +783,12 @@ async fn cancel(
     if job.state.is_final() {
         return Err(Error::Conflict(format!("job {id} has already ended")).into());
     }
-    s.runner
-        .cancel(&id, &format!("cancelled by {}", who.subject))?;
+    if !s
+        .runner
+        .cancel(&id, &format!("cancelled by {}", who.subject))?
+    {
+        return Err(Error::Conflict(format!("job {id} has already ended")).into());
+    }
     s.store.audit(&who, "cancel", Some(&id), "")?;
     Ok((StatusCode::ACCEPTED, Json(visible(&s, &who, &id)?)).into_response())
 }
@@ -850,7 +854,7 @@ async fn kernels(State(s): Shared) -> Answer {
             .into_iter()
             .map(str::to_string)
             .collect(),
-        registered: s.store.kernels()?.into_iter().collect(),
+        registered: s.kernels.read().clone(),
     })
     .into_response())
 }
@@ -879,6 +883,7 @@ async fn register_kernel(
         what: e.to_string(),
     })?;
     s.store.set_kernel(&who, &name, &spec)?;
+    s.kernels.write().insert(name, spec);
     kernels(State(s)).await
 }
 

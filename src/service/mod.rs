@@ -150,6 +150,7 @@ impl Server {
     pub fn start(rt: Arc<Runtime>, config: ServeConfig) -> Result<Server> {
         let (store, requeued) = JobStore::open(&config.db)?;
         store.prune(config.retention)?;
+        let kernels = store.kernels()?.into_iter().collect();
         let store = Arc::new(store);
         let listener = std::net::TcpListener::bind(config.addr)
             .map_err(|e| Error::Io(format!("listening on {}: {e}", config.addr)))?;
@@ -177,6 +178,7 @@ impl Server {
             runner: runner.clone(),
             verifier: config.verifier,
             limits,
+            kernels: RwLock::new(kernels),
             rate: RateLimiter::default(),
         });
         let app = api::router(state, config.max_body_bytes, config.request_timeout);

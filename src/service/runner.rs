@@ -100,11 +100,8 @@ impl Runner {
                 self.idle();
                 continue;
             }
-            let claimed = self
-                .store
-                .claim_next(&|role| self.limits.read().of(role).max_running_jobs);
-            match claimed {
-                Ok(Some(claimed)) => self.run(claimed),
+            match self.claim() {
+                Ok(Some((claimed, running))) => self.run(claimed, running),
                 Ok(None) => self.idle(),
                 Err(e) => {
                     eprintln!("xpu serve: {e}");
@@ -114,7 +111,16 @@ impl Runner {
         }
     }
 
-    fn run(&self, claimed: Claimed) {
+    /// Takes the next job and lists it as running, both under the running
+    /// list's lock, so that a cancel never finds a job in neither place.
+    fn claim(&self) -> Result<Option<(Claimed, Arc<Running>)>> {
+        let mut list = self.running.lock();
+        let Some(claimed) = self
+            .store
+            .claim_next(&|role| self.limits.read().of(role).max_running_jobs)?
+        else {
+            return Ok(None);
+        };
         let now = Instant::now();
         let time_limit = self.limits.read().of(claimed.role).run_time();
         let running = Arc::new(Running {
@@ -126,9 +132,11 @@ impl Runner {
             time_limit,
             cancelled: Mutex::new(None),
         });
-        self.running
-            .lock()
-            .insert(claimed.id.clone(), running.clone());
+        list.insert(claimed.id.clone(), running.clone());
+        Ok(Some((claimed, running)))
+    }
+
+    fn run(&self, claimed: Claimed, running: Arc<Running>) {
         let outcome = serde_json::from_str::<JobDocument>(&claimed.document)
             .map_err(|e| Error::JobDocument {
                 field: "(document)".into(),
@@ -200,10 +208,11 @@ impl Runner {
     /// Cancels a job: at once if it is queued, by cancelling its tasks if
     /// it runs. Returns whether it was queued or running.
     pub fn cancel(&self, id: &str, why: &str) -> Result<bool> {
+        let list = self.running.lock();
         if self.store.cancel_queued(id, why)? {
             return Ok(true);
         }
-        match self.running.lock().get(id) {
+        match list.get(id) {
             Some(r) => {
                 Self::cancel_running(r, why.to_string());
                 Ok(true)
