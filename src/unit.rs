@@ -199,3 +199,21 @@ pub enum Placement {
     Unit(UnitId),
     Kind(UnitKind),
 }
+
+impl Placement {
+    /// A unit id (`3`) or a unit kind (`gpu`, `lpu`, ...).
+    ///
+    /// ```
+    /// use xpu::{Placement, UnitKind};
+    /// assert_eq!(Placement::parse("3")?, Placement::Unit(3));
+    /// assert_eq!(Placement::parse("gpu")?, Placement::Kind(UnitKind::Gpu));
+    /// assert!(Placement::parse("qpu").is_err());
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn parse(unit: &str) -> crate::Result<Placement> {
+        match unit.parse::<UnitId>() {
+            Ok(id) => Ok(Placement::Unit(id)),
+            Err(_) => UnitKind::parse(unit).map(Placement::Kind),
+        }
+    }
+}

@@ -36,7 +36,7 @@ use utoipa::ToSchema;
 use super::limits::Limits;
 use crate::{
     Access, ArgMeta, DType, Error, Job, Kernel, Mode, Placement, Result, Runtime, Task,
-    TaskOptions, Tensor, UnitKind,
+    TaskOptions, Tensor,
 };
 
 /// A job: tensors by name, tasks over them in submission order (each
@@ -175,12 +175,7 @@ fn check_name(field: &str, name: &str) -> Result<()> {
 }
 
 fn placement(field: &str, unit: &str) -> Result<Placement> {
-    match unit.parse::<usize>() {
-        Ok(id) => Ok(Placement::Unit(id)),
-        Err(_) => UnitKind::parse(unit)
-            .map(Placement::Kind)
-            .map_err(|e| invalid(field, e.to_string())),
-    }
+    Placement::parse(unit).map_err(|e| invalid(field, e.to_string()))
 }
 
 impl ArgSpec {

@@ -72,7 +72,7 @@ pub fn run(runtime: &RuntimeArgs, args: &GenerateArgs) -> xpu::Result<()> {
     };
     let rt = runtime.build(None)?;
     let placement = match &args.unit {
-        Some(unit) => crate::placement(unit)?,
+        Some(unit) => xpu::Placement::parse(unit)?,
         None => Placement::Kind(UnitKind::Lpu),
     };
     let path = match &args.model {

@@ -26,7 +26,7 @@ mod vision;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use xpu::{Placement, Policy, Runtime, UnitKind};
+use xpu::{Policy, Runtime};
 
 /// xpu — a heterogeneous compute runtime.
 ///
@@ -84,14 +84,6 @@ struct RuntimeArgs {
     /// Neither load nor store the task history.
     #[arg(long, global = true)]
     no_history: bool,
-}
-
-/// A unit id (`3`) or kind (`lpu`, `gpu`, ...) as a placement.
-fn placement(unit: &str) -> xpu::Result<Placement> {
-    match unit.parse::<usize>() {
-        Ok(id) => Ok(Placement::Unit(id)),
-        Err(_) => Ok(Placement::Kind(UnitKind::parse(unit)?)),
-    }
 }
 
 pub(crate) fn parse_policy(s: &str) -> Result<Policy, String> {

@@ -48,7 +48,7 @@ pub struct VisionArgs {
 
 fn placement(rt: &Runtime, unit: Option<&str>) -> xpu::Result<Placement> {
     match unit {
-        Some(s) => crate::placement(s),
+        Some(s) => Placement::parse(s),
         None if rt.units().iter().any(|u| u.kind == UnitKind::Vpu) => {
             Ok(Placement::Kind(UnitKind::Vpu))
         }
