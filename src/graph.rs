@@ -25,7 +25,7 @@ use smallvec::SmallVec;
 
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
-use crate::perfmodel::Footprint;
+use crate::perfmodel::FootprintCell;
 use crate::tensor::Access;
 use crate::unit::UnitId;
 
@@ -73,11 +73,12 @@ impl UnitSet {
 pub(crate) type Failure = (u64, Error);
 
 /// A failure recorded rarely and checked on every task: an atomic flag
-/// keeps the check off the lock when there is none.
+/// keeps the check off the lock when there is none, and the failure is
+/// boxed so that every task does not carry an error's room.
 #[derive(Default)]
 pub(crate) struct FailureSlot {
     present: AtomicBool,
-    value: Mutex<Option<Failure>>,
+    value: Mutex<Option<Box<Failure>>>,
 }
 
 impl FailureSlot {
@@ -86,7 +87,7 @@ impl FailureSlot {
         if !self.present.load(Ordering::Acquire) {
             return None;
         }
-        self.value.lock().clone()
+        self.value.lock().as_deref().cloned()
     }
 
     /// Records `failure` unless one of an earlier task is recorded: of
@@ -94,8 +95,8 @@ impl FailureSlot {
     /// finished first.
     pub fn set_earliest(&self, failure: &Failure) {
         let mut v = self.value.lock();
-        if v.as_ref().is_none_or(|(task, _)| failure.0 < *task) {
-            *v = Some(failure.clone());
+        if v.as_deref().is_none_or(|(task, _)| failure.0 < *task) {
+            *v = Some(Box::new(failure.clone()));
             self.present.store(true, Ordering::Release);
         }
     }
@@ -107,7 +108,7 @@ impl FailureSlot {
         }
         let mut v = self.value.lock();
         self.present.store(failure.is_some(), Ordering::Release);
-        *v = failure;
+        *v = failure.map(Box::new);
     }
 }
 
@@ -204,7 +205,9 @@ pub(crate) struct TaskNode {
     run_state: AtomicU8,
     /// The job the task belongs to, if any.
     pub job: Option<Arc<JobState>>,
-    pub outcome: OnceLock<Result<(), Error>>,
+    /// How it ended, once it has (an error boxed: tasks rarely fail, and
+    /// every task would carry its room).
+    pub outcome: OnceLock<Result<(), Box<Error>>>,
     /// A task someone is blocked on: its completion must wake them.
     pub watched: AtomicBool,
     /// Not scheduled: a thread waits for it to become ready (read-back).
@@ -216,7 +219,7 @@ pub(crate) struct TaskNode {
     pub ready_at: AtomicU64,
     pub released_by: AtomicU64,
     /// What its run time depends on, once a policy or worker asked.
-    pub footprint: OnceLock<Footprint>,
+    pub footprint: FootprintCell,
 }
 
 /// How a scheduled task is to be placed: its priority, the units that may
@@ -284,7 +287,7 @@ impl TaskNode {
             submitted_at,
             ready_at: AtomicU64::new(submitted_at),
             released_by: AtomicU64::new(0),
-            footprint: OnceLock::new(),
+            footprint: FootprintCell::default(),
         }
     }
 
@@ -353,7 +356,11 @@ fn link(pred: &Arc<TaskNode>, succ: &Arc<TaskNode>, passes_failure: bool) {
             passes_failure,
         });
     } else if passes_failure {
-        if let Some(f) = pred.outcome.get().and_then(|o| failure_of(pred.id, o)) {
+        if let Some(f) = pred
+            .outcome
+            .get()
+            .and_then(|o| failure_of(pred.id, o.as_ref().map_err(|e| &**e)))
+        {
             succ.upstream_failure.set_earliest(&f);
         }
     }
@@ -402,7 +409,7 @@ pub(crate) fn release_submission(task: &TaskNode) -> bool {
 
 /// The failure that task `id`'s outcome passes on: the first failed (or
 /// cancelled) task upstream and its error, or `id` itself with its own error.
-pub(crate) fn failure_of(id: u64, outcome: &Result<(), Error>) -> Option<Failure> {
+pub(crate) fn failure_of(id: u64, outcome: Result<&(), &Error>) -> Option<Failure> {
     match outcome {
         Ok(()) => None,
         Err(Error::DependencyFailed {
@@ -448,8 +455,8 @@ pub(crate) fn inherited_failure(task: &TaskNode) -> Option<Error> {
 /// A failure is passed on along explicit edges only; data edges carry it
 /// through the poison of the tensors the task writes (set by the caller).
 pub(crate) fn finish(task: &TaskNode, outcome: Result<(), Error>) -> SmallVec<[Arc<TaskNode>; 4]> {
-    let failure = failure_of(task.id, &outcome);
-    let _ = task.outcome.set(outcome);
+    let failure = failure_of(task.id, outcome.as_ref());
+    let _ = task.outcome.set(outcome.map_err(Box::new));
     let list = {
         let mut s = task.successors.lock();
         s.done = true;

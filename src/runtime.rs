@@ -517,7 +517,10 @@ impl Runtime {
     pub fn wait(&self, task: &Task) -> Result<()> {
         task.node.watched.store(true, Ordering::SeqCst);
         self.shared.wait_until(|| task.node.is_done());
-        task.node.outcome.get().cloned().unwrap_or(Ok(()))
+        task.node
+            .outcome
+            .get()
+            .map_or(Ok(()), |o| o.clone().map_err(|e| *e))
     }
 
     /// Waits until every submitted task has finished.

@@ -28,6 +28,7 @@ mod fnv;
 mod law;
 
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use parking_lot::{MappedRwLockReadGuard, Mutex, RwLock, RwLockReadGuard};
 use serde::Serialize;
@@ -72,6 +73,38 @@ impl Footprint {
             key: h.finish(),
             size: bytes.max(1) as f64,
         }
+    }
+}
+
+/// A task's footprint, worked out the first time a policy or worker asks
+/// for it and kept. Cheaper than a `OnceLock` on the placement path: two
+/// threads that both find it empty compute the same value, so they need
+/// not wait for each other.
+#[derive(Debug, Default)]
+pub(crate) struct FootprintCell {
+    set: AtomicBool,
+    key: AtomicU64,
+    size: AtomicU64,
+}
+
+impl FootprintCell {
+    /// The footprint, if worked out.
+    pub fn get(&self) -> Option<Footprint> {
+        self.set.load(Ordering::Acquire).then(|| Footprint {
+            key: self.key.load(Ordering::Relaxed),
+            size: f64::from_bits(self.size.load(Ordering::Relaxed)),
+        })
+    }
+
+    /// The footprint, worked out by `compute` if it was not yet.
+    pub fn get_or_compute(&self, compute: impl FnOnce() -> Footprint) -> Footprint {
+        self.get().unwrap_or_else(|| {
+            let fp = compute();
+            self.key.store(fp.key, Ordering::Relaxed);
+            self.size.store(fp.size.to_bits(), Ordering::Relaxed);
+            self.set.store(true, Ordering::Release);
+            fp
+        })
     }
 }
 
@@ -378,10 +411,50 @@ impl KernelModels<'_> {
     }
 }
 
+/// What a unit's worker remembers between tasks of [`PerfModels::wants_sample`]:
+/// the last kernel that had its full history on the unit, as of the
+/// models' count of corrections. Such a pair is only sampled until a
+/// correction, so most tasks are answered without the models' lock.
+#[derive(Debug, Default)]
+pub(crate) struct SampleMemo {
+    full: String,
+    corrections: u64,
+}
+
+impl SampleMemo {
+    /// [`PerfModels::wants_sample`], remembering a pair with its full history.
+    pub fn wants_sample(
+        &mut self,
+        models: &PerfModels,
+        kernel: &str,
+        unit: UnitId,
+        task: u64,
+    ) -> bool {
+        if task.is_multiple_of(SAMPLE_EVERY) {
+            return true;
+        }
+        // Read before the models: a correction made after this reading
+        // changes the count, and the next task looks again.
+        let corrections = models.corrections.load(Ordering::Acquire);
+        if self.corrections == corrections && self.full == kernel {
+            return false;
+        }
+        let wants = models.wants_sample(kernel, unit, task);
+        if !wants {
+            kernel.clone_into(&mut self.full);
+            self.corrections = corrections;
+        }
+        wants
+    }
+}
+
 /// Every model of a runtime.
 pub struct PerfModels {
     units: usize,
     kernels: RwLock<FnvMap<String, Vec<KernelModel>>>,
+    /// How many times a model was corrected ([`PerfModels::correct`]):
+    /// a pair with its full history loses it only then.
+    corrections: AtomicU64,
     transfers: Mutex<Vec<TransferModel>>,
     nodes: usize,
 }
@@ -392,6 +465,7 @@ impl PerfModels {
         PerfModels {
             units,
             kernels: RwLock::new(FnvMap::default()),
+            corrections: AtomicU64::new(0),
             transfers: Mutex::new(vec![TransferModel::default(); nodes * nodes]),
             nodes,
         }
@@ -443,6 +517,7 @@ impl PerfModels {
             // The measurement below is the first of them.
             m.remeasure = FULL_SAMPLES + 1;
         }
+        self.corrections.fetch_add(1, Ordering::Release);
         self.observe(kernel, unit, fp, seconds);
     }
 
@@ -624,5 +699,41 @@ impl PerfModels {
             .collect();
         out.sort_by(|x, y| x.kernel.cmp(&y.kernel).then(x.unit.cmp(&y.unit)));
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Footprint, PerfModels, SampleMemo, FULL_SAMPLES};
+
+    #[test]
+    fn a_sample_memo_answers_as_the_models_do_through_corrections_and_kernels() {
+        let models = PerfModels::new(1, 1);
+        let fp = Footprint { key: 3, size: 64.0 };
+        let mut memo = SampleMemo::default();
+        // Every answer of the memo, over a run of task ids, equals the
+        // models' own answer at that moment.
+        let agree = |memo: &mut SampleMemo, kernel: &str| {
+            (1..200u64).all(|t| {
+                memo.wants_sample(&models, kernel, 0, t) == models.wants_sample(kernel, 0, t)
+            })
+        };
+        assert!(agree(&mut memo, "relu"), "a pair never run");
+        for _ in 0..FULL_SAMPLES {
+            models.observe("relu", 0, &fp, 1e-6);
+        }
+        assert!(agree(&mut memo, "relu"), "a pair measured in full");
+        assert!(agree(&mut memo, "gelu"), "another kernel, never run");
+        assert!(agree(&mut memo, "relu"), "back to the first kernel");
+        models.correct("relu", 0, &fp, 1e-3);
+        assert!(
+            memo.wants_sample(&models, "relu", 0, 1),
+            "a correction is seen at once"
+        );
+        assert!(agree(&mut memo, "relu"), "after a correction");
+        for _ in 0..FULL_SAMPLES {
+            models.observe("relu", 0, &fp, 1e-3);
+        }
+        assert!(agree(&mut memo, "relu"), "measured in full again");
     }
 }

@@ -170,7 +170,7 @@ impl Placeable for TaskNode {
 
 /// The footprint of a task's arguments (computed once per task).
 pub(crate) fn footprint(task: &TaskNode) -> Footprint {
-    *task.footprint.get_or_init(|| {
+    task.footprint.get_or_compute(|| {
         let metas: SmallVec<[ArgMeta<'_>; 4]> = task.accesses.iter().map(Access::meta).collect();
         Footprint::of(&task.kernel, &metas)
     })

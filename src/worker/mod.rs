@@ -18,6 +18,7 @@ use crate::backend::{Arg, ArgData};
 use crate::error::{Error, Result};
 use crate::graph::{self, TaskNode};
 use crate::memory::{Fetched, Storage};
+use crate::perfmodel::SampleMemo;
 use crate::trace::TaskRecord;
 use crate::unit::UnitId;
 
@@ -50,6 +51,7 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
     // When tasks follow each other without a pause, one task's end is the
     // next one's start: one clock read per task instead of two.
     let mut last_end: Option<Stamp> = None;
+    let mut memo = SampleMemo::default();
     loop {
         if s.health.is_down(unit) {
             serve_while_down(&s, unit, &parker);
@@ -57,7 +59,7 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
         }
         if let Some(task) = s.policy.pop(unit) {
             let start = last_end.take().unwrap_or_else(|| Stamp::now(&s));
-            last_end = Some(execute(&s, unit, &task, start));
+            last_end = Some(execute(&s, unit, &task, start, &mut memo));
             idle = 0;
             continue;
         }
@@ -83,7 +85,7 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
         s.going_to_sleep(unit);
         if let Some(task) = s.policy.pop(unit) {
             s.woke_up(unit);
-            execute(&s, unit, &task, Stamp::now(&s));
+            execute(&s, unit, &task, Stamp::now(&s), &mut memo);
             idle = 0;
             continue;
         }
@@ -142,7 +144,14 @@ impl Stamp {
 }
 
 /// Runs one task that was taken at `start`; returns when it ended.
-fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Stamp) -> Stamp {
+/// `memo` is the worker's memory of which kernels it samples.
+fn execute(
+    s: &Shared,
+    unit: UnitId,
+    task: &Arc<TaskNode>,
+    start: Stamp,
+    memo: &mut SampleMemo,
+) -> Stamp {
     let not_run = |e| Launched {
         outcome: Err(e),
         fetched: Fetches::default(),
@@ -156,7 +165,7 @@ fn execute(s: &Shared, unit: UnitId, task: &Arc<TaskNode>, start: Stamp) -> Stam
     } else {
         match graph::inherited_failure(task) {
             Some(e) => not_run(e),
-            None => launch(s, unit, task),
+            None => launch(s, unit, task, memo),
         }
     };
     let end = Stamp::now(s);
@@ -193,7 +202,7 @@ fn complete(
         a.tensor
             .inner
             .poison
-            .replace(graph::failure_of(task.id, &outcome));
+            .replace(graph::failure_of(task.id, outcome.as_ref()));
     }
     let flops = if ok {
         let shapes: SmallVec<[&[usize]; 4]> =
@@ -220,7 +229,7 @@ fn complete(
                 });
                 Some(fp)
             }
-            None => task.footprint.get().copied(),
+            None => task.footprint.get(),
         };
         s.recorder.record(TaskRecord {
             id: task.id,
@@ -280,11 +289,11 @@ struct Launched {
 /// inside a panic boundary (a backend's upload or allocation may panic as
 /// well as its kernel). A device that reports itself lost takes the unit
 /// out of service.
-fn launch(s: &Shared, unit: UnitId, task: &TaskNode) -> Launched {
+fn launch(s: &Shared, unit: UnitId, task: &TaskNode, memo: &mut SampleMemo) -> Launched {
     let node = s.units[unit].node;
     let mut storages: SmallVec<[Storage; 4]> = SmallVec::new();
     let mut fetched = Fetches::default();
-    let measuring = s.measuring && s.models.wants_sample(task.kernel.name(), unit, task.id);
+    let measuring = s.measuring && memo.wants_sample(&s.models, task.kernel.name(), unit, task.id);
     let mut run_seconds = None;
     let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
         for a in &task.accesses {
