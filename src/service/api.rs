@@ -20,6 +20,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use super::auth::{Identity, Role, Verifier};
+use super::commit::GroupCommit;
 use super::document::{JobDocument, JobResult};
 use super::limits::{RateLimiter, RoleLimits};
 use super::runner::Runner;
@@ -299,6 +300,8 @@ pub struct AuditLog {
 pub(crate) struct AppState {
     pub rt: Arc<Runtime>,
     pub store: Arc<JobStore>,
+    /// Writes submitted jobs to `store`, in groups.
+    pub commit: GroupCommit,
     pub runner: Arc<Runner>,
     pub verifier: Verifier,
     pub limits: Arc<RwLock<RoleLimits>>,
@@ -562,8 +565,9 @@ async fn submit(
     let checked = doc.check(&s.rt, &limits, &uploads)?;
     let text = serde_json::to_string(&doc).map_err(|e| Error::Io(e.to_string()))?;
     let (job, new) = s
-        .store
-        .submit(&who, key.as_deref(), &text, checked.tasks, &limits)?;
+        .commit
+        .submit(&who, key.as_deref(), text, checked.tasks, &limits)
+        .await?;
     if new {
         s.runner.wake();
     }

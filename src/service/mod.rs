@@ -57,6 +57,7 @@
 mod api;
 mod auth;
 mod client;
+mod commit;
 mod document;
 mod limits;
 mod listen;
@@ -82,7 +83,7 @@ pub use document::{
 pub use limits::{Limits, RateLimiter, RoleLimits};
 pub use loadtest::{run as load_test, LoadPlan, LoadReport};
 pub use openapi::document as openapi_document;
-pub use store::{AuditEntry, JobState, JobStatus, JobStore, SubjectUploads};
+pub use store::{AuditEntry, JobState, JobStatus, JobStore, SubjectUploads, Submission};
 
 use crate::{Error, Result, Runtime};
 
@@ -172,8 +173,10 @@ impl Server {
         let limits = Arc::new(RwLock::new(config.limits));
         let runner =
             runner::Runner::start(store.clone(), rt.clone(), limits.clone(), config.workers)?;
+        let commit = commit::GroupCommit::start(store.clone())?;
         let state = Arc::new(api::AppState {
             rt,
+            commit,
             store,
             runner: runner.clone(),
             verifier: config.verifier,

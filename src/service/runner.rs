@@ -11,7 +11,7 @@ use parking_lot::{Condvar, Mutex, RwLock};
 
 use super::document::JobDocument;
 use super::limits::RoleLimits;
-use super::store::{Claimed, JobState, JobStore, SubjectUploads};
+use super::store::{Claimed, JobState, JobStore, SubjectUploads, CHECKPOINT_EVERY};
 use crate::{Error, Job, Result, Runtime};
 
 /// A job being run.
@@ -74,6 +74,7 @@ impl Runner {
             threads.push(spawn(format!("xpu-serve-job-{i}"), Runner::work)?);
         }
         threads.push(spawn("xpu-serve-watchdog".into(), Runner::watch)?);
+        threads.push(spawn("xpu-serve-checkpoint".into(), Runner::checkpoints)?);
         *runner.threads.lock() = threads;
         Ok(runner)
     }
@@ -194,6 +195,17 @@ impl Runner {
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Copies the queue's log into its file now and then (see
+    /// [`JobStore::checkpoint`]); a failure is reported and tried again.
+    fn checkpoints(&self) {
+        while !self.stopping.load(Ordering::Acquire) {
+            std::thread::sleep(CHECKPOINT_EVERY);
+            if let Err(e) = self.store.checkpoint() {
+                eprintln!("xpu serve: {e}");
+            }
         }
     }
 

@@ -21,6 +21,9 @@ use crate::{DType, Error, Result};
 
 const SCHEMA: &str = "xpu-service/1";
 
+/// How often the server copies the write-ahead log into the queue's file.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -111,10 +114,37 @@ fn new_id() -> Result<String> {
     Ok(raw.iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A job to queue: who submits it, under which idempotency key, its
+/// document (as JSON), its task count, and the submitter's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Submission<'a> {
+    pub who: &'a Identity,
+    pub idempotency_key: Option<&'a str>,
+    pub document: &'a str,
+    pub tasks: usize,
+    pub limits: &'a Limits,
+}
+
+/// Why one submission of a group was not queued: refused on its own
+/// (the others go on), or the database failed (the group fails).
+enum Queue {
+    Refused(Error),
+    Database(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Queue {
+    fn from(e: rusqlite::Error) -> Queue {
+        Queue::Database(e)
+    }
+}
+
 /// The queue's file.
 pub struct JobStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    /// A second connection, for checkpoints ([`JobStore::checkpoint`]):
+    /// they copy the log into the file beside the writes, not inside one.
+    checkpoints: Mutex<Connection>,
 }
 
 const STATUS_COLUMNS: &str =
@@ -177,6 +207,7 @@ impl JobStore {
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
+             PRAGMA wal_autocheckpoint = 0;
              CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
              CREATE TABLE IF NOT EXISTS jobs(seq INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE,
                  subject TEXT NOT NULL, role TEXT NOT NULL, idempotency_key TEXT, document TEXT NOT NULL,
@@ -192,7 +223,28 @@ impl JobStore {
              CREATE TABLE IF NOT EXISTS uploads(id TEXT PRIMARY KEY, subject TEXT NOT NULL, bytes INTEGER NOT NULL,
                  created_ms INTEGER NOT NULL);
              CREATE TABLE IF NOT EXISTS audit(seq INTEGER PRIMARY KEY AUTOINCREMENT, at_ms INTEGER NOT NULL,
-                 subject TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, job TEXT, detail TEXT NOT NULL);",
+                 subject TEXT NOT NULL, role TEXT NOT NULL, action TEXT NOT NULL, job TEXT, detail TEXT NOT NULL);
+             -- Each subject's queued and running jobs, kept by triggers so
+             -- that a submission reads its count instead of counting its
+             -- queue; worked out afresh at every start.
+             CREATE TABLE IF NOT EXISTS unfinished(subject TEXT PRIMARY KEY, jobs INTEGER NOT NULL);
+             CREATE TRIGGER IF NOT EXISTS unfinished_insert AFTER INSERT ON jobs
+                 WHEN NEW.state IN ('queued', 'running') BEGIN
+                 INSERT INTO unfinished(subject, jobs) VALUES(NEW.subject, 1)
+                     ON CONFLICT(subject) DO UPDATE SET jobs = jobs + 1; END;
+             CREATE TRIGGER IF NOT EXISTS unfinished_end AFTER UPDATE OF state ON jobs
+                 WHEN OLD.state IN ('queued', 'running') AND NEW.state NOT IN ('queued', 'running') BEGIN
+                 UPDATE unfinished SET jobs = jobs - 1 WHERE subject = OLD.subject; END;
+             CREATE TRIGGER IF NOT EXISTS unfinished_again AFTER UPDATE OF state ON jobs
+                 WHEN OLD.state NOT IN ('queued', 'running') AND NEW.state IN ('queued', 'running') BEGIN
+                 INSERT INTO unfinished(subject, jobs) VALUES(NEW.subject, 1)
+                     ON CONFLICT(subject) DO UPDATE SET jobs = jobs + 1; END;
+             CREATE TRIGGER IF NOT EXISTS unfinished_delete AFTER DELETE ON jobs
+                 WHEN OLD.state IN ('queued', 'running') BEGIN
+                 UPDATE unfinished SET jobs = jobs - 1 WHERE subject = OLD.subject; END;
+             DELETE FROM unfinished;
+             INSERT INTO unfinished(subject, jobs)
+                 SELECT subject, COUNT(*) FROM jobs WHERE state IN ('queued', 'running') GROUP BY subject;",
         )
         .map_err(db)?;
         conn.execute(
@@ -206,13 +258,30 @@ impl JobStore {
                 [],
             )
             .map_err(db)?;
+        let checkpoints = Connection::open(path).map_err(db)?;
+        checkpoints
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(db)?;
         Ok((
             JobStore {
                 path: path.to_path_buf(),
                 conn: Mutex::new(conn),
+                checkpoints: Mutex::new(checkpoints),
             },
             requeued,
         ))
+    }
+
+    /// Copies what the write-ahead log holds into the file, without
+    /// waiting for readers or blocking writers (SQLite's passive
+    /// checkpoint). The queue's own connection never does it inside a
+    /// commit, so that a submission does not wait for a checkpoint; the
+    /// server calls this every [`CHECKPOINT_EVERY`].
+    pub fn checkpoint(&self) -> Result<()> {
+        self.checkpoints
+            .lock()
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            .map_err(|e| self.db(e))
     }
 
     /// The file's path.
@@ -220,7 +289,7 @@ impl JobStore {
         &self.path
     }
 
-    fn db(&self, e: rusqlite::Error) -> Error {
+    fn db(&self, e: impl std::fmt::Display) -> Error {
         Error::Io(format!("job queue {}: {e}", self.path.display()))
     }
 
@@ -238,11 +307,52 @@ impl JobStore {
         tasks: usize,
         limits: &Limits,
     ) -> Result<(JobStatus, bool)> {
+        let one = Submission {
+            who,
+            idempotency_key,
+            document,
+            tasks,
+            limits,
+        };
+        self.submit_all(&[one])
+            .pop()
+            .unwrap_or_else(|| Err(Error::Io("a submission went unanswered".into())))
+    }
+
+    /// [`JobStore::submit`] for several submissions in one transaction
+    /// (group commit: one write of the log for all of them); an answer
+    /// for each, in order. Each sees the ones before it, so a key or a
+    /// queue limit holds within the group as across groups. When the
+    /// transaction cannot be committed, every submission gets its error.
+    pub fn submit_all(&self, submissions: &[Submission<'_>]) -> Vec<Result<(JobStatus, bool)>> {
         let mut conn = self.conn.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| self.db(e))?;
-        if let Some(key) = idempotency_key {
+        let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+            Ok(tx) => tx,
+            Err(e) => return submissions.iter().map(|_| Err(self.db(&e))).collect(),
+        };
+        let mut answers = Vec::with_capacity(submissions.len());
+        for one in submissions {
+            match Self::submit_in(&tx, one) {
+                Ok(answer) => answers.push(Ok(answer)),
+                Err(Queue::Refused(e)) => answers.push(Err(e)),
+                Err(Queue::Database(e)) => {
+                    return submissions.iter().map(|_| Err(self.db(&e))).collect();
+                }
+            }
+        }
+        match tx.commit() {
+            Ok(()) => answers,
+            Err(e) => submissions.iter().map(|_| Err(self.db(&e))).collect(),
+        }
+    }
+
+    /// One submission inside the group's transaction.
+    fn submit_in(
+        tx: &Connection,
+        one: &Submission<'_>,
+    ) -> std::result::Result<(JobStatus, bool), Queue> {
+        let who = one.who;
+        if let Some(key) = one.idempotency_key {
             let existing: Option<(String, String)> = tx
                 .prepare_cached(
                     "SELECT id, document FROM jobs WHERE subject = ?1 AND idempotency_key = ?2",
@@ -250,31 +360,25 @@ impl JobStore {
                 .and_then(|mut q| {
                     q.query_row(params![who.subject, key], |r| Ok((r.get(0)?, r.get(1)?)))
                 })
-                .optional()
-                .map_err(|e| self.db(e))?;
+                .optional()?;
             if let Some((id, stored)) = existing {
-                if stored != document {
-                    return Err(Error::Conflict(format!(
+                if stored != one.document {
+                    return Err(Queue::Refused(Error::Conflict(format!(
                         "idempotency key {key:?} was used for another document (job {id})"
-                    )));
+                    ))));
                 }
-                let status = Self::status_in(&tx, &id)
-                    .map_err(|e| self.db(e))?
-                    .ok_or_else(|| Error::NotFound(format!("job {id}")))?;
+                let status = Self::status_in(tx, &id)?
+                    .ok_or_else(|| Queue::Refused(Error::NotFound(format!("job {id}"))))?;
                 return Ok((status, false));
             }
         }
-        // Counted up to the limit only: a long queue costs no more.
         let unfinished: u64 = tx
-            .prepare_cached(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE subject = ?1 AND state IN ('queued', 'running') LIMIT ?2)",
-            )
-            .and_then(|mut q| {
-                q.query_row(params![who.subject, limits.max_queued_jobs.min(i64::MAX as u64)], |r| r.get(0))
-            })
-            .map_err(|e| self.db(e))?;
-        limits.check_queue(unfinished)?;
-        let id = new_id()?;
+            .prepare_cached("SELECT jobs FROM unfinished WHERE subject = ?1")
+            .and_then(|mut q| q.query_row(params![who.subject], |r| r.get(0)))
+            .optional()?
+            .unwrap_or(0);
+        one.limits.check_queue(unfinished).map_err(Queue::Refused)?;
+        let id = new_id().map_err(Queue::Refused)?;
         tx.prepare_cached(
             "INSERT INTO jobs(id, subject, role, idempotency_key, document, state, tasks, submitted_ms)
              VALUES(?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7)",
@@ -284,18 +388,15 @@ impl JobStore {
                 id,
                 who.subject,
                 who.role.to_string(),
-                idempotency_key,
-                document,
-                tasks as u64,
+                one.idempotency_key,
+                one.document,
+                one.tasks as u64,
                 now_ms(),
             ])
-        })
-        .map_err(|e| self.db(e))?;
-        Self::audit_in(&tx, who, "submit", Some(&id), "").map_err(|e| self.db(e))?;
-        let status = Self::status_in(&tx, &id)
-            .map_err(|e| self.db(e))?
-            .ok_or_else(|| Error::NotFound(format!("job {id}")))?;
-        tx.commit().map_err(|e| self.db(e))?;
+        })?;
+        Self::audit_in(tx, who, "submit", Some(&id), "")?;
+        let status = Self::status_in(tx, &id)?
+            .ok_or_else(|| Queue::Refused(Error::NotFound(format!("job {id}"))))?;
         Ok((status, true))
     }
 
@@ -629,5 +730,70 @@ impl Uploads for SubjectUploads<'_> {
 
     fn read(&self, id: &str) -> Result<Vec<u8>> {
         self.store.read_upload(self.subject, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{JobState, JobStore, Submission};
+    use crate::service::{Identity, Limits, Role, RoleLimits};
+
+    #[test]
+    fn a_group_of_submissions_keeps_keys_and_queue_limits_and_the_counts_survive_a_restart() {
+        let path =
+            std::env::temp_dir().join(format!("xpu-store-group-{}.sqlite", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let ada = Identity {
+            subject: "ada".into(),
+            role: Role::Submitter,
+        };
+        let limits: Limits = RoleLimits::from_toml("[submitter]\nmax_queued_jobs = 2\n")
+            .unwrap()
+            .of(Role::Submitter)
+            .clone();
+        let job = |key, document| Submission {
+            who: &ada,
+            idempotency_key: key,
+            document,
+            tasks: 1,
+            limits: &limits,
+        };
+        let (store, _) = JobStore::open(&path).unwrap();
+        // In one group: a key used twice gives one job; the queue limit
+        // counts the jobs queued earlier in the group.
+        let answers = store.submit_all(&[
+            job(Some("k"), "{}"),
+            job(Some("k"), "{}"),
+            job(Some("k"), "{\"other\":1}"),
+            job(None, "{}"),
+            job(None, "{}"),
+        ]);
+        let first = answers[0].as_ref().unwrap();
+        let again = answers[1].as_ref().unwrap();
+        assert!(first.1 && !again.1 && first.0.id == again.0.id);
+        assert!(answers[2]
+            .as_ref()
+            .unwrap_err()
+            .to_string()
+            .contains("idempotency key"));
+        assert!(answers[3].as_ref().unwrap().1);
+        let refused = answers[4].as_ref().unwrap_err().to_string();
+        assert!(refused.contains("max_queued_jobs"), "{refused}");
+        // A job that ends makes room; the count is worked out again at
+        // the next start.
+        assert!(store.cancel_queued(&first.0.id, "test").unwrap());
+        assert!(store.submit(&ada, None, "{}", 1, &limits).unwrap().1);
+        let running = store.claim_next(&|_| 1).unwrap().unwrap();
+        assert!(store.submit(&ada, None, "{}", 1, &limits).is_err());
+        store
+            .finish(&running.id, JobState::Succeeded, None, &[], 1)
+            .unwrap();
+        assert!(store.submit(&ada, None, "{}", 1, &limits).unwrap().1);
+        drop(store);
+        let (store, _) = JobStore::open(&path).unwrap();
+        let refused = store.submit(&ada, None, "{}", 1, &limits).unwrap_err();
+        assert!(refused.to_string().contains("max_queued_jobs"), "{refused}");
+        drop(store);
+        let _ = std::fs::remove_file(&path);
     }
 }
