@@ -198,11 +198,22 @@ impl Runner {
         }
     }
 
-    /// Copies the queue's log into its file now and then (see
-    /// [`JobStore::checkpoint`]); a failure is reported and tried again.
+    /// Copies the queue's log into its file every [`CHECKPOINT_EVERY`]
+    /// (see [`JobStore::checkpoint`]); a failure is reported and tried
+    /// again. Seldom, because each checkpoint flushes the file to disk,
+    /// and writes wait meanwhile.
     fn checkpoints(&self) {
+        let mut next = Instant::now() + CHECKPOINT_EVERY;
         while !self.stopping.load(Ordering::Acquire) {
-            std::thread::sleep(CHECKPOINT_EVERY);
+            let now = Instant::now();
+            if now < next {
+                let mut wake = self.wake.lock();
+                if !self.stopping.load(Ordering::Acquire) {
+                    self.woken.wait_for(&mut wake, next - now);
+                }
+                continue;
+            }
+            next = now + CHECKPOINT_EVERY;
             if let Err(e) = self.store.checkpoint() {
                 eprintln!("xpu serve: {e}");
             }

@@ -22,7 +22,10 @@ use crate::{DType, Error, Result};
 const SCHEMA: &str = "xpu-service/1";
 
 /// How often the server copies the write-ahead log into the queue's file.
-pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(2);
+
+/// Log pages a checkpoint may leave for the copy that holds up writes.
+const CHECKPOINT_PAUSE_PAGES: i64 = 256;
 
 /// Where a job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -272,16 +275,33 @@ impl JobStore {
         ))
     }
 
-    /// Copies what the write-ahead log holds into the file, without
-    /// waiting for readers or blocking writers (SQLite's passive
-    /// checkpoint). The queue's own connection never does it inside a
-    /// commit, so that a submission does not wait for a checkpoint; the
-    /// server calls this every [`CHECKPOINT_EVERY`].
+    /// Copies what the write-ahead log holds into the file, so that the
+    /// log starts again from its beginning. Under a steady stream of
+    /// writes a checkpoint beside them never catches up (the log grew
+    /// without bound), and one inside a commit holds up every submission
+    /// for its whole copy. So: the bulk is copied beside the writes, again
+    /// while much was written meanwhile, and then writes wait only while
+    /// the last few pages are copied. The queue's own connection never
+    /// checkpoints; the server calls this every [`CHECKPOINT_EVERY`].
     pub fn checkpoint(&self) -> Result<()> {
-        self.checkpoints
-            .lock()
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            .map_err(|e| self.db(e))
+        let checkpoints = self.checkpoints.lock();
+        // Pages of the log not yet in the file, after a passive checkpoint.
+        let passive = || {
+            checkpoints
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok(r.get::<_, i64>(1)? - r.get::<_, i64>(2)?)
+                })
+                .map_err(|e| self.db(e))
+        };
+        let mut left = passive()?;
+        for _ in 0..3 {
+            if left <= CHECKPOINT_PAUSE_PAGES {
+                break;
+            }
+            left = passive()?;
+        }
+        let _writes = self.conn.lock();
+        passive().map(|_| ())
     }
 
     /// The file's path.
