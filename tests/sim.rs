@@ -369,6 +369,13 @@ fn platform_descriptions_say_what_is_wrong() {
             ),
             "unknown field `speed`",
         ),
+        (
+            base(
+                "[[unit]]\nkind = \"gpu\"\nnode = \"dev\"\nresource = \"card\"\ngflops = { gemm = 1 }\n[[unit]]\nkind = \"npu\"\nnode = \"host\"\nresource = \"card\"\ngflops = { gemm = 1 }",
+                link,
+            ),
+            "units `gpu 0` and `npu 0` share the device `card` but not its memory (nodes `dev` and `host`)",
+        ),
         ("name = ".to_string(), "platform description"),
     ];
     for (text, want) in cases {
@@ -394,4 +401,76 @@ fn platform_descriptions_say_what_is_wrong() {
     };
     let err = simulate(&cpu_only, &w, &options).unwrap_err().to_string();
     assert!(err.contains("runs `potrf`"), "{err}");
+}
+
+/// A host unit and a card: two units sharing it (`resource`), two units
+/// each on a card of its own, or one unit.
+fn card_platform(card_units: &str) -> Platform {
+    let units = match card_units {
+        "shared" => "count = 2\nresource = \"card\"",
+        "separate" => "count = 2",
+        _ => "count = 1",
+    };
+    Platform::from_toml(&format!(
+        r#"
+        name = "a host and a card"
+        [[node]]
+        name = "host"
+        [[node]]
+        name = "card"
+        [[link]]
+        between = ["host", "card"]
+        bandwidth_gbs = 100
+        latency_us = 1
+        [[unit]]
+        kind = "cpu"
+        node = "host"
+        gflops = {{ gemm = 20 }}
+        [[unit]]
+        kind = "fpga"
+        node = "card"
+        gflops = {{ gemm = 40 }}
+        {units}
+    "#
+    ))
+    .expect("parses")
+}
+
+#[test]
+fn units_on_one_simulated_device_take_turns_and_placement_counts_them_as_one() {
+    let gemm = Workload::Tiled {
+        algorithm: Algorithm::Gemm,
+        tiles: 6,
+        tile: 256,
+    };
+    let shared = run(&card_platform("shared"), &gemm, Policy::Dmda);
+    let events = &shared.profile.as_ref().expect("a profile").tasks;
+    // On the shared card, no two kernels overlap in time.
+    let mut on_card: Vec<(f64, f64)> = events
+        .iter()
+        .filter(|t| t.unit != 0)
+        .map(|t| (t.start, t.end))
+        .collect();
+    on_card.sort_by(|a, b| a.0.total_cmp(&b.0));
+    assert!(on_card.len() > 1, "the card ran {} tasks", on_card.len());
+    for pair in on_card.windows(2) {
+        assert!(
+            pair[1].0 >= pair[0].1 - 1e-12,
+            "two kernels on one device at once: {pair:?}"
+        );
+    }
+    // Placement counts the two units as the one card they are: the
+    // schedule is that of one unit on the card (a placement that took
+    // them for two cards sends the card more than it can run, and ends
+    // later), and slower than two cards.
+    let single = run(&card_platform("single"), &gemm, Policy::Dmda);
+    let separate = run(&card_platform("separate"), &gemm, Policy::Dmda);
+    assert_eq!(shared.units[0].tasks, single.units[0].tasks);
+    assert!(
+        (shared.makespan - single.makespan).abs() <= 1e-3 * single.makespan,
+        "shared {} s, one unit {} s",
+        shared.makespan,
+        single.makespan
+    );
+    assert!(shared.makespan > separate.makespan);
 }

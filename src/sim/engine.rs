@@ -117,6 +117,10 @@ struct Engine<'p> {
     running: Vec<Option<Running>>,
     /// Per link, per direction (low node to high, high to low): when free.
     link_free: Vec<[f64; 2]>,
+    /// Each unit's shared device ([`Platform::resources`]), and when each
+    /// shared device is free: its units run one kernel at a time.
+    resources: Vec<Option<usize>>,
+    resource_free: Vec<f64>,
     /// `routes[from][to]`.
     routes: Vec<Vec<Option<Route>>>,
     /// When an in-flight copy of a tile reaches a node.
@@ -182,14 +186,16 @@ pub fn simulate(
     let n_units = platform.units.len();
     let models = Arc::new(PerfModels::new(n_units, platform.nodes.len()));
     let clock = Arc::new(AtomicU64::new(0f64.to_bits()));
+    let resources = platform.resources();
     let places = platform
         .units
         .iter()
-        .map(|u| UnitPlace {
+        .zip(&resources)
+        .map(|(u, &shares)| UnitPlace {
             node: u.node,
             host_cores: u.kind == UnitKind::Cpu,
             is_cpu: u.kind == UnitKind::Cpu,
-            shares: None,
+            shares,
         })
         .collect();
     let policy = options.policy.build(
@@ -224,6 +230,8 @@ pub fn simulate(
         events: BinaryHeap::new(),
         running: (0..n_units).map(|_| None).collect(),
         link_free: vec![[0.0; 2]; platform.links.len()],
+        resource_free: vec![0.0; resources.iter().flatten().max().map_or(0, |&r| r + 1)],
+        resources,
         routes,
         arrival: HashMap::new(),
         memory: platform
@@ -582,7 +590,13 @@ impl Engine<'_> {
             self.models
                 .observe(task.kernel_name(), unit, &task.footprint, run);
         }
+        if let Some(r) = self.resources[unit] {
+            ready = ready.max(self.resource_free[r]);
+        }
         let end = ready + run;
+        if let Some(r) = self.resources[unit] {
+            self.resource_free[r] = end;
+        }
         self.running[unit] = Some(Running {
             task: i,
             start: ready,

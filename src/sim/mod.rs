@@ -36,7 +36,13 @@
 //! latency_us = 8                         # fixed cost per task
 //! gflops = { gemm = 7000, trsm = 3000 }  # kernels it runs, and how fast
 //! law = { syrk = { a = 1e-9, b = 1.0, c = 0.0 } }  # or seconds = a*bytes^b + c
+//! resource = "card{i}"                   # units naming one device run one kernel at a time
 //! ```
+//!
+//! Units that name one `resource` (two queues on one card, say) share it:
+//! their kernels run one after another, and placement adds up their work
+//! as that device's, as it does for real units on one device. The work
+//! bound still counts them as separate units, so it is looser there.
 //!
 //! Nodes without a direct link copy through the host. Units of kind `cpu`
 //! are taken to share the host's cores (as emulated units do on a real

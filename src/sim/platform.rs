@@ -2,7 +2,8 @@
 //! bandwidth and latency, and units with their kind, node and speed per
 //! kernel, read from TOML (see `platforms/*.toml` and the module docs of
 //! `crate::sim`). Entries with `count = N` are repeated, `{i}` in their
-//! names standing for 0..N.
+//! names standing for 0..N. Units that name one `resource` share a
+//! device: they run one kernel at a time between them.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -33,6 +34,11 @@ pub struct SimUnit {
     pub latency: f64,
     /// Kernels it runs, by name; the others it cannot run.
     pub speeds: HashMap<String, Speed>,
+    /// The device it shares with the other units that name it (two queues
+    /// on one card, say): they run one kernel at a time between them, and
+    /// placement counts them as one device, as it does real units that
+    /// share one (`UnitDesc::resource`).
+    pub resource: Option<String>,
 }
 
 impl SimUnit {
@@ -153,6 +159,8 @@ struct UnitEntry {
     gflops: HashMap<String, f64>,
     #[serde(default)]
     law: HashMap<String, LawEntry>,
+    #[serde(default)]
+    resource: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +198,22 @@ fn expand(name: &str, i: usize) -> String {
 const MAX_NODES: usize = 64;
 
 impl Platform {
+    /// Each unit's shared device as an index among the platform's shared
+    /// devices (`None`: a device of its own).
+    pub fn resources(&self) -> Vec<Option<usize>> {
+        let mut names: Vec<&str> = Vec::new();
+        self.units
+            .iter()
+            .map(|u| {
+                let name = u.resource.as_deref()?;
+                Some(names.iter().position(|n| *n == name).unwrap_or_else(|| {
+                    names.push(name);
+                    names.len() - 1
+                }))
+            })
+            .collect()
+    }
+
     /// Reads a platform description file.
     pub fn load(path: &Path) -> Result<Platform> {
         let text = std::fs::read_to_string(path)
@@ -303,11 +327,26 @@ impl Platform {
                     node: node_id(&expand(&u.node, i))?,
                     latency: u.latency_us * 1e-6,
                     speeds: speeds.clone(),
+                    resource: u.resource.as_deref().map(|r| expand(r, i)),
                 });
             }
         }
         if units.is_empty() {
             return Err(platform_error("no units"));
+        }
+        for (i, u) in units.iter().enumerate() {
+            let Some(resource) = &u.resource else {
+                continue;
+            };
+            if let Some(other) = units[..i]
+                .iter()
+                .find(|o| o.resource.as_ref() == Some(resource) && o.node != u.node)
+            {
+                return Err(platform_error(format!(
+                    "units `{}` and `{}` share the device `{resource}` but not its memory (nodes `{}` and `{}`)",
+                    other.name, u.name, nodes[other.node].name, nodes[u.node].name
+                )));
+            }
         }
         let platform = Platform {
             name: file.name,
