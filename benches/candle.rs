@@ -16,11 +16,10 @@ fn candle(c: &mut Criterion) {
         .device_discovery(true)
         .build()
         .expect("runtime");
-    let first = |kind: UnitKind| rt.units().iter().find(|u| u.kind == kind).map(|u| u.id);
     let (Some(cpu), Some(tpu), Some(vpu)) = (
-        first(UnitKind::Cpu),
-        first(UnitKind::Tpu),
-        first(UnitKind::Vpu),
+        rt.first_unit(UnitKind::Cpu),
+        rt.first_unit(UnitKind::Tpu),
+        rt.first_unit(UnitKind::Vpu),
     ) else {
         eprintln!("no TPU and VPU units (this build has no candle feature): nothing to measure");
         return;

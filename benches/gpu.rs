@@ -9,12 +9,7 @@ use xpu::{DType, Runtime, UnitKind};
 
 fn gpu(c: &mut Criterion) {
     let rt = Runtime::builder().cpu_units(1).build().expect("runtime");
-    let Some(unit) = rt
-        .units()
-        .iter()
-        .find(|u| u.kind == UnitKind::Gpu)
-        .map(|u| u.id)
-    else {
+    let Some(unit) = rt.first_unit(UnitKind::Gpu) else {
         eprintln!("no GPU unit: nothing to measure");
         return;
     };

@@ -153,12 +153,7 @@ impl Raw {
 
 fn gpu_launch(c: &mut Criterion) {
     let rt = Runtime::builder().cpu_units(1).build().expect("runtime");
-    let Some(gpu) = rt
-        .units()
-        .iter()
-        .find(|u| u.kind == UnitKind::Gpu)
-        .map(|u| u.id)
-    else {
+    let Some(gpu) = rt.first_unit(UnitKind::Gpu) else {
         eprintln!("no GPU unit: nothing to measure");
         return;
     };

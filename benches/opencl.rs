@@ -13,16 +13,15 @@ use xpu::{DType, Runtime, UnitKind};
 
 fn opencl(c: &mut Criterion) {
     let rt = Runtime::builder().cpu_units(1).build().expect("runtime");
-    let first = |kind: UnitKind| rt.units().iter().find(|u| u.kind == kind).map(|u| u.id);
     let opencl: Vec<(usize, &str)> = [UnitKind::Fpga, UnitKind::Npu]
         .into_iter()
-        .filter_map(|k| first(k).map(|id| (id, k.as_str())))
+        .filter_map(|k| rt.first_unit(k).map(|id| (id, k.as_str())))
         .collect();
     if opencl.is_empty() {
         eprintln!("no OpenCL unit (set XPU_OPENCL_UNITS, e.g. fpga=0:0): nothing to measure");
         return;
     }
-    let cpu = first(UnitKind::Cpu).expect("a CPU unit");
+    let cpu = rt.first_unit(UnitKind::Cpu).expect("a CPU unit");
     let mut group = c.benchmark_group("opencl");
     group.sample_size(10);
     let cases = [

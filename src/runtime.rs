@@ -23,7 +23,7 @@ use crate::profile::UnitReport;
 use crate::sched::{Policy, QueueLengths};
 use crate::tensor::{Access, Tensor, TensorInner};
 use crate::trace::{Profile, TraceNode, TraceUnit};
-use crate::unit::{Placement, UnitInfo, HOST};
+use crate::unit::{Placement, UnitId, UnitInfo, UnitKind, HOST};
 use crate::worker::{self, Shared};
 
 static NEXT_TENSOR: AtomicU64 = AtomicU64::new(1);
@@ -246,6 +246,23 @@ impl Runtime {
     /// which are out of service now.
     pub fn units(&self) -> &[UnitInfo] {
         &self.shared.units
+    }
+
+    /// The first unit of `kind` (the lowest id), if there is one.
+    ///
+    /// ```
+    /// use xpu::UnitKind;
+    /// let rt = xpu::Runtime::builder().cpu_units(2).build()?;
+    /// assert_eq!(rt.first_unit(UnitKind::Cpu), Some(0));
+    /// assert_eq!(rt.first_unit(UnitKind::Custom("dsp")), None);
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn first_unit(&self, kind: UnitKind) -> Option<UnitId> {
+        self.shared
+            .units
+            .iter()
+            .find(|u| u.kind == kind)
+            .map(|u| u.id)
     }
 
     /// Each backend and whether it came up.

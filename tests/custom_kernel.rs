@@ -86,7 +86,7 @@ fn a_user_kernel_runs_on_every_unit_with_an_implementation_and_matches_the_cpu()
 #[test]
 fn left_to_place_itself_a_kernel_goes_only_where_it_has_an_implementation() {
     let rt = runtime();
-    let Some(gpu) = common::first_unit(&rt, UnitKind::Gpu) else {
+    let Some(gpu) = rt.first_unit(UnitKind::Gpu) else {
         eprintln!("no GPU unit: test skipped");
         return;
     };
@@ -128,7 +128,7 @@ fn left_to_place_itself_a_kernel_goes_only_where_it_has_an_implementation() {
 #[test]
 fn a_launch_the_device_refuses_fails_its_task_and_the_gpu_goes_on() {
     let rt = runtime();
-    let Some(gpu) = common::first_unit(&rt, UnitKind::Gpu) else {
+    let Some(gpu) = rt.first_unit(UnitKind::Gpu) else {
         eprintln!("no GPU unit: test skipped");
         return;
     };

@@ -148,7 +148,7 @@ fn a_tensor_beyond_the_gpu_memory_limit_fails_cleanly() {
         .device_memory_limit(1 << 16)
         .build()
         .unwrap();
-    let Some(gpu) = common::first_unit(&rt, UnitKind::Gpu) else {
+    let Some(gpu) = rt.first_unit(UnitKind::Gpu) else {
         eprintln!("no GPU unit, test skipped");
         return;
     };

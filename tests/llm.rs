@@ -83,12 +83,7 @@ fn greedy_decoding_on_the_lpu_gives_the_reference_answer() {
     assert_eq!(model.tokenizer.decode(&report.tokens), report.text);
     // Every step ran on the LPU.
     let profile = rt.profile();
-    let lpu = rt
-        .units()
-        .iter()
-        .find(|u| u.kind == UnitKind::Lpu)
-        .expect("an LPU unit")
-        .id;
+    let lpu = rt.first_unit(UnitKind::Lpu).expect("an LPU unit");
     let steps: Vec<_> = profile
         .tasks
         .iter()

@@ -429,11 +429,6 @@ pub fn tolerance(dtype: DType) -> f64 {
     }
 }
 
-/// The first unit of `kind`, if the runtime has one.
-pub fn first_unit(rt: &Runtime, kind: xpu::UnitKind) -> Option<usize> {
-    rt.units().iter().find(|u| u.kind == kind).map(|u| u.id)
-}
-
 /// The ids of `rt`'s units from `backend`, or `None` after a note saying
 /// why the backend has none.
 pub fn backend_units(rt: &Runtime, backend: &str) -> Option<Vec<usize>> {
