@@ -83,7 +83,7 @@ pub use document::{
 pub use limits::{Limits, RateLimiter, RoleLimits};
 pub use loadtest::{run as load_test, LoadPlan, LoadReport};
 pub use openapi::document as openapi_document;
-pub use store::{AuditEntry, JobState, JobStatus, JobStore, SubjectUploads, Submission};
+pub use store::{AuditEntry, Ending, JobState, JobStatus, JobStore, SubjectUploads, Submission};
 
 use crate::{Error, Result, Runtime};
 

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
+use super::auth::Role;
 use super::document::JobDocument;
 use super::limits::RoleLimits;
-use super::store::{Claimed, JobState, JobStore, SubjectUploads, CHECKPOINT_EVERY};
+use super::store::{Claimed, Ending, JobState, JobStore, SubjectUploads, CHECKPOINT_EVERY};
 use crate::{Error, Job, Result, Runtime};
 
 /// A job being run.
@@ -96,32 +97,51 @@ impl Runner {
     }
 
     fn work(&self) {
+        // The job claimed when the last one ended, in the same transaction.
+        let mut next: Option<(Claimed, Arc<Running>)> = None;
         while !self.stopping.load(Ordering::Acquire) {
-            if self.draining.load(Ordering::Acquire) {
-                self.idle();
-                continue;
-            }
-            match self.claim() {
-                Ok(Some((claimed, running))) => self.run(claimed, running),
-                Ok(None) => self.idle(),
-                Err(e) => {
-                    eprintln!("xpu serve: {e}");
+            let job = match next.take() {
+                Some(job) => job,
+                None if self.draining.load(Ordering::Acquire) => {
                     self.idle();
+                    continue;
                 }
-            }
+                None => match self.claim() {
+                    Ok(Some(job)) => job,
+                    Ok(None) => {
+                        self.idle();
+                        continue;
+                    }
+                    Err(e) => {
+                        eprintln!("xpu serve: {e}");
+                        self.idle();
+                        continue;
+                    }
+                },
+            };
+            next = self.run(job);
         }
+    }
+
+    /// What limits how many jobs a subject of `role` runs at once.
+    fn max_running(&self, role: Role) -> u64 {
+        self.limits.read().of(role).max_running_jobs
     }
 
     /// Takes the next job and lists it as running, both under the running
     /// list's lock, so that a cancel never finds a job in neither place.
     fn claim(&self) -> Result<Option<(Claimed, Arc<Running>)>> {
         let mut list = self.running.lock();
-        let Some(claimed) = self
-            .store
-            .claim_next(&|role| self.limits.read().of(role).max_running_jobs)?
-        else {
-            return Ok(None);
-        };
+        let claimed = self.store.claim_next(&|role| self.max_running(role))?;
+        Ok(claimed.map(|c| self.listed(&mut list, c)))
+    }
+
+    /// `claimed`, listed as running (the list's lock held by the caller).
+    fn listed(
+        &self,
+        list: &mut HashMap<String, Arc<Running>>,
+        claimed: Claimed,
+    ) -> (Claimed, Arc<Running>) {
         let now = Instant::now();
         let time_limit = self.limits.read().of(claimed.role).run_time();
         let running = Arc::new(Running {
@@ -134,10 +154,12 @@ impl Runner {
             cancelled: Mutex::new(None),
         });
         list.insert(claimed.id.clone(), running.clone());
-        Ok(Some((claimed, running)))
+        (claimed, running)
     }
 
-    fn run(&self, claimed: Claimed, running: Arc<Running>) {
+    /// Runs a job and records how it ended; unless the server is draining,
+    /// claims the next job in the same transaction and returns it.
+    fn run(&self, (claimed, running): (Claimed, Arc<Running>)) -> Option<(Claimed, Arc<Running>)> {
         let outcome = serde_json::from_str::<JobDocument>(&claimed.document)
             .map_err(|e| Error::JobDocument {
                 field: "(document)".into(),
@@ -153,33 +175,38 @@ impl Runner {
                     done.store(n as u64, Ordering::Relaxed)
                 })
             });
-        let tasks_done = running.done.load(Ordering::Relaxed);
         let cancelled = running.cancelled.lock().clone();
-        let finished = match (outcome, cancelled) {
-            (_, Some(why)) => self.store.finish(
-                &claimed.id,
-                JobState::Cancelled,
-                Some(&why),
-                &[],
-                tasks_done,
-            ),
-            (Ok(results), None) => {
-                self.store
-                    .finish(&claimed.id, JobState::Succeeded, None, &results, tasks_done)
-            }
-            (Err(e), None) => self.store.finish(
-                &claimed.id,
-                JobState::Failed,
-                Some(&e.to_string()),
-                &[],
-                tasks_done,
-            ),
+        let (state, error, results) = match (outcome, cancelled) {
+            (_, Some(why)) => (JobState::Cancelled, Some(why), Vec::new()),
+            (Ok(results), None) => (JobState::Succeeded, None, results),
+            (Err(e), None) => (JobState::Failed, Some(e.to_string()), Vec::new()),
         };
-        if let Err(e) = finished {
-            eprintln!("xpu serve: job {}: {e}", claimed.id);
-        }
-        self.running.lock().remove(&claimed.id);
+        let ending = Ending {
+            id: &claimed.id,
+            state,
+            error: error.as_deref(),
+            results: &results,
+            tasks_done: running.done.load(Ordering::Relaxed),
+        };
+        let mut list = self.running.lock();
+        let ended =
+            if self.draining.load(Ordering::Acquire) || self.stopping.load(Ordering::Acquire) {
+                self.store.finish(&ending).map(|()| None)
+            } else {
+                self.store
+                    .finish_and_claim(&ending, &|role| self.max_running(role))
+            };
+        list.remove(&claimed.id);
+        let next = match ended {
+            Ok(next) => next.map(|c| self.listed(&mut list, c)),
+            Err(e) => {
+                eprintln!("xpu serve: job {}: {e}", claimed.id);
+                None
+            }
+        };
+        drop(list);
         self.wake();
+        next
     }
 
     fn watch(&self) {

@@ -128,6 +128,17 @@ pub struct Submission<'a> {
     pub limits: &'a Limits,
 }
 
+/// How a running job ended: its state, its error, its results (for a job
+/// that succeeded) and the tasks it finished.
+#[derive(Debug, Clone, Copy)]
+pub struct Ending<'a> {
+    pub id: &'a str,
+    pub state: JobState,
+    pub error: Option<&'a str>,
+    pub results: &'a [JobResult],
+    pub tasks_done: u64,
+}
+
 /// Why one submission of a group was not queued: refused on its own
 /// (the others go on), or the database failed (the group fails).
 enum Queue {
@@ -501,9 +512,45 @@ impl JobStore {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.db(e))?;
+        let claimed = self.claim_in(&tx, max_running)?;
+        tx.commit().map_err(|e| self.db(e))?;
+        Ok(claimed)
+    }
+
+    /// Ends a running job: its results and its state in one transaction.
+    pub fn finish(&self, ending: &Ending<'_>) -> Result<()> {
+        let mut conn = self.conn.lock();
+        let tx = conn.transaction().map_err(|e| self.db(e))?;
+        self.finish_in(&tx, ending)?;
+        tx.commit().map_err(|e| self.db(e))
+    }
+
+    /// [`JobStore::finish`] then [`JobStore::claim_next`], in one
+    /// transaction: a job thread that ends a job takes its next one with
+    /// one write of the log instead of two.
+    pub fn finish_and_claim(
+        &self,
+        ending: &Ending<'_>,
+        max_running: &dyn Fn(Role) -> u64,
+    ) -> Result<Option<Claimed>> {
+        let mut conn = self.conn.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.db(e))?;
+        self.finish_in(&tx, ending)?;
+        let claimed = self.claim_in(&tx, max_running)?;
+        tx.commit().map_err(|e| self.db(e))?;
+        Ok(claimed)
+    }
+
+    fn claim_in(
+        &self,
+        tx: &Connection,
+        max_running: &dyn Fn(Role) -> u64,
+    ) -> Result<Option<Claimed>> {
         let running: HashMap<String, u64> = {
             let mut stmt = tx
-                .prepare(
+                .prepare_cached(
                     "SELECT subject, COUNT(*) FROM jobs WHERE state = 'running' GROUP BY subject",
                 )
                 .map_err(|e| self.db(e))?;
@@ -545,7 +592,6 @@ impl JobStore {
                 |r| r.get(0),
             )
             .map_err(|e| self.db(e))?;
-        tx.commit().map_err(|e| self.db(e))?;
         Ok(Some(Claimed {
             id,
             subject,
@@ -554,31 +600,31 @@ impl JobStore {
         }))
     }
 
-    /// Ends a running job: its results and its state in one transaction.
-    pub fn finish(
-        &self,
-        id: &str,
-        state: JobState,
-        error: Option<&str>,
-        results: &[JobResult],
-        tasks_done: u64,
-    ) -> Result<()> {
-        let mut conn = self.conn.lock();
-        let tx = conn.transaction().map_err(|e| self.db(e))?;
-        for (position, r) in results.iter().enumerate() {
+    fn finish_in(&self, tx: &Connection, ending: &Ending<'_>) -> Result<()> {
+        for (position, r) in ending.results.iter().enumerate() {
             let shape = serde_json::to_string(&r.shape).unwrap_or_default();
-            tx.execute(
+            tx.prepare_cached(
                 "INSERT OR REPLACE INTO results(job, position, name, dtype, shape, data) VALUES(?1, ?2, ?3, ?4, ?5, ?6)",
-                params![id, position as i64, r.name, r.dtype.to_string(), shape, r.bytes],
             )
+            .and_then(|mut q| {
+                q.execute(params![ending.id, position as i64, r.name, r.dtype.to_string(), shape, r.bytes])
+            })
             .map_err(|e| self.db(e))?;
         }
-        tx.execute(
+        tx.prepare_cached(
             "UPDATE jobs SET state = ?2, error = ?3, finished_ms = ?4, tasks_done = ?5 WHERE id = ?1",
-            params![id, state.as_str(), error, now_ms(), tasks_done],
         )
+        .and_then(|mut q| {
+            q.execute(params![
+                ending.id,
+                ending.state.as_str(),
+                ending.error,
+                now_ms(),
+                ending.tasks_done
+            ])
+        })
         .map_err(|e| self.db(e))?;
-        tx.commit().map_err(|e| self.db(e))
+        Ok(())
     }
 
     /// Cancels a job that has not started; returns whether it was queued.
@@ -755,7 +801,7 @@ impl Uploads for SubjectUploads<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{JobState, JobStore, Submission};
+    use super::{Ending, JobState, JobStore, Submission};
     use crate::service::{Identity, Limits, Role, RoleLimits};
 
     #[test]
@@ -806,11 +852,39 @@ mod tests {
         let running = store.claim_next(&|_| 1).unwrap().unwrap();
         assert!(store.submit(&ada, None, "{}", 1, &limits).is_err());
         store
-            .finish(&running.id, JobState::Succeeded, None, &[], 1)
+            .finish(&Ending {
+                id: &running.id,
+                state: JobState::Succeeded,
+                error: None,
+                results: &[],
+                tasks_done: 1,
+            })
             .unwrap();
         assert!(store.submit(&ada, None, "{}", 1, &limits).unwrap().1);
+        // Ending a job and taking the next in one transaction: with one
+        // job running at most, the next is the queued one.
+        let first = store.claim_next(&|_| 1).unwrap().unwrap();
+        let ending = Ending {
+            id: &first.id,
+            state: JobState::Failed,
+            error: Some("test"),
+            results: &[],
+            tasks_done: 0,
+        };
+        let next = store.finish_and_claim(&ending, &|_| 1).unwrap().unwrap();
+        assert_ne!(next.id, first.id);
+        assert_eq!(
+            store.status(&first.id).unwrap().unwrap().state,
+            JobState::Failed
+        );
+        assert_eq!(
+            store.status(&next.id).unwrap().unwrap().state,
+            JobState::Running
+        );
         drop(store);
+        // One job is unfinished: at the next start, one more fits.
         let (store, _) = JobStore::open(&path).unwrap();
+        assert!(store.submit(&ada, None, "{}", 1, &limits).unwrap().1);
         let refused = store.submit(&ada, None, "{}", 1, &limits).unwrap_err();
         assert!(refused.to_string().contains("max_queued_jobs"), "{refused}");
         drop(store);
