@@ -230,6 +230,24 @@ pub(crate) struct UnitPlace {
     pub shares: Option<usize>,
 }
 
+/// For each unit, the device it shares with other units (its name in
+/// `devices`, `None`: a device of its own) as an index among the devices
+/// named: what [`UnitPlace::shares`] holds.
+pub(crate) fn shared_devices<'a>(
+    devices: impl Iterator<Item = Option<&'a str>>,
+) -> Vec<Option<usize>> {
+    let mut names: Vec<&str> = Vec::new();
+    devices
+        .map(|device| {
+            let name = device?;
+            Some(names.iter().position(|n| *n == name).unwrap_or_else(|| {
+                names.push(name);
+                names.len() - 1
+            }))
+        })
+        .collect()
+}
+
 /// A scheduling policy.
 pub(crate) trait SchedPolicy<T: Placeable = TaskNode>: Send + Sync {
     /// A task became ready; `from` is the unit whose task released it.

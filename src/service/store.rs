@@ -356,24 +356,24 @@ impl JobStore {
     /// queue limit holds within the group as across groups. When the
     /// transaction cannot be committed, every submission gets its error.
     pub fn submit_all(&self, submissions: &[Submission<'_>]) -> Vec<Result<(JobStatus, bool)>> {
+        // A database failure is every submission's answer.
+        let failed = |e: rusqlite::Error| submissions.iter().map(|_| Err(self.db(&e))).collect();
         let mut conn = self.conn.lock();
         let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
             Ok(tx) => tx,
-            Err(e) => return submissions.iter().map(|_| Err(self.db(&e))).collect(),
+            Err(e) => return failed(e),
         };
         let mut answers = Vec::with_capacity(submissions.len());
         for one in submissions {
             match Self::submit_in(&tx, one) {
                 Ok(answer) => answers.push(Ok(answer)),
                 Err(Queue::Refused(e)) => answers.push(Err(e)),
-                Err(Queue::Database(e)) => {
-                    return submissions.iter().map(|_| Err(self.db(&e))).collect();
-                }
+                Err(Queue::Database(e)) => return failed(e),
             }
         }
         match tx.commit() {
             Ok(()) => answers,
-            Err(e) => submissions.iter().map(|_| Err(self.db(&e))).collect(),
+            Err(e) => failed(e),
         }
     }
 

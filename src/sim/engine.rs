@@ -117,7 +117,7 @@ struct Engine<'p> {
     running: Vec<Option<Running>>,
     /// Per link, per direction (low node to high, high to low): when free.
     link_free: Vec<[f64; 2]>,
-    /// Each unit's shared device ([`Platform::resources`]), and when each
+    /// Each unit's shared device (`UnitPlace::shares`), and when each
     /// shared device is free: its units run one kernel at a time.
     resources: Vec<Option<usize>>,
     resource_free: Vec<f64>,
@@ -186,7 +186,8 @@ pub fn simulate(
     let n_units = platform.units.len();
     let models = Arc::new(PerfModels::new(n_units, platform.nodes.len()));
     let clock = Arc::new(AtomicU64::new(0f64.to_bits()));
-    let resources = platform.resources();
+    let resources =
+        crate::sched::shared_devices(platform.units.iter().map(|u| u.resource.as_deref()));
     let places = platform
         .units
         .iter()
@@ -590,13 +591,12 @@ impl Engine<'_> {
             self.models
                 .observe(task.kernel_name(), unit, &task.footprint, run);
         }
+        // Units on one device take turns: the run starts when it is free.
         if let Some(r) = self.resources[unit] {
             ready = ready.max(self.resource_free[r]);
+            self.resource_free[r] = ready + run;
         }
         let end = ready + run;
-        if let Some(r) = self.resources[unit] {
-            self.resource_free[r] = end;
-        }
         self.running[unit] = Some(Running {
             task: i,
             start: ready,

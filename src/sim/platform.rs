@@ -198,22 +198,6 @@ fn expand(name: &str, i: usize) -> String {
 const MAX_NODES: usize = 64;
 
 impl Platform {
-    /// Each unit's shared device as an index among the platform's shared
-    /// devices (`None`: a device of its own).
-    pub fn resources(&self) -> Vec<Option<usize>> {
-        let mut names: Vec<&str> = Vec::new();
-        self.units
-            .iter()
-            .map(|u| {
-                let name = u.resource.as_deref()?;
-                Some(names.iter().position(|n| *n == name).unwrap_or_else(|| {
-                    names.push(name);
-                    names.len() - 1
-                }))
-            })
-            .collect()
-    }
-
     /// Reads a platform description file.
     pub fn load(path: &Path) -> Result<Platform> {
         let text = std::fs::read_to_string(path)

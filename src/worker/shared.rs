@@ -83,19 +83,15 @@ impl Shared {
     ) -> Result<(Arc<Shared>, Vec<Parker>)> {
         let n = units.len();
         let health = Arc::new(UnitHealth::new(&units));
-        let mut resources: Vec<&str> = Vec::new();
+        let shares = crate::sched::shared_devices(units.iter().map(|u| u.resource.as_deref()));
         let places: Vec<UnitPlace> = units
             .iter()
-            .map(|u| UnitPlace {
+            .zip(shares)
+            .map(|(u, shares)| UnitPlace {
                 node: u.node,
                 host_cores: u.host_cores,
                 is_cpu: u.kind == UnitKind::Cpu,
-                shares: u.resource.as_deref().map(|r| {
-                    resources.iter().position(|&k| k == r).unwrap_or_else(|| {
-                        resources.push(r);
-                        resources.len() - 1
-                    })
-                }),
+                shares,
             })
             .collect();
         let models = Arc::new(PerfModels::new(n, memory.node_count()));
