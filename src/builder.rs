@@ -161,7 +161,9 @@ impl RuntimeBuilder {
     /// use xpu::history::TaskStore;
     /// let (store, _) = xpu::history::HistoryStore::open(&path)?;
     /// assert_eq!(store.runs()?, 2);
-    /// assert!(store.footprints()?.iter().any(|f| f.kernel == "relu" && f.count == 2));
+    /// // Two samples of relu; one when the second run's, on a loaded machine, was
+    /// // so far off the first that it replaced it (see `PerfModels::correct`).
+    /// assert!(store.footprints()?.iter().any(|f| f.kernel == "relu" && (1..=2).contains(&f.count)));
     /// # std::fs::remove_file(&path).ok();
     /// # Ok::<(), xpu::Error>(())
     /// ```

@@ -74,6 +74,27 @@ pub enum Error {
     /// The same tensor appears twice in one task and at least once written.
     #[error("{tensor} appears twice in one task and is written: aliasing is not allowed")]
     AliasedWrite { tensor: TensorLabel },
+    /// A partition that does not fit the tensor, or one it already has.
+    #[error("cannot cut {tensor} into {partition}: {reason}")]
+    Partition {
+        tensor: TensorLabel,
+        partition: String,
+        reason: String,
+    },
+    /// A task writes a part of a partition whose parts overlap.
+    #[error("{tensor} is one of the overlapping parts of {whole} ({partition}): it is read-only; write the whole, or a part of a partition without a halo")]
+    ReadOnlyPart {
+        tensor: TensorLabel,
+        whole: TensorLabel,
+        partition: String,
+    },
+    /// A task writes a tensor and also names one that shares elements with
+    /// it (its whole, one of its parts, or a part of another partition).
+    #[error("a task that writes {tensor} cannot also access {other}: they share elements")]
+    PartsOverlap {
+        tensor: TensorLabel,
+        other: TensorLabel,
+    },
     /// No unit can run the kernel with these arguments (or the pin excludes all of them).
     #[error("no unit can run kernel `{kernel}`{detail}")]
     NoCapableUnit { kernel: String, detail: String },

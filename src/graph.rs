@@ -342,6 +342,16 @@ pub(crate) struct DepState {
     readers: SmallVec<[Weak<TaskNode>; 4]>,
 }
 
+impl DepState {
+    /// Whether a task was submitted to write the tensor and may not have
+    /// finished (a finished one is forgotten).
+    pub fn has_writer(&self) -> bool {
+        self.last_writer
+            .as_ref()
+            .is_some_and(|w| w.upgrade().is_some())
+    }
+}
+
 /// Makes `succ` wait for `pred` unless `pred` already finished. An
 /// explicit edge to a predecessor that already failed fails `succ` at once.
 fn link(pred: &Arc<TaskNode>, succ: &Arc<TaskNode>, passes_failure: bool) {

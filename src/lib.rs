@@ -46,7 +46,8 @@
 //! | `backend` | the [`Backend`] trait, the registry of built-in backends and their stub twins; `cpu/`, `gpu/`, `opencl/`, `candle/` | `kernel`, `unit`, `dtype`, `host`, `error` |
 //! | `trace` | the profile: task records, transfer and memory logs (bounded), the clock, Chrome trace, Gantt chart | `kernel`, `perfmodel` (footprints), `unit`, `error` |
 //! | `graph` | tasks, their dependencies and how failures travel; job state | `kernel`, `tensor`, `unit`, `error` |
-//! | `tensor` | tensor handles, names, their dependency and replica state | `graph`, `memory`, `kernel`, `dtype` |
+//! | `tensor` | tensor handles, names, their dependency and replica state | `graph`, `memory`, `kernel`, `dtype`, `partition` (family link) |
+//! | `partition` | [`Partition`]s and their [`Parts`]: regions, shared host memory, the family state that plans scatters and gathers, the copy kernels | `tensor`, `memory`, `kernel`, `graph`, `runtime` (making tensors) |
 //! | `memory` | replicas (MSI), node pools, pins, eviction, transfers | `backend`, `trace`, `perfmodel`, `tensor`, `kernel`, `unit`, `error` |
 //! | `perfmodel` | performance models: run times per kernel, unit and footprint, fitted laws, transfer models | `kernel`, `unit` |
 //! | `sched` | the policies (`push` a ready task, `pop` one for a unit), over any task that is `Placeable` (the runtime's or the simulator's) on a wall or virtual clock; dmda places by the models | `graph`, `perfmodel`, `unit` |
@@ -82,6 +83,7 @@ pub mod kernel;
 pub mod llm;
 pub mod memory;
 pub mod monitor;
+mod partition;
 pub mod perfmodel;
 mod profile;
 mod runtime;
@@ -128,6 +130,7 @@ pub use job::Job;
 pub use kernel::{ArgMeta, BinaryOp, Kernel, KernelDef, Launch, Mode, PoolOp, ReduceOp, UnaryOp};
 pub use memory::{HostView, MemoryEvent, MemoryEventKind, NodeStats, ReplicaState, Transfer};
 pub use monitor::Monitor;
+pub use partition::{Partition, Parts};
 pub use profile::UnitReport;
 pub use runtime::{Runtime, Task, TaskOptions};
 pub use sched::{Policy, QueueLengths};

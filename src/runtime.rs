@@ -19,6 +19,7 @@ use crate::job::Job;
 use crate::kernel::{ArgMeta, Kernel, KernelDef, Mode};
 use crate::memory::{HostBuffer, HostView, NodeStats, ReplicaSet, ReplicaState, Storage, Transfer};
 use crate::monitor::Monitor;
+use crate::partition::Coherence;
 use crate::profile::UnitReport;
 use crate::sched::{Policy, QueueLengths};
 use crate::tensor::{Access, Tensor, TensorInner};
@@ -337,7 +338,12 @@ impl Runtime {
         self.new_tensor(shape, dtype, ReplicaSet::default())
     }
 
-    fn new_tensor(&self, shape: &[usize], dtype: DType, replicas: ReplicaSet) -> Tensor {
+    /// The runtime's number, which its tensors carry.
+    pub(crate) fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    pub(crate) fn new_tensor(&self, shape: &[usize], dtype: DType, replicas: ReplicaSet) -> Tensor {
         Tensor {
             inner: Arc::new(TensorInner {
                 id: NEXT_TENSOR.fetch_add(1, Ordering::Relaxed),
@@ -349,6 +355,7 @@ impl Runtime {
                 replicas: Mutex::new(replicas),
                 poison: Default::default(),
                 memory: self.shared.memory.clone(),
+                family: Default::default(),
             }),
         }
     }
@@ -393,12 +400,48 @@ impl Runtime {
         after: &[Arc<TaskNode>],
         job: Option<Arc<JobState>>,
     ) -> Result<Task> {
-        let s = &self.shared;
-        if s.shutdown.load(Ordering::Relaxed) {
+        let eligible = self.admit(kernel, accesses, placement)?;
+        let mut coherence = Coherence::lock(accesses);
+        if let Some(c) = &mut coherence {
+            c.prepare(accesses, &mut |k, a| self.submit_copy(k, a, priority))?;
+        }
+        let task = self.link(kernel, accesses, eligible, priority, after, job)?;
+        if let Some(c) = coherence {
+            c.commit(accesses);
+        }
+        Ok(task)
+    }
+
+    /// A scatter or gather between a partitioned tensor and its parts, on
+    /// a CPU unit: where parts share their whole's host memory, the copies
+    /// must happen there (see `partition/family.rs`).
+    fn submit_copy(&self, kernel: &Kernel, accesses: &[Access], priority: i32) -> Result<()> {
+        let eligible = self.admit(kernel, accesses, Placement::Kind(UnitKind::Cpu))?;
+        self.link(kernel, accesses, eligible, priority, &[], None)
+            .map(drop)
+    }
+
+    /// Checks a task before it is planned: the runtime is up, the
+    /// accesses fit the kernel; returns the units that may run it.
+    fn admit(&self, kernel: &Kernel, accesses: &[Access], placement: Placement) -> Result<UnitSet> {
+        if self.shared.shutdown.load(Ordering::Relaxed) {
             return Err(Error::ShutDown);
         }
         self.check_accesses(kernel, accesses)?;
-        let eligible = self.eligible_units(kernel, accesses, placement)?;
+        self.eligible_units(kernel, accesses, placement)
+    }
+
+    /// Makes the task and links it into the graph.
+    fn link(
+        &self,
+        kernel: &Kernel,
+        accesses: &[Access],
+        eligible: UnitSet,
+        priority: i32,
+        after: &[Arc<TaskNode>],
+        job: Option<Arc<JobState>>,
+    ) -> Result<Task> {
+        let s = &self.shared;
         let id = s.next_task_id();
         let submitted_at = if s.recorder.is_on() {
             s.clock.ticks()
@@ -620,9 +663,18 @@ impl Runtime {
     /// assert_eq!(rt.read::<f32>(&x)?[0], 1.0);
     /// # Ok::<(), xpu::Error>(())
     /// ```
+    ///
+    /// A partitioned tensor and its parts share memory that tasks on the
+    /// others write, so their views are copies.
     pub fn view(&self, t: &Tensor) -> Result<HostView> {
         let len = t.inner.nbytes();
-        self.with_host_copy(t, |h| HostView::new(h.clone(), len))
+        let partitioned = t.inner.family.get().is_some();
+        self.with_host_copy(t, |h| match partitioned {
+            // SAFETY: the read is registered in the graph, so no writer runs.
+            true => HostBuffer::from_bytes(unsafe { &h.bytes()[..len] })
+                .map(|copy| HostView::new(Arc::new(copy), len)),
+            false => Ok(HostView::new(h.clone(), len)),
+        })?
     }
 
     /// Registers a read of `t` in the graph, waits for its writers, and
@@ -634,8 +686,15 @@ impl Runtime {
                 tensor: inner.label(),
             });
         }
-        let node = Arc::new(TaskNode::inline_read(self.shared.next_task_id(), t.read()));
+        let access = [t.read()];
+        let mut coherence = Coherence::lock(&access);
+        if let Some(c) = &mut coherence {
+            c.prepare(&access, &mut |k, a| self.submit_copy(k, a, 0))?;
+        }
+        let [access] = access;
+        let node = Arc::new(TaskNode::inline_read(self.shared.next_task_id(), access));
         graph::add_dependencies(&node, &[]);
+        drop(coherence);
         if !graph::release_submission(&node) {
             self.shared.wait_until(|| node.is_ready());
         }

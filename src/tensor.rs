@@ -9,6 +9,7 @@ use crate::dtype::DType;
 use crate::graph::{DepState, FailureSlot};
 use crate::kernel::{ArgMeta, Mode};
 use crate::memory::{MemoryManager, ReplicaSet};
+use crate::partition::FamilyLink;
 
 pub(crate) struct TensorInner {
     pub id: u64,
@@ -22,6 +23,8 @@ pub(crate) struct TensorInner {
     /// Set when the last task that wrote this tensor failed.
     pub poison: FailureSlot,
     pub memory: Arc<MemoryManager>,
+    /// Its partitioned family, once it is partitioned or is a part.
+    pub family: OnceLock<FamilyLink>,
 }
 
 impl TensorInner {

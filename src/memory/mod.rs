@@ -49,6 +49,10 @@ pub struct NodeStats {
     pub write_backs: u64,
     /// Copies into this node.
     pub transfers_in: u64,
+    /// Bytes copied within this node between partitioned tensors and
+    /// their parts (the gathers and scatters of parts that do not share
+    /// their whole's memory; see [`crate::Partition`]).
+    pub bytes_copied: u64,
     /// Bytes of replicas pinned now by running and fetching tasks.
     pub pinned: usize,
     /// True once the device behind the node was lost.
@@ -68,6 +72,7 @@ pub(crate) struct MemoryNode {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     transfers_in: AtomicU64,
+    bytes_copied: AtomicU64,
     evictions: AtomicU64,
     write_backs: AtomicU64,
 }
@@ -418,9 +423,45 @@ impl MemoryManager {
         let content = reps.state(HOST).is_valid().then(|| unsafe { old.bytes() });
         let fresh = self.host_alloc(content, old.len())?;
         reps.at(HOST).storage = Some(Storage::Host(Arc::new(fresh)));
-        let mut pool = self.nodes[HOST].pool.lock();
-        pool.used = pool.used.saturating_sub(old.len());
+        if !old.is_slice() {
+            let mut pool = self.nodes[HOST].pool.lock();
+            pool.used = pool.used.saturating_sub(old.len());
+        }
         Ok(())
+    }
+
+    /// `t`'s host buffer, allocated (its content not yet valid) if it has
+    /// none: the memory that contiguous parts of `t` share.
+    pub fn host_buffer(&self, t: &Arc<TensorInner>) -> Result<Arc<HostBuffer>> {
+        let mut reps = t.replicas.lock();
+        self.ensure_host_storage(t, &mut reps)?;
+        match &reps.at(HOST).storage {
+            Some(Storage::Host(h)) => Ok(h.clone()),
+            _ => Err(Error::Config(format!(
+                "{} has no storage in host memory",
+                t.label()
+            ))),
+        }
+    }
+
+    /// Counts and records `bytes` copied within `node` for `tensor`
+    /// (a gather or scatter of parts) begun at `start` (instant, ticks).
+    pub fn copied_within(&self, node: NodeId, tensor: u64, bytes: usize, start: (Instant, u64)) {
+        self.nodes[node]
+            .bytes_copied
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        if let Some(r) = &self.recording {
+            let transfer = Transfer {
+                tensor,
+                from: node,
+                to: node,
+                bytes,
+                at: 0.0,
+                seconds: start.0.elapsed().as_secs_f64(),
+                direct: true,
+            };
+            r.transfer(transfer, start.1);
+        }
     }
 
     fn ensure_host_storage(&self, t: &Arc<TensorInner>, reps: &mut ReplicaSet) -> Result<()> {
@@ -684,7 +725,7 @@ impl MemoryManager {
     pub fn free(&self, id: u64, reps: &mut ReplicaSet) {
         for (node, r) in reps.iter_mut() {
             match r.storage.take() {
-                Some(Storage::Host(h)) => {
+                Some(Storage::Host(h)) if !h.is_slice() => {
                     let mut pool = self.nodes[HOST].pool.lock();
                     pool.used = pool.used.saturating_sub(h.len());
                 }
@@ -695,7 +736,7 @@ impl MemoryManager {
                     pool.put_free(d);
                     n.room.notify_all();
                 }
-                None => {}
+                Some(Storage::Host(_)) | None => {}
             }
         }
         if let Some(r) = &self.recording {
@@ -721,6 +762,7 @@ impl MemoryManager {
                     evictions: n.evictions.load(Ordering::Relaxed),
                     write_backs: n.write_backs.load(Ordering::Relaxed),
                     transfers_in: n.transfers_in.load(Ordering::Relaxed),
+                    bytes_copied: n.bytes_copied.load(Ordering::Relaxed),
                     pinned: pool.pinned,
                     lost: n.lost.load(Ordering::Relaxed),
                 }
@@ -755,6 +797,7 @@ impl MemoryNode {
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
             transfers_in: AtomicU64::new(0),
+            bytes_copied: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
             write_backs: AtomicU64::new(0),
         }

@@ -36,12 +36,19 @@ const HOST_ALIGN: usize = 64;
 /// Tasks write through it while others may hold the `Arc`: the task graph
 /// guarantees that a writer never overlaps another access of the same tensor,
 /// which is what makes the raw views in [`HostBuffer::bytes`] sound.
+///
+/// A buffer may be a slice of another (a contiguous part of a partitioned
+/// tensor shares its whole's memory): it keeps the allocation alive, frees
+/// nothing itself, and counts views on the allocation, so that a view of
+/// any tensor sharing the memory keeps every one of them from writing it.
 pub struct HostBuffer {
     ptr: NonNull<u8>,
     len: usize,
     /// Live [`HostView`]s of it: while any exists, the memory manager
     /// writes the tensor into a fresh buffer instead.
     views: AtomicUsize,
+    /// The allocation this buffer is a slice of, if it is one.
+    owner: Option<Arc<HostBuffer>>,
     _cell: UnsafeCell<()>,
 }
 
@@ -65,8 +72,45 @@ impl HostBuffer {
             ptr,
             len,
             views: AtomicUsize::new(0),
+            owner: None,
             _cell: UnsafeCell::new(()),
         })
+    }
+
+    /// `len` bytes of `parent` from `offset`, sharing its memory.
+    pub fn slice(parent: &Arc<HostBuffer>, offset: usize, len: usize) -> Result<HostBuffer> {
+        if offset.checked_add(len).is_none_or(|end| end > parent.len) {
+            return Err(Error::Config(format!(
+                "bytes {offset}..{} are outside a host buffer of {} bytes",
+                offset.saturating_add(len),
+                parent.len
+            )));
+        }
+        // SAFETY: the range is within the parent's allocation, checked above.
+        let ptr = unsafe { NonNull::new_unchecked(parent.ptr.as_ptr().add(offset)) };
+        Ok(HostBuffer {
+            ptr,
+            len,
+            views: AtomicUsize::new(0),
+            owner: Some(parent.allocation().clone()),
+            _cell: UnsafeCell::new(()),
+        })
+    }
+
+    /// The allocation whose memory this buffer holds: itself, or what it
+    /// is a slice of.
+    fn allocation(self: &Arc<Self>) -> &Arc<HostBuffer> {
+        self.owner.as_ref().unwrap_or(self)
+    }
+
+    /// True for a slice of another buffer (it owns no memory).
+    pub fn is_slice(&self) -> bool {
+        self.owner.is_some()
+    }
+
+    /// Where its bytes start, to tell whether two buffers share memory.
+    pub fn as_ptr(&self) -> *const u8 {
+        self.ptr.as_ptr()
     }
 
     /// A buffer holding a copy of `data`.
@@ -87,9 +131,11 @@ impl HostBuffer {
         self.len == 0
     }
 
-    /// Whether a [`HostView`] of it is alive (then nothing may write it).
+    /// Whether a [`HostView`] of it, or of any buffer sharing its
+    /// allocation, is alive (then nothing may write it).
     pub fn is_viewed(&self) -> bool {
-        self.views.load(Ordering::Acquire) > 0
+        let counted = self.owner.as_deref().unwrap_or(self);
+        counted.views.load(Ordering::Acquire) > 0
     }
 
     /// A read view.
@@ -112,6 +158,9 @@ impl HostBuffer {
 
 impl Drop for HostBuffer {
     fn drop(&mut self) {
+        if self.owner.is_some() {
+            return;
+        }
         // SAFETY: allocated in `zeroed` with this exact layout.
         unsafe {
             dealloc(
@@ -135,7 +184,7 @@ impl HostView {
     /// A view of the first `len` bytes of `buffer`, which no task writes
     /// from now on (the caller holds the tensor's read in the task graph).
     pub(crate) fn new(buffer: Arc<HostBuffer>, len: usize) -> HostView {
-        buffer.views.fetch_add(1, Ordering::AcqRel);
+        buffer.allocation().views.fetch_add(1, Ordering::AcqRel);
         HostView { buffer, len }
     }
 
@@ -149,7 +198,10 @@ impl HostView {
 
 impl Drop for HostView {
     fn drop(&mut self) {
-        self.buffer.views.fetch_sub(1, Ordering::AcqRel);
+        self.buffer
+            .allocation()
+            .views
+            .fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -201,10 +253,15 @@ pub struct ReplicaSet {
 impl ReplicaSet {
     /// Only a host copy, in the given state.
     pub fn with_host(host: HostBuffer, state: ReplicaState) -> ReplicaSet {
+        ReplicaSet::with_host_buffer(Arc::new(host), state)
+    }
+
+    /// Only a host copy in a buffer that may be shared, in the given state.
+    pub fn with_host_buffer(host: Arc<HostBuffer>, state: ReplicaState) -> ReplicaSet {
         let mut nodes = SmallVec::new();
         nodes.push(Replica {
             state,
-            storage: Some(Storage::Host(Arc::new(host))),
+            storage: Some(Storage::Host(host)),
             in_use: 0,
         });
         ReplicaSet { nodes }
