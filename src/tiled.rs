@@ -1,6 +1,7 @@
 //! Tiled algorithms built from tasks: a matrix split into square tiles, one
-//! tensor each, and the classic task-runtime workloads on them — tiled
-//! GEMM, Cholesky and LU — whose parallelism comes from the task graph.
+//! tensor each (its own, or a part of one plain tensor cut by
+//! [`Partition::blocks`]), and the classic task-runtime workloads on them —
+//! tiled GEMM, Cholesky and LU — whose parallelism comes from the task graph.
 //! Each algorithm's graph is defined once, on tile coordinates
 //! ([`Algorithm::for_each_task`]); the runtime and the simulator both take
 //! it from there.
@@ -8,27 +9,64 @@
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, Mode};
+use crate::partition::Partition;
 use crate::runtime::{Runtime, TaskOptions};
 use crate::tensor::{Access, Tensor};
 use crate::unit::Placement;
 
-/// An `n x n` row-major matrix stored as `t x t` tiles of `tile x tile`.
+/// An `n x n` row-major matrix as `t x t` tiles of `tile x tile`: the 2-D
+/// blocks of one plain tensor ([`TiledMatrix::partition`]), or tensors of
+/// their own ([`TiledMatrix::from_fn`], [`TiledMatrix::zeros`]).
 ///
 /// ```
 /// use xpu::{tiled::TiledMatrix, Runtime};
 /// let rt = Runtime::builder().build()?;
 /// let m = TiledMatrix::from_fn(&rt, 4, 2, |i, j| (i * 4 + j) as f32)?;
 /// assert_eq!(m.to_vec::<f32>(&rt)?, (0..16).map(|v| v as f32).collect::<Vec<_>>());
+/// let a = rt.tensor(&[4, 4], (0..16).map(|v| v as f32).collect::<Vec<_>>())?;
+/// let p = TiledMatrix::partition(&rt, &a, 2)?;
+/// assert_eq!(rt.read::<f32>(p.tile(1, 0))?, vec![8.0, 9.0, 12.0, 13.0]);
+/// assert_eq!(p.to_vec::<f32>(&rt)?, m.to_vec::<f32>(&rt)?);
 /// # Ok::<(), xpu::Error>(())
 /// ```
 pub struct TiledMatrix {
     n: usize,
     tile: usize,
     tiles: Vec<Tensor>,
+    /// The tensor the tiles are parts of, if they are.
+    whole: Option<Tensor>,
 }
 
 impl TiledMatrix {
-    /// A matrix whose element `(i, j)` is `f(i, j)`.
+    /// The tiles of a plain `n x n` tensor: its `tile x tile` blocks
+    /// ([`Partition::blocks`]). Tasks may use the tensor itself before
+    /// and after the tiles; the runtime keeps them coherent.
+    pub fn partition(rt: &Runtime, a: &Tensor, tile: usize) -> Result<TiledMatrix> {
+        let n = match a.shape() {
+            [rows, cols] if rows == cols => *rows,
+            other => {
+                return Err(Error::Config(format!(
+                    "a tiled matrix is square, {} has shape {other:?}",
+                    a.label()
+                )))
+            }
+        };
+        tiles_per_side(n, tile)?;
+        let tiles = a.partition(rt, Partition::blocks(tile, tile))?.into_vec();
+        Ok(TiledMatrix {
+            n,
+            tile,
+            tiles,
+            whole: Some(a.clone()),
+        })
+    }
+
+    /// The tensor the tiles are parts of (`None` for tiles of their own).
+    pub fn whole(&self) -> Option<&Tensor> {
+        self.whole.as_ref()
+    }
+
+    /// A matrix whose element `(i, j)` is `f(i, j)`, in tiles of their own.
     pub fn from_fn<T: Element>(
         rt: &Runtime,
         n: usize,
@@ -45,16 +83,26 @@ impl TiledMatrix {
                 tiles.push(rt.tensor(&[tile, tile], data)?);
             }
         }
-        Ok(TiledMatrix { n, tile, tiles })
+        Ok(TiledMatrix {
+            n,
+            tile,
+            tiles,
+            whole: None,
+        })
     }
 
-    /// A zero matrix of `dtype`.
+    /// A zero matrix of `dtype`, in tiles of their own.
     pub fn zeros(rt: &Runtime, n: usize, tile: usize, dtype: DType) -> Result<TiledMatrix> {
         let t = tiles_per_side(n, tile)?;
         let tiles = (0..t * t)
             .map(|_| rt.zeros(&[tile, tile], dtype))
             .collect::<Result<_>>()?;
-        Ok(TiledMatrix { n, tile, tiles })
+        Ok(TiledMatrix {
+            n,
+            tile,
+            tiles,
+            whole: None,
+        })
     }
 
     /// Matrix size.
@@ -72,8 +120,16 @@ impl TiledMatrix {
         &self.tiles[i * self.tiles_per_side() + j]
     }
 
+    /// All its tiles.
+    pub fn tiles(&self) -> &[Tensor] {
+        &self.tiles
+    }
+
     /// Reads the whole matrix back, row-major (waits for the tiles' writers).
     pub fn to_vec<T: Element>(&self, rt: &Runtime) -> Result<Vec<T>> {
+        if let Some(whole) = &self.whole {
+            return rt.read(whole);
+        }
         let (n, tile, t) = (self.n, self.tile, self.tiles_per_side());
         let mut out = vec![T::zeroed(); n * n];
         for ti in 0..t {

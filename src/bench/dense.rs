@@ -6,9 +6,34 @@ use crate::backend::cpu::{gemm, GemmElement, GemmSpec};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::host::core_count;
-use crate::runtime::Runtime;
+use crate::kernel::Kernel;
+use crate::runtime::{Runtime, TaskOptions};
 use crate::tiled::{self, Algorithm, TiledMatrix};
-use crate::unit::Placement;
+use crate::unit::{Placement, UnitKind};
+
+/// How a benchmark holds a tiled matrix's tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TileLayout {
+    /// Tensors of their own, filled one by one.
+    Separate,
+    /// The 2-D blocks of one plain tensor ([`TiledMatrix::partition`]):
+    /// scattered into the tiles before the factorisation, gathered after.
+    Partitioned,
+}
+
+impl TileLayout {
+    /// `separate` or `partitioned`.
+    pub fn parse(name: &str) -> Result<TileLayout> {
+        match name {
+            "separate" => Ok(TileLayout::Separate),
+            "partitioned" => Ok(TileLayout::Partitioned),
+            other => Err(Error::Config(format!(
+                "unknown tile layout `{other}` (separate, partitioned)"
+            ))),
+        }
+    }
+}
 
 /// The outcome of a tiled factorisation run.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -19,8 +44,15 @@ pub struct FactorRun {
     pub tile: usize,
     pub dtype: DType,
     pub tasks: usize,
+    pub layout: TileLayout,
+    /// Making the tiles current before the factorisation (the scatter of
+    /// a partitioned matrix; 0 for separate tiles, filled before).
+    pub split_seconds: f64,
     /// From the first submission to the end of the last task.
     pub seconds: f64,
+    /// Reading the factors back as one matrix (the gather and the read of
+    /// a partitioned matrix; reading and placing each separate tile).
+    pub assemble_seconds: f64,
     /// `n^3 / 3` (Cholesky) or `2 n^3 / 3` (LU) over `seconds`.
     pub gflops: f64,
     /// `||A - L L^T||_F / ||A||_F`, or `||A - L U||_F / ||A||_F`.
@@ -38,12 +70,12 @@ pub fn spd_element(n: usize, i: usize, j: usize) -> f64 {
 /// LU and checks the factors.
 ///
 /// ```
-/// use xpu::{bench::factor, tiled::Algorithm, DType, Runtime};
+/// use xpu::{bench::{factor, TileLayout}, tiled::Algorithm, DType, Runtime};
 /// let rt = Runtime::builder().build()?;
-/// let run = factor(&rt, Algorithm::Cholesky, 64, 16, DType::F64)?;
+/// let run = factor(&rt, Algorithm::Cholesky, 64, 16, DType::F64, TileLayout::Separate)?;
 /// assert!(run.residual < 1e-12);
 /// assert_eq!(run.tasks, 20); // 4 potrf + 6 trsm + 6 syrk + 4 gemm
-/// let run = factor(&rt, Algorithm::Lu, 64, 16, DType::F32)?;
+/// let run = factor(&rt, Algorithm::Lu, 64, 16, DType::F32, TileLayout::Partitioned)?;
 /// assert!(run.residual < 1e-5, "{}", run.residual);
 /// # Ok::<(), xpu::Error>(())
 /// ```
@@ -53,6 +85,7 @@ pub fn factor(
     n: usize,
     tile: usize,
     dtype: DType,
+    layout: TileLayout,
 ) -> Result<FactorRun> {
     if algorithm == Algorithm::Gemm {
         return Err(Error::Config(
@@ -60,8 +93,8 @@ pub fn factor(
         ));
     }
     match dtype {
-        DType::F32 => factor_typed::<f32>(rt, algorithm, n, tile),
-        DType::F64 => factor_typed::<f64>(rt, algorithm, n, tile),
+        DType::F32 => factor_typed::<f32>(rt, algorithm, n, tile, layout),
+        DType::F64 => factor_typed::<f64>(rt, algorithm, n, tile, layout),
         other => Err(Error::Config(format!(
             "tiled {} runs in f32 or f64, not {other}",
             algorithm.name()
@@ -74,9 +107,25 @@ fn factor_typed<T: Element + GemmElement>(
     algorithm: Algorithm,
     n: usize,
     tile: usize,
+    layout: TileLayout,
 ) -> Result<FactorRun> {
-    let a = TiledMatrix::from_fn(rt, n, tile, |i, j| T::from_f64(spd_element(n, i, j)))?;
+    let element = |i, j| T::from_f64(spd_element(n, i, j));
+    let a = match layout {
+        TileLayout::Separate => TiledMatrix::from_fn(rt, n, tile, element)?,
+        TileLayout::Partitioned => {
+            let data: Vec<T> = (0..n * n).map(|e| element(e / n, e % n)).collect();
+            TiledMatrix::partition(rt, &rt.tensor(&[n, n], data)?, tile)?
+        }
+    };
     rt.wait_all();
+    let start = Instant::now();
+    if layout == TileLayout::Partitioned {
+        // One task that reads every tile makes them current: the scatter.
+        let reads: Vec<_> = a.tiles().iter().map(|t| t.read()).collect();
+        let on_cpu = TaskOptions::default().on(Placement::Kind(UnitKind::Cpu));
+        rt.wait(&rt.submit_with(&Kernel::Noop, &reads, on_cpu)?)?;
+    }
+    let split_seconds = start.elapsed().as_secs_f64();
     let start = Instant::now();
     let tasks = match algorithm {
         Algorithm::Lu => tiled::lu(rt, &a)?,
@@ -84,7 +133,9 @@ fn factor_typed<T: Element + GemmElement>(
     };
     rt.synchronize()?;
     let seconds = start.elapsed().as_secs_f64();
+    let start = Instant::now();
     let f: Vec<T> = a.to_vec(rt)?;
+    let assemble_seconds = start.elapsed().as_secs_f64();
     // Split the result into the two factors and multiply them back.
     let mut l = f.clone();
     let mut r = f;
@@ -130,7 +181,10 @@ fn factor_typed<T: Element + GemmElement>(
         tile,
         dtype: T::DTYPE,
         tasks,
+        layout,
+        split_seconds,
         seconds,
+        assemble_seconds,
         gflops: flops / seconds * 1e-9,
         residual: (diff / norm).sqrt(),
     })

@@ -55,11 +55,21 @@ pub struct BenchArgs {
     /// Tile size for --dag.
     #[arg(long, default_value_t = 256)]
     tile: usize,
+    /// With --dag cholesky|lu: the tiles as tensors of their own
+    /// (`separate`), or as the 2-D blocks of one plain tensor
+    /// (`partitioned`: scattered into the tiles before the timed
+    /// factorisation and gathered after, both timed on their own).
+    #[arg(long, default_value = "separate", value_parser = parse_layout)]
+    layout: bench::TileLayout,
     /// With --dag: run the graph once under each of these policies, one
     /// line each (e.g. eager,round-robin,work-stealing,dmda), instead of
     /// under --policy.
     #[arg(long, value_delimiter = ',', value_parser = crate::parse_policy)]
     policies: Vec<Policy>,
+}
+
+fn parse_layout(s: &str) -> Result<bench::TileLayout, String> {
+    bench::TileLayout::parse(s).map_err(|e| e.to_string())
 }
 
 fn parse_dtype(s: &str) -> Result<DType, String> {
@@ -121,7 +131,12 @@ fn dag_factor(rt: &Runtime, args: &BenchArgs, algorithm: Algorithm) -> xpu::Resu
     for _ in 0..=args.reps.max(1) {
         rt.clear_profile();
         runs.push(bench::factor(
-            rt, algorithm, args.size, args.tile, args.dtype,
+            rt,
+            algorithm,
+            args.size,
+            args.tile,
+            args.dtype,
+            args.layout,
         )?);
     }
     let mut timed = runs.split_off(1);
@@ -149,8 +164,16 @@ fn dag_factor(rt: &Runtime, args: &BenchArgs, algorithm: Algorithm) -> xpu::Resu
             n = g.size
         )
     });
+    let copies = match run.layout {
+        bench::TileLayout::Separate => String::new(),
+        bench::TileLayout::Partitioned => format!(
+            "; partitioned: scatter {:.1} ms before, gather and read {:.1} ms after",
+            run.split_seconds * 1e3,
+            run.assemble_seconds * 1e3
+        ),
+    };
     println!(
-        "xpu {}{} {}: {:.1} GFLOP/s{reference} (best of {} after a warm-up, median {:.1}; {} tasks, {:.3} s, tile {}, residual {:.2e}, policy {})",
+        "xpu {}{} {}: {:.1} GFLOP/s{reference} (best of {} after a warm-up, median {:.1}; {} tasks, {:.3} s, tile {}, residual {:.2e}, policy {}{copies})",
         run.algorithm,
         run.size,
         run.dtype,

@@ -30,7 +30,7 @@ pub struct VisionArgs {
     unfused: bool,
     /// Unit for every stage: an id or a kind (vpu, gpu, cpu, ...).
     /// Default: the VPU when there is one, else any unit that can run each
-    /// stage.
+    /// stage (with --bands: any unit).
     #[arg(long)]
     unit: Option<String>,
     /// After the first run, run the pipeline N more times on the same
@@ -44,6 +44,12 @@ pub struct VisionArgs {
     /// and the bytes moved, and check every frame against the CPU path.
     #[arg(long, value_name = "N")]
     frames: Option<usize>,
+    /// Cut the image into N bands of rows, each with the halo of rows the
+    /// stages read around a pixel, run the pipeline on every band (the
+    /// bands on any units, side by side), and assemble the bands' own rows
+    /// into the result; checked against the whole image on the CPU.
+    #[arg(long, value_name = "N", conflicts_with_all = ["bench", "frames"])]
+    bands: Option<usize>,
 }
 
 fn placement(rt: &Runtime, unit: Option<&str>) -> xpu::Result<Placement> {
@@ -67,6 +73,15 @@ pub fn run(runtime: &RuntimeArgs, args: &VisionArgs) -> xpu::Result<()> {
     };
     if stages.is_empty() {
         return Err(Error::Config("the pipeline has no stages".into()));
+    }
+    if let Some(bands) = args.bands {
+        // Bands go to whichever units the policy picks, unless --unit says.
+        let place = args
+            .unit
+            .as_deref()
+            .map_or(Ok(Placement::Any), Placement::parse)?;
+        let on = TaskOptions::default().on(place);
+        return run_banded(&rt, runtime, args, &stages, &image, bands, &on);
     }
     let place = placement(&rt, args.unit.as_deref())?;
     let on = TaskOptions::default().on(place);
@@ -125,6 +140,81 @@ pub fn run(runtime: &RuntimeArgs, args: &VisionArgs) -> xpu::Result<()> {
     )?;
     println!("wrote {}", args.out.display());
     runtime.export(&rt, None, None)
+}
+
+/// The pipeline on `bands` bands of the image; compared with the whole
+/// image through the CPU path.
+fn run_banded(
+    rt: &Runtime,
+    runtime: &RuntimeArgs,
+    args: &VisionArgs,
+    stages: &[vision::Stage],
+    image: &Pixels,
+    bands: usize,
+    on: &TaskOptions,
+) -> xpu::Result<()> {
+    let input = rt.tensor(&image.shape, &image.data)?.named("image");
+    let halo = vision::stencil_radius(stages).unwrap_or(0);
+    let start = Instant::now();
+    let output = vision::submit_banded(rt, stages, &input, bands, on)?;
+    let pixels = rt.read::<u8>(&output)?;
+    let seconds = start.elapsed().as_secs_f64();
+    let megapixels = (image.shape[0] * image.shape[1]) as f64 * 1e-6;
+    println!(
+        "{}: {}x{} in {bands} bands (halo {halo} rows) through {} stages in {:.2} ms ({:.1} megapixels/s)",
+        args.input.display(),
+        image.shape[1],
+        image.shape[0],
+        stages.len(),
+        seconds * 1e3,
+        megapixels / seconds
+    );
+    let mut busy: Vec<(String, usize, f64)> = Vec::new();
+    let profile = rt.profile();
+    for task in &profile.tasks {
+        let unit = profile
+            .unit(task.unit)
+            .map(|u| u.label())
+            .unwrap_or_default();
+        match busy.iter_mut().find(|(u, _, _)| *u == unit) {
+            Some(entry) => {
+                entry.1 += 1;
+                entry.2 += task.end - task.start;
+            }
+            None => busy.push((unit, 1, task.end - task.start)),
+        }
+    }
+    for (unit, tasks, seconds) in &busy {
+        println!(
+            "  {unit:<12} {tasks:>4} tasks {:>8.2} ms busy",
+            seconds * 1e3
+        );
+    }
+    let cpu = TaskOptions::default().on(Placement::Kind(UnitKind::Cpu));
+    let whole = pipeline_tensors(rt, stages, input)?;
+    submit_stages(rt, stages, &whole, &cpu)?;
+    let want = read_result(rt, &whole)?;
+    let worst = pixels
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| a.abs_diff(*b))
+        .max()
+        .unwrap_or(0);
+    if worst > 1 {
+        return Err(Error::Config(format!(
+            "the bands differ from the whole image on the CPU by {worst} (more than 1)"
+        )));
+    }
+    println!("checked against the whole image on the CPU: max difference {worst} (tolerance 1)");
+    vision::save_png(
+        &args.out,
+        &Pixels {
+            shape: output.shape().to_vec(),
+            data: pixels,
+        },
+    )?;
+    println!("wrote {}", args.out.display());
+    runtime.export(rt, None, None)
 }
 
 /// Runs every stage on `tensors` (the input, then each stage's output) and
