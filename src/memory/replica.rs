@@ -108,11 +108,6 @@ impl HostBuffer {
         self.owner.is_some()
     }
 
-    /// Where its bytes start, to tell whether two buffers share memory.
-    pub fn as_ptr(&self) -> *const u8 {
-        self.ptr.as_ptr()
-    }
-
     /// A buffer holding a copy of `data`.
     pub fn from_bytes(data: &[u8]) -> Result<HostBuffer> {
         let buf = HostBuffer::zeroed(data.len())?;

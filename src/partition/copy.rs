@@ -14,8 +14,10 @@ use crate::unit::HOST;
 
 /// Which way a copy task moves the data.
 #[derive(Clone, Copy)]
-enum Direction {
+pub(super) enum Direction {
+    /// The whole read, every part written (`scatter_parts`).
     Scatter,
+    /// Every part read, the whole written (`gather_parts`).
     Gather,
 }
 
@@ -28,52 +30,23 @@ struct Layout {
     memory: Arc<MemoryManager>,
 }
 
-/// The task that copies a whole of `whole` elements (tensor `whole_id`,
-/// `element` bytes each) into parts at `regions`.
-pub(super) fn scatter(
+/// The task that copies between a whole of `whole` elements (tensor
+/// `whole_id`, `element` bytes each) and its parts at `regions`.
+pub(super) fn copy_task(
+    direction: Direction,
     whole: &[usize],
     whole_id: u64,
     element: usize,
     regions: &[Region],
     memory: &Arc<MemoryManager>,
 ) -> Result<Kernel> {
-    copy_kernel(
-        Direction::Scatter,
-        layout(whole, whole_id, element, regions, memory),
-    )
-}
-
-/// The task that copies parts at `regions` back into their whole.
-pub(super) fn gather(
-    whole: &[usize],
-    whole_id: u64,
-    element: usize,
-    regions: &[Region],
-    memory: &Arc<MemoryManager>,
-) -> Result<Kernel> {
-    copy_kernel(
-        Direction::Gather,
-        layout(whole, whole_id, element, regions, memory),
-    )
-}
-
-fn layout(
-    whole: &[usize],
-    whole_id: u64,
-    element: usize,
-    regions: &[Region],
-    memory: &Arc<MemoryManager>,
-) -> Layout {
-    Layout {
+    let layout = Layout {
         whole: whole.to_vec(),
         whole_id,
         element,
         regions: regions.to_vec(),
         memory: memory.clone(),
-    }
-}
-
-fn copy_kernel(direction: Direction, layout: Layout) -> Result<Kernel> {
+    };
     let parts = vec![
         match direction {
             Direction::Scatter => Mode::Write,

@@ -28,7 +28,8 @@ use parking_lot::lock_api::ArcMutexGuard;
 use parking_lot::{Mutex, RawMutex};
 use smallvec::SmallVec;
 
-use super::{copy, part_name, Partition, Region};
+use super::copy::{self, Direction};
+use super::{part_name, Partition, Region};
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
 use crate::memory::{HostBuffer, ReplicaSet, ReplicaState};
@@ -153,16 +154,12 @@ pub(super) fn split(
         });
         parts.push(part);
     }
-    let scatter = copy::scatter(&inner.shape, inner.id, element, &regions, memory)?;
+    let copy_task =
+        |direction| copy::copy_task(direction, &inner.shape, inner.id, element, &regions, memory);
+    let scatter = copy_task(Direction::Scatter)?;
     let gather = match partition.overlaps() {
         true => None,
-        false => Some(copy::gather(
-            &inner.shape,
-            inner.id,
-            element,
-            &regions,
-            memory,
-        )?),
+        false => Some(copy_task(Direction::Gather)?),
     };
     let index = state.members[member].splits.len();
     state.members[member].splits.push(Split {

@@ -242,12 +242,7 @@ pub fn run(runtime: &RuntimeArgs, args: &DemoArgs) -> xpu::Result<()> {
     for (g, w) in out.frames.iter().zip(&want.frames) {
         let a: Vec<u8> = rt.read(g)?;
         let b: Vec<u8> = reference.read(w)?;
-        let e = a
-            .iter()
-            .zip(&b)
-            .map(|(x, y)| x.abs_diff(*y))
-            .max()
-            .unwrap_or(0);
+        let e = crate::vision::max_difference(&a, &b);
         frame_err = frame_err.max(e as f64);
     }
     // Each u8 stage may round a value the other way (1 unit); Sobel's

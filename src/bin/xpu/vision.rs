@@ -194,12 +194,7 @@ fn run_banded(
     let whole = pipeline_tensors(rt, stages, input)?;
     submit_stages(rt, stages, &whole, &cpu)?;
     let want = read_result(rt, &whole)?;
-    let worst = pixels
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| a.abs_diff(*b))
-        .max()
-        .unwrap_or(0);
+    let worst = max_difference(&pixels, &want);
     if worst > 1 {
         return Err(Error::Config(format!(
             "the bands differ from the whole image on the CPU by {worst} (more than 1)"
@@ -329,12 +324,7 @@ pub(crate) fn check_on_cpu(
         let want = rt.empty(pair[1].shape(), DType::U8);
         rt.submit_with(&stage.kernel, &[pair[0].read(), want.write()], cpu.clone())?;
         let (got, want) = (rt.read::<u8>(&pair[1])?, rt.read::<u8>(&want)?);
-        let diff = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| a.abs_diff(*b))
-            .max()
-            .unwrap_or(0);
+        let diff = max_difference(&got, &want);
         if diff > 1 {
             return Err(Error::Config(format!(
                 "stage `{}` differs from the CPU path by {diff} (more than 1)",
@@ -344,4 +334,13 @@ pub(crate) fn check_on_cpu(
         worst = worst.max(diff);
     }
     Ok(worst)
+}
+
+/// The largest difference between two images' pixels.
+pub(crate) fn max_difference(a: &[u8], b: &[u8]) -> u8 {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x.abs_diff(*y))
+        .max()
+        .unwrap_or(0)
 }
