@@ -105,3 +105,44 @@ fn pipelines_parse_and_say_what_is_wrong() {
     let gray = vision::parse_pipeline("gray").unwrap();
     assert!(gray[0].output_shape(&[4, 4]).is_err());
 }
+
+#[test]
+fn a_photograph_in_bands_with_halos_matches_the_whole_image_on_every_unit_kind() {
+    use xpu::{DType, Error, Placement, TaskOptions};
+    let rt = Runtime::builder().build().unwrap();
+    let photo = photo();
+    let stages = vision::fuse(vision::parse_pipeline("gray,blur=1.5,sobel,threshold=96").unwrap());
+    let input = rt.tensor(&photo.shape, &photo.data).unwrap().named("photo");
+    let cpu = TaskOptions::default().on(Placement::Kind(UnitKind::Cpu));
+    let mut whole = input.clone();
+    for stage in &stages {
+        let shape = stage.output_shape(whole.shape()).unwrap();
+        let out = rt.empty(&shape, DType::U8);
+        rt.submit_with(&stage.kernel, &[whole.read(), out.write()], cpu.clone())
+            .unwrap();
+        whole = out;
+    }
+    let want = rt.read::<u8>(&whole).unwrap();
+    let mut kinds: Vec<UnitKind> = Vec::new();
+    for unit in rt.units() {
+        if !kinds.contains(&unit.kind) {
+            kinds.push(unit.kind);
+        }
+    }
+    for kind in kinds {
+        let on = TaskOptions::default().on(Placement::Kind(kind));
+        let banded = match vision::submit_banded(&rt, &stages, &input, 5, &on) {
+            Err(Error::Config(e)) if e.contains("no unit can run") => continue,
+            other => other.unwrap(),
+        };
+        let got = rt.read::<u8>(&banded).unwrap();
+        assert_eq!(got.len(), want.len());
+        let worst = got.iter().zip(&want).map(|(a, b)| a.abs_diff(*b)).max();
+        assert!(worst <= Some(1), "{kind}: bands differ by {worst:?}");
+    }
+    let err = vision::submit_banded(&rt, &stages, &input, 0, &cpu).unwrap_err();
+    assert!(err.to_string().contains("0 bands do not fit"), "{err}");
+    let resize = vision::parse_pipeline("gray,resize=8x8").unwrap();
+    let err = vision::submit_banded(&rt, &resize, &input, 2, &cpu).unwrap_err();
+    assert!(err.to_string().contains("resizes"), "{err}");
+}

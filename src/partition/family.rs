@@ -29,7 +29,7 @@ use parking_lot::{Mutex, RawMutex};
 use smallvec::SmallVec;
 
 use super::copy::{self, Direction};
-use super::{part_name, Partition, Region};
+use super::{part_name, Partition, Parts, Region};
 use crate::error::{Error, Result};
 use crate::kernel::Kernel;
 use crate::memory::{HostBuffer, ReplicaSet, ReplicaState};
@@ -90,18 +90,40 @@ struct Link {
 struct Split {
     partition: Partition,
     parts: Vec<usize>,
+    grid: Vec<usize>,
     scatter: Kernel,
     /// `None` for overlapping parts: they are never written, so never gathered.
     gather: Option<Kernel>,
 }
 
-/// Cuts `whole` into parts at `regions` and adds them to its family.
+/// The parts `whole` was cut into by `partition`, if it was.
+pub(super) fn existing(whole: &Tensor, partition: &Partition) -> Option<Parts> {
+    let (family, member) = whole.inner.family.get()?.resolve()?;
+    let state = family.lock();
+    let split = state.members[member]
+        .splits
+        .iter()
+        .find(|s| s.partition == *partition)?;
+    let tensors = split
+        .parts
+        .iter()
+        .map(|&p| state.tensor(p))
+        .collect::<Option<Vec<Tensor>>>()?;
+    Some(Parts {
+        tensors,
+        grid: split.grid.clone(),
+    })
+}
+
+/// Cuts `whole` into parts at `regions` (a grid of `grid`) and adds them
+/// to its family.
 pub(super) fn split(
     rt: &Runtime,
     whole: &Tensor,
     partition: &Partition,
     regions: Vec<Region>,
-) -> Result<Vec<Tensor>> {
+    grid: &[usize],
+) -> Result<Parts> {
     let fail = |reason: &str| Error::Partition {
         tensor: whole.label(),
         partition: partition.to_string(),
@@ -130,7 +152,7 @@ pub(super) fn split(
         .any(|s| s.partition == *partition)
     {
         return Err(fail(
-            "it is already partitioned this way: use the parts that call returned",
+            "it is already partitioned this way: use the parts that call returned (or Tensor::parts)",
         ));
     }
     let memory = &inner.memory;
@@ -165,6 +187,7 @@ pub(super) fn split(
     state.members[member].splits.push(Split {
         partition: partition.clone(),
         parts: (first..first + parts.len()).collect(),
+        grid: grid.to_vec(),
         scatter,
         gather: gather.clone(),
     });
@@ -183,7 +206,10 @@ pub(super) fn split(
     if empty && gather.is_some() && state.is_live(member) {
         state.members[member].active = Some(index);
     }
-    Ok(parts)
+    Ok(Parts {
+        tensors: parts,
+        grid: grid.to_vec(),
+    })
 }
 
 /// Whether a tensor being partitioned has content, or will have once the

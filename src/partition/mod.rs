@@ -317,8 +317,23 @@ impl Tensor {
             });
         }
         let (regions, grid) = partition.regions(self.shape()).map_err(fail)?;
-        let tensors = family::split(rt, self, &partition, regions)?;
-        Ok(Parts { tensors, grid })
+        family::split(rt, self, &partition, regions, &grid)
+    }
+
+    /// The parts [`Tensor::partition`] cut the tensor into with
+    /// `partition`, if it did.
+    ///
+    /// ```
+    /// use xpu::{DType, Partition, Runtime};
+    /// let rt = Runtime::builder().device_discovery(false).build()?;
+    /// let a = rt.zeros(&[4, 4], DType::F32)?;
+    /// assert!(a.parts(&Partition::rows(2)).is_none());
+    /// let rows = a.partition(&rt, Partition::rows(2))?;
+    /// assert_eq!(a.parts(&Partition::rows(2)).unwrap()[1].id(), rows[1].id());
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn parts(&self, partition: &Partition) -> Option<Parts> {
+        family::existing(self, partition)
     }
 }
 

@@ -224,6 +224,7 @@ pub fn crop_rows(skip: usize) -> Result<Kernel> {
 /// halo the stages need ([`stencil_radius`]), so that the bands run on any
 /// units side by side; each band's own rows go into the returned output
 /// tensor (its row blocks), which reads back as the whole image's result.
+/// The input keeps its bands for the next call.
 ///
 /// ```
 /// use xpu::{vision::{parse_pipeline, submit_banded}, Runtime, TaskOptions};
@@ -268,7 +269,11 @@ pub fn submit_banded(
         None => output,
     };
     let own_rows = output.partition(rt, Partition::rows(rows))?;
-    let band_inputs = input.partition(rt, Partition::bands(rows, halo))?;
+    let bands_of = Partition::bands(rows, halo);
+    let band_inputs = match input.parts(&bands_of) {
+        Some(parts) => parts,
+        None => input.partition(rt, bands_of)?,
+    };
     for (i, (band, own)) in band_inputs.iter().zip(own_rows.iter()).enumerate() {
         let mut current = band.clone();
         for stage in stages {
