@@ -61,6 +61,7 @@
 //! | `builder` | [`RuntimeBuilder`]: options, building a runtime | `backend`, `memory`, `runtime`, `sched`, `unit` |
 //! | `sim` | simulated platforms: descriptions, workloads, the event loop driving the policies on a virtual clock | `sched`, `perfmodel`, `dag`, `tiled`, `trace`, `kernel`, `unit` |
 //! | `array` | tensors from and into `ndarray` arrays (feature `ndarray`) | `runtime`, `tensor`, `dtype` |
+//! | `cluster` | beyond one machine: SLURM batch scripts, submission, a process's place in a job | `error` |
 //! | `service` | the job service (feature `serve`): job documents, tokens and roles, limits, the SQLite queue, the HTTP API and its client | the public API |
 //! | `llm`, `vision`, `tiled`, `bench` | applications on the public API | the public API |
 //! | `bin/xpu` | the command-line tool | the public API |
@@ -71,6 +72,7 @@ pub mod backend;
 mod batch;
 pub mod bench;
 mod builder;
+pub mod cluster;
 mod dag;
 pub mod dtype;
 pub mod error;

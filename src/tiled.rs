@@ -331,6 +331,97 @@ impl Algorithm {
     }
 }
 
+/// Which rank owns each tile of a tiled matrix, for a task graph spread
+/// over MPI ranks: a task runs on the rank that owns the tile it writes
+/// (StarPU-MPI's owner-computes rule).
+///
+/// ```
+/// use xpu::tiled::Distribution;
+/// let d = Distribution::block_cyclic(6); // a 2 x 3 grid of ranks
+/// assert_eq!(d, Distribution::BlockCyclic { p: 2, q: 3 });
+/// assert_eq!(d.ranks(), 6);
+/// assert_eq!((d.owner(0, 0), d.owner(0, 4), d.owner(3, 2)), (0, 1, 5));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distribution {
+    /// Every tile on one rank.
+    Single,
+    /// 2-D block-cyclic over a `p x q` grid of ranks: tile `(i, j)` on
+    /// rank `(i mod p) * q + (j mod q)`.
+    BlockCyclic { p: usize, q: usize },
+}
+
+impl Distribution {
+    /// Block-cyclic over `ranks` ranks on the squarest grid (`p <= q`).
+    pub fn block_cyclic(ranks: usize) -> Distribution {
+        let ranks = ranks.max(1);
+        let p = (1..=ranks)
+            .take_while(|p| p * p <= ranks)
+            .filter(|p| ranks.is_multiple_of(*p))
+            .last()
+            .unwrap_or(1);
+        Distribution::BlockCyclic { p, q: ranks / p }
+    }
+
+    /// Ranks the tiles are spread over.
+    pub fn ranks(&self) -> usize {
+        match *self {
+            Distribution::Single => 1,
+            Distribution::BlockCyclic { p, q } => (p * q).max(1),
+        }
+    }
+
+    /// The rank that owns tile `(row, col)`.
+    pub fn owner(&self, row: usize, col: usize) -> usize {
+        match *self {
+            Distribution::Single => 0,
+            Distribution::BlockCyclic { p, q } => (row % p.max(1)) * q.max(1) + col % q.max(1),
+        }
+    }
+}
+
+impl Algorithm {
+    /// The fewest tile copies between ranks that running the algorithm on
+    /// `t x t` tiles under `distribution` takes: each task runs where the
+    /// tile it writes lives, and a tile another rank reads is sent to that
+    /// rank once per version (kept there until its owner writes it again).
+    ///
+    /// ```
+    /// use xpu::tiled::{Algorithm, Distribution};
+    /// assert_eq!(Algorithm::Cholesky.min_transfers(4, Distribution::Single), 0);
+    /// // 2 tiles per side on a 1 x 2 grid (columns alternate between the
+    /// // ranks): only tile (1,0) moves, to rank 1, for the SYRK of (1,1).
+    /// assert_eq!(Algorithm::Cholesky.min_transfers(2, Distribution::BlockCyclic { p: 1, q: 2 }), 1);
+    /// ```
+    pub fn min_transfers(self, t: usize, distribution: Distribution) -> usize {
+        use std::collections::HashMap;
+        // Per tile (operand, row, col): the ranks holding its current version.
+        let mut holders: HashMap<(usize, usize, usize), Vec<usize>> = HashMap::new();
+        let mut copies = 0;
+        self.for_each_task(t, |_, tiles| {
+            let Some(written) = tiles.iter().find(|a| a.mode.writes()) else {
+                return;
+            };
+            let rank = distribution.owner(written.row, written.col);
+            for read in tiles.iter().filter(|a| a.mode == Mode::Read) {
+                let owner = distribution.owner(read.row, read.col);
+                let have = holders
+                    .entry((read.operand, read.row, read.col))
+                    .or_insert_with(|| vec![owner]);
+                if !have.contains(&rank) {
+                    have.push(rank);
+                    copies += 1;
+                }
+            }
+            holders.insert(
+                (written.operand, written.row, written.col),
+                vec![distribution.owner(written.row, written.col)],
+            );
+        });
+        copies
+    }
+}
+
 /// The tensor access of `tile` among `operands`.
 fn access(operands: &[&TiledMatrix], tile: &TileAccess) -> Access {
     let t = operands[tile.operand].tile(tile.row, tile.col);
@@ -421,4 +512,37 @@ pub fn cholesky(rt: &Runtime, a: &TiledMatrix) -> Result<usize> {
 /// ```
 pub fn lu(rt: &Runtime, a: &TiledMatrix) -> Result<usize> {
     factor(rt, Algorithm::Lu, a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gemm_needs_each_operand_tile_once_per_other_rank_of_its_grid_row_or_column() {
+        // C(i,j) runs where it lives; A(i,k) is read on the q ranks of grid
+        // row i mod p (its owner among them), B(k,j) on the p ranks of grid
+        // column j mod q: t^2 (q - 1) + t^2 (p - 1) copies.
+        for (t, p, q) in [(4, 2, 2), (6, 2, 3), (3, 1, 3)] {
+            let d = Distribution::BlockCyclic { p, q };
+            assert_eq!(
+                Algorithm::Gemm.min_transfers(t, d),
+                t * t * (q - 1) + t * t * (p - 1),
+                "{t} tiles on {p}x{q}"
+            );
+        }
+        assert_eq!(Algorithm::Lu.min_transfers(5, Distribution::Single), 0);
+    }
+
+    #[test]
+    fn a_tile_rewritten_by_its_owner_is_sent_again() {
+        // Cholesky on 3x3 tiles, a 1x3 grid: column j on rank j. Tile (1,0)
+        // is read by the SYRK of (1,1) (rank 1); (2,0) by the SYRK of (2,2)
+        // (rank 2) and the update of (2,1) (rank 1); (1,0) also by that
+        // update, on rank 1, which has it. (1,1) is rewritten by the POTRF
+        // on rank 1 and read by the TRSM of (2,1) on rank 1: no copy. (2,1)
+        // goes to rank 2 for the SYRK of (2,2).
+        let d = Distribution::BlockCyclic { p: 1, q: 3 };
+        assert_eq!(Algorithm::Cholesky.min_transfers(3, d), 4);
+    }
 }

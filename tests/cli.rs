@@ -610,3 +610,48 @@ fn vision_times_warm_runs_per_stage_and_streams_checked_frames() {
     assert_eq!(edges, xpu::vision::load_png(&unfused).unwrap());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn slurm_script_passes_the_allocation_and_gpus_through() {
+    let (ok, out, err) = xpu(&[
+        "slurm",
+        "script",
+        "--nodes",
+        "2",
+        "--ntasks-per-node",
+        "3",
+        "--gpus-per-node",
+        "1",
+        "--",
+        "./app",
+        "--size",
+        "two words",
+    ]);
+    assert!(ok, "{err}");
+    for line in [
+        "#SBATCH --nodes=2",
+        "#SBATCH --ntasks-per-node=3",
+        "#SBATCH --gpus-per-node=1",
+        "mpirun --oversubscribe -np \"$SLURM_NTASKS\" ./app --size 'two words'",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no `{line}` in:\n{out}");
+    }
+    let (ok, _, err) = xpu(&["slurm", "script", "--nodes", "0", "--", "true"]);
+    assert!(!ok);
+    assert!(err.contains("at least one node"), "{err}");
+}
+
+#[test]
+fn slurm_submit_without_slurm_says_what_is_missing() {
+    let empty = std::env::temp_dir().join("xpu-no-slurm-bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_xpu"))
+        .args(["slurm", "submit", "--", "hostname"])
+        .env("PATH", &empty)
+        .output()
+        .expect("xpu runs");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("cannot run `sbatch`"), "{err}");
+    assert!(err.contains("slurm-client"), "{err}");
+}

@@ -19,6 +19,7 @@ mod report;
 #[cfg(feature = "serve")]
 mod serve;
 mod sim;
+mod slurm;
 mod stream;
 mod trace;
 mod vision;
@@ -233,6 +234,18 @@ enum Command {
     ///   xpu sim --platform platforms/64-units.toml --dag random --tasks 1000000 --tiles 4096
     #[command(verbatim_doc_comment)]
     Sim(sim::SimArgs),
+    /// Run a command on the ranks of a SLURM allocation: print the sbatch
+    /// script (`script`), or submit it, wait for the job to end and report
+    /// its id, state and output file (`submit`). Ranks start with OpenMPI's
+    /// mpirun inside the allocation (or `--launcher srun`); a rank finds its
+    /// place from SLURM's variables (`xpu::cluster::slurm::SlurmEnv`).
+    ///
+    /// Examples:
+    ///   xpu slurm script --nodes 2 --ntasks-per-node 1 -- target/release/examples/cholesky 4096
+    ///   xpu slurm script --nodes 4 --gpus-per-node 1 --time 30 -- ./my_app --size 8192
+    ///   xpu slurm submit --nodes 2 -- hostname
+    #[command(verbatim_doc_comment)]
+    Slurm(slurm::SlurmArgs),
     /// Serve this machine's units as an authenticated job service over
     /// HTTP: jobs (JSON documents naming built-in kernels) are queued in
     /// SQLite before they are accepted, run by the runtime's placement, and
@@ -309,6 +322,7 @@ fn main() {
         Command::Monitor(args) => monitor::run(&cli.runtime, args),
         Command::Trace(args) => trace::run(args, cli.runtime.gantt.as_deref()),
         Command::Sim(args) => sim::run(&cli.runtime, args),
+        Command::Slurm(args) => slurm::run(args),
         Command::Calibrate(args) => calibrate::run(&cli.runtime, args),
         Command::History(args) => history::run(&history::path(cli.runtime.history.as_ref()), args),
         Command::Perfmodel(args) => {
