@@ -100,4 +100,15 @@ target/py-test/bin/pip install -q numpy pytest target/wheels/xpu-*.whl
     "import xpu; print('import xpu:', [f'{u.kind} {u.id}' for u in xpu.Runtime().units()])"
   target/py-test/bin/python -m pytest -q python/tests
 )
+echo "== SLURM on loopback (scripts/slurm-test.sh)"
+# A real SLURM (two nodes on 127.0.0.1) runs `xpu slurm submit` jobs. Its
+# daemons run as root; elsewhere the step is skipped, and says so.
+if [ "$(id -u)" = 0 ]; then
+  scripts/slurm-test.sh target/debug/xpu
+elif [ "${CI:-}" = "true" ]; then
+  echo "CI: scripts/slurm-test.sh needs root" >&2
+  exit 1
+else
+  echo "skipped: scripts/slurm-test.sh starts SLURM's daemons, which needs root"
+fi
 echo "== target directory: $(du -sh target 2>/dev/null | cut -f1); disk free: $(df -h --output=avail . | tail -1 | tr -d ' ')"
