@@ -236,6 +236,27 @@ fn a_traced_run_can_be_summarised_and_drawn() {
         svg.contains("<svg") && svg.contains("potrf"),
         "not a chart of the run"
     );
+    // Two traces (as two ranks would write): each summarised, then merged.
+    let merged = dir.join("job.json");
+    let (ok, out, err) = xpu(&[
+        "trace",
+        trace.to_str().unwrap(),
+        trace.to_str().unwrap(),
+        "--merge",
+        merged.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert_eq!(out.matches(": 20 tasks on 2 units").count(), 2, "{out}");
+    let job: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    let tasks = job["traceEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["cat"] == "task")
+        .count();
+    assert_eq!(tasks, 40, "both runs' tasks in one timeline");
+    assert_eq!(job["otherData"]["parts"].as_array().unwrap().len(), 2);
     let (ok, _, err) = xpu(&["trace", dir.join("missing.json").to_str().unwrap()]);
     assert!(!ok && err.contains("missing.json"), "{err}");
     std::fs::write(dir.join("bad.json"), "{}").unwrap();

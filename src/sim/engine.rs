@@ -305,6 +305,7 @@ pub fn simulate(
             tensor_names: Default::default(),
             dropped: DroppedRecords::default(),
             simulated: true,
+            started_unix: None,
         }
     });
     Ok(SimReport {

@@ -3,7 +3,9 @@
 //! memory nodes) and memory (a thread per node, with instant events for
 //! allocations and evictions and a counter of bytes allocated). Everything
 //! a [`Profile`] holds travels in the events' `args` and in `otherData`, so
-//! `xpu trace FILE.json` reads the profile back.
+//! `xpu trace FILE.json` reads the profile back. The traces of several
+//! processes (the ranks of a job) merge into one timeline
+//! ([`merged_chrome_trace`]).
 
 use std::collections::BTreeMap;
 
@@ -98,6 +100,7 @@ impl Profile {
                 "tensor_names": self.tensor_names,
                 "dropped": self.dropped,
                 "simulated": self.simulated,
+                "started_unix": self.started_unix,
             },
         })
         .to_string()
@@ -133,6 +136,7 @@ impl Profile {
         let tensor_names = serde_json::from_value(optional("tensor_names")).unwrap_or_default();
         let dropped = serde_json::from_value(optional("dropped")).unwrap_or_default();
         let simulated = optional("simulated").as_bool().unwrap_or(false);
+        let started_unix = optional("started_unix").as_f64();
         let events = root
             .get("traceEvents")
             .and_then(Value::as_array)
@@ -147,6 +151,7 @@ impl Profile {
             tensor_names,
             dropped,
             simulated,
+            started_unix,
         };
         for (i, e) in events.iter().enumerate() {
             let at = |what: &str| bad(format!("event {i}: {what}"));
@@ -216,4 +221,72 @@ impl Profile {
         profile.tasks.sort_by(|a, b| a.start.total_cmp(&b.start));
         Ok(profile)
     }
+}
+
+/// The profiles of several processes (the ranks of one job, say) as one
+/// Chrome trace: each keeps its three tracks under its own label
+/// (`rank 1: units`), and their times are lined up by when each run
+/// started ([`Profile::started_unix`]; a profile without it starts with
+/// the earliest). Each part's `otherData` goes into `otherData.parts`.
+///
+/// ```
+/// use xpu::trace::{merged_chrome_trace, Profile};
+/// let rt = xpu::Runtime::builder().device_discovery(false).build()?;
+/// let x = rt.tensor(&[4], vec![1.0f32; 4])?;
+/// rt.submit(&xpu::Kernel::Unary(xpu::UnaryOp::Relu), &[x.read(), rt.empty(&[4], xpu::DType::F32).write()])?;
+/// rt.wait_all();
+/// let p = rt.profile();
+/// let merged: serde_json::Value =
+///     serde_json::from_str(&merged_chrome_trace(&[("rank 0", &p), ("rank 1", &p)])?).unwrap();
+/// let names: Vec<&str> = merged["traceEvents"].as_array().unwrap().iter()
+///     .filter(|e| e["name"] == "process_name")
+///     .map(|e| e["args"]["name"].as_str().unwrap())
+///     .collect();
+/// assert!(names.contains(&"rank 1: units"), "{names:?}");
+/// assert_eq!(merged["otherData"]["parts"].as_array().unwrap().len(), 2);
+/// # Ok::<(), xpu::Error>(())
+/// ```
+pub fn merged_chrome_trace(parts: &[(&str, &Profile)]) -> Result<String> {
+    let earliest = parts
+        .iter()
+        .filter_map(|(_, p)| p.started_unix)
+        .fold(f64::INFINITY, f64::min);
+    let mut events = Vec::new();
+    let mut others = Vec::new();
+    for (k, (label, profile)) in parts.iter().enumerate() {
+        let mut trace: Value = serde_json::from_str(&profile.chrome_trace())
+            .map_err(|e| Error::Trace(format!("{label}: {e}")))?;
+        let shift = profile
+            .started_unix
+            .filter(|_| earliest.is_finite())
+            .map_or(0.0, |s| us(s - earliest));
+        let pid_base = 10 * k as u64;
+        if let Some(list) = trace["traceEvents"].as_array_mut() {
+            for mut e in list.drain(..) {
+                if let Some(pid) = e["pid"].as_u64() {
+                    e["pid"] = json!(pid_base + pid);
+                }
+                if let Some(ts) = e["ts"].as_f64() {
+                    e["ts"] = json!(ts + shift);
+                }
+                if e["name"] == "process_name" {
+                    let track = e["args"]["name"].as_str().unwrap_or_default().to_string();
+                    e["args"]["name"] = json!(format!("{label}: {track}"));
+                }
+                events.push(e);
+            }
+        }
+        let mut other = trace["otherData"].take();
+        other["label"] = json!(label);
+        others.push(other);
+    }
+    Ok(json!({
+        "traceEvents": events,
+        "displayTimeUnit": "ms",
+        "otherData": {
+            "generator": format!("xpu {}", env!("CARGO_PKG_VERSION")),
+            "parts": others,
+        },
+    })
+    .to_string())
 }

@@ -14,16 +14,23 @@ pub(crate) struct Clock {
     start: Instant,
     start_ticks: u64,
     tsc: bool,
+    /// The start, in seconds since the UNIX epoch: lines up the traces of
+    /// several processes.
+    start_unix: f64,
 }
 
 impl Clock {
     pub fn new() -> Clock {
         let tsc = invariant_tsc();
         let start = Instant::now();
+        let start_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
         let mut clock = Clock {
             start,
             start_ticks: 0,
             tsc,
+            start_unix,
         };
         clock.start_ticks = clock.ticks();
         clock
@@ -32,6 +39,11 @@ impl Clock {
     /// When the clock started (the runtime's time zero).
     pub fn start(&self) -> Instant {
         self.start
+    }
+
+    /// When the clock started, in seconds since the UNIX epoch.
+    pub fn start_unix(&self) -> f64 {
+        self.start_unix
     }
 
     /// A reading, in ticks.

@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+pub use self::chrome::merged_chrome_trace;
 pub(crate) use self::clock::Clock;
 pub use self::memory_log::{MemoryEvent, MemoryEventKind, Transfer};
 pub(crate) use self::memory_log::{MemoryLog, Recording};
@@ -123,6 +124,11 @@ pub struct Profile {
     /// Taken from a simulated platform (`crate::sim`), not a real run.
     #[serde(default)]
     pub simulated: bool,
+    /// When the run's time zero was, in seconds since the UNIX epoch
+    /// (`None` for a simulated run): [`merged_chrome_trace`] lines up the
+    /// traces of several processes by it.
+    #[serde(default)]
+    pub started_unix: Option<f64>,
 }
 
 /// What one unit did, from a profile.
@@ -206,6 +212,7 @@ impl Profile {
                 memory_events: log.dropped_events,
             },
             simulated: false,
+            started_unix: Some(clock.start_unix()),
         }
     }
 

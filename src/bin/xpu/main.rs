@@ -287,9 +287,13 @@ enum Command {
     Loadtest(serve::LoadTestArgs),
     /// Summarise a trace written with --trace (or by `xpu demo`): per unit
     /// tasks, busy time, utilisation, GFLOP/s and bytes moved; transfers per
-    /// direction; and the critical path. `--gantt OUT.svg` draws it.
+    /// direction; and the critical path. `--gantt OUT.svg` draws it. Given
+    /// the traces of several processes (a job's ranks), it summarises each,
+    /// and `--merge OUT.json` writes them as one timeline.
     ///
-    /// Example: xpu trace xpu-trace.json --gantt xpu-gantt.svg
+    /// Examples:
+    ///   xpu trace xpu-trace.json --gantt xpu-gantt.svg
+    ///   xpu trace rank0.json rank1.json --merge job.json
     #[command(verbatim_doc_comment)]
     Trace(trace::TraceArgs),
 }

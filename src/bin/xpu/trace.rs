@@ -1,5 +1,6 @@
-//! `xpu trace FILE.json`: what a traced run did, per unit, and its
-//! critical path.
+//! `xpu trace FILE.json...`: what a traced run did, per unit, and its
+//! critical path; for the traces of several processes (the ranks of a
+//! job), each in turn, and with --merge one timeline of them all.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,18 +12,61 @@ use crate::report::bytes;
 
 #[derive(Args)]
 pub struct TraceArgs {
-    /// A trace written by `--trace FILE` or `xpu demo`.
-    file: PathBuf,
+    /// Traces written by `--trace FILE` or `xpu demo`: one, or one per
+    /// process of a job (each rank's).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Write the traces as one Chrome trace to FILE: each file's tracks
+    /// under its own name, times lined up by when each run started.
+    #[arg(long, value_name = "FILE")]
+    merge: Option<PathBuf>,
 }
 
 pub fn run(args: &TraceArgs, gantt: Option<&Path>) -> xpu::Result<()> {
-    let text = std::fs::read_to_string(&args.file)
-        .map_err(|e| xpu::Error::Io(format!("{}: {e}", args.file.display())))?;
-    let profile = Profile::from_chrome_trace(&text)?;
+    let mut profiles = Vec::with_capacity(args.files.len());
+    for file in &args.files {
+        let text = std::fs::read_to_string(file)
+            .map_err(|e| xpu::Error::Io(format!("{}: {e}", file.display())))?;
+        profiles.push(Profile::from_chrome_trace(&text)?);
+    }
+    for (i, (file, profile)) in args.files.iter().zip(&profiles).enumerate() {
+        if i > 0 {
+            println!();
+        }
+        // One Gantt chart, of the first trace.
+        summarise(file, profile, gantt.filter(|_| i == 0))?;
+    }
+    if let Some(out) = &args.merge {
+        let labels: Vec<String> = args
+            .files
+            .iter()
+            .map(|f| {
+                f.file_stem().map_or_else(
+                    || f.display().to_string(),
+                    |s| s.to_string_lossy().into_owned(),
+                )
+            })
+            .collect();
+        let parts: Vec<(&str, &Profile)> =
+            labels.iter().map(String::as_str).zip(&profiles).collect();
+        std::fs::write(out, xpu::trace::merged_chrome_trace(&parts)?)
+            .map_err(|e| xpu::Error::Io(format!("{}: {e}", out.display())))?;
+        println!(
+            "
+merged {} traces into {} (a process per trace)",
+            parts.len(),
+            out.display()
+        );
+    }
+    Ok(())
+}
+
+/// What one traced run did.
+fn summarise(file: &Path, profile: &Profile, gantt: Option<&Path>) -> xpu::Result<()> {
     let (first, last) = profile.span();
     println!(
         "{}: {} tasks on {} units, {} transfers, {:.3} s from the first submission to the last end",
-        args.file.display(),
+        file.display(),
         profile.tasks.len(),
         profile.units.len(),
         profile.transfers.len(),
