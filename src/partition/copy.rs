@@ -1,6 +1,6 @@
-//! The copy tasks between a whole and its parts: `scatter_parts` (the
-//! whole read, every part written) and `gather_parts` (every part read,
-//! the whole written). Host kernels: they run on CPU units, and skip a
+//! The copy tasks between a whole and its parts: `scatter_part` (the
+//! whole read, a part written) and `gather_parts` (every part read, the
+//! whole written). Host kernels: they run on CPU units, and skip a
 //! part that shares the whole's memory at its place.
 
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use crate::unit::HOST;
 /// Which way a copy task moves the data.
 #[derive(Clone, Copy)]
 pub(super) enum Direction {
-    /// The whole read, every part written (`scatter_parts`).
+    /// The whole read, the parts written (`scatter_part`: one part each).
     Scatter,
     /// Every part read, the whole written (`gather_parts`).
     Gather,
@@ -55,7 +55,7 @@ pub(super) fn copy_task(
         layout.regions.len()
     ];
     let (name, modes) = match direction {
-        Direction::Scatter => ("scatter_parts", [&[Mode::Read][..], &parts].concat()),
+        Direction::Scatter => ("scatter_part", [&[Mode::Read][..], &parts].concat()),
         Direction::Gather => ("gather_parts", [&parts[..], &[Mode::Write]].concat()),
     };
     Kernel::define(name, &modes)

@@ -9,7 +9,7 @@
 //! not live mean nothing. Before a task, each member it names is made to
 //! hold its content: a live member whose content is in its parts gathers
 //! them; a member that is not live has its parent made to hold, then the
-//! parent's split scattered. After a task that writes a member, the
+//! parent's split scattered (a task per part). After a task that writes a member, the
 //! member holds, its parts are stale, and its ancestors hold no more.
 //!
 //! The state follows submission order, not execution: the scatters and
@@ -91,7 +91,8 @@ struct Split {
     partition: Partition,
     parts: Vec<usize>,
     grid: Vec<usize>,
-    scatter: Kernel,
+    /// Per part, the task that copies the whole into it.
+    scatters: Vec<Kernel>,
     /// `None` for overlapping parts: they are never written, so never gathered.
     gather: Option<Kernel>,
 }
@@ -176,19 +177,23 @@ pub(super) fn split(
         });
         parts.push(part);
     }
-    let copy_task =
-        |direction| copy::copy_task(direction, &inner.shape, inner.id, element, &regions, memory);
-    let scatter = copy_task(Direction::Scatter)?;
+    let copy_task = |direction, regions: &[Region]| {
+        copy::copy_task(direction, &inner.shape, inner.id, element, regions, memory)
+    };
+    let scatters = regions
+        .iter()
+        .map(|r| copy_task(Direction::Scatter, std::slice::from_ref(r)))
+        .collect::<Result<Vec<Kernel>>>()?;
     let gather = match partition.overlaps() {
         true => None,
-        false => Some(copy_task(Direction::Gather)?),
+        false => Some(copy_task(Direction::Gather, &regions)?),
     };
     let index = state.members[member].splits.len();
     state.members[member].splits.push(Split {
         partition: partition.clone(),
         parts: (first..first + parts.len()).collect(),
         grid: grid.to_vec(),
-        scatter,
+        scatters,
         gather: gather.clone(),
     });
     state.members.extend(parts.iter().map(|p| Member {
@@ -288,15 +293,16 @@ impl FamilyState {
             let Some(whole) = self.tensor(link.member) else {
                 return Ok(());
             };
-            let scatter = self.members[link.member].splits[link.split].scatter.clone();
-            let mut accesses = vec![whole.read()];
-            accesses.extend(
-                parts
-                    .iter()
-                    .filter_map(|&p| self.tensor(p))
-                    .map(|t| t.write()),
-            );
-            submit(&scatter, &accesses)?;
+            // A task per part: they run side by side, and a task on one
+            // part waits for its own copy only.
+            let scatters = self.members[link.member].splits[link.split]
+                .scatters
+                .clone();
+            for (scatter, &p) in scatters.iter().zip(&parts) {
+                if let Some(part) = self.tensor(p) {
+                    submit(scatter, &[whole.read(), part.write()])?;
+                }
+            }
         }
         for &p in &parts {
             self.members[p].holds = holds;

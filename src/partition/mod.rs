@@ -6,8 +6,8 @@
 //! [`Parts`]. Tasks may then use the whole and any part, in any order;
 //! before a task runs, the runtime makes what it names current
 //! (`family.rs`): a task on a part after the whole was written first
-//! *scatters* the whole into the parts, a task on the whole after parts
-//! were written first *gathers* them into it. Scatters and gathers are
+//! *scatters* the whole into the parts (a copy task per part), a task on
+//! the whole after parts were written first *gathers* them into it. Scatters and gathers are
 //! tasks (`copy.rs`), ordered by the usual read/write rules, placed,
 //! profiled and counted like any kernel.
 //!
@@ -247,6 +247,9 @@ fn element_index(shape: &[usize], at: &[usize]) -> usize {
 /// assert_eq!(tiles.at(&[2, 1]).unwrap().name(), Some("A[2,1]"));
 /// assert_eq!(tiles.at(&[2, 1]).unwrap().shape(), &[1, 2]); // the last row block is smaller
 /// assert_eq!(tiles[0].shape(), &[2, 2]);
+/// for tile in &tiles {
+///     assert!(tile.name().unwrap().starts_with("A["));
+/// }
 /// # Ok::<(), xpu::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -277,6 +280,22 @@ impl std::ops::Deref for Parts {
     type Target = [Tensor];
     fn deref(&self) -> &[Tensor] {
         &self.tensors
+    }
+}
+
+impl<'a> IntoIterator for &'a Parts {
+    type Item = &'a Tensor;
+    type IntoIter = std::slice::Iter<'a, Tensor>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.tensors.iter()
+    }
+}
+
+impl IntoIterator for Parts {
+    type Item = Tensor;
+    type IntoIter = std::vec::IntoIter<Tensor>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.tensors.into_iter()
     }
 }
 
