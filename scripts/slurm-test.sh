@@ -109,7 +109,8 @@ echo "== SLURM up on loopback: $(sinfo -h -N -o '%N %T' | tr '\n' ' ')"
 
 cd "$DIR"
 echo "== xpu slurm submit --nodes 2 --ntasks-per-node 1"
-"$XPU" slurm submit --nodes 2 --ntasks-per-node 1 --time 2 -- \
+# A job that never ends (a node that never comes back) fails the step.
+timeout 300 "$XPU" slurm submit --nodes 2 --ntasks-per-node 1 --time 2 -- \
     sh -c 'echo "rank $OMPI_COMM_WORLD_RANK of $OMPI_COMM_WORLD_SIZE in job $SLURM_JOB_ID"' \
     | tee submit.txt || fail "the job did not complete"
 out=$(sed -n 's/.*output in //p' submit.txt)
