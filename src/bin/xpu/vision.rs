@@ -131,15 +131,7 @@ pub fn run(runtime: &RuntimeArgs, args: &VisionArgs) -> xpu::Result<()> {
 
     let worst = check_on_cpu(&rt, &stages, &tensors)?;
     println!("checked against the CPU path stage by stage: max difference {worst} (tolerance 1)");
-    vision::save_png(
-        &args.out,
-        &Pixels {
-            shape: result.shape().to_vec(),
-            data: pixels,
-        },
-    )?;
-    println!("wrote {}", args.out.display());
-    runtime.export(&rt, None, None)
+    write_result(&rt, runtime, args, result, pixels)
 }
 
 /// The pipeline on `bands` bands of the image; compared with the whole
@@ -201,10 +193,22 @@ fn run_banded(
         )));
     }
     println!("checked against the whole image on the CPU: max difference {worst} (tolerance 1)");
+    write_result(rt, runtime, args, &output, pixels)
+}
+
+/// Writes the result's `pixels` (of `result`'s shape) to --out, then the
+/// trace and chart asked for.
+fn write_result(
+    rt: &Runtime,
+    runtime: &RuntimeArgs,
+    args: &VisionArgs,
+    result: &Tensor,
+    pixels: Vec<u8>,
+) -> xpu::Result<()> {
     vision::save_png(
         &args.out,
         &Pixels {
-            shape: output.shape().to_vec(),
+            shape: result.shape().to_vec(),
             data: pixels,
         },
     )?;
