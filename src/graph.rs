@@ -412,6 +412,25 @@ pub(crate) fn add_dependencies(task: &Arc<TaskNode>, explicit: &[Arc<TaskNode>])
     }
 }
 
+/// Makes `task` wait for each of `preds` that has not finished, as a
+/// writer waits for the readers before it: their failures do not pass.
+pub(crate) fn add_order(task: &Arc<TaskNode>, preds: &[Arc<TaskNode>]) {
+    for pred in preds {
+        link(pred, task, false);
+    }
+}
+
+impl DepState {
+    /// The tasks reading the tensor since its last writer that have not
+    /// finished.
+    pub fn pending_readers(&self) -> impl Iterator<Item = Arc<TaskNode>> + '_ {
+        self.readers
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|r| !r.is_done())
+    }
+}
+
 /// Drops the submission's own hold on `task`; true if it is now ready.
 pub(crate) fn release_submission(task: &TaskNode) -> bool {
     task.pending.fetch_sub(1, Ordering::AcqRel) == 1

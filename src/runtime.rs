@@ -402,10 +402,14 @@ impl Runtime {
     ) -> Result<Task> {
         let eligible = self.admit(kernel, accesses, placement)?;
         let mut coherence = Coherence::lock(accesses);
-        if let Some(c) = &mut coherence {
-            c.prepare(accesses, &mut |k, a| self.submit_copy(k, a, priority))?;
-        }
-        let task = self.link(kernel, accesses, eligible, priority, after, job)?;
+        let readers = match &mut coherence {
+            Some(c) => {
+                c.prepare(accesses, &mut |k, a, r| self.submit_copy(k, a, priority, r))?;
+                c.readers_before(accesses)
+            }
+            None => SmallVec::new(),
+        };
+        let task = self.link(kernel, accesses, eligible, priority, after, &readers, job)?;
         if let Some(c) = coherence {
             c.commit(accesses);
         }
@@ -415,9 +419,15 @@ impl Runtime {
     /// A scatter or gather between a partitioned tensor and its parts, on
     /// a CPU unit: where parts share their whole's host memory, the copies
     /// must happen there (see `partition/family.rs`).
-    fn submit_copy(&self, kernel: &Kernel, accesses: &[Access], priority: i32) -> Result<()> {
+    fn submit_copy(
+        &self,
+        kernel: &Kernel,
+        accesses: &[Access],
+        priority: i32,
+        readers: &[Arc<TaskNode>],
+    ) -> Result<()> {
         let eligible = self.admit(kernel, accesses, Placement::Kind(UnitKind::Cpu))?;
-        self.link(kernel, accesses, eligible, priority, &[], None)
+        self.link(kernel, accesses, eligible, priority, &[], readers, None)
             .map(drop)
     }
 
@@ -431,7 +441,10 @@ impl Runtime {
         self.eligible_units(kernel, accesses, placement)
     }
 
-    /// Makes the task and links it into the graph.
+    /// Makes the task and links it into the graph: after its explicit
+    /// predecessors `after`, the tasks its accesses depend on, and
+    /// `readers` (of tensors sharing elements with one it writes).
+    #[allow(clippy::too_many_arguments)]
     fn link(
         &self,
         kernel: &Kernel,
@@ -439,6 +452,7 @@ impl Runtime {
         eligible: UnitSet,
         priority: i32,
         after: &[Arc<TaskNode>],
+        readers: &[Arc<TaskNode>],
         job: Option<Arc<JobState>>,
     ) -> Result<Task> {
         let s = &self.shared;
@@ -465,6 +479,7 @@ impl Runtime {
         }
         s.count_submission();
         graph::add_dependencies(&node, after);
+        graph::add_order(&node, readers);
         if graph::release_submission(&node) {
             s.make_ready(node.clone(), None);
         }
@@ -689,7 +704,7 @@ impl Runtime {
         let access = [t.read()];
         let mut coherence = Coherence::lock(&access);
         if let Some(c) = &mut coherence {
-            c.prepare(&access, &mut |k, a| self.submit_copy(k, a, 0))?;
+            c.prepare(&access, &mut |k, a, r| self.submit_copy(k, a, 0, r))?;
         }
         let [access] = access;
         let node = Arc::new(TaskNode::inline_read(self.shared.next_task_id(), access));

@@ -358,6 +358,148 @@ fn eviction_of_parts_and_of_the_whole_under_a_small_device_loses_nothing() {
     assert_eq!(rt.memory_stats()[HOST].bytes_copied, 0);
 }
 
+/// On unit `unit`: a whole written there, then each of its row blocks
+/// written there from one source; checks what the whole reads back and
+/// returns the bytes the unit's memory allocated for the source and the
+/// row blocks.
+fn bytes_allocated_for_row_blocks(rt: &Runtime, unit: usize) -> usize {
+    let info = &rt.units()[unit];
+    let on = TaskOptions::default().on(Placement::Unit(unit));
+    let relu = Kernel::Unary(UnaryOp::Relu);
+    let w = rt.empty(&[8, 256], DType::F32).named("W");
+    let negative = constant(rt, &[8, 256], -1.0);
+    rt.submit_with(&relu, &[negative.read(), w.write()], on.clone())
+        .unwrap();
+    rt.wait_all();
+    let before = rt.memory_stats()[info.node].allocated;
+    let values: Vec<f32> = (0..512).map(|v| v as f32).collect();
+    let source = rt.tensor(&[2, 256], &values).unwrap();
+    let rows = w.partition(rt, Partition::rows(2)).unwrap();
+    for row in &rows {
+        rt.submit_with(&relu, &[source.read(), row.write()], on.clone())
+            .unwrap();
+    }
+    rt.wait_all();
+    let allocated = rt.memory_stats()[info.node].allocated - before;
+    let expected: Vec<f32> = (0..4).flat_map(|_| values.clone()).collect();
+    assert_eq!(
+        rt.read::<f32>(&w).unwrap(),
+        expected,
+        "{} ({})",
+        info.kind,
+        info.backend
+    );
+    allocated
+}
+
+#[test]
+fn row_blocks_on_a_device_are_views_of_their_whole_buffer() {
+    let dsp = Runtime::builder()
+        .cpu_units(1)
+        .device_discovery(false)
+        .backend(Arc::new(dsp::DspBackend::new(1, 1 << 20)))
+        .build()
+        .unwrap();
+    // Only the 2 KiB source is allocated: the four rows lie in W's buffer.
+    assert_eq!(bytes_allocated_for_row_blocks(&dsp, 1), 2 << 10);
+    let rt = Runtime::builder().build().unwrap();
+    for unit in rt.units() {
+        if ["wgpu", "opencl"].contains(&unit.backend.as_str()) {
+            assert_eq!(
+                bytes_allocated_for_row_blocks(&rt, unit.id),
+                2 << 10,
+                "{} ({})",
+                unit.kind,
+                unit.backend
+            );
+        }
+    }
+}
+
+#[test]
+fn views_and_their_whole_are_evicted_without_losing_what_the_views_hold() {
+    // Room for two 8 KiB tensors: W (with its rows inside) and one more.
+    let rt = Runtime::builder()
+        .cpu_units(1)
+        .device_discovery(false)
+        .backend(Arc::new(dsp::DspBackend::new(1, 16 << 10)))
+        .build()
+        .unwrap();
+    let on_dsp = TaskOptions::default().on(Placement::Kind(UnitKind::Custom("dsp")));
+    let w = rt.zeros(&[8, 256], DType::F32).unwrap().named("W");
+    let rows = w.partition(&rt, Partition::rows(1)).unwrap();
+    let (a, b) = (
+        rt.empty(&[8, 256], DType::F32),
+        rt.empty(&[8, 256], DType::F32),
+    );
+    for round in 0..3 {
+        let v = round as f32;
+        rt.submit_with(&fill(v), &[w.write()], on_dsp.clone())
+            .unwrap();
+        // The rows' only valid copies are views of W's buffer...
+        for (i, row) in rows.iter().enumerate() {
+            rt.submit_with(&fill(v + i as f32), &[row.write()], on_dsp.clone())
+                .unwrap();
+        }
+        rt.wait_all();
+        // ...until `a` and `b` need the room: W's buffer is freed only
+        // once the views are gone, written back first.
+        rt.submit_with(&fill(-1.0), &[a.write()], on_dsp.clone())
+            .unwrap();
+        rt.submit_with(&fill(-2.0), &[b.write()], on_dsp.clone())
+            .unwrap();
+        rt.wait_all();
+        let expected: Vec<f32> = (0..8).flat_map(|i| vec![v + i as f32; 256]).collect();
+        assert_eq!(rt.read::<f32>(&w).unwrap(), expected, "round {round}");
+        assert_eq!(rt.read::<f32>(&b).unwrap(), vec![-2.0; 8 * 256]);
+    }
+    let device = &rt.memory_stats()[1];
+    assert!(device.write_backs >= 8, "{device:?}");
+    assert!(device.peak <= 16 << 10, "{device:?}");
+}
+
+/// Copies its input into its output.
+fn copy() -> Kernel {
+    Kernel::custom("copy", &[Mode::Read, Mode::Write], |args| {
+        let input = args[0].as_f32()?.to_vec();
+        args[1].as_f32_mut()?.copy_from_slice(&input);
+        Ok(())
+    })
+}
+
+#[test]
+fn a_write_to_a_part_or_its_whole_waits_for_earlier_readers_of_the_other() {
+    let rt = cpu_only();
+    let n = 1024;
+    let a = rt.tensor(&[n, n], vec![1.0f32; n * n]).unwrap().named("A");
+    let rows = a.partition(&rt, Partition::rows(n / 4)).unwrap();
+    // The rows hold their content and so does the whole: no copy task
+    // stands between the tasks below, and the rows share the whole's memory.
+    assert_eq!(rt.read::<f32>(&rows[0]).unwrap()[0], 1.0);
+    let whole_before = rt.empty(&[n, n], DType::F32);
+    let reader = rt
+        .submit(&copy(), &[a.read(), whole_before.write()])
+        .unwrap();
+    let writer = rt.submit(&fill(9.0), &[rows[1].write()]).unwrap();
+    let row_before = rt.empty(&[n / 4, n], DType::F32);
+    let row_reader = rt
+        .submit(&copy(), &[rows[2].read(), row_before.write()])
+        .unwrap();
+    let whole_writer = rt.submit(&fill(5.0), &[a.write()]).unwrap();
+    assert_eq!(rt.read::<f32>(&whole_before).unwrap(), vec![1.0; n * n]);
+    let mut expected = vec![1.0; n / 4 * n];
+    assert_eq!(rt.read::<f32>(&row_before).unwrap(), expected);
+    expected.fill(5.0);
+    assert_eq!(rt.read::<f32>(&rows[2]).unwrap(), expected);
+    let profile = rt.profile();
+    let span = |id: u64| {
+        let t = profile.tasks.iter().find(|t| t.id == id).unwrap();
+        (t.start, t.end)
+    };
+    assert!(span(writer.id()).0 >= span(reader.id()).1);
+    assert!(span(whole_writer.id()).0 >= span(row_reader.id()).1);
+}
+
 #[test]
 fn partitions_that_do_not_fit_or_repeat_are_clear_errors() {
     let rt = cpu_only();

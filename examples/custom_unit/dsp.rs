@@ -4,9 +4,12 @@
 //!
 //! The "device" is emulated on the host: its memory is a separate heap
 //! buffer per allocation, and it runs xpu's CPU kernels on it, plus a kernel
-//! of its own, `fir` (a finite impulse response filter).
+//! of its own, `fir` (a finite impulse response filter). A contiguous part
+//! of a partitioned tensor gets a view: a range of its whole's allocation
+//! (`Backend::view`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use xpu::backend::cpu::run_kernel;
@@ -15,8 +18,32 @@ use xpu::{
     UnitKind, UnitMemory,
 };
 
-/// One allocation in the DSP's memory (8-byte words keep every dtype aligned).
-struct DspMemory(Mutex<Vec<u64>>);
+/// A range of one allocation in the DSP's memory: the whole allocation,
+/// or a view of it (8-byte words keep every dtype aligned, so a view
+/// starts at a whole word).
+struct DspMemory {
+    words: Arc<Mutex<Vec<u64>>>,
+    /// The range's first word and its bytes.
+    start: usize,
+    bytes: usize,
+}
+
+impl DspMemory {
+    /// A copy of the range's words.
+    fn load(&self) -> Vec<u64> {
+        let end = self.start + self.bytes.div_ceil(8);
+        self.words.lock()[self.start..end].to_vec()
+    }
+
+    /// Writes `src` at the start of the range, never past its end (a
+    /// view's neighbour may start in its last word).
+    fn store(&self, src: &[u8]) {
+        let src = &src[..src.len().min(self.bytes)];
+        let mut w = self.words.lock();
+        let bytes = bytemuck::cast_slice_mut::<u64, u8>(&mut w[self.start..]);
+        bytes[..src.len()].copy_from_slice(src);
+    }
+}
 
 /// The DSP backend: `units` DSP cores sharing one memory of `capacity` bytes.
 pub struct DspBackend {
@@ -90,8 +117,8 @@ fn dsp_error(message: &str) -> Error {
     }
 }
 
-fn words(buf: &DeviceBuffer) -> Result<&Mutex<Vec<u64>>> {
-    Ok(&buf.handle::<DspMemory>("dsp")?.0)
+fn memory(buf: &DeviceBuffer) -> Result<&DspMemory> {
+    buf.handle::<DspMemory>("dsp")
 }
 
 impl Backend for DspBackend {
@@ -120,18 +147,40 @@ impl Backend for DspBackend {
 
     fn alloc(&self, _memory: usize, bytes: usize) -> Result<DeviceBuffer> {
         let words = vec![0u64; bytes.div_ceil(8)];
-        Ok(DeviceBuffer::new(bytes, DspMemory(Mutex::new(words))))
+        let memory = DspMemory {
+            words: Arc::new(Mutex::new(words)),
+            start: 0,
+            bytes,
+        };
+        Ok(DeviceBuffer::new(bytes, memory))
+    }
+
+    fn view(
+        &self,
+        allocation: &Arc<DeviceBuffer>,
+        offset: usize,
+        bytes: usize,
+    ) -> Option<Result<DeviceBuffer>> {
+        let whole = allocation.downcast_ref::<DspMemory>()?;
+        if !offset.is_multiple_of(8) || offset + bytes > whole.bytes {
+            return None;
+        }
+        let view = DspMemory {
+            words: whole.words.clone(),
+            start: whole.start + offset / 8,
+            bytes,
+        };
+        Some(Ok(DeviceBuffer::view(allocation, offset, bytes, view)))
     }
 
     fn upload(&self, dst: &DeviceBuffer, src: &[u8]) -> Result<()> {
-        let mut w = words(dst)?.lock();
-        bytemuck::cast_slice_mut::<u64, u8>(&mut w)[..src.len()].copy_from_slice(src);
+        memory(dst)?.store(src);
         Ok(())
     }
 
     fn download(&self, src: &DeviceBuffer, dst: &mut [u8]) -> Result<()> {
-        let w = words(src)?.lock();
-        dst.copy_from_slice(&bytemuck::cast_slice::<u64, u8>(&w)[..dst.len()]);
+        let words = memory(src)?.load();
+        dst.copy_from_slice(&bytemuck::cast_slice::<u64, u8>(&words)[..dst.len()]);
         Ok(())
     }
 
@@ -149,7 +198,7 @@ impl Backend for DspBackend {
         // Work on private copies of the buffers, then store the outputs.
         let mut copies: Vec<Vec<u64>> = Vec::with_capacity(args.len());
         for a in args.iter() {
-            copies.push(words(a.device()?)?.lock().clone());
+            copies.push(memory(a.device()?)?.load());
         }
         {
             let mut local: Vec<Arg<'_>> = args
@@ -173,7 +222,7 @@ impl Backend for DspBackend {
         }
         for (a, c) in args.iter().zip(copies) {
             if a.mode.writes() {
-                *words(a.device()?)?.lock() = c;
+                memory(a.device()?)?.store(bytemuck::cast_slice(&c));
             }
         }
         Ok(())

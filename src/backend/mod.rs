@@ -35,6 +35,8 @@ mod registry;
 
 pub use registry::{discover, BackendStatus, Discovered, Discovery, DiscoveryOptions};
 
+use std::sync::Arc;
+
 use crate::error::Result;
 pub use crate::kernel::{Arg, ArgData, DeviceBuffer};
 use crate::kernel::{ArgMeta, Kernel};
@@ -139,6 +141,22 @@ pub trait Backend: Send + Sync + 'static {
     /// can (two OpenCL units on one context); returns once the copy is
     /// done. `None` when they cannot: the runtime copies through the host.
     fn copy(&self, _src: &DeviceBuffer, _dst: &DeviceBuffer, _bytes: usize) -> Option<Result<()>> {
+        None
+    }
+
+    /// A buffer of `bytes` at `offset` inside `allocation` (a buffer this
+    /// backend allocated, never a view) that shares its memory: what a
+    /// contiguous part of a partitioned tensor gets where its whole has
+    /// storage (see [`DeviceBuffer::view`]). `None` where the device does
+    /// not allow a view there (an offset off the device's alignment for
+    /// storage bindings or sub-buffers) or the backend has no views: the
+    /// part then gets a buffer of its own.
+    fn view(
+        &self,
+        _allocation: &Arc<DeviceBuffer>,
+        _offset: usize,
+        _bytes: usize,
+    ) -> Option<Result<DeviceBuffer>> {
         None
     }
 

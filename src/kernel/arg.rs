@@ -3,6 +3,7 @@
 //! the argument.
 
 use std::any::Any;
+use std::sync::Arc;
 
 use super::{ArgMeta, Mode};
 use crate::dtype::DType;
@@ -10,9 +11,16 @@ use crate::error::{Error, Result};
 
 /// A buffer in a backend's device memory. The runtime only stores it and
 /// hands it back; the backend puts whatever it needs inside.
+///
+/// A buffer may be a *view*: bytes inside another buffer (its
+/// allocation), sharing its memory, as a contiguous part of a
+/// partitioned tensor shares its whole's ([`Backend::view`](crate::backend::Backend::view)).
+/// A view keeps its allocation alive and owns no memory of its own.
 pub struct DeviceBuffer {
     bytes: usize,
     handle: Box<dyn Any + Send + Sync>,
+    /// For a view: its allocation (never itself a view) and where in it.
+    within: Option<(Arc<DeviceBuffer>, usize)>,
 }
 
 impl DeviceBuffer {
@@ -21,7 +29,38 @@ impl DeviceBuffer {
         DeviceBuffer {
             bytes,
             handle: Box::new(handle),
+            within: None,
         }
+    }
+
+    /// Wraps a backend's view of `bytes` bytes at `offset` in
+    /// `allocation` (the allocation of `allocation`, if that is a view
+    /// too, with the offsets added).
+    pub fn view<T: Any + Send + Sync>(
+        allocation: &Arc<DeviceBuffer>,
+        offset: usize,
+        bytes: usize,
+        handle: T,
+    ) -> DeviceBuffer {
+        let within = match &allocation.within {
+            Some((outer, start)) => (outer.clone(), start + offset),
+            None => (allocation.clone(), offset),
+        };
+        DeviceBuffer {
+            bytes,
+            handle: Box::new(handle),
+            within: Some(within),
+        }
+    }
+
+    /// For a view, the buffer whose memory it shares and its offset there.
+    pub fn within(&self) -> Option<(&Arc<DeviceBuffer>, usize)> {
+        self.within.as_ref().map(|(a, offset)| (a, *offset))
+    }
+
+    /// True for a view (see [`DeviceBuffer::view`]).
+    pub fn is_view(&self) -> bool {
+        self.within.is_some()
     }
 
     /// The buffer's size in bytes (may exceed the tensor it holds: buffers

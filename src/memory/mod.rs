@@ -320,7 +320,10 @@ impl MemoryManager {
                 }
                 None => {
                     drop(reps);
-                    fresh = Some(self.device_alloc(node, t.nbytes(), t.id)?);
+                    fresh = Some(match self.view_in_enclosing(t, node)? {
+                        Some(view) => view,
+                        None => self.device_alloc(node, t.nbytes(), t.id)?,
+                    });
                     reps = t.replicas.lock();
                 }
             }
@@ -344,12 +347,39 @@ impl MemoryManager {
             .ok_or_else(|| Error::Uninitialised { tensor: t.label() })?;
         replica.in_use += 1;
         if node != HOST {
-            self.nodes[node]
-                .pool
-                .lock()
-                .pin(t.id, storage.bytes(), task);
+            // A view pins the memory of its whole allocation.
+            let bytes = match &storage {
+                Storage::Device(d) => d.within().map_or(d.bytes(), |(a, _)| a.bytes()),
+                Storage::Host(h) => h.len(),
+            };
+            self.nodes[node].pool.lock().pin(t.id, bytes, task);
         }
         Ok(Some((storage, fetched)))
+    }
+
+    /// A view for `t` on device node `node` inside the buffer of the
+    /// nearest tensor it is a contiguous part of that has storage there,
+    /// where the backend allows one at that offset; `None` otherwise.
+    fn view_in_enclosing(
+        &self,
+        t: &TensorInner,
+        node: NodeId,
+    ) -> Result<Option<Arc<DeviceBuffer>>> {
+        let (backend, _) = self.device(node)?;
+        for (outer, offset) in crate::partition::enclosing(t) {
+            let Some(Storage::Device(buf)) = outer.replicas.lock().storage(node) else {
+                continue;
+            };
+            let (allocation, start) = match buf.within() {
+                Some((allocation, at)) => (allocation.clone(), at + offset),
+                None => (buf.clone(), offset),
+            };
+            return backend
+                .view(&allocation, start, t.nbytes())
+                .transpose()
+                .map(|view| view.map(Arc::new));
+        }
+        Ok(None)
     }
 
     /// Host storage where needed, the copy a read needs, the states a

@@ -34,6 +34,9 @@ pub struct NodePool {
     pub peak: usize,
     /// Freed buffers by size class, reused before allocating.
     free: BTreeMap<usize, Vec<Arc<DeviceBuffer>>>,
+    /// Freed buffers that views still share (still charged): each joins
+    /// the free lists once no view of it is left.
+    retired: Vec<Arc<DeviceBuffer>>,
     /// Tensors with storage on this node and the tick of their last use.
     resident: HashMap<u64, (Weak<TensorInner>, u64)>,
     /// Replicas pinned by running and fetching tasks: by tensor, the
@@ -52,6 +55,7 @@ struct Pin {
 impl NodePool {
     /// A free buffer of exactly this class, if one is pooled.
     pub fn take_free(&mut self, class: usize) -> Option<Arc<DeviceBuffer>> {
+        self.sweep_retired();
         let list = self.free.get_mut(&class)?;
         let buf = list.pop();
         if list.is_empty() {
@@ -60,13 +64,40 @@ impl NodePool {
         buf
     }
 
-    /// Returns a buffer to the free lists.
+    /// Returns a buffer to the free lists. A view owns no memory and is
+    /// dropped; a buffer that views (or a task finishing with it) still
+    /// hold waits until they let it go, so that no other tensor gets
+    /// memory a view still shows.
     pub fn put_free(&mut self, buf: Arc<DeviceBuffer>) {
+        if buf.is_view() {
+            return;
+        }
+        if Arc::strong_count(&buf) > 1 {
+            self.retired.push(buf);
+            return;
+        }
         self.free.entry(buf.bytes()).or_default().push(buf);
+    }
+
+    /// Moves the retired buffers that nothing else holds any more to the
+    /// free lists (a retired buffer is in no replica, so no new view of
+    /// it is made).
+    fn sweep_retired(&mut self) {
+        if self.retired.is_empty() {
+            return;
+        }
+        let (unused, held): (Vec<_>, Vec<_>) = std::mem::take(&mut self.retired)
+            .into_iter()
+            .partition(|b| Arc::strong_count(b) == 1);
+        self.retired = held;
+        for buf in unused {
+            self.free.entry(buf.bytes()).or_default().push(buf);
+        }
     }
 
     /// Releases the largest pooled buffer to the device; returns its size.
     pub fn release_largest_free(&mut self) -> Option<usize> {
+        self.sweep_retired();
         let (&class, list) = self.free.iter_mut().next_back()?;
         list.pop();
         if list.is_empty() {
@@ -149,6 +180,7 @@ impl NodePool {
     /// Returns the tensors that had a replica here.
     pub fn lose_everything(&mut self) -> Vec<Weak<TensorInner>> {
         self.free.clear();
+        self.retired.clear();
         self.pins.clear();
         self.pinned = 0;
         self.used = 0;

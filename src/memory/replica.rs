@@ -213,16 +213,6 @@ pub enum Storage {
     Device(Arc<DeviceBuffer>),
 }
 
-impl Storage {
-    /// Its size in bytes.
-    pub fn bytes(&self) -> usize {
-        match self {
-            Storage::Host(h) => h.len(),
-            Storage::Device(d) => d.bytes(),
-        }
-    }
-}
-
 /// One tensor's copy on one node.
 pub struct Replica {
     pub state: ReplicaState,
@@ -275,6 +265,11 @@ impl ReplicaSet {
         self.nodes
             .get(node)
             .map_or(ReplicaState::Invalid, |r| r.state)
+    }
+
+    /// The storage on `node`, if it has any.
+    pub fn storage(&self, node: usize) -> Option<Storage> {
+        self.nodes.get(node)?.storage.clone()
     }
 
     /// A node holding a valid copy, preferring the host.

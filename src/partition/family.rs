@@ -21,6 +21,10 @@
 //! back over it. A family's lock is held from a
 //! task's planning until its dependencies are linked, so that concurrent
 //! submissions see the state in the order their tasks are linked.
+//!
+//! Members share memory (a contiguous part's host slice and device view
+//! lie in its whole's), so a task that writes a member also waits for the
+//! unfinished readers of every member sharing elements with it.
 
 use std::sync::{Arc, Weak};
 
@@ -31,6 +35,7 @@ use smallvec::SmallVec;
 use super::copy::{self, Direction};
 use super::{part_name, Partition, Parts, Region};
 use crate::error::{Error, Result};
+use crate::graph::TaskNode;
 use crate::kernel::Kernel;
 use crate::memory::{HostBuffer, ReplicaSet, ReplicaState};
 use crate::runtime::Runtime;
@@ -44,7 +49,13 @@ pub(crate) enum FamilyLink {
     Root(Arc<Family>),
     /// A part, at any depth. Once the root is gone, the part is a tensor
     /// of its own that holds what it last held.
-    Part { family: Weak<Family>, member: usize },
+    Part {
+        family: Weak<Family>,
+        member: usize,
+        /// Its parent and its byte offset there, when it is contiguous in
+        /// it (its memory may then be a range of the parent's).
+        within: Option<(Weak<TensorInner>, usize)>,
+    },
 }
 
 /// A family and a member's place in it.
@@ -54,7 +65,7 @@ impl FamilyLink {
     fn resolve(&self) -> Option<Membership> {
         match self {
             FamilyLink::Root(family) => Some((family.clone(), 0)),
-            FamilyLink::Part { family, member } => Some((family.upgrade()?, *member)),
+            FamilyLink::Part { family, member, .. } => Some((family.upgrade()?, *member)),
         }
     }
 }
@@ -163,8 +174,9 @@ pub(super) fn split(
     let mut parts = Vec::with_capacity(regions.len());
     for region in &regions {
         let bytes = region.len() * element;
-        let host = match region.contiguous_start(&inner.shape) {
-            Some(start) => HostBuffer::slice(&buffer, start * element, bytes)?,
+        let offset = region.contiguous_start(&inner.shape).map(|s| s * element);
+        let host = match offset {
+            Some(offset) => HostBuffer::slice(&buffer, offset, bytes)?,
             None => memory.host_alloc(None, bytes)?,
         };
         let replicas = ReplicaSet::with_host_buffer(Arc::new(host), ReplicaState::Invalid);
@@ -174,6 +186,7 @@ pub(super) fn split(
         let _ = part.inner.family.set(FamilyLink::Part {
             family: Arc::downgrade(&family),
             member: first + parts.len(),
+            within: offset.map(|offset| (Arc::downgrade(inner), offset)),
         });
         parts.push(part);
     }
@@ -215,6 +228,32 @@ pub(super) fn split(
         tensors: parts,
         grid: grid.to_vec(),
     })
+}
+
+/// The tensors whose memory `t` lies in, nearest first, with `t`'s byte
+/// offset in each: its parent while it is contiguous there, that
+/// parent's parent while the parent is contiguous in it, and so on.
+pub(crate) fn enclosing(t: &TensorInner) -> SmallVec<[(Arc<TensorInner>, usize); 2]> {
+    let mut chain: SmallVec<[(Arc<TensorInner>, usize); 2]> = SmallVec::new();
+    let mut offset = 0;
+    loop {
+        let link = match chain.last() {
+            Some((parent, _)) => parent.family.get(),
+            None => t.family.get(),
+        };
+        let Some(FamilyLink::Part {
+            within: Some((parent, at)),
+            ..
+        }) = link
+        else {
+            return chain;
+        };
+        let Some(parent) = parent.upgrade() else {
+            return chain;
+        };
+        offset += at;
+        chain.push((parent, offset));
+    }
 }
 
 /// Whether a tensor being partitioned has content, or will have once the
@@ -279,7 +318,7 @@ impl FamilyState {
                 .map(|t| t.read())
                 .collect();
             accesses.push(whole.write());
-            submit(&gather, &accesses)?;
+            submit(&gather, &accesses, &self.readers_before_writing(member))?;
             self.members[member].holds = true;
             return Ok(());
         }
@@ -300,7 +339,8 @@ impl FamilyState {
                 .clone();
             for (scatter, &p) in scatters.iter().zip(&parts) {
                 if let Some(part) = self.tensor(p) {
-                    submit(scatter, &[whole.read(), part.write()])?;
+                    let readers = self.readers_before_writing(p);
+                    submit(scatter, &[whole.read(), part.write()], &readers)?;
                 }
             }
         }
@@ -322,6 +362,56 @@ impl FamilyState {
             self.members[link.member].active = Some(link.split);
             at = link.member;
         }
+    }
+
+    /// Unfinished tasks that read a member sharing elements with `member`
+    /// (its whole, its parts, parts of another partition): a task that
+    /// writes `member` waits for them, as for the readers of its own
+    /// tensor, since the members may share memory. A scatter into a part
+    /// that shares no element with `member` reads only that part's
+    /// elements of its whole, and is not waited for.
+    fn readers_before_writing(&self, member: usize) -> SmallVec<[Arc<TaskNode>; 4]> {
+        let mut readers = SmallVec::new();
+        for other in (0..self.members.len()).filter(|&o| o != member) {
+            if !self.may_overlap(member, other) {
+                continue;
+            }
+            let Some(tensor) = self.tensor(other) else {
+                continue;
+            };
+            let deps = tensor.inner.deps.lock();
+            readers.extend(
+                deps.pending_readers()
+                    .filter(|r| !self.scatters_apart_from(r, member)),
+            );
+        }
+        readers
+    }
+
+    /// Whether `task` is a scatter into a part sharing no element with
+    /// `member`.
+    fn scatters_apart_from(&self, task: &TaskNode, member: usize) -> bool {
+        let Kernel::Custom(kernel) = &task.kernel else {
+            return false;
+        };
+        let Some(FamilyLink::Part { member: part, .. }) = task
+            .accesses
+            .get(1)
+            .and_then(|a| a.tensor.inner.family.get())
+        else {
+            return false;
+        };
+        let Some(link) = self.members.get(*part).and_then(|m| m.parent) else {
+            return false;
+        };
+        let split = &self.members[link.member].splits[link.split];
+        let scatter = split
+            .parts
+            .iter()
+            .position(|p| p == part)
+            .and_then(|i| split.scatters.get(i));
+        matches!(scatter, Some(Kernel::Custom(s)) if s.id() == kernel.id())
+            && !self.may_overlap(member, *part)
     }
 
     /// Refuses a write to a part of overlapping parts.
@@ -354,8 +444,9 @@ impl FamilyState {
     }
 }
 
-/// Submits one scatter or gather on these accesses.
-pub(crate) type Submit<'a> = dyn FnMut(&Kernel, &[Access]) -> Result<()> + 'a;
+/// Submits one scatter or gather on these accesses, after these readers
+/// of members that share elements with the one it writes.
+pub(crate) type Submit<'a> = dyn FnMut(&Kernel, &[Access], &[Arc<TaskNode>]) -> Result<()> + 'a;
 
 /// The families a task touches, locked while it is planned and linked.
 pub(crate) struct Coherence {
@@ -430,6 +521,19 @@ impl Coherence {
             self.locked[family].ensure(member, submit)?;
         }
         Ok(())
+    }
+
+    /// The unfinished readers of tensors that share elements with one the
+    /// task writes (see `FamilyState::readers_before_writing`): the task
+    /// waits for them.
+    pub fn readers_before(&self, accesses: &[Access]) -> SmallVec<[Arc<TaskNode>; 4]> {
+        let mut readers = SmallVec::new();
+        for (a, slot) in accesses.iter().zip(&self.members) {
+            if let (true, Some((family, member))) = (a.mode.writes(), slot) {
+                readers.extend(self.locked[*family].readers_before_writing(*member));
+            }
+        }
+        readers
     }
 
     /// Records the task's writes, once it is linked; unlocks the families.

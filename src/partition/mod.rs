@@ -17,13 +17,34 @@
 //! nothing. Other parts (column blocks, 2-D blocks) have their own host
 //! memory, and gathers and scatters copy them; those bytes are counted in
 //! [`NodeStats::bytes_copied`](crate::NodeStats::bytes_copied) and in the
-//! transfer log (a transfer from the host to itself). On devices every part
-//! has buffers of its own, fetched like any tensor's.
+//! transfer log (a transfer from the host to itself).
+//!
+//! **On devices** a contiguous part's replica is a *view* of its whole's
+//! buffer ([`Backend::view`](crate::Backend::view)) wherever the whole
+//! has storage on that device and the device allows one at the part's
+//! offset: a wgpu storage binding at a multiple of the adapter's
+//! `min_storage_buffer_offset_alignment` (the part's bytes a multiple of
+//! four), an OpenCL sub-buffer at a multiple of `CL_DEVICE_MEM_BASE_ADDR_ALIGN`.
+//! A view takes no device memory of its own; the whole's buffer is
+//! given back only once no view of it is left. Other parts, parts whose
+//! whole has no storage there, and every part on candle devices (whose
+//! tensors cannot be written in place through a view) get buffers of
+//! their own. The scatters and gathers themselves run on the host, so a
+//! device view saves device memory, not the trips through host memory
+//! that a task on the whole after tasks on its parts (or the other way
+//! round) takes.
+//!
+//! **Ordering.** Members share memory, so a task that writes one waits,
+//! besides the usual rules on its own tensor, for the earlier unfinished
+//! readers of every member sharing elements with it (its whole, its
+//! parts, parts of another partition): a task reading the whole never
+//! sees a later write to a part, nor a task reading a part a later write
+//! to the whole.
 
 mod copy;
 mod family;
 
-pub(crate) use family::{Coherence, FamilyLink};
+pub(crate) use family::{enclosing, Coherence, FamilyLink};
 
 use crate::error::{Error, Result};
 use crate::runtime::Runtime;

@@ -68,13 +68,14 @@ impl ParamRing {
 }
 
 /// What a bind group is made for: a pipeline, the size of its parameters,
-/// and the tensor buffers at bindings 0, 1, ...
+/// and the tensor buffers at bindings 0, 1, ... (each a buffer, an offset
+/// and a size: a view binds a range of its whole's buffer).
 #[derive(PartialEq, Eq, Hash)]
 pub(super) struct BindKey {
     pub shader: ShaderKey,
     pub dtype: DType,
     pub params_bytes: u64,
-    pub buffers: SmallVec<[wgpu::Buffer; 4]>,
+    pub buffers: SmallVec<[(wgpu::Buffer, u64, u64); 4]>,
 }
 
 /// Bind groups kept at most; past this the cache starts again empty.
@@ -111,7 +112,7 @@ impl BindGroups {
     pub fn forget(&self, buffer: &wgpu::Buffer) {
         self.kept
             .lock()
-            .retain(|key, _| !key.buffers.contains(buffer));
+            .retain(|key, _| !key.buffers.iter().any(|(b, ..)| b == buffer));
     }
 
     /// Bind groups kept.

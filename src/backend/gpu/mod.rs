@@ -85,9 +85,15 @@ struct Compiled {
     layout: wgpu::BindGroupLayout,
 }
 
-/// A tensor's storage on a GPU.
+/// A tensor's storage on a GPU: a buffer, or a range of one (a view).
 struct GpuBuffer {
     buffer: wgpu::Buffer,
+    /// Where the storage starts in `buffer`, and its bytes (a multiple
+    /// of four).
+    offset: u64,
+    size: u64,
+    /// Whether this is the buffer's allocation (not a view of it).
+    owns: bool,
     /// Index of the GPU whose device made it.
     gpu: usize,
     /// That device's bind groups, which must let the buffer go with it.
@@ -96,7 +102,35 @@ struct GpuBuffer {
 
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
-        self.binds.forget(&self.buffer);
+        if self.owns {
+            self.binds.forget(&self.buffer);
+        }
+    }
+}
+
+/// The bytes of a buffer that a tensor's storage is.
+#[derive(Clone, Copy)]
+struct Span<'a> {
+    buffer: &'a wgpu::Buffer,
+    offset: u64,
+    size: u64,
+}
+
+impl<'a> Span<'a> {
+    fn whole(buffer: &'a wgpu::Buffer) -> Span<'a> {
+        Span {
+            buffer,
+            offset: 0,
+            size: buffer.size(),
+        }
+    }
+
+    fn binding(self) -> wgpu::BindingResource<'a> {
+        wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer: self.buffer,
+            offset: self.offset,
+            size: std::num::NonZeroU64::new(self.size),
+        })
     }
 }
 
@@ -218,10 +252,15 @@ impl WgpuBackend {
             .ok_or_else(|| gpu_error(format!("no GPU {index}")))
     }
 
-    /// A buffer and the GPU that made it.
-    fn resolve<'a>(&'a self, buf: &'a DeviceBuffer) -> Result<(&'a Gpu, &'a wgpu::Buffer)> {
+    /// A buffer's bytes and the GPU that made it.
+    fn resolve<'a>(&'a self, buf: &'a DeviceBuffer) -> Result<(&'a Gpu, Span<'a>)> {
         let b = buf.handle::<GpuBuffer>("wgpu")?;
-        Ok((self.gpu(b.gpu)?, &b.buffer))
+        let span = Span {
+            buffer: &b.buffer,
+            offset: b.offset,
+            size: b.size,
+        };
+        Ok((self.gpu(b.gpu)?, span))
     }
 }
 
@@ -291,15 +330,53 @@ impl Backend for WgpuBackend {
         Ok(DeviceBuffer::new(
             bytes,
             GpuBuffer {
+                size: buffer.size(),
                 buffer,
+                offset: 0,
+                owns: true,
                 gpu: memory,
                 binds: g.binds.clone(),
             },
         ))
     }
 
+    /// A range of the allocation, bound at its offset: the offset must be
+    /// a multiple of the device's storage-buffer offset alignment, and
+    /// the size a multiple of four bytes (so that an upload, which wgpu
+    /// pads to four, never touches the bytes after it).
+    fn view(
+        &self,
+        allocation: &Arc<DeviceBuffer>,
+        offset: usize,
+        bytes: usize,
+    ) -> Option<Result<DeviceBuffer>> {
+        let b = allocation.downcast_ref::<GpuBuffer>()?;
+        let g = self.gpus.get(b.gpu)?;
+        let align = u64::from(g.limits.min_storage_buffer_offset_alignment.max(4));
+        let (start, size) = (offset as u64, bytes as u64);
+        let fits = start.is_multiple_of(align)
+            && size > 0
+            && size.is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)
+            && start + size <= b.size;
+        fits.then(|| {
+            Ok(DeviceBuffer::view(
+                allocation,
+                offset,
+                bytes,
+                GpuBuffer {
+                    buffer: b.buffer.clone(),
+                    offset: b.offset + start,
+                    size,
+                    owns: false,
+                    gpu: b.gpu,
+                    binds: b.binds.clone(),
+                },
+            ))
+        })
+    }
+
     fn upload(&self, dst: &DeviceBuffer, src: &[u8]) -> Result<()> {
-        let (g, buffer) = self.resolve(dst)?;
+        let (g, span) = self.resolve(dst)?;
         // The write lands before the next submission's commands: launches
         // recorded before it must go first.
         g.flush();
@@ -307,18 +384,18 @@ impl Backend for WgpuBackend {
             .len()
             .is_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT as usize)
         {
-            g.queue.write_buffer(buffer, 0, src);
+            g.queue.write_buffer(span.buffer, span.offset, src);
         } else {
             let mut padded = src.to_vec();
             padded.resize(aligned(src.len()) as usize, 0);
-            g.queue.write_buffer(buffer, 0, &padded);
+            g.queue.write_buffer(span.buffer, span.offset, &padded);
         }
         g.queue.submit([]);
         Ok(())
     }
 
     fn download(&self, src: &DeviceBuffer, dst: &mut [u8]) -> Result<()> {
-        let (g, buffer) = self.resolve(src)?;
+        let (g, span) = self.resolve(src)?;
         let size = aligned(dst.len().max(4));
         let mut staging = g.staging.lock();
         if staging.as_ref().is_none_or(|s| s.size() < size) {
@@ -333,7 +410,7 @@ impl Backend for WgpuBackend {
             return Err(gpu_error("read-back buffer missing"));
         };
         let mut encoder = g.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, 0, stage, 0, size);
+        encoder.copy_buffer_to_buffer(span.buffer, span.offset, stage, 0, size);
         g.flush();
         g.queue.submit([encoder.finish()]);
         let slice = stage.slice(..size);
@@ -393,7 +470,7 @@ impl Backend for WgpuBackend {
         let plan = kernels::plan(kernel, &metas, g.f16)?;
         let dtype = args.first().map_or(DType::F32, |a| a.dtype);
         let scratch;
-        let mut buffers: SmallVec<[&wgpu::Buffer; 4]> = SmallVec::new();
+        let mut buffers: SmallVec<[Span<'_>; 4]> = SmallVec::new();
         for a in args.iter() {
             buffers.push(self.resolve(a.device()?)?.1);
         }
@@ -407,9 +484,9 @@ impl Backend for WgpuBackend {
                 usage: wgpu::BufferUsages::STORAGE,
                 mapped_at_creation: false,
             });
-            let inputs = [buffers[0], &scratch];
+            let inputs = [buffers[0], Span::whole(&scratch)];
             g.encode(&mut encoder, &first.pass, dtype, &inputs, false)?;
-            buffers[0] = &scratch;
+            buffers[0] = Span::whole(&scratch);
         }
         g.encode(
             &mut encoder,
@@ -475,7 +552,7 @@ impl Gpu {
         encoder: &mut wgpu::CommandEncoder,
         pass: &kernels::Pass,
         dtype: DType,
-        buffers: &[&wgpu::Buffer],
+        buffers: &[Span<'_>],
         keep: bool,
     ) -> Result<()> {
         let compiled = self.pipeline(pass.shader, dtype)?;
@@ -495,7 +572,7 @@ impl Gpu {
                 .enumerate()
                 .map(|(i, b)| wgpu::BindGroupEntry {
                     binding: i as u32,
-                    resource: b.as_entire_binding(),
+                    resource: b.binding(),
                 })
                 .collect();
             entries.push(wgpu::BindGroupEntry {
@@ -517,7 +594,10 @@ impl Gpu {
                 shader: pass.shader.key,
                 dtype,
                 params_bytes,
-                buffers: buffers.iter().map(|&b| b.clone()).collect(),
+                buffers: buffers
+                    .iter()
+                    .map(|b| (b.buffer.clone(), b.offset, b.size))
+                    .collect(),
             };
             self.binds.get_or_make(key, make)
         } else {

@@ -141,7 +141,8 @@ fn device_number(id: &core::DeviceId, what: core::DeviceInfo) -> u64 {
         Ok(core::DeviceInfoResult::GlobalMemSize(v))
         | Ok(core::DeviceInfoResult::MaxMemAllocSize(v)) => v,
         Ok(core::DeviceInfoResult::MaxWorkGroupSize(v)) => v as u64,
-        Ok(core::DeviceInfoResult::MaxComputeUnits(v)) => v as u64,
+        Ok(core::DeviceInfoResult::MaxComputeUnits(v))
+        | Ok(core::DeviceInfoResult::MemBaseAddrAlign(v)) => v as u64,
         _ => 0,
     }
 }
@@ -183,6 +184,9 @@ struct Unit {
     context: core::Context,
     capacity: usize,
     max_alloc: usize,
+    /// Sub-buffers start at multiples of this many bytes
+    /// (`CL_DEVICE_MEM_BASE_ADDR_ALIGN`; 0 when the device did not say).
+    base_align: usize,
     /// Dedicated local memory (picks the GEMM variant).
     local_memory: bool,
     /// Held by every launch on a CPU-typed device (PoCL) until the kernel
@@ -332,6 +336,7 @@ fn open_unit(
         summary,
         capacity: device_number(&id, core::DeviceInfo::GlobalMemSize) as usize,
         max_alloc,
+        base_align: (device_number(&id, core::DeviceInfo::MemBaseAddrAlign) / 8) as usize,
         local_memory,
         id,
         context,
@@ -607,6 +612,36 @@ impl Backend for OpenClBackend {
                     first_line(&e.to_string())
                 ))
             })
+    }
+
+    /// A sub-buffer of the allocation, where the offset is a multiple of
+    /// the device's base address alignment.
+    fn view(
+        &self,
+        allocation: &Arc<DeviceBuffer>,
+        offset: usize,
+        bytes: usize,
+    ) -> Option<Result<DeviceBuffer>> {
+        let b = allocation.downcast_ref::<ClBuffer>()?;
+        let u = self.units.get(b.unit)?;
+        let fits = u.base_align > 0
+            && offset.is_multiple_of(u.base_align)
+            && bytes > 0
+            && offset + bytes <= allocation.bytes();
+        if !fits {
+            return None;
+        }
+        let region = core::BufferRegion::<u8>::new(offset, bytes);
+        let made = core::create_sub_buffer(&b.mem, core::MEM_READ_WRITE, &region).map_err(|e| {
+            cl_error(format!(
+                "a view of {bytes} bytes at {offset} on {}: {}",
+                u.listing.name,
+                first_line(&e.to_string())
+            ))
+        });
+        Some(made.map(|mem| {
+            DeviceBuffer::view(allocation, offset, bytes, ClBuffer { mem, unit: b.unit })
+        }))
     }
 
     fn copy(&self, src: &DeviceBuffer, dst: &DeviceBuffer, bytes: usize) -> Option<Result<()>> {
