@@ -303,6 +303,17 @@ fn blocks_that_are_not_contiguous_are_copied_and_counted_exactly() {
     assert_eq!(local.iter().map(|t| t.bytes).sum::<usize>(), 192);
 }
 
+/// One CPU unit and a DSP (the custom backend example) with `capacity`
+/// bytes of memory.
+fn with_dsp(capacity: usize) -> Runtime {
+    Runtime::builder()
+        .cpu_units(1)
+        .device_discovery(false)
+        .backend(Arc::new(dsp::DspBackend::new(1, capacity)))
+        .build()
+        .unwrap()
+}
+
 /// Sets every element to `v`.
 fn fill(v: f32) -> Kernel {
     Kernel::custom("fill", &[Mode::Write], move |args| {
@@ -314,13 +325,7 @@ fn fill(v: f32) -> Kernel {
 #[test]
 fn eviction_of_parts_and_of_the_whole_under_a_small_device_loses_nothing() {
     // Room for one 8 KiB tensor: the whole, its eight rows, or `other`.
-    let backend = Arc::new(dsp::DspBackend::new(1, 8 << 10));
-    let rt = Runtime::builder()
-        .cpu_units(1)
-        .device_discovery(false)
-        .backend(backend)
-        .build()
-        .unwrap();
+    let rt = with_dsp(8 << 10);
     let on_dsp = TaskOptions::default().on(Placement::Kind(UnitKind::Custom("dsp")));
     let w = rt.zeros(&[8, 256], DType::F32).unwrap().named("W");
     let other = rt.empty(&[8, 256], DType::F32);
@@ -394,12 +399,7 @@ fn bytes_allocated_for_row_blocks(rt: &Runtime, unit: usize) -> usize {
 
 #[test]
 fn row_blocks_on_a_device_are_views_of_their_whole_buffer() {
-    let dsp = Runtime::builder()
-        .cpu_units(1)
-        .device_discovery(false)
-        .backend(Arc::new(dsp::DspBackend::new(1, 1 << 20)))
-        .build()
-        .unwrap();
+    let dsp = with_dsp(1 << 20);
     // Only the 2 KiB source is allocated: the four rows lie in W's buffer.
     assert_eq!(bytes_allocated_for_row_blocks(&dsp, 1), 2 << 10);
     let rt = Runtime::builder().build().unwrap();
@@ -417,14 +417,35 @@ fn row_blocks_on_a_device_are_views_of_their_whole_buffer() {
 }
 
 #[test]
+fn nested_row_blocks_on_a_device_are_views_of_the_outermost_buffer() {
+    let rt = with_dsp(1 << 20);
+    let on_dsp = TaskOptions::default().on(Placement::Kind(UnitKind::Custom("dsp")));
+    let w = rt.zeros(&[8, 256], DType::F32).unwrap().named("W");
+    rt.submit_with(&fill(1.0), &[w.write()], on_dsp.clone())
+        .unwrap();
+    let halves = w.partition(&rt, Partition::rows(4)).unwrap();
+    let quarters = halves[1].partition(&rt, Partition::rows(2)).unwrap();
+    // The second half's quarters lie in W's buffer whether or not the
+    // half has storage of its own there yet: first one that does not...
+    rt.submit_with(&fill(2.0), &[quarters[0].write()], on_dsp.clone())
+        .unwrap();
+    // ...then, once the half is a view itself, one inside that view.
+    rt.submit_with(&fill(3.0), &[halves[1].write()], on_dsp.clone())
+        .unwrap();
+    rt.submit_with(&fill(4.0), &[quarters[1].write()], on_dsp.clone())
+        .unwrap();
+    rt.wait_all();
+    assert_eq!(rt.memory_stats()[1].allocated, 8 << 10);
+    let mut expected = vec![1.0; 4 * 256];
+    expected.extend([3.0; 2 * 256]);
+    expected.extend([4.0; 2 * 256]);
+    assert_eq!(rt.read::<f32>(&w).unwrap(), expected);
+}
+
+#[test]
 fn views_and_their_whole_are_evicted_without_losing_what_the_views_hold() {
     // Room for two 8 KiB tensors: W (with its rows inside) and one more.
-    let rt = Runtime::builder()
-        .cpu_units(1)
-        .device_discovery(false)
-        .backend(Arc::new(dsp::DspBackend::new(1, 16 << 10)))
-        .build()
-        .unwrap();
+    let rt = with_dsp(16 << 10);
     let on_dsp = TaskOptions::default().on(Placement::Kind(UnitKind::Custom("dsp")));
     let w = rt.zeros(&[8, 256], DType::F32).unwrap().named("W");
     let rows = w.partition(&rt, Partition::rows(1)).unwrap();
