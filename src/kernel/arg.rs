@@ -36,6 +36,18 @@ impl DeviceBuffer {
     /// Wraps a backend's view of `bytes` bytes at `offset` in
     /// `allocation` (the allocation of `allocation`, if that is a view
     /// too, with the offsets added).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use xpu::DeviceBuffer;
+    /// // The handles are the backend's own (here nothing).
+    /// let whole = Arc::new(DeviceBuffer::new(4096, ()));
+    /// let half = Arc::new(DeviceBuffer::view(&whole, 2048, 2048, ()));
+    /// let quarter = DeviceBuffer::view(&half, 1024, 1024, ());
+    /// let (allocation, offset) = quarter.within().unwrap();
+    /// assert!(Arc::ptr_eq(allocation, &whole) && offset == 3072);
+    /// assert!(quarter.is_view() && !whole.is_view());
+    /// ```
     pub fn view<T: Any + Send + Sync>(
         allocation: &Arc<DeviceBuffer>,
         offset: usize,
