@@ -420,17 +420,6 @@ pub(crate) fn add_order(task: &Arc<TaskNode>, preds: &[Arc<TaskNode>]) {
     }
 }
 
-impl DepState {
-    /// The tasks reading the tensor since its last writer that have not
-    /// finished.
-    pub fn pending_readers(&self) -> impl Iterator<Item = Arc<TaskNode>> + '_ {
-        self.readers
-            .iter()
-            .filter_map(Weak::upgrade)
-            .filter(|r| !r.is_done())
-    }
-}
-
 /// Drops the submission's own hold on `task`; true if it is now ready.
 pub(crate) fn release_submission(task: &TaskNode) -> bool {
     task.pending.fetch_sub(1, Ordering::AcqRel) == 1

@@ -404,14 +404,14 @@ impl Runtime {
         let mut coherence = Coherence::lock(accesses);
         let readers = match &mut coherence {
             Some(c) => {
-                c.prepare(accesses, &mut |k, a, r| self.submit_copy(k, a, priority, r))?;
+                c.prepare(accesses, &mut |k, a| self.submit_copy(k, a, priority))?;
                 c.readers_before(accesses)
             }
             None => SmallVec::new(),
         };
         let task = self.link(kernel, accesses, eligible, priority, after, &readers, job)?;
         if let Some(c) = coherence {
-            c.commit(accesses);
+            c.commit(accesses, &task.node);
         }
         Ok(task)
     }
@@ -419,15 +419,9 @@ impl Runtime {
     /// A scatter or gather between a partitioned tensor and its parts, on
     /// a CPU unit: where parts share their whole's host memory, the copies
     /// must happen there (see `partition/family.rs`).
-    fn submit_copy(
-        &self,
-        kernel: &Kernel,
-        accesses: &[Access],
-        priority: i32,
-        readers: &[Arc<TaskNode>],
-    ) -> Result<()> {
+    fn submit_copy(&self, kernel: &Kernel, accesses: &[Access], priority: i32) -> Result<()> {
         let eligible = self.admit(kernel, accesses, Placement::Kind(UnitKind::Cpu))?;
-        self.link(kernel, accesses, eligible, priority, &[], readers, None)
+        self.link(kernel, accesses, eligible, priority, &[], &[], None)
             .map(drop)
     }
 
@@ -704,12 +698,16 @@ impl Runtime {
         let access = [t.read()];
         let mut coherence = Coherence::lock(&access);
         if let Some(c) = &mut coherence {
-            c.prepare(&access, &mut |k, a, r| self.submit_copy(k, a, 0, r))?;
+            c.prepare(&access, &mut |k, a| self.submit_copy(k, a, 0))?;
         }
-        let [access] = access;
-        let node = Arc::new(TaskNode::inline_read(self.shared.next_task_id(), access));
+        let node = Arc::new(TaskNode::inline_read(
+            self.shared.next_task_id(),
+            access[0].clone(),
+        ));
         graph::add_dependencies(&node, &[]);
-        drop(coherence);
+        if let Some(c) = coherence {
+            c.commit(&access, &node);
+        }
         if !graph::release_submission(&node) {
             self.shared.wait_until(|| node.is_ready());
         }

@@ -82,6 +82,9 @@ struct Member {
     holds: bool,
     /// The split whose parts hold current content.
     active: Option<usize>,
+    /// Tasks (not scatters or gathers) and caller reads that read it and
+    /// may not have finished.
+    readers: Vec<Weak<TaskNode>>,
 }
 
 /// The root is held weakly (it owns the family); parts strongly, so that
@@ -149,6 +152,7 @@ pub(super) fn split(
             splits: Vec::new(),
             holds: has_content(inner),
             active: None,
+            readers: Vec::new(),
         };
         FamilyLink::Root(Arc::new(Mutex::new(FamilyState {
             members: vec![root],
@@ -218,6 +222,7 @@ pub(super) fn split(
         splits: Vec::new(),
         holds: false,
         active: None,
+        readers: Vec::new(),
     }));
     // A member with no content yet gets it from the parts written first.
     let empty = !state.members[member].holds && state.members[member].active.is_none();
@@ -318,7 +323,7 @@ impl FamilyState {
                 .map(|t| t.read())
                 .collect();
             accesses.push(whole.write());
-            submit(&gather, &accesses, &self.readers_before_writing(member))?;
+            submit(&gather, &accesses)?;
             self.members[member].holds = true;
             return Ok(());
         }
@@ -339,8 +344,7 @@ impl FamilyState {
                 .clone();
             for (scatter, &p) in scatters.iter().zip(&parts) {
                 if let Some(part) = self.tensor(p) {
-                    let readers = self.readers_before_writing(p);
-                    submit(scatter, &[whole.read(), part.write()], &readers)?;
+                    submit(scatter, &[whole.read(), part.write()])?;
                 }
             }
         }
@@ -364,54 +368,60 @@ impl FamilyState {
         }
     }
 
-    /// Unfinished tasks that read a member sharing elements with `member`
-    /// (its whole, its parts, parts of another partition): a task that
-    /// writes `member` waits for them, as for the readers of its own
-    /// tensor, since the members may share memory. A scatter into a part
-    /// that shares no element with `member` reads only that part's
-    /// elements of its whole, and is not waited for.
+    /// The unfinished tasks (and caller reads) that read a member sharing
+    /// elements with `member`: its whole, its parts, parts of another
+    /// partition. A task that writes `member` waits for them, as for the
+    /// readers of its own tensor, since the members may share memory.
+    ///
+    /// Scatters and gathers are not among them: what one of them reads
+    /// goes only into a member that shares elements with `member` (so is
+    /// stale once `member` is written, and copied again before its next
+    /// use) or into elements that `member` does not have.
     fn readers_before_writing(&self, member: usize) -> SmallVec<[Arc<TaskNode>; 4]> {
         let mut readers = SmallVec::new();
-        for other in (0..self.members.len()).filter(|&o| o != member) {
-            if !self.may_overlap(member, other) {
-                continue;
-            }
-            let Some(tensor) = self.tensor(other) else {
-                continue;
-            };
-            let deps = tensor.inner.deps.lock();
+        for other in self.overlapping(member) {
             readers.extend(
-                deps.pending_readers()
-                    .filter(|r| !self.scatters_apart_from(r, member)),
+                self.members[other]
+                    .readers
+                    .iter()
+                    .filter_map(Weak::upgrade)
+                    .filter(|r| !r.is_done()),
             );
         }
         readers
     }
 
-    /// Whether `task` is a scatter into a part sharing no element with
-    /// `member`.
-    fn scatters_apart_from(&self, task: &TaskNode, member: usize) -> bool {
-        let Kernel::Custom(kernel) = &task.kernel else {
-            return false;
-        };
-        let Some(FamilyLink::Part { member: part, .. }) = task
-            .accesses
-            .get(1)
-            .and_then(|a| a.tensor.inner.family.get())
-        else {
-            return false;
-        };
-        let Some(link) = self.members.get(*part).and_then(|m| m.parent) else {
-            return false;
-        };
-        let split = &self.members[link.member].splits[link.split];
-        let scatter = split
-            .parts
-            .iter()
-            .position(|p| p == part)
-            .and_then(|i| split.scatters.get(i));
-        matches!(scatter, Some(Kernel::Custom(s)) if s.id() == kernel.id())
-            && !self.may_overlap(member, *part)
+    /// The members that may share elements with `member` (those
+    /// [`FamilyState::may_overlap`] finds, without looking at the
+    /// others): its ancestors, its descendants, and everything under
+    /// another partition of one of its ancestors.
+    fn overlapping(&self, member: usize) -> Vec<usize> {
+        let mut found = Vec::new();
+        self.descendants(member, &mut found);
+        let mut at = member;
+        while let Some(link) = self.members[at].parent {
+            found.push(link.member);
+            for (i, split) in self.members[link.member].splits.iter().enumerate() {
+                if i != link.split {
+                    for &part in &split.parts {
+                        found.push(part);
+                        self.descendants(part, &mut found);
+                    }
+                }
+            }
+            at = link.member;
+        }
+        found
+    }
+
+    /// Pushes every part of `member`, at any depth, onto `found`.
+    fn descendants(&self, member: usize, found: &mut Vec<usize>) {
+        for split in &self.members[member].splits {
+            for &part in &split.parts {
+                found.push(part);
+                self.descendants(part, found);
+            }
+        }
     }
 
     /// Refuses a write to a part of overlapping parts.
@@ -444,9 +454,8 @@ impl FamilyState {
     }
 }
 
-/// Submits one scatter or gather on these accesses, after these readers
-/// of members that share elements with the one it writes.
-pub(crate) type Submit<'a> = dyn FnMut(&Kernel, &[Access], &[Arc<TaskNode>]) -> Result<()> + 'a;
+/// Submits one scatter or gather on these accesses.
+pub(crate) type Submit<'a> = dyn FnMut(&Kernel, &[Access]) -> Result<()> + 'a;
 
 /// The families a task touches, locked while it is planned and linked.
 pub(crate) struct Coherence {
@@ -536,12 +545,57 @@ impl Coherence {
         readers
     }
 
-    /// Records the task's writes, once it is linked; unlocks the families.
-    pub fn commit(mut self, accesses: &[Access]) {
+    /// Records what `task`, now linked, reads and writes; unlocks the
+    /// families.
+    pub fn commit(mut self, accesses: &[Access], task: &Arc<TaskNode>) {
         for (a, slot) in accesses.iter().zip(&self.members) {
-            if let (true, Some((family, member))) = (a.mode.writes(), slot) {
-                self.locked[*family].written(*member);
+            let Some((family, member)) = *slot else {
+                continue;
+            };
+            let state = &mut self.locked[family];
+            if a.mode.writes() {
+                state.written(member);
+            } else {
+                let readers = &mut state.members[member].readers;
+                readers.retain(|r| r.upgrade().is_some_and(|r| !r.is_done()));
+                readers.push(Arc::downgrade(task));
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DType;
+
+    #[test]
+    fn the_members_found_overlapping_are_those_that_may_overlap() {
+        let rt = Runtime::builder()
+            .cpu_units(1)
+            .device_discovery(false)
+            .build()
+            .unwrap();
+        let w = rt.zeros(&[8, 6], DType::F32).unwrap();
+        let rows = w.partition(&rt, Partition::rows(3)).unwrap();
+        let tiles = w.partition(&rt, Partition::blocks(3, 4)).unwrap();
+        w.partition(&rt, Partition::bands(3, 1)).unwrap();
+        rows[1].partition(&rt, Partition::cols(2)).unwrap();
+        let nested = tiles[0].partition(&rt, Partition::rows(2)).unwrap();
+        nested[0].partition(&rt, Partition::rows(1)).unwrap();
+        let Some(FamilyLink::Root(family)) = w.inner.family.get() else {
+            panic!("W has no family");
+        };
+        let state = family.lock();
+        let count = state.members.len();
+        assert_eq!(count, 20, "the whole and 19 parts");
+        for member in 0..count {
+            let mut found = state.overlapping(member);
+            found.sort_unstable();
+            let expected: Vec<usize> = (0..count)
+                .filter(|&o| o != member && state.may_overlap(member, o))
+                .collect();
+            assert_eq!(found, expected, "member {member}");
         }
     }
 }
