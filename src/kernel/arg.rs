@@ -54,14 +54,19 @@ impl DeviceBuffer {
         bytes: usize,
         handle: T,
     ) -> DeviceBuffer {
-        let within = match &allocation.within {
-            Some((outer, start)) => (outer.clone(), start + offset),
-            None => (allocation.clone(), offset),
-        };
         DeviceBuffer {
             bytes,
             handle: Box::new(handle),
-            within: Some(within),
+            within: Some(allocation.locate(offset)),
+        }
+    }
+
+    /// Where the byte at `offset` in this buffer lies: in its allocation
+    /// (the buffer itself, unless it is a view), at the returned offset.
+    pub fn locate(self: &Arc<Self>, offset: usize) -> (Arc<DeviceBuffer>, usize) {
+        match &self.within {
+            Some((allocation, start)) => (allocation.clone(), start + offset),
+            None => (self.clone(), offset),
         }
     }
 

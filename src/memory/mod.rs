@@ -370,10 +370,7 @@ impl MemoryManager {
             let Some(Storage::Device(buf)) = outer.replicas.lock().storage(node) else {
                 continue;
             };
-            let (allocation, start) = match buf.within() {
-                Some((allocation, at)) => (allocation.clone(), at + offset),
-                None => (buf.clone(), offset),
-            };
+            let (allocation, start) = buf.locate(offset);
             return backend
                 .view(&allocation, start, t.nbytes())
                 .transpose()

@@ -91,7 +91,7 @@ impl NodePool {
             .partition(|b| Arc::strong_count(b) == 1);
         self.retired = held;
         for buf in unused {
-            self.free.entry(buf.bytes()).or_default().push(buf);
+            self.put_free(buf);
         }
     }
 

@@ -397,29 +397,26 @@ impl FamilyState {
     /// another partition of one of its ancestors.
     fn overlapping(&self, member: usize) -> Vec<usize> {
         let mut found = Vec::new();
-        self.descendants(member, &mut found);
+        self.under(member, None, &mut found);
         let mut at = member;
         while let Some(link) = self.members[at].parent {
             found.push(link.member);
-            for (i, split) in self.members[link.member].splits.iter().enumerate() {
-                if i != link.split {
-                    for &part in &split.parts {
-                        found.push(part);
-                        self.descendants(part, &mut found);
-                    }
-                }
-            }
+            self.under(link.member, Some(link.split), &mut found);
             at = link.member;
         }
         found
     }
 
-    /// Pushes every part of `member`, at any depth, onto `found`.
-    fn descendants(&self, member: usize, found: &mut Vec<usize>) {
-        for split in &self.members[member].splits {
+    /// Pushes the parts of `member`, at any depth, onto `found`, but for
+    /// those under its split `except`.
+    fn under(&self, member: usize, except: Option<usize>, found: &mut Vec<usize>) {
+        for (i, split) in self.members[member].splits.iter().enumerate() {
+            if Some(i) == except {
+                continue;
+            }
             for &part in &split.parts {
                 found.push(part);
-                self.descendants(part, found);
+                self.under(part, None, found);
             }
         }
     }
