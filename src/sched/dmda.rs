@@ -14,11 +14,20 @@
 //! nothing is known of, while every unknown pair is being explored, waits
 //! in a shared queue; an idle unit takes it and decides again (a unit
 //! emulated on the host's cores only one that no CPU unit can run). A running
-//! task past its prediction counts as running as long again; past ten
-//! times its prediction (while it runs, or when it ends) its elapsed time
-//! replaces the model's figure at once, and the tasks queued on that unit
-//! are placed again, so a unit far slower than predicted stops receiving
-//! the kernel, often before the task ends.
+//! task past its prediction is expected to end now (StarPU's rule). When
+//! a unit's second task in a row runs past ten times its prediction, the
+//! second counts as running as long again, and its elapsed time (while it
+//! runs, or when it ends) replaces the model's figure at once; the tasks
+//! queued on that unit are placed again, so a unit far slower than
+//! predicted stops receiving the kernel, often before its second task
+//! ends. One such task alone is not enough: on a loaded machine a worker
+//! preempted for a few milliseconds runs a 5 µs kernel a thousand times
+//! past its prediction, and replacing the model with that one run, or
+//! counting the unit busy for as long again, gave a unit 100 times slower
+//! 20 to 130 of 400 independent relus where 4 would do. A corrected pair
+//! gets a task once ten times the corrected time has passed, and once
+//! more as long after: the correction may have measured a passing load,
+//! and a unit its model calls slow is otherwise never measured again.
 //!
 //! Each unit has its own queue, whose entries carry their prediction;
 //! `dmda` runs it in arrival order (a lock-free queue), `dmdas` by
@@ -27,7 +36,7 @@
 //! lock.
 
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_deque::Injector;
@@ -115,6 +124,10 @@ struct UnitState<T> {
     /// NaN while none runs): what decisions read, without the lock.
     running_since: AtomicU64,
     running_predicted: AtomicU64,
+    /// The last task to end here ran far past its prediction: a second
+    /// such task in a row corrects the model (one alone may only have
+    /// waited for a core).
+    overran_last: AtomicBool,
 }
 
 impl<T> UnitState<T> {
@@ -129,6 +142,7 @@ impl<T> UnitState<T> {
             running: Mutex::new(None),
             running_since: AtomicU64::new(0),
             running_predicted: AtomicU64::new(f64::NAN.to_bits()),
+            overran_last: AtomicBool::new(false),
         }
     }
 
@@ -180,12 +194,47 @@ impl<T> Unplaced<T> {
     }
 }
 
+/// What exploring a kernel's unknown pairs makes of a task.
+enum Exploration {
+    /// Send it to this unit, to measure the pair.
+    Send(UnitId),
+    /// An exploratory task of one of the pairs is out: wait for it.
+    Awaited,
+    /// Place it on what is known.
+    Closed,
+}
+
 /// What exploration keeps of a kernel: the units it has an exploratory
-/// task in flight on, and the smallest footprint size seen. Kept per
-/// kernel name, so that a decision looks it up without copying the name.
+/// task in flight on, the smallest footprint size seen, and the units
+/// whose model a correction replaced, with when to measure them again.
+/// Kept per kernel name, so that a decision looks it up without copying
+/// the name.
 struct Explored {
     in_flight: UnitSet,
     smallest: f64,
+    rechecks: SmallVec<[Recheck; 2]>,
+}
+
+/// A pair to measure again after a correction.
+#[derive(Debug, Clone, Copy)]
+struct Recheck {
+    unit: UnitId,
+    /// When the next measurement is due, on the policy's clock.
+    due: f64,
+    /// Seconds between measurements.
+    every: f64,
+    /// Measurements still to take.
+    left: u8,
+}
+
+impl Explored {
+    fn new(smallest: f64) -> Explored {
+        Explored {
+            in_flight: UnitSet::default(),
+            smallest,
+            rechecks: SmallVec::new(),
+        }
+    }
 }
 
 pub(crate) struct Dmda<T> {
@@ -202,11 +251,28 @@ pub(crate) struct Dmda<T> {
     /// ready.
     unplaced: Unplaced<T>,
     exploration: Mutex<HashMap<String, Explored>>,
+    /// Rechecks listed in `exploration`: a decision looks for one only
+    /// when there are any.
+    rechecks: AtomicUsize,
 }
 
 /// Ratio of elapsed to predicted time past which a running task's elapsed
 /// time corrects the model before it ends.
 const OVERRUN: f64 = 10.0;
+
+/// A pair whose model a correction replaced is measured again when this
+/// many times the corrected time has passed. The correction may have
+/// measured a passing load (another process on the unit's cores), and a
+/// unit its model calls slow gets no task that would show otherwise;
+/// waiting ten times as long bounds what measuring a unit that is truly
+/// that slow costs to a tenth.
+const RECHECK_AFTER: f64 = 10.0;
+
+/// Measurements a corrected pair gets, one per [`RECHECK_AFTER`] times
+/// the corrected time: with the correction, three samples, whose median
+/// is the prediction (`crate::perfmodel`), so one run under a passing
+/// load no longer decides it.
+const RECHECKS: u8 = 2;
 
 /// Seconds a task must also run before it counts as past its prediction:
 /// below this, a task ten times over a sub-microsecond prediction is the
@@ -282,6 +348,7 @@ impl<T: Placeable> Dmda<T> {
             units,
             unplaced: Unplaced::default(),
             exploration: Mutex::new(HashMap::new()),
+            rechecks: AtomicUsize::new(0),
         }
     }
 
@@ -297,9 +364,11 @@ impl<T: Placeable> Dmda<T> {
     }
 
     /// Seconds until the work placed on `unit` itself is expected to end,
-    /// as of `now`. A running task far past its prediction corrects the
-    /// model at once, and the tasks queued on that unit on the strength of
-    /// the old model go back to be placed again.
+    /// as of `now`. A running task past its prediction is expected to end
+    /// now, unless the unit's last task ran far past its own: then it
+    /// counts as running as long again, and once far past its prediction
+    /// too it corrects the model at once, and the tasks queued on that
+    /// unit on the strength of the old model go back to be placed again.
     fn own_busy(&self, unit: UnitId, now: f64) -> f64 {
         let s = &self.state[unit];
         let predicted = f64::from_bits(s.running_predicted.load(Ordering::Acquire));
@@ -307,13 +376,16 @@ impl<T: Placeable> Dmda<T> {
             0.0
         } else {
             let elapsed = now - f64::from_bits(s.running_since.load(Ordering::Acquire));
-            if overruns(predicted, elapsed) {
+            let slow = s.overran_last.load(Ordering::Acquire);
+            if slow && overruns(predicted, elapsed) {
                 self.overran(unit, now);
             }
             if elapsed <= predicted {
                 predicted - elapsed
-            } else {
+            } else if slow {
                 elapsed
+            } else {
+                0.0
             }
         };
         running + s.queued()
@@ -326,12 +398,7 @@ impl<T: Placeable> Dmda<T> {
         let corrected = match &mut *self.state[unit].running.lock() {
             Some(r) if !r.reported => {
                 r.reported = true;
-                self.models.correct(
-                    r.task.kernel_name(),
-                    unit,
-                    &r.task.footprint(),
-                    now - r.since,
-                );
+                self.correct(&*r.task, unit, now - r.since, now);
                 true
             }
             _ => false,
@@ -339,6 +406,56 @@ impl<T: Placeable> Dmda<T> {
         if corrected {
             self.requeue(unit);
         }
+    }
+
+    /// Replaces the model of `task`'s footprint on `unit` with `elapsed`,
+    /// and lists the pair to be measured again [`RECHECK_AFTER`] times
+    /// `elapsed` after `now`.
+    fn correct(&self, task: &T, unit: UnitId, elapsed: f64, now: f64) {
+        let kernel = task.kernel_name();
+        self.models
+            .correct(kernel, unit, &task.footprint(), elapsed);
+        let mut exploration = self.exploration.lock();
+        let e = match exploration.get_mut(kernel) {
+            Some(e) => e,
+            None => exploration
+                .entry(kernel.to_string())
+                .or_insert(Explored::new(f64::INFINITY)),
+        };
+        let listed = e.rechecks.len();
+        e.rechecks.retain(|r| r.unit != unit);
+        let every = RECHECK_AFTER * elapsed;
+        e.rechecks.push(Recheck {
+            unit,
+            due: now + every,
+            every,
+            left: RECHECKS,
+        });
+        if e.rechecks.len() > listed {
+            self.rechecks.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// A unit among `candidates` due to measure `kernel` again, marked in
+    /// flight; its next measurement is listed, or it leaves the list.
+    fn recheck(&self, kernel: &str, now: f64, candidates: &[Candidate]) -> Option<UnitId> {
+        let mut exploration = self.exploration.lock();
+        let e = exploration.get_mut(kernel)?;
+        let pos = e.rechecks.iter().position(|r| {
+            now >= r.due
+                && !e.in_flight.contains(r.unit)
+                && candidates.iter().any(|c| c.unit == r.unit)
+        })?;
+        let r = &mut e.rechecks[pos];
+        let unit = r.unit;
+        r.left -= 1;
+        r.due = now + r.every;
+        if r.left == 0 {
+            e.rechecks.swap_remove(pos);
+            self.rechecks.fetch_sub(1, Ordering::AcqRel);
+        }
+        e.in_flight.insert(unit);
+        Some(unit)
     }
 
     /// Moves the tasks queued on `unit` back to the unplaced queue.
@@ -446,13 +563,31 @@ impl<T: Placeable> Dmda<T> {
                 .filter(|&u| !cpu_can_run || !self.units[u].host_cores || self.units[u].is_cpu)
                 .collect();
             if !explorable.is_empty() {
-                if let Some(unit) = self.explore(kernel, fp.size, &explorable) {
-                    return Some(Decision {
-                        unit,
-                        seconds: 0.0,
-                        explores: true,
-                    });
+                match self.explore(kernel, fp.size, &explorable) {
+                    Exploration::Send(unit) => {
+                        return Some(Decision {
+                            unit,
+                            seconds: 0.0,
+                            explores: true,
+                        })
+                    }
+                    // A pair's first measurement is due: the task waits
+                    // for the first unit to be idle rather than commit to
+                    // a known one (a unit 100 times slower than the one
+                    // being explored was otherwise given every task until
+                    // the exploration ended).
+                    Exploration::Awaited => return None,
+                    Exploration::Closed => {}
                 }
+            }
+        }
+        if self.rechecks.load(Ordering::Acquire) > 0 {
+            if let Some(unit) = self.recheck(kernel, now, &candidates) {
+                return Some(Decision {
+                    unit,
+                    seconds: 0.0,
+                    explores: true,
+                });
             }
         }
         let mut best = best?;
@@ -480,27 +615,29 @@ impl<T: Placeable> Dmda<T> {
     /// The first of `unknown` to explore with a task of `size`, marked in
     /// flight: one whose pair has no exploratory task out, when the task
     /// is among its kernel's smallest.
-    fn explore(&self, kernel: &str, size: f64, unknown: &[UnitId]) -> Option<UnitId> {
+    fn explore(&self, kernel: &str, size: f64, unknown: &[UnitId]) -> Exploration {
         let mut exploration = self.exploration.lock();
         let e = match exploration.get_mut(kernel) {
             Some(e) => {
                 e.smallest = e.smallest.min(size);
                 e
             }
-            None => exploration.entry(kernel.to_string()).or_insert(Explored {
-                in_flight: UnitSet::default(),
-                smallest: size,
-            }),
+            None => exploration
+                .entry(kernel.to_string())
+                .or_insert(Explored::new(size)),
         };
-        if size > 2.0 * e.smallest {
-            return None;
-        }
-        let unit = unknown
+        let mut idle = unknown
             .iter()
             .copied()
-            .find(|&u| !e.in_flight.contains(u))?;
-        e.in_flight.insert(unit);
-        Some(unit)
+            .filter(|&u| !e.in_flight.contains(u));
+        match idle.next() {
+            Some(unit) if size <= 2.0 * e.smallest => {
+                e.in_flight.insert(unit);
+                Exploration::Send(unit)
+            }
+            _ if unknown.iter().any(|&u| e.in_flight.contains(u)) => Exploration::Awaited,
+            _ => Exploration::Closed,
+        }
     }
 
     /// A task from the shared queue for an idle `unit`, decided again now
@@ -616,12 +753,14 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
             }
         };
         let Some(r) = done else { return };
-        // A task that ended far past its prediction corrects the model
-        // now, whether or not the worker sampled it.
-        let elapsed = self.clock.now() - r.since;
-        if overruns(r.predicted, elapsed) && !r.reported {
-            self.models
-                .correct(task.kernel_name(), unit, &task.footprint(), elapsed);
+        // A second task in a row that ended far past its prediction
+        // corrects the model now, whether or not the worker sampled it.
+        // (One that corrected it while running starts the count again.)
+        let now = self.clock.now();
+        let elapsed = now - r.since;
+        let overran = !r.reported && overruns(r.predicted, elapsed);
+        if s.overran_last.swap(overran, Ordering::AcqRel) && overran {
+            self.correct(task, unit, elapsed, now);
         }
         if r.explores {
             self.release(unit, 0.0, Some(&r.task));
@@ -667,7 +806,109 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::overruns;
+    use super::*;
+    use crate::perfmodel::Footprint;
+    use crate::NodeId;
+
+    /// A task of kernel `k` that either of two units can run.
+    struct Job {
+        id: u64,
+        eligible: UnitSet,
+    }
+
+    impl Placeable for Job {
+        fn id(&self) -> u64 {
+            self.id
+        }
+        fn kernel_name(&self) -> &str {
+            "k"
+        }
+        fn eligible(&self) -> &UnitSet {
+            &self.eligible
+        }
+        fn priority(&self) -> i32 {
+            0
+        }
+        fn footprint(&self) -> Footprint {
+            Footprint { key: 1, size: 1.0 }
+        }
+        fn transfer_time(&self, _: NodeId, _: &PerfModels) -> f64 {
+            0.0
+        }
+    }
+
+    #[test]
+    fn two_overruns_in_a_row_correct_a_model_which_is_measured_again_later() {
+        let models = Arc::new(PerfModels::new(2, 1));
+        let fp = Footprint { key: 1, size: 1.0 };
+        for _ in 0..20 {
+            models.observe("k", 0, &fp, 1e-3);
+            models.observe("k", 1, &fp, 2e-3);
+        }
+        let time = Arc::new(AtomicU64::new(0.0f64.to_bits()));
+        let set = |t: f64| time.store(t.to_bits(), Ordering::Release);
+        let place = |is_cpu| UnitPlace {
+            node: 0,
+            host_cores: is_cpu,
+            is_cpu,
+            shares: None,
+        };
+        let dmda: Dmda<Job> = Dmda::new(
+            Arc::new(UnitHealth::in_service(2)),
+            models.clone(),
+            vec![place(true), place(false)],
+            SchedClock::Virtual(time.clone()),
+            false,
+        );
+        // Predictions keep the latest samples as f32.
+        let predicts = |seconds: f64| {
+            let p = models.predict("k", 0, &fp).expect("unit 0 was measured");
+            assert!(
+                (p - seconds).abs() < 1e-6 * seconds,
+                "{p} s, not {seconds} s"
+            );
+        };
+        let mut eligible = UnitSet::default();
+        eligible.insert(0);
+        eligible.insert(1);
+        let mut next = 0;
+        // Submits a task at `at` and, if it goes to unit 0, runs it there
+        // for `runs` seconds; returns the unit it went to.
+        let mut run = |at: f64, runs: f64| {
+            set(at);
+            next += 1;
+            let task = Arc::new(Job {
+                id: next,
+                eligible: eligible.clone(),
+            });
+            let unit = dmda.push(task, None).expect("a known kernel is placed");
+            let popped = dmda.pop(unit).expect("the task placed");
+            set(at + runs);
+            dmda.finished(unit, &popped);
+            unit
+        };
+        // One task fifty times past its prediction (a worker that waited
+        // for a core) leaves the model as it was.
+        assert_eq!(run(0.0, 0.05), 0);
+        predicts(1e-3);
+        // A second in a row replaces it.
+        assert_eq!(run(0.1, 0.05), 0);
+        predicts(0.05);
+        // The other unit now gets the kernel...
+        assert_eq!(run(0.2, 0.0), 1);
+        assert_eq!(run(0.6, 0.0), 1);
+        // ...until ten times the corrected time has passed: then unit 0 is
+        // measured again (its worker records the time), and once more as
+        // long after; the median of the three is the prediction.
+        assert_eq!(run(0.7, 1e-3), 0);
+        models.observe("k", 0, &fp, 1e-3);
+        predicts((0.05 + 1e-3) / 2.0);
+        assert_eq!(run(0.8, 0.0), 1);
+        assert_eq!(run(1.3, 1e-3), 0);
+        models.observe("k", 0, &fp, 1e-3);
+        predicts(1e-3);
+        assert_eq!(run(1.4, 0.0), 0);
+    }
 
     #[test]
     fn only_a_task_far_and_measurably_past_its_prediction_overruns() {
