@@ -119,6 +119,10 @@ pub enum Error {
         failed_task: u64,
         cause: Box<Error>,
     },
+    /// An [`External`](crate::External) task was failed by its holder, or
+    /// dropped before it was completed.
+    #[error("external task {task} failed: {reason}")]
+    ExternalFailed { task: u64, reason: String },
     /// A tensor's content is lost because the task that wrote it failed.
     #[error("{tensor} is poisoned: task {failed_task} that writes it failed: {cause}")]
     Poisoned {

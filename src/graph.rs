@@ -210,7 +210,8 @@ pub(crate) struct TaskNode {
     pub outcome: OnceLock<Result<(), Box<Error>>>,
     /// A task someone is blocked on: its completion must wake them.
     pub watched: AtomicBool,
-    /// Not scheduled: a thread waits for it to become ready (read-back).
+    /// Not scheduled: a thread waits for it to become ready (a read-back,
+    /// an external task).
     pub inline: bool,
     /// When it was submitted and became ready (readings of the runtime's
     /// clock; 0 when profiling is off), and which predecessor's completion
@@ -242,9 +243,10 @@ impl TaskNode {
         TaskNode::new(id, kernel, accesses, dispatch, false, submitted_at)
     }
 
-    /// A read-back that the calling thread performs itself once the
-    /// tensor's writers are done.
-    pub fn inline_read(id: u64, access: Access) -> TaskNode {
+    /// A task with one access that no unit runs: a thread waits for it
+    /// to become ready and does the work itself (a read-back, an
+    /// [`External`](crate::External)).
+    pub fn inline(id: u64, access: Access) -> TaskNode {
         let dispatch = Dispatch {
             priority: 0,
             eligible: UnitSet::default(),
@@ -475,6 +477,13 @@ pub(crate) fn inherited_failure(task: &TaskNode) -> Option<Error> {
 pub(crate) fn finish(task: &TaskNode, outcome: Result<(), Error>) -> SmallVec<[Arc<TaskNode>; 4]> {
     let failure = failure_of(task.id, outcome.as_ref());
     let _ = task.outcome.set(outcome.map_err(Box::new));
+    release(task, failure.as_ref())
+}
+
+/// Releases the successors of `task`, whose outcome is set: `failure`
+/// (its failure, if it failed) goes to those that take it; returns those
+/// now ready.
+pub(crate) fn release(task: &TaskNode, failure: Option<&Failure>) -> SmallVec<[Arc<TaskNode>; 4]> {
     let list = {
         let mut s = task.successors.lock();
         s.done = true;
@@ -482,7 +491,7 @@ pub(crate) fn finish(task: &TaskNode, outcome: Result<(), Error>) -> SmallVec<[A
     };
     let mut ready = SmallVec::new();
     for edge in list {
-        if let (true, Some(f)) = (edge.passes_failure, &failure) {
+        if let (true, Some(f)) = (edge.passes_failure, failure) {
             edge.to.upstream_failure.set_earliest(f);
         }
         if edge.to.pending.fetch_sub(1, Ordering::AcqRel) == 1 {

@@ -56,6 +56,7 @@
 //! | `monitor` | host sampling and Prometheus metrics from runtime snapshots | `memory`, `sched`, `unit`, `host` (no runtime internals) |
 //! | `worker` | the state the workers share and their loop: fetch, launch, release, measure; prefetch for dmda | `graph`, `memory`, `sched`, `perfmodel`, `history`, `backend`, `trace`, `monitor` (snapshot type), `unit` |
 //! | `job` | [`Job`], the public handle of a group of tasks | `graph` |
+//! | `external` | [`External`]: tasks no unit runs, ended by their holder | `graph`, `memory`, `tensor`, `worker` (shared state) |
 //! | `batch` | [`Batch`]: tasks recorded first, submitted with priorities from their bottom level | `runtime`, `perfmodel`, `kernel`, `tensor` |
 //! | `runtime` | [`Runtime`]: tensors, submit, wait, read, cancel, shut down | everything above |
 //! | `builder` | [`RuntimeBuilder`]: options, building a runtime | `backend`, `memory`, `runtime`, `sched`, `unit` |
@@ -76,6 +77,7 @@ pub mod cluster;
 mod dag;
 pub mod dtype;
 pub mod error;
+mod external;
 mod graph;
 pub mod history;
 pub mod host;
@@ -128,6 +130,7 @@ pub use batch::Batch;
 pub use builder::{RuntimeBuilder, DEFAULT_PROFILE_CAPACITY};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
+pub use external::External;
 pub use job::Job;
 pub use kernel::{ArgMeta, BinaryOp, Kernel, KernelDef, Launch, Mode, PoolOp, ReduceOp, UnaryOp};
 pub use memory::{HostView, MemoryEvent, MemoryEventKind, NodeStats, ReplicaState, Transfer};

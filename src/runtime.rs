@@ -14,6 +14,7 @@ use smallvec::SmallVec;
 use crate::backend::{Backend, BackendStatus};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
+use crate::external::External;
 use crate::graph::{self, Dispatch, JobState, TaskNode, UnitSet};
 use crate::job::Job;
 use crate::kernel::{ArgMeta, Kernel, KernelDef, Mode};
@@ -689,34 +690,70 @@ impl Runtime {
     /// Registers a read of `t` in the graph, waits for its writers, and
     /// calls `f` on its valid host replica.
     fn with_host_copy<R>(&self, t: &Tensor, f: impl FnOnce(&Arc<HostBuffer>) -> R) -> Result<R> {
-        let inner = &t.inner;
-        if inner.runtime != self.shared.id {
-            return Err(Error::ForeignTensor {
-                tensor: inner.label(),
-            });
-        }
-        let access = [t.read()];
-        let mut coherence = Coherence::lock(&access);
-        if let Some(c) = &mut coherence {
-            c.prepare(&access, &mut |k, a| self.submit_copy(k, a, 0))?;
-        }
-        let node = Arc::new(TaskNode::inline_read(
-            self.shared.next_task_id(),
-            access[0].clone(),
-        ));
-        graph::add_dependencies(&node, &[]);
-        if let Some(c) = coherence {
-            c.commit(&access, &node);
-        }
-        if !graph::release_submission(&node) {
-            self.shared.wait_until(|| node.is_ready());
-        }
+        let node = self.link_inline(t.read())?;
+        self.shared.wait_until(|| node.is_ready());
         let result = self.on_host_replica(t, node.id, f);
         // Tasks that wrote after this read was registered wait for it.
         for ready in graph::finish(&node, Ok(())) {
             self.shared.make_ready(ready, None);
         }
         result
+    }
+
+    /// A task that no unit runs, with one access, whose holder ends it:
+    /// it becomes ready when a task with that access would, and tasks
+    /// submitted after it on the tensor wait for it. For data that comes
+    /// from or goes to outside the runtime (another process, a file);
+    /// see [`External`].
+    ///
+    /// ```
+    /// use xpu::{DType, Kernel, Runtime, UnaryOp};
+    /// let rt = Runtime::builder().build()?;
+    /// let x = rt.tensor(&[2], vec![1.0f32, 2.0])?;
+    /// let y = rt.empty(&[2], DType::F32);
+    /// rt.submit(&Kernel::Unary(UnaryOp::Relu), &[x.read(), y.write()])?;
+    /// // Send y elsewhere once the relu has written it.
+    /// let departure = rt.external(y.read())?;
+    /// let sent: Vec<u8> = departure.read(|bytes| bytes.to_vec())?;
+    /// departure.complete();
+    /// assert_eq!(sent.len(), 8);
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn external(&self, access: Access) -> Result<External> {
+        if self.shared.shutdown.load(Ordering::Relaxed) {
+            return Err(Error::ShutDown);
+        }
+        let node = self.link_inline(access)?;
+        Ok(External::new(self.shared.clone(), node))
+    }
+
+    /// Links an inline task (see [`TaskNode::inline`]) with `access` into
+    /// the graph, after the tasks it must follow.
+    fn link_inline(&self, access: Access) -> Result<Arc<TaskNode>> {
+        let inner = &access.tensor.inner;
+        if inner.runtime != self.shared.id {
+            return Err(Error::ForeignTensor {
+                tensor: inner.label(),
+            });
+        }
+        let access = [access];
+        let mut coherence = Coherence::lock(&access);
+        let readers = match &mut coherence {
+            Some(c) => {
+                c.prepare(&access, &mut |k, a| self.submit_copy(k, a, 0))?;
+                c.readers_before(&access)
+            }
+            None => SmallVec::new(),
+        };
+        let [access] = access;
+        let node = Arc::new(TaskNode::inline(self.shared.next_task_id(), access));
+        graph::add_dependencies(&node, &[]);
+        graph::add_order(&node, &readers);
+        if let Some(c) = coherence {
+            c.commit(&node.accesses, &node);
+        }
+        graph::release_submission(&node);
+        Ok(node)
     }
 
     fn on_host_replica<R>(

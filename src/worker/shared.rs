@@ -172,7 +172,14 @@ impl Shared {
     /// sleeping capable unit if there is one.
     pub fn make_ready(&self, task: Arc<TaskNode>, from: Option<UnitId>) {
         if task.inline {
-            self.notify();
+            // Pairs with the fence in `External::end`: an external task
+            // its holder ended before it was ready ends now.
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if task.is_done() {
+                crate::external::finish_ended(self, &task);
+            } else {
+                self.notify();
+            }
             return;
         }
         // The common case, nobody asleep, copies nothing; a unit that fell
