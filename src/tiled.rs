@@ -6,6 +6,9 @@
 //! ([`Algorithm::for_each_task`]); the runtime and the simulator both take
 //! it from there.
 
+use smallvec::SmallVec;
+
+use crate::cluster::owner::OwnerComputes;
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, Mode};
@@ -394,29 +397,18 @@ impl Algorithm {
     /// assert_eq!(Algorithm::Cholesky.min_transfers(2, Distribution::BlockCyclic { p: 1, q: 2 }), 1);
     /// ```
     pub fn min_transfers(self, t: usize, distribution: Distribution) -> usize {
-        use std::collections::HashMap;
-        // Per tile (operand, row, col): the ranks holding its current version.
-        let mut holders: HashMap<(usize, usize, usize), Vec<usize>> = HashMap::new();
+        let mut plan = OwnerComputes::default();
         let mut copies = 0;
         self.for_each_task(t, |_, tiles| {
-            let Some(written) = tiles.iter().find(|a| a.mode.writes()) else {
-                return;
-            };
-            let rank = distribution.owner(written.row, written.col);
-            for read in tiles.iter().filter(|a| a.mode == Mode::Read) {
-                let owner = distribution.owner(read.row, read.col);
-                let have = holders
-                    .entry((read.operand, read.row, read.col))
-                    .or_insert_with(|| vec![owner]);
-                if !have.contains(&rank) {
-                    have.push(rank);
-                    copies += 1;
-                }
-            }
-            holders.insert(
-                (written.operand, written.row, written.col),
-                vec![distribution.owner(written.row, written.col)],
-            );
+            let accesses: SmallVec<[_; 3]> = tiles
+                .iter()
+                .map(|a| {
+                    let owner = distribution.owner(a.row, a.col);
+                    ((a.operand, a.row, a.col), a.mode, owner)
+                })
+                .collect();
+            let placed = plan.task(&accesses);
+            copies += placed.before.len() + placed.after.len();
         });
         copies
     }
