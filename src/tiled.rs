@@ -9,6 +9,7 @@
 use smallvec::SmallVec;
 
 use crate::cluster::owner::OwnerComputes;
+use crate::cluster::ranks::{RankAccess, RankTensor, Ranks};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::kernel::{Kernel, Mode};
@@ -80,10 +81,7 @@ impl TiledMatrix {
         let mut tiles = Vec::with_capacity(t * t);
         for ti in 0..t {
             for tj in 0..t {
-                let data: Vec<T> = (0..tile * tile)
-                    .map(|e| f(ti * tile + e / tile, tj * tile + e % tile))
-                    .collect();
-                tiles.push(rt.tensor(&[tile, tile], data)?);
+                tiles.push(rt.tensor(&[tile, tile], tile_data(tile, ti, tj, &f))?);
             }
         }
         Ok(TiledMatrix {
@@ -133,19 +131,157 @@ impl TiledMatrix {
         if let Some(whole) = &self.whole {
             return rt.read(whole);
         }
-        let (n, tile, t) = (self.n, self.tile, self.tiles_per_side());
-        let mut out = vec![T::zeroed(); n * n];
-        for ti in 0..t {
-            for tj in 0..t {
-                let data: Vec<T> = rt.read(self.tile(ti, tj))?;
-                for r in 0..tile {
-                    let dst = (ti * tile + r) * n + tj * tile;
-                    out[dst..dst + tile].copy_from_slice(&data[r * tile..(r + 1) * tile]);
-                }
+        assemble(self.n, self.tile, |ti, tj| rt.read(self.tile(ti, tj)))
+    }
+}
+
+/// Tile `(ti, tj)` of the matrix whose element `(i, j)` is `f(i, j)`.
+fn tile_data<T>(tile: usize, ti: usize, tj: usize, f: impl Fn(usize, usize) -> T) -> Vec<T> {
+    (0..tile * tile)
+        .map(|e| f(ti * tile + e / tile, tj * tile + e % tile))
+        .collect()
+}
+
+/// The `n x n` matrix, row-major, from its tiles as `read(ti, tj)` gives them.
+fn assemble<T: Element>(
+    n: usize,
+    tile: usize,
+    mut read: impl FnMut(usize, usize) -> Result<Vec<T>>,
+) -> Result<Vec<T>> {
+    let t = n / tile;
+    let mut out = vec![T::zeroed(); n * n];
+    for ti in 0..t {
+        for tj in 0..t {
+            let data = read(ti, tj)?;
+            for r in 0..tile {
+                let dst = (ti * tile + r) * n + tj * tile;
+                out[dst..dst + tile].copy_from_slice(&data[r * tile..(r + 1) * tile]);
             }
         }
-        Ok(out)
     }
+    Ok(out)
+}
+
+/// A tiled matrix spread over ranks ([`Ranks`]): tile `(i, j)` is owned
+/// by `distribution.owner(i, j)`, and tasks writing it run there.
+pub struct RankTiledMatrix {
+    n: usize,
+    tile: usize,
+    tiles: Vec<RankTensor>,
+}
+
+impl RankTiledMatrix {
+    /// A matrix whose element `(i, j)` is `f(i, j)` (each tile computed
+    /// on its owner only), spread by `distribution` over `ranks`.
+    pub fn from_fn<T: Element>(
+        ranks: &Ranks,
+        n: usize,
+        tile: usize,
+        distribution: Distribution,
+        f: impl Fn(usize, usize) -> T,
+    ) -> Result<RankTiledMatrix> {
+        if distribution.ranks() != ranks.ranks() {
+            return Err(Error::Config(format!(
+                "the distribution spreads tiles over {} ranks, but there are {}",
+                distribution.ranks(),
+                ranks.ranks()
+            )));
+        }
+        let t = tiles_per_side(n, tile)?;
+        let mut tiles = Vec::with_capacity(t * t);
+        for ti in 0..t {
+            for tj in 0..t {
+                let owner = distribution.owner(ti, tj);
+                tiles.push(ranks.tensor(owner, &[tile, tile], || tile_data(tile, ti, tj, &f))?);
+            }
+        }
+        Ok(RankTiledMatrix { n, tile, tiles })
+    }
+
+    /// The tile at tile-row `i`, tile-column `j`.
+    pub fn tile(&self, i: usize, j: usize) -> &RankTensor {
+        &self.tiles[i * (self.n / self.tile) + j]
+    }
+
+    /// The whole matrix, row-major, on every rank (a collective, like
+    /// [`Ranks::fetch`]).
+    pub fn to_vec<T: Element>(&self, ranks: &Ranks) -> Result<Vec<T>> {
+        assemble(self.n, self.tile, |ti, tj| ranks.fetch(self.tile(ti, tj)))
+    }
+}
+
+/// Submits `algorithm` on matrices spread over ranks (on every rank, in
+/// the same order: each task runs on the owner of the tile it writes);
+/// returns the task count. `operands` as [`Algorithm::operands`] says:
+/// `[a, b, c]` for `C = A * B`, `[a]` for the factorisations, in place.
+///
+/// ```
+/// use xpu::cluster::ranks::{Ranks, Threads};
+/// use xpu::tiled::{run_on_ranks, Algorithm, Distribution, RankTiledMatrix};
+/// use xpu::Runtime;
+/// let handles: Vec<_> = Threads::group(2).into_iter().map(|transport| {
+///     std::thread::spawn(move || -> xpu::Result<Vec<f64>> {
+///         let rt = Runtime::builder().cpu_units(1).device_discovery(false).build()?;
+///         let ranks = Ranks::new(rt, transport);
+///         let spd = |i: usize, j: usize| if i == j { 8.0f64 } else { 1.0 };
+///         let a = RankTiledMatrix::from_fn(&ranks, 8, 2, Distribution::block_cyclic(2), spd)?;
+///         run_on_ranks(&ranks, Algorithm::Cholesky, &[&a])?;
+///         a.to_vec(&ranks)
+///     })
+/// }).collect();
+/// for h in handles {
+///     let l = h.join().unwrap()?;
+///     assert!((l[0] - 8f64.sqrt()).abs() < 1e-12);
+/// }
+/// # Ok::<(), xpu::Error>(())
+/// ```
+pub fn run_on_ranks(
+    ranks: &Ranks,
+    algorithm: Algorithm,
+    operands: &[&RankTiledMatrix],
+) -> Result<usize> {
+    let Some(first) = operands.first() else {
+        return Err(Error::Config(format!(
+            "{} takes {} matrices, got none",
+            algorithm.name(),
+            algorithm.operands()
+        )));
+    };
+    if operands.len() != algorithm.operands()
+        || operands
+            .iter()
+            .any(|m| m.n != first.n || m.tile != first.tile)
+    {
+        return Err(Error::Config(format!(
+            "{} takes {} matrices of one size and tile, got {}",
+            algorithm.name(),
+            algorithm.operands(),
+            operands.len()
+        )));
+    }
+    let mut tasks = 0;
+    let mut failure = None;
+    algorithm.for_each_task(first.n / first.tile, |kernel, tiles| {
+        if failure.is_some() {
+            return;
+        }
+        let accesses: SmallVec<[RankAccess; 3]> = tiles
+            .iter()
+            .map(|a| {
+                let t = operands[a.operand].tile(a.row, a.col);
+                match a.mode {
+                    Mode::Read => t.read(),
+                    Mode::Write => t.write(),
+                    Mode::ReadWrite => t.rw(),
+                }
+            })
+            .collect();
+        match ranks.submit(kernel, &accesses) {
+            Ok(_) => tasks += 1,
+            Err(e) => failure = Some(e),
+        }
+    });
+    failure.map_or(Ok(tasks), Err)
 }
 
 fn tiles_per_side(n: usize, tile: usize) -> Result<usize> {

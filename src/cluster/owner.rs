@@ -81,21 +81,11 @@ impl<K: Hash + Eq + std::marker::Copy> OwnerComputes<K> {
             .find(|a| a.1.writes())
             .or(accesses.first())
             .map_or(0, |a| a.2);
-        let mut before = Vec::new();
-        for &(tensor, _, owner) in accesses.iter().filter(|a| a.1.reads()) {
-            let held = self
-                .holders
-                .entry(tensor)
-                .or_insert_with(|| SmallVec::from_elem(owner, 1));
-            if !held.contains(&rank) {
-                held.push(rank);
-                before.push(Copy {
-                    tensor,
-                    from: owner,
-                    to: rank,
-                });
-            }
-        }
+        let before = accesses
+            .iter()
+            .filter(|a| a.1.reads())
+            .filter_map(|&(tensor, _, owner)| self.bring(tensor, owner, rank))
+            .collect();
         let mut after = Vec::new();
         for &(tensor, _, owner) in accesses.iter().filter(|a| a.1.writes()) {
             let held = self.holders.entry(tensor).or_default();
@@ -115,6 +105,25 @@ impl<K: Hash + Eq + std::marker::Copy> OwnerComputes<K> {
             before,
             after,
         }
+    }
+
+    /// Plans a read of `tensor` (owned by `owner`) on rank `to`: the copy
+    /// from its owner that `to` needs first, unless it holds the current
+    /// version already; `to` holds it after.
+    pub fn bring(&mut self, tensor: K, owner: usize, to: usize) -> Option<Copy<K>> {
+        let held = self
+            .holders
+            .entry(tensor)
+            .or_insert_with(|| SmallVec::from_elem(owner, 1));
+        if held.contains(&to) {
+            return None;
+        }
+        held.push(to);
+        Some(Copy {
+            tensor,
+            from: owner,
+            to,
+        })
     }
 
     /// Whether `rank` holds the current version of `tensor` (its owner
