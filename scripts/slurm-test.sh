@@ -9,7 +9,10 @@
 # `--launcher srun` (srun --mpi=pmix) fails here: with two slurmd on one
 # host, the PMIx plugin's step set-up fails (pmixp_stepd_init).
 #
-#   scripts/slurm-test.sh [PATH/TO/xpu]     (default: target/debug/xpu)
+#   scripts/slurm-test.sh [PATH/TO/xpu [PATH/TO/mpi_cholesky]]
+#
+# (xpu defaults to target/debug/xpu.) Given the `mpi_cholesky` example, it
+# also submits it on both nodes and checks its result against one process.
 #
 # Needs root (the daemons run as root here) and Debian's slurm-wlm and munge,
 # which it installs when they are missing.
@@ -17,6 +20,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 XPU=${1:-target/debug/xpu}
 XPU=$(realpath "$XPU")
+CHOLESKY=${2:+$(realpath "$2")}
 
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null \
     || ! command -v mpirun >/dev/null; then
@@ -118,3 +122,15 @@ out=$(sed -n 's/.*output in //p' submit.txt)
 grep -q "rank 0 of 2" "$out" && grep -q "rank 1 of 2" "$out" \
     || fail "the job did not run two ranks: $(cat "$out")"
 cat "$out"
+
+if [ -n "$CHOLESKY" ]; then
+    echo "== the distributed Cholesky on both nodes (sbatch -N2, mpirun inside)"
+    timeout 300 "$XPU" slurm submit --nodes 2 --ntasks-per-node 1 --time 3 -- \
+        "$CHOLESKY" --n 256 --tile 64 --check \
+        | tee cholesky.txt || fail "the Cholesky job did not complete"
+    out=$(sed -n 's/.*output in //p' cholesky.txt)
+    [ -f "$out" ] || fail "no output file $out"
+    cat "$out"
+    grep -q "^check: " "$out" && grep -q "^rank 1: sent" "$out" \
+        || fail "the Cholesky job did not run and check on two ranks"
+fi

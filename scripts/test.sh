@@ -15,8 +15,10 @@ cd "$(dirname "$0")/.."
 # Debian packages the tests need: a Vulkan driver for the GPU tests
 # (lavapipe, a software GPU, when there is no real one); the OpenCL ICD
 # loader to link against and PoCL, an OpenCL CPU device, for the FPGA and
-# NPU tests; valgrind for the C ABI's leak check.
-packages=(mesa-vulkan-drivers ocl-icd-opencl-dev pocl-opencl-icd valgrind)
+# NPU tests; valgrind for the C ABI's leak check; OpenMPI, and libclang
+# for the bindings of the `mpi` feature.
+packages=(mesa-vulkan-drivers ocl-icd-opencl-dev pocl-opencl-icd valgrind
+          libopenmpi-dev openmpi-bin libclang-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -100,11 +102,24 @@ target/py-test/bin/pip install -q numpy pytest target/wheels/xpu-*.whl
     "import xpu; print('import xpu:', [f'{u.kind} {u.id}' for u in xpu.Runtime().units()])"
   target/py-test/bin/python -m pytest -q python/tests
 )
+echo "== MPI ranks on loopback (examples/mpi_cholesky.rs under mpirun)"
+# Two and three processes run one tiled Cholesky; rank 0 checks the result
+# against one process's. OpenMPI refuses root unless told it is meant.
+(
+  if [ "$(id -u)" = 0 ]; then
+    export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+  fi
+  for np in 2 3; do
+    timeout 300 mpirun --oversubscribe -np "$np" \
+      target/debug/examples/mpi_cholesky --n 384 --tile 64 --check
+  done
+)
 echo "== SLURM on loopback (scripts/slurm-test.sh)"
-# A real SLURM (two nodes on 127.0.0.1) runs `xpu slurm submit` jobs. Its
-# daemons run as root; elsewhere the step is skipped, and says so.
+# A real SLURM (two nodes on 127.0.0.1) runs `xpu slurm submit` jobs, the
+# distributed Cholesky among them. Its daemons run as root; elsewhere the
+# step is skipped, and says so.
 if [ "$(id -u)" = 0 ]; then
-  scripts/slurm-test.sh target/debug/xpu
+  scripts/slurm-test.sh target/debug/xpu target/debug/examples/mpi_cholesky
 elif [ "${CI:-}" = "true" ]; then
   echo "CI: scripts/slurm-test.sh needs root" >&2
   exit 1

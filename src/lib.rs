@@ -62,7 +62,7 @@
 //! | `builder` | [`RuntimeBuilder`]: options, building a runtime | `backend`, `memory`, `runtime`, `sched`, `unit` |
 //! | `sim` | simulated platforms: descriptions, workloads, the event loop driving the policies on a virtual clock | `sched`, `perfmodel`, `dag`, `tiled`, `trace`, `kernel`, `unit` |
 //! | `array` | tensors from and into `ndarray` arrays (feature `ndarray`) | `runtime`, `tensor`, `dtype` |
-//! | `cluster` | beyond one machine: SLURM batch scripts, submission, a process's place in a job; owner-computes placement across ranks (who runs a task, which tensors move) | `kernel` (access modes), `error` |
+//! | `cluster` | beyond one machine: SLURM batch scripts, submission, a process's place in a job; owner-computes placement across ranks (who runs a task, which tensors move); one graph run across ranks over a transport (threads, or MPI with feature `mpi`) | the public API, `perfmodel` (the plan digest's hash) |
 //! | `service` | the job service (feature `serve`): job documents, tokens and roles, limits, the SQLite queue, the HTTP API and its client | the public API |
 //! | `llm`, `vision`, `tiled`, `bench` | applications on the public API | the public API |
 //! | `bin/xpu` | the command-line tool | the public API |

@@ -288,3 +288,64 @@ fn a_bad_owner_or_task_is_refused_on_every_rank() {
         assert!(task.contains("add"), "{task}");
     }
 }
+
+/// Runs `program(rank, ranks)` on two ranks, one thread each, with a short
+/// patience; each returns what its program gives.
+fn two_ranks<R: Send + 'static>(
+    program: impl Fn(usize, &Ranks) -> xpu::Result<R> + Send + Sync + Clone + 'static,
+) -> Vec<xpu::Result<R>> {
+    let handles: Vec<_> = Threads::group(2)
+        .into_iter()
+        .enumerate()
+        .map(|(rank, transport)| {
+            let program = program.clone();
+            std::thread::spawn(move || {
+                let ranks = Ranks::new(runtime(), transport)
+                    .with_patience(std::time::Duration::from_millis(300));
+                program(rank, &ranks)
+            })
+        })
+        .collect();
+    handles.into_iter().map(|h| h.join().unwrap()).collect()
+}
+
+#[test]
+fn a_rank_that_stops_answering_fails_the_tasks_waiting_for_it_and_is_named() {
+    let results = two_ranks(|rank, r: &Ranks| {
+        let x = r.tensor(0, &[4], || vec![1.0f32; 4])?;
+        let y = r.empty(1, &[4], DType::F32)?;
+        if rank == 0 {
+            // Rank 0 stops here: it never sends x.
+            return Ok(None);
+        }
+        let relu = r.submit(&Kernel::Unary(UnaryOp::Relu), &[x.read(), y.write()])?;
+        let task = relu.expect("the relu runs on rank 1, which owns y");
+        Ok(Some(r.runtime().wait(&task).map_err(|e| e.to_string())))
+    });
+    let waited = results[1].as_ref().unwrap().as_ref().expect("rank 1 ran");
+    let err = waited.as_ref().unwrap_err();
+    assert!(err.contains("rank 0 sent nothing for copy 0"), "{err}");
+}
+
+#[test]
+fn ranks_that_submit_different_graphs_are_told_so() {
+    let results = two_ranks(|rank, r: &Ranks| {
+        let x = r.tensor(0, &[4], || vec![1.0f32; 4])?;
+        let y = r.empty(1, &[4], DType::F32)?;
+        // The same accesses, but not the same kernel on both ranks.
+        let op = if rank == 0 {
+            UnaryOp::Relu
+        } else {
+            UnaryOp::Exp
+        };
+        let task = r.submit(&Kernel::Unary(op), &[x.read(), y.write()])?;
+        Ok(task.map(|t| r.runtime().wait(&t).map_err(|e| e.to_string())))
+    });
+    let waited = results[1]
+        .as_ref()
+        .unwrap()
+        .as_ref()
+        .expect("rank 1 ran the task");
+    let err = waited.as_ref().unwrap_err();
+    assert!(err.contains("ranks disagree on the graph"), "{err}");
+}

@@ -4,6 +4,8 @@
 //! between ranks (`owner.rs`); one task graph run across ranks, whose
 //! copies travel over a transport (`ranks.rs`).
 
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod owner;
 pub mod ranks;
 pub mod slurm;

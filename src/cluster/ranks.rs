@@ -18,6 +18,14 @@
 //! [`Threads`] between threads of one process (tests, and trying a
 //! distribution on one machine).
 //!
+//! Ranks that stray from the same program are caught: each message also
+//! carries a digest of every task and fetch planned before its copy, and a
+//! receiver whose own digest differs fails the copy with an error saying
+//! the ranks disagree on the graph. A rank that stops answering fails the
+//! tasks waiting for it once a copy from it has been awaited for longer
+//! than the ranks' patience ([`Ranks::with_patience`], a minute unless
+//! set), with an error naming it.
+//!
 //! ```
 //! use xpu::cluster::ranks::{Ranks, Threads};
 //! use xpu::{DType, Kernel, BinaryOp, Runtime};
@@ -46,11 +54,12 @@
 //! ```
 
 use std::collections::HashMap;
+use std::hash::Hasher;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use smallvec::SmallVec;
@@ -60,6 +69,7 @@ use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::external::External;
 use crate::kernel::{ArgMeta, Kernel, Mode};
+use crate::perfmodel::fnv::Fnv;
 use crate::runtime::{Runtime, Task};
 use crate::tensor::Tensor;
 
@@ -192,31 +202,61 @@ pub struct Ranks {
     thread: Option<JoinHandle<()>>,
 }
 
-/// What every rank works out alike: who holds what, and how many copies
-/// were planned (each copy's number names its message) and tensors made.
+/// What every rank works out alike: who holds what, how many copies were
+/// planned (each copy's number names its message) and tensors made, and
+/// a digest of every task and fetch planned so far.
 #[derive(Default)]
 struct Plan {
     holders: OwnerComputes<usize>,
     copies: u64,
     tensors: usize,
+    digest: Fnv,
+}
+
+impl Plan {
+    /// Adds a task (or a fetch) to the digest.
+    fn note(&mut self, what: &str, accesses: &[(usize, Mode, usize)]) {
+        self.digest.write(what.as_bytes());
+        for &(tensor, mode, owner) in accesses {
+            self.digest.write_u64(tensor as u64);
+            self.digest.write_u8(mode as u8);
+            self.digest.write_u64(owner as u64);
+        }
+    }
+}
+
+/// A copy this rank sends: the read of its tensor.
+struct Outgoing {
+    number: u64,
+    to: usize,
+    digest: u64,
+    read: External,
+}
+
+/// A copy this rank receives: the write of its copy of the tensor.
+struct Incoming {
+    from: usize,
+    digest: u64,
+    write: External,
+    /// Since when it has been ready, with nothing from `from` to write.
+    awaited_since: Option<Instant>,
 }
 
 /// What the progress thread works through.
 #[derive(Default)]
 struct Pending {
-    /// Copies to send: number, destination, the read of the tensor.
-    sends: Vec<(u64, usize, External)>,
-    /// Copies to receive, by number: the write of this rank's copy.
-    receives: HashMap<u64, External>,
+    sends: Vec<Outgoing>,
+    receives: HashMap<u64, Incoming>,
     /// Messages arrived before their receive was planned here, by number.
     arrived: HashMap<u64, (usize, Vec<u8>)>,
     /// The transport's first failure: every copy since fails with it.
     failure: Option<String>,
 }
 
-#[derive(Default)]
 struct Progress {
     pending: Mutex<Pending>,
+    /// How long a ready receive waits for its message.
+    patience: Mutex<Duration>,
     stop: AtomicBool,
     copies_sent: AtomicU64,
     bytes_sent: AtomicU64,
@@ -224,37 +264,71 @@ struct Progress {
     bytes_received: AtomicU64,
 }
 
-/// A message: the copy's number, whether the sender had the tensor (1)
-/// or only the reason it has not (0), then the bytes or the reason.
-fn frame(number: u64, payload: std::result::Result<&[u8], String>) -> Vec<u8> {
-    let (ok, body) = match &payload {
-        Ok(bytes) => (1u8, *bytes),
-        Err(reason) => (0u8, reason.as_bytes()),
-    };
-    let mut message = Vec::with_capacity(9 + body.len());
-    message.extend_from_slice(&number.to_le_bytes());
-    message.push(ok);
-    message.extend_from_slice(body);
-    message
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            pending: Mutex::default(),
+            patience: Mutex::new(PATIENCE),
+            stop: AtomicBool::new(false),
+            copies_sent: AtomicU64::new(0),
+            bytes_sent: AtomicU64::new(0),
+            copies_received: AtomicU64::new(0),
+            bytes_received: AtomicU64::new(0),
+        }
+    }
 }
 
-/// The copy's number and its bytes (or the sender's reason for sending
-/// none) from a message.
-fn unframe(message: &[u8]) -> Result<(u64, std::result::Result<&[u8], String>)> {
-    if message.len() < 9 {
-        return Err(Error::Config(format!(
-            "a message of {} bytes is too short to be a copy (9 bytes of header)",
-            message.len()
-        )));
+/// How long a rank waits, unless told otherwise, for a copy it needs.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Bytes before a message's payload: the copy's number, the sender's plan
+/// digest, and whether the sender had the tensor.
+const HEADER: usize = 17;
+
+/// A copy's message: its header, then the tensor's bytes, or the reason
+/// the sender has none.
+struct Message<'a> {
+    number: u64,
+    digest: u64,
+    payload: std::result::Result<&'a [u8], String>,
+}
+
+impl Message<'_> {
+    fn encode(&self) -> Vec<u8> {
+        let (ok, body) = match &self.payload {
+            Ok(bytes) => (1u8, *bytes),
+            Err(reason) => (0u8, reason.as_bytes()),
+        };
+        let mut message = Vec::with_capacity(HEADER + body.len());
+        message.extend_from_slice(&self.number.to_le_bytes());
+        message.extend_from_slice(&self.digest.to_le_bytes());
+        message.push(ok);
+        message.extend_from_slice(body);
+        message
     }
-    let mut number = [0u8; 8];
-    number.copy_from_slice(&message[..8]);
-    let body = &message[9..];
-    let payload = match message[8] {
-        1 => Ok(body),
-        _ => Err(String::from_utf8_lossy(body).into_owned()),
-    };
-    Ok((u64::from_le_bytes(number), payload))
+
+    fn decode(message: &[u8]) -> Result<Message<'_>> {
+        if message.len() < HEADER {
+            return Err(Error::Config(format!(
+                "a message of {} bytes is too short to be a copy ({HEADER} bytes of header)",
+                message.len()
+            )));
+        }
+        let word = |at: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&message[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        let body = &message[HEADER..];
+        Ok(Message {
+            number: word(0),
+            digest: word(8),
+            payload: match message[16] {
+                1 => Ok(body),
+                _ => Err(String::from_utf8_lossy(body).into_owned()),
+            },
+        })
+    }
 }
 
 impl Ranks {
@@ -277,6 +351,14 @@ impl Ranks {
             progress,
             thread,
         }
+    }
+
+    /// Sets how long a copy this rank needs may be awaited before the
+    /// rank it comes from is taken for gone and the tasks waiting for the
+    /// copy fail (a minute unless set).
+    pub fn with_patience(self, patience: Duration) -> Ranks {
+        *self.progress.patience.lock() = patience;
+        self
     }
 
     /// This process's rank.
@@ -359,12 +441,13 @@ impl Ranks {
             .iter()
             .map(|a| (a.tensor.id, a.mode, a.tensor.owner))
             .collect();
-        let (placed, first) = {
+        let (placed, first, digest) = {
             let mut plan = self.plan.lock();
+            plan.note(kernel.name(), &keyed);
             let placed = plan.holders.task(&keyed);
             let first = plan.copies;
             plan.copies += (placed.before.len() + placed.after.len()) as u64;
-            (placed, first)
+            (placed, first, plan.digest.finish())
         };
         let tensor = |id: usize| {
             &accesses
@@ -376,7 +459,7 @@ impl Ranks {
         };
         let mut number = first;
         for copy in &placed.before {
-            self.post(copy, number, tensor(copy.tensor))?;
+            self.post(copy, number, digest, tensor(copy.tensor))?;
             number += 1;
         }
         let task = if placed.rank == self.rank() {
@@ -393,30 +476,38 @@ impl Ranks {
             None
         };
         for copy in &placed.after {
-            self.post(copy, number, tensor(copy.tensor))?;
+            self.post(copy, number, digest, tensor(copy.tensor))?;
             number += 1;
         }
         Ok(task)
     }
 
-    /// This rank's part in copy `number`: the read that sends it, the
-    /// write that receives it, or nothing.
-    fn post(&self, copy: &Copy<usize>, number: u64, tensor: &Tensor) -> Result<()> {
+    /// This rank's part in copy `number`, planned when the plan's digest
+    /// was `digest`: the read that sends it, the write that receives it,
+    /// or nothing.
+    fn post(&self, copy: &Copy<usize>, number: u64, digest: u64, tensor: &Tensor) -> Result<()> {
         let me = self.rank();
         if copy.from == me {
-            let send = self.rt.external(tensor.read())?;
-            self.progress
-                .pending
-                .lock()
-                .sends
-                .push((number, copy.to, send));
+            let read = self.rt.external(tensor.read())?;
+            self.progress.pending.lock().sends.push(Outgoing {
+                number,
+                to: copy.to,
+                digest,
+                read,
+            });
         } else if copy.to == me {
-            let receive = self.rt.external(tensor.write())?;
+            let write = self.rt.external(tensor.write())?;
+            let incoming = Incoming {
+                from: copy.from,
+                digest,
+                write,
+                awaited_since: None,
+            };
             self.progress
                 .pending
                 .lock()
                 .receives
-                .insert(number, receive);
+                .insert(number, incoming);
         }
         Ok(())
     }
@@ -425,8 +516,9 @@ impl Ranks {
     /// calls it, in the same place in the program). Ranks lacking it get
     /// it from its owner.
     pub fn fetch<T: Element>(&self, t: &RankTensor) -> Result<Vec<T>> {
-        let copies: Vec<(Copy<usize>, u64)> = {
+        let (copies, digest) = {
             let mut plan = self.plan.lock();
+            plan.note("fetch", &[(t.id, Mode::Read, t.owner)]);
             let mut copies = Vec::new();
             for rank in 0..self.ranks() {
                 if let Some(copy) = plan.holders.bring(t.id, t.owner, rank) {
@@ -434,10 +526,10 @@ impl Ranks {
                     plan.copies += 1;
                 }
             }
-            copies
+            (copies, plan.digest.finish())
         };
         for (copy, number) in &copies {
-            self.post(copy, *number, &t.local)?;
+            self.post(copy, *number, digest, &t.local)?;
         }
         self.rt.read(&t.local)
     }
@@ -518,89 +610,129 @@ impl Progress {
 
     /// Sends the copies whose tensor is ready; whether there were any.
     fn send_ready(&self, transport: &dyn Transport) -> bool {
-        let ready: Vec<(u64, usize, External)> = {
+        let ready: Vec<Outgoing> = {
             let mut p = self.pending.lock();
             let (ready, waiting) = std::mem::take(&mut p.sends)
                 .into_iter()
-                .partition(|(_, _, send)| send.is_ready());
+                .partition(|send| send.read.is_ready());
             p.sends = waiting;
             ready
         };
         let worked = !ready.is_empty();
-        for (number, to, send) in ready {
+        for send in ready {
+            let (number, digest) = (send.number, send.digest);
             let message = send
-                .read(|bytes| frame(number, Ok(bytes)))
-                .unwrap_or_else(|e| frame(number, Err(e.to_string())));
-            let bytes = message.len().saturating_sub(9) as u64;
-            match transport.send(to, message) {
+                .read
+                .read(|bytes| {
+                    Message {
+                        number,
+                        digest,
+                        payload: Ok(bytes),
+                    }
+                    .encode()
+                })
+                .unwrap_or_else(|e| {
+                    Message {
+                        number,
+                        digest,
+                        payload: Err(e.to_string()),
+                    }
+                    .encode()
+                });
+            let bytes = (message.len() - HEADER) as u64;
+            match transport.send(send.to, message) {
                 Ok(()) => {
                     self.copies_sent.fetch_add(1, Ordering::AcqRel);
                     self.bytes_sent.fetch_add(bytes, Ordering::AcqRel);
-                    send.complete();
+                    send.read.complete();
                 }
                 Err(e) => {
-                    let reason = format!("sending copy {number} to rank {to}: {e}");
+                    let reason = format!("sending copy {number} to rank {}: {e}", send.to);
                     self.pending.lock().failure.get_or_insert(reason.clone());
-                    send.fail(reason);
+                    send.read.fail(reason);
                 }
             }
         }
         worked
     }
 
-    /// Takes what arrived and ends the receives it answers; whether
-    /// anything arrived or ended.
+    /// Takes what arrived, ends the receives it answers, and fails those
+    /// awaited past the ranks' patience; whether anything happened.
     fn receive(&self, transport: &dyn Transport) -> bool {
         let mut worked = false;
         loop {
-            match transport.try_recv() {
+            let arrived = transport.try_recv();
+            let mut p = self.pending.lock();
+            match arrived {
                 Ok(Some((from, message))) => {
                     worked = true;
-                    match unframe(&message) {
-                        Ok((number, _)) => {
-                            self.pending.lock().arrived.insert(number, (from, message));
+                    match Message::decode(&message) {
+                        Ok(m) => {
+                            let number = m.number;
+                            p.arrived.insert(number, (from, message));
                         }
                         Err(e) => {
-                            self.pending
-                                .lock()
-                                .failure
-                                .get_or_insert(format!("from rank {from}: {e}"));
+                            p.failure.get_or_insert(format!("from rank {from}: {e}"));
                         }
                     }
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    self.pending
-                        .lock()
-                        .failure
-                        .get_or_insert(format!("receiving: {e}"));
+                    p.failure.get_or_insert(format!("receiving: {e}"));
                     break;
                 }
             }
         }
-        let answered: Vec<(u64, External, usize, Vec<u8>)> = {
+        let patience = *self.patience.lock();
+        let now = Instant::now();
+        let (answered, overdue) = {
             let mut guard = self.pending.lock();
             let p = &mut *guard;
-            let numbers: Vec<u64> = p
-                .receives
-                .iter()
-                .filter(|(n, receive)| p.arrived.contains_key(n) && receive.is_ready())
-                .map(|(n, _)| *n)
-                .collect();
-            numbers
-                .into_iter()
-                .filter_map(|n| {
-                    let receive = p.receives.remove(&n)?;
-                    let (from, message) = p.arrived.remove(&n)?;
-                    Some((n, receive, from, message))
-                })
-                .collect()
+            let mut answered = Vec::new();
+            let mut overdue = Vec::new();
+            let numbers: Vec<u64> = p.receives.keys().copied().collect();
+            for number in numbers {
+                let Some(incoming) = p.receives.get_mut(&number) else {
+                    continue;
+                };
+                if !incoming.write.is_ready() {
+                    continue;
+                }
+                if p.arrived.contains_key(&number) {
+                    let (from, message) = p.arrived.remove(&number).expect("checked");
+                    let incoming = p.receives.remove(&number).expect("listed");
+                    answered.push((number, incoming, from, message));
+                } else {
+                    let since = *incoming.awaited_since.get_or_insert(now);
+                    if now.duration_since(since) > patience {
+                        let incoming = p.receives.remove(&number).expect("listed");
+                        overdue.push((number, incoming));
+                    }
+                }
+            }
+            (answered, overdue)
         };
-        for (number, receive, from, message) in answered {
+        for (number, incoming) in overdue {
             worked = true;
-            let written = match unframe(&message) {
-                Ok((_, Ok(bytes))) => receive.write(bytes).map(|()| bytes.len()),
-                Ok((_, Err(reason))) => Err(Error::Config(format!(
+            let from = incoming.from;
+            incoming.write.fail(format!(
+                "rank {from} sent nothing for copy {number} in {patience:?}: has it stopped?"
+            ));
+        }
+        for (number, incoming, from, message) in answered {
+            worked = true;
+            let written = match Message::decode(&message) {
+                Ok(m) if m.digest != incoming.digest => Err(Error::Config(format!(
+                    "ranks disagree on the graph: rank {from} planned copy {number} after other tasks than rank {} did (every rank must submit the same tasks in the same order)",
+                    transport.rank()
+                ))),
+                Ok(Message {
+                    payload: Ok(bytes), ..
+                }) => incoming.write.write(bytes).map(|()| bytes.len()),
+                Ok(Message {
+                    payload: Err(reason),
+                    ..
+                }) => Err(Error::Config(format!(
                     "rank {from} could not send copy {number}: {reason}"
                 ))),
                 Err(e) => Err(e),
@@ -610,9 +742,9 @@ impl Progress {
                     self.copies_received.fetch_add(1, Ordering::AcqRel);
                     self.bytes_received
                         .fetch_add(bytes as u64, Ordering::AcqRel);
-                    receive.complete();
+                    incoming.write.complete();
                 }
-                Err(e) => receive.fail(e.to_string()),
+                Err(e) => incoming.write.fail(e.to_string()),
             }
         }
         worked

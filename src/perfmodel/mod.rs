@@ -24,7 +24,7 @@
 //! assert!((predicted / 1e-5 - 1.0).abs() < 0.05);
 //! ```
 
-mod fnv;
+pub(crate) mod fnv;
 mod law;
 
 use std::hash::{Hash, Hasher};
