@@ -7,7 +7,9 @@
 //!
 //! (As root, OpenMPI also wants OMPI_ALLOW_RUN_AS_ROOT=1 and
 //! OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1.) Options: `--n N` (matrix size,
-//! default 1024), `--tile T` (default 128), `--check` (rank 0 also
+//! default 1024), `--tile T` (default 128), `--cpu-units N` (that many
+//! CPU units per rank and no devices; default: every unit), `--f32`
+//! (single precision; default double), `--check` (rank 0 also
 //! factors the matrix alone and compares), `--trace DIR` (each rank
 //! writes its Chrome trace to DIR/rank-R.json; `xpu trace DIR/*.json
 //! --merge all.json` lines them up). Rank 0 prints the time, the rate, and
@@ -18,11 +20,13 @@ use std::time::Instant;
 use xpu::cluster::mpi::Mpi;
 use xpu::cluster::ranks::Ranks;
 use xpu::tiled::{self, run_on_ranks, Algorithm, Distribution, RankTiledMatrix, TiledMatrix};
-use xpu::{Error, Result, Runtime};
+use xpu::{Element, Error, Result, Runtime};
 
 struct Options {
     n: usize,
     tile: usize,
+    cpu_units: Option<usize>,
+    f32: bool,
     check: bool,
     trace: Option<std::path::PathBuf>,
 }
@@ -31,6 +35,8 @@ fn options() -> Result<Options> {
     let mut o = Options {
         n: 1024,
         tile: 128,
+        cpu_units: None,
+        f32: false,
         check: false,
         trace: None,
     };
@@ -43,14 +49,14 @@ fn options() -> Result<Options> {
         match arg.as_str() {
             "--n" => o.n = number("--n", &value("--n")?)?,
             "--tile" => o.tile = number("--tile", &value("--tile")?)?,
+            "--cpu-units" => o.cpu_units = Some(number("--cpu-units", &value("--cpu-units")?)?),
             "--check" => o.check = true,
+            "--f32" => o.f32 = true,
             "--trace" => o.trace = Some(value("--trace")?.into()),
             "--" => {}
-            other => {
-                return Err(Error::Config(format!(
-                    "unknown option `{other}` (--n N, --tile T, --check, --trace DIR)"
-                )))
-            }
+            other => return Err(Error::Config(format!(
+                "unknown option `{other}` (--n N, --tile T, --cpu-units N, --f32, --check, --trace DIR)"
+            ))),
         }
     }
     Ok(o)
@@ -62,13 +68,13 @@ fn number(name: &str, text: &str) -> Result<usize> {
 }
 
 /// A symmetric positive definite matrix: diagonally dominant.
-fn spd(n: usize) -> impl Fn(usize, usize) -> f64 + Copy {
+fn spd<T: Element>(n: usize) -> impl Fn(usize, usize) -> T + Copy {
     move |i, j| {
-        if i == j {
+        T::from_f64(if i == j {
             n as f64 + 1.0
         } else {
             1.0 / (1.0 + i.abs_diff(j) as f64)
-        }
+        })
     }
 }
 
@@ -82,13 +88,30 @@ fn main() {
 fn run() -> Result<()> {
     let o = options()?;
     let transport = Mpi::init()?;
-    let rt = Runtime::builder().build()?;
+    let rt = match o.cpu_units {
+        Some(units) => Runtime::builder()
+            .cpu_units(units)
+            .device_discovery(false)
+            .build()?,
+        None => Runtime::builder().build()?,
+    };
     let ranks = Ranks::new(rt, transport);
+    if o.f32 {
+        factor::<f32>(&o, &ranks, 1e-4)?;
+    } else {
+        factor::<f64>(&o, &ranks, 1e-9)?;
+    }
+    ranks.finish()
+}
+
+/// Factors the matrix in `T` over `ranks`, reports, and with `--check`
+/// compares with one process to `tolerance` (relative).
+fn factor<T: Element>(o: &Options, ranks: &Ranks, tolerance: f64) -> Result<()> {
     let (rank, size) = (ranks.rank(), ranks.ranks());
     let distribution = Distribution::block_cyclic(size);
-    let a = RankTiledMatrix::from_fn(&ranks, o.n, o.tile, distribution, spd(o.n))?;
+    let a = RankTiledMatrix::from_fn(ranks, o.n, o.tile, distribution, spd::<T>(o.n))?;
     let start = Instant::now();
-    let tasks = run_on_ranks(&ranks, Algorithm::Cholesky, &[&a])?;
+    let tasks = run_on_ranks(ranks, Algorithm::Cholesky, &[&a])?;
     ranks.wait_all();
     let seconds = start.elapsed().as_secs_f64();
     let moved = ranks.traffic();
@@ -99,14 +122,15 @@ fn run() -> Result<()> {
             .profile()
             .write_chrome_trace(dir.join(format!("rank-{rank}.json")))?;
     }
-    let result = a.to_vec::<f64>(&ranks)?;
+    let result = a.to_vec::<T>(ranks)?;
     if rank == 0 {
         let flops = (o.n as f64).powi(3) / 3.0;
         let minimum = Algorithm::Cholesky.min_transfers(o.n / o.tile, distribution);
         println!(
-            "mpi_cholesky: n={} tile={}, {size} ranks ({distribution:?}), {tasks} tasks: {seconds:.3} s, {:.1} GFLOP/s",
+            "mpi_cholesky: n={} tile={} {}, {size} ranks ({distribution:?}), {tasks} tasks: {seconds:.3} s, {:.1} GFLOP/s",
             o.n,
             o.tile,
+            T::DTYPE,
             flops / seconds / 1e9
         );
         println!(
@@ -116,18 +140,18 @@ fn run() -> Result<()> {
     }
     if o.check && rank == 0 {
         let rt = Runtime::builder().build()?;
-        let alone = TiledMatrix::from_fn(&rt, o.n, o.tile, spd(o.n))?;
+        let alone = TiledMatrix::from_fn(&rt, o.n, o.tile, spd::<T>(o.n))?;
         tiled::cholesky(&rt, &alone)?;
-        let expected = alone.to_vec::<f64>(&rt)?;
+        let expected = alone.to_vec::<T>(&rt)?;
         let worst = result
             .iter()
             .zip(&expected)
-            .map(|(g, e)| (g - e).abs() / e.abs().max(1.0))
+            .map(|(g, e)| (g.to_f64() - e.to_f64()).abs() / e.to_f64().abs().max(1.0))
             .fold(0.0f64, f64::max);
         println!(
-            "check: largest relative difference from one process {worst:.2e} (tolerance 1e-9)"
+            "check: largest relative difference from one process {worst:.2e} (tolerance {tolerance:.0e})"
         );
-        if worst > 1e-9 {
+        if worst > tolerance {
             return Err(Error::Config(format!(
                 "the result differs from one process's by {worst:.2e}"
             )));
@@ -137,5 +161,5 @@ fn run() -> Result<()> {
         "rank {rank}: sent {} tiles, received {}",
         moved.copies_sent, moved.copies_received
     );
-    ranks.finish()
+    Ok(())
 }
