@@ -29,12 +29,14 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::graph::{self, TaskNode};
 use crate::kernel::Mode;
 use crate::memory::Storage;
 use crate::tensor::Access;
+use crate::trace::PeerCopy;
 use crate::unit::HOST;
 use crate::worker::Shared;
 
@@ -72,6 +74,19 @@ impl External {
 
     fn access(&self) -> &Access {
         &self.node.accesses[0]
+    }
+
+    /// Now, to time a copy of the tensor to or from another rank.
+    pub(crate) fn now(&self) -> (Instant, u64) {
+        (Instant::now(), self.shared.clock.ticks())
+    }
+
+    /// Records `bytes` of the tensor sent to or received from another
+    /// rank (`peer`), begun at `start` (from [`External::now`]).
+    pub(crate) fn record_peer_copy(&self, peer: PeerCopy, bytes: usize, start: (Instant, u64)) {
+        self.shared
+            .memory
+            .copied_between_ranks(self.access().tensor.inner.id, bytes, peer, start);
     }
 
     /// Waits until it is ready, then calls `f` with the tensor's bytes in

@@ -481,7 +481,9 @@ impl Runtime {
         Ok(Task { node })
     }
 
-    fn check_accesses(&self, kernel: &Kernel, accesses: &[Access]) -> Result<()> {
+    /// Checks accesses against the kernel: tensors of this runtime, no
+    /// tensor written twice (or written and read), shapes and modes.
+    pub(crate) fn check_accesses(&self, kernel: &Kernel, accesses: &[Access]) -> Result<()> {
         let mut metas: SmallVec<[ArgMeta<'_>; 4]> = SmallVec::new();
         for (i, a) in accesses.iter().enumerate() {
             let t = &a.tensor.inner;

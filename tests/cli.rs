@@ -676,3 +676,53 @@ fn slurm_submit_without_slurm_says_what_is_missing() {
     assert!(err.contains("cannot run `sbatch`"), "{err}");
     assert!(err.contains("slurm-client"), "{err}");
 }
+
+#[test]
+fn the_traces_of_ranks_count_the_bytes_sent_between_them() {
+    use xpu::cluster::ranks::{Ranks, Threads};
+    let dir = std::env::temp_dir().join(format!("xpu-cli-ranks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // Two ranks (threads): a on rank 0 and b on rank 1, each added to the
+    // other's tensor: one 64-byte copy each way.
+    let handles: Vec<_> = Threads::group(2)
+        .into_iter()
+        .map(|transport| {
+            let dir = dir.clone();
+            std::thread::spawn(move || {
+                let rt = xpu::Runtime::builder()
+                    .cpu_units(1)
+                    .device_discovery(false)
+                    .build()
+                    .unwrap();
+                let ranks = Ranks::new(rt, transport);
+                let a = ranks.tensor(0, &[16], || vec![1.0f32; 16]).unwrap();
+                let b = ranks.tensor(1, &[16], || vec![2.0f32; 16]).unwrap();
+                let add = xpu::Kernel::Binary(xpu::BinaryOp::Add);
+                let (c, d) = (
+                    ranks.empty(0, &[16], xpu::DType::F32).unwrap(),
+                    ranks.empty(1, &[16], xpu::DType::F32).unwrap(),
+                );
+                ranks
+                    .submit(&add, &[a.read(), b.read(), c.write()])
+                    .unwrap();
+                ranks
+                    .submit(&add, &[a.read(), b.read(), d.write()])
+                    .unwrap();
+                ranks.wait_all();
+                let path = dir.join(format!("rank-{}.json", ranks.rank()));
+                ranks.runtime().profile().write_chrome_trace(&path).unwrap();
+                ranks.finish().unwrap();
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let (r0, r1) = (dir.join("rank-0.json"), dir.join("rank-1.json"));
+    let (ok, out, err) = xpu(&["trace", r0.to_str().unwrap(), r1.to_str().unwrap()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("rank 1 -> host: 1 copies, 64 B"), "{out}");
+    assert!(out.contains("host -> rank 1: 1 copies, 64 B"), "{out}");
+    assert!(out.contains("between ranks: 2 copies sent, 128 B"), "{out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

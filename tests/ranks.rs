@@ -279,9 +279,19 @@ fn a_bad_owner_or_task_is_refused_on_every_rank() {
             )
             .err()
             .map(|e| e.to_string());
-        Ok((owner, task))
+        // Runs on rank 1 (c's owner); rank 0 must refuse it too.
+        let aliased = r
+            .submit(
+                &Kernel::Binary(BinaryOp::Add),
+                &[a.read(), c.read(), c.write()],
+            )
+            .err()
+            .map(|e| e.to_string());
+        Ok((owner, task, aliased))
     });
-    for ((owner, task), _) in results {
+    for ((owner, task, aliased), _) in results {
+        let aliased = aliased.expect("a tensor read and written by one task accepted");
+        assert!(aliased.contains("aliasing is not allowed"), "{aliased}");
         let owner = owner.expect("rank 2 of 2 accepted");
         assert!(owner.contains("no rank 2"), "{owner}");
         let task = task.expect("a shape mismatch accepted");

@@ -68,10 +68,11 @@ use super::owner::{Copy, OwnerComputes};
 use crate::dtype::{DType, Element};
 use crate::error::{Error, Result};
 use crate::external::External;
-use crate::kernel::{ArgMeta, Kernel, Mode};
+use crate::kernel::{Kernel, Mode};
 use crate::perfmodel::fnv::Fnv;
 use crate::runtime::{Runtime, Task};
 use crate::tensor::Tensor;
+use crate::trace::PeerCopy;
 
 /// How ranks exchange bytes. Messages between two ranks may arrive in any
 /// order: each says which copy it is.
@@ -428,15 +429,15 @@ impl Ranks {
     /// planned on every rank alike. Every rank checks it the same way, so
     /// a bad task is refused everywhere.
     pub fn submit(&self, kernel: &Kernel, accesses: &[RankAccess]) -> Result<Option<Task>> {
-        let metas: SmallVec<[ArgMeta<'_>; 4]> = accesses
+        let local: SmallVec<[_; 4]> = accesses
             .iter()
-            .map(|a| ArgMeta {
-                shape: a.tensor.local.shape(),
-                dtype: a.tensor.local.dtype(),
-                mode: a.mode,
+            .map(|a| match a.mode {
+                Mode::Read => a.tensor.local.read(),
+                Mode::Write => a.tensor.local.write(),
+                Mode::ReadWrite => a.tensor.local.rw(),
             })
             .collect();
-        kernel.check(&metas)?;
+        self.rt.check_accesses(kernel, &local)?;
         let keyed: SmallVec<[(usize, Mode, usize); 4]> = accesses
             .iter()
             .map(|a| (a.tensor.id, a.mode, a.tensor.owner))
@@ -463,14 +464,6 @@ impl Ranks {
             number += 1;
         }
         let task = if placed.rank == self.rank() {
-            let local: SmallVec<[_; 4]> = accesses
-                .iter()
-                .map(|a| match a.mode {
-                    Mode::Read => a.tensor.local.read(),
-                    Mode::Write => a.tensor.local.write(),
-                    Mode::ReadWrite => a.tensor.local.rw(),
-                })
-                .collect();
             Some(self.rt.submit(kernel, &local)?)
         } else {
             None
@@ -621,6 +614,7 @@ impl Progress {
         let worked = !ready.is_empty();
         for send in ready {
             let (number, digest) = (send.number, send.digest);
+            let start = send.read.now();
             let message = send
                 .read
                 .read(|bytes| {
@@ -644,6 +638,11 @@ impl Progress {
                 Ok(()) => {
                     self.copies_sent.fetch_add(1, Ordering::AcqRel);
                     self.bytes_sent.fetch_add(bytes, Ordering::AcqRel);
+                    let peer = PeerCopy {
+                        rank: send.to,
+                        sent: true,
+                    };
+                    send.read.record_peer_copy(peer, bytes as usize, start);
                     send.read.complete();
                 }
                 Err(e) => {
@@ -721,6 +720,7 @@ impl Progress {
         }
         for (number, incoming, from, message) in answered {
             worked = true;
+            let start = incoming.write.now();
             let written = match Message::decode(&message) {
                 Ok(m) if m.digest != incoming.digest => Err(Error::Config(format!(
                     "ranks disagree on the graph: rank {from} planned copy {number} after other tasks than rank {} did (every rank must submit the same tasks in the same order)",
@@ -742,6 +742,11 @@ impl Progress {
                     self.copies_received.fetch_add(1, Ordering::AcqRel);
                     self.bytes_received
                         .fetch_add(bytes as u64, Ordering::AcqRel);
+                    let peer = PeerCopy {
+                        rank: from,
+                        sent: false,
+                    };
+                    incoming.write.record_peer_copy(peer, bytes, start);
                     incoming.write.complete();
                 }
                 Err(e) => incoming.write.fail(e.to_string()),

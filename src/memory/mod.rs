@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::kernel::Mode;
 use crate::perfmodel::PerfModels;
 use crate::tensor::TensorInner;
-use crate::trace::{Clock, MemoryLog, Recording};
+use crate::trace::{Clock, MemoryLog, PeerCopy, Recording};
 use crate::unit::{NodeId, HOST};
 
 /// Accounting of one memory node.
@@ -486,6 +486,37 @@ impl MemoryManager {
                 at: 0.0,
                 seconds: start.0.elapsed().as_secs_f64(),
                 direct: true,
+                peer: None,
+            };
+            r.transfer(transfer, start.1);
+        }
+    }
+
+    /// Records `bytes` of `tensor` sent to or received from another rank
+    /// (`peer`) through host memory, begun at `start` (instant, ticks).
+    pub fn copied_between_ranks(
+        &self,
+        tensor: u64,
+        bytes: usize,
+        peer: PeerCopy,
+        start: (Instant, u64),
+    ) {
+        let counter = if peer.sent {
+            &self.nodes[HOST].bytes_out
+        } else {
+            &self.nodes[HOST].bytes_in
+        };
+        counter.fetch_add(bytes as u64, Ordering::Relaxed);
+        if let Some(r) = &self.recording {
+            let transfer = Transfer {
+                tensor,
+                from: HOST,
+                to: HOST,
+                bytes,
+                at: 0.0,
+                seconds: start.0.elapsed().as_secs_f64(),
+                direct: false,
+                peer: Some(peer),
             };
             r.transfer(transfer, start.1);
         }
@@ -730,6 +761,7 @@ impl MemoryManager {
             at: 0.0,
             seconds,
             direct,
+            peer: None,
         };
         self.nodes[dst].transfers_in.fetch_add(1, Ordering::Relaxed);
         if let Some(models) = &self.models {

@@ -702,6 +702,7 @@ impl Engine<'_> {
                     at: start,
                     seconds,
                     direct: false,
+                    peer: None,
                 });
             }
             // A copy through the host leaves one there too.

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use super::{MemoryEvent, Profile, TaskEvent, TraceNode, TraceUnit, Transfer};
+use super::{MemoryEvent, PeerCopy, Profile, TaskEvent, TraceNode, TraceUnit, Transfer};
 use crate::error::{Error, Result};
 
 const UNITS: u64 = 1;
@@ -61,19 +61,23 @@ impl Profile {
                 },
             }));
         }
-        let mut lanes: BTreeMap<(usize, usize), u64> = BTreeMap::new();
+        let mut lanes: BTreeMap<String, u64> = BTreeMap::new();
         for t in &self.transfers {
             let next = lanes.len() as u64;
-            let lane = *lanes.entry((t.from, t.to)).or_insert(next);
+            let lane = *lanes.entry(self.direction(t)).or_insert(next);
+            let mut args = json!({"tensor": t.tensor, "from": t.from, "to": t.to, "bytes": t.bytes, "direct": t.direct});
+            if let Some(peer) = t.peer {
+                args["peer_rank"] = json!(peer.rank);
+                args["sent"] = json!(peer.sent);
+            }
             events.push(json!({
                 "ph": "X", "cat": "transfer", "name": self.tensor_label(t.tensor),
                 "pid": TRANSFERS, "tid": lane, "ts": us(t.at), "dur": us(t.seconds),
-                "args": {"tensor": t.tensor, "from": t.from, "to": t.to, "bytes": t.bytes, "direct": t.direct},
+                "args": args,
             }));
         }
-        for (&(from, to), &lane) in &lanes {
-            let name = format!("{} -> {}", self.node_name(from), self.node_name(to));
-            events.push(metadata(TRANSFERS, Some(lane), "thread_name", &name));
+        for (name, &lane) in &lanes {
+            events.push(metadata(TRANSFERS, Some(lane), "thread_name", name));
         }
         for n in &self.nodes {
             events.push(metadata(MEMORY, Some(n.id as u64), "thread_name", &n.name));
@@ -205,6 +209,13 @@ impl Profile {
                     at: num(e, "ts")? * 1e-6,
                     seconds: num(e, "dur")? * 1e-6,
                     direct: args.get("direct").and_then(Value::as_bool).unwrap_or(false),
+                    peer: args
+                        .get("peer_rank")
+                        .and_then(Value::as_u64)
+                        .map(|rank| PeerCopy {
+                            rank: rank as usize,
+                            sent: args.get("sent").and_then(Value::as_bool).unwrap_or(false),
+                        }),
                 }),
                 (Some("i"), Some("memory")) => profile.memory.push(MemoryEvent {
                     at: num(e, "ts")? * 1e-6,

@@ -28,6 +28,20 @@ pub struct Transfer {
     /// between two devices that cannot is two transfers, through the host.
     #[serde(default)]
     pub direct: bool,
+    /// For a copy between ranks of one graph (`xpu::cluster::ranks`):
+    /// the other rank, and which way it went. `from` and `to` are then
+    /// this rank's host memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<PeerCopy>,
+}
+
+/// The far side of a copy between ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PeerCopy {
+    /// The rank the tensor went to or came from.
+    pub rank: usize,
+    /// Sent to `rank` (else received from it).
+    pub sent: bool,
 }
 
 /// What happened to a memory node's storage.

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::chrome::merged_chrome_trace;
 pub(crate) use self::clock::Clock;
-pub use self::memory_log::{MemoryEvent, MemoryEventKind, Transfer};
+pub use self::memory_log::{MemoryEvent, MemoryEventKind, PeerCopy, Transfer};
 pub(crate) use self::memory_log::{MemoryLog, Recording};
 pub(crate) use self::recorder::{Recorder, TaskRecord};
 use self::ring::RecordRing;
@@ -315,5 +315,19 @@ impl Profile {
             .iter()
             .find(|n| n.id == id)
             .map_or_else(|| format!("node {id}"), |n| n.name.clone())
+    }
+
+    /// Which way a transfer went, by name: `host -> gpu0`, or for a copy
+    /// between ranks `host -> rank 1` / `rank 1 -> host`.
+    pub fn direction(&self, t: &Transfer) -> String {
+        match t.peer {
+            Some(PeerCopy { rank, sent: true }) => {
+                format!("{} -> rank {rank}", self.node_name(t.from))
+            }
+            Some(PeerCopy { rank, sent: false }) => {
+                format!("rank {rank} -> {}", self.node_name(t.to))
+            }
+            None => format!("{} -> {}", self.node_name(t.from), self.node_name(t.to)),
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! `xpu trace FILE.json...`: what a traced run did, per unit, and its
 //! critical path; for the traces of several processes (the ranks of a
-//! job), each in turn, and with --merge one timeline of them all.
+//! job), each in turn, the copies and bytes sent between ranks, and with
+//! --merge one timeline of them all.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,18 @@ pub fn run(args: &TraceArgs, gantt: Option<&Path>) -> xpu::Result<()> {
         }
         // One Gantt chart, of the first trace.
         summarise(file, profile, gantt.filter(|_| i == 0))?;
+    }
+    let sent: Vec<_> = profiles
+        .iter()
+        .flat_map(|p| &p.transfers)
+        .filter(|t| t.peer.is_some_and(|peer| peer.sent))
+        .collect();
+    if !sent.is_empty() {
+        println!(
+            "\nbetween ranks: {} copies sent, {}",
+            sent.len(),
+            bytes(sent.iter().map(|t| t.bytes as u64).sum())
+        );
     }
     if let Some(out) = &args.merge {
         let labels: Vec<String> = args
@@ -102,20 +115,18 @@ fn summarise(file: &Path, profile: &Profile, gantt: Option<&Path>) -> xpu::Resul
             bytes(s.bytes_in)
         );
     }
-    let mut directions: BTreeMap<(usize, usize), (usize, u64, f64)> = BTreeMap::new();
+    let mut directions: BTreeMap<String, (usize, u64, f64)> = BTreeMap::new();
     for t in &profile.transfers {
-        let d = directions.entry((t.from, t.to)).or_default();
+        let d = directions.entry(profile.direction(t)).or_default();
         d.0 += 1;
         d.1 += t.bytes as u64;
         d.2 += t.seconds;
     }
     if !directions.is_empty() {
         println!("\ntransfers:");
-        for ((from, to), (count, total, seconds)) in directions {
+        for (direction, (count, total, seconds)) in directions {
             println!(
-                "  {} -> {}: {count} copies, {} in {:.3} s ({:.2} GB/s)",
-                profile.node_name(from),
-                profile.node_name(to),
+                "  {direction}: {count} copies, {} in {:.3} s ({:.2} GB/s)",
                 bytes(total),
                 seconds,
                 if seconds > 0.0 {
