@@ -19,7 +19,7 @@ use std::time::Instant;
 
 use xpu::cluster::mpi::Mpi;
 use xpu::cluster::ranks::Ranks;
-use xpu::tiled::{self, run_on_ranks, Algorithm, Distribution, RankTiledMatrix, TiledMatrix};
+use xpu::tiled::{self, Algorithm, Distribution, RankTiledMatrix, TiledMatrix};
 use xpu::{Element, Error, Result, Runtime};
 
 struct Options {
@@ -111,7 +111,7 @@ fn factor<T: Element>(o: &Options, ranks: &Ranks, tolerance: f64) -> Result<()> 
     let distribution = Distribution::block_cyclic(size);
     let a = RankTiledMatrix::from_fn(ranks, o.n, o.tile, distribution, spd::<T>(o.n))?;
     let start = Instant::now();
-    let tasks = run_on_ranks(ranks, Algorithm::Cholesky, &[&a])?;
+    let tasks = tiled::cholesky_on_ranks(ranks, &a)?;
     ranks.wait_all();
     let seconds = start.elapsed().as_secs_f64();
     let moved = ranks.traffic();

@@ -560,6 +560,24 @@ fn access(operands: &[&TiledMatrix], tile: &TileAccess) -> Access {
     }
 }
 
+/// [`cholesky`] across ranks: `A = L L^T` in place on a matrix spread by
+/// its distribution, each task on the owner of the tile it writes
+/// (called on every rank); returns the task count.
+pub fn cholesky_on_ranks(ranks: &Ranks, a: &RankTiledMatrix) -> Result<usize> {
+    run_on_ranks(ranks, Algorithm::Cholesky, &[a])
+}
+
+/// [`gemm`] across ranks: `C = A * B` on matrices spread by their
+/// distribution (called on every rank); returns the task count.
+pub fn gemm_on_ranks(
+    ranks: &Ranks,
+    a: &RankTiledMatrix,
+    b: &RankTiledMatrix,
+    c: &RankTiledMatrix,
+) -> Result<usize> {
+    run_on_ranks(ranks, Algorithm::Gemm, &[a, b, c])
+}
+
 /// Submits `C = A * B` as one GEMM task per tile product, each placed by
 /// `placement`; returns the task count.
 ///
