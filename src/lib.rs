@@ -115,6 +115,12 @@ mod gantt;
 #[cfg(not(feature = "svg"))]
 #[path = "trace/no_gantt.rs"]
 mod gantt;
+#[cfg(feature = "mpi")]
+#[path = "cluster/mpi.rs"]
+mod mpi_transport;
+#[cfg(not(feature = "mpi"))]
+#[path = "cluster/no_mpi.rs"]
+mod mpi_transport;
 #[cfg(feature = "png")]
 #[path = "vision/png_file.rs"]
 mod png_file;

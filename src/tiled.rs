@@ -267,14 +267,7 @@ pub fn run_on_ranks(
         }
         let accesses: SmallVec<[RankAccess; 3]> = tiles
             .iter()
-            .map(|a| {
-                let t = operands[a.operand].tile(a.row, a.col);
-                match a.mode {
-                    Mode::Read => t.read(),
-                    Mode::Write => t.write(),
-                    Mode::ReadWrite => t.rw(),
-                }
-            })
+            .map(|a| operands[a.operand].tile(a.row, a.col).access(a.mode))
             .collect();
         match ranks.submit(kernel, &accesses) {
             Ok(_) => tasks += 1,
@@ -552,12 +545,9 @@ impl Algorithm {
 
 /// The tensor access of `tile` among `operands`.
 fn access(operands: &[&TiledMatrix], tile: &TileAccess) -> Access {
-    let t = operands[tile.operand].tile(tile.row, tile.col);
-    match tile.mode {
-        Mode::Read => t.read(),
-        Mode::Write => t.write(),
-        Mode::ReadWrite => t.rw(),
-    }
+    operands[tile.operand]
+        .tile(tile.row, tile.col)
+        .access(tile.mode)
 }
 
 /// [`cholesky`] across ranks: `A = L L^T` in place on a matrix spread by

@@ -4,8 +4,11 @@
 //! between ranks (`owner.rs`); one task graph run across ranks, whose
 //! copies travel over a transport (`ranks.rs`).
 
-#[cfg(feature = "mpi")]
-pub mod mpi;
+/// The [`ranks::Transport`] between MPI processes (feature `mpi`; built
+/// without it, [`mpi::Mpi::init`] says the feature is off).
+pub mod mpi {
+    pub use crate::mpi_transport::Mpi;
+}
 pub mod owner;
 pub mod ranks;
 pub mod slurm;

@@ -9,16 +9,6 @@
 //! (`MPI_Improbe`, then `MPI_Mrecv` of its size), so the progress thread
 //! never blocks on a peer. MPI is called from that thread and the one
 //! that made the transport, one at a time (`MPI_THREAD_SERIALIZED`).
-//!
-//! ```no_run
-//! use xpu::cluster::{mpi::Mpi, ranks::Ranks};
-//! let transport = Mpi::init()?;
-//! let rt = xpu::Runtime::builder().build()?;
-//! let ranks = Ranks::new(rt, transport);
-//! println!("rank {} of {}", ranks.rank(), ranks.ranks());
-//! ranks.finish()?;
-//! # Ok::<(), xpu::Error>(())
-//! ```
 
 use mpi::request::{Request, StaticScope};
 use mpi::topology::SimpleCommunicator;
@@ -26,11 +16,22 @@ use mpi::traits::*;
 use mpi::Threading;
 use parking_lot::Mutex;
 
-use super::ranks::Transport;
+use crate::cluster::ranks::Transport;
 use crate::error::{Error, Result};
 
-/// `MPI_COMM_WORLD` as a [`Transport`]. Made once per process; MPI is
-/// finalised when it is dropped.
+/// `MPI_COMM_WORLD` as a [`Transport`] (see the module docs of
+/// `xpu::cluster::mpi`). Made once per process; MPI is finalised when it
+/// is dropped.
+///
+/// ```no_run
+/// use xpu::cluster::{mpi::Mpi, ranks::Ranks};
+/// let transport = Mpi::init()?;
+/// let rt = xpu::Runtime::builder().build()?;
+/// let ranks = Ranks::new(rt, transport);
+/// println!("rank {} of {}", ranks.rank(), ranks.ranks());
+/// ranks.finish()?;
+/// # Ok::<(), xpu::Error>(())
+/// ```
 pub struct Mpi {
     rank: usize,
     ranks: usize,

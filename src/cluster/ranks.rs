@@ -170,7 +170,8 @@ impl RankTensor {
         self.access(Mode::ReadWrite)
     }
 
-    fn access(&self, mode: Mode) -> RankAccess {
+    /// An access with the given mode.
+    pub fn access(&self, mode: Mode) -> RankAccess {
         RankAccess {
             tensor: self.clone(),
             mode,
@@ -431,11 +432,7 @@ impl Ranks {
     pub fn submit(&self, kernel: &Kernel, accesses: &[RankAccess]) -> Result<Option<Task>> {
         let local: SmallVec<[_; 4]> = accesses
             .iter()
-            .map(|a| match a.mode {
-                Mode::Read => a.tensor.local.read(),
-                Mode::Write => a.tensor.local.write(),
-                Mode::ReadWrite => a.tensor.local.rw(),
-            })
+            .map(|a| a.tensor.local.access(a.mode))
             .collect();
         self.rt.check_accesses(kernel, &local)?;
         let keyed: SmallVec<[(usize, Mode, usize); 4]> = accesses
