@@ -95,7 +95,7 @@ fn run() -> Result<()> {
             .build()?,
         None => Runtime::builder().build()?,
     };
-    let ranks = Ranks::new(rt, transport);
+    let ranks = Ranks::new(rt, transport)?;
     if o.f32 {
         factor::<f32>(&o, &ranks, 1e-4)?;
     } else {

@@ -49,7 +49,7 @@ fn run() -> Result<()> {
         .cpu_units(cpu_units)
         .device_discovery(false)
         .build()?;
-    let ranks = Ranks::new(rt, transport);
+    let ranks = Ranks::new(rt, transport)?;
     let size = ranks.ranks();
     let tensors = (0..1000)
         .map(|i| ranks.tensor(i % size, &[16], || vec![0.0f32; 16]))

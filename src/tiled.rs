@@ -222,7 +222,7 @@ impl RankTiledMatrix {
 /// let handles: Vec<_> = Threads::group(2).into_iter().map(|transport| {
 ///     std::thread::spawn(move || -> xpu::Result<Vec<f64>> {
 ///         let rt = Runtime::builder().cpu_units(1).device_discovery(false).build()?;
-///         let ranks = Ranks::new(rt, transport);
+///         let ranks = Ranks::new(rt, transport)?;
 ///         let spd = |i: usize, j: usize| if i == j { 8.0f64 } else { 1.0 };
 ///         let a = RankTiledMatrix::from_fn(&ranks, 8, 2, Distribution::block_cyclic(2), spd)?;
 ///         run_on_ranks(&ranks, Algorithm::Cholesky, &[&a])?;

@@ -694,7 +694,7 @@ fn the_traces_of_ranks_count_the_bytes_sent_between_them() {
                     .device_discovery(false)
                     .build()
                     .unwrap();
-                let ranks = Ranks::new(rt, transport);
+                let ranks = Ranks::new(rt, transport).unwrap();
                 let a = ranks.tensor(0, &[16], || vec![1.0f32; 16]).unwrap();
                 let b = ranks.tensor(1, &[16], || vec![2.0f32; 16]).unwrap();
                 let add = xpu::Kernel::Binary(xpu::BinaryOp::Add);

@@ -28,7 +28,7 @@ fn on_ranks<R: Send + 'static>(
         .map(|transport| {
             let program = program.clone();
             std::thread::spawn(move || {
-                let ranks = Ranks::new(runtime(), transport);
+                let ranks = Ranks::new(runtime(), transport).unwrap();
                 let result = program(&ranks).unwrap();
                 ranks.wait_all();
                 let traffic = ranks.traffic();
@@ -311,6 +311,7 @@ fn two_ranks<R: Send + 'static>(
             let program = program.clone();
             std::thread::spawn(move || {
                 let ranks = Ranks::new(runtime(), transport)
+                    .unwrap()
                     .with_patience(std::time::Duration::from_millis(300));
                 program(rank, &ranks)
             })

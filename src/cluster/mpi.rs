@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 /// use xpu::cluster::{mpi::Mpi, ranks::Ranks};
 /// let transport = Mpi::init()?;
 /// let rt = xpu::Runtime::builder().build()?;
-/// let ranks = Ranks::new(rt, transport);
+/// let ranks = Ranks::new(rt, transport)?;
 /// println!("rank {} of {}", ranks.rank(), ranks.ranks());
 /// ranks.finish()?;
 /// # Ok::<(), xpu::Error>(())

@@ -34,7 +34,7 @@
 //!     .map(|transport| {
 //!         std::thread::spawn(move || -> xpu::Result<Vec<f32>> {
 //!             let rt = Runtime::builder().cpu_units(1).device_discovery(false).build()?;
-//!             let ranks = Ranks::new(rt, transport);
+//!             let ranks = Ranks::new(rt, transport)?;
 //!             // a on rank 0, b and c on rank 1: the add runs on rank 1,
 //!             // and a travels there.
 //!             let a = ranks.tensor(0, &[4], || vec![1.0f32; 4])?;
@@ -335,24 +335,27 @@ impl Message<'_> {
 
 impl Ranks {
     /// Spreads `rt`'s graph over the ranks `transport` reaches, and starts
-    /// this rank's progress thread.
-    pub fn new(rt: Runtime, transport: impl Transport) -> Ranks {
+    /// this rank's progress thread (the error if it cannot start).
+    pub fn new(rt: Runtime, transport: impl Transport) -> Result<Ranks> {
         let transport: Arc<dyn Transport> = Arc::new(transport);
         let progress = Arc::new(Progress::default());
+        let rank = transport.rank();
         let thread = {
             let (transport, progress) = (transport.clone(), progress.clone());
             std::thread::Builder::new()
-                .name(format!("xpu-rank-{}", transport.rank()))
+                .name(format!("xpu-rank-{rank}"))
                 .spawn(move || progress.run(&*transport))
-                .ok()
+                .map_err(|e| {
+                    Error::Io(format!("rank {rank}'s progress thread did not start: {e}"))
+                })?
         };
-        Ranks {
+        Ok(Ranks {
             rt,
             transport,
             plan: Mutex::new(Plan::default()),
             progress,
-            thread,
-        }
+            thread: Some(thread),
+        })
     }
 
     /// Sets how long a copy this rank needs may be awaited before the
