@@ -197,6 +197,17 @@ struct Unit {
     kernels: Mutex<HashMap<(ProgramKey, String, DType), core::Kernel>>,
 }
 
+impl Unit {
+    /// Runs `f` holding this unit's host-device lock, if it computes on
+    /// the host (PoCL): building, launching and releasing kernel code
+    /// there must not overlap another context's on the same device (see
+    /// [`host_device_lock`]).
+    fn on_host_device<R>(&self, f: impl FnOnce() -> R) -> R {
+        let _held = self.host_device.as_ref().map(|lock| lock.lock());
+        f()
+    }
+}
+
 impl Drop for Unit {
     fn drop(&mut self) {
         // Kernels before their programs, both before the queue and the
@@ -206,9 +217,10 @@ impl Drop for Unit {
         // host device (`pocl_release_dlhandle_cache`): release it under
         // that device's launch lock.
         let _ = core::finish(&self.queue);
-        let _host_device = self.host_device.as_ref().map(|lock| lock.lock());
-        self.kernels.lock().clear();
-        self.programs.lock().clear();
+        self.on_host_device(|| {
+            self.kernels.lock().clear();
+            self.programs.lock().clear();
+        });
     }
 }
 
@@ -453,10 +465,13 @@ impl OpenClBackend {
                 for &dtype in source.dtypes() {
                     let start = Instant::now();
                     let program = Program::Builtin(source);
-                    let (built, origin) = self.load(unit, program, dtype)?;
-                    unit.programs
-                        .lock()
-                        .insert(program.key(dtype), Arc::new(built));
+                    let origin = unit.on_host_device(|| -> Result<Origin> {
+                        let (built, origin) = self.load(unit, program, dtype)?;
+                        unit.programs
+                            .lock()
+                            .insert(program.key(dtype), Arc::new(built));
+                        Ok(origin)
+                    })?;
                     let build = ProgramBuild {
                         unit: ui,
                         program: format!("{}/{dtype}", source.name()),
@@ -487,10 +502,20 @@ impl OpenClBackend {
         if let Some(p) = unit.programs.lock().get(&key) {
             return Ok(p.clone());
         }
-        let (built, _) = self.load(unit, program, dtype)?;
-        let built = Arc::new(built);
-        unit.programs.lock().insert(key, built.clone());
-        Ok(built)
+        // Built once, under the host device's lock: PoCL aborted in its
+        // kernel-code cache (`pocl_release_dlhandle_cache`, 2 test runs in
+        // 15) while one context built a program and another ran or
+        // released its kernels.
+        unit.on_host_device(|| {
+            let mut programs = unit.programs.lock();
+            if let Some(p) = programs.get(&key) {
+                return Ok(p.clone());
+            }
+            let (built, _) = self.load(unit, program, dtype)?;
+            let built = Arc::new(built);
+            programs.insert(key, built.clone());
+            Ok(built)
+        })
     }
 
     /// Loads a program from the cache, or compiles it and stores it.
