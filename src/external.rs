@@ -34,10 +34,8 @@ use std::time::Instant;
 use crate::error::{Error, Result};
 use crate::graph::{self, TaskNode};
 use crate::kernel::Mode;
-use crate::memory::Storage;
 use crate::tensor::Access;
 use crate::trace::PeerCopy;
-use crate::unit::HOST;
 use crate::worker::Shared;
 
 /// A task that no unit runs, ended by whoever holds it. Made by
@@ -103,23 +101,14 @@ impl External {
             )));
         }
         self.wait_ready();
-        if let Some((failed_task, cause)) = inner.poison.get() {
-            return Err(Error::Poisoned {
-                tensor: inner.label(),
-                failed_task,
-                cause: Box::new(cause),
-            });
-        }
-        let memory = &self.shared.memory;
-        let (storage, _) = memory.acquire(inner, HOST, Mode::Read, self.node.id)?;
-        let result = match &storage {
-            // SAFETY: the tensor's writers come before or after this task
-            // in the graph, and it is ready and not ended: none runs.
-            Storage::Host(h) => Ok(f(unsafe { &h.bytes()[..inner.nbytes()] })),
-            Storage::Device(_) => Err(not_on_host()),
-        };
-        memory.release(inner, HOST, self.node.id);
-        result
+        inner.unpoisoned()?;
+        self.shared
+            .memory
+            .on_host(inner, Mode::Read, self.node.id, |h| {
+                // SAFETY: the tensor's writers come before or after this task
+                // in the graph, and it is ready and not ended: none runs.
+                f(unsafe { &h.bytes()[..inner.nbytes()] })
+            })
     }
 
     /// Waits until it is ready, then makes `bytes` the tensor's content
@@ -144,19 +133,13 @@ impl External {
             });
         }
         self.wait_ready();
-        let memory = &self.shared.memory;
-        let (storage, _) = memory.acquire(inner, HOST, Mode::Write, self.node.id)?;
-        let result = match &storage {
-            Storage::Host(h) => {
-                // SAFETY: as in `read`; the memory manager gives a writer
-                // a buffer no view shares.
+        self.shared
+            .memory
+            .on_host(inner, Mode::Write, self.node.id, |h| {
+                // SAFETY: as in `read`; the memory manager gives a writer a
+                // buffer no view shares.
                 unsafe { &mut h.bytes_mut()[..bytes.len()] }.copy_from_slice(bytes);
-                Ok(())
-            }
-            Storage::Device(_) => Err(not_on_host()),
-        };
-        memory.release(inner, HOST, self.node.id);
-        result
+            })
     }
 
     /// Waits until it is ready, then ends it: the tasks waiting for it
@@ -209,10 +192,6 @@ impl std::fmt::Debug for External {
             .field("ready", &self.is_ready())
             .finish()
     }
-}
-
-fn not_on_host() -> Error {
-    Error::Config("the host replica is not in host memory".into())
 }
 
 /// Finishes an inline task whose outcome is set and which is ready, once

@@ -18,14 +18,14 @@ use crate::external::External;
 use crate::graph::{self, Dispatch, JobState, TaskNode, UnitSet};
 use crate::job::Job;
 use crate::kernel::{ArgMeta, Kernel, KernelDef, Mode};
-use crate::memory::{HostBuffer, HostView, NodeStats, ReplicaSet, ReplicaState, Storage, Transfer};
+use crate::memory::{HostBuffer, HostView, NodeStats, ReplicaSet, ReplicaState, Transfer};
 use crate::monitor::Monitor;
 use crate::partition::Coherence;
 use crate::profile::UnitReport;
 use crate::sched::{Policy, QueueLengths};
 use crate::tensor::{Access, Tensor, TensorInner};
 use crate::trace::{Profile, TraceNode, TraceUnit};
-use crate::unit::{Placement, UnitId, UnitInfo, UnitKind, HOST};
+use crate::unit::{Placement, UnitId, UnitInfo, UnitKind};
 use crate::worker::{self, Shared};
 
 static NEXT_TENSOR: AtomicU64 = AtomicU64::new(1);
@@ -764,26 +764,8 @@ impl Runtime {
         reader: u64,
         f: impl FnOnce(&Arc<HostBuffer>) -> R,
     ) -> Result<R> {
-        let inner = &t.inner;
-        if let Some((failed_task, cause)) = inner.poison.get() {
-            return Err(Error::Poisoned {
-                tensor: inner.label(),
-                failed_task,
-                cause: Box::new(cause),
-            });
-        }
-        let (storage, _) = self
-            .shared
-            .memory
-            .acquire(&t.inner, HOST, Mode::Read, reader)?;
-        let result = match &storage {
-            Storage::Host(h) => Ok(f(h)),
-            Storage::Device(_) => Err(Error::Config(
-                "the host replica is not in host memory".into(),
-            )),
-        };
-        self.shared.memory.release(inner, HOST, reader);
-        result
+        t.inner.unpoisoned()?;
+        self.shared.memory.on_host(&t.inner, Mode::Read, reader, f)
     }
 
     /// What each unit did so far.

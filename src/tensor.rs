@@ -28,6 +28,18 @@ pub(crate) struct TensorInner {
 }
 
 impl TensorInner {
+    /// The error a reader gets when the task that last wrote it failed.
+    pub fn unpoisoned(&self) -> crate::Result<()> {
+        match self.poison.get() {
+            Some((failed_task, cause)) => Err(crate::Error::Poisoned {
+                tensor: self.label(),
+                failed_task,
+                cause: Box::new(cause),
+            }),
+            None => Ok(()),
+        }
+    }
+
     pub fn nbytes(&self) -> usize {
         self.shape.iter().product::<usize>() * self.dtype.size()
     }

@@ -269,6 +269,26 @@ impl MemoryManager {
             .ok_or_else(|| Error::Uninitialised { tensor: t.label() })
     }
 
+    /// Calls `f` with `t`'s host replica, acquired for `task` in `mode`
+    /// (copied there from a device if need be) and released after.
+    pub fn on_host<R>(
+        &self,
+        t: &Arc<TensorInner>,
+        mode: Mode,
+        task: u64,
+        f: impl FnOnce(&Arc<HostBuffer>) -> R,
+    ) -> Result<R> {
+        let (storage, _) = self.acquire(t, HOST, mode, task)?;
+        let result = match &storage {
+            Storage::Host(h) => Ok(f(h)),
+            Storage::Device(_) => Err(Error::Config(
+                "the host replica is not in host memory".into(),
+            )),
+        };
+        self.release(t, HOST, task);
+        result
+    }
+
     /// Copies `tensor` to `node` for `task` ahead of its run, if
     /// `still_waiting()` holds once the tensor's lock is taken for the
     /// copy (while the task has not started, no writer of the tensor can
