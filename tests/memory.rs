@@ -4,7 +4,9 @@
 #[path = "../examples/custom_unit/dsp.rs"]
 mod dsp;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use xpu::memory::size_class;
 use xpu::{DType, Kernel, Placement, Runtime, TaskOptions, UnaryOp, UnitKind, HOST};
@@ -328,4 +330,61 @@ fn a_view_of_a_poisoned_or_unwritten_tensor_is_an_error() {
     rt.submit(&fails, &[t.write()]).unwrap();
     let err = rt.view(&t).unwrap_err();
     assert!(matches!(err, xpu::Error::Poisoned { .. }), "{err}");
+}
+
+/// A kernel on one tensor that returns once `open` is set, and sets
+/// `started` when it runs.
+fn held(started: &'static AtomicBool, open: &'static AtomicBool) -> Kernel {
+    Kernel::custom("held", &[xpu::Mode::ReadWrite], move |_| {
+        started.store(true, Ordering::SeqCst);
+        while !open.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        Ok(())
+    })
+}
+
+#[test]
+fn dmda_copies_the_inputs_of_a_task_queued_behind_a_running_one_before_it_starts() {
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    static OPEN: AtomicBool = AtomicBool::new(false);
+    let (rt, _) = runtime(1 << 20);
+    assert_eq!(rt.policy(), xpu::Policy::Dmda, "dmda is the default");
+    let dsp = rt.first_unit(UnitKind::Custom("dsp")).unwrap();
+    let dsp_node = rt.units()[dsp].node;
+    let gate = rt.zeros(&[1], DType::F32).unwrap();
+    let x = rt.tensor(&[1000], vec![-1.0f32; 1000]).unwrap();
+    let y = rt.zeros(&[1000], DType::F32).unwrap();
+    rt.submit_with(&held(&STARTED, &OPEN), &[gate.rw()], on(DSP))
+        .unwrap();
+    while !STARTED.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    rt.submit_with(
+        &Kernel::Unary(UnaryOp::Relu),
+        &[x.read(), y.write()],
+        on(DSP),
+    )
+    .unwrap();
+    // The DSP is busy: x moves to it while the held task runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let copied = || {
+        rt.transfers()
+            .iter()
+            .any(|t| t.tensor == x.id() && t.to == dsp_node)
+    };
+    while !copied() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let before_start = copied();
+    OPEN.store(true, Ordering::SeqCst);
+    assert!(
+        before_start,
+        "x was not copied while the DSP was busy: {:?}",
+        rt.transfers()
+    );
+    assert_eq!(rt.read::<f32>(&y).unwrap(), vec![0.0; 1000]);
+    // Its task found it there: x crossed once.
+    let copies = rt.transfers().iter().filter(|t| t.tensor == x.id()).count();
+    assert_eq!(copies, 1, "{:?}", rt.transfers());
 }

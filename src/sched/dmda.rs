@@ -767,6 +767,10 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
         }
     }
 
+    fn is_running(&self, unit: UnitId) -> bool {
+        !f64::from_bits(self.state[unit].running_predicted.load(Ordering::Acquire)).is_nan()
+    }
+
     fn drain(&self, unit: UnitId) -> Vec<Arc<T>> {
         let mut gone: Vec<Arc<T>> = self.take_queue(unit).into_iter().map(|q| q.task).collect();
         // Tasks queued on other units that no unit in service can run.

@@ -40,10 +40,11 @@ pub enum Policy {
     /// Ready tasks are dealt to capable units in turn; no stealing.
     RoundRobin,
     /// A queue per unit; a task made ready by a unit stays there; idle units steal.
-    #[default]
     WorkStealing,
     /// Each task to the unit where it is expected to finish first
     /// (performance models, data already in place); see `sched/dmda.rs`.
+    /// The default: a slow unit gets only the work it finishes first.
+    #[default]
     Dmda,
     /// `Dmda`, each unit's queue run by priority.
     Dmdas,
@@ -265,6 +266,12 @@ pub(crate) trait SchedPolicy<T: Placeable = TaskNode>: Send + Sync {
     fn queued(&self, units: usize) -> QueueLengths;
     /// `unit` finished `task` (run, failed or cancelled).
     fn finished(&self, _unit: UnitId, _task: &T) {}
+    /// Whether `unit` is running a task, so that a task queued there now
+    /// waits for it. Asked only of policies that prefetch
+    /// ([`Policy::prefetches`]); the others need not know, and say yes.
+    fn is_running(&self, _unit: UnitId) -> bool {
+        true
+    }
 }
 
 /// Ready tasks not yet taken by a unit.

@@ -1,13 +1,15 @@
 //! Prefetch: when a policy that places each task ahead of time (`dmda`,
-//! `dmdas`) queues a task on a unit with memory of its own, the inputs the
+//! `dmdas`) queues a task on a busy unit with memory of its own, the inputs the
 //! task lacks there start moving on a thread of their own, so the copies
 //! overlap the unit's current work instead of following it. Best effort:
 //! a prefetch only fills free room (it evicts nothing, so it never takes
 //! memory a running task needs), and whatever fails is left for the
-//! task's own fetch to meet and report.
+//! task's own fetch to meet and report. A request holds its task weakly:
+//! a task that ended and was let go is not kept alive, nor are its
+//! tensors, whose device buffers then go back to be reused.
 
 use std::sync::mpsc::{channel, Sender};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 
 use parking_lot::Mutex;
@@ -17,7 +19,7 @@ use crate::memory::MemoryManager;
 use crate::unit::NodeId;
 
 /// A task whose inputs are wanted on a node.
-type Request = (Arc<TaskNode>, NodeId);
+type Request = (Weak<TaskNode>, NodeId);
 
 /// The prefetch thread of a runtime, and the queue of its requests.
 pub(crate) struct Prefetcher {
@@ -33,7 +35,9 @@ impl Prefetcher {
             .name("xpu-prefetch".into())
             .spawn(move || {
                 for (task, node) in rx {
-                    prefetch(&memory, &task, node);
+                    if let Some(task) = task.upgrade() {
+                        prefetch(&memory, &task, node);
+                    }
                 }
             })?;
         Ok(Prefetcher {
@@ -43,9 +47,9 @@ impl Prefetcher {
     }
 
     /// Asks for `task`'s inputs on `node`.
-    pub fn request(&self, task: Arc<TaskNode>, node: NodeId) {
+    pub fn request(&self, task: &Arc<TaskNode>, node: NodeId) {
         if let Some(tx) = &*self.requests.lock() {
-            let _ = tx.send((task, node));
+            let _ = tx.send((Arc::downgrade(task), node));
         }
     }
 

@@ -185,13 +185,17 @@ impl Shared {
         // The common case, nobody asleep, copies nothing; a unit that fell
         // asleep while the task was pushed is woken without knowing the task.
         let eligible = (self.sleepers.load(Ordering::SeqCst) > 0).then(|| task.eligible.clone());
-        let prefetched = self.prefetcher.as_ref().map(|p| (p, task.clone()));
+        let prefetched = self.prefetcher.as_ref().map(|p| (p, Arc::downgrade(&task)));
         let queued_for = self.policy.push(task, from);
         std::sync::atomic::fence(Ordering::SeqCst);
         if let (Some(unit), Some((prefetcher, task))) = (queued_for, prefetched) {
             let node = self.units[unit].node;
-            if node != HOST {
-                prefetcher.request(task, node);
+            // A unit with nothing running starts the task at once and
+            // fetches for itself: a prefetch would only race it.
+            if node != HOST && self.policy.is_running(unit) {
+                if let Some(task) = task.upgrade() {
+                    prefetcher.request(&task, node);
+                }
             }
         }
         match (queued_for, eligible) {
