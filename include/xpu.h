@@ -107,7 +107,7 @@ typedef struct XpuTensor XpuTensor;
 // first, then change what you need.
 typedef struct XpuRuntimeOptions {
   // A scheduling policy: "eager", "round-robin", "work-stealing",
-  // "dmda" or "dmdas"; NULL for the default (work-stealing).
+  // "dmda" or "dmdas"; NULL for the default (dmda).
   const char *policy;
   // Number of CPU units; 0 for one per core.
   size_t cpu_units;

@@ -20,7 +20,7 @@ use crate::worker::Shared;
 pub const DEFAULT_PROFILE_CAPACITY: usize = 65_536;
 
 impl Runtime {
-    /// A builder with the defaults: work-stealing, one CPU unit per core.
+    /// A builder with the defaults: dmda, one CPU unit per core.
     pub fn builder() -> RuntimeBuilder {
         RuntimeBuilder::new()
     }
@@ -55,7 +55,7 @@ enum HistorySource {
 }
 
 impl RuntimeBuilder {
-    /// The defaults: work-stealing, one CPU unit per core, device discovery on.
+    /// The defaults: dmda, one CPU unit per core, device discovery on.
     fn new() -> RuntimeBuilder {
         RuntimeBuilder {
             policy: Policy::default(),
@@ -198,7 +198,7 @@ impl RuntimeBuilder {
         self
     }
 
-    /// The scheduling policy (default: work-stealing).
+    /// The scheduling policy (default: dmda).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
         self

@@ -19,7 +19,7 @@ pub struct XpuRuntime {
 #[repr(C)]
 pub struct XpuRuntimeOptions {
     /// A scheduling policy: "eager", "round-robin", "work-stealing",
-    /// "dmda" or "dmdas"; NULL for the default (work-stealing).
+    /// "dmda" or "dmdas"; NULL for the default (dmda).
     pub policy: *const c_char,
     /// Number of CPU units; 0 for one per core.
     pub cpu_units: usize,

@@ -79,7 +79,7 @@ class Profile:
 class Runtime:
     """A runtime over the machine's processing units.
 
-    policy: the scheduling policy (default "work-stealing").
+    policy: the scheduling policy (default "dmda").
     units: "all" (every device found) or "cpu" (CPU units only).
     cpu_units: how many CPU units (default: one per core).
     """

@@ -54,7 +54,7 @@ struct RuntimeArgs {
     /// work-stealing (a queue per unit, idle units steal), dmda (each task
     /// to the unit where it is predicted to finish first, from measured run
     /// and transfer times), or dmdas (dmda, each unit's queue by priority).
-    #[arg(long, global = true, default_value = "work-stealing", value_parser = parse_policy)]
+    #[arg(long, global = true, default_value = "dmda", value_parser = parse_policy)]
     policy: Policy,
     /// Number of CPU units. Each CPU unit's kernels use cores/units threads.
     /// Default: one per core (`bench`: one unit using every core).
