@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -156,7 +156,11 @@ impl From<rusqlite::Error> for Queue {
 pub struct JobStore {
     path: PathBuf,
     conn: Mutex<Connection>,
-    /// A second connection, for checkpoints ([`JobStore::checkpoint`]):
+    /// A read-only connection for status, results and listings: in WAL
+    /// mode they read the latest commit beside the writes, so a reader
+    /// never waits for a transaction (nor an HTTP thread behind it).
+    reads: Mutex<Connection>,
+    /// A third connection, for checkpoints ([`JobStore::checkpoint`]):
     /// they copy the log into the file beside the writes, not inside one.
     checkpoints: Mutex<Connection>,
 }
@@ -272,14 +276,20 @@ impl JobStore {
                 [],
             )
             .map_err(db)?;
+        let reads = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(db)?;
         let checkpoints = Connection::open(path).map_err(db)?;
-        checkpoints
-            .busy_timeout(Duration::from_secs(10))
-            .map_err(db)?;
+        for c in [&reads, &checkpoints] {
+            c.busy_timeout(Duration::from_secs(10)).map_err(db)?;
+        }
         Ok((
             JobStore {
                 path: path.to_path_buf(),
                 conn: Mutex::new(conn),
+                reads: Mutex::new(reads),
                 checkpoints: Mutex::new(checkpoints),
             },
             requeued,
@@ -465,7 +475,7 @@ impl JobStore {
 
     /// The latest `limit` audit entries, newest first.
     pub fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>> {
-        let conn = self.conn.lock();
+        let conn = self.reads.lock();
         let mut stmt = conn
             .prepare("SELECT at_ms, subject, role, action, job, detail FROM audit ORDER BY seq DESC LIMIT ?1")
             .map_err(|e| self.db(e))?;
@@ -487,12 +497,12 @@ impl JobStore {
 
     /// A job's status.
     pub fn status(&self, id: &str) -> Result<Option<JobStatus>> {
-        Self::status_in(&self.conn.lock(), id).map_err(|e| self.db(e))
+        Self::status_in(&self.reads.lock(), id).map_err(|e| self.db(e))
     }
 
     /// The latest `limit` jobs (of `subject`, or everyone's), newest first.
     pub fn list(&self, subject: Option<&str>, limit: usize) -> Result<Vec<JobStatus>> {
-        let conn = self.conn.lock();
+        let conn = self.reads.lock();
         let mut stmt = conn
             .prepare(&format!(
                 "SELECT {STATUS_COLUMNS} FROM jobs WHERE ?1 IS NULL OR subject = ?1 ORDER BY seq DESC LIMIT ?2"
@@ -641,9 +651,9 @@ impl JobStore {
 
     /// A finished job's results, in the document's order.
     pub fn results(&self, id: &str) -> Result<Vec<JobResult>> {
-        let conn = self.conn.lock();
+        let conn = self.reads.lock();
         let mut stmt = conn
-            .prepare(
+            .prepare_cached(
                 "SELECT name, dtype, shape, data FROM results WHERE job = ?1 ORDER BY position",
             )
             .map_err(|e| self.db(e))?;
@@ -686,7 +696,7 @@ impl JobStore {
 
     /// The registered kernels: name and spec.
     pub fn kernels(&self) -> Result<Vec<(String, serde_json::Value)>> {
-        let conn = self.conn.lock();
+        let conn = self.reads.lock();
         let mut stmt = conn
             .prepare("SELECT name, spec FROM kernels ORDER BY name")
             .map_err(|e| self.db(e))?;
@@ -728,7 +738,7 @@ impl JobStore {
 
     /// The size of an upload of `subject`.
     pub fn upload_size(&self, subject: &str, id: &str) -> Option<u64> {
-        let conn = self.conn.lock();
+        let conn = self.reads.lock();
         conn.query_row(
             "SELECT bytes FROM uploads WHERE id = ?1 AND subject = ?2",
             params![id, subject],
