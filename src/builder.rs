@@ -10,10 +10,11 @@ use crate::backend::{self, Backend, BackendStatus, DiscoveryOptions, UnitMemory}
 use crate::error::{Error, Result};
 use crate::history::{HistoryStore, TaskStore};
 use crate::memory::MemoryManager;
+use crate::power::EnergyProfiles;
 use crate::runtime::Runtime;
 use crate::sched::Policy;
 use crate::unit::{NodeId, UnitInfo, HOST};
-use crate::worker::Shared;
+use crate::worker::{Accounts, Shared};
 
 /// The records the profile keeps of each stream by default (see
 /// [`RuntimeBuilder::profile_capacity`]).
@@ -46,6 +47,7 @@ pub struct RuntimeBuilder {
     profile_capacity: usize,
     options: DiscoveryOptions,
     history: Option<HistorySource>,
+    energy: Option<EnergyProfiles>,
 }
 
 /// Where a runtime's task history is kept.
@@ -69,6 +71,7 @@ impl RuntimeBuilder {
             profile_capacity: DEFAULT_PROFILE_CAPACITY,
             options: DiscoveryOptions::default(),
             history: None,
+            energy: None,
         }
     }
 
@@ -198,6 +201,14 @@ impl RuntimeBuilder {
         self
     }
 
+    /// The energy profiles the units' energy is modelled with where it is
+    /// not measured (default: [`EnergyProfiles::shipped`], those of
+    /// `platforms/energy/`).
+    pub fn energy_profiles(mut self, profiles: EnergyProfiles) -> Self {
+        self.energy = Some(profiles);
+        self
+    }
+
     /// The scheduling policy (default: dmda).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
@@ -320,8 +331,11 @@ impl RuntimeBuilder {
             unit_backends,
             statuses,
             memory,
-            recording,
-            history,
+            Accounts {
+                recording,
+                history,
+                energy: self.energy.unwrap_or_else(EnergyProfiles::shipped),
+            },
         )?;
         Runtime::start(shared, parkers)
     }

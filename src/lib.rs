@@ -89,6 +89,7 @@ pub mod memory;
 pub mod monitor;
 mod partition;
 pub mod perfmodel;
+pub mod power;
 mod profile;
 mod runtime;
 pub mod sched;

@@ -21,6 +21,7 @@ use crate::kernel::{ArgMeta, Kernel, KernelDef, Mode};
 use crate::memory::{HostBuffer, HostView, NodeStats, ReplicaSet, ReplicaState, Transfer};
 use crate::monitor::Monitor;
 use crate::partition::Coherence;
+use crate::power::{EnergyProfile, EnergyReport, PowerState};
 use crate::profile::UnitReport;
 use crate::sched::{Policy, QueueLengths};
 use crate::tensor::{Access, Tensor, TensorInner};
@@ -773,6 +774,62 @@ impl Runtime {
         self.shared.unit_reports()
     }
 
+    /// Puts `unit` in a power state from its next task on: its worker
+    /// applies it between two tasks, never under a running one (a unit
+    /// running a task applies it when the task ends). What the state
+    /// changes is the unit's backend's to say; the change, with the
+    /// backend's words for it, is in the profile ([`Profile::power`]).
+    ///
+    /// ```
+    /// use xpu::power::PowerState;
+    /// let rt = xpu::Runtime::builder().cpu_units(1).device_discovery(false).build()?;
+    /// rt.set_power_state(0, PowerState::HighPerformance)?;
+    /// assert!(rt.set_power_state(7, PowerState::LowPower).is_err());
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn set_power_state(&self, unit: UnitId, state: PowerState) -> Result<()> {
+        self.check_unit(unit)?;
+        self.shared.power.want(unit, state);
+        self.shared.wake_unit(unit);
+        Ok(())
+    }
+
+    /// The power state `unit` was last asked to run in (it applies it
+    /// before its next task).
+    pub fn power_state(&self, unit: UnitId) -> Result<PowerState> {
+        self.check_unit(unit)?;
+        Ok(self.shared.power.wanted(unit))
+    }
+
+    /// The energy profile `unit`'s energy is modelled with: its kind's,
+    /// or the CPU's for a unit emulated on the host's cores (whose idle
+    /// power is then the CPU units', not its own: its report counts none).
+    pub fn energy_profile(&self, unit: UnitId) -> Result<&EnergyProfile> {
+        self.check_unit(unit)?;
+        Ok(self.shared.power.profile_of(&self.shared.units[unit]).0)
+    }
+
+    fn check_unit(&self, unit: UnitId) -> Result<()> {
+        match self.shared.units.len() {
+            n if unit < n => Ok(()),
+            n => Err(Error::UnknownUnit(format!(
+                "unit {unit}: the runtime has units 0 to {}",
+                n.saturating_sub(1)
+            ))),
+        }
+    }
+
+    /// The energy each unit used since the runtime started: measured where
+    /// the machine's counters read (RAPL, shared among the units on the
+    /// host's cores), modelled from the units' energy profiles elsewhere;
+    /// each unit's figure says which ([`crate::power::EnergySource`]).
+    pub fn energy(&self) -> EnergyReport {
+        self.shared.power.report(
+            &self.shared.units,
+            self.shared.started.elapsed().as_secs_f64(),
+        )
+    }
+
     /// Ready tasks waiting for a unit, per unit queue and in shared queues.
     pub fn queued(&self) -> QueueLengths {
         self.shared.policy.queued(self.shared.units.len())
@@ -844,6 +901,7 @@ impl Runtime {
             nodes,
             s.recorder.snapshot(),
             s.memory.log(),
+            (s.power.changes(), self.energy()),
             s.started.elapsed().as_secs_f64(),
             s.clock,
         )

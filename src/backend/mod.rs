@@ -37,9 +37,10 @@ pub use registry::{discover, BackendStatus, Discovered, Discovery, DiscoveryOpti
 
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 pub use crate::kernel::{Arg, ArgData, DeviceBuffer};
 use crate::kernel::{ArgMeta, Kernel};
+use crate::power::PowerState;
 use crate::unit::UnitKind;
 
 /// Where a unit's data lives.
@@ -116,7 +117,7 @@ pub trait Backend: Send + Sync + 'static {
     /// finished, as long as a later `download` or launch sees the results.
     ///
     /// The runtime calls it inside a panic boundary: a panic fails the task
-    /// and the unit goes on. Return [`Error::DeviceLost`](crate::Error::DeviceLost) when the device
+    /// and the unit goes on. Return [`Error::DeviceLost`] when the device
     /// itself is gone: the unit is taken out of service, later tasks go to
     /// other units, and replicas on its memory are given up.
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()>;
@@ -135,6 +136,20 @@ pub trait Backend: Send + Sync + 'static {
     /// worker calls it when the unit's queue runs dry. Backends that
     /// submit each launch keep the default.
     fn flush(&self, _unit: usize) {}
+
+    /// Puts `unit` in a power state: what it changes is the backend's to
+    /// say (the README's table), and is returned in its words for the
+    /// trace, e.g. "1 thread(s) per kernel". The runtime calls it between
+    /// two tasks of the unit, never under a running one. Backends without
+    /// power controls keep the default, which refuses: the unit stays in
+    /// its state, its energy is counted at that state's power, and the
+    /// trace records the refusal.
+    fn set_power_state(&self, _unit: usize, state: PowerState) -> Result<String> {
+        Err(Error::Config(format!(
+            "the {} backend has no power controls for {state}",
+            self.name()
+        )))
+    }
 
     /// Copies the first `bytes` of `src` into `dst`, buffers of this
     /// backend on two memory nodes, without the host, where the devices

@@ -39,6 +39,7 @@ use serde::Serialize;
 pub(crate) use self::prometheus::metrics_text;
 use crate::host::{self, CpuTimes};
 use crate::memory::NodeStats;
+use crate::power::{EnergyReport, PowerState};
 use crate::profile::UnitReport;
 use crate::sched::QueueLengths;
 use crate::unit::{UnitId, UnitInfo};
@@ -55,6 +56,8 @@ pub(crate) struct RuntimeSnapshot {
     pub device_reported: Vec<Option<u64>>,
     /// Tasks submitted to the units so far.
     pub submitted: u64,
+    /// Each unit's power state and energy so far.
+    pub energy: EnergyReport,
     /// Seconds since the runtime started.
     pub at: f64,
 }
@@ -94,6 +97,12 @@ pub struct UnitSample {
     /// Bytes the device itself reports taken on that node, where its API
     /// tells (wgpu's Vulkan and DX12 allocators do).
     pub device_reported: Option<u64>,
+    /// The unit's power state.
+    pub power: PowerState,
+    /// Joules the unit used since the runtime started.
+    pub joules: f64,
+    /// `measured` or `modelled`.
+    pub energy_source: &'static str,
 }
 
 /// Everything one sample saw.
@@ -189,6 +198,7 @@ fn sample_loop(
             queued,
             nodes,
             device_reported,
+            energy,
             at,
             ..
         } = snapshot();
@@ -206,6 +216,15 @@ fn sample_loop(
                     utilisation: ((r.busy_seconds - before) / elapsed).clamp(0.0, 1.0),
                     node_allocated: nodes.get(u.node).map_or(0, |n| n.allocated),
                     device_reported: device_reported.get(u.node).copied().flatten(),
+                    power: energy
+                        .units
+                        .get(u.id)
+                        .map_or(PowerState::Normal, |e| e.state),
+                    joules: energy.units.get(u.id).map_or(0.0, |e| e.joules()),
+                    energy_source: energy
+                        .units
+                        .get(u.id)
+                        .map_or("modelled", |e| e.source.as_str()),
                 }
             })
             .collect();

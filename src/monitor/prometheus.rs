@@ -115,6 +115,32 @@ pub(crate) fn metrics_text(s: &RuntimeSnapshot, host: Option<&HostSample>) -> St
         }
     }
     out.family(
+        "xpu_unit_energy_joules_total",
+        "counter",
+        "Joules a unit used since the runtime started: measured (RAPL) or modelled from its kind's energy profile, as `source` says.",
+    );
+    for (i, e) in s.energy.units.iter().enumerate() {
+        let [a, b] = unit(i);
+        out.sample(
+            "xpu_unit_energy_joules_total",
+            &[a, b, ("source", e.source.as_str())],
+            e.joules(),
+        );
+    }
+    out.family(
+        "xpu_unit_power_state",
+        "gauge",
+        "A unit's power state (value 1 for the state it runs in).",
+    );
+    for (i, e) in s.energy.units.iter().enumerate() {
+        let [a, b] = unit(i);
+        out.sample(
+            "xpu_unit_power_state",
+            &[a, b, ("state", e.state.as_str())],
+            1.0,
+        );
+    }
+    out.family(
         "xpu_queue_length",
         "gauge",
         "Ready tasks waiting in a unit's own queue.",

@@ -20,6 +20,7 @@ use super::platform::Platform;
 use super::workload::{fastest, run_seconds, SimGraph, SimTask, Tiles, Workload};
 use crate::error::{Error, Result};
 use crate::perfmodel::PerfModels;
+use crate::power::PowerState;
 use crate::sched::{Placeable, Policy, SchedClock, SchedPolicy, UnitPlace};
 use crate::trace::{DroppedRecords, Profile, TaskEvent, TraceNode, TraceUnit, Transfer};
 use crate::unit::{NodeId, UnitHealth, UnitId, UnitKind};
@@ -306,6 +307,8 @@ pub fn simulate(
             dropped: DroppedRecords::default(),
             simulated: true,
             started_unix: None,
+            power: Vec::new(),
+            energy: None,
         }
     });
     Ok(SimReport {
@@ -653,6 +656,7 @@ impl Engine<'_> {
                     id => Some(id as u64),
                 },
                 tensors: task.tiles.iter().map(|&(t, _)| t as u64).collect(),
+                power: PowerState::Normal,
             });
         }
         let now = self.now();

@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::{MemoryEvent, PeerCopy, Profile, TaskEvent, TraceNode, TraceUnit, Transfer};
 use crate::error::{Error, Result};
+use crate::power::PowerChange;
 
 const UNITS: u64 = 1;
 const TRANSFERS: u64 = 2;
@@ -58,7 +59,15 @@ impl Profile {
                     "released_by": t.released_by,
                     "tensors": t.tensors.iter().map(|&id| self.tensor_label(id)).collect::<Vec<_>>(),
                     "tensor_ids": t.tensors,
+                    "power": t.power,
                 },
+            }));
+        }
+        for c in &self.power {
+            events.push(json!({
+                "ph": "i", "s": "t", "cat": "power", "name": format!("power: {}", c.to),
+                "pid": UNITS, "tid": c.unit, "ts": us(c.at),
+                "args": {"from": c.from, "to": c.to, "effect": c.effect},
             }));
         }
         let mut lanes: BTreeMap<String, u64> = BTreeMap::new();
@@ -105,6 +114,7 @@ impl Profile {
                 "dropped": self.dropped,
                 "simulated": self.simulated,
                 "started_unix": self.started_unix,
+                "energy": self.energy,
             },
         })
         .to_string()
@@ -156,6 +166,8 @@ impl Profile {
             dropped,
             simulated,
             started_unix,
+            power: Vec::new(),
+            energy: serde_json::from_value(optional("energy")).unwrap_or_default(),
         };
         for (i, e) in events.iter().enumerate() {
             let at = |what: &str| bad(format!("event {i}: {what}"));
@@ -199,6 +211,27 @@ impl Profile {
                             args.get("tensor_ids").cloned().unwrap_or(Value::Null),
                         )
                         .unwrap_or_default(),
+                        power: serde_json::from_value(
+                            args.get("power").cloned().unwrap_or(Value::Null),
+                        )
+                        .unwrap_or_default(),
+                    });
+                }
+                (Some("i"), Some("power")) => {
+                    let state = |key: &str| {
+                        serde_json::from_value(args.get(key).cloned().unwrap_or(Value::Null))
+                            .map_err(|err| at(&format!("power change `{key}`: {err}")))
+                    };
+                    profile.power.push(PowerChange {
+                        unit: num(e, "tid")? as usize,
+                        at: num(e, "ts")? * 1e-6,
+                        from: state("from")?,
+                        to: state("to")?,
+                        effect: args
+                            .get("effect")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
                     });
                 }
                 (Some("X"), Some("transfer")) => profile.transfers.push(Transfer {

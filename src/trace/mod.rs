@@ -36,6 +36,7 @@ pub(crate) use self::memory_log::{MemoryLog, Recording};
 pub(crate) use self::recorder::{Recorder, TaskRecord};
 use self::ring::RecordRing;
 use crate::perfmodel::Footprint;
+use crate::power::{EnergyReport, PowerChange, PowerState};
 use crate::unit::{NodeId, UnitId};
 
 /// One task; times in seconds since the runtime started.
@@ -67,6 +68,9 @@ pub struct TaskEvent {
     /// [`Profile::tensor_names`]).
     #[serde(default)]
     pub tensors: Vec<u64>,
+    /// The power state its unit ran it in.
+    #[serde(default)]
+    pub power: PowerState,
 }
 
 /// Records dropped from a profile's bounded streams (see
@@ -129,6 +133,13 @@ pub struct Profile {
     /// traces of several processes by it.
     #[serde(default)]
     pub started_unix: Option<f64>,
+    /// The units' changes of power state, in order.
+    #[serde(default)]
+    pub power: Vec<PowerChange>,
+    /// Each unit's energy when the profile was taken (`None` for a
+    /// simulated run and for traces written before energy was kept).
+    #[serde(default)]
+    pub energy: Option<EnergyReport>,
 }
 
 /// What one unit did, from a profile.
@@ -175,6 +186,7 @@ impl Profile {
         nodes: Vec<TraceNode>,
         (records, dropped_tasks): (Vec<TaskRecord>, u64),
         log: MemoryLog,
+        (power, energy): (Vec<PowerChange>, EnergyReport),
         wall: f64,
         clock: Clock,
     ) -> Profile {
@@ -196,6 +208,7 @@ impl Profile {
                 footprint: r.footprint,
                 released_by: (r.released_by != 0).then_some(r.released_by),
                 tensors: r.tensors.to_vec(),
+                power: r.power,
             })
             .collect();
         Profile {
@@ -213,6 +226,8 @@ impl Profile {
             },
             simulated: false,
             started_unix: Some(clock.start_unix()),
+            power,
+            energy: Some(energy),
         }
     }
 

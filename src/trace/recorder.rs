@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 use super::ring::RecordRing;
 use crate::kernel::Kernel;
 use crate::perfmodel::Footprint;
+use crate::power::PowerState;
 use crate::unit::UnitId;
 
 /// One task as a worker saw it; times are readings of the runtime's
@@ -34,6 +35,8 @@ pub(crate) struct TaskRecord {
     pub released_by: u64,
     /// The tensors it accessed, in argument order.
     pub tensors: SmallVec<[u64; 4]>,
+    /// The power state its unit ran it in.
+    pub power: PowerState,
 }
 
 pub(crate) struct Recorder {

@@ -13,12 +13,13 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::sync::Parker;
 use smallvec::SmallVec;
 
-pub(crate) use self::shared::Shared;
+pub(crate) use self::shared::{Accounts, Shared};
 use crate::backend::{Arg, ArgData};
 use crate::error::{Error, Result};
 use crate::graph::{self, TaskNode};
 use crate::memory::{Fetched, Storage};
 use crate::perfmodel::SampleMemo;
+use crate::power::{PowerChange, PowerState};
 use crate::trace::TaskRecord;
 use crate::unit::UnitId;
 
@@ -29,6 +30,39 @@ mod shared;
 /// that just finished a task usually finds the next one within microseconds.
 const SPINS: u32 = 64;
 const YIELDS: u32 = 256;
+
+/// How long an idle worker polls and yields before parking, in its unit's
+/// power state: `LowPower` parks at once (no core kept busy waiting),
+/// `HighPerformance` waits four times as long as `Normal` (a task that
+/// arrives meanwhile starts sooner).
+#[derive(Clone, Copy)]
+struct IdleBudget {
+    spins: u32,
+    yields: u32,
+    says: &'static str,
+}
+
+impl IdleBudget {
+    fn of(state: PowerState) -> IdleBudget {
+        match state {
+            PowerState::LowPower => IdleBudget {
+                spins: 0,
+                yields: 0,
+                says: "the worker parks at once when idle",
+            },
+            PowerState::Normal => IdleBudget {
+                spins: SPINS,
+                yields: YIELDS,
+                says: "the worker polls briefly when idle, then parks",
+            },
+            PowerState::HighPerformance => IdleBudget {
+                spins: 4 * SPINS,
+                yields: 4 * YIELDS,
+                says: "the worker polls 4x longer when idle before parking",
+            },
+        }
+    }
+}
 
 /// Starts a worker thread per unit.
 pub(crate) fn spawn(shared: &Arc<Shared>, parkers: Vec<Parker>) -> Result<Vec<JoinHandle<()>>> {
@@ -52,14 +86,22 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
     // next one's start: one clock read per task instead of two.
     let mut last_end: Option<Stamp> = None;
     let mut memo = SampleMemo::default();
+    let mut state = s.power.applied(unit);
+    let mut budget = IdleBudget::of(state);
     loop {
         if s.health.is_down(unit) {
             serve_while_down(&s, unit, &parker);
             return;
         }
+        let wanted = s.power.wanted(unit);
+        if wanted != state {
+            state = change_power_state(&s, unit, state, wanted);
+            budget = IdleBudget::of(state);
+            last_end = None;
+        }
         if let Some(task) = s.policy.pop(unit) {
             let start = last_end.take().unwrap_or_else(|| Stamp::now(&s));
-            last_end = Some(execute(&s, unit, &task, start, &mut memo));
+            last_end = Some(execute(&s, unit, &task, start, state, &mut memo));
             idle = 0;
             continue;
         }
@@ -74,27 +116,51 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
             return;
         }
         idle += 1;
-        if idle < SPINS {
+        if idle < budget.spins {
             std::hint::spin_loop();
             continue;
         }
-        if idle < SPINS + YIELDS {
+        if idle < budget.spins + budget.yields {
             std::thread::yield_now();
             continue;
         }
         s.going_to_sleep(unit);
         if let Some(task) = s.policy.pop(unit) {
             s.woke_up(unit);
-            execute(&s, unit, &task, Stamp::now(&s), &mut memo);
+            execute(&s, unit, &task, Stamp::now(&s), state, &mut memo);
             idle = 0;
             continue;
         }
-        if !s.shutdown.load(Ordering::Acquire) {
+        if !s.shutdown.load(Ordering::Acquire) && s.power.wanted(unit) == state {
             parker.park_timeout(Duration::from_millis(50));
         }
         s.woke_up(unit);
-        idle = SPINS;
+        idle = budget.spins;
     }
+}
+
+/// Puts `unit` in `wanted` between two of its tasks; returns the state it
+/// is in after (the old one if the backend refused), and records the
+/// change for the trace.
+fn change_power_state(
+    s: &Shared,
+    unit: UnitId,
+    from: PowerState,
+    wanted: PowerState,
+) -> PowerState {
+    let (backend, local) = &s.unit_backends[unit];
+    let (to, effect) = match backend.set_power_state(*local, wanted) {
+        Ok(effect) => (wanted, format!("{effect}; {}", IdleBudget::of(wanted).says)),
+        Err(e) => (from, format!("{wanted} refused: {e}")),
+    };
+    s.power.note_change(PowerChange {
+        unit,
+        at: s.started.elapsed().as_secs_f64(),
+        from,
+        to,
+        effect,
+    });
+    to
 }
 
 /// A unit out of service runs nothing: its worker hands the tasks queued
@@ -110,7 +176,12 @@ fn serve_while_down(s: &Shared, unit: UnitId, parker: &Parker) {
                     reason: reason.clone(),
                 };
                 let now = Stamp::now(s);
-                complete(s, unit, &task, now, now, Err(down), Fetches::default());
+                let span = Span {
+                    start: now,
+                    end: now,
+                    state: s.power.applied(unit),
+                };
+                complete(s, unit, &task, span, Err(down), Fetches::default());
             } else {
                 s.make_ready(task, None);
             }
@@ -150,6 +221,7 @@ fn execute(
     unit: UnitId,
     task: &Arc<TaskNode>,
     start: Stamp,
+    state: PowerState,
     memo: &mut SampleMemo,
 ) -> Stamp {
     let not_run = |e| Launched {
@@ -178,12 +250,19 @@ fn execute(
         s,
         unit,
         task,
-        start,
-        end,
+        Span { start, end, state },
         launched.outcome,
         launched.fetched,
     );
     end
+}
+
+/// When a task ran, and in which power state.
+#[derive(Clone, Copy)]
+struct Span {
+    start: Stamp,
+    end: Stamp,
+    state: PowerState,
 }
 
 /// Records how `task` ended, poisons or clears what it writes, and
@@ -192,8 +271,7 @@ fn complete(
     s: &Shared,
     unit: UnitId,
     task: &Arc<TaskNode>,
-    start: Stamp,
-    end: Stamp,
+    Span { start, end, state }: Span,
     outcome: Result<()>,
     fetched: Fetches,
 ) {
@@ -214,6 +292,7 @@ fn complete(
     let busy = (end.instant - start.instant).as_nanos() as u64;
     s.counters
         .record(unit, ok, busy, flops, fetched.bytes as u64);
+    s.power.record_busy(unit, state, busy);
     let recording = s.recorder.is_on();
     // Recorded before the task counts as finished, so that whoever waits
     // for it finds it in the profile.
@@ -246,6 +325,7 @@ fn complete(
             footprint,
             released_by: task.released_by.load(Ordering::Relaxed),
             tensors: task.accesses.iter().map(|a| a.tensor.id()).collect(),
+            power: state,
         });
     }
     s.policy.finished(unit, task);

@@ -20,6 +20,7 @@ use crate::history::{unit_identity, RunHistory, TaskStore};
 use crate::memory::MemoryManager;
 use crate::monitor::RuntimeSnapshot;
 use crate::perfmodel::PerfModels;
+use crate::power::{EnergyProfiles, PowerLedger};
 use crate::profile::{UnitCounters, UnitReport};
 use crate::sched::{Policy, SchedClock, SchedPolicy, UnitPlace};
 use crate::trace::{Clock, Recorder};
@@ -50,6 +51,8 @@ pub(crate) struct Shared {
     /// them, or a history keeps them.
     pub measuring: bool,
     pub counters: UnitCounters,
+    /// Power states, busy time per state, changes and energy profiles.
+    pub power: PowerLedger,
     pub recorder: Recorder,
     /// The clock of every recorded time.
     pub clock: Clock,
@@ -69,6 +72,15 @@ pub(crate) struct Shared {
     pub started: Instant,
 }
 
+/// What a runtime keeps account of besides its counters: task records
+/// (their capacity per stream, or none), the task history, and the
+/// energy profiles its energy is modelled with.
+pub(crate) struct Accounts {
+    pub recording: Option<usize>,
+    pub history: Option<Arc<dyn TaskStore>>,
+    pub energy: EnergyProfiles,
+}
+
 impl Shared {
     /// The state of a runtime over `units` (backed by `unit_backends`),
     /// and a parker per unit for its worker.
@@ -78,8 +90,11 @@ impl Shared {
         unit_backends: Vec<(Arc<dyn Backend>, usize)>,
         statuses: Vec<BackendStatus>,
         memory: MemoryManager,
-        recording: Option<usize>,
-        history: Option<Arc<dyn TaskStore>>,
+        Accounts {
+            recording,
+            history,
+            energy,
+        }: Accounts,
     ) -> Result<(Arc<Shared>, Vec<Parker>)> {
         let n = units.len();
         let health = Arc::new(UnitHealth::new(&units));
@@ -138,6 +153,7 @@ impl Shared {
             unit_backends,
             statuses,
             counters: UnitCounters::new(n),
+            power: PowerLedger::new(n, energy),
             recorder: Recorder::new(n, recording),
             clock: memory.clock(),
             next_task: CachePadded::new(AtomicU64::new(1)),
@@ -274,6 +290,9 @@ impl Shared {
                 .collect(),
             nodes,
             submitted: self.submitted(),
+            energy: self
+                .power
+                .report(&self.units, self.started.elapsed().as_secs_f64()),
             at: self.started.elapsed().as_secs_f64(),
         }
     }
@@ -316,6 +335,13 @@ impl Shared {
         }
         drop(guard);
         self.waiters.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Wakes `unit`'s worker if it sleeps (to apply a power state).
+    pub fn wake_unit(&self, unit: UnitId) {
+        if self.sleeping[unit].swap(false, Ordering::SeqCst) {
+            self.unparkers[unit].unpark();
+        }
     }
 
     pub fn wake_all_workers(&self) {

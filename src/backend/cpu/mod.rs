@@ -12,6 +12,8 @@ mod linalg;
 mod reduce;
 mod widest;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use half::{bf16, f16};
 use smallvec::SmallVec;
 
@@ -22,28 +24,42 @@ use crate::error::{Error, Result};
 use crate::host;
 use crate::kernel::approx::KernelMath;
 use crate::kernel::{ArgMeta, Kernel};
+use crate::power::PowerState;
 use crate::unit::UnitKind;
 
 /// The host's cores as CPU units.
 pub struct CpuBackend {
     units: usize,
+    /// Threads a kernel uses in the `Normal` power state.
     threads: usize,
+    /// Threads a kernel of each unit uses now (its power state's).
+    unit_threads: Vec<AtomicUsize>,
     model: String,
 }
 
 impl CpuBackend {
     /// `units` CPU units sharing the cores; each kernel uses `cores / units` threads.
     pub fn new(units: usize) -> CpuBackend {
+        let threads = (host::core_count() / units.max(1)).max(1);
         CpuBackend {
             units,
-            threads: (host::core_count() / units.max(1)).max(1),
+            threads,
+            unit_threads: (0..units).map(|_| AtomicUsize::new(threads)).collect(),
             model: host::cpu_model(),
         }
     }
 
-    /// Threads one kernel uses.
+    /// Threads one kernel uses in the `Normal` power state.
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// Threads a kernel of `unit` uses now: one in `LowPower`, the unit's
+    /// share of the cores in `Normal`, every core in `HighPerformance`.
+    pub fn threads_of(&self, unit: usize) -> usize {
+        self.unit_threads
+            .get(unit)
+            .map_or(self.threads, |t| t.load(Ordering::Relaxed))
     }
 }
 
@@ -87,8 +103,22 @@ impl Backend for CpuBackend {
         }
     }
 
-    fn launch(&self, _unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
-        run_kernel(kernel, args, self.threads)
+    fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
+        run_kernel(kernel, args, self.threads_of(unit))
+    }
+
+    fn set_power_state(&self, unit: usize, state: PowerState) -> Result<String> {
+        let threads = match state {
+            PowerState::LowPower => 1,
+            PowerState::Normal => self.threads,
+            PowerState::HighPerformance => host::core_count().max(self.threads),
+        };
+        let slot = self
+            .unit_threads
+            .get(unit)
+            .ok_or_else(|| cpu_error(&format!("no CPU unit {unit}")))?;
+        slot.store(threads, Ordering::Relaxed);
+        Ok(format!("{threads} thread(s) per kernel"))
     }
 }
 

@@ -7,8 +7,9 @@
 //! serves every size.
 //!
 //! Launches are asynchronous: a kernel is recorded into a command buffer
-//! and the worker moves on. Command buffers wait in a batch (up to
-//! [`BATCH`]) that is submitted when the unit's queue runs dry
+//! and the worker moves on. Command buffers wait in a batch (32 launches
+//! at most in the `Normal` power state, 128 in `LowPower`, 1 in
+//! `HighPerformance`) that is submitted when the unit's queue runs dry
 //! ([`Backend::flush`]), when it is full, or before any copy to or from the
 //! device; the queue keeps launches and copies in order, and a download
 //! waits for the work before it. What a launch binds is made once
@@ -27,6 +28,7 @@ mod wgsl;
 pub use wgsl::validate_wgsl;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -40,11 +42,24 @@ use crate::backend::{
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernel::{ArgMeta, Kernel};
+use crate::power::PowerState;
 use crate::unit::UnitKind;
 
-/// Launches gathered into one submission at most: a chain of tiny tasks
-/// costs one submission per this many, not one each.
+/// Launches gathered into one submission at most, in the `Normal` power
+/// state: a chain of tiny tasks costs one submission per this many, not
+/// one each. `LowPower` gathers four times as many (fewer submissions and
+/// device wake-ups); `HighPerformance` submits each launch at once (the
+/// device starts it soonest).
 const BATCH: usize = 32;
+
+/// Launches per submission in each power state.
+fn batch_of(state: PowerState) -> usize {
+    match state {
+        PowerState::LowPower => 4 * BATCH,
+        PowerState::Normal => BATCH,
+        PowerState::HighPerformance => 1,
+    }
+}
 
 /// Device memory assumed when the API does not say (wgpu does not report
 /// it); `XPU_GPU_MEMORY` (bytes) overrides.
@@ -67,8 +82,10 @@ struct Gpu {
     params: ParamRing,
     /// Bind groups by pipeline and tensor buffers.
     binds: Arc<BindGroups>,
-    /// Launches recorded and not yet submitted (at most [`BATCH`]).
+    /// Launches recorded and not yet submitted (at most `batch`).
     pending: Mutex<Vec<wgpu::CommandBuffer>>,
+    /// Launches per submission, by the unit's power state ([`batch_of`]).
+    batch: AtomicUsize,
     /// Reused read-back buffer, grown as needed.
     staging: Mutex<Option<wgpu::Buffer>>,
     /// Set by wgpu when the device is lost (driver reset, removal).
@@ -221,6 +238,7 @@ fn open(memory: Option<usize>) -> std::result::Result<WgpuBackend, String> {
                     params,
                     binds: Arc::default(),
                     pending: Mutex::new(Vec::new()),
+                    batch: AtomicUsize::new(BATCH),
                     staging: Mutex::new(None),
                     lost,
                     errors,
@@ -504,10 +522,26 @@ impl Backend for WgpuBackend {
         }
         let mut pending = g.pending.lock();
         pending.push(commands);
-        if pending.len() >= BATCH {
+        if pending.len() >= g.batch.load(Ordering::Relaxed) {
             g.queue.submit(pending.drain(..));
         }
         Ok(())
+    }
+
+    fn set_power_state(&self, unit: usize, state: PowerState) -> Result<String> {
+        let g = self
+            .gpus
+            .get(unit)
+            .ok_or_else(|| gpu_error(format!("no GPU unit {unit}")))?;
+        let batch = batch_of(state);
+        g.batch.store(batch, Ordering::Relaxed);
+        // What a smaller batch would have submitted already goes now.
+        if g.pending.lock().len() >= batch {
+            g.flush();
+        }
+        Ok(format!(
+            "submits every {batch} launch(es), and when the unit's queue runs dry"
+        ))
     }
 
     fn flush(&self, unit: usize) {

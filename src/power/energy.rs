@@ -1,0 +1,279 @@
+//! Energy accounting: each unit's busy time per power state (written by
+//! its worker alone, beside the counters it already keeps), its power
+//! changes, and the report that turns them into joules with the unit's
+//! energy profile, or with the RAPL counters where they read.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+
+use crossbeam_utils::CachePadded;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+
+use super::{EnergyProfile, EnergyProfiles, PowerChange, PowerState, Rapl};
+use crate::trace::TaskEvent;
+use crate::unit::{UnitId, UnitInfo, UnitKind};
+
+/// Where a unit's joules come from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "lowercase")]
+pub enum EnergySource {
+    /// From a hardware counter (`counter` names it), shared among the
+    /// units that draw on it in proportion to their modelled energy.
+    Measured { counter: String },
+    /// From the energy profile of `profile` (a unit kind's, in
+    /// `platforms/energy/`) over the unit's busy and idle time.
+    Modelled { profile: String },
+}
+
+impl EnergySource {
+    /// `measured` or `modelled`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EnergySource::Measured { .. } => "measured",
+            EnergySource::Modelled { .. } => "modelled",
+        }
+    }
+}
+
+/// One unit's energy since the runtime started.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnitEnergy {
+    pub unit: UnitId,
+    pub kind: String,
+    /// The state it runs in now.
+    pub state: PowerState,
+    pub source: EnergySource,
+    /// Seconds running tasks, per state (in [`PowerState::ALL`]'s order).
+    pub busy_seconds: [f64; 3],
+    /// Seconds neither running a task nor gated.
+    pub idle_seconds: f64,
+    /// Seconds gated.
+    pub gated_seconds: f64,
+    /// Watts while running a task, per state.
+    pub busy_watts: [f64; 3],
+    pub idle_watts: f64,
+    pub gated_watts: f64,
+}
+
+impl UnitEnergy {
+    /// Joules spent running tasks.
+    pub fn busy_joules(&self) -> f64 {
+        self.busy_seconds
+            .iter()
+            .zip(&self.busy_watts)
+            .map(|(s, w)| s * w)
+            .sum()
+    }
+
+    /// Joules spent idle.
+    pub fn idle_joules(&self) -> f64 {
+        self.idle_seconds * self.idle_watts
+    }
+
+    /// Joules spent gated.
+    pub fn gated_joules(&self) -> f64 {
+        self.gated_seconds * self.gated_watts
+    }
+
+    /// Every joule of the unit.
+    pub fn joules(&self) -> f64 {
+        self.busy_joules() + self.idle_joules() + self.gated_joules()
+    }
+
+    /// The joules of one of its tasks: the unit's power in the state the
+    /// task ran in, over its run time.
+    pub fn task_joules(&self, task: &TaskEvent) -> f64 {
+        self.busy_watts[task.power.index()] * (task.end - task.start).max(0.0)
+    }
+}
+
+/// Every unit's energy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnergyReport {
+    /// Seconds since the runtime started.
+    pub wall_seconds: f64,
+    pub units: Vec<UnitEnergy>,
+}
+
+impl EnergyReport {
+    /// Joules of every unit.
+    pub fn total_joules(&self) -> f64 {
+        self.units.iter().map(UnitEnergy::joules).sum()
+    }
+
+    /// Joules of the tasks of each kernel in `tasks` (a profile's), the
+    /// most first.
+    pub fn by_kernel(&self, tasks: &[TaskEvent]) -> Vec<(String, f64)> {
+        let mut joules: Vec<(String, f64)> = Vec::new();
+        for t in tasks {
+            let Some(u) = self.units.get(t.unit) else {
+                continue;
+            };
+            let j = u.task_joules(t);
+            match joules.iter_mut().find(|(k, _)| *k == t.kernel) {
+                Some((_, sum)) => *sum += j,
+                None => joules.push((t.kernel.clone(), j)),
+            }
+        }
+        joules.sort_by(|a, b| b.1.total_cmp(&a.1));
+        joules
+    }
+
+    /// Whether any unit's figure is measured rather than modelled.
+    pub fn any_measured(&self) -> bool {
+        self.units
+            .iter()
+            .any(|u| matches!(u.source, EnergySource::Measured { .. }))
+    }
+}
+
+/// One unit's power state and busy time per state.
+#[derive(Default)]
+struct UnitPower {
+    /// The state asked for (by the API, the CLI or a policy).
+    wanted: AtomicU8,
+    /// The state its worker applied last.
+    applied: AtomicU8,
+    busy_ns: [AtomicU64; 3],
+}
+
+/// The power side of a runtime: states, busy time per state, changes,
+/// profiles and the RAPL counters if they read.
+pub(crate) struct PowerLedger {
+    units: Vec<CachePadded<UnitPower>>,
+    changes: Mutex<Vec<PowerChange>>,
+    profiles: EnergyProfiles,
+    rapl: Option<Rapl>,
+}
+
+impl PowerLedger {
+    pub fn new(units: usize, profiles: EnergyProfiles) -> PowerLedger {
+        let normal = PowerState::Normal.index() as u8;
+        PowerLedger {
+            units: (0..units)
+                .map(|_| {
+                    let u = UnitPower::default();
+                    u.wanted.store(normal, Ordering::Relaxed);
+                    u.applied.store(normal, Ordering::Relaxed);
+                    CachePadded::new(u)
+                })
+                .collect(),
+            changes: Mutex::new(Vec::new()),
+            profiles,
+            rapl: Rapl::open(),
+        }
+    }
+
+    /// Asks `unit` to run in `state` from its next task on.
+    pub fn want(&self, unit: UnitId, state: PowerState) {
+        self.units[unit]
+            .wanted
+            .store(state.index() as u8, Ordering::Release);
+    }
+
+    /// The state asked of `unit`.
+    #[inline]
+    pub fn wanted(&self, unit: UnitId) -> PowerState {
+        PowerState::from_index(self.units[unit].wanted.load(Ordering::Acquire))
+    }
+
+    /// The state `unit` runs in.
+    pub fn applied(&self, unit: UnitId) -> PowerState {
+        PowerState::from_index(self.units[unit].applied.load(Ordering::Acquire))
+    }
+
+    /// `unit`'s worker applied a change (or the backend refused it: then
+    /// `change.to` is `change.from`, and that is what is wanted again).
+    pub fn note_change(&self, change: PowerChange) {
+        let u = &self.units[change.unit];
+        u.applied.store(change.to.index() as u8, Ordering::Release);
+        u.wanted.store(change.to.index() as u8, Ordering::Release);
+        self.changes.lock().push(change);
+    }
+
+    /// Every change so far, in order.
+    pub fn changes(&self) -> Vec<PowerChange> {
+        self.changes.lock().clone()
+    }
+
+    /// `unit` ran a task for `ns` in `state` (its worker alone writes).
+    #[inline]
+    pub fn record_busy(&self, unit: UnitId, state: PowerState, ns: u64) {
+        let c = &self.units[unit].busy_ns[state.index()];
+        c.store(c.load(Ordering::Relaxed) + ns, Ordering::Relaxed);
+    }
+
+    /// The profile a unit's energy is modelled with, and whether its idle
+    /// power is its own: a unit emulated on the host's cores draws the
+    /// CPU's power while busy, and its idle cores are the CPU units'.
+    pub fn profile_of(&self, unit: &UnitInfo) -> (&EnergyProfile, bool) {
+        if unit.host_cores && unit.kind != UnitKind::Cpu {
+            (self.profiles.of(&UnitKind::Cpu), false)
+        } else {
+            (self.profiles.of(&unit.kind), true)
+        }
+    }
+
+    /// The energy of `units` over `wall_seconds`.
+    pub fn report(&self, units: &[UnitInfo], wall_seconds: f64) -> EnergyReport {
+        let mut report = EnergyReport {
+            wall_seconds,
+            units: units
+                .iter()
+                .map(|u| {
+                    let (profile, idles) = self.profile_of(u);
+                    let p = &self.units[u.id];
+                    let busy_seconds: [f64; 3] =
+                        std::array::from_fn(|i| p.busy_ns[i].load(Ordering::Relaxed) as f64 * 1e-9);
+                    let busy: f64 = busy_seconds.iter().sum();
+                    UnitEnergy {
+                        unit: u.id,
+                        kind: u.kind.to_string(),
+                        state: self.applied(u.id),
+                        source: EnergySource::Modelled {
+                            profile: profile.kind.clone(),
+                        },
+                        busy_seconds,
+                        idle_seconds: (wall_seconds - busy).max(0.0),
+                        gated_seconds: 0.0,
+                        busy_watts: profile.busy_watts,
+                        idle_watts: if idles { profile.idle_watts } else { 0.0 },
+                        gated_watts: if idles { profile.gated_watts } else { 0.0 },
+                    }
+                })
+                .collect(),
+        };
+        if let Some(measured) = self.rapl.as_ref().and_then(Rapl::joules) {
+            let counter = format!(
+                "RAPL, {} package(s)",
+                self.rapl.as_ref().map_or(0, Rapl::packages)
+            );
+            share_measured(&mut report, units, measured, &counter);
+        }
+        report
+    }
+}
+
+/// Spreads `joules` measured on the host's packages over the units that
+/// draw on the host's cores, in proportion to their modelled energy.
+fn share_measured(report: &mut EnergyReport, units: &[UnitInfo], joules: f64, counter: &str) {
+    let on_host: Vec<usize> = units
+        .iter()
+        .filter(|u| u.host_cores)
+        .map(|u| u.id)
+        .collect();
+    let modelled: f64 = on_host.iter().map(|&i| report.units[i].joules()).sum();
+    if modelled <= 0.0 {
+        return;
+    }
+    let scale = joules / modelled;
+    for i in on_host {
+        let u = &mut report.units[i];
+        u.busy_watts.iter_mut().for_each(|w| *w *= scale);
+        u.idle_watts *= scale;
+        u.gated_watts *= scale;
+        u.source = EnergySource::Measured {
+            counter: counter.to_string(),
+        };
+    }
+}
