@@ -726,3 +726,75 @@ fn the_traces_of_ranks_count_the_bytes_sent_between_them() {
     assert!(out.contains("between ranks: 2 copies sent, 128 B"), "{out}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn power_set_keeps_a_state_for_later_runs_whose_traces_report_energy() {
+    let dir = std::env::temp_dir().join(format!("xpu-cli-power-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_xpu"))
+            .args(["--cpu-only", "--cpu-units", "2", "--no-history"])
+            .args(args)
+            .current_dir(&dir)
+            .env("XPU_DATA_DIR", &dir)
+            .output()
+            .expect("xpu runs");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.success(), text(&out.stdout), text(&out.stderr))
+    };
+    let (ok, out, err) = run(&["power", "set", "1", "low-power"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("unit 1 (cpu) will run in low-power"), "{out}");
+    let (ok, _, err) = run(&["power", "set", "1", "turbo"]);
+    assert!(!ok && err.contains("unknown power state `turbo`"), "{err}");
+    let (ok, out, err) = run(&["power"]);
+    assert!(ok, "{err}");
+    let row = |id: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        row("0").contains("normal") && row("1").contains("low-power"),
+        "{out}"
+    );
+    assert!(
+        out.contains("modelled") || out.contains("measured"),
+        "{out}"
+    );
+
+    let trace = dir.join("t.json");
+    let trace_arg = trace.to_str().unwrap();
+    let (ok, _, err) = run(&[
+        "--trace", trace_arg, "bench", "--dag", "gemm", "--size", "256", "--tile", "64",
+    ]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["power", "--trace", trace_arg]);
+    assert!(ok, "{err}");
+    assert!(out.contains("per kernel") && out.contains("gemm"), "{out}");
+    let (ok, out, err) = run(&["trace", trace_arg]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("energy over") && out.contains("total:"),
+        "{out}"
+    );
+    let profile =
+        xpu::trace::Profile::from_chrome_trace(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    let unit1: Vec<_> = profile.tasks.iter().filter(|t| t.unit == 1).collect();
+    assert!(
+        !unit1.is_empty()
+            && unit1
+                .iter()
+                .all(|t| t.power == xpu::power::PowerState::LowPower),
+        "unit 1 ran in the kept state"
+    );
+
+    std::fs::write(dir.join("power.toml"), "[states]\n\"x\" = \"normal\"\n").unwrap();
+    let (ok, _, err) = run(&["info"]);
+    assert!(
+        !ok && err.contains("power.toml") && err.contains("`x` is not a unit id"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -296,6 +296,7 @@ fn every_route_answers_each_role_as_the_table_says() {
         .unwrap()
         .json()
         .unwrap();
+    let power = serde_json::json!({"state": "normal"});
     let callers: Vec<(Option<Role>, Client, String)> = [
         None,
         Some(Role::Viewer),
@@ -324,9 +325,14 @@ fn every_route_answers_each_role_as_the_table_says() {
     for route in ROUTES {
         for (role, c, own) in &callers {
             let role = *role;
-            let path = route.path.replace("{id}", own).replace("{name}", "c");
+            let path = route
+                .path
+                .replace("{id}", own)
+                .replace("{name}", "c")
+                .replace("{unit}", "0");
             let payload = match (route.method, route.path) {
                 ("POST", "/v1/jobs") => Some(&body),
+                ("PUT", "/v1/units/{unit}/power") => Some(&power),
                 ("PUT", _) => Some(&settings),
                 _ => None,
             };
@@ -1450,5 +1456,70 @@ fn an_admin_registers_kernel_names_that_jobs_use() {
     assert_eq!(ada.wait(&job.id, WAIT).unwrap().state, JobState::Succeeded);
     let doubled: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
     assert_close(&ada.results(&job.id).unwrap()[0].values(), &doubled);
+    server.stop().unwrap();
+}
+
+/// Operators put units in power states; the unit list shows each unit's
+/// state and energy; bad requests name what is wrong.
+#[test]
+fn operators_set_power_states_and_units_report_state_and_energy() {
+    let d = dir("power");
+    let server = start(&d.join("jobs.sqlite"), RoleLimits::default());
+    let operator = client(&server, "olga", Role::Operator);
+    let reply = operator
+        .call(
+            "PUT",
+            "/v1/units/0/power",
+            Some(&serde_json::json!({"state": "low-power"})),
+            &[],
+        )
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let unit: Value = reply.json().unwrap();
+    assert_eq!(unit["power"], "low-power", "{unit}");
+    let units: Value = operator
+        .call("GET", "/v1/units", None, &[])
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(units["units"][0]["power"], "low-power", "{units}");
+    assert!(units["units"][0]["energy_joules"].as_f64().unwrap() >= 0.0);
+    assert!(
+        ["measured", "modelled"].contains(&units["units"][0]["energy_source"].as_str().unwrap())
+    );
+    for (path, body, says) in [
+        (
+            "/v1/units/0/power",
+            serde_json::json!({"state": "turbo"}),
+            "unknown power state `turbo`",
+        ),
+        (
+            "/v1/units/99/power",
+            serde_json::json!({"state": "normal"}),
+            "unit 99",
+        ),
+        (
+            "/v1/units/x/power",
+            serde_json::json!({"state": "normal"}),
+            "`x` is not a unit id",
+        ),
+        (
+            "/v1/units/0/power",
+            serde_json::json!({"level": 3}),
+            "level",
+        ),
+    ] {
+        let reply = operator.call("PUT", path, Some(&body), &[]).unwrap();
+        assert!(
+            (400..500).contains(&reply.status),
+            "{path} {body}: {}",
+            reply.status
+        );
+        assert!(
+            reply.text().contains(says),
+            "{path} {body}: {}",
+            reply.text()
+        );
+    }
     server.stop().unwrap();
 }

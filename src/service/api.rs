@@ -25,6 +25,7 @@ use super::document::{JobDocument, JobResult};
 use super::limits::{RateLimiter, RoleLimits};
 use super::runner::Runner;
 use super::store::{AuditEntry, JobStatus, JobStore, SubjectUploads};
+use crate::power::PowerState;
 use crate::{Error, Runtime};
 
 /// One route of the API: the least role that may call it (`None`: no
@@ -176,6 +177,14 @@ pub const ROUTES: &[Route] = &[
         "upload a tensor's bytes (application/octet-stream, streamed to disk; at most max_tensor_bytes) for jobs to name",
     ),
     route(
+        "PUT",
+        "/v1/units/{unit}/power",
+        Some(Role::Operator),
+        Some("PowerRequest"),
+        "UnitAnswer",
+        "put a unit in a power state (low-power, normal, high-performance); its worker applies it between two tasks",
+    ),
+    route(
         "POST",
         "/v1/drain",
         Some(Role::Operator),
@@ -227,6 +236,20 @@ pub struct UnitAnswer {
     pub memory_bytes: usize,
     pub in_service: bool,
     pub down_reason: Option<String>,
+    /// Its power state: low-power, normal or high-performance.
+    pub power: String,
+    /// Joules it used since the server started.
+    pub energy_joules: f64,
+    /// Whether that figure is `measured` or `modelled`.
+    pub energy_source: String,
+}
+
+/// `PUT /v1/units/{unit}/power`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PowerRequest {
+    /// low-power, normal or high-performance.
+    pub state: String,
 }
 
 /// `GET /v1/units`.
@@ -397,6 +420,7 @@ pub(crate) fn router(
         .route("/v1/kernels", get(kernels))
         .route("/v1/kernels/{name}", axum::routing::put(register_kernel))
         .route("/v1/uploads", post(upload))
+        .route("/v1/units/{unit}/power", axum::routing::put(set_power))
         .route("/v1/drain", post(drain))
         .route("/v1/settings", get(settings).put(set_settings))
         .route("/v1/audit", get(audit))
@@ -507,27 +531,56 @@ async fn metrics(State(s): Shared) -> Response {
         .into_response()
 }
 
+/// Every unit as the API lists it.
+fn unit_answers(rt: &Runtime) -> Vec<UnitAnswer> {
+    let energy = rt.energy();
+    rt.units()
+        .iter()
+        .zip(energy.units)
+        .map(|(u, e)| UnitAnswer {
+            id: u.id,
+            kind: u.kind.to_string(),
+            backend: u.backend.clone(),
+            device: u.device.clone(),
+            emulated: u.emulated,
+            node: u.node,
+            memory_bytes: u.memory_bytes,
+            in_service: !u.is_down(),
+            down_reason: u.down_reason(),
+            power: rt.power_state(u.id).unwrap_or(e.state).to_string(),
+            energy_joules: e.joules(),
+            energy_source: e.source.as_str().to_string(),
+        })
+        .collect()
+}
+
 async fn units(State(s): Shared) -> Response {
-    let units =
-        s.rt.units()
-            .iter()
-            .map(|u| UnitAnswer {
-                id: u.id,
-                kind: u.kind.to_string(),
-                backend: u.backend.clone(),
-                device: u.device.clone(),
-                emulated: u.emulated,
-                node: u.node,
-                memory_bytes: u.memory_bytes,
-                in_service: !u.is_down(),
-                down_reason: u.down_reason(),
-            })
-            .collect();
     Json(Units {
-        units,
+        units: unit_answers(&s.rt),
         policy: s.rt.policy().as_str().to_string(),
     })
     .into_response()
+}
+
+async fn set_power(
+    State(s): Shared,
+    Extension(who): Extension<Identity>,
+    Path(unit): Path<String>,
+    body: Result<Json<PowerRequest>, JsonRejection>,
+) -> Answer {
+    let Json(PowerRequest { state }) = body?;
+    let id: usize = unit
+        .parse()
+        .map_err(|_| Error::UnknownUnit(format!("`{unit}` is not a unit id")))?;
+    let state = PowerState::parse(&state).map_err(|e| Error::JobDocument {
+        field: "state".into(),
+        what: e.to_string(),
+    })?;
+    s.rt.set_power_state(id, state)?;
+    s.store
+        .audit(&who, "power", None, &format!("unit {id}: {state}"))?;
+    let answer = unit_answers(&s.rt).into_iter().nth(id);
+    Ok(Json(answer).into_response())
 }
 
 async fn submit(

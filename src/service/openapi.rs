@@ -20,8 +20,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{InfoBuilder, OpenApi, OpenApiBuilder, Ref, Required};
 
 use super::api::{
-    AuditLog, ErrorAnswer, JobList, KernelRegistration, Kernels, ResultAnswer, Results, Route,
-    Settings, UnitAnswer, Units, Upload, ROUTES,
+    AuditLog, ErrorAnswer, JobList, KernelRegistration, Kernels, PowerRequest, ResultAnswer,
+    Results, Route, Settings, UnitAnswer, Units, Upload, ROUTES,
 };
 use super::document::{ArgSpec, JobDocument, TaskSpec, TensorSpec};
 use super::limits::{Limits, RoleLimits};
@@ -132,6 +132,7 @@ pub fn document() -> OpenApi {
         .schema_from::<ResultAnswer>()
         .schema_from::<Units>()
         .schema_from::<UnitAnswer>()
+        .schema_from::<PowerRequest>()
         .schema_from::<Settings>()
         .schema_from::<RoleLimits>()
         .schema_from::<Limits>()

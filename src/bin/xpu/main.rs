@@ -15,6 +15,7 @@ mod monitor;
 #[cfg(feature = "opencl")]
 mod opencl;
 mod perfmodel_plot;
+mod power;
 mod report;
 #[cfg(feature = "serve")]
 mod serve;
@@ -103,7 +104,9 @@ impl RuntimeArgs {
         if !self.no_history {
             builder = builder.history(history::path(self.history.as_ref()));
         }
-        builder.build()
+        let rt = builder.build()?;
+        power::apply_kept(&rt)?;
+        Ok(rt)
     }
 
     /// Writes the trace and Gantt chart asked for (or the given defaults)
@@ -296,6 +299,17 @@ enum Command {
     ///   xpu trace rank0.json rank1.json --merge job.json
     #[command(verbatim_doc_comment)]
     Trace(trace::TraceArgs),
+    /// Power states and energy: each unit's state and the energy profile
+    /// it is modelled with (or the counter it is measured by); with
+    /// `--trace FILE`, energy per unit and per kernel of that run. `set`
+    /// keeps a unit in a state for later runs.
+    ///
+    /// Examples:
+    ///   xpu power
+    ///   xpu power set 1 low-power
+    ///   xpu demo && xpu power --trace xpu-trace.json
+    #[command(verbatim_doc_comment)]
+    Power(power::PowerArgs),
 }
 
 fn main() {
@@ -325,6 +339,7 @@ fn main() {
         Command::Generate(args) => generate::run(&cli.runtime, args),
         Command::Monitor(args) => monitor::run(&cli.runtime, args),
         Command::Trace(args) => trace::run(args, cli.runtime.gantt.as_deref()),
+        Command::Power(args) => power::run(&cli.runtime, args),
         Command::Sim(args) => sim::run(&cli.runtime, args),
         Command::Slurm(args) => slurm::run(args),
         Command::Calibrate(args) => calibrate::run(&cli.runtime, args),

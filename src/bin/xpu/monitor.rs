@@ -126,20 +126,22 @@ fn view(s: &Sample, tasks: Option<u64>) -> String {
         s.shared_queue
     ));
     out.push_str(&format!(
-        "{:<14} {:>8} {:>7} {:>7}  {:<22} {:>11} {:>14}\n",
-        "unit", "done", "failed", "queued", "busy", "node memory", "device says"
+        "{:<14} {:>8} {:>7} {:>7}  {:<22} {:>11} {:>14} {:<17} {:>21}\n",
+        "unit", "done", "failed", "queued", "busy", "node memory", "device says", "power", "energy"
     ));
     for u in &s.units {
         let filled = (u.utilisation * 20.0).round() as usize;
         out.push_str(&format!(
-            "{:<14} {:>8} {:>7} {:>7}  [{:<20}] {:>11} {:>14}\n",
+            "{:<14} {:>8} {:>7} {:>7}  [{:<20}] {:>11} {:>14} {:<17} {:>21}\n",
             u.label,
             u.tasks,
             u.failed,
             u.queued,
             "#".repeat(filled.min(20)),
             bytes(u.node_allocated as u64),
-            u.device_reported.map_or_else(|| "-".to_string(), bytes)
+            u.device_reported.map_or_else(|| "-".to_string(), bytes),
+            u.power.as_str(),
+            format!("{:.1} J ({})", u.joules, u.energy_source)
         ));
     }
     out

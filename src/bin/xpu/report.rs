@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use xpu::power::EnergyReport;
+use xpu::trace::TaskEvent;
 use xpu::Runtime;
 
 /// A byte count for people: `1.5 GiB`.
@@ -81,4 +83,47 @@ pub fn print_unit_report(rt: &Runtime, wall_seconds: f64) {
         );
     }
     println!("transfers: {}", rt.transfers().len());
+    print_energy(&rt.energy(), None);
+}
+
+/// Prints each unit's power state and energy (busy, idle, gated, whole,
+/// and whether measured or modelled), and with `tasks` the joules of each
+/// kernel's tasks.
+pub fn print_energy(energy: &EnergyReport, tasks: Option<&[TaskEvent]>) {
+    println!(
+        "\nenergy over {:.3} s ({}):",
+        energy.wall_seconds,
+        if energy.any_measured() {
+            "measured where the host's counters read, modelled elsewhere"
+        } else {
+            "modelled from the energy profiles in platforms/energy/; no counter to read here"
+        }
+    );
+    println!(
+        "{:<5} {:<6} {:<17} {:<9} {:>10} {:>10} {:>10} {:>10}",
+        "unit", "kind", "state", "source", "busy J", "idle J", "gated J", "total J"
+    );
+    for u in &energy.units {
+        println!(
+            "{:<5} {:<6} {:<17} {:<9} {:>10.3} {:>10.3} {:>10.3} {:>10.3}",
+            u.unit,
+            u.kind,
+            u.state.as_str(),
+            u.source.as_str(),
+            u.busy_joules(),
+            u.idle_joules(),
+            u.gated_joules(),
+            u.joules()
+        );
+    }
+    println!("total: {:.3} J", energy.total_joules());
+    if let Some(tasks) = tasks {
+        let kernels = energy.by_kernel(tasks);
+        if !kernels.is_empty() {
+            println!("per kernel (its tasks' run time at their unit's power):");
+            for (kernel, joules) in kernels {
+                println!("  {kernel:<24} {joules:>10.3} J");
+            }
+        }
+    }
 }

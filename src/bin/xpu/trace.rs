@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use xpu::trace::Profile;
 
-use crate::report::bytes;
+use crate::report::{bytes, print_energy};
 
 #[derive(Args)]
 pub struct TraceArgs {
@@ -162,6 +162,18 @@ fn summarise(file: &Path, profile: &Profile, gantt: Option<&Path>) -> xpu::Resul
             path.busy_seconds,
             if path.span_seconds > 0.0 { 100.0 * path.busy_seconds / path.span_seconds } else { 0.0 }
         );
+    }
+    if !profile.power.is_empty() {
+        println!("\npower states:");
+        for c in &profile.power {
+            println!(
+                "  {:.6} s  unit {}: {} -> {} ({})",
+                c.at, c.unit, c.from, c.to, c.effect
+            );
+        }
+    }
+    if let Some(energy) = &profile.energy {
+        print_energy(energy, Some(&profile.tasks));
     }
     if let Some(out) = gantt {
         profile.write_gantt(out)?;
