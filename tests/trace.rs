@@ -223,3 +223,41 @@ fn profiling_off_records_no_tasks_but_the_runtime_works() {
     assert!(p.tasks.is_empty() && p.memory.is_empty());
     assert_eq!(rt.report()[0].tasks, 1);
 }
+
+#[test]
+fn the_gantt_chart_marks_power_state_changes_on_their_unit() {
+    let rt = Runtime::builder()
+        .cpu_units(2)
+        .device_discovery(false)
+        .build()
+        .unwrap();
+    rt.set_power_state(1, xpu::power::PowerState::LowPower)
+        .unwrap();
+    let x = rt.tensor(&[64], vec![-1.0f32; 64]).unwrap();
+    for _ in 0..4 {
+        let y = rt.zeros(&[64], DType::F32).unwrap();
+        rt.submit_with(
+            &Kernel::Unary(UnaryOp::Relu),
+            &[x.read(), y.write()],
+            TaskOptions::default().on(Placement::Unit(1)),
+        )
+        .unwrap();
+    }
+    rt.wait_all();
+    let profile = rt.profile();
+    assert_eq!(profile.power.len(), 1, "{:?}", profile.power);
+    let svg = profile.gantt_svg().unwrap();
+    let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
+    let texts: Vec<&str> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect();
+    assert_eq!(
+        texts.iter().filter(|t| **t == "low-power").count(),
+        1,
+        "{texts:?}"
+    );
+    assert!(texts.contains(&"power state change"), "{texts:?}");
+}

@@ -1,5 +1,6 @@
 //! A Gantt chart of a profile as SVG: one row per unit with its tasks
-//! coloured by kernel, one row per direction of transfers between memory
+//! coloured by kernel and a marker where its power state changed (named
+//! with the new state), one row per direction of transfers between memory
 //! nodes, a time axis in milliseconds and a legend of kernels.
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use crate::trace::Profile;
 
 const ROW_HEIGHT: u32 = 34;
 const TRANSFER_COLOUR: RGBColor = RGBColor(90, 90, 90);
+const POWER_COLOUR: RGBColor = RGBColor(200, 0, 0);
 
 fn draw_error(e: impl std::fmt::Display) -> Error {
     Error::Io(format!("drawing the Gantt chart: {e}"))
@@ -134,10 +136,37 @@ impl Profile {
                     Some(bar(r, t.at, t.at + t.seconds, TRANSFER_COLOUR.filled()))
                 }))
                 .map_err(draw_error)?;
+            for c in &self.power {
+                let Some(r) = self.units.iter().position(|u| u.id == c.unit) else {
+                    continue;
+                };
+                let (x, r) = (c.at * 1e3, row(r));
+                chart
+                    .draw_series(std::iter::once(PathElement::new(
+                        [(x, SegmentValue::Exact(r)), (x, SegmentValue::Exact(r + 1))],
+                        POWER_COLOUR.stroke_width(2),
+                    )))
+                    .map_err(draw_error)?;
+                let label = if c.to == c.from {
+                    format!("{} refused", c.effect.split(' ').next().unwrap_or_default())
+                } else {
+                    c.to.to_string()
+                };
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        label,
+                        (x, SegmentValue::Exact(r + 1)),
+                        ("sans-serif", 11).into_font().color(&POWER_COLOUR),
+                    )))
+                    .map_err(draw_error)?;
+            }
             let mut entries: Vec<(String, RGBAColor)> =
                 kernels.iter().map(|k| (k.to_string(), colour(k))).collect();
             if !self.transfers.is_empty() {
                 entries.push(("transfer".into(), TRANSFER_COLOUR.to_rgba()));
+            }
+            if !self.power.is_empty() {
+                entries.push(("power state change".into(), POWER_COLOUR.to_rgba()));
             }
             for (i, (name, c)) in entries.iter().enumerate() {
                 let (x, y) = (280 + (i % 4) as i32 * 220, 4 + (i / 4) as i32 * 24);
