@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::backend::{self, Backend, BackendStatus, DiscoveryOptions, UnitMemory};
 use crate::error::{Error, Result};
@@ -19,6 +20,10 @@ use crate::worker::{Accounts, Shared};
 /// The records the profile keeps of each stream by default (see
 /// [`RuntimeBuilder::profile_capacity`]).
 pub const DEFAULT_PROFILE_CAPACITY: usize = 65_536;
+
+/// How long a unit stays idle before it is gated, by default (see
+/// [`RuntimeBuilder::gate_after`]).
+pub const DEFAULT_GATE_AFTER: Duration = Duration::from_secs(1);
 
 impl Runtime {
     /// A builder with the defaults: dmda, one CPU unit per core.
@@ -48,6 +53,7 @@ pub struct RuntimeBuilder {
     options: DiscoveryOptions,
     history: Option<HistorySource>,
     energy: Option<EnergyProfiles>,
+    gate_after: Option<Duration>,
 }
 
 /// Where a runtime's task history is kept.
@@ -72,6 +78,7 @@ impl RuntimeBuilder {
             options: DiscoveryOptions::default(),
             history: None,
             energy: None,
+            gate_after: Some(DEFAULT_GATE_AFTER),
         }
     }
 
@@ -209,6 +216,29 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How long a unit stays idle before it is gated (default
+    /// [`DEFAULT_GATE_AFTER`]; `None`: never). A gated unit's worker parks
+    /// and its device memory's free pooled buffers go back to the device
+    /// (down to the static pool); work that arrives wakes it, its wake-up
+    /// latency is measured, and placement (`dmda`) counts that latency
+    /// in when it weighs a gated unit. Its time gated is counted at its
+    /// energy profile's gated power.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let rt = xpu::Runtime::builder().cpu_units(1).device_discovery(false)
+    ///     .gate_after(Some(Duration::from_millis(5))).build()?;
+    /// std::thread::sleep(Duration::from_millis(100));
+    /// rt.submit(&xpu::Kernel::Noop, &[])?;
+    /// rt.wait_all();
+    /// assert!(!rt.profile().gating.is_empty());
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn gate_after(mut self, idle: Option<Duration>) -> Self {
+        self.gate_after = idle;
+        self
+    }
+
     /// The scheduling policy (default: dmda).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.policy = policy;
@@ -335,6 +365,7 @@ impl RuntimeBuilder {
                 recording,
                 history,
                 energy: self.energy.unwrap_or_else(EnergyProfiles::shipped),
+                gate_after: self.gate_after,
             },
         )?;
         Runtime::start(shared, parkers)

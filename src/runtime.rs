@@ -901,7 +901,7 @@ impl Runtime {
             nodes,
             s.recorder.snapshot(),
             s.memory.log(),
-            (s.power.changes(), self.energy()),
+            (s.power.changes(), s.power.gatings(), self.energy()),
             s.started.elapsed().as_secs_f64(),
             s.clock,
         )

@@ -790,6 +790,29 @@ fn power_set_keeps_a_state_for_later_runs_whose_traces_report_energy() {
         "unit 1 ran in the kept state"
     );
 
+    // Each unit gated and woken up to three times, its median wake-up printed.
+    let (ok, out, err) = run(&["power", "wake", "--rounds", "3"]);
+    assert!(ok, "{err}");
+    for id in ["0", "1"] {
+        let row: Vec<&str> = out
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(id))
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        // unit, kind, device words..., wake-ups, median, profile
+        let n = row.len();
+        // (A round the machine's load kept from gating measures nothing.)
+        assert!(
+            n >= 5
+                && row[n - 3]
+                    .parse::<usize>()
+                    .is_ok_and(|w| (1..=3).contains(&w)),
+            "{out}"
+        );
+        assert!(row[n - 2].parse::<f64>().is_ok_and(|m| m > 0.0), "{out}");
+    }
+
     std::fs::write(dir.join("power.toml"), "[states]\n\"x\" = \"normal\"\n").unwrap();
     let (ok, _, err) = run(&["info"]);
     assert!(

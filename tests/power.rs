@@ -286,3 +286,101 @@ fn a_backend_without_power_controls_refuses_and_its_unit_stays_as_it_was() {
         0.0
     );
 }
+
+#[test]
+fn gating_wakes_a_unit_when_work_arrives_and_loses_nothing() {
+    let rt = Runtime::builder()
+        .cpu_units(2)
+        .device_discovery(false)
+        .gate_after(Some(Duration::from_millis(3)))
+        .build()
+        .unwrap();
+    // Work arrives in bursts with pauses, some longer than the timeout.
+    let mut seed = 0x9e37_79b9_u32;
+    let mut next = |n: u32| {
+        seed ^= seed << 13;
+        seed ^= seed >> 17;
+        seed ^= seed << 5;
+        seed % n
+    };
+    let counter = rt.tensor(&[16], vec![0.0f32; 16]).unwrap();
+    let one = rt.tensor(&[16], vec![1.0f32; 16]).unwrap();
+    let mut outputs = Vec::new();
+    let mut added = 0.0;
+    for _ in 0..30 {
+        std::thread::sleep(Duration::from_millis(u64::from(next(12))));
+        for _ in 0..=next(3) {
+            let placement = match next(3) {
+                0 => Placement::Any,
+                u => Placement::Unit(u as usize - 1),
+            };
+            let y = rt.zeros(&[16], DType::F32).unwrap();
+            let opts = TaskOptions::default().on(placement);
+            rt.submit_with(
+                &Kernel::Binary(xpu::BinaryOp::Add),
+                &[counter.read(), one.read(), y.write()],
+                opts.clone(),
+            )
+            .unwrap();
+            rt.submit_with(
+                &Kernel::Unary(UnaryOp::Relu),
+                &[y.read(), counter.write()],
+                opts,
+            )
+            .unwrap();
+            added += 1.0;
+            outputs.push((y, added));
+        }
+    }
+    for (y, want) in &outputs {
+        assert_eq!(rt.read::<f32>(y).unwrap(), vec![*want; 16]);
+    }
+    assert_eq!(rt.read::<f32>(&counter).unwrap(), vec![added; 16]);
+    std::thread::sleep(Duration::from_millis(20));
+    let profile = rt.profile();
+    assert!(!profile.gating.is_empty(), "no unit was gated");
+    let woken: Vec<_> = profile.gating.iter().filter(|g| g.woke.is_some()).collect();
+    assert!(
+        !woken.is_empty(),
+        "no gated unit was woken: {:?}",
+        profile.gating
+    );
+    for g in &woken {
+        assert!(g.woke.unwrap() >= g.at);
+        if let Some(latency) = g.wake_latency {
+            assert!((0.0..1.0).contains(&latency), "{g:?}");
+        }
+    }
+    assert!(
+        woken.iter().any(|g| g.wake_latency.is_some()),
+        "no wake-up measured: {woken:?}"
+    );
+    // No task started while its unit was gated.
+    for t in &profile.tasks {
+        assert!(
+            !profile.gating.iter().any(|g| g.unit == t.unit
+                && g.at < t.start
+                && g.woke.is_none_or(|w| t.start < w - 1e-6)),
+            "task {} started on gated unit {}",
+            t.id,
+            t.unit
+        );
+    }
+    let energy = rt.energy();
+    assert!(
+        energy.units.iter().any(|u| u.gated_seconds > 0.0),
+        "{energy:?}"
+    );
+    for u in &energy.units {
+        let busy: f64 = u.busy_seconds.iter().sum();
+        assert!(
+            (busy + u.idle_seconds + u.gated_seconds - energy.wall_seconds).abs()
+                < 1e-6 * energy.wall_seconds + 1e-9,
+            "{u:?}"
+        );
+        assert!(u.gated_joules() == u.gated_seconds * u.gated_watts);
+    }
+    // The Chrome trace keeps the gatings.
+    let again = Profile::from_chrome_trace(&profile.chrome_trace()).unwrap();
+    assert_eq!(again.gating.len(), profile.gating.len());
+}

@@ -204,9 +204,31 @@ impl MemoryManager {
             }
             let buf = backend.alloc(*index, class)?;
             pool.charge(class);
+            pool.reserved += class;
             pool.put_free(Arc::new(buf));
         }
         Ok(())
+    }
+
+    /// Gives `node`'s free pooled buffers back to its device, down to the
+    /// static pool reserved there; returns the bytes given back. Replicas
+    /// stay: only memory no tensor holds goes. The host is not pooled.
+    pub fn trim(&self, node: NodeId) -> usize {
+        if node == HOST {
+            return 0;
+        }
+        let Some(n) = self.nodes.get(node) else {
+            return 0;
+        };
+        let mut pool = n.pool.lock();
+        let mut released = 0;
+        while pool.used > pool.reserved {
+            match pool.release_largest_free() {
+                Some(bytes) => released += bytes,
+                None => break,
+            }
+        }
+        released
     }
 
     fn node(&self, node: NodeId) -> Result<&MemoryNode> {

@@ -44,6 +44,8 @@ pub struct NodePool {
     pins: HashMap<u64, Pin>,
     /// Bytes of the pinned replicas.
     pub pinned: usize,
+    /// Bytes of the static pool reserved at start: what gating keeps.
+    pub reserved: usize,
 }
 
 /// One pinned replica.

@@ -4,6 +4,7 @@
 //! energy profile, or with the RAPL counters where they read.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 use parking_lot::Mutex;
@@ -127,7 +128,22 @@ impl EnergyReport {
     }
 }
 
-/// One unit's power state and busy time per state.
+/// A unit's gating: idle past the runtime's timeout, its worker parked
+/// and its device memory's free buffers given back, until work woke it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gating {
+    pub unit: UnitId,
+    /// Seconds since the runtime started.
+    pub at: f64,
+    /// When work woke it (`None`: still gated).
+    pub woke: Option<f64>,
+    /// From the work waking it to its first task's start, where measured.
+    pub wake_latency: Option<f64>,
+    /// Bytes of free pooled buffers released to its device.
+    pub released_bytes: usize,
+}
+
+/// One unit's power state, busy time per state and gating.
 #[derive(Default)]
 struct UnitPower {
     /// The state asked for (by the API, the CLI or a policy).
@@ -135,6 +151,15 @@ struct UnitPower {
     /// The state its worker applied last.
     applied: AtomicU8,
     busy_ns: [AtomicU64; 3],
+    /// When it was gated, in ns since the runtime started plus one (0:
+    /// not gated).
+    gated_since: AtomicU64,
+    /// Time gated before the current gating.
+    gated_ns: AtomicU64,
+    /// When work last woke it while gated (ns since the start).
+    wake_asked: AtomicU64,
+    /// Its last measured wake-up latency in ns (0: none measured yet).
+    wake_ns: AtomicU64,
 }
 
 /// The power side of a runtime: states, busy time per state, changes,
@@ -142,6 +167,7 @@ struct UnitPower {
 pub(crate) struct PowerLedger {
     units: Vec<CachePadded<UnitPower>>,
     changes: Mutex<Vec<PowerChange>>,
+    gating: Mutex<Vec<Gating>>,
     profiles: EnergyProfiles,
     rapl: Option<Rapl>,
 }
@@ -159,6 +185,7 @@ impl PowerLedger {
                 })
                 .collect(),
             changes: Mutex::new(Vec::new()),
+            gating: Mutex::new(Vec::new()),
             profiles,
             rapl: Rapl::open(),
         }
@@ -196,6 +223,72 @@ impl PowerLedger {
         self.changes.lock().clone()
     }
 
+    /// Gates `unit` at `now` (its worker, idle past the timeout).
+    pub fn gate(&self, unit: UnitId, now: Duration, released_bytes: usize) {
+        self.units[unit]
+            .gated_since
+            .store(now.as_nanos() as u64 + 1, Ordering::Release);
+        self.gating.lock().push(Gating {
+            unit,
+            at: now.as_secs_f64(),
+            woke: None,
+            wake_latency: None,
+            released_bytes,
+        });
+    }
+
+    /// Whether `unit` is gated.
+    #[inline]
+    pub fn is_gated(&self, unit: UnitId) -> bool {
+        self.units[unit].gated_since.load(Ordering::Acquire) != 0
+    }
+
+    /// Work for gated `unit` woke it at `now`.
+    pub fn wake_asked(&self, unit: UnitId, now: Duration) {
+        self.units[unit]
+            .wake_asked
+            .store(now.as_nanos() as u64, Ordering::Release);
+    }
+
+    /// `unit`'s worker, gated, starts work at `now`: ends the gating and
+    /// measures the wake-up latency from when the work woke it (none when
+    /// the worker found the work on its own, before anything woke it).
+    pub fn wake(&self, unit: UnitId, now: Duration) {
+        let u = &self.units[unit];
+        let since = u.gated_since.swap(0, Ordering::AcqRel);
+        if since == 0 {
+            return;
+        }
+        let now_ns = now.as_nanos() as u64;
+        let since = since - 1;
+        u.gated_ns
+            .fetch_add(now_ns.saturating_sub(since), Ordering::AcqRel);
+        let asked = u.wake_asked.load(Ordering::Acquire);
+        let latency = (asked >= since && asked <= now_ns).then(|| now_ns - asked);
+        if let Some(ns) = latency {
+            u.wake_ns.store(ns.max(1), Ordering::Release);
+        }
+        let mut gating = self.gating.lock();
+        if let Some(g) = gating.iter_mut().rev().find(|g| g.unit == unit) {
+            g.woke = Some(now.as_secs_f64());
+            g.wake_latency = latency.map(|ns| ns as f64 * 1e-9);
+        }
+    }
+
+    /// Seconds a gated `unit` takes to start work: its last measured
+    /// wake-up, else its energy profile's.
+    pub fn wake_latency(&self, unit: &UnitInfo) -> f64 {
+        match self.units[unit.id].wake_ns.load(Ordering::Acquire) {
+            0 => self.profile_of(unit).0.wake_latency,
+            ns => ns as f64 * 1e-9,
+        }
+    }
+
+    /// Every gating so far, in order.
+    pub fn gatings(&self) -> Vec<Gating> {
+        self.gating.lock().clone()
+    }
+
     /// `unit` ran a task for `ns` in `state` (its worker alone writes).
     #[inline]
     pub fn record_busy(&self, unit: UnitId, state: PowerState, ns: u64) {
@@ -226,6 +319,12 @@ impl PowerLedger {
                     let busy_seconds: [f64; 3] =
                         std::array::from_fn(|i| p.busy_ns[i].load(Ordering::Relaxed) as f64 * 1e-9);
                     let busy: f64 = busy_seconds.iter().sum();
+                    let since = p.gated_since.load(Ordering::Acquire);
+                    let gated_now = match since {
+                        0 => 0.0,
+                        s => (wall_seconds - (s - 1) as f64 * 1e-9).max(0.0),
+                    };
+                    let gated = p.gated_ns.load(Ordering::Acquire) as f64 * 1e-9 + gated_now;
                     UnitEnergy {
                         unit: u.id,
                         kind: u.kind.to_string(),
@@ -234,8 +333,8 @@ impl PowerLedger {
                             profile: profile.kind.clone(),
                         },
                         busy_seconds,
-                        idle_seconds: (wall_seconds - busy).max(0.0),
-                        gated_seconds: 0.0,
+                        idle_seconds: (wall_seconds - busy - gated).max(0.0),
+                        gated_seconds: gated,
                         busy_watts: profile.busy_watts,
                         idle_watts: if idles { profile.idle_watts } else { 0.0 },
                         gated_watts: if idles { profile.gated_watts } else { 0.0 },

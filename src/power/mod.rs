@@ -24,7 +24,7 @@ mod rapl;
 mod state;
 
 pub(crate) use self::energy::PowerLedger;
-pub use self::energy::{EnergyReport, EnergySource, UnitEnergy};
+pub use self::energy::{EnergyReport, EnergySource, Gating, UnitEnergy};
 pub use self::profile::{EnergyProfile, EnergyProfiles};
 pub use self::rapl::Rapl;
 pub use self::state::{PowerChange, PowerState};

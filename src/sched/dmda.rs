@@ -128,6 +128,8 @@ struct UnitState<T> {
     /// such task in a row corrects the model (one alone may only have
     /// waited for a core).
     overran_last: AtomicBool,
+    /// Seconds the unit takes to wake, while gated (f64 bits; 0 awake).
+    wake_latency: AtomicU64,
 }
 
 impl<T> UnitState<T> {
@@ -143,6 +145,7 @@ impl<T> UnitState<T> {
             running_since: AtomicU64::new(0),
             running_predicted: AtomicU64::new(f64::NAN.to_bits()),
             overran_last: AtomicBool::new(false),
+            wake_latency: AtomicU64::new(0f64.to_bits()),
         }
     }
 
@@ -494,7 +497,8 @@ impl<T: Placeable> Dmda<T> {
     /// run, marked in flight here); `None` when nothing is known and no
     /// pair may be explored now. `awake` is the unit deciding (it released
     /// the task, or is idle and asking): an idle other unit must first be
-    /// woken, which costs [`WAKE_UP`].
+    /// woken, which costs [`WAKE_UP`], and a gated one its wake-up latency
+    /// besides.
     fn decide(&self, task: &T, awake: Option<UnitId>) -> Option<Decision> {
         let kernel = task.kernel_name();
         let fp = task.footprint();
@@ -532,7 +536,7 @@ impl<T: Placeable> Dmda<T> {
             };
             let busy = self.busy_for(c.unit, now);
             let wake = if busy == 0.0 && awake != Some(c.unit) {
-                WAKE_UP
+                WAKE_UP + f64::from_bits(self.state[c.unit].wake_latency.load(Ordering::Relaxed))
             } else {
                 0.0
             };
@@ -767,6 +771,12 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
         }
     }
 
+    fn set_wake_latency(&self, unit: UnitId, seconds: f64) {
+        self.state[unit]
+            .wake_latency
+            .store(seconds.to_bits(), Ordering::Relaxed);
+    }
+
     fn is_running(&self, unit: UnitId) -> bool {
         !f64::from_bits(self.state[unit].running_predicted.load(Ordering::Acquire)).is_nan()
     }
@@ -912,6 +922,52 @@ mod tests {
         models.observe("k", 0, &fp, 1e-3);
         predicts(1e-3);
         assert_eq!(run(1.4, 0.0), 0);
+    }
+
+    #[test]
+    fn a_gated_units_wake_up_latency_counts_in_its_finish_time() {
+        let models = Arc::new(PerfModels::new(2, 1));
+        let fp = Footprint { key: 1, size: 1.0 };
+        for _ in 0..20 {
+            models.observe("k", 0, &fp, 1e-3);
+            models.observe("k", 1, &fp, 2e-3);
+        }
+        let place = UnitPlace {
+            node: 0,
+            host_cores: false,
+            is_cpu: false,
+            shares: None,
+        };
+        let dmda: Dmda<Job> = Dmda::new(
+            Arc::new(UnitHealth::in_service(2)),
+            models,
+            vec![place; 2],
+            SchedClock::Virtual(Arc::new(AtomicU64::new(0.0f64.to_bits()))),
+            false,
+        );
+        let mut eligible = UnitSet::default();
+        eligible.insert(0);
+        eligible.insert(1);
+        let mut next = 0;
+        let mut place_one = || {
+            next += 1;
+            let task = Arc::new(Job {
+                id: next,
+                eligible: eligible.clone(),
+            });
+            let unit = dmda.push(task, None).expect("a known kernel is placed");
+            let popped = dmda.pop(unit).expect("the task placed");
+            dmda.finished(unit, &popped);
+            unit
+        };
+        // Awake, the faster unit finishes first.
+        assert_eq!(place_one(), 0);
+        // Gated with a 5 ms wake-up, it would finish after the other.
+        dmda.set_wake_latency(0, 5e-3);
+        assert_eq!(place_one(), 1);
+        // Awake again.
+        dmda.set_wake_latency(0, 0.0);
+        assert_eq!(place_one(), 0);
     }
 
     #[test]

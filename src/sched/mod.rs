@@ -272,6 +272,9 @@ pub(crate) trait SchedPolicy<T: Placeable = TaskNode>: Send + Sync {
     fn is_running(&self, _unit: UnitId) -> bool {
         true
     }
+    /// `unit` is gated and takes `seconds` to start work (0: it is awake
+    /// again). Policies that predict when tasks finish count it in.
+    fn set_wake_latency(&self, _unit: UnitId, _seconds: f64) {}
 }
 
 /// Ready tasks not yet taken by a unit.

@@ -308,6 +308,7 @@ pub fn simulate(
             simulated: true,
             started_unix: None,
             power: Vec::new(),
+            gating: Vec::new(),
             energy: None,
         }
     });

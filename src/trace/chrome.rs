@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use super::{MemoryEvent, PeerCopy, Profile, TaskEvent, TraceNode, TraceUnit, Transfer};
 use crate::error::{Error, Result};
-use crate::power::PowerChange;
+use crate::power::{Gating, PowerChange};
 
 const UNITS: u64 = 1;
 const TRANSFERS: u64 = 2;
@@ -61,6 +61,13 @@ impl Profile {
                     "tensor_ids": t.tensors,
                     "power": t.power,
                 },
+            }));
+        }
+        for g in &self.gating {
+            events.push(json!({
+                "ph": "i", "s": "t", "cat": "gating", "name": "gated",
+                "pid": UNITS, "tid": g.unit, "ts": us(g.at),
+                "args": {"woke_us": g.woke.map(us), "wake_latency_us": g.wake_latency.map(us), "released_bytes": g.released_bytes},
             }));
         }
         for c in &self.power {
@@ -167,6 +174,7 @@ impl Profile {
             simulated,
             started_unix,
             power: Vec::new(),
+            gating: Vec::new(),
             energy: serde_json::from_value(optional("energy")).unwrap_or_default(),
         };
         for (i, e) in events.iter().enumerate() {
@@ -217,6 +225,19 @@ impl Profile {
                         .unwrap_or_default(),
                     });
                 }
+                (Some("i"), Some("gating")) => profile.gating.push(Gating {
+                    unit: num(e, "tid")? as usize,
+                    at: num(e, "ts")? * 1e-6,
+                    woke: args
+                        .get("woke_us")
+                        .and_then(Value::as_f64)
+                        .map(|t| t * 1e-6),
+                    wake_latency: args
+                        .get("wake_latency_us")
+                        .and_then(Value::as_f64)
+                        .map(|t| t * 1e-6),
+                    released_bytes: num(&args, "released_bytes")? as usize,
+                }),
                 (Some("i"), Some("power")) => {
                     let state = |key: &str| {
                         serde_json::from_value(args.get(key).cloned().unwrap_or(Value::Null))

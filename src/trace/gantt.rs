@@ -1,6 +1,7 @@
 //! A Gantt chart of a profile as SVG: one row per unit with its tasks
 //! coloured by kernel and a marker where its power state changed (named
-//! with the new state), one row per direction of transfers between memory
+//! with the new state) and a pale bar while it was gated, one row per
+//! direction of transfers between memory
 //! nodes, a time axis in milliseconds and a legend of kernels.
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use crate::trace::Profile;
 const ROW_HEIGHT: u32 = 34;
 const TRANSFER_COLOUR: RGBColor = RGBColor(90, 90, 90);
 const POWER_COLOUR: RGBColor = RGBColor(200, 0, 0);
+const GATED_COLOUR: RGBColor = RGBColor(215, 215, 215);
 
 fn draw_error(e: impl std::fmt::Display) -> Error {
     Error::Io(format!("drawing the Gantt chart: {e}"))
@@ -124,6 +126,13 @@ impl Profile {
                 rect
             };
             chart
+                .draw_series(self.gating.iter().filter_map(|g| {
+                    let r = self.units.iter().position(|u| u.id == g.unit)?;
+                    let to = g.woke.unwrap_or(end * 1e-3);
+                    Some(bar(row(r), g.at, to, GATED_COLOUR.filled()))
+                }))
+                .map_err(draw_error)?;
+            chart
                 .draw_series(self.tasks.iter().filter_map(|t| {
                     let r = self.units.iter().position(|u| u.id == t.unit)?;
                     Some(bar(row(r), t.start, t.end, colour(&t.kernel).filled()))
@@ -167,6 +176,9 @@ impl Profile {
             }
             if !self.power.is_empty() {
                 entries.push(("power state change".into(), POWER_COLOUR.to_rgba()));
+            }
+            if !self.gating.is_empty() {
+                entries.push(("gated".into(), GATED_COLOUR.to_rgba()));
             }
             for (i, (name, c)) in entries.iter().enumerate() {
                 let (x, y) = (280 + (i % 4) as i32 * 220, 4 + (i / 4) as i32 * 24);

@@ -36,7 +36,7 @@ pub(crate) use self::memory_log::{MemoryLog, Recording};
 pub(crate) use self::recorder::{Recorder, TaskRecord};
 use self::ring::RecordRing;
 use crate::perfmodel::Footprint;
-use crate::power::{EnergyReport, PowerChange, PowerState};
+use crate::power::{EnergyReport, Gating, PowerChange, PowerState};
 use crate::unit::{NodeId, UnitId};
 
 /// One task; times in seconds since the runtime started.
@@ -136,6 +136,9 @@ pub struct Profile {
     /// The units' changes of power state, in order.
     #[serde(default)]
     pub power: Vec<PowerChange>,
+    /// The units' gatings, in order.
+    #[serde(default)]
+    pub gating: Vec<Gating>,
     /// Each unit's energy when the profile was taken (`None` for a
     /// simulated run and for traces written before energy was kept).
     #[serde(default)]
@@ -186,7 +189,7 @@ impl Profile {
         nodes: Vec<TraceNode>,
         (records, dropped_tasks): (Vec<TaskRecord>, u64),
         log: MemoryLog,
-        (power, energy): (Vec<PowerChange>, EnergyReport),
+        (power, gating, energy): (Vec<PowerChange>, Vec<Gating>, EnergyReport),
         wall: f64,
         clock: Clock,
     ) -> Profile {
@@ -227,6 +230,7 @@ impl Profile {
             simulated: false,
             started_unix: Some(clock.start_unix()),
             power,
+            gating,
             energy: Some(energy),
         }
     }

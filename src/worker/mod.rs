@@ -88,6 +88,9 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
     let mut memo = SampleMemo::default();
     let mut state = s.power.applied(unit);
     let mut budget = IdleBudget::of(state);
+    // When the unit's queue last ran dry, and whether it is gated since.
+    let mut idle_since: Option<Instant> = None;
+    let mut gated = false;
     loop {
         if s.health.is_down(unit) {
             serve_while_down(&s, unit, &parker);
@@ -100,6 +103,10 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
             last_end = None;
         }
         if let Some(task) = s.policy.pop(unit) {
+            if gated {
+                gated = ungate(&s, unit);
+            }
+            idle_since = None;
             let start = last_end.take().unwrap_or_else(|| Stamp::now(&s));
             last_end = Some(execute(&s, unit, &task, start, state, &mut memo));
             idle = 0;
@@ -111,32 +118,81 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
             // its device now.
             let (backend, local) = &s.unit_backends[unit];
             backend.flush(*local);
+            idle_since.get_or_insert_with(Instant::now);
         }
         if s.shutdown.load(Ordering::Acquire) {
             return;
         }
         idle += 1;
-        if idle < budget.spins {
+        // A gated unit parks at once. Yielding may take long on a busy
+        // machine: a unit due to be gated stops yielding.
+        if !gated && idle < budget.spins {
             std::hint::spin_loop();
             continue;
         }
-        if idle < budget.spins + budget.yields {
+        let due = || {
+            s.gate_after
+                .is_some_and(|after| idle_since.is_some_and(|t| t.elapsed() >= after))
+        };
+        if !gated && idle < budget.spins + budget.yields && !due() {
             std::thread::yield_now();
             continue;
         }
         s.going_to_sleep(unit);
         if let Some(task) = s.policy.pop(unit) {
             s.woke_up(unit);
+            if gated {
+                gated = ungate(&s, unit);
+            }
+            idle_since = None;
             execute(&s, unit, &task, Stamp::now(&s), state, &mut memo);
             idle = 0;
             continue;
         }
+        let idle_for = idle_since.map_or(Duration::ZERO, |t| t.elapsed());
         if !s.shutdown.load(Ordering::Acquire) && s.power.wanted(unit) == state {
-            parker.park_timeout(Duration::from_millis(50));
+            // The timeout only guards against a missed wake-up, and ends
+            // the wait when the unit is due to be gated.
+            let wait = match s.gate_after {
+                Some(after) if !gated => after.saturating_sub(idle_for).clamp(GATE_CHECK, PARK),
+                _ => PARK,
+            };
+            parker.park_timeout(wait);
         }
         s.woke_up(unit);
+        if !gated
+            && s.gate_after
+                .is_some_and(|after| idle_since.is_some_and(|t| t.elapsed() >= after))
+        {
+            gated = gate(&s, unit);
+        }
         idle = budget.spins;
     }
+}
+
+/// Longest park of an idle worker (the timeout only guards against a
+/// missed wake-up).
+const PARK: Duration = Duration::from_millis(50);
+/// Shortest park of a worker waiting to gate its unit.
+const GATE_CHECK: Duration = Duration::from_micros(100);
+
+/// Gates idle `unit`: its free device memory goes back to the device (down
+/// to the static pool), its time from now on is counted gated, and
+/// placement counts its wake-up latency in. Returns that it is gated.
+fn gate(s: &Shared, unit: UnitId) -> bool {
+    let released = s.memory.trim(s.units[unit].node);
+    s.power.gate(unit, s.started.elapsed(), released);
+    s.policy
+        .set_wake_latency(unit, s.power.wake_latency(&s.units[unit]));
+    true
+}
+
+/// Work woke gated `unit`: its gating ends and its wake-up latency is
+/// measured. Returns that it is no longer gated.
+fn ungate(s: &Shared, unit: UnitId) -> bool {
+    s.power.wake(unit, s.started.elapsed());
+    s.policy.set_wake_latency(unit, 0.0);
+    false
 }
 
 /// Puts `unit` in `wanted` between two of its tasks; returns the state it

@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     pub counters: UnitCounters,
     /// Power states, busy time per state, changes and energy profiles.
     pub power: PowerLedger,
+    /// How long a unit stays idle before it is gated (`None`: never).
+    pub gate_after: Option<Duration>,
     pub recorder: Recorder,
     /// The clock of every recorded time.
     pub clock: Clock,
@@ -73,12 +75,14 @@ pub(crate) struct Shared {
 }
 
 /// What a runtime keeps account of besides its counters: task records
-/// (their capacity per stream, or none), the task history, and the
-/// energy profiles its energy is modelled with.
+/// (their capacity per stream, or none), the task history, the energy
+/// profiles its energy is modelled with, and how long a unit stays idle
+/// before it is gated (`None`: never).
 pub(crate) struct Accounts {
     pub recording: Option<usize>,
     pub history: Option<Arc<dyn TaskStore>>,
     pub energy: EnergyProfiles,
+    pub gate_after: Option<Duration>,
 }
 
 impl Shared {
@@ -94,6 +98,7 @@ impl Shared {
             recording,
             history,
             energy,
+            gate_after,
         }: Accounts,
     ) -> Result<(Arc<Shared>, Vec<Parker>)> {
         let n = units.len();
@@ -154,6 +159,7 @@ impl Shared {
             statuses,
             counters: UnitCounters::new(n),
             power: PowerLedger::new(n, energy),
+            gate_after,
             recorder: Recorder::new(n, recording),
             clock: memory.clock(),
             next_task: CachePadded::new(AtomicU64::new(1)),
@@ -221,7 +227,7 @@ impl Shared {
                 // is awake, the common case).
                 let flag = &self.sleeping[unit];
                 if flag.load(Ordering::SeqCst) && flag.swap(false, Ordering::SeqCst) {
-                    self.unparkers[unit].unpark();
+                    self.unpark(unit);
                 }
             }
             (None, Some(units)) => self.wake(&units),
@@ -233,7 +239,7 @@ impl Shared {
     fn wake(&self, eligible: &UnitSet) {
         for u in eligible.iter() {
             if self.sleeping[u].swap(false, Ordering::SeqCst) {
-                self.unparkers[u].unpark();
+                self.unpark(u);
                 return;
             }
         }
@@ -242,7 +248,7 @@ impl Shared {
     fn wake_any(&self) {
         for (u, s) in self.sleeping.iter().enumerate() {
             if s.swap(false, Ordering::SeqCst) {
-                self.unparkers[u].unpark();
+                self.unpark(u);
             }
         }
     }
@@ -340,8 +346,17 @@ impl Shared {
     /// Wakes `unit`'s worker if it sleeps (to apply a power state).
     pub fn wake_unit(&self, unit: UnitId) {
         if self.sleeping[unit].swap(false, Ordering::SeqCst) {
-            self.unparkers[unit].unpark();
+            self.unpark(unit);
         }
+    }
+
+    /// Unparks `unit`'s worker, noting when, if it is gated, so that its
+    /// wake-up latency can be measured.
+    fn unpark(&self, unit: UnitId) {
+        if self.power.is_gated(unit) {
+            self.power.wake_asked(unit, self.started.elapsed());
+        }
+        self.unparkers[unit].unpark();
     }
 
     pub fn wake_all_workers(&self) {

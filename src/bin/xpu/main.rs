@@ -26,6 +26,7 @@ mod trace;
 mod vision;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use xpu::{Policy, Runtime};
@@ -86,6 +87,11 @@ struct RuntimeArgs {
     /// Neither load nor store the task history.
     #[arg(long, global = true)]
     no_history: bool,
+    /// Gate a unit once it has been idle this many milliseconds (its
+    /// worker parks, its free device memory goes back; work wakes it);
+    /// 0: never.
+    #[arg(long, global = true, value_name = "MS", default_value_t = 1000)]
+    gate_after: u64,
 }
 
 pub(crate) fn parse_policy(s: &str) -> Result<Policy, String> {
@@ -97,7 +103,8 @@ impl RuntimeArgs {
         let mut builder = Runtime::builder()
             .policy(self.policy)
             .device_discovery(!self.cpu_only)
-            .profiling(!self.no_profiling);
+            .profiling(!self.no_profiling)
+            .gate_after((self.gate_after > 0).then(|| Duration::from_millis(self.gate_after)));
         if let Some(n) = self.cpu_units.or(default_cpu_units) {
             builder = builder.cpu_units(n);
         }

@@ -5,14 +5,15 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 use xpu::power::{PowerState, Rapl};
 use xpu::trace::Profile;
-use xpu::{Error, Runtime};
+use xpu::{Error, Placement, Runtime};
 
-use crate::report::print_energy;
+use crate::report::{print_energy, progress};
 use crate::RuntimeArgs;
 
 #[derive(Args)]
@@ -33,6 +34,17 @@ enum PowerCommand {
     /// Example: xpu power set 1 low-power
     #[command(verbatim_doc_comment)]
     Set { unit: usize, state: String },
+    /// Measure each unit's wake-up latency: gate it (idle 2 ms), give it
+    /// a small task, and time from the task waking it to the task's
+    /// start; prints the median per unit beside its profile's figure.
+    ///
+    /// Example: xpu power wake --rounds 20
+    #[command(verbatim_doc_comment)]
+    Wake {
+        /// Wake-ups per unit.
+        #[arg(long, default_value_t = 10)]
+        rounds: usize,
+    },
 }
 
 /// The states kept for later runs, by unit id.
@@ -88,6 +100,11 @@ pub fn apply_kept(rt: &Runtime) -> xpu::Result<()> {
 }
 
 pub fn run(runtime: &RuntimeArgs, args: &PowerArgs) -> xpu::Result<()> {
+    if let Some(PowerCommand::Wake { rounds }) = &args.command {
+        let mut gating = runtime.clone();
+        gating.gate_after = GATE_AFTER_MS;
+        return wake(&gating.build(None)?, *rounds);
+    }
     let rt = runtime.build(None)?;
     if let Some(PowerCommand::Set { unit, state }) = &args.command {
         let state = PowerState::parse(state)?;
@@ -128,6 +145,67 @@ pub fn run(runtime: &RuntimeArgs, args: &PowerArgs) -> xpu::Result<()> {
                 file.display()
             ),
         }
+    }
+    Ok(())
+}
+
+/// How long `xpu power wake` lets a unit idle before it is gated.
+const GATE_AFTER_MS: u64 = 2;
+
+/// Gates each unit `rounds` times and wakes it with a small task placed on
+/// it; prints the median measured wake-up latency per unit.
+fn wake(rt: &Runtime, rounds: usize) -> xpu::Result<()> {
+    let bar = progress((rt.units().len() * rounds) as u64, "waking gated units");
+    let x = rt.tensor(&[256], vec![-1.0f32; 256])?;
+    let mut skipped = Vec::new();
+    for u in rt.units() {
+        for _ in 0..rounds {
+            std::thread::sleep(Duration::from_millis(4 * GATE_AFTER_MS));
+            let y = rt.zeros(&[256], xpu::DType::F32)?;
+            let task = rt.submit_with(
+                &xpu::Kernel::Unary(xpu::UnaryOp::Relu),
+                &[x.read(), y.write()],
+                xpu::TaskOptions::default().on(Placement::Unit(u.id)),
+            );
+            match task {
+                Ok(task) => rt.wait(&task)?,
+                Err(e) => {
+                    skipped.push(format!("unit {} ({}): {e}", u.id, u.kind));
+                    break;
+                }
+            }
+            bar.inc(1);
+        }
+    }
+    bar.finish_and_clear();
+    let gating = rt.profile().gating;
+    println!(
+        "{:<5} {:<6} {:<28} {:>9} {:>14} {:>14}",
+        "unit", "kind", "device", "wake-ups", "median µs", "profile µs"
+    );
+    for u in rt.units() {
+        let mut measured: Vec<f64> = gating
+            .iter()
+            .filter(|g| g.unit == u.id)
+            .filter_map(|g| g.wake_latency)
+            .collect();
+        measured.sort_by(f64::total_cmp);
+        let median = measured
+            .get(measured.len() / 2)
+            .map_or("-".to_string(), |m| format!("{:.1}", m * 1e6));
+        let device: String = u.device.chars().take(28).collect();
+        println!(
+            "{:<5} {:<6} {:<28} {:>9} {:>14} {:>14.0}",
+            u.id,
+            u.kind,
+            device,
+            measured.len(),
+            median,
+            rt.energy_profile(u.id)?.wake_latency * 1e6
+        );
+    }
+    for s in skipped {
+        println!("not measured: {s}");
     }
     Ok(())
 }

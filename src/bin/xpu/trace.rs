@@ -172,6 +172,32 @@ fn summarise(file: &Path, profile: &Profile, gantt: Option<&Path>) -> xpu::Resul
             );
         }
     }
+    if !profile.gating.is_empty() {
+        let woken: Vec<f64> = profile
+            .gating
+            .iter()
+            .filter_map(|g| g.wake_latency)
+            .collect();
+        let gated: f64 = profile
+            .gating
+            .iter()
+            .map(|g| g.woke.unwrap_or(profile.wall) - g.at)
+            .sum();
+        println!(
+            "\ngating: {} times, {:.3} s gated in all, {} wake-up(s) measured{}",
+            profile.gating.len(),
+            gated,
+            woken.len(),
+            match woken.iter().copied().reduce(f64::max) {
+                Some(worst) => format!(
+                    " (mean {:.1} µs, worst {:.1} µs)",
+                    woken.iter().sum::<f64>() / woken.len() as f64 * 1e6,
+                    worst * 1e6
+                ),
+                None => String::new(),
+            }
+        );
+    }
     if let Some(energy) = &profile.energy {
         print_energy(energy, Some(&profile.tasks));
     }
