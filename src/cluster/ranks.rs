@@ -253,6 +253,9 @@ struct Pending {
     arrived: HashMap<u64, (usize, Vec<u8>)>,
     /// The transport's first failure: every copy since fails with it.
     failure: Option<String>,
+    /// Copies taken from `sends` and `receives` whose end (and count in
+    /// the traffic) is still to come.
+    in_hand: usize,
 }
 
 struct Progress {
@@ -534,7 +537,7 @@ impl Ranks {
         loop {
             self.rt.wait_all();
             let p = self.progress.pending.lock();
-            if p.sends.is_empty() && p.receives.is_empty() {
+            if p.sends.is_empty() && p.receives.is_empty() && p.in_hand == 0 {
                 return;
             }
             drop(p);
@@ -609,6 +612,7 @@ impl Progress {
                 .into_iter()
                 .partition(|send| send.read.is_ready());
             p.sends = waiting;
+            p.in_hand += ready.len();
             ready
         };
         let worked = !ready.is_empty();
@@ -651,6 +655,7 @@ impl Progress {
                     send.read.fail(reason);
                 }
             }
+            self.pending.lock().in_hand -= 1;
         }
         worked
     }
@@ -709,6 +714,7 @@ impl Progress {
                     }
                 }
             }
+            p.in_hand += answered.len() + overdue.len();
             (answered, overdue)
         };
         for (number, incoming) in overdue {
@@ -717,6 +723,7 @@ impl Progress {
             incoming.write.fail(format!(
                 "rank {from} sent nothing for copy {number} in {patience:?}: has it stopped?"
             ));
+            self.pending.lock().in_hand -= 1;
         }
         for (number, incoming, from, message) in answered {
             worked = true;
@@ -751,6 +758,7 @@ impl Progress {
                 }
                 Err(e) => incoming.write.fail(e.to_string()),
             }
+            self.pending.lock().in_hand -= 1;
         }
         worked
     }

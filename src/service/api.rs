@@ -640,13 +640,16 @@ async fn submit(
 /// A job `who` may see: their own, or any for operators. Another's job is
 /// "not found", so that ids do not leak.
 fn visible(s: &AppState, who: &Identity, id: &str) -> Result<JobStatus, ApiError> {
+    // Progress first: the runner commits a job's end before it forgets
+    // its progress, so a job gone from the runner is final in the store.
+    let live = s.runner.progress(id);
     let mut job = s
         .store
         .status(id)?
         .filter(|j| j.subject == who.subject || who.role >= Role::Operator)
         .ok_or_else(|| Error::NotFound(format!("job {id}")))?;
-    if let Some(done) = s.runner.progress(id) {
-        job.tasks_done = done;
+    if let (false, Some(done)) = (job.state.is_final(), live) {
+        job.tasks_done = job.tasks_done.max(done);
     }
     Ok(job)
 }
