@@ -474,3 +474,29 @@ fn units_on_one_simulated_device_take_turns_and_placement_counts_them_as_one() {
     );
     assert!(shared.makespan > separate.makespan);
 }
+
+#[test]
+fn a_simulation_reports_each_units_modelled_energy() {
+    let platform = shipped("4gpu-8cpu.toml");
+    let w = Workload::Tiled {
+        algorithm: Algorithm::Cholesky,
+        tiles: 8,
+        tile: 960,
+    };
+    let profiles = xpu::power::EnergyProfiles::shipped();
+    let mut joules = Vec::new();
+    for policy in [Policy::Eager, Policy::Dmda] {
+        let r = run(&platform, &w, policy);
+        let sum: f64 = r.units.iter().map(|u| u.energy_joules).sum();
+        assert!((r.energy_joules - sum).abs() <= 1e-9 * sum);
+        for (u, unit) in r.units.iter().zip(&platform.units) {
+            let p = profiles.of(&unit.kind);
+            let want = u.busy_seconds * p.watts(xpu::power::PowerState::Normal)
+                + (r.makespan - u.busy_seconds) * p.idle_watts;
+            assert!((u.energy_joules - want).abs() <= 1e-9 * want, "{u:?}");
+        }
+        joules.push(r.energy_joules);
+    }
+    // Eager's long makespan keeps every unit drawing idle power longer.
+    assert!(joules[0] > joules[1], "{joules:?}");
+}

@@ -20,7 +20,7 @@ use super::platform::Platform;
 use super::workload::{fastest, run_seconds, SimGraph, SimTask, Tiles, Workload};
 use crate::error::{Error, Result};
 use crate::perfmodel::PerfModels;
-use crate::power::PowerState;
+use crate::power::{EnergyProfiles, PowerState};
 use crate::sched::{Placeable, Policy, SchedClock, SchedPolicy, UnitPlace};
 use crate::trace::{DroppedRecords, Profile, TaskEvent, TraceNode, TraceUnit, Transfer};
 use crate::unit::{NodeId, UnitHealth, UnitId, UnitKind};
@@ -44,6 +44,9 @@ pub struct SimUnitReport {
     pub kind: String,
     pub tasks: u64,
     pub busy_seconds: f64,
+    /// Modelled joules over the makespan: busy at its kind's normal power
+    /// (`platforms/energy/`), idle power the rest of the time.
+    pub energy_joules: f64,
 }
 
 /// The outcome of a simulation; times are virtual seconds.
@@ -69,6 +72,8 @@ pub struct SimReport {
     pub transfers: u64,
     /// Copies dropped from a full memory node.
     pub evictions: u64,
+    /// Every unit's modelled joules (see [`SimUnitReport::energy_joules`]).
+    pub energy_joules: f64,
     pub units: Vec<SimUnitReport>,
     /// Real seconds the simulation took.
     pub wall_seconds: f64,
@@ -264,15 +269,22 @@ pub fn simulate(
     engine.run()?;
     let makespan = engine.now();
     let lower_bound = critical_path.max(area_bound);
-    let units = platform
+    let profiles = EnergyProfiles::shipped();
+    let units: Vec<SimUnitReport> = platform
         .units
         .iter()
         .enumerate()
-        .map(|(u, unit)| SimUnitReport {
-            name: unit.name.clone(),
-            kind: unit.kind.to_string(),
-            tasks: engine.unit_tasks[u],
-            busy_seconds: engine.unit_busy[u],
+        .map(|(u, unit)| {
+            let busy = engine.unit_busy[u];
+            let p = profiles.of(&unit.kind);
+            SimUnitReport {
+                name: unit.name.clone(),
+                kind: unit.kind.to_string(),
+                tasks: engine.unit_tasks[u],
+                busy_seconds: busy,
+                energy_joules: busy * p.watts(PowerState::Normal)
+                    + (makespan - busy).max(0.0) * p.idle_watts,
+            }
         })
         .collect();
     let profile = engine.records.take().map(|(mut tasks, transfers)| {
@@ -329,6 +341,7 @@ pub fn simulate(
         bytes_moved: engine.bytes_moved,
         transfers: engine.transfers,
         evictions: engine.evictions,
+        energy_joules: units.iter().map(|u| u.energy_joules).sum(),
         units,
         wall_seconds: wall.elapsed().as_secs_f64(),
         profile,

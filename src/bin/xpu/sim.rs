@@ -143,18 +143,20 @@ fn print_header(platform: &Platform, report: &SimReport, fresh: bool) {
         "lower bound {:.4} s = max(critical path on the fastest units {:.4} s, work spread over the units {:.4} s)",
         report.lower_bound, report.critical_path, report.area_bound
     );
+    println!("energy: modelled, each unit busy at its kind's normal power (platforms/energy/) and idle power the rest of the makespan");
     println!(
-        "{:<14} {:>12} {:>9} {:>11} {:>10} {:>10} {:>9}",
-        "policy", "makespan", "vs bound", "moved", "transfers", "evictions", "sim time"
+        "{:<14} {:>12} {:>9} {:>12} {:>11} {:>10} {:>10} {:>9}",
+        "policy", "makespan", "vs bound", "energy", "moved", "transfers", "evictions", "sim time"
     );
 }
 
 fn print_line(r: &SimReport) {
     println!(
-        "{:<14} {:>10.4} s {:>8.2}x {:>11} {:>10} {:>10} {:>7.2} s",
+        "{:<14} {:>10.4} s {:>8.2}x {:>10.1} J {:>11} {:>10} {:>10} {:>7.2} s",
         r.policy,
         r.makespan,
         r.ratio,
+        r.energy_joules,
         bytes(r.bytes_moved),
         r.transfers,
         r.evictions,
