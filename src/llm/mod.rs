@@ -52,6 +52,12 @@ pub struct LanguageModel {
     pub tokenizer: Tokenizer,
 }
 
+/// Runs decode steps as the LPU's power state asks (see
+/// `team::Team::set_power_state`); returns what that does, in words.
+pub(crate) fn set_decode_power(state: crate::power::PowerState) -> String {
+    team::Team::global().set_power_state(state)
+}
+
 impl LanguageModel {
     /// Loads a GGUF file. A file that is not GGUF, is truncated, or holds a
     /// model this runtime does not run gives [`crate::Error::Model`] naming

@@ -41,6 +41,7 @@ use crate::backend::{
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernel::{ArgMeta, HostKernel, Kernel};
+use crate::power::PowerState;
 use crate::unit::UnitKind;
 
 /// Device memory a unit may use by default (bytes: candle does not tell);
@@ -330,6 +331,17 @@ impl Backend for CandleBackend {
         self.units
             .get(unit)
             .is_some_and(|u| route(u.kind, kernel, args).is_some())
+    }
+
+    fn set_power_state(&self, unit: usize, state: PowerState) -> Result<String> {
+        let u = self.unit(unit)?;
+        match u.kind {
+            #[cfg(feature = "llm")]
+            UnitKind::Lpu => Ok(crate::llm::set_decode_power(state)),
+            kind => Err(candle_error(format!(
+                "the {kind} unit runs candle's ops on threads candle shares across the process: no power controls for {state}"
+            ))),
+        }
     }
 
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
