@@ -14,13 +14,13 @@ use xpu::power::{EnergyProfiles, EnergySource, PowerState};
 use xpu::trace::Profile;
 use xpu::{DType, Kernel, Placement, Runtime, TaskOptions, UnaryOp};
 
-/// Unit 0 is the builder's CPU unit; unit 1 is `backend`'s, which the
-/// test can ask how many threads its kernels use.
-fn runtime_with(backend: &Arc<CpuBackend>) -> Runtime {
+/// Unit 0 is the builder's CPU unit; unit 1 is `backend`'s (a CPU
+/// backend the test can ask how many threads its kernels use, say).
+fn runtime_with(backend: Arc<dyn xpu::Backend>) -> Runtime {
     Runtime::builder()
         .cpu_units(1)
         .device_discovery(false)
-        .backend(backend.clone())
+        .backend(backend)
         .build()
         .unwrap()
 }
@@ -44,7 +44,7 @@ fn relu_on(rt: &Runtime, unit: usize) {
 #[test]
 fn a_cpu_unit_in_low_power_runs_its_kernels_on_one_thread_and_the_trace_says_so() {
     let backend = Arc::new(CpuBackend::new(1));
-    let rt = runtime_with(&backend);
+    let rt = runtime_with(backend.clone());
     let normal = backend.threads_of(0);
     relu_on(&rt, 1);
     rt.set_power_state(1, PowerState::LowPower).unwrap();
@@ -116,7 +116,7 @@ fn a_state_change_waits_for_the_running_task_to_end() {
         Ok(())
     });
     let backend = Arc::new(CpuBackend::new(1));
-    let rt = runtime_with(&backend);
+    let rt = runtime_with(backend.clone());
     let gate = rt.zeros(&[1], DType::F32).unwrap();
     rt.submit_with(&held, &[gate.rw()], on(1)).unwrap();
     while !STARTED.load(Ordering::SeqCst) {
@@ -166,7 +166,7 @@ fn an_idle_unit_applies_a_state_without_waiting_for_work() {
 #[test]
 fn energy_is_the_sum_of_its_tasks_idle_and_gated_time_and_says_it_is_modelled() {
     let backend = Arc::new(CpuBackend::new(1));
-    let rt = runtime_with(&backend);
+    let rt = runtime_with(backend.clone());
     for state in PowerState::ALL {
         rt.set_power_state(1, state).unwrap();
         for _ in 0..3 {
@@ -259,12 +259,7 @@ fn energy_profiles_from_a_directory_replace_the_shipped_ones_and_bad_ones_are_na
 
 #[test]
 fn a_backend_without_power_controls_refuses_and_its_unit_stays_as_it_was() {
-    let rt = Runtime::builder()
-        .cpu_units(1)
-        .device_discovery(false)
-        .backend(Arc::new(dsp::DspBackend::new(1, 1 << 20)))
-        .build()
-        .unwrap();
+    let rt = runtime_with(Arc::new(dsp::DspBackend::new(1, 1 << 20)));
     rt.set_power_state(1, PowerState::LowPower).unwrap();
     relu_on(&rt, 1);
     let profile = rt.profile();

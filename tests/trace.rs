@@ -176,18 +176,22 @@ fn the_chrome_trace_follows_the_format_and_reads_back() {
     assert!(Profile::from_chrome_trace("not json").is_err());
 }
 
+/// The texts of an SVG document.
+fn svg_texts<'a>(doc: &'a roxmltree::Document) -> Vec<&'a str> {
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    doc.descendants()
+        .filter(|n| n.has_tag_name("text"))
+        .filter_map(|n| n.text())
+        .map(str::trim)
+        .collect()
+}
+
 #[test]
 fn the_gantt_chart_is_svg_with_a_row_per_unit() {
     let (rt, _, _, _, _) = known_graph();
     let svg = rt.profile().gantt_svg().unwrap();
     let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
-    assert_eq!(doc.root_element().tag_name().name(), "svg");
-    let texts: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("text"))
-        .filter_map(|n| n.text())
-        .map(str::trim)
-        .collect();
+    let texts = svg_texts(&doc);
     for u in rt.units() {
         let label = format!("unit {} {}", u.id, u.kind);
         assert_eq!(
@@ -248,12 +252,7 @@ fn the_gantt_chart_marks_power_state_changes_on_their_unit() {
     assert_eq!(profile.power.len(), 1, "{:?}", profile.power);
     let svg = profile.gantt_svg().unwrap();
     let doc = roxmltree::Document::parse(&svg).expect("well-formed SVG");
-    let texts: Vec<&str> = doc
-        .descendants()
-        .filter(|n| n.has_tag_name("text"))
-        .filter_map(|n| n.text())
-        .map(str::trim)
-        .collect();
+    let texts = svg_texts(&doc);
     assert_eq!(
         texts.iter().filter(|t| **t == "low-power").count(),
         1,

@@ -851,14 +851,36 @@ mod tests {
         }
     }
 
-    #[test]
-    fn two_overruns_in_a_row_correct_a_model_which_is_measured_again_later() {
+    /// Places task `id`, which either of two units can run, takes it from
+    /// its unit, calls `running` (which may move the clock) and ends it;
+    /// returns the unit.
+    fn place_and_run(dmda: &Dmda<Job>, id: u64, running: impl FnOnce()) -> UnitId {
+        let mut eligible = UnitSet::default();
+        eligible.insert(0);
+        eligible.insert(1);
+        let task = Arc::new(Job { id, eligible });
+        let unit = dmda.push(task, None).expect("a known kernel is placed");
+        let popped = dmda.pop(unit).expect("the task placed");
+        running();
+        dmda.finished(unit, &popped);
+        unit
+    }
+
+    /// Models of kernel `k` on two units, 1 ms on unit 0 and 2 ms on unit
+    /// 1, each measured twenty times, and the footprint they were for.
+    fn two_measured_units() -> (Arc<PerfModels>, Footprint) {
         let models = Arc::new(PerfModels::new(2, 1));
         let fp = Footprint { key: 1, size: 1.0 };
         for _ in 0..20 {
             models.observe("k", 0, &fp, 1e-3);
             models.observe("k", 1, &fp, 2e-3);
         }
+        (models, fp)
+    }
+
+    #[test]
+    fn two_overruns_in_a_row_correct_a_model_which_is_measured_again_later() {
+        let (models, fp) = two_measured_units();
         let time = Arc::new(AtomicU64::new(0.0f64.to_bits()));
         let set = |t: f64| time.store(t.to_bits(), Ordering::Release);
         let place = |is_cpu| UnitPlace {
@@ -882,24 +904,13 @@ mod tests {
                 "{p} s, not {seconds} s"
             );
         };
-        let mut eligible = UnitSet::default();
-        eligible.insert(0);
-        eligible.insert(1);
         let mut next = 0;
         // Submits a task at `at` and, if it goes to unit 0, runs it there
         // for `runs` seconds; returns the unit it went to.
         let mut run = |at: f64, runs: f64| {
             set(at);
             next += 1;
-            let task = Arc::new(Job {
-                id: next,
-                eligible: eligible.clone(),
-            });
-            let unit = dmda.push(task, None).expect("a known kernel is placed");
-            let popped = dmda.pop(unit).expect("the task placed");
-            set(at + runs);
-            dmda.finished(unit, &popped);
-            unit
+            place_and_run(&dmda, next, || set(at + runs))
         };
         // One task fifty times past its prediction (a worker that waited
         // for a core) leaves the model as it was.
@@ -926,12 +937,7 @@ mod tests {
 
     #[test]
     fn a_gated_units_wake_up_latency_counts_in_its_finish_time() {
-        let models = Arc::new(PerfModels::new(2, 1));
-        let fp = Footprint { key: 1, size: 1.0 };
-        for _ in 0..20 {
-            models.observe("k", 0, &fp, 1e-3);
-            models.observe("k", 1, &fp, 2e-3);
-        }
+        let (models, _) = two_measured_units();
         let place = UnitPlace {
             node: 0,
             host_cores: false,
@@ -945,20 +951,10 @@ mod tests {
             SchedClock::Virtual(Arc::new(AtomicU64::new(0.0f64.to_bits()))),
             false,
         );
-        let mut eligible = UnitSet::default();
-        eligible.insert(0);
-        eligible.insert(1);
         let mut next = 0;
         let mut place_one = || {
             next += 1;
-            let task = Arc::new(Job {
-                id: next,
-                eligible: eligible.clone(),
-            });
-            let unit = dmda.push(task, None).expect("a known kernel is placed");
-            let popped = dmda.pop(unit).expect("the task placed");
-            dmda.finished(unit, &popped);
-            unit
+            place_and_run(&dmda, next, || {})
         };
         // Awake, the faster unit finishes first.
         assert_eq!(place_one(), 0);
