@@ -209,12 +209,20 @@ impl PowerLedger {
         PowerState::from_index(self.units[unit].applied.load(Ordering::Acquire))
     }
 
-    /// `unit`'s worker applied a change (or the backend refused it: then
-    /// `change.to` is `change.from`, and that is what is wanted again).
-    pub fn note_change(&self, change: PowerChange) {
+    /// `unit`'s worker applied the change to `asked` (or the backend
+    /// refused it: then `change.to` is `change.from`, which is wanted
+    /// again unless another state was asked for meanwhile).
+    pub fn note_change(&self, change: PowerChange, asked: PowerState) {
         let u = &self.units[change.unit];
         u.applied.store(change.to.index() as u8, Ordering::Release);
-        u.wanted.store(change.to.index() as u8, Ordering::Release);
+        if change.to != asked {
+            let _ = u.wanted.compare_exchange(
+                asked.index() as u8,
+                change.to.index() as u8,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
         self.changes.lock().push(change);
     }
 

@@ -104,7 +104,8 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
         }
         if let Some(task) = s.policy.pop(unit) {
             if gated {
-                gated = ungate(&s, unit);
+                ungate(&s, unit);
+                gated = false;
             }
             idle_since = None;
             let start = last_end.take().unwrap_or_else(|| Stamp::now(&s));
@@ -142,7 +143,8 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
         if let Some(task) = s.policy.pop(unit) {
             s.woke_up(unit);
             if gated {
-                gated = ungate(&s, unit);
+                ungate(&s, unit);
+                gated = false;
             }
             idle_since = None;
             execute(&s, unit, &task, Stamp::now(&s), state, &mut memo);
@@ -164,7 +166,8 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
             && s.gate_after
                 .is_some_and(|after| idle_since.is_some_and(|t| t.elapsed() >= after))
         {
-            gated = gate(&s, unit);
+            gate(&s, unit);
+            gated = true;
         }
         idle = budget.spins;
     }
@@ -178,21 +181,19 @@ const GATE_CHECK: Duration = Duration::from_micros(100);
 
 /// Gates idle `unit`: its free device memory goes back to the device (down
 /// to the static pool), its time from now on is counted gated, and
-/// placement counts its wake-up latency in. Returns that it is gated.
-fn gate(s: &Shared, unit: UnitId) -> bool {
+/// placement counts its wake-up latency in.
+fn gate(s: &Shared, unit: UnitId) {
     let released = s.memory.trim(s.units[unit].node);
     s.power.gate(unit, s.started.elapsed(), released);
     s.policy
         .set_wake_latency(unit, s.power.wake_latency(&s.units[unit]));
-    true
 }
 
 /// Work woke gated `unit`: its gating ends and its wake-up latency is
-/// measured. Returns that it is no longer gated.
-fn ungate(s: &Shared, unit: UnitId) -> bool {
+/// measured.
+fn ungate(s: &Shared, unit: UnitId) {
     s.power.wake(unit, s.started.elapsed());
     s.policy.set_wake_latency(unit, 0.0);
-    false
 }
 
 /// Puts `unit` in `wanted` between two of its tasks; returns the state it
@@ -209,13 +210,16 @@ fn change_power_state(
         Ok(effect) => (wanted, format!("{effect}; {}", IdleBudget::of(wanted).says)),
         Err(e) => (from, format!("{wanted} refused: {e}")),
     };
-    s.power.note_change(PowerChange {
-        unit,
-        at: s.started.elapsed().as_secs_f64(),
-        from,
-        to,
-        effect,
-    });
+    s.power.note_change(
+        PowerChange {
+            unit,
+            at: s.started.elapsed().as_secs_f64(),
+            from,
+            to,
+            effect,
+        },
+        wanted,
+    );
     to
 }
 
