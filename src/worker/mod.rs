@@ -131,11 +131,7 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
             std::hint::spin_loop();
             continue;
         }
-        let due = || {
-            s.gate_after
-                .is_some_and(|after| idle_since.is_some_and(|t| t.elapsed() >= after))
-        };
-        if !gated && idle < budget.spins + budget.yields && !due() {
+        if !gated && idle < budget.spins + budget.yields && !due_to_gate(&s, idle_since) {
             std::thread::yield_now();
             continue;
         }
@@ -162,10 +158,7 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
             parker.park_timeout(wait);
         }
         s.woke_up(unit);
-        if !gated
-            && s.gate_after
-                .is_some_and(|after| idle_since.is_some_and(|t| t.elapsed() >= after))
-        {
+        if !gated && due_to_gate(&s, idle_since) {
             gate(&s, unit);
             gated = true;
         }
@@ -178,6 +171,12 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
 const PARK: Duration = Duration::from_millis(50);
 /// Shortest park of a worker waiting to gate its unit.
 const GATE_CHECK: Duration = Duration::from_micros(100);
+
+/// Whether a unit idle since `idle_since` is due to be gated.
+fn due_to_gate(s: &Shared, idle_since: Option<Instant>) -> bool {
+    s.gate_after
+        .is_some_and(|after| idle_since.is_some_and(|t| t.elapsed() >= after))
+}
 
 /// Gates idle `unit`: its free device memory goes back to the device (down
 /// to the static pool), its time from now on is counted gated, and
