@@ -13,7 +13,7 @@ use crate::history::{HistoryStore, TaskStore};
 use crate::memory::MemoryManager;
 use crate::power::EnergyProfiles;
 use crate::runtime::Runtime;
-use crate::sched::Policy;
+use crate::sched::{Policy, Slowdown};
 use crate::unit::{NodeId, UnitInfo, HOST};
 use crate::worker::{Accounts, Shared};
 
@@ -54,6 +54,7 @@ pub struct RuntimeBuilder {
     history: Option<HistorySource>,
     energy: Option<EnergyProfiles>,
     gate_after: Option<Duration>,
+    slowdown: Slowdown,
 }
 
 /// Where a runtime's task history is kept.
@@ -79,6 +80,7 @@ impl RuntimeBuilder {
             history: None,
             energy: None,
             gate_after: Some(DEFAULT_GATE_AFTER),
+            slowdown: Slowdown::default(),
         }
     }
 
@@ -245,6 +247,31 @@ impl RuntimeBuilder {
         self
     }
 
+    /// How much slower than `dmda`'s the energy policy's schedule may be
+    /// ([`Policy::Energy`]; default 1.2). The policy puts each task on the
+    /// unit, and in the power state, that adds the least energy (the
+    /// units' energy profiles), among the choices within the bound.
+    ///
+    /// ```
+    /// use xpu::{power::PowerState, sched::Slowdown, Policy};
+    /// let rt = xpu::Runtime::builder().cpu_units(1).device_discovery(false)
+    ///     .policy(Policy::Energy).slowdown(Slowdown::new(3.0)?).build()?;
+    /// let a = rt.tensor(&[64, 64], vec![1.0f32; 64 * 64])?;
+    /// let c = rt.zeros(&[64, 64], xpu::DType::F32)?;
+    /// for _ in 0..20 {
+    ///     rt.submit(&xpu::Kernel::gemm(), &[a.read(), a.read(), c.write()])?;
+    /// }
+    /// rt.wait_all();
+    /// // A CPU unit does the most work per joule at low power (the shipped
+    /// // profile), and the bound leaves room for it.
+    /// assert!(rt.profile().tasks.iter().any(|t| t.power == PowerState::LowPower));
+    /// # Ok::<(), xpu::Error>(())
+    /// ```
+    pub fn slowdown(mut self, slowdown: Slowdown) -> Self {
+        self.slowdown = slowdown;
+        self
+    }
+
     /// Number of CPU units (default: one per core). Each CPU unit's kernels
     /// use `cores / units` threads, so `cpu_units(1)` gives one unit whose
     /// kernels use every core.
@@ -366,6 +393,7 @@ impl RuntimeBuilder {
                 history,
                 energy: self.energy.unwrap_or_else(EnergyProfiles::shipped),
                 gate_after: self.gate_after,
+                slowdown: self.slowdown,
             },
         )?;
         Runtime::start(shared, parkers)

@@ -272,39 +272,7 @@ fn power_states_change_how_many_launches_a_gpu_submits_together_and_results_stay
     let Some((rt, gpus)) = gpu_runtime() else {
         return;
     };
-    let gpu = gpus[0];
-    let on_gpu = || TaskOptions::default().on(Placement::Unit(gpu));
-    let increment = Kernel::Binary(BinaryOp::Add);
-    let x = rt.tensor(&[1024], vec![0.0f32; 1024]).unwrap();
-    let one = rt.tensor(&[1024], vec![1.0f32; 1024]).unwrap();
-    let mut expected = 0.0;
-    for state in [
-        xpu::power::PowerState::HighPerformance,
-        xpu::power::PowerState::LowPower,
-        xpu::power::PowerState::Normal,
-    ] {
-        rt.set_power_state(gpu, state).unwrap();
-        // A chain longer than the largest batch.
-        for _ in 0..150 {
-            let y = rt.zeros(&[1024], DType::F32).unwrap();
-            rt.submit_with(&increment, &[x.read(), one.read(), y.write()], on_gpu())
-                .unwrap();
-            rt.submit_with(
-                &Kernel::Unary(UnaryOp::Relu),
-                &[y.read(), x.write()],
-                on_gpu(),
-            )
-            .unwrap();
-            expected += 1.0;
-        }
-        assert_eq!(rt.read::<f32>(&x).unwrap(), vec![expected; 1024], "{state}");
-    }
-    let effects: Vec<String> = rt
-        .profile()
-        .power
-        .iter()
-        .map(|c| c.effect.clone())
-        .collect();
+    let effects = common::chain_in_each_power_state(&rt, gpus[0]);
     assert_eq!(effects.len(), 3, "{effects:?}");
     assert!(
         effects[0].starts_with("submits every 1 launch(es)"),

@@ -396,3 +396,18 @@ fn the_fpga_pipeline_streams_frames_and_moves_each_once() {
         s.differing_edges
     );
 }
+
+#[test]
+fn power_states_change_how_often_an_opencl_queue_is_flushed_and_results_stay_right() {
+    let Some((rt, units)) = opencl_runtime() else {
+        return;
+    };
+    let effects = common::chain_in_each_power_state(&rt, units[0]);
+    assert_eq!(effects.len(), 3, "{effects:?}");
+    for (effect, every) in effects.iter().zip([1, 32, 8]) {
+        assert!(
+            effect.starts_with(&format!("queue flushed every {every} launch(es)")),
+            "{effects:?}"
+        );
+    }
+}

@@ -233,7 +233,7 @@ fn energy_profiles_from_a_directory_replace_the_shipped_ones_and_bad_ones_are_na
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join("cpu.toml"),
-        "kind = \"cpu\"\nidle_watts = 1\ngated_watts = 0\nwake_latency_us = 10\n[watts]\nlow-power = 2\nnormal = 3\nhigh-performance = 4\n",
+        "kind = \"cpu\"\nidle_watts = 1\ngated_watts = 0\nwake_latency_us = 10\n[watts]\nlow-power = 2\nnormal = 3\nhigh-performance = 4\n[speed]\nlow-power = 0.5\nnormal = 1\nhigh-performance = 1.5\n",
     )
     .unwrap();
     let profiles = EnergyProfiles::with_dir(&dir).unwrap();
@@ -246,7 +246,7 @@ fn energy_profiles_from_a_directory_replace_the_shipped_ones_and_bad_ones_are_na
     assert_eq!(profiles.of(&xpu::UnitKind::Custom("dsp")).kind, "device");
     std::fs::write(
         dir.join("gpu.toml"),
-        "kind = \"gpu\"\nidle_watts = -5\ngated_watts = 0\nwake_latency_us = 10\n[watts]\nlow-power = 2\nnormal = 3\nhigh-performance = 4\n",
+        "kind = \"gpu\"\nidle_watts = -5\ngated_watts = 0\nwake_latency_us = 10\n[watts]\nlow-power = 2\nnormal = 3\nhigh-performance = 4\n[speed]\nlow-power = 0.5\nnormal = 1\nhigh-performance = 1.5\n",
     )
     .unwrap();
     let err = EnergyProfiles::with_dir(&dir).unwrap_err().to_string();
@@ -378,4 +378,56 @@ fn gating_wakes_a_unit_when_work_arrives_and_loses_nothing() {
     // The Chrome trace keeps the gatings.
     let again = Profile::from_chrome_trace(&profile.chrome_trace()).unwrap();
     assert_eq!(again.gating.len(), profile.gating.len());
+}
+
+/// Twenty 64x64 GEMMs on one CPU unit under the energy policy with
+/// `slowdown` (the unit set to `set` first, if given): their profile.
+fn gemms_under_the_energy_policy(slowdown: f64, set: Option<PowerState>) -> Profile {
+    let rt = Runtime::builder()
+        .cpu_units(1)
+        .device_discovery(false)
+        .policy(xpu::Policy::Energy)
+        .slowdown(xpu::sched::Slowdown::new(slowdown).unwrap())
+        .build()
+        .unwrap();
+    if let Some(state) = set {
+        rt.set_power_state(0, state).unwrap();
+    }
+    let a = rt.tensor(&[64, 64], vec![1.0f32; 64 * 64]).unwrap();
+    let c = rt.zeros(&[64, 64], DType::F32).unwrap();
+    for _ in 0..20 {
+        rt.submit(&Kernel::gemm(), &[a.read(), a.read(), c.write()])
+            .unwrap();
+    }
+    assert_eq!(rt.read::<f32>(&c).unwrap(), vec![64.0; 64 * 64]);
+    rt.profile()
+}
+
+#[test]
+fn the_energy_policy_runs_tasks_at_low_power_only_where_its_bound_allows() {
+    let count = |p: &Profile, state| p.tasks.iter().filter(|t| t.power == state).count();
+    // A CPU unit does the most work per joule at low power (the shipped
+    // profile: half the speed at 12 W against 28 W, 6 W idle). With room
+    // for it, every task but the first (which measures the unit) runs so,
+    // on one thread, and the change is in the trace.
+    let loose = gemms_under_the_energy_policy(3.0, None);
+    assert!(
+        count(&loose, PowerState::LowPower) >= 19,
+        "{:?}",
+        loose.tasks
+    );
+    assert!(
+        loose
+            .power
+            .iter()
+            .any(|c| c.to == PowerState::LowPower && c.effect.contains("1 thread(s) per kernel")),
+        "{:?}",
+        loose.power
+    );
+    // Without room, the normal state.
+    let tight = gemms_under_the_energy_policy(1.0, None);
+    assert_eq!(count(&tight, PowerState::Normal), 20);
+    // A state set for the unit is the most the policy chooses.
+    let capped = gemms_under_the_energy_policy(1.0, Some(PowerState::LowPower));
+    assert_eq!(count(&capped, PowerState::LowPower), 20);
 }

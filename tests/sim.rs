@@ -4,6 +4,8 @@
 
 use std::path::Path;
 
+use xpu::power::EnergyProfiles;
+use xpu::sched::Slowdown;
 use xpu::sim::{simulate, Platform, SimOptions, SimReport, Workload};
 use xpu::tiled::Algorithm;
 use xpu::Policy;
@@ -13,6 +15,7 @@ fn run(platform: &Platform, workload: &Workload, policy: Policy) -> SimReport {
         policy,
         calibrated: true,
         profile: true,
+        slowdown: Slowdown::default(),
     };
     simulate(platform, workload, &options).expect("simulates")
 }
@@ -245,6 +248,7 @@ fn fresh_models_explore_and_still_finish() {
         policy: Policy::Dmda,
         calibrated: false,
         profile: false,
+        slowdown: Slowdown::default(),
     };
     let fresh = simulate(&platform, &w, &options).expect("simulates");
     assert_eq!(
@@ -398,6 +402,7 @@ fn platform_descriptions_say_what_is_wrong() {
         policy: Policy::Eager,
         calibrated: true,
         profile: false,
+        slowdown: Slowdown::default(),
     };
     let err = simulate(&cpu_only, &w, &options).unwrap_err().to_string();
     assert!(err.contains("runs `potrf`"), "{err}");
@@ -483,20 +488,127 @@ fn a_simulation_reports_each_units_modelled_energy() {
         tiles: 8,
         tile: 960,
     };
-    let profiles = xpu::power::EnergyProfiles::shipped();
+    let profiles = EnergyProfiles::shipped();
     let mut joules = Vec::new();
-    for policy in [Policy::Eager, Policy::Dmda] {
+    for policy in [Policy::Eager, Policy::Dmda, Policy::Energy] {
         let r = run(&platform, &w, policy);
         let sum: f64 = r.units.iter().map(|u| u.energy_joules).sum();
         assert!((r.energy_joules - sum).abs() <= 1e-9 * sum);
-        for (u, unit) in r.units.iter().zip(&platform.units) {
+        let tasks = &r.profile.as_ref().expect("profiled").tasks;
+        for (id, (u, unit)) in r.units.iter().zip(&platform.units).enumerate() {
+            // Each task at its state's power, idle power the rest.
             let p = profiles.of(&unit.kind);
-            let want = u.busy_seconds * p.watts(xpu::power::PowerState::Normal)
-                + (r.makespan - u.busy_seconds) * p.idle_watts;
+            let busy: f64 = tasks
+                .iter()
+                .filter(|t| t.unit == id)
+                .map(|t| (t.end - t.start) * p.watts(t.power))
+                .sum();
+            let want = busy + (r.makespan - u.busy_seconds) * p.idle_watts;
             assert!((u.energy_joules - want).abs() <= 1e-9 * want, "{u:?}");
         }
         joules.push(r.energy_joules);
     }
     // Eager's long makespan keeps every unit drawing idle power longer.
     assert!(joules[0] > joules[1], "{joules:?}");
+    assert!(joules[2] <= joules[1], "{joules:?}");
+}
+
+fn with_slowdown(platform: &Platform, w: &Workload, policy: Policy, slowdown: f64) -> SimReport {
+    let options = SimOptions {
+        policy,
+        calibrated: true,
+        profile: false,
+        slowdown: Slowdown::new(slowdown).expect("a valid bound"),
+    };
+    simulate(platform, w, &options).expect("simulates")
+}
+
+#[test]
+fn the_energy_policy_saves_energy_on_the_four_gpu_platform_within_its_bound() {
+    let platform = shipped("4gpu-8cpu.toml");
+    let w = Workload::Tiled {
+        algorithm: Algorithm::Cholesky,
+        tiles: 32,
+        tile: 1920,
+    };
+    let dmda = with_slowdown(&platform, &w, Policy::Dmda, 1.2);
+    let energy = with_slowdown(&platform, &w, Policy::Energy, 1.2);
+    let search = energy
+        .energy_search
+        .as_ref()
+        .expect("the energy policy's search");
+    assert_eq!(search.dmda_makespan, dmda.makespan);
+    assert!(
+        energy.makespan <= 1.2 * dmda.makespan,
+        "energy {} s, dmda {} s",
+        energy.makespan,
+        dmda.makespan
+    );
+    // The issue's target: at least 15% less energy.
+    assert!(
+        energy.energy_joules <= 0.85 * dmda.energy_joules,
+        "energy {} J, dmda {} J",
+        energy.energy_joules,
+        dmda.energy_joules
+    );
+    // It saved by running GPU work at low power.
+    let low: u64 = energy.units.iter().map(|u| u.tasks_by_state[0]).sum();
+    assert!(low > 0);
+    // With no slowdown allowed, it keeps dmda's makespan.
+    let tight = with_slowdown(&platform, &w, Policy::Energy, 1.0);
+    assert!(tight.makespan <= dmda.makespan * (1.0 + 1e-12));
+    assert!(tight.energy_joules <= dmda.energy_joules * (1.0 + 1e-12));
+}
+
+/// A GPU and an NPU half as fast on the same memory (the shipped
+/// profiles: the GPU draws 250 W, the NPU 5 W).
+fn gpu_and_frugal_npu() -> Platform {
+    Platform::from_toml(
+        r#"
+        name = "a GPU and an NPU"
+        [[node]]
+        name = "host"
+        [[unit]]
+        kind = "gpu"
+        node = "host"
+        gflops = { gemm = 1000 }
+        [[unit]]
+        kind = "npu"
+        node = "host"
+        gflops = { gemm = 500 }
+    "#,
+    )
+    .expect("parses")
+}
+
+#[test]
+fn the_energy_policy_picks_the_slower_cheaper_unit_when_its_bound_allows() {
+    let platform = gpu_and_frugal_npu();
+    let w = Workload::Tiled {
+        algorithm: Algorithm::Gemm,
+        tiles: 8,
+        tile: 512,
+    };
+    let npu_share = |r: &SimReport| r.units[1].tasks as f64 / r.tasks as f64;
+    let dmda = with_slowdown(&platform, &w, Policy::Dmda, 1.0);
+    for slowdown in [1.0, 1.2, 1.5, 2.0] {
+        let energy = with_slowdown(&platform, &w, Policy::Energy, slowdown);
+        assert!(
+            energy.makespan <= slowdown * dmda.makespan * (1.0 + 1e-12),
+            "at {slowdown}: {} s against dmda's {} s",
+            energy.makespan,
+            dmda.makespan
+        );
+        assert!(energy.energy_joules <= dmda.energy_joules * (1.0 + 1e-12));
+        if slowdown >= 1.5 {
+            assert!(
+                npu_share(&energy) > npu_share(&dmda) && energy.energy_joules < 0.9 * dmda.energy_joules,
+                "at {slowdown}: the NPU ran {:.2} of the tasks ({:.2} under dmda), {} J against {} J",
+                npu_share(&energy),
+                npu_share(&dmda),
+                energy.energy_joules,
+                dmda.energy_joules
+            );
+        }
+    }
 }

@@ -170,6 +170,8 @@ pub(crate) struct PowerLedger {
     gating: Mutex<Vec<Gating>>,
     profiles: EnergyProfiles,
     rapl: Option<Rapl>,
+    #[cfg(feature = "wgpu")]
+    nvml: Option<super::Nvml>,
 }
 
 impl PowerLedger {
@@ -188,6 +190,8 @@ impl PowerLedger {
             gating: Mutex::new(Vec::new()),
             profiles,
             rapl: Rapl::open(),
+            #[cfg(feature = "wgpu")]
+            nvml: super::Nvml::open(),
         }
     }
 
@@ -355,26 +359,36 @@ impl PowerLedger {
                 "RAPL, {} package(s)",
                 self.rapl.as_ref().map_or(0, Rapl::packages)
             );
-            share_measured(&mut report, units, measured, &counter);
+            let on_host: Vec<UnitId> = units
+                .iter()
+                .filter(|u| u.host_cores)
+                .map(|u| u.id)
+                .collect();
+            share_measured(&mut report, &on_host, measured, &counter);
+        }
+        #[cfg(feature = "wgpu")]
+        if let Some(nvml) = &self.nvml {
+            let names = nvml.names();
+            for (device, gpus) in super::nvml::units_of_devices(&names, units) {
+                if let Some(measured) = nvml.joules(device) {
+                    let counter = format!("NVML, {} (device {device})", names[device]);
+                    share_measured(&mut report, &gpus, measured, &counter);
+                }
+            }
         }
         report
     }
 }
 
-/// Spreads `joules` measured on the host's packages over the units that
-/// draw on the host's cores, in proportion to their modelled energy.
-fn share_measured(report: &mut EnergyReport, units: &[UnitInfo], joules: f64, counter: &str) {
-    let on_host: Vec<usize> = units
-        .iter()
-        .filter(|u| u.host_cores)
-        .map(|u| u.id)
-        .collect();
-    let modelled: f64 = on_host.iter().map(|&i| report.units[i].joules()).sum();
+/// Spreads `joules` measured on one counter over `units`, which draw on
+/// what it measures, in proportion to their modelled energy.
+fn share_measured(report: &mut EnergyReport, units: &[UnitId], joules: f64, counter: &str) {
+    let modelled: f64 = units.iter().map(|&i| report.units[i].joules()).sum();
     if modelled <= 0.0 {
         return;
     }
     let scale = joules / modelled;
-    for i in on_host {
+    for &i in units {
         let u = &mut report.units[i];
         u.busy_watts.iter_mut().for_each(|w| *w *= scale);
         u.idle_watts *= scale;

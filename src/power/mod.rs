@@ -1,8 +1,8 @@
 //! Power: each unit's power state, which changes what its backend really
 //! does (see the README's table); the energy profiles of unit kinds
 //! (`platforms/energy/`); and the energy each unit used, measured where
-//! the machine can tell (RAPL) and modelled from the profiles elsewhere,
-//! every figure saying which.
+//! the machine can tell (RAPL for the host's cores, NVML for NVIDIA GPUs)
+//! and modelled from the profiles elsewhere, every figure saying which.
 //!
 //! ```
 //! use xpu::power::{EnergySource, PowerState};
@@ -19,12 +19,16 @@
 //! ```
 
 mod energy;
+#[cfg(feature = "wgpu")]
+mod nvml;
 mod profile;
 mod rapl;
 mod state;
 
 pub(crate) use self::energy::PowerLedger;
 pub use self::energy::{EnergyReport, EnergySource, Gating, UnitEnergy};
+#[cfg(feature = "wgpu")]
+pub use self::nvml::Nvml;
 pub use self::profile::{EnergyProfile, EnergyProfiles};
 pub use self::rapl::Rapl;
 pub use self::state::{PowerChange, PowerState};

@@ -46,8 +46,15 @@ const ANY_OTHER_KIND: &str = "device";
 ///     low-power = 2.0
 ///     normal = 4.0
 ///     high-performance = 6.0
+///     [speed]
+///     low-power = 0.5
+///     normal = 1.0
+///     high-performance = 1.2
 /// "#)?;
 /// assert_eq!(p.watts(PowerState::Normal), 4.0);
+/// // Joules per unit of normal-state work: 4 at low power, 4 normal, 5 high.
+/// assert_eq!(p.joules_per_normal_second(PowerState::LowPower), 4.0);
+/// assert_eq!(p.joules_per_normal_second(PowerState::HighPerformance), 5.0);
 /// assert_eq!(p.wake_latency, 300e-6);
 /// assert!(EnergyProfile::parse("kind = \"dsp\"").is_err());
 /// # Ok::<(), xpu::Error>(())
@@ -57,6 +64,10 @@ pub struct EnergyProfile {
     pub kind: String,
     /// Watts while running a task, per state (in [`PowerState::ALL`]'s order).
     pub busy_watts: [f64; 3],
+    /// Throughput per state relative to the normal state's (modelled):
+    /// a task of `t` seconds in the normal state takes `t / speed` in
+    /// another.
+    pub speed: [f64; 3],
     /// Watts while idle and not gated.
     pub idle_watts: f64,
     /// Watts while gated.
@@ -72,12 +83,14 @@ struct ProfileFile {
     idle_watts: f64,
     gated_watts: f64,
     wake_latency_us: f64,
-    watts: WattsFile,
+    watts: PerState,
+    speed: PerState,
 }
 
+/// A figure for each power state.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-struct WattsFile {
+struct PerState {
     low_power: f64,
     normal: f64,
     high_performance: f64,
@@ -104,9 +117,22 @@ impl EnergyProfile {
                 file.kind
             )));
         }
+        let s = &file.speed;
+        let speeds = [
+            ("speed.low-power", s.low_power),
+            ("speed.normal", s.normal),
+            ("speed.high-performance", s.high_performance),
+        ];
+        if let Some((name, v)) = speeds.iter().find(|(_, v)| !(v.is_finite() && *v > 0.0)) {
+            return Err(Error::Config(format!(
+                "energy profile `{}`: {name} is {v}; it must be a finite number above 0",
+                file.kind
+            )));
+        }
         Ok(EnergyProfile {
             kind: file.kind,
             busy_watts: [w.low_power, w.normal, w.high_performance],
+            speed: [s.low_power, s.normal, s.high_performance],
             idle_watts: file.idle_watts,
             gated_watts: file.gated_watts,
             wake_latency: file.wake_latency_us * 1e-6,
@@ -116,6 +142,17 @@ impl EnergyProfile {
     /// Watts while running a task in `state`.
     pub fn watts(&self, state: PowerState) -> f64 {
         self.busy_watts[state.index()]
+    }
+
+    /// How much longer than in the normal state a task takes in `state`.
+    pub fn slowdown(&self, state: PowerState) -> f64 {
+        self.speed[PowerState::Normal.index()] / self.speed[state.index()]
+    }
+
+    /// Joules a task drawing one second of the normal state's time takes
+    /// in `state`.
+    pub fn joules_per_normal_second(&self, state: PowerState) -> f64 {
+        self.watts(state) * self.slowdown(state)
     }
 }
 

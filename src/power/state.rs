@@ -19,7 +19,11 @@ use crate::unit::UnitId;
 /// assert!(PowerState::parse("turbo").is_err());
 /// # Ok::<(), xpu::Error>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+///
+/// States are ordered from the least power to the most.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum PowerState {
     LowPower,

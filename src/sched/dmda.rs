@@ -36,7 +36,7 @@
 //! lock.
 
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use crossbeam_deque::Injector;
@@ -45,16 +45,19 @@ use parking_lot::Mutex;
 use smallvec::SmallVec;
 
 use super::round_robin::steal_one;
-use super::{Placeable, Prioritised, QueueLengths, SchedClock, SchedPolicy, UnitPlace};
+use super::{Placeable, Prioritised, QueueLengths, SchedClock, SchedPolicy, Slowdown, UnitPlace};
 use crate::graph::UnitSet;
 use crate::perfmodel::PerfModels;
+use crate::power::PowerState;
 use crate::unit::{UnitHealth, UnitId};
 
-/// What a unit's queue keeps with each task: its prediction there.
+/// What a unit's queue keeps with each task: its prediction there, and
+/// the power state it was placed for (the energy policy's).
 #[derive(Debug, Clone, Copy)]
 struct Prediction {
     seconds: f64,
     explores: bool,
+    state: Option<PowerState>,
 }
 
 type Queued<T> = Prioritised<T, Prediction>;
@@ -130,7 +133,15 @@ struct UnitState<T> {
     overran_last: AtomicBool,
     /// Seconds the unit takes to wake, while gated (f64 bits; 0 awake).
     wake_latency: AtomicU64,
+    /// The power state the task taken last was placed for
+    /// ([`NO_STATE`]: none), and the states its backend refused, a bit
+    /// each.
+    chosen: AtomicU8,
+    refused: AtomicU8,
 }
+
+/// `UnitState::chosen` when no state was chosen.
+const NO_STATE: u8 = u8::MAX;
 
 impl<T> UnitState<T> {
     fn new(by_priority: bool) -> Self {
@@ -146,6 +157,8 @@ impl<T> UnitState<T> {
             running_predicted: AtomicU64::new(f64::NAN.to_bits()),
             overran_last: AtomicBool::new(false),
             wake_latency: AtomicU64::new(0f64.to_bits()),
+            chosen: AtomicU8::new(NO_STATE),
+            refused: AtomicU8::new(0),
         }
     }
 
@@ -240,12 +253,37 @@ impl Explored {
     }
 }
 
+/// What a placement minimises.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Objective {
+    /// The task's finish (`dmda`; `dmdas` when each unit's queue runs by
+    /// priority).
+    Finish { by_priority: bool },
+    /// The energy the task adds, within a slowdown of `dmda`'s choice.
+    Energy(Slowdown),
+}
+
+/// The energy policy's account of the run time it placed: what `dmda`'s
+/// choices would have placed, and what it placed instead.
+#[derive(Debug, Default)]
+struct Placed {
+    reference: f64,
+    chosen: f64,
+}
+
+/// The energy policy's bound, and its account.
+struct EnergyBound {
+    slowdown: Slowdown,
+    placed: Mutex<Placed>,
+}
+
 pub(crate) struct Dmda<T> {
     health: Arc<UnitHealth>,
     models: Arc<PerfModels>,
     units: Vec<UnitPlace>,
     clock: SchedClock,
     by_priority: bool,
+    energy: Option<EnergyBound>,
     seq: AtomicU64,
     state: Vec<CachePadded<UnitState<T>>>,
     /// For each unit, the other units on its device (`UnitPlace::shares`).
@@ -305,6 +343,8 @@ const SCAN: usize = 64;
 struct Candidate {
     unit: UnitId,
     run: Option<f64>,
+    /// Seconds until it could start the task (its queue, its wake-up).
+    waits: f64,
     finish: f64,
 }
 
@@ -314,6 +354,7 @@ struct Decision {
     unit: UnitId,
     seconds: f64,
     explores: bool,
+    state: Option<PowerState>,
 }
 
 impl<T: Placeable> Dmda<T> {
@@ -322,13 +363,21 @@ impl<T: Placeable> Dmda<T> {
         models: Arc<PerfModels>,
         units: Vec<UnitPlace>,
         clock: SchedClock,
-        by_priority: bool,
+        objective: Objective,
     ) -> Dmda<T> {
+        let by_priority = matches!(objective, Objective::Finish { by_priority: true });
         Dmda {
             health,
             models,
             clock,
             by_priority,
+            energy: match objective {
+                Objective::Energy(slowdown) => Some(EnergyBound {
+                    slowdown,
+                    placed: Mutex::new(Placed::default()),
+                }),
+                Objective::Finish { .. } => None,
+            },
             seq: AtomicU64::new(0),
             state: units
                 .iter()
@@ -472,20 +521,16 @@ impl<T: Placeable> Dmda<T> {
     fn take_queue(&self, unit: UnitId) -> Vec<Queued<T>> {
         let entries = self.state[unit].queue.take_all();
         for e in &entries {
-            self.release(
-                unit,
-                e.payload.seconds,
-                e.payload.explores.then_some(&*e.task),
-            );
+            self.release(unit, &e.payload, Some(&*e.task));
         }
         entries
     }
 
-    /// Takes back a queued prediction, and the exploration mark of
-    /// `explored` if it explored `unit`.
-    fn release(&self, unit: UnitId, seconds: f64, explored: Option<&T>) {
-        self.state[unit].add_queued(-seconds);
-        if let Some(task) = explored {
+    /// Takes back a queued prediction, and the exploration mark of its
+    /// `task` if it explored `unit`.
+    fn release(&self, unit: UnitId, p: &Prediction, task: Option<&T>) {
+        self.state[unit].add_queued(-p.seconds);
+        if let Some(task) = task.filter(|_| p.explores) {
             if let Some(e) = self.exploration.lock().get_mut(task.kernel_name()) {
                 e.in_flight.remove(unit);
             }
@@ -513,6 +558,7 @@ impl<T: Placeable> Dmda<T> {
                     candidates.push(Candidate {
                         unit,
                         run: models.predict(unit, &fp),
+                        waits: 0.0,
                         finish: f64::INFINITY,
                     });
                 }
@@ -550,7 +596,8 @@ impl<T: Placeable> Dmda<T> {
                 transfers.push((node, t));
                 t
             };
-            c.finish = busy + wake + transfer + run;
+            c.waits = busy + wake;
+            c.finish = c.waits + transfer + run;
             if best.is_none_or(|b| c.finish < b.finish) {
                 best = Some(*c);
             }
@@ -573,6 +620,7 @@ impl<T: Placeable> Dmda<T> {
                             unit,
                             seconds: 0.0,
                             explores: true,
+                            state: None,
                         })
                     }
                     // A pair's first measurement is due: the task waits
@@ -591,6 +639,7 @@ impl<T: Placeable> Dmda<T> {
                     unit,
                     seconds: 0.0,
                     explores: true,
+                    state: None,
                 });
             }
         }
@@ -598,7 +647,7 @@ impl<T: Placeable> Dmda<T> {
         // A unit emulated on the host's cores competes with the CPU units
         // for them: it is no added capacity, so it gets the task only when
         // it runs it faster than a CPU unit would.
-        let place = self.units[best.unit];
+        let place = &self.units[best.unit];
         if place.host_cores && !place.is_cpu {
             let run = best.run;
             if let Some(cpu) = candidates
@@ -609,11 +658,72 @@ impl<T: Placeable> Dmda<T> {
                 best = *cpu;
             }
         }
-        Some(Decision {
-            unit: best.unit,
-            seconds: best.run.unwrap_or(0.0),
-            explores: false,
+        Some(match &self.energy {
+            Some(bound) => self.cheapest(bound, &candidates, best),
+            None => Decision {
+                unit: best.unit,
+                seconds: best.run.unwrap_or(0.0),
+                explores: false,
+                state: None,
+            },
         })
+    }
+
+    /// The energy policy's choice for a task `dmda` sends to `best`: of
+    /// the units with a prediction, each in every state its backend takes,
+    /// the one that adds the least energy above its idle power. Admitted
+    /// are the choices that end by the bound times `best`'s finish and
+    /// keep the run time placed so far within the bound times what
+    /// `dmda`'s choices would have placed. With nothing cheaper admitted,
+    /// `dmda`'s choice in the normal state.
+    fn cheapest(&self, bound: &EnergyBound, candidates: &[Candidate], best: Candidate) -> Decision {
+        let reference = best.run.unwrap_or(0.0);
+        let factor = bound.slowdown.factor();
+        let latest = factor * best.finish;
+        let mut placed = bound.placed.lock();
+        let allowance = factor * (placed.reference + reference) - placed.chosen;
+        let mut choice = Decision {
+            unit: best.unit,
+            seconds: reference,
+            explores: false,
+            state: Some(PowerState::Normal),
+        };
+        let mut least = self.added_joules(best.unit, reference, PowerState::Normal);
+        for c in candidates {
+            let Some(run) = c.run else { continue };
+            let refused = self.state[c.unit].refused.load(Ordering::Relaxed);
+            for state in PowerState::ALL {
+                if refused & (1 << state.index()) != 0 {
+                    continue;
+                }
+                let seconds = run * self.units[c.unit].energy.slowdown(state);
+                if seconds > allowance || c.finish - run + seconds > latest {
+                    continue;
+                }
+                let joules = self.added_joules(c.unit, run, state);
+                if joules < least {
+                    least = joules;
+                    choice = Decision {
+                        unit: c.unit,
+                        seconds,
+                        explores: false,
+                        state: Some(state),
+                    };
+                }
+            }
+        }
+        placed.reference += reference;
+        placed.chosen += choice.seconds;
+        choice
+    }
+
+    /// Joules above its idle power that `unit` draws running, in `state`,
+    /// a task of `normal_seconds` in the normal state.
+    fn added_joules(&self, unit: UnitId, normal_seconds: f64, state: PowerState) -> f64 {
+        let place = &self.units[unit];
+        normal_seconds
+            * place.energy.slowdown(state)
+            * (place.energy.watts(state) - place.idle_watts)
     }
 
     /// The first of `unknown` to explore with a task of `size`, marked in
@@ -650,7 +760,7 @@ impl<T: Placeable> Dmda<T> {
     fn take_unplaced(&self, unit: UnitId) -> Option<(Arc<T>, Decision)> {
         // A unit emulated on the host's cores leaves to the CPU units what
         // they can run: running it unmeasured would take their cores.
-        let place = self.units[unit];
+        let place = &self.units[unit];
         let shares_cores = place.host_cores && !place.is_cpu;
         loop {
             if self.unplaced.is_empty() {
@@ -669,6 +779,7 @@ impl<T: Placeable> Dmda<T> {
                         unit,
                         seconds: 0.0,
                         explores: false,
+                        state: None,
                     });
                     return Some((task, d));
                 }
@@ -700,6 +811,7 @@ impl<T: Placeable> Dmda<T> {
             payload: Prediction {
                 seconds: d.seconds,
                 explores: d.explores,
+                state: d.state,
             },
         });
     }
@@ -719,16 +831,21 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
 
     fn pop(&self, unit: UnitId) -> Option<Arc<T>> {
         let s = &self.state[unit];
-        let (task, seconds, explores) = match s.queue.pop() {
+        let (task, seconds, explores, state) = match s.queue.pop() {
             Some(e) => {
                 s.add_queued(-e.payload.seconds);
-                (e.task, e.payload.seconds, e.payload.explores)
+                let p = e.payload;
+                (e.task, p.seconds, p.explores, p.state)
             }
             None => {
                 let (task, d) = self.take_unplaced(unit)?;
-                (task, d.seconds, d.explores)
+                (task, d.seconds, d.explores, d.state)
             }
         };
+        s.chosen.store(
+            state.map_or(NO_STATE, |st| st.index() as u8),
+            Ordering::Release,
+        );
         let since = self.clock.now();
         *s.running.lock() = Some(Running {
             task: task.clone(),
@@ -767,7 +884,12 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
             self.correct(task, unit, elapsed, now);
         }
         if r.explores {
-            self.release(unit, 0.0, Some(&r.task));
+            let explored = Prediction {
+                seconds: 0.0,
+                explores: true,
+                state: None,
+            };
+            self.release(unit, &explored, Some(&r.task));
         }
     }
 
@@ -775,6 +897,19 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
         self.state[unit]
             .wake_latency
             .store(seconds.to_bits(), Ordering::Relaxed);
+    }
+
+    fn power_state(&self, unit: UnitId) -> Option<PowerState> {
+        match self.state[unit].chosen.load(Ordering::Acquire) {
+            NO_STATE => None,
+            i => Some(PowerState::from_index(i)),
+        }
+    }
+
+    fn refuse_power_state(&self, unit: UnitId, state: PowerState) {
+        self.state[unit]
+            .refused
+            .fetch_or(1 << state.index(), Ordering::AcqRel);
     }
 
     fn is_running(&self, unit: UnitId) -> bool {
@@ -794,7 +929,7 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
                 s.queue.push(e);
             }
             for e in stranded {
-                self.release(u, e.payload.seconds, e.payload.explores.then_some(&*e.task));
+                self.release(u, &e.payload, Some(&*e.task));
                 gone.push(e.task);
             }
         }
@@ -822,6 +957,7 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
 mod tests {
     use super::*;
     use crate::perfmodel::Footprint;
+    use crate::power::EnergyProfiles;
     use crate::NodeId;
 
     /// A task of kernel `k` that either of two units can run.
@@ -878,23 +1014,33 @@ mod tests {
         (models, fp)
     }
 
+    const DMDA: Objective = Objective::Finish { by_priority: false };
+
+    /// A unit on the host's memory with the shipped CPU profile; on the
+    /// host's cores if `is_cpu`.
+    fn place(is_cpu: bool) -> UnitPlace {
+        let energy = EnergyProfiles::shipped().of(&crate::UnitKind::Cpu).clone();
+        UnitPlace {
+            node: 0,
+            host_cores: is_cpu,
+            is_cpu,
+            shares: None,
+            idle_watts: energy.idle_watts,
+            energy: Arc::new(energy),
+        }
+    }
+
     #[test]
     fn two_overruns_in_a_row_correct_a_model_which_is_measured_again_later() {
         let (models, fp) = two_measured_units();
         let time = Arc::new(AtomicU64::new(0.0f64.to_bits()));
         let set = |t: f64| time.store(t.to_bits(), Ordering::Release);
-        let place = |is_cpu| UnitPlace {
-            node: 0,
-            host_cores: is_cpu,
-            is_cpu,
-            shares: None,
-        };
         let dmda: Dmda<Job> = Dmda::new(
             Arc::new(UnitHealth::in_service(2)),
             models.clone(),
             vec![place(true), place(false)],
             SchedClock::Virtual(time.clone()),
-            false,
+            DMDA,
         );
         // Predictions keep the latest samples as f32.
         let predicts = |seconds: f64| {
@@ -938,18 +1084,12 @@ mod tests {
     #[test]
     fn a_gated_units_wake_up_latency_counts_in_its_finish_time() {
         let (models, _) = two_measured_units();
-        let place = UnitPlace {
-            node: 0,
-            host_cores: false,
-            is_cpu: false,
-            shares: None,
-        };
         let dmda: Dmda<Job> = Dmda::new(
             Arc::new(UnitHealth::in_service(2)),
             models,
-            vec![place; 2],
+            vec![place(false); 2],
             SchedClock::Virtual(Arc::new(AtomicU64::new(0.0f64.to_bits()))),
-            false,
+            DMDA,
         );
         let mut next = 0;
         let mut place_one = || {
@@ -964,6 +1104,32 @@ mod tests {
         // Awake again.
         dmda.set_wake_latency(0, 0.0);
         assert_eq!(place_one(), 0);
+    }
+
+    #[test]
+    fn the_energy_objective_picks_the_cheapest_admitted_state_and_not_a_refused_one() {
+        let (models, _) = two_measured_units();
+        let dmda: Dmda<Job> = Dmda::new(
+            Arc::new(UnitHealth::in_service(2)),
+            models,
+            vec![place(true); 2],
+            SchedClock::Virtual(Arc::new(AtomicU64::new(0.0f64.to_bits()))),
+            Objective::Energy(Slowdown::new(3.0).expect("a valid bound")),
+        );
+        let mut next = 0;
+        let mut place_one = || {
+            next += 1;
+            let unit = place_and_run(&dmda, next, || {});
+            (unit, dmda.power_state(unit))
+        };
+        // Unit 0 takes 1 ms, unit 1 2 ms, both with the CPU profile: at low
+        // power (half the speed, 12 W against 28 W, 6 W idle) unit 0 adds
+        // 12 mJ a task against 22 mJ normal, and ends within 3x the 1 ms.
+        assert_eq!(place_one(), (0, Some(PowerState::LowPower)));
+        // Refused there, the next cheapest admitted is unit 0 normal (unit
+        // 1 at low power would end after 4 ms, past the bound).
+        dmda.refuse_power_state(0, PowerState::LowPower);
+        assert_eq!(place_one(), (0, Some(PowerState::Normal)));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use smallvec::SmallVec;
 use crate::graph::{TaskNode, UnitSet};
 use crate::kernel::ArgMeta;
 use crate::perfmodel::{Footprint, PerfModels};
+use crate::power::{EnergyProfile, PowerState};
 use crate::tensor::Access;
 use crate::trace::Clock;
 use crate::unit::{NodeId, UnitHealth, UnitId};
@@ -48,16 +49,23 @@ pub enum Policy {
     Dmda,
     /// `Dmda`, each unit's queue run by priority.
     Dmdas,
+    /// Each task to the unit and power state where it is predicted to cost
+    /// the least energy, within a bound on how much slower than `Dmda`'s
+    /// choice the schedule may get (`RuntimeBuilder::slowdown`, `--slowdown`;
+    /// see `sched/dmda.rs`). The workers put each unit in the state its
+    /// task was placed for.
+    Energy,
 }
 
 impl Policy {
     /// Every policy.
-    pub const ALL: [Policy; 5] = [
+    pub const ALL: [Policy; 6] = [
         Policy::Eager,
         Policy::RoundRobin,
         Policy::WorkStealing,
         Policy::Dmda,
         Policy::Dmdas,
+        Policy::Energy,
     ];
 
     /// The policy's name as the CLI spells it.
@@ -68,13 +76,20 @@ impl Policy {
             Policy::WorkStealing => "work-stealing",
             Policy::Dmda => "dmda",
             Policy::Dmdas => "dmdas",
+            Policy::Energy => "energy",
         }
     }
 
     /// Whether the policy places tasks by the performance models (the
     /// workers then measure every task for them).
     pub fn uses_models(self) -> bool {
-        matches!(self, Policy::Dmda | Policy::Dmdas)
+        matches!(self, Policy::Dmda | Policy::Dmdas | Policy::Energy)
+    }
+
+    /// Whether the policy chooses the power state each task runs in (the
+    /// state set for a unit is then the most it may choose).
+    pub fn chooses_power_states(self) -> bool {
+        self == Policy::Energy
     }
 
     /// Whether a task's inputs start moving to its unit's memory when the
@@ -84,34 +99,79 @@ impl Policy {
         self.uses_models()
     }
 
-    /// Parses `eager`, `round-robin`, `work-stealing`, `dmda` or `dmdas`.
+    /// Parses `eager`, `round-robin`, `work-stealing`, `dmda`, `dmdas` or
+    /// `energy`.
     pub fn parse(s: &str) -> crate::Result<Policy> {
         Policy::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| {
                 crate::Error::Config(format!(
-                    "unknown policy `{s}` (eager, round-robin, work-stealing, dmda, dmdas)"
+                    "unknown policy `{s}` (eager, round-robin, work-stealing, dmda, dmdas, energy)"
                 ))
             })
     }
 
     /// The policy over units in `health`, described by `units`, placing
-    /// tasks of type `T` (the runtime's, or the simulator's) on `clock`.
+    /// tasks of type `T` (the runtime's, or the simulator's) on `clock`;
+    /// `slowdown` bounds each of the energy policy's decisions.
     pub(crate) fn build<T: Placeable>(
         self,
         health: Arc<UnitHealth>,
         models: Arc<PerfModels>,
         units: Vec<UnitPlace>,
         clock: SchedClock,
+        slowdown: Slowdown,
     ) -> Box<dyn SchedPolicy<T>> {
-        match self {
-            Policy::Eager => Box::new(eager::Eager::new(health)),
-            Policy::RoundRobin => Box::new(round_robin::RoundRobin::new(health)),
-            Policy::WorkStealing => Box::new(work_stealing::WorkStealing::new(health)),
-            Policy::Dmda => Box::new(dmda::Dmda::new(health, models, units, clock, false)),
-            Policy::Dmdas => Box::new(dmda::Dmda::new(health, models, units, clock, true)),
+        let objective = match self {
+            Policy::Eager => return Box::new(eager::Eager::new(health)),
+            Policy::RoundRobin => return Box::new(round_robin::RoundRobin::new(health)),
+            Policy::WorkStealing => return Box::new(work_stealing::WorkStealing::new(health)),
+            Policy::Dmda => dmda::Objective::Finish { by_priority: false },
+            Policy::Dmdas => dmda::Objective::Finish { by_priority: true },
+            Policy::Energy => dmda::Objective::Energy(slowdown),
+        };
+        Box::new(dmda::Dmda::new(health, models, units, clock, objective))
+    }
+}
+
+/// How much slower than `dmda`'s the energy policy's schedule may be: a
+/// factor of at least 1 (1: only choices that cost `dmda` nothing).
+///
+/// ```
+/// use xpu::sched::Slowdown;
+/// assert_eq!(Slowdown::new(1.2)?.factor(), 1.2);
+/// assert_eq!(Slowdown::default().factor(), 1.2);
+/// assert!(Slowdown::new(0.9).unwrap_err().to_string().contains("0.9"));
+/// assert!(Slowdown::new(f64::NAN).is_err());
+/// # Ok::<(), xpu::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Slowdown(f64);
+
+impl Slowdown {
+    /// A bound of `factor` times `dmda`'s makespan; below 1, or not a
+    /// number, is an error that says so.
+    pub fn new(factor: f64) -> crate::Result<Slowdown> {
+        if factor.is_finite() && factor >= 1.0 {
+            Ok(Slowdown(factor))
+        } else {
+            Err(crate::Error::Config(format!(
+                "slowdown {factor}: the energy policy's bound is a factor of at least 1 \
+                 (1.2: at most 20% slower than dmda)"
+            )))
         }
+    }
+
+    pub fn factor(self) -> f64 {
+        self.0
+    }
+}
+
+impl Default for Slowdown {
+    /// 1.2: at most 20% slower than `dmda`.
+    fn default() -> Self {
+        Slowdown(1.2)
     }
 }
 
@@ -220,7 +280,7 @@ impl SchedClock {
 }
 
 /// What placement needs to know of a unit besides its speed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct UnitPlace {
     pub node: NodeId,
     /// It computes on the host's cores (see `UnitDesc::host_cores`).
@@ -229,6 +289,11 @@ pub(crate) struct UnitPlace {
     /// The device it shares with other units (see `UnitDesc::resource`),
     /// as an index among the runtime's shared devices.
     pub shares: Option<usize>,
+    /// What it draws busy in each state, and how fast it runs there.
+    pub energy: Arc<EnergyProfile>,
+    /// What it draws idle (0 for a unit emulated on the host's cores,
+    /// whose idle cores the CPU units count).
+    pub idle_watts: f64,
 }
 
 /// For each unit, the device it shares with other units (its name in
@@ -275,6 +340,15 @@ pub(crate) trait SchedPolicy<T: Placeable = TaskNode>: Send + Sync {
     /// `unit` is gated and takes `seconds` to start work (0: it is awake
     /// again). Policies that predict when tasks finish count it in.
     fn set_wake_latency(&self, _unit: UnitId, _seconds: f64) {}
+    /// The power state the task `unit` last took was placed for (`None`:
+    /// the policy does not choose states; see
+    /// [`Policy::chooses_power_states`]).
+    fn power_state(&self, _unit: UnitId) -> Option<PowerState> {
+        None
+    }
+    /// `unit`'s backend refused `state`: the policy no longer chooses it
+    /// there.
+    fn refuse_power_state(&self, _unit: UnitId, _state: PowerState) {}
 }
 
 /// Ready tasks not yet taken by a unit.

@@ -20,8 +20,8 @@ use super::platform::Platform;
 use super::workload::{fastest, run_seconds, SimGraph, SimTask, Tiles, Workload};
 use crate::error::{Error, Result};
 use crate::perfmodel::PerfModels;
-use crate::power::{EnergyProfiles, PowerState};
-use crate::sched::{Placeable, Policy, SchedClock, SchedPolicy, UnitPlace};
+use crate::power::{EnergyProfile, EnergyProfiles, PowerChange, PowerState};
+use crate::sched::{Placeable, Policy, SchedClock, SchedPolicy, Slowdown, UnitPlace};
 use crate::trace::{DroppedRecords, Profile, TaskEvent, TraceNode, TraceUnit, Transfer};
 use crate::unit::{NodeId, UnitHealth, UnitId, UnitKind};
 
@@ -35,6 +35,9 @@ pub struct SimOptions {
     pub calibrated: bool,
     /// Keep a [`Profile`] of the schedule (for a Gantt chart).
     pub profile: bool,
+    /// The energy policy's bound: its makespan at most this many times
+    /// `dmda`'s ([`Policy::Energy`]; the other policies ignore it).
+    pub slowdown: Slowdown,
 }
 
 /// What one simulated unit did.
@@ -44,9 +47,13 @@ pub struct SimUnitReport {
     pub kind: String,
     pub tasks: u64,
     pub busy_seconds: f64,
-    /// Modelled joules over the makespan: busy at its kind's normal power
-    /// (`platforms/energy/`), idle power the rest of the time.
+    /// Modelled joules over the makespan: busy at its kind's power in the
+    /// state each task ran in (`platforms/energy/`; the normal state but
+    /// under the energy policy), idle power the rest of the time.
     pub energy_joules: f64,
+    /// Tasks it ran in each power state (low-power, normal,
+    /// high-performance).
+    pub tasks_by_state: [u64; 3],
 }
 
 /// The outcome of a simulation; times are virtual seconds.
@@ -77,6 +84,8 @@ pub struct SimReport {
     pub units: Vec<SimUnitReport>,
     /// Real seconds the simulation took.
     pub wall_seconds: f64,
+    /// Under the energy policy, how its schedule was found.
+    pub energy_search: Option<EnergySearch>,
     /// The schedule, when asked for ([`SimOptions::profile`]).
     #[serde(skip)]
     pub profile: Option<Profile>,
@@ -102,6 +111,7 @@ struct Running {
     task: usize,
     start: f64,
     end: f64,
+    state: PowerState,
     bytes_fetched: u64,
     /// The nodes they came from, a bit per node.
     fetched_from: u64,
@@ -137,8 +147,13 @@ struct Engine<'p> {
     bytes_moved: u64,
     transfers: u64,
     evictions: u64,
-    unit_tasks: Vec<u64>,
+    unit_tasks: Vec<[u64; 3]>,
     unit_busy: Vec<f64>,
+    /// Joules each unit drew running tasks, and the state it is in.
+    unit_joules: Vec<f64>,
+    unit_state: Vec<PowerState>,
+    profiles: Vec<EnergyProfile>,
+    power_changes: Vec<PowerChange>,
     /// Units to offer work to after the current event.
     wake: Vec<UnitId>,
     wake_all: bool,
@@ -174,7 +189,12 @@ struct Engine<'p> {
 ///     gflops = { gemm = 5000, trsm = 2000, syrk = 3000 }
 /// "#)?;
 /// let workload = Workload::Tiled { algorithm: Algorithm::Cholesky, tiles: 8, tile: 512 };
-/// let options = SimOptions { policy: Policy::Dmdas, calibrated: true, profile: false };
+/// let options = SimOptions {
+///     policy: Policy::Dmdas,
+///     calibrated: true,
+///     profile: false,
+///     slowdown: Default::default(),
+/// };
 /// let report = simulate(&platform, &workload, &options)?;
 /// assert_eq!(report.tasks, 120);
 /// assert!(report.makespan >= report.lower_bound && report.ratio >= 1.0);
@@ -182,6 +202,109 @@ struct Engine<'p> {
 /// # Ok::<(), xpu::Error>(())
 /// ```
 pub fn simulate(
+    platform: &Platform,
+    workload: &Workload,
+    options: &SimOptions,
+) -> Result<SimReport> {
+    if options.policy == Policy::Energy {
+        energy_schedule(platform, workload, options)
+    } else {
+        simulate_once(platform, workload, options)
+    }
+}
+
+/// How the energy policy's schedule was found (see [`energy_schedule`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct EnergySearch {
+    /// `dmda`'s schedule of the same graph.
+    pub dmda_makespan: f64,
+    pub dmda_energy_joules: f64,
+    /// The makespan the energy policy's schedule had to keep: the
+    /// slowdown asked for times `dmda`'s.
+    pub makespan_limit: f64,
+    /// The bound on each decision that gave the schedule kept (`None`:
+    /// no bound kept within the limit with less energy than `dmda`'s
+    /// choices, which were kept).
+    pub decision_slowdown: Option<f64>,
+    /// Schedules simulated to find it (`dmda`'s among them).
+    pub tried: usize,
+}
+
+/// Per-decision bounds tried, as multiples of the asked slowdown's margin
+/// over 1 (in eighths): from `dmda`'s choices alone to twice the margin.
+const DECISION_BOUNDS: std::ops::RangeInclusive<u32> = 0..=16;
+
+/// The energy policy's schedule: the graph is known ahead here, so its
+/// makespan can be held to the slowdown asked for times `dmda`'s (the
+/// online policy bounds each decision, which can add up to more or less
+/// than that bound over a graph). `dmda`'s schedule is simulated, then the
+/// energy policy's with each decision bound in a ladder from 1 (only
+/// choices that end when `dmda`'s would) to twice the asked margin; the
+/// least energy among those within the makespan limit is kept, and
+/// `dmda`'s own choices where none of them saves energy within it.
+fn energy_schedule(
+    platform: &Platform,
+    workload: &Workload,
+    options: &SimOptions,
+) -> Result<SimReport> {
+    let wall = Instant::now();
+    let quick = SimOptions {
+        profile: false,
+        ..*options
+    };
+    let dmda = simulate_once(
+        platform,
+        workload,
+        &SimOptions {
+            policy: Policy::Dmda,
+            ..quick
+        },
+    )?;
+    let margin = options.slowdown.factor() - 1.0;
+    let limit = dmda.makespan * options.slowdown.factor();
+    let mut kept: (Option<Slowdown>, SimReport) = (None, dmda.clone());
+    for eighths in DECISION_BOUNDS {
+        let bound = Slowdown::new(1.0 + margin * f64::from(eighths) / 8.0)?;
+        let r = simulate_once(
+            platform,
+            workload,
+            &SimOptions {
+                slowdown: bound,
+                ..quick
+            },
+        )?;
+        if r.makespan <= limit && r.energy_joules < kept.1.energy_joules {
+            kept = (Some(bound), r);
+        }
+    }
+    let (bound, mut report) = kept;
+    if options.profile {
+        let again = match bound {
+            Some(slowdown) => SimOptions {
+                slowdown,
+                ..*options
+            },
+            None => SimOptions {
+                policy: Policy::Dmda,
+                ..*options
+            },
+        };
+        report = simulate_once(platform, workload, &again)?;
+    }
+    report.policy = Policy::Energy.as_str().to_string();
+    report.energy_search = Some(EnergySearch {
+        dmda_makespan: dmda.makespan,
+        dmda_energy_joules: dmda.energy_joules,
+        makespan_limit: limit,
+        decision_slowdown: bound.map(Slowdown::factor),
+        tried: DECISION_BOUNDS.count() + 1,
+    });
+    report.wall_seconds = wall.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// One simulation of `workload` under `options.policy`.
+fn simulate_once(
     platform: &Platform,
     workload: &Workload,
     options: &SimOptions,
@@ -194,15 +317,24 @@ pub fn simulate(
     let clock = Arc::new(AtomicU64::new(0f64.to_bits()));
     let resources =
         crate::sched::shared_devices(platform.units.iter().map(|u| u.resource.as_deref()));
+    let energy = EnergyProfiles::shipped();
+    let profiles: Vec<EnergyProfile> = platform
+        .units
+        .iter()
+        .map(|u| energy.of(&u.kind).clone())
+        .collect();
     let places = platform
         .units
         .iter()
         .zip(&resources)
-        .map(|(u, &shares)| UnitPlace {
+        .zip(&profiles)
+        .map(|((u, &shares), profile)| UnitPlace {
             node: u.node,
             host_cores: u.kind == UnitKind::Cpu,
             is_cpu: u.kind == UnitKind::Cpu,
             shares,
+            energy: Arc::new(profile.clone()),
+            idle_watts: profile.idle_watts,
         })
         .collect();
     let policy = options.policy.build(
@@ -210,6 +342,7 @@ pub fn simulate(
         models.clone(),
         places,
         SchedClock::Virtual(clock.clone()),
+        options.slowdown,
     );
     let routes = (0..platform.nodes.len())
         .map(|a| {
@@ -256,8 +389,12 @@ pub fn simulate(
         bytes_moved: 0,
         transfers: 0,
         evictions: 0,
-        unit_tasks: vec![0; n_units],
+        unit_tasks: vec![[0; 3]; n_units],
         unit_busy: vec![0.0; n_units],
+        unit_joules: vec![0.0; n_units],
+        unit_state: vec![PowerState::Normal; n_units],
+        profiles,
+        power_changes: Vec::new(),
         wake: Vec::new(),
         wake_all: false,
         prefetch: options.policy.prefetches(),
@@ -269,21 +406,20 @@ pub fn simulate(
     engine.run()?;
     let makespan = engine.now();
     let lower_bound = critical_path.max(area_bound);
-    let profiles = EnergyProfiles::shipped();
     let units: Vec<SimUnitReport> = platform
         .units
         .iter()
         .enumerate()
         .map(|(u, unit)| {
             let busy = engine.unit_busy[u];
-            let p = profiles.of(&unit.kind);
             SimUnitReport {
                 name: unit.name.clone(),
                 kind: unit.kind.to_string(),
-                tasks: engine.unit_tasks[u],
+                tasks: engine.unit_tasks[u].iter().sum(),
                 busy_seconds: busy,
-                energy_joules: busy * p.watts(PowerState::Normal)
-                    + (makespan - busy).max(0.0) * p.idle_watts,
+                energy_joules: engine.unit_joules[u]
+                    + (makespan - busy).max(0.0) * engine.profiles[u].idle_watts,
+                tasks_by_state: engine.unit_tasks[u],
             }
         })
         .collect();
@@ -319,7 +455,7 @@ pub fn simulate(
             dropped: DroppedRecords::default(),
             simulated: true,
             started_unix: None,
-            power: Vec::new(),
+            power: std::mem::take(&mut engine.power_changes),
             gating: Vec::new(),
             energy: None,
         }
@@ -344,6 +480,7 @@ pub fn simulate(
         energy_joules: units.iter().map(|u| u.energy_joules).sum(),
         units,
         wall_seconds: wall.elapsed().as_secs_f64(),
+        energy_search: None,
         profile,
     })
 }
@@ -599,16 +736,32 @@ impl Engine<'_> {
             }
             self.touch(node, tile);
         }
-        let run = run_seconds(&task, self.platform, unit).ok_or_else(|| {
+        let normal = run_seconds(&task, self.platform, unit).ok_or_else(|| {
             Error::Config(format!(
                 "unit {unit} was given `{}`, which it does not run",
                 task.kernel_name()
             ))
         })?;
+        // The models learn the normal state's time (a policy choosing
+        // states scales it).
         if self.models.wants_sample(task.kernel_name(), unit, task.id) {
             self.models
-                .observe(task.kernel_name(), unit, &task.footprint, run);
+                .observe(task.kernel_name(), unit, &task.footprint, normal);
         }
+        let state = self.policy.power_state(unit).unwrap_or(PowerState::Normal);
+        if state != self.unit_state[unit] {
+            if self.records.is_some() {
+                self.power_changes.push(PowerChange {
+                    unit,
+                    at: ready,
+                    from: self.unit_state[unit],
+                    to: state,
+                    effect: "simulated: runs at the energy profile's speed and power".into(),
+                });
+            }
+            self.unit_state[unit] = state;
+        }
+        let run = normal * self.profiles[unit].slowdown(state);
         // Units on one device take turns: the run starts when it is free.
         if let Some(r) = self.resources[unit] {
             ready = ready.max(self.resource_free[r]);
@@ -619,6 +772,7 @@ impl Engine<'_> {
             task: i,
             start: ready,
             end,
+            state,
             bytes_fetched: fetched,
             fetched_from,
         });
@@ -649,8 +803,9 @@ impl Engine<'_> {
             }
         }
         self.finished += 1;
-        self.unit_tasks[unit] += 1;
+        self.unit_tasks[unit][r.state.index()] += 1;
         self.unit_busy[unit] += r.end - r.start;
+        self.unit_joules[unit] += (r.end - r.start) * self.profiles[unit].watts(r.state);
         if let Some((events, _)) = &mut self.records {
             events.push(TaskEvent {
                 id: task.id,
@@ -670,7 +825,7 @@ impl Engine<'_> {
                     id => Some(id as u64),
                 },
                 tensors: task.tiles.iter().map(|&(t, _)| t as u64).collect(),
-                power: PowerState::Normal,
+                power: r.state,
             });
         }
         let now = self.now();

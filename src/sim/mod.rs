@@ -52,6 +52,6 @@ mod engine;
 mod platform;
 mod workload;
 
-pub use engine::{simulate, SimOptions, SimReport, SimUnitReport};
+pub use engine::{simulate, EnergySearch, SimOptions, SimReport, SimUnitReport};
 pub use platform::{Platform, SimLink, SimNode, SimUnit, Speed};
 pub use workload::Workload;

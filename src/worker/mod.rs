@@ -91,18 +91,23 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
     // When the unit's queue last ran dry, and whether it is gated since.
     let mut idle_since: Option<Instant> = None;
     let mut gated = false;
+    let per_task = s.policy_kind.chooses_power_states();
     loop {
         if s.health.is_down(unit) {
             serve_while_down(&s, unit, &parker);
             return;
         }
         let wanted = s.power.wanted(unit);
-        if wanted != state {
+        if !per_task && wanted != state {
             state = change_power_state(&s, unit, state, wanted);
             budget = IdleBudget::of(state);
             last_end = None;
         }
         if let Some(task) = s.policy.pop(unit) {
+            if per_task && follow_placed_state(&s, unit, &mut state) {
+                budget = IdleBudget::of(state);
+                last_end = None;
+            }
             if gated {
                 ungate(&s, unit);
                 gated = false;
@@ -138,6 +143,9 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
         s.going_to_sleep(unit);
         if let Some(task) = s.policy.pop(unit) {
             s.woke_up(unit);
+            if per_task && follow_placed_state(&s, unit, &mut state) {
+                budget = IdleBudget::of(state);
+            }
             if gated {
                 ungate(&s, unit);
                 gated = false;
@@ -148,7 +156,7 @@ fn run(s: Arc<Shared>, unit: UnitId, parker: Parker) {
             continue;
         }
         let idle_for = idle_since.map_or(Duration::ZERO, |t| t.elapsed());
-        if !s.shutdown.load(Ordering::Acquire) && s.power.wanted(unit) == state {
+        if !s.shutdown.load(Ordering::Acquire) && (per_task || s.power.wanted(unit) == state) {
             // The timeout only guards against a missed wake-up, and ends
             // the wait when the unit is due to be gated.
             let wait = match s.gate_after {
@@ -193,6 +201,28 @@ fn gate(s: &Shared, unit: UnitId) {
 fn ungate(s: &Shared, unit: UnitId) {
     s.power.wake(unit, s.started.elapsed());
     s.policy.set_wake_latency(unit, 0.0);
+}
+
+/// Under a policy that chooses power states, puts `unit` in the state of
+/// the task it just took (at most the state set for the unit); a state
+/// its backend refuses is not chosen again. Returns whether the state
+/// changed.
+fn follow_placed_state(s: &Shared, unit: UnitId, state: &mut PowerState) -> bool {
+    let set = s.power.wanted(unit);
+    let target = s
+        .policy
+        .power_state(unit)
+        .map_or(set, |placed| placed.min(set));
+    if target == *state {
+        return false;
+    }
+    let to = change_power_state(s, unit, *state, target);
+    if to != target {
+        s.policy.refuse_power_state(unit, target);
+    }
+    let changed = to != *state;
+    *state = to;
+    changed
 }
 
 /// Puts `unit` in `wanted` between two of its tasks; returns the state it
@@ -302,6 +332,13 @@ fn execute(
     let end = Stamp::now(s);
     if let (Ok(()), Some(seconds)) = (&launched.outcome, launched.run_seconds) {
         let footprint = crate::sched::footprint(task);
+        // A policy that chooses states predicts from the normal state's
+        // time, and scales it by the unit's energy profile.
+        let seconds = if s.policy_kind.chooses_power_states() {
+            seconds / s.power.profile_of(&s.units[unit]).0.slowdown(state)
+        } else {
+            seconds
+        };
         s.models
             .observe(task.kernel.name(), unit, &footprint, seconds);
     }

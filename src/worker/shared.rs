@@ -22,7 +22,7 @@ use crate::monitor::RuntimeSnapshot;
 use crate::perfmodel::PerfModels;
 use crate::power::{EnergyProfiles, PowerLedger};
 use crate::profile::{UnitCounters, UnitReport};
-use crate::sched::{Policy, SchedClock, SchedPolicy, UnitPlace};
+use crate::sched::{Policy, SchedClock, SchedPolicy, Slowdown, UnitPlace};
 use crate::trace::{Clock, Recorder};
 use crate::unit::{UnitHealth, UnitId, UnitInfo, UnitKind, HOST};
 
@@ -83,6 +83,8 @@ pub(crate) struct Accounts {
     pub history: Option<Arc<dyn TaskStore>>,
     pub energy: EnergyProfiles,
     pub gate_after: Option<Duration>,
+    /// The energy policy's bound.
+    pub slowdown: Slowdown,
 }
 
 impl Shared {
@@ -99,19 +101,26 @@ impl Shared {
             history,
             energy,
             gate_after,
+            slowdown,
         }: Accounts,
     ) -> Result<(Arc<Shared>, Vec<Parker>)> {
         let n = units.len();
         let health = Arc::new(UnitHealth::new(&units));
         let shares = crate::sched::shared_devices(units.iter().map(|u| u.resource.as_deref()));
+        let power = PowerLedger::new(n, energy);
         let places: Vec<UnitPlace> = units
             .iter()
             .zip(shares)
-            .map(|(u, shares)| UnitPlace {
-                node: u.node,
-                host_cores: u.host_cores,
-                is_cpu: u.kind == UnitKind::Cpu,
-                shares,
+            .map(|(u, shares)| {
+                let (profile, idle_is_own) = power.profile_of(u);
+                UnitPlace {
+                    node: u.node,
+                    host_cores: u.host_cores,
+                    is_cpu: u.kind == UnitKind::Cpu,
+                    shares,
+                    idle_watts: if idle_is_own { profile.idle_watts } else { 0.0 },
+                    energy: Arc::new(profile.clone()),
+                }
             })
             .collect();
         let models = Arc::new(PerfModels::new(n, memory.node_count()));
@@ -149,6 +158,7 @@ impl Shared {
                 models.clone(),
                 places,
                 SchedClock::wall(memory.clock()),
+                slowdown,
             ),
             models,
             measuring: policy.uses_models() || history.is_some(),
@@ -158,7 +168,7 @@ impl Shared {
             unit_backends,
             statuses,
             counters: UnitCounters::new(n),
-            power: PowerLedger::new(n, energy),
+            power,
             gate_after,
             recorder: Recorder::new(n, recording),
             clock: memory.clock(),

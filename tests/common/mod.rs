@@ -453,6 +453,48 @@ pub fn backend_units(rt: &Runtime, backend: &str) -> Option<Vec<usize>> {
     Some(units)
 }
 
+/// Puts `unit` in high-performance, low-power, then normal, and in each
+/// runs a chain of 300 dependent launches on it (longer than any batch a
+/// state gathers), checking the result after each; returns the effects
+/// the backend gave for the three changes.
+pub fn chain_in_each_power_state(rt: &Runtime, unit: usize) -> Vec<String> {
+    use xpu::power::PowerState;
+    let on_unit = || TaskOptions::default().on(Placement::Unit(unit));
+    let x = rt.tensor(&[1024], vec![0.0f32; 1024]).unwrap();
+    let one = rt.tensor(&[1024], vec![1.0f32; 1024]).unwrap();
+    let mut expected = 0.0;
+    for state in [
+        PowerState::HighPerformance,
+        PowerState::LowPower,
+        PowerState::Normal,
+    ] {
+        rt.set_power_state(unit, state).unwrap();
+        for _ in 0..150 {
+            let y = rt.zeros(&[1024], DType::F32).unwrap();
+            rt.submit_with(
+                &Kernel::Binary(BinaryOp::Add),
+                &[x.read(), one.read(), y.write()],
+                on_unit(),
+            )
+            .unwrap();
+            rt.submit_with(
+                &Kernel::Unary(UnaryOp::Relu),
+                &[y.read(), x.write()],
+                on_unit(),
+            )
+            .unwrap();
+            expected += 1.0;
+        }
+        assert_eq!(rt.read::<f32>(&x).unwrap(), vec![expected; 1024], "{state}");
+    }
+    rt.profile()
+        .power
+        .iter()
+        .filter(|c| c.unit == unit)
+        .map(|c| c.effect.clone())
+        .collect()
+}
+
 /// Checks `kernel` on each of `units` in each of `dtypes`; panics naming
 /// the unit, its device and the first wrong element.
 pub fn check_on_units(

@@ -9,7 +9,7 @@ import numpy.typing as npt
 __version__: str
 
 DTypeName = Literal["float32", "float64", "float16", "uint8", "uint32", "f32", "f64", "f16", "u8", "u32"]
-PolicyName = Literal["eager", "round-robin", "work-stealing", "dmda", "dmdas"]
+PolicyName = Literal["eager", "round-robin", "work-stealing", "dmda", "dmdas", "energy"]
 
 class XpuError(Exception):
     """An error from the xpu runtime; its message is xpu's."""

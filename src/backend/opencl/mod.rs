@@ -9,7 +9,9 @@
 //! ahead of time with `xpu opencl build`), with binaries cached on disk (see
 //! [`cache`]).
 //!
-//! Launches are asynchronous: a kernel is enqueued and the worker moves on.
+//! Launches are asynchronous: a kernel is enqueued and the worker moves on;
+//! the queue is flushed to the device every few launches (the unit's power
+//! state says how many: [`flush_every`]) and when the unit's work runs dry.
 //! The unit's queue is in order, so kernels, uploads and downloads run in
 //! the order the runtime issued them; a download waits for the kernels
 //! before it, and [`Backend::synchronize`] waits for everything. On a
@@ -24,6 +26,7 @@ mod units;
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -44,6 +47,7 @@ use crate::backend::{
 use crate::dtype::DType;
 use crate::error::{Error, Result};
 use crate::kernel::{ArgMeta, Kernel};
+use crate::power::PowerState;
 use crate::unit::UnitKind;
 
 fn cl_error(message: impl Into<String>) -> Error {
@@ -195,6 +199,21 @@ struct Unit {
     programs: Mutex<HashMap<(ProgramKey, DType), Arc<core::Program>>>,
     /// Kernel objects by program, entry point and element type.
     kernels: Mutex<HashMap<(ProgramKey, String, DType), core::Kernel>>,
+    /// Launches between flushes of the queue (its power state's), and
+    /// launches enqueued since the last flush.
+    flush_every: AtomicUsize,
+    unflushed: AtomicUsize,
+}
+
+/// Launches a unit's queue gathers before it is flushed to the device, in
+/// `state`: fewer, larger hand-overs at low power (the device wakes less
+/// often), each launch at once at high performance.
+fn flush_every(state: PowerState) -> usize {
+    match state {
+        PowerState::LowPower => 32,
+        PowerState::Normal => 8,
+        PowerState::HighPerformance => 1,
+    }
 }
 
 impl Unit {
@@ -357,6 +376,8 @@ fn open_unit(
             .then(|| host_device_lock(listing.platform, listing.device)),
         programs: Mutex::new(HashMap::new()),
         kernels: Mutex::new(HashMap::new()),
+        flush_every: AtomicUsize::new(flush_every(PowerState::Normal)),
+        unflushed: AtomicUsize::new(0),
         listing,
     })
 }
@@ -799,7 +820,38 @@ impl Backend for OpenClBackend {
         if host_device.is_some() {
             return core::finish(&u.queue).map_err(|e| fail("running", e));
         }
-        core::flush(&u.queue).map_err(|e| fail("flushing the queue", e))
+        if u.unflushed.fetch_add(1, Ordering::AcqRel) + 1 >= u.flush_every.load(Ordering::Relaxed) {
+            u.unflushed.store(0, Ordering::Release);
+            core::flush(&u.queue).map_err(|e| fail("flushing the queue", e))?;
+        }
+        Ok(())
+    }
+
+    fn flush(&self, unit: usize) {
+        // A failed flush shows at the next wait on the queue, which
+        // flushes it again.
+        if let Ok(u) = self.unit(unit) {
+            if u.unflushed.swap(0, Ordering::AcqRel) > 0 {
+                let _ = core::flush(&u.queue);
+            }
+        }
+    }
+
+    fn set_power_state(&self, unit: usize, state: PowerState) -> Result<String> {
+        let u = self.unit(unit)?;
+        let every = flush_every(state);
+        u.flush_every.store(every, Ordering::Relaxed);
+        if u.host_device.is_some() {
+            return Ok(format!(
+                "queue flushed every {every} launch(es); this device computes on the host's cores, where each launch runs to its end before the next"
+            ));
+        }
+        if u.unflushed.load(Ordering::Acquire) >= every {
+            self.flush(unit);
+        }
+        Ok(format!(
+            "queue flushed every {every} launch(es), and when the unit's work runs dry"
+        ))
     }
 
     fn synchronize(&self, unit: usize) -> Result<()> {

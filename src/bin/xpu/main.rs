@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
+use xpu::sched::Slowdown;
 use xpu::{Policy, Runtime};
 
 /// xpu — a heterogeneous compute runtime.
@@ -55,9 +56,15 @@ struct RuntimeArgs {
     /// Scheduling policy: eager (one shared queue), round-robin,
     /// work-stealing (a queue per unit, idle units steal), dmda (each task
     /// to the unit where it is predicted to finish first, from measured run
-    /// and transfer times), or dmdas (dmda, each unit's queue by priority).
+    /// and transfer times), dmdas (dmda, each unit's queue by priority), or
+    /// energy (each task to the unit and power state that add the least
+    /// energy, at most --slowdown times slower than dmda).
     #[arg(long, global = true, default_value = "dmda", value_parser = parse_policy)]
     policy: Policy,
+    /// The energy policy's bound: its schedule at most this many times
+    /// dmda's (1: only what costs dmda's schedule nothing).
+    #[arg(long, global = true, default_value = "1.2", value_parser = parse_slowdown)]
+    slowdown: Slowdown,
     /// Number of CPU units. Each CPU unit's kernels use cores/units threads.
     /// Default: one per core (`bench`: one unit using every core).
     #[arg(long, global = true)]
@@ -98,10 +105,18 @@ pub(crate) fn parse_policy(s: &str) -> Result<Policy, String> {
     Policy::parse(s).map_err(|e| e.to_string())
 }
 
+fn parse_slowdown(s: &str) -> Result<Slowdown, String> {
+    let factor: f64 = s
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number (e.g. 1.2: at most 20% slower than dmda)"))?;
+    Slowdown::new(factor).map_err(|e| e.to_string())
+}
+
 impl RuntimeArgs {
     fn build(&self, default_cpu_units: Option<usize>) -> xpu::Result<Runtime> {
         let mut builder = Runtime::builder()
             .policy(self.policy)
+            .slowdown(self.slowdown)
             .device_discovery(!self.cpu_only)
             .profiling(!self.no_profiling)
             .gate_after((self.gate_after > 0).then(|| Duration::from_millis(self.gate_after)));
@@ -235,11 +250,14 @@ enum Command {
     /// and links a platform description gives (TOML; see `platforms/`).
     /// Prints the makespan against a lower bound (the longer of the
     /// critical path on the fastest units and the work spread over the
-    /// units, each at its speed) and the bytes moved, one line per policy;
-    /// --gantt draws the schedule, --trace writes it as a Chrome trace.
+    /// units, each at its speed), the modelled energy and the bytes moved,
+    /// one line per policy; --gantt draws the schedule, --trace writes it
+    /// as a Chrome trace. Under --policy energy the makespan is held to
+    /// --slowdown times dmda's (both are simulated).
     ///
     /// Examples:
     ///   xpu sim --platform platforms/4gpu-8cpu.toml --dag cholesky --tiles 32 --policy dmdas
+    ///   xpu sim --platform platforms/4gpu-8cpu.toml --dag cholesky --tiles 32 --policies dmda,energy --slowdown 1.2
     ///   xpu sim --platform platforms/laptop-igpu.toml --dag lu --tiles 16 --policies eager,dmda --gantt lu.svg
     ///   xpu sim --platform platforms/64-units.toml --dag random --tasks 1000000 --tiles 4096
     #[command(verbatim_doc_comment)]

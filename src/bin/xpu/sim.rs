@@ -78,6 +78,7 @@ pub fn run(runtime: &RuntimeArgs, args: &SimArgs) -> xpu::Result<()> {
             policy,
             calibrated: !args.fresh_models,
             profile: wants_profile,
+            slowdown: runtime.slowdown,
         };
         let report = simulate(&platform, &workload, &options)?;
         if !args.json {
@@ -143,7 +144,7 @@ fn print_header(platform: &Platform, report: &SimReport, fresh: bool) {
         "lower bound {:.4} s = max(critical path on the fastest units {:.4} s, work spread over the units {:.4} s)",
         report.lower_bound, report.critical_path, report.area_bound
     );
-    println!("energy: modelled, each unit busy at its kind's normal power (platforms/energy/) and idle power the rest of the makespan");
+    println!("energy: modelled, each unit busy at its kind's power in the state it ran each task in (platforms/energy/; normal but under the energy policy) and idle power the rest of the makespan");
     println!(
         "{:<14} {:>12} {:>9} {:>12} {:>11} {:>10} {:>10} {:>9}",
         "policy", "makespan", "vs bound", "energy", "moved", "transfers", "evictions", "sim time"
@@ -162,4 +163,34 @@ fn print_line(r: &SimReport) {
         r.evictions,
         r.wall_seconds
     );
+    if let Some(s) = &r.energy_search {
+        let by_state = r.units.iter().fold([0u64; 3], |mut n, u| {
+            for (n, t) in n.iter_mut().zip(u.tasks_by_state) {
+                *n += t;
+            }
+            n
+        });
+        let kept = match s.decision_slowdown {
+            Some(bound) => format!(
+                "each decision within {bound:.3}x dmda's finish (the least energy of {} schedules tried)",
+                s.tried
+            ),
+            None => format!(
+                "dmda's choices (none of {} schedules tried saved energy within the limit)",
+                s.tried
+            ),
+        };
+        println!(
+            "  energy: {:.2}x dmda's makespan ({:.4} s, limit {:.4} s), {:.1}% less energy than dmda's {:.1} J; \
+             {kept}; tasks at low-power/normal/high-performance: {}/{}/{}",
+            r.makespan / s.dmda_makespan,
+            s.dmda_makespan,
+            s.makespan_limit,
+            100.0 * (1.0 - r.energy_joules / s.dmda_energy_joules),
+            s.dmda_energy_joules,
+            by_state[0],
+            by_state[1],
+            by_state[2],
+        );
+    }
 }
