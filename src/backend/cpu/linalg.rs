@@ -27,7 +27,9 @@ fn par(threads: usize) -> Par {
 }
 
 /// Factors the lower triangle of `a` in place and zeroes the strict upper
-/// triangle, so the tile holds exactly `L`.
+/// triangle, so the tile holds exactly `L`. faer factors a column-major
+/// copy: on the row-major tile in place it ran at 17-20 GFLOP/s on one
+/// core (256 x 256 f32), on the copy at 30-35.
 pub(crate) fn potrf<F: Float + faer::traits::RealField>(
     a: &mut [F],
     n: usize,
@@ -35,17 +37,19 @@ pub(crate) fn potrf<F: Float + faer::traits::RealField>(
 ) -> Result<()> {
     let par = par(threads);
     let mut mem = MemBuffer::new(cholesky_in_place_scratch::<F>(n, par, Default::default()));
-    let view = MatMut::from_row_major_slice_mut(a, n, n);
+    let mut l = faer::Mat::<F>::from_fn(n, n, |i, j| if j <= i { a[i * n + j] } else { F::zero() });
     cholesky_in_place(
-        view,
+        l.as_mut(),
         LltRegularization::default(),
         par,
         MemStack::new(&mut mem),
         Default::default(),
     )
     .map_err(|e| cpu_error(&format!("potrf: the tile is not positive definite ({e:?})")))?;
-    for i in 0..n {
-        a[i * n + i + 1..(i + 1) * n].fill(F::zero());
+    for (i, row) in a.chunks_exact_mut(n).enumerate() {
+        for (j, v) in row.iter_mut().enumerate() {
+            *v = if j <= i { l[(i, j)] } else { F::zero() };
+        }
     }
     Ok(())
 }
