@@ -160,3 +160,23 @@ fn a_graph_across_cpu_tpu_and_vpu_moves_exactly_what_it_needs() {
         ]
     );
 }
+
+#[test]
+fn power_states_move_a_tpus_candle_ops_onto_one_thread_and_back_and_results_stay_right() {
+    let rt = runtime();
+    let (tpu, _) = unit(&rt, UnitKind::Tpu);
+    let effects = common::chain_in_each_power_state(&rt, tpu);
+    assert_eq!(effects.len(), 3, "{effects:?}");
+    assert!(
+        effects[0].starts_with("candle ops on the process's shared pool"),
+        "{effects:?}"
+    );
+    assert!(
+        effects[1].starts_with("candle ops on 1 thread"),
+        "{effects:?}"
+    );
+    assert!(
+        effects[2].starts_with("candle ops on the process's shared pool"),
+        "{effects:?}"
+    );
+}

@@ -114,6 +114,9 @@ struct Unit {
     device: Device,
     name: String,
     capacity: usize,
+    /// The threads its candle ops run on, on the CPU device: a pool of
+    /// its own at low power, `None` for the process's shared pool.
+    threads: Mutex<Option<Arc<rayon::ThreadPool>>>,
 }
 
 /// The candle backend: a TPU, a VPU and an LPU unit.
@@ -138,6 +141,7 @@ pub fn discover() -> std::result::Result<Arc<CandleBackend>, String> {
         device: Device::Cpu,
         name: format!("candle CPU device ({cpu})"),
         capacity,
+        threads: Mutex::new(None),
     };
     // Each CUDA device candle opens (a build with the `cuda` feature, on a
     // machine with the NVIDIA driver) runs a TPU and a VPU; without one
@@ -157,6 +161,7 @@ pub fn discover() -> std::result::Result<Arc<CandleBackend>, String> {
                 device: device.clone(),
                 name: format!("candle CUDA device {ordinal}"),
                 capacity,
+                threads: Mutex::new(None),
             });
         }
     }
@@ -338,14 +343,45 @@ impl Backend for CandleBackend {
         match u.kind {
             #[cfg(feature = "llm")]
             UnitKind::Lpu => Ok(crate::llm::set_decode_power(state)),
-            kind => Err(candle_error(format!(
-                "the {kind} unit runs candle's ops on threads candle shares across the process: no power controls for {state}"
+            kind if !u.device.is_cpu() => Err(candle_error(format!(
+                "the {kind} unit runs on a CUDA device, whose clocks candle does not set: no power controls for {state}"
             ))),
+            _ => {
+                let pool = match state {
+                    PowerState::LowPower => Some(Arc::new(
+                        rayon::ThreadPoolBuilder::new()
+                            .num_threads(1)
+                            .thread_name(move |_| format!("xpu-candle-{unit}"))
+                            .build()
+                            .map_err(|e| candle_error(format!("cannot start its thread: {e}")))?,
+                    )),
+                    PowerState::Normal | PowerState::HighPerformance => None,
+                };
+                *u.threads.lock() = pool;
+                Ok(match state {
+                    PowerState::LowPower => "candle ops on 1 thread of the unit's own".into(),
+                    _ => format!(
+                        "candle ops on the process's shared pool ({} threads, every core)",
+                        rayon::current_num_threads()
+                    ),
+                })
+            }
         }
     }
 
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
         let u = self.unit(unit)?;
+        let pool = u.threads.lock().clone();
+        match pool {
+            Some(pool) => pool.install(|| self.launch_on(u, kernel, args)),
+            None => self.launch_on(u, kernel, args),
+        }
+    }
+}
+
+impl CandleBackend {
+    /// Runs `kernel` on unit `u`, on the threads it is on now.
+    fn launch_on(&self, u: &Unit, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
         let metas: SmallVec<[ArgMeta<'_>; 4]> = args.iter().map(Arg::meta).collect();
         let Some(route) = route(u.kind, kernel, &metas) else {
             return Err(candle_error(format!(
