@@ -343,8 +343,6 @@ const SCAN: usize = 64;
 struct Candidate {
     unit: UnitId,
     run: Option<f64>,
-    /// Seconds until it could start the task (its queue, its wake-up).
-    waits: f64,
     finish: f64,
 }
 
@@ -521,16 +519,20 @@ impl<T: Placeable> Dmda<T> {
     fn take_queue(&self, unit: UnitId) -> Vec<Queued<T>> {
         let entries = self.state[unit].queue.take_all();
         for e in &entries {
-            self.release(unit, &e.payload, Some(&*e.task));
+            self.release(
+                unit,
+                e.payload.seconds,
+                e.payload.explores.then_some(&*e.task),
+            );
         }
         entries
     }
 
-    /// Takes back a queued prediction, and the exploration mark of its
-    /// `task` if it explored `unit`.
-    fn release(&self, unit: UnitId, p: &Prediction, task: Option<&T>) {
-        self.state[unit].add_queued(-p.seconds);
-        if let Some(task) = task.filter(|_| p.explores) {
+    /// Takes back a queued prediction, and the exploration mark of
+    /// `explored` if it explored `unit`.
+    fn release(&self, unit: UnitId, seconds: f64, explored: Option<&T>) {
+        self.state[unit].add_queued(-seconds);
+        if let Some(task) = explored {
             if let Some(e) = self.exploration.lock().get_mut(task.kernel_name()) {
                 e.in_flight.remove(unit);
             }
@@ -558,7 +560,6 @@ impl<T: Placeable> Dmda<T> {
                     candidates.push(Candidate {
                         unit,
                         run: models.predict(unit, &fp),
-                        waits: 0.0,
                         finish: f64::INFINITY,
                     });
                 }
@@ -596,8 +597,7 @@ impl<T: Placeable> Dmda<T> {
                 transfers.push((node, t));
                 t
             };
-            c.waits = busy + wake;
-            c.finish = c.waits + transfer + run;
+            c.finish = busy + wake + transfer + run;
             if best.is_none_or(|b| c.finish < b.finish) {
                 best = Some(*c);
             }
@@ -884,12 +884,7 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
             self.correct(task, unit, elapsed, now);
         }
         if r.explores {
-            let explored = Prediction {
-                seconds: 0.0,
-                explores: true,
-                state: None,
-            };
-            self.release(unit, &explored, Some(&r.task));
+            self.release(unit, 0.0, Some(&r.task));
         }
     }
 
@@ -929,7 +924,7 @@ impl<T: Placeable> SchedPolicy<T> for Dmda<T> {
                 s.queue.push(e);
             }
             for e in stranded {
-                self.release(u, &e.payload, Some(&*e.task));
+                self.release(u, e.payload.seconds, e.payload.explores.then_some(&*e.task));
                 gone.push(e.task);
             }
         }
