@@ -29,6 +29,7 @@
 mod image;
 mod ops;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use candle_core::{Device, Tensor};
@@ -114,9 +115,12 @@ struct Unit {
     device: Device,
     name: String,
     capacity: usize,
-    /// The threads its candle ops run on, on the CPU device: a pool of
-    /// its own at low power, `None` for the process's shared pool.
-    threads: Mutex<Option<Arc<rayon::ThreadPool>>>,
+    /// On the CPU device, a one-thread pool of its own (made at its first
+    /// low-power state, and kept), which its candle ops run on while
+    /// `own_thread` is set; otherwise they run on the process's shared
+    /// pool.
+    own_pool: Mutex<Option<Arc<rayon::ThreadPool>>>,
+    own_thread: AtomicBool,
 }
 
 /// The candle backend: a TPU, a VPU and an LPU unit.
@@ -141,7 +145,8 @@ pub fn discover() -> std::result::Result<Arc<CandleBackend>, String> {
         device: Device::Cpu,
         name: format!("candle CPU device ({cpu})"),
         capacity,
-        threads: Mutex::new(None),
+        own_pool: Mutex::new(None),
+        own_thread: AtomicBool::new(false),
     };
     // Each CUDA device candle opens (a build with the `cuda` feature, on a
     // machine with the NVIDIA driver) runs a TPU and a VPU; without one
@@ -161,7 +166,8 @@ pub fn discover() -> std::result::Result<Arc<CandleBackend>, String> {
                 device: device.clone(),
                 name: format!("candle CUDA device {ordinal}"),
                 capacity,
-                threads: Mutex::new(None),
+                own_pool: Mutex::new(None),
+                own_thread: AtomicBool::new(false),
             });
         }
     }
@@ -346,32 +352,36 @@ impl Backend for CandleBackend {
             kind if !u.device.is_cpu() => Err(candle_error(format!(
                 "the {kind} unit runs on a CUDA device, whose clocks candle does not set: no power controls for {state}"
             ))),
+            _ if state == PowerState::LowPower => {
+                let mut pool = u.own_pool.lock();
+                if pool.is_none() {
+                    let built = rayon::ThreadPoolBuilder::new()
+                        .num_threads(1)
+                        .thread_name(move |_| format!("xpu-candle-{unit}"))
+                        .build()
+                        .map_err(|e| candle_error(format!("cannot start its thread: {e}")))?;
+                    *pool = Some(Arc::new(built));
+                }
+                u.own_thread.store(true, Ordering::Release);
+                Ok("candle ops on 1 thread of the unit's own".into())
+            }
             _ => {
-                let pool = match state {
-                    PowerState::LowPower => Some(Arc::new(
-                        rayon::ThreadPoolBuilder::new()
-                            .num_threads(1)
-                            .thread_name(move |_| format!("xpu-candle-{unit}"))
-                            .build()
-                            .map_err(|e| candle_error(format!("cannot start its thread: {e}")))?,
-                    )),
-                    PowerState::Normal | PowerState::HighPerformance => None,
-                };
-                *u.threads.lock() = pool;
-                Ok(match state {
-                    PowerState::LowPower => "candle ops on 1 thread of the unit's own".into(),
-                    _ => format!(
-                        "candle ops on the process's shared pool ({} threads, every core)",
-                        rayon::current_num_threads()
-                    ),
-                })
+                u.own_thread.store(false, Ordering::Release);
+                Ok(format!(
+                    "candle ops on the process's shared pool ({} threads, every core)",
+                    rayon::current_num_threads()
+                ))
             }
         }
     }
 
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
         let u = self.unit(unit)?;
-        let pool = u.threads.lock().clone();
+        let pool = if u.own_thread.load(Ordering::Acquire) {
+            u.own_pool.lock().clone()
+        } else {
+            None
+        };
         match pool {
             Some(pool) => pool.install(|| self.launch_on(u, kernel, args)),
             None => self.launch_on(u, kernel, args),
