@@ -12,3 +12,24 @@ pub fn discover_units(_options: &DiscoveryOptions) -> Discovered {
 pub fn validate_wgsl(_kernel: &str, _source: &str, _entry: &str) -> crate::Result<()> {
     Ok(())
 }
+
+/// Without the wgpu backend there are no GPU units to measure: NVML is
+/// not opened, and GPU energy stays modelled.
+pub struct Nvml;
+
+impl Nvml {
+    /// Always `None`: the `wgpu` feature is off.
+    pub fn open() -> Option<Nvml> {
+        None
+    }
+
+    /// No devices.
+    pub fn names(&self) -> Vec<&str> {
+        Vec::new()
+    }
+
+    /// No counters.
+    pub fn joules(&self, _index: usize) -> Option<f64> {
+        None
+    }
+}

@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use super::{EnergyProfile, EnergyProfiles, PowerChange, PowerState, Rapl};
+use crate::backend::gpu::Nvml;
 use crate::trace::TaskEvent;
 use crate::unit::{UnitId, UnitInfo, UnitKind};
 
@@ -170,8 +171,7 @@ pub(crate) struct PowerLedger {
     gating: Mutex<Vec<Gating>>,
     profiles: EnergyProfiles,
     rapl: Option<Rapl>,
-    #[cfg(feature = "wgpu")]
-    nvml: Option<super::Nvml>,
+    nvml: Option<Nvml>,
 }
 
 impl PowerLedger {
@@ -190,8 +190,7 @@ impl PowerLedger {
             gating: Mutex::new(Vec::new()),
             profiles,
             rapl: Rapl::open(),
-            #[cfg(feature = "wgpu")]
-            nvml: super::Nvml::open(),
+            nvml: Nvml::open(),
         }
     }
 
@@ -366,7 +365,6 @@ impl PowerLedger {
                 .collect();
             share_measured(&mut report, &on_host, measured, &counter);
         }
-        #[cfg(feature = "wgpu")]
         if let Some(nvml) = &self.nvml {
             let names = nvml.names();
             for (device, gpus) in super::nvml::units_of_devices(&names, units) {

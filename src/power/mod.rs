@@ -19,7 +19,6 @@
 //! ```
 
 mod energy;
-#[cfg(feature = "wgpu")]
 mod nvml;
 mod profile;
 mod rapl;
@@ -27,8 +26,6 @@ mod state;
 
 pub(crate) use self::energy::PowerLedger;
 pub use self::energy::{EnergyReport, EnergySource, Gating, UnitEnergy};
-#[cfg(feature = "wgpu")]
-pub use self::nvml::Nvml;
 pub use self::profile::{EnergyProfile, EnergyProfiles};
 pub use self::rapl::Rapl;
 pub use self::state::{PowerChange, PowerState};

@@ -22,9 +22,11 @@
 mod binding;
 mod kernels;
 mod layout;
+mod nvml;
 mod variant;
 mod wgsl;
 
+pub use nvml::Nvml;
 pub use wgsl::validate_wgsl;
 
 use std::collections::HashMap;
