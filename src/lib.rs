@@ -87,6 +87,7 @@ pub mod kernel;
 pub mod llm;
 pub mod memory;
 pub mod monitor;
+mod named;
 mod partition;
 pub mod perfmodel;
 pub mod power;

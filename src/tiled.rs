@@ -336,14 +336,7 @@ impl Algorithm {
 
     /// The algorithm called `name`.
     pub fn parse(name: &str) -> Result<Algorithm> {
-        Algorithm::ALL
-            .into_iter()
-            .find(|a| a.name() == name)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "unknown tiled algorithm `{name}` (gemm, cholesky, lu)"
-                ))
-            })
+        crate::named::parse_named(name, "tiled algorithm", &Algorithm::ALL, Algorithm::name)
     }
 
     /// Matrices it works on.

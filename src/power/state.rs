@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::unit::UnitId;
 
 /// How hard a unit works, and so how much power it draws. What each state
@@ -51,14 +51,7 @@ impl PowerState {
 
     /// Parses `low-power`, `normal` or `high-performance`.
     pub fn parse(s: &str) -> Result<PowerState> {
-        PowerState::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "unknown power state `{s}` (low-power, normal, high-performance)"
-                ))
-            })
+        crate::named::parse_named(s, "power state", &PowerState::ALL, PowerState::as_str)
     }
 
     /// Its place in [`PowerState::ALL`].

@@ -102,14 +102,7 @@ impl Policy {
     /// Parses `eager`, `round-robin`, `work-stealing`, `dmda`, `dmdas` or
     /// `energy`.
     pub fn parse(s: &str) -> crate::Result<Policy> {
-        Policy::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| {
-                crate::Error::Config(format!(
-                    "unknown policy `{s}` (eager, round-robin, work-stealing, dmda, dmdas, energy)"
-                ))
-            })
+        crate::named::parse_named(s, "policy", &Policy::ALL, Policy::as_str)
     }
 
     /// The policy over units in `health`, described by `units`, placing

@@ -50,14 +50,7 @@ impl Role {
 
     /// Parses `viewer`, `submitter`, `operator` or `admin`.
     pub fn parse(s: &str) -> Result<Role> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.to_string() == s)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "unknown role `{s}` (expected viewer, submitter, operator or admin)"
-                ))
-            })
+        crate::named::parse_named(s, "role", &Role::ALL, |r| r.to_string())
     }
 }
 
