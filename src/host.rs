@@ -127,6 +127,43 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
+/// The size in bytes of one core's level-2 cache, read from
+/// `/sys/devices/system/cpu/cpu0/cache`, or `None` where the system does
+/// not say.
+///
+/// ```
+/// if let Some(bytes) = xpu::host::l2_cache_bytes() {
+///     assert!(bytes >= 1024);
+/// }
+/// ```
+pub fn l2_cache_bytes() -> Option<usize> {
+    let caches = std::fs::read_dir("/sys/devices/system/cpu/cpu0/cache").ok()?;
+    caches.flatten().find_map(|entry| {
+        let field = |name: &str| std::fs::read_to_string(entry.path().join(name)).ok();
+        let level = field("level")?;
+        let kind = field("type")?;
+        if level.trim() != "2" || kind.trim() == "Instruction" {
+            return None;
+        }
+        parse_cache_size(field("size")?.trim())
+    })
+}
+
+/// A cache size as sysfs writes it: `1024K`, `2M` or plain bytes.
+fn parse_cache_size(text: &str) -> Option<usize> {
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => text.split_at(i),
+        None => (text, ""),
+    };
+    let multiplier = match unit {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        _ => return None,
+    };
+    digits.parse::<usize>().ok().map(|n| n * multiplier)
+}
+
 /// Where `scripts/fetch-models.sh` puts models and images:
 /// `$XPU_DATA_DIR`, else `$XDG_DATA_HOME/xpu`, else `~/.local/share/xpu`.
 pub fn data_dir() -> PathBuf {
@@ -149,5 +186,19 @@ pub fn data_file(relative: &str) -> crate::Result<PathBuf> {
             "{} is missing: run scripts/fetch-models.sh to fetch it",
             path.display()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cache_size;
+
+    #[test]
+    fn cache_sizes_read_as_sysfs_writes_them() {
+        assert_eq!(parse_cache_size("1024K"), Some(1 << 20));
+        assert_eq!(parse_cache_size("2M"), Some(2 << 20));
+        assert_eq!(parse_cache_size("65536"), Some(65536));
+        assert_eq!(parse_cache_size("1G"), None);
+        assert_eq!(parse_cache_size("K"), None);
     }
 }

@@ -3,6 +3,8 @@
 //! GEMM goes to the `gemm` crate (packed, SIMD micro-kernels), the Cholesky
 //! tiles to `faer`, the rest to loops written for the compiler to vectorise.
 //! Half-precision inputs are widened to f32 for everything but GEMM.
+//! A one-thread GEMM or Cholesky/LU tile first reads operands that fit in
+//! the core's L2 cache into it (`warm`).
 
 mod conv;
 mod elementwise;
@@ -10,6 +12,7 @@ mod gemm;
 mod image;
 mod linalg;
 mod reduce;
+mod warm;
 mod widest;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,7 +38,13 @@ pub struct CpuBackend {
     /// Threads a kernel of each unit uses now (its power state's).
     unit_threads: Vec<AtomicUsize>,
     model: String,
+    /// Operand bytes up to which a one-thread blocked kernel reads its
+    /// operands into cache first (see `warm`): one core's L2 cache.
+    warm_budget: usize,
 }
+
+/// The L2 cache assumed where the system does not report one.
+const DEFAULT_L2_BYTES: usize = 256 << 10;
 
 impl CpuBackend {
     /// `units` CPU units sharing the cores; each kernel uses `cores / units` threads.
@@ -46,6 +55,7 @@ impl CpuBackend {
             threads,
             unit_threads: (0..units).map(|_| AtomicUsize::new(threads)).collect(),
             model: host::cpu_model(),
+            warm_budget: host::l2_cache_bytes().unwrap_or(DEFAULT_L2_BYTES),
         }
     }
 
@@ -104,7 +114,11 @@ impl Backend for CpuBackend {
     }
 
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
-        run_kernel(kernel, args, self.threads_of(unit))
+        let threads = self.threads_of(unit);
+        if threads == 1 && is_blocked_linear_algebra(kernel) {
+            warm::warm(args, self.warm_budget);
+        }
+        run_kernel(kernel, args, threads)
     }
 
     fn set_power_state(&self, unit: usize, state: PowerState) -> Result<String> {
@@ -120,6 +134,21 @@ impl Backend for CpuBackend {
         slot.store(threads, Ordering::Relaxed);
         Ok(format!("{threads} thread(s) per kernel"))
     }
+}
+
+/// The kernels that pack their operands in blocks (GEMM and the Cholesky
+/// and LU tiles): those whose first touches of a cold operand stall.
+fn is_blocked_linear_algebra(kernel: &Kernel) -> bool {
+    matches!(
+        kernel,
+        Kernel::Gemm { .. }
+            | Kernel::Potrf
+            | Kernel::Trsm
+            | Kernel::Syrk
+            | Kernel::Getrf
+            | Kernel::TrsmLower
+            | Kernel::TrsmUpper
+    )
 }
 
 /// Runs a built-in or CPU user kernel on host arguments with `threads` threads.
