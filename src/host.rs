@@ -127,6 +127,77 @@ pub fn cpu_model() -> String {
         .unwrap_or_else(|| std::env::consts::ARCH.to_string())
 }
 
+/// The cores the calling thread may run on (the process's, unless the
+/// thread was bound), in order: its affinity mask on Linux, else every
+/// core.
+///
+/// ```
+/// assert!(!xpu::host::allowed_cores().is_empty());
+/// ```
+pub fn allowed_cores() -> Vec<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `set` is a plain bit set the call fills in; its size is
+        // the one passed.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if unsafe { libc::sched_getaffinity(0, size, &mut set) } == 0 {
+            let cores: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+                .collect();
+            if !cores.is_empty() {
+                return cores;
+            }
+        }
+    }
+    (0..core_count()).collect()
+}
+
+/// Binds the calling thread to `core`: the OS runs it there only. Fails on
+/// systems without thread affinity (anything but Linux) and for a core the
+/// process may not use.
+///
+/// ```
+/// let core = xpu::host::allowed_cores()[0];
+/// std::thread::spawn(move || {
+///     if xpu::host::bind_thread_to_core(core).is_ok() {
+///         assert_eq!(xpu::host::allowed_cores(), vec![core]);
+///     }
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+pub fn bind_thread_to_core(core: usize) -> std::io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        if core >= libc::CPU_SETSIZE as usize {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "core {core} is beyond the {} an affinity mask holds",
+                    libc::CPU_SETSIZE
+                ),
+            ));
+        }
+        // SAFETY: as in `allowed_cores`; `core` is within the set's size.
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::CPU_SET(core, &mut set) };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if unsafe { libc::sched_setaffinity(0, size, &set) } == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!("binding a thread to core {core} is only done on Linux"),
+        ))
+    }
+}
+
 /// The size in bytes of one core's level-2 cache, read from
 /// `/sys/devices/system/cpu/cpu0/cache`, or `None` where the system does
 /// not say.

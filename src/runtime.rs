@@ -116,8 +116,13 @@ pub struct Runtime {
 
 impl Runtime {
     /// Starts one worker per unit over `shared`, each with its parker.
-    pub(crate) fn start(shared: Arc<Shared>, parkers: Vec<Parker>) -> Result<Runtime> {
-        let workers = worker::spawn(&shared, parkers)?;
+    /// Starts the workers, each bound to its entry of `cores` if any.
+    pub(crate) fn start(
+        shared: Arc<Shared>,
+        parkers: Vec<Parker>,
+        cores: Vec<Option<usize>>,
+    ) -> Result<Runtime> {
+        let workers = worker::spawn(&shared, parkers, cores)?;
         Ok(Runtime {
             shared,
             workers: Mutex::new(workers),

@@ -735,3 +735,51 @@ fn units_on_one_device_are_not_counted_as_added_capacity() {
     );
     assert!(shared >= 5, "on one device, the CPU ran {shared} of 20");
 }
+
+/// For each CPU unit, from inside a task it ran: how many cores its
+/// worker may run on, and the first of them.
+fn where_cpu_workers_run(bind: bool) -> Vec<(u32, u32)> {
+    let rt = Runtime::builder()
+        .device_discovery(false)
+        .bind_workers(bind)
+        .build()
+        .unwrap();
+    let where_am_i = rt
+        .register(Kernel::define("where_am_i", &[Mode::Write]).cpu(|args| {
+            let cores = xpu::host::allowed_cores();
+            let out = args[0].as_mut_slice::<u32>()?;
+            out[0] = cores.len() as u32;
+            out[1] = cores[0] as u32;
+            Ok(())
+        }))
+        .unwrap();
+    rt.units()
+        .iter()
+        .map(|unit| {
+            let out = rt.zeros(&[2], DType::U32).unwrap();
+            let on = TaskOptions::default().on(Placement::Unit(unit.id));
+            rt.submit_with(&where_am_i, &[out.write()], on).unwrap();
+            let got = rt.read::<u32>(&out).unwrap();
+            (got[0], got[1])
+        })
+        .collect()
+}
+
+#[test]
+fn cpu_workers_are_bound_to_a_core_each_unless_asked_not_to() {
+    let cores = xpu::host::allowed_cores();
+    // One CPU unit per core, the default: unit i on the i-th core.
+    if cfg!(target_os = "linux") {
+        let bound = where_cpu_workers_run(true);
+        let expected: Vec<(u32, u32)> = cores
+            .iter()
+            .take(bound.len())
+            .map(|&c| (1, c as u32))
+            .collect();
+        assert_eq!(bound, expected);
+    }
+    // Unbound, each worker may run on any core the process may use.
+    assert!(where_cpu_workers_run(false)
+        .iter()
+        .all(|&(n, _)| n as usize == cores.len()));
+}

@@ -129,6 +129,16 @@ pub trait Backend: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The host core `unit`'s worker thread is bound to, where the unit
+    /// computes on one core of its own: the CPU backend's units when there
+    /// is a core for each. A worker that has its core to itself is not
+    /// queued behind another unit's worker by the OS, and its tiles stay in
+    /// that core's caches. The default, `None`, leaves the thread where the
+    /// OS puts it (device units, whose worker mostly waits on the device).
+    fn worker_core(&self, _unit: usize) -> Option<usize> {
+        None
+    }
+
     /// Hands the device what `unit`'s launches recorded and have not
     /// submitted yet. A backend that gathers launches into one submission
     /// (the wgpu backend, up to a bound) submits them here; its own

@@ -64,17 +64,30 @@ impl IdleBudget {
     }
 }
 
-/// Starts a worker thread per unit.
-pub(crate) fn spawn(shared: &Arc<Shared>, parkers: Vec<Parker>) -> Result<Vec<JoinHandle<()>>> {
+/// Starts a worker thread per unit, bound to the core `cores` gives it,
+/// if any.
+pub(crate) fn spawn(
+    shared: &Arc<Shared>,
+    parkers: Vec<Parker>,
+    cores: Vec<Option<usize>>,
+) -> Result<Vec<JoinHandle<()>>> {
     parkers
         .into_iter()
+        .zip(cores)
         .enumerate()
-        .map(|(unit, parker)| {
+        .map(|(unit, (parker, core))| {
             let s = shared.clone();
             let name = format!("xpu-{}{}", s.units[unit].kind, unit);
             std::thread::Builder::new()
                 .name(name)
-                .spawn(move || run(s, unit, parker))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        if let Err(e) = crate::host::bind_thread_to_core(core) {
+                            eprintln!("xpu: unit {unit}'s worker is not bound to core {core}: {e}");
+                        }
+                    }
+                    run(s, unit, parker)
+                })
                 .map_err(|e| Error::Config(format!("cannot start worker thread: {e}")))
         })
         .collect()

@@ -41,6 +41,8 @@ pub struct CpuBackend {
     /// Operand bytes up to which a one-thread blocked kernel reads its
     /// operands into cache first (see `warm`): one core's L2 cache.
     warm_budget: usize,
+    /// The cores the process may use, when it was made.
+    cores: Vec<usize>,
 }
 
 /// The L2 cache assumed where the system does not report one.
@@ -56,6 +58,7 @@ impl CpuBackend {
             unit_threads: (0..units).map(|_| AtomicUsize::new(threads)).collect(),
             model: host::cpu_model(),
             warm_budget: host::l2_cache_bytes().unwrap_or(DEFAULT_L2_BYTES),
+            cores: host::allowed_cores(),
         }
     }
 
@@ -119,6 +122,16 @@ impl Backend for CpuBackend {
             warm::warm(args, self.warm_budget);
         }
         run_kernel(kernel, args, threads)
+    }
+
+    /// With a core for each unit, unit `i` computes on the `i`-th core the
+    /// process may use (on Linux, where threads can be bound). Fewer units
+    /// than cores share the cores through their kernels' threads, and more
+    /// units than cores take turns: those are not bound.
+    fn worker_core(&self, unit: usize) -> Option<usize> {
+        (cfg!(target_os = "linux") && self.threads == 1 && self.units <= self.cores.len())
+            .then(|| self.cores.get(unit).copied())
+            .flatten()
     }
 
     fn set_power_state(&self, unit: usize, state: PowerState) -> Result<String> {

@@ -73,6 +73,11 @@ struct RuntimeArgs {
     /// when comparing with a CPU-only run of another runtime).
     #[arg(long, global = true)]
     cpu_only: bool,
+    /// Leave the CPU units' worker threads unbound. By default each CPU
+    /// unit's worker is bound to a core of its own when there is a core
+    /// per unit (`xpu units` says which).
+    #[arg(long, global = true)]
+    no_bind: bool,
     /// Write a Chrome trace of the run (tasks per unit, transfers,
     /// allocations) to FILE; open it in https://ui.perfetto.dev or
     /// chrome://tracing, or summarise it with `xpu trace FILE`.
@@ -118,6 +123,7 @@ impl RuntimeArgs {
             .policy(self.policy)
             .slowdown(self.slowdown)
             .device_discovery(!self.cpu_only)
+            .bind_workers(!self.no_bind)
             .profiling(!self.no_profiling)
             .gate_after((self.gate_after > 0).then(|| Duration::from_millis(self.gate_after)));
         if let Some(n) = self.cpu_units.or(default_cpu_units) {
