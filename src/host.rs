@@ -1,8 +1,9 @@
 //! Facts about the host machine that several parts of the runtime need:
-//! its cores, its memory and its processor's name, and their use (CPU
-//! time, memory in use, this process's resident size) for the monitor;
-//! and where xpu's data lives (models, images, the task history). Owns
-//! nothing else and imports nothing from the crate but its error type.
+//! its cores (and binding a thread to one), its L2 cache, its memory and
+//! its processor's name, and their use (CPU time, memory in use, this
+//! process's resident size) for the monitor; and where xpu's data lives
+//! (models, images, the task history). Owns nothing else and imports
+//! nothing from the crate but its error type.
 
 use std::path::PathBuf;
 
@@ -160,7 +161,9 @@ pub fn allowed_cores() -> Vec<usize> {
 /// ```
 /// let core = xpu::host::allowed_cores()[0];
 /// std::thread::spawn(move || {
-///     if xpu::host::bind_thread_to_core(core).is_ok() {
+///     let bound = xpu::host::bind_thread_to_core(core);
+///     assert_eq!(bound.is_ok(), cfg!(target_os = "linux"));
+///     if bound.is_ok() {
 ///         assert_eq!(xpu::host::allowed_cores(), vec![core]);
 ///     }
 /// })

@@ -419,10 +419,15 @@ impl Kernel {
 
     /// Whether throughput is better reported in GB/s than GFLOP/s.
     pub fn is_memory_bound(&self) -> bool {
-        !matches!(
+        !(self.is_dense_linear_algebra() || matches!(self, Kernel::Conv2d { .. }))
+    }
+
+    /// GEMM and the tiles of the Cholesky and LU factorisations: the
+    /// kernels that work on their operands in packed blocks.
+    pub(crate) fn is_dense_linear_algebra(&self) -> bool {
+        matches!(
             self,
             Kernel::Gemm { .. }
-                | Kernel::Conv2d { .. }
                 | Kernel::Potrf
                 | Kernel::Trsm
                 | Kernel::Syrk

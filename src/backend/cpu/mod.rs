@@ -118,7 +118,8 @@ impl Backend for CpuBackend {
 
     fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> Result<()> {
         let threads = self.threads_of(unit);
-        if threads == 1 && is_blocked_linear_algebra(kernel) {
+        // Packed blocks: the kernels whose first touches of a cold operand stall.
+        if threads == 1 && kernel.is_dense_linear_algebra() {
             warm::warm(args, self.warm_budget);
         }
         run_kernel(kernel, args, threads)
@@ -147,21 +148,6 @@ impl Backend for CpuBackend {
         slot.store(threads, Ordering::Relaxed);
         Ok(format!("{threads} thread(s) per kernel"))
     }
-}
-
-/// The kernels that pack their operands in blocks (GEMM and the Cholesky
-/// and LU tiles): those whose first touches of a cold operand stall.
-fn is_blocked_linear_algebra(kernel: &Kernel) -> bool {
-    matches!(
-        kernel,
-        Kernel::Gemm { .. }
-            | Kernel::Potrf
-            | Kernel::Trsm
-            | Kernel::Syrk
-            | Kernel::Getrf
-            | Kernel::TrsmLower
-            | Kernel::TrsmUpper
-    )
 }
 
 /// Runs a built-in or CPU user kernel on host arguments with `threads` threads.

@@ -18,12 +18,12 @@ const CACHE_LINE: usize = 64;
 /// bytes together; larger operands would evict each other, and the kernel
 /// streams them in blocks of its own.
 pub(super) fn warm(args: &[Arg<'_>], budget: usize) {
-    let operands: Vec<&[u8]> = args.iter().filter_map(|a| a.host().ok()).collect();
-    let bytes: usize = operands.iter().map(|o| o.len()).sum();
+    let operands = || args.iter().filter_map(|a| a.host().ok());
+    let bytes: usize = operands().map(<[u8]>::len).sum();
     if bytes == 0 || bytes > budget {
         return;
     }
-    let sum = operands.iter().fold(0u8, |sum, operand| {
+    let sum = operands().fold(0u8, |sum, operand| {
         operand
             .iter()
             .step_by(CACHE_LINE)

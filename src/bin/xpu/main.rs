@@ -75,7 +75,7 @@ struct RuntimeArgs {
     cpu_only: bool,
     /// Leave the CPU units' worker threads unbound. By default each CPU
     /// unit's worker is bound to a core of its own when there is a core
-    /// per unit (`xpu units` says which).
+    /// per unit (`xpu info` says which).
     #[arg(long, global = true)]
     no_bind: bool,
     /// Write a Chrome trace of the run (tasks per unit, transfers,
