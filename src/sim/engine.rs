@@ -152,7 +152,8 @@ struct Engine<'p> {
     /// Joules each unit drew running tasks, and the state it is in.
     unit_joules: Vec<f64>,
     unit_state: Vec<PowerState>,
-    profiles: Vec<EnergyProfile>,
+    /// Each unit's energy profile, the one its placement reads too.
+    profiles: Vec<Arc<EnergyProfile>>,
     power_changes: Vec<PowerChange>,
     /// Units to offer work to after the current event.
     wake: Vec<UnitId>,
@@ -318,10 +319,10 @@ fn simulate_once(
     let resources =
         crate::sched::shared_devices(platform.units.iter().map(|u| u.resource.as_deref()));
     let energy = EnergyProfiles::shipped();
-    let profiles: Vec<EnergyProfile> = platform
+    let profiles: Vec<Arc<EnergyProfile>> = platform
         .units
         .iter()
-        .map(|u| energy.of(&u.kind).clone())
+        .map(|u| Arc::new(energy.of(&u.kind).clone()))
         .collect();
     let places = platform
         .units
@@ -333,7 +334,7 @@ fn simulate_once(
             host_cores: u.kind == UnitKind::Cpu,
             is_cpu: u.kind == UnitKind::Cpu,
             shares,
-            energy: Arc::new(profile.clone()),
+            energy: profile.clone(),
             idle_watts: profile.idle_watts,
         })
         .collect();
