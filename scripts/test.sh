@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, then checks formatting, runs clippy
-# with warnings as errors, and runs every test (unit, integration, doc) with
-# every feature that runs here, for the library, its C ABI (capi/) and its
-# Python package (python/: built into a wheel, installed into a fresh
+# and rustdoc (broken or private links) with warnings as errors, and runs
+# every test (unit, integration, doc) with every feature that runs here,
+# for the library, its C ABI (capi/) and its Python package (python/: built into a wheel, installed into a fresh
 # virtual environment, tested with pytest). The `cuda` feature needs the
 # NVIDIA driver to link and run: it is built and linted (clippy) with a CUDA
 # compiler from PyPI (scripts/cuda-toolchain.sh), so that it cannot rot.
@@ -69,6 +69,8 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --features "$features" -- -D warnings
+echo "== cargo doc"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --features "$features"
 echo "== cargo test"
 # The Python package's crate has no Rust tests: maturin builds it below.
 cargo test --workspace --exclude xpu-python --features "$features"

@@ -135,7 +135,7 @@ pub use backend::{
     Arg, ArgData, Backend, BackendStatus, DeviceBuffer, DiscoveryOptions, UnitDesc, UnitMemory,
 };
 pub use batch::Batch;
-pub use builder::{RuntimeBuilder, DEFAULT_PROFILE_CAPACITY};
+pub use builder::{RuntimeBuilder, DEFAULT_GATE_AFTER, DEFAULT_PROFILE_CAPACITY};
 pub use dtype::{DType, Element};
 pub use error::{Error, Result};
 pub use external::External;

@@ -286,7 +286,7 @@ fn tiles_per_side(n: usize, tile: usize) -> Result<usize> {
     Ok(n / tile)
 }
 
-/// A tiled algorithm's task graph on tile coordinates: what [`gemm`],
+/// A tiled algorithm's task graph on tile coordinates: what [`gemm()`],
 /// [`cholesky`] and [`lu`] submit, and what `xpu sim` simulates.
 ///
 /// ```
@@ -550,7 +550,7 @@ pub fn cholesky_on_ranks(ranks: &Ranks, a: &RankTiledMatrix) -> Result<usize> {
     run_on_ranks(ranks, Algorithm::Cholesky, &[a])
 }
 
-/// [`gemm`] across ranks: `C = A * B` on matrices spread by their
+/// [`gemm()`] across ranks: `C = A * B` on matrices spread by their
 /// distribution (called on every rank); returns the task count.
 pub fn gemm_on_ranks(
     ranks: &Ranks,

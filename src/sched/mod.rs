@@ -1,8 +1,8 @@
 //! Scheduling policies: where a ready task goes and which task an idle unit
 //! takes next.
 //!
-//! A policy is a small trait — [`SchedPolicy::push`] a ready task,
-//! [`SchedPolicy::pop`] work for a unit — so each policy is one file. Tasks
+//! A policy is a small trait — `SchedPolicy::push` a ready task,
+//! `SchedPolicy::pop` work for a unit — so each policy is one file. Tasks
 //! with a non-zero priority go to a shared priority queue that every policy
 //! consults first; the common priority-0 path never touches it.
 

@@ -303,7 +303,7 @@ impl JobStore {
     /// for its whole copy. So: the bulk is copied beside the writes, again
     /// while much was written meanwhile, and then writes wait only while
     /// the last few pages are copied. The queue's own connection never
-    /// checkpoints; the server calls this every [`CHECKPOINT_EVERY`].
+    /// checkpoints; the server calls this every `CHECKPOINT_EVERY`.
     pub fn checkpoint(&self) -> Result<()> {
         let checkpoints = self.checkpoints.lock();
         // Pages of the log not yet in the file, after a passive checkpoint.

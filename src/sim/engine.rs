@@ -214,7 +214,8 @@ pub fn simulate(
     }
 }
 
-/// How the energy policy's schedule was found (see [`energy_schedule`]).
+/// How the energy policy's schedule was found ([`simulate`] under
+/// `Policy::Energy`: a search over bounds on each decision).
 #[derive(Debug, Clone, Serialize)]
 pub struct EnergySearch {
     /// `dmda`'s schedule of the same graph.

@@ -1,17 +1,17 @@
 //! FPGA and NPU units on OpenCL (cargo feature `opencl`).
 //!
-//! Every OpenCL platform and device is listed; the rule in [`units`] (or
+//! Every OpenCL platform and device is listed; the rule in `units` (or
 //! `XPU_OPENCL_UNITS`) says which become FPGA or NPU units. Each unit gets
 //! its own in-order command queue and memory node; the units of one device
 //! share its context, so a tensor moves between them by a device copy, not
 //! through the host ([`Backend::copy`]). The kernels are
 //! the OpenCL C files of `kernels/`, built per element type on first use (or
 //! ahead of time with `xpu opencl build`), with binaries cached on disk (see
-//! [`cache`]).
+//! `cache`).
 //!
 //! Launches are asynchronous: a kernel is enqueued and the worker moves on;
 //! the queue is flushed to the device every few launches (the unit's power
-//! state says how many: [`flush_every`]) and when the unit's work runs dry.
+//! state says how many: `flush_every`) and when the unit's work runs dry.
 //! The unit's queue is in order, so kernels, uploads and downloads run in
 //! the order the runtime issued them; a download waits for the kernels
 //! before it, and [`Backend::synchronize`] waits for everything. On a
