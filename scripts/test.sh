@@ -2,10 +2,11 @@
 # Installs what the test suite needs, then checks formatting, runs clippy
 # and rustdoc (broken or private links) with warnings as errors, and runs
 # every test (unit, integration, doc) with every feature that runs here,
-# for the library, its C ABI (capi/) and its Python package (python/: built into a wheel, installed into a fresh
-# virtual environment, tested with pytest). The `cuda` feature needs the
-# NVIDIA driver to link and run: it is built and linted (clippy) with a CUDA
-# compiler from PyPI (scripts/cuda-toolchain.sh), so that it cannot rot.
+# for the library, its C ABI (capi/) and its Python package (python/:
+# built into a wheel, installed into a fresh virtual environment, tested
+# with pytest). The `cuda` feature needs the NVIDIA driver to link and
+# run: it is built and linted (clippy) with a CUDA compiler from PyPI
+# (scripts/cuda-toolchain.sh), so that it cannot rot.
 #
 # With CI=true, XPU_REQUIRE_BACKENDS lists every backend this build includes,
 # so a backend that fails to come up fails the run instead of being skipped.
