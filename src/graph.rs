@@ -54,6 +54,14 @@ impl UnitSet {
     pub fn is_empty(&self) -> bool {
         self.0.iter().all(|w| *w == 0)
     }
+    /// Whether every unit of `other` is in the set.
+    pub fn contains_all(&self, other: &UnitSet) -> bool {
+        other
+            .0
+            .iter()
+            .enumerate()
+            .all(|(i, &w)| self.0.get(i).copied().unwrap_or(0) & w == w)
+    }
     /// The units in the set, lowest first (one step per unit, not per bit).
     pub fn iter(&self) -> impl Iterator<Item = UnitId> + '_ {
         self.0.iter().enumerate().flat_map(|(w, &bits)| {

@@ -115,8 +115,8 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Starts one worker per unit over `shared`, each with its parker.
-    /// Starts the workers, each bound to its entry of `cores` if any.
+    /// Starts one worker per unit over `shared`, each with its parker and
+    /// bound to its entry of `cores`, if any.
     pub(crate) fn start(
         shared: Arc<Shared>,
         parkers: Vec<Parker>,

@@ -51,13 +51,15 @@ use crate::perfmodel::PerfModels;
 use crate::power::PowerState;
 use crate::unit::{UnitHealth, UnitId};
 
-/// What a unit's queue keeps with each task: its prediction there, and
-/// the power state it was placed for (the energy policy's).
+/// What a unit's queue keeps with each task: its prediction there, the
+/// power state it was placed for (the energy policy's), and whether an
+/// idle CPU unit may take it from there (`Dmda::steal_for`).
 #[derive(Debug, Clone, Copy)]
 struct Prediction {
     seconds: f64,
     explores: bool,
     state: Option<PowerState>,
+    stealable: bool,
 }
 
 type Queued<T> = Prioritised<T, Prediction>;
@@ -73,46 +75,71 @@ struct Running<T> {
     reported: bool,
 }
 
-/// A unit's queue: in arrival order (`dmda`, lock-free: the thread
-/// placing a task and the unit's worker taking one do not wait on each
-/// other), or by priority, then arrival (`dmdas`, a heap).
-enum UnitQueue<T> {
+/// A unit's queue, with the count of its entries another CPU unit may
+/// not take: one of those at the head would have to go back, and in
+/// arrival order back is the tail.
+struct UnitQueue<T> {
+    order: QueueOrder<T>,
+    unstealable: AtomicUsize,
+}
+
+/// In arrival order (`dmda`, lock-free: the thread placing a task and the
+/// unit's worker taking one do not wait on each other), or by priority,
+/// then arrival (`dmdas`, a heap).
+enum QueueOrder<T> {
     Arrival(Box<Injector<Queued<T>>>),
     Priority(Mutex<BinaryHeap<Queued<T>>>),
 }
 
 impl<T> UnitQueue<T> {
+    fn new(by_priority: bool) -> Self {
+        UnitQueue {
+            order: if by_priority {
+                QueueOrder::Priority(Mutex::new(BinaryHeap::new()))
+            } else {
+                QueueOrder::Arrival(Box::default())
+            },
+            unstealable: AtomicUsize::new(0),
+        }
+    }
+
     fn push(&self, entry: Queued<T>) {
-        match self {
-            UnitQueue::Arrival(q) => q.push(entry),
-            UnitQueue::Priority(q) => q.lock().push(entry),
+        if !entry.payload.stealable {
+            self.unstealable.fetch_add(1, Ordering::AcqRel);
+        }
+        match &self.order {
+            QueueOrder::Arrival(q) => q.push(entry),
+            QueueOrder::Priority(q) => q.lock().push(entry),
         }
     }
 
     fn pop(&self) -> Option<Queued<T>> {
-        match self {
-            UnitQueue::Arrival(q) => steal_one(q),
-            UnitQueue::Priority(q) => q.lock().pop(),
+        let entry = match &self.order {
+            QueueOrder::Arrival(q) => steal_one(q),
+            QueueOrder::Priority(q) => q.lock().pop(),
+        }?;
+        if !entry.payload.stealable {
+            self.unstealable.fetch_sub(1, Ordering::AcqRel);
         }
+        Some(entry)
     }
 
     fn len(&self) -> usize {
-        match self {
-            UnitQueue::Arrival(q) => q.len(),
-            UnitQueue::Priority(q) => q.lock().len(),
+        match &self.order {
+            QueueOrder::Arrival(q) => q.len(),
+            QueueOrder::Priority(q) => q.lock().len(),
         }
+    }
+
+    /// Whether it holds entries, every one of which another CPU unit may
+    /// take.
+    fn all_stealable(&self) -> bool {
+        self.len() > 0 && self.unstealable.load(Ordering::Acquire) == 0
     }
 
     /// Every entry, in the order they would run.
     fn take_all(&self) -> Vec<Queued<T>> {
-        match self {
-            UnitQueue::Arrival(q) => std::iter::from_fn(|| steal_one(q)).collect(),
-            UnitQueue::Priority(q) => {
-                let mut sorted = std::mem::take(&mut *q.lock()).into_sorted_vec();
-                sorted.reverse();
-                sorted
-            }
-        }
+        std::iter::from_fn(|| self.pop()).collect()
     }
 }
 
@@ -146,11 +173,7 @@ const NO_STATE: u8 = u8::MAX;
 impl<T> UnitState<T> {
     fn new(by_priority: bool) -> Self {
         UnitState {
-            queue: if by_priority {
-                UnitQueue::Priority(Mutex::new(BinaryHeap::new()))
-            } else {
-                UnitQueue::Arrival(Box::default())
-            },
+            queue: UnitQueue::new(by_priority),
             queued_seconds: AtomicU64::new(0),
             running: Mutex::new(None),
             running_since: AtomicU64::new(0),
@@ -288,6 +311,8 @@ pub(crate) struct Dmda<T> {
     state: Vec<CachePadded<UnitState<T>>>,
     /// For each unit, the other units on its device (`UnitPlace::shares`).
     sharers: Vec<SmallVec<[UnitId; 4]>>,
+    /// The CPU units.
+    cpus: UnitSet,
     /// Tasks not yet placed: nothing was known of them when they became
     /// ready.
     unplaced: Unplaced<T>,
@@ -395,6 +420,13 @@ impl<T: Placeable> Dmda<T> {
                         .collect()
                 })
                 .collect(),
+            cpus: {
+                let mut cpus = UnitSet::default();
+                (0..units.len())
+                    .filter(|&u| units[u].is_cpu)
+                    .for_each(|u| cpus.insert(u));
+                cpus
+            },
             units,
             unplaced: Unplaced::default(),
             exploration: Mutex::new(HashMap::new()),
@@ -793,25 +825,23 @@ impl<T: Placeable> Dmda<T> {
     /// that unit's running task ends, which a worker the operating system
     /// preempted can put milliseconds late (seen in a tiled Cholesky: one
     /// GEMM ran 1.5 ms instead of 0.16 while the other unit went idle with
-    /// six tasks, the critical POTRF among them, queued behind it). An
-    /// exploratory task, or one this unit may not run, goes back. The
-    /// energy policy's placements, each for a power state of its unit,
-    /// stay where they are.
+    /// six tasks, the critical POTRF among them, queued behind it). Only
+    /// a queue whose every task any CPU unit may take is stolen from: an
+    /// exploratory task, one placed on its unit (or for a power state of
+    /// it, the energy policy's), stays in order on that unit. (One placed
+    /// while the head was being taken goes back.)
     fn steal_for(&self, unit: UnitId) -> Option<(Arc<T>, f64)> {
         if !self.units[unit].is_cpu || self.energy.is_some() {
             return None;
         }
-        let victim = (0..self.units.len())
-            .filter(|&v| {
-                v != unit
-                    && self.units[v].is_cpu
-                    && self.is_running(v)
-                    && self.state[v].queue.len() > 0
-            })
+        let victim = self
+            .cpus
+            .iter()
+            .filter(|&v| v != unit && self.is_running(v) && self.state[v].queue.all_stealable())
             .max_by(|&a, &b| self.state[a].queued().total_cmp(&self.state[b].queued()))?;
         let s = &self.state[victim];
         let entry = s.queue.pop()?;
-        if entry.payload.explores || !entry.task.eligible().contains(unit) {
+        if !entry.payload.stealable {
             s.queue.push(entry);
             return None;
         }
@@ -829,6 +859,8 @@ impl<T: Placeable> Dmda<T> {
     fn enqueue(&self, task: Arc<T>, d: Decision) {
         let s = &self.state[d.unit];
         s.add_queued(d.seconds);
+        let stealable =
+            !d.explores && d.state.is_none() && task.eligible().contains_all(&self.cpus);
         let priority = if self.by_priority { task.priority() } else { 0 };
         // Only a heap needs the arrival order written down.
         let seq = if self.by_priority {
@@ -844,6 +876,7 @@ impl<T: Placeable> Dmda<T> {
                 seconds: d.seconds,
                 explores: d.explores,
                 state: d.state,
+                stealable,
             },
         });
     }
@@ -1160,13 +1193,28 @@ mod tests {
                 assert_eq!(dmda.state[0].queue.len(), 1);
             }
         }
-        // A task the idle unit may not run stays where it is.
+        // A queue holding a task placed on its unit is not stolen from: its
+        // tasks stay there, in order.
         let dmda = make(true);
         assert_eq!(dmda.push(job(1, &[0]), None), Some(0));
         assert_eq!(dmda.pop(0).map(|t| t.id), Some(1));
-        assert_eq!(dmda.push(job(2, &[0]), None), Some(0));
+        assert_eq!(dmda.push(job(2, &[1]), None), Some(1));
+        assert_eq!(dmda.pop(1).map(|t| t.id), Some(2));
+        // Unit 0: 1 ms running and task 3 queued; unit 1: 1 ms running and
+        // tasks 4 and 5 queued, so task 6 ends first on unit 0.
+        assert_eq!(dmda.push(job(3, &[0]), None), Some(0));
+        assert_eq!(dmda.push(job(4, &[1]), None), Some(1));
+        assert_eq!(dmda.push(job(5, &[1]), None), Some(1));
+        assert_eq!(dmda.push(job(6, &[0, 1]), None), Some(0));
+        dmda.finished(1, &job(2, &[1]));
+        assert_eq!(dmda.pop(1).map(|t| t.id), Some(4));
+        dmda.finished(1, &job(4, &[1]));
+        assert_eq!(dmda.pop(1).map(|t| t.id), Some(5));
+        dmda.finished(1, &job(5, &[1]));
+        // Unit 1 is idle and unit 0 busy, but task 3 may run only there.
         assert!(dmda.pop(1).is_none());
-        assert_eq!(dmda.pop(0).map(|t| t.id), Some(2));
+        assert_eq!(dmda.pop(0).map(|t| t.id), Some(3));
+        assert_eq!(dmda.pop(0).map(|t| t.id), Some(6));
     }
 
     #[test]
