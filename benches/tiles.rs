@@ -1,12 +1,12 @@
-//! The tiled Cholesky's three update kernels on one core, through the CPU
-//! backend as a worker launches them: a 256 x 256 f32 GEMM (`C -= A B^T`),
-//! SYRK and TRSM, on tiles already in cache ("hot": the same tiles each
-//! time) and on tiles cycled through 32 MiB ("cold": what a factorisation
-//! larger than the caches meets). The gap between the two is what the
-//! backend's cache warming (`backend/cpu/warm.rs`) has left. Criterion's
+//! The tiled Cholesky's kernels on one core, through the CPU backend as a
+//! worker launches them: a 256 x 256 f32 GEMM (`C -= A B^T`), SYRK and
+//! TRSM, on tiles already in cache ("hot": the same tiles each time) and on
+//! tiles cycled through 32 MiB ("cold": what a factorisation larger than
+//! the caches meets), and POTRF in cache. The gap between hot and cold is
+//! what the backend's cache warming (`backend/cpu/warm.rs`) has left. Criterion's
 //! throughput is in "elements" = floating-point operations.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, Throughput};
 use xpu::backend::cpu::CpuBackend;
 use xpu::{Arg, ArgData, Backend, DType, Kernel, Mode};
 
@@ -96,6 +96,26 @@ fn tiles(c: &mut Criterion) {
             });
         }
     }
+    // POTRF factors in place: each call gets a fresh copy of one
+    // positive definite tile (the copy not timed), in cache.
+    let spd: Vec<f32> = (0..N * N)
+        .map(|e| match (e / N, e % N) {
+            (i, j) if i == j => N as f32,
+            (i, j) => 1.0 / (i + j + 1) as f32,
+        })
+        .collect();
+    let spd: Vec<u8> = bytemuck::cast_slice(&spd).to_vec();
+    group.throughput(Throughput::Elements((N as f64).powi(3) as u64 / 3));
+    group.bench_function(BenchmarkId::new("potrf", "hot"), |bench| {
+        bench.iter_batched_ref(
+            || spd.clone(),
+            |tile| {
+                let mut args = [arg(0, Mode::ReadWrite, ArgData::HostMut(tile))];
+                cpu.launch(0, &Kernel::Potrf, &mut args).expect("potrf");
+            },
+            BatchSize::SmallInput,
+        );
+    });
     group.finish();
 }
 

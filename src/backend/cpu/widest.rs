@@ -63,16 +63,16 @@ pub(super) fn at_each_level(mut f: impl FnMut(Level)) {
 macro_rules! widest_fn {
     (
         $(#[$meta:meta])*
-        $vis:vis fn $name:ident$(<$f:ident: $bound:path>)?($($arg:ident: $ty:ty),* $(,)?) $body:block
+        $vis:vis fn $name:ident$(<$f:ident: $bound:path>)?($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block
     ) => {
         $(#[$meta])*
-        $vis fn $name$(<$f: $bound>)?($($arg: $ty),*) {
+        $vis fn $name$(<$f: $bound>)?($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx2,fma")]
-                unsafe fn avx512$(<$f: $bound>)?($($arg: $ty),*) $body
+                unsafe fn avx512$(<$f: $bound>)?($($arg: $ty),*) $(-> $ret)? $body
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2$(<$f: $bound>)?($($arg: $ty),*) $body
+                unsafe fn avx2$(<$f: $bound>)?($($arg: $ty),*) $(-> $ret)? $body
                 use super::widest::{allowed, Level};
                 if allowed(Level::Avx512) && std::arch::is_x86_feature_detected!("avx512f") {
                     // SAFETY: the CPU has AVX-512F (checked above).
