@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_utils::sync::Parker;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use smallvec::SmallVec;
 
 use crate::backend::{Backend, BackendStatus};
@@ -360,6 +360,7 @@ impl Runtime {
                 deps: Default::default(),
                 name: Default::default(),
                 replicas: Mutex::new(replicas),
+                storage_placed: Condvar::new(),
                 poison: Default::default(),
                 memory: self.shared.memory.clone(),
                 family: Default::default(),

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use crate::dtype::DType;
 use crate::graph::{DepState, FailureSlot};
@@ -20,6 +20,10 @@ pub(crate) struct TensorInner {
     pub dtype: DType,
     pub deps: Mutex<DepState>,
     pub replicas: Mutex<ReplicaSet>,
+    /// Woken when an allocation of one of its device replicas ends, placed
+    /// or failed: a task that found it under way then takes the buffer
+    /// (or allocates itself), so a tensor is never allocated twice on a node.
+    pub storage_placed: Condvar,
     /// Set when the last task that wrote this tensor failed.
     pub poison: FailureSlot,
     pub memory: Arc<MemoryManager>,

@@ -4,12 +4,15 @@
 #[path = "../examples/custom_unit/dsp.rs"]
 mod dsp;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xpu::memory::size_class;
-use xpu::{DType, Kernel, Placement, Runtime, TaskOptions, UnaryOp, UnitKind, HOST};
+use xpu::{
+    Arg, ArgMeta, Backend, DType, DeviceBuffer, Kernel, Placement, Runtime, TaskOptions, UnaryOp,
+    UnitDesc, UnitKind, HOST,
+};
 
 const DSP: Placement = Placement::Kind(UnitKind::Custom("dsp"));
 const CPU: Placement = Placement::Kind(UnitKind::Cpu);
@@ -387,4 +390,110 @@ fn dmda_copies_the_inputs_of_a_task_queued_behind_a_running_one_before_it_starts
     // Its task found it there: x crossed once.
     let copies = rt.transfers().iter().filter(|t| t.tensor == x.id()).count();
     assert_eq!(copies, 1, "{:?}", rt.transfers());
+}
+
+/// The DSP, with allocations that wait while a gate is closed and are
+/// counted: a test can hold one task inside an allocation while another
+/// comes for the same replica.
+struct GatedDsp {
+    dsp: dsp::DspBackend,
+    closed: AtomicBool,
+    allocations: AtomicUsize,
+}
+
+impl Backend for GatedDsp {
+    fn name(&self) -> &str {
+        self.dsp.name()
+    }
+
+    fn units(&self) -> Vec<UnitDesc> {
+        self.dsp.units()
+    }
+
+    fn alloc(&self, memory: usize, bytes: usize) -> xpu::Result<DeviceBuffer> {
+        self.allocations.fetch_add(1, Ordering::SeqCst);
+        while self.closed.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        self.dsp.alloc(memory, bytes)
+    }
+
+    fn view(
+        &self,
+        allocation: &Arc<DeviceBuffer>,
+        offset: usize,
+        bytes: usize,
+    ) -> Option<xpu::Result<DeviceBuffer>> {
+        self.dsp.view(allocation, offset, bytes)
+    }
+
+    fn upload(&self, dst: &DeviceBuffer, src: &[u8]) -> xpu::Result<()> {
+        self.dsp.upload(dst, src)
+    }
+
+    fn download(&self, src: &DeviceBuffer, dst: &mut [u8]) -> xpu::Result<()> {
+        self.dsp.download(src, dst)
+    }
+
+    fn supports(&self, unit: usize, kernel: &Kernel, args: &[ArgMeta<'_>]) -> bool {
+        self.dsp.supports(unit, kernel, args)
+    }
+
+    fn launch(&self, unit: usize, kernel: &Kernel, args: &mut [Arg<'_>]) -> xpu::Result<()> {
+        self.dsp.launch(unit, kernel, args)
+    }
+}
+
+#[test]
+fn a_replica_is_allocated_once_when_a_prefetch_and_its_task_reach_it_together() {
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    static OPEN: AtomicBool = AtomicBool::new(false);
+    let gated = Arc::new(GatedDsp {
+        dsp: dsp::DspBackend::new(1, 1 << 20),
+        closed: AtomicBool::new(false),
+        allocations: AtomicUsize::new(0),
+    });
+    let rt = Runtime::builder()
+        .cpu_units(1)
+        .device_discovery(false)
+        .backend(gated.clone())
+        .build()
+        .unwrap();
+    let relu = Kernel::Unary(UnaryOp::Relu);
+    // The gate tensor and the output get their DSP memory first.
+    let gate = rt.zeros(&[1], DType::F32).unwrap();
+    let y = rt.zeros(&[1000], DType::F32).unwrap();
+    rt.submit_with(&increment(), &[gate.rw()], on(DSP)).unwrap();
+    rt.submit_with(&increment(), &[y.rw()], on(DSP)).unwrap();
+    rt.wait_all();
+    let x = rt.tensor(&[1000], vec![-1.0f32; 1000]).unwrap();
+    let held_task = rt
+        .submit_with(&held(&STARTED, &OPEN), &[gate.rw()], on(DSP))
+        .unwrap();
+    while !STARTED.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    // Queued behind the held task, the ReLU's input starts moving: its
+    // allocation waits at the closed gate.
+    let before = gated.allocations.load(Ordering::SeqCst);
+    gated.closed.store(true, Ordering::SeqCst);
+    rt.submit_with(&relu, &[x.read(), y.write()], on(DSP))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while gated.allocations.load(Ordering::SeqCst) == before && Instant::now() < deadline {
+        std::thread::yield_now();
+    }
+    assert_eq!(gated.allocations.load(Ordering::SeqCst), before + 1);
+    // The ReLU starts and wants x while the prefetch still allocates it.
+    OPEN.store(true, Ordering::SeqCst);
+    rt.wait(&held_task).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    gated.closed.store(false, Ordering::SeqCst);
+    rt.wait_all();
+    assert_eq!(rt.read::<f32>(&y).unwrap(), vec![0.0; 1000]);
+    assert_eq!(
+        gated.allocations.load(Ordering::SeqCst),
+        before + 1,
+        "x was allocated on the DSP more than once"
+    );
 }

@@ -279,7 +279,10 @@ impl MemoryManager {
     /// Returns the storage and the bytes copied to `node` for it.
     ///
     /// Device memory is allocated without holding the tensor's lock, so that
-    /// eviction may wait for any other tensor's lock without a cycle.
+    /// eviction may wait for any other tensor's lock without a cycle; a
+    /// task that finds the same replica being allocated (a prefetch and the
+    /// task itself, two readers) waits for that buffer rather than
+    /// allocating a second.
     pub fn acquire(
         &self,
         t: &Arc<TensorInner>,
@@ -342,37 +345,34 @@ impl MemoryManager {
         if self.nodes[node].lost.load(Ordering::Acquire) {
             return Err(self.lost_error(node));
         }
-        let mut fresh: Option<Arc<DeviceBuffer>> = None;
         let mut reps = t.replicas.lock();
         loop {
             if mode.reads() && !reps.state(node).is_valid() && reps.valid_source().is_none() {
-                drop(reps);
-                if let Some(buf) = fresh {
-                    self.give_back(node, buf);
-                }
                 return Err(Error::Uninitialised { tensor: t.label() });
             }
             if node == HOST || reps.at(node).storage.is_some() {
                 break;
             }
-            match fresh.take() {
-                Some(buf) => {
-                    reps.at(node).storage = Some(Storage::Device(buf));
-                    break;
-                }
-                None => {
-                    drop(reps);
-                    fresh = Some(match self.view_in_enclosing(t, node)? {
-                        Some(view) => view,
-                        None => self.device_alloc(node, t.nbytes(), t.id)?,
-                    });
-                    reps = t.replicas.lock();
-                }
+            // One task allocates a replica; others (a prefetch and the
+            // worker, two readers on one node) wait and take its buffer.
+            if reps.at(node).allocating {
+                t.storage_placed.wait(&mut reps);
+                continue;
             }
-        }
-        // Another task put storage here while this one allocated.
-        if let Some(buf) = fresh {
-            self.give_back(node, buf);
+            reps.at(node).allocating = true;
+            drop(reps);
+            let allocated = match self.view_in_enclosing(t, node) {
+                Ok(Some(view)) => Ok(view),
+                Ok(None) => self.device_alloc(node, t.nbytes(), t.id),
+                Err(e) => Err(e),
+            };
+            reps = t.replicas.lock();
+            reps.at(node).allocating = false;
+            t.storage_placed.notify_all();
+            // Device storage is placed only here, and none was while the
+            // flag was up: this replica has none.
+            reps.at(node).storage = Some(Storage::Device(allocated?));
+            break;
         }
         if !go() {
             return Ok(None);
@@ -467,14 +467,6 @@ impl MemoryManager {
             n.pool.lock().unpin(t.id, task);
             n.room.notify_all();
         }
-    }
-
-    /// A device buffer allocated for a replica that another task provided
-    /// meanwhile goes back to the free lists.
-    fn give_back(&self, node: NodeId, buf: Arc<DeviceBuffer>) {
-        let n = &self.nodes[node];
-        n.pool.lock().put_free(buf);
-        n.room.notify_all();
     }
 
     /// Gives the host replica a buffer of its own if a [`HostView`] shares

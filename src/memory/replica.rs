@@ -219,6 +219,9 @@ pub struct Replica {
     pub storage: Option<Storage>,
     /// Tasks currently using this copy: it cannot be evicted meanwhile.
     pub in_use: u32,
+    /// A task is allocating its storage (without the tensor's lock):
+    /// others wait for it on [`TensorInner::storage_placed`](crate::tensor::TensorInner).
+    pub allocating: bool,
 }
 
 impl Replica {
@@ -226,6 +229,7 @@ impl Replica {
         state: ReplicaState::Invalid,
         storage: None,
         in_use: 0,
+        allocating: false,
     };
 }
 
@@ -248,6 +252,7 @@ impl ReplicaSet {
             state,
             storage: Some(Storage::Host(host)),
             in_use: 0,
+            allocating: false,
         });
         ReplicaSet { nodes }
     }
