@@ -19,14 +19,18 @@ const CPU: Placement = Placement::Kind(UnitKind::Cpu);
 
 fn runtime(capacity: usize) -> (Runtime, Arc<dsp::DspBackend>) {
     let backend = Arc::new(dsp::DspBackend::new(1, capacity));
-    // Without the GPUs of the machine, the DSP's memory is node 1.
-    let rt = Runtime::builder()
+    (runtime_with(backend.clone()), backend)
+}
+
+/// Two CPU units and `backend`'s, without the machine's devices: the
+/// backend's memory is node 1.
+fn runtime_with(backend: Arc<dyn Backend>) -> Runtime {
+    Runtime::builder()
         .cpu_units(2)
         .device_discovery(false)
-        .backend(backend.clone())
+        .backend(backend)
         .build()
-        .unwrap();
-    (rt, backend)
+        .unwrap()
 }
 
 fn on(p: Placement) -> TaskOptions {
@@ -453,12 +457,7 @@ fn a_replica_is_allocated_once_when_a_prefetch_and_its_task_reach_it_together() 
         closed: AtomicBool::new(false),
         allocations: AtomicUsize::new(0),
     });
-    let rt = Runtime::builder()
-        .cpu_units(1)
-        .device_discovery(false)
-        .backend(gated.clone())
-        .build()
-        .unwrap();
+    let rt = runtime_with(gated.clone());
     let relu = Kernel::Unary(UnaryOp::Relu);
     // The gate tensor and the output get their DSP memory first.
     let gate = rt.zeros(&[1], DType::F32).unwrap();

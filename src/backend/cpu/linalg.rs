@@ -415,6 +415,15 @@ mod tests {
         x
     }
 
+    /// The largest difference of `got` from `want`, relative where `want`
+    /// is past 1 in magnitude.
+    fn max_error<F: Copy + Into<f64>>(got: &[F], want: &[f64]) -> f64 {
+        got.iter()
+            .zip(want)
+            .map(|(&g, w)| (g.into() - w).abs() / w.abs().max(1.0))
+            .fold(0.0, f64::max)
+    }
+
     /// A symmetric positive definite `n x n` matrix: a dominant diagonal,
     /// mixed signs off it.
     fn spd(n: usize) -> Vec<f64> {
@@ -449,19 +458,11 @@ mod tests {
             at_each_level(|level| {
                 let mut l = a.clone();
                 potrf(&mut l, n, 1).unwrap();
-                let err = l
-                    .iter()
-                    .zip(&want)
-                    .map(|(g, w)| (g - w).abs())
-                    .fold(0.0, f64::max);
+                let err = max_error(&l, &want);
                 assert!(err < 1e-12, "f64 n={n} at {level:?}: error {err}");
                 let mut l32: Vec<f32> = a.iter().map(|&v| v as f32).collect();
                 potrf(&mut l32, n, 1).unwrap();
-                let err = l32
-                    .iter()
-                    .zip(&want)
-                    .map(|(&g, w)| (g as f64 - w).abs())
-                    .fold(0.0, f64::max);
+                let err = max_error(&l32, &want);
                 assert!(err < 1e-5, "f32 n={n} at {level:?}: error {err}");
             });
         }
@@ -499,20 +500,12 @@ mod tests {
             at_each_level(|level| {
                 let mut x = b.clone();
                 trsm(&t, n, &mut x, m, 1);
-                let err = x
-                    .iter()
-                    .zip(&want)
-                    .map(|(g, w)| (g - w).abs())
-                    .fold(0.0, f64::max);
+                let err = max_error(&x, &want);
                 assert!(err < 1e-12, "f64 n={n} m={m} at {level:?}: error {err}");
                 let t32: Vec<f32> = t.iter().map(|&v| v as f32).collect();
                 let mut x32: Vec<f32> = b.iter().map(|&v| v as f32).collect();
                 trsm(&t32, n, &mut x32, m, 1);
-                let err = x32
-                    .iter()
-                    .zip(&want)
-                    .map(|(&g, w)| (g as f64 - w).abs() / w.abs().max(1.0))
-                    .fold(0.0, f64::max);
+                let err = max_error(&x32, &want);
                 assert!(err < 1e-5, "f32 n={n} m={m} at {level:?}: error {err}");
             });
         }
