@@ -33,6 +33,14 @@ use crate::unit::UnitId;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct UnitSet(SmallVec<[u64; 2]>);
 
+impl FromIterator<UnitId> for UnitSet {
+    fn from_iter<I: IntoIterator<Item = UnitId>>(units: I) -> Self {
+        let mut set = UnitSet::default();
+        units.into_iter().for_each(|u| set.insert(u));
+        set
+    }
+}
+
 impl UnitSet {
     pub fn insert(&mut self, unit: UnitId) {
         let (w, b) = (unit / 64, unit % 64);
@@ -525,5 +533,9 @@ mod tests {
         s.remove(64);
         s.remove(200);
         assert_eq!(s.iter().collect::<Vec<_>>(), vec![0, 5, 63, 130]);
+        // Collected from units, in any order: the same set.
+        assert_eq!([130, 0, 63, 5].into_iter().collect::<UnitSet>(), s);
+        assert!(s.contains_all(&[5, 130].into_iter().collect()));
+        assert!(!s.contains_all(&[5, 64].into_iter().collect()));
     }
 }

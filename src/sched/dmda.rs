@@ -420,13 +420,7 @@ impl<T: Placeable> Dmda<T> {
                         .collect()
                 })
                 .collect(),
-            cpus: {
-                let mut cpus = UnitSet::default();
-                (0..units.len())
-                    .filter(|&u| units[u].is_cpu)
-                    .for_each(|u| cpus.insert(u));
-                cpus
-            },
+            cpus: (0..units.len()).filter(|&u| units[u].is_cpu).collect(),
             units,
             unplaced: Unplaced::default(),
             exploration: Mutex::new(HashMap::new()),
@@ -1054,10 +1048,10 @@ mod tests {
     /// its unit, calls `running` (which may move the clock) and ends it;
     /// returns the unit.
     fn place_and_run(dmda: &Dmda<Job>, id: u64, running: impl FnOnce()) -> UnitId {
-        let mut eligible = UnitSet::default();
-        eligible.insert(0);
-        eligible.insert(1);
-        let task = Arc::new(Job { id, eligible });
+        let task = Arc::new(Job {
+            id,
+            eligible: [0, 1].into_iter().collect(),
+        });
         let unit = dmda.push(task, None).expect("a known kernel is placed");
         let popped = dmda.pop(unit).expect("the task placed");
         running();
@@ -1164,9 +1158,10 @@ mod tests {
             )
         };
         let job = |id: u64, units: &[UnitId]| {
-            let mut eligible = UnitSet::default();
-            units.iter().for_each(|&u| eligible.insert(u));
-            Arc::new(Job { id, eligible })
+            Arc::new(Job {
+                id,
+                eligible: units.iter().copied().collect(),
+            })
         };
         for cpu in [true, false] {
             let dmda = make(cpu);

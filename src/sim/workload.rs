@@ -271,12 +271,13 @@ impl SimGraph {
                 })
                 .collect();
             let shapes: SmallVec<[&[usize]; 3]> = metas.iter().map(|m| m.shape).collect();
-            let mut eligible = UnitSet::default();
-            for (u, unit) in platform.units.iter().enumerate() {
-                if unit.speeds.contains_key(kernel.name()) {
-                    eligible.insert(u);
-                }
-            }
+            let eligible: UnitSet = platform
+                .units
+                .iter()
+                .enumerate()
+                .filter(|(_, unit)| unit.speeds.contains_key(kernel.name()))
+                .map(|(u, _)| u)
+                .collect();
             if eligible.is_empty() {
                 return Err(Error::Config(format!(
                     "no unit of platform `{}` runs `{}` (give it a speed under some unit's gflops or law)",
